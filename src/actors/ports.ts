@@ -1,0 +1,140 @@
+/**
+ * The small interfaces the core needs from the outside world. `src/adapters` implements them
+ * against real QEMU, sockets and processes; unit tests pass fakes. Nothing here imports an effect.
+ *
+ * @example
+ * ```ts
+ * const ports: VmPorts = { qmp: createQmpConnector(), processes: createProcessControl(), ... };
+ * ```
+ */
+import type { Observable } from "rxjs";
+import type { DiskDevice } from "../config/vm-config.ts";
+
+// ---------------------------------------------------------------- QMP
+
+export interface QmpVersion {
+  qemu: { major: number; minor: number; micro: number };
+  package: string;
+}
+
+export interface QmpGreeting {
+  version: QmpVersion;
+  capabilities: string[];
+}
+
+/** An asynchronous QMP event, exactly as QEMU sent it. */
+export interface QmpEvent {
+  event: string;
+  data?: Record<string, unknown>;
+  timestamp: { seconds: number; microseconds: number };
+}
+
+export interface QmpExecuteOptions {
+  /** Reject with `QMP_TIMEOUT` after this long (default: the session's default, 30 s). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface QmpCloseInfo {
+  /** Set when the connection ended for a reason other than our own `close()`. */
+  error?: Error;
+}
+
+/**
+ * A negotiated QMP connection (greeting read, `qmp_capabilities` done).
+ * A failed command rejects with a MaqetError of code `QMP_ERROR` whose `details` carry the
+ * QMP error `class` and `desc`; a disconnect rejects every pending call with `QMP_DISCONNECTED`.
+ */
+export interface QmpSession {
+  readonly greeting: QmpGreeting;
+  execute<T = unknown>(command: string, args?: Record<string, unknown>, options?: QmpExecuteOptions): Promise<T>;
+  /** Asynchronous events; completes when the connection closes. */
+  readonly events$: Observable<QmpEvent>;
+  /** Resolves once the connection has ended, for whatever reason. */
+  readonly closed: Promise<QmpCloseInfo>;
+  readonly isClosed: boolean;
+  close(): Promise<void>;
+}
+
+export interface QmpConnectOptions {
+  /** Keep retrying until the socket accepts, up to this long. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface QmpConnector {
+  connect(socketPath: string, options?: QmpConnectOptions): Promise<QmpSession>;
+}
+
+// ---------------------------------------------------------------- processes
+
+export interface ProcessExit {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface LaunchSpec {
+  /** Absolute path of the qemu-system binary. */
+  binary: string;
+  /** Arguments after the binary. */
+  args: string[];
+  /** Per-VM runtime directory (already created 0700). */
+  runtimeDir: string;
+  /** File receiving QEMU's stdout and stderr. */
+  logFile: string;
+}
+
+export interface LaunchedProcess {
+  pid: number;
+  /** Resolves when this child exits (only observable by the process that launched it). */
+  exit: Promise<ProcessExit>;
+}
+
+/** What a pid is, as far as this VM is concerned. */
+export type ProcessState =
+  /** Alive (not a zombie) and its command line carries the VM's marker. */
+  | "alive"
+  /** No such process, or a zombie. */
+  | "gone"
+  /** Alive, but some other program (pid reused). */
+  | "foreign";
+
+export interface ProcessControl {
+  /** Spawns QEMU detached in its own session; rejects with `START_FAILED` when spawn fails. */
+  launch(spec: LaunchSpec, signal?: AbortSignal): Promise<LaunchedProcess>;
+  /** Reads /proc: zombie counts as gone; the command line must contain `marker`. */
+  probe(pid: number, marker: string): ProcessState;
+  kill(pid: number, signal: "SIGTERM" | "SIGKILL"): void;
+  /** Polls until `probe` is no longer `alive`, or the timeout passes; true when gone. */
+  waitGone(pid: number, marker: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  /** Creates (0700) and returns the VM's runtime directory under the configured root. */
+  prepareRuntimeDir(vmId: string): Promise<string>;
+  /** Reads a pidfile; undefined when absent or unreadable. */
+  readPidFile(path: string): Promise<number | undefined>;
+  /** Tightens the QMP socket to 0600 once QEMU has created it. */
+  secureSocket(path: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------- binaries and disks
+
+export interface BinaryLocator {
+  /** Absolute path of a program, looked up once per process and cached. Throws `BINARY_NOT_FOUND`. */
+  locate(program: string): Promise<string>;
+}
+
+export interface DiskProvisionResult {
+  created: boolean;
+  durationMs: number;
+}
+
+export interface DiskProvisioner {
+  /** Creates the disk file with `qemu-img create` when it does not exist yet. */
+  ensure(disk: DiskDevice, signal?: AbortSignal): Promise<DiskProvisionResult>;
+}
+
+// ---------------------------------------------------------------- time
+
+export interface Clock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}

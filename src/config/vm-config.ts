@@ -1,0 +1,55 @@
+/**
+ * The validated, normalised VM configuration: what `vm.defined` records and what the QEMU
+ * argv builder reads. Parsed from MAQET-compatible YAML by {@link parseVmConfig}.
+ *
+ * @example
+ * ```ts
+ * const config: VmConfig = { accel: "tcg", memory: "256M", cpu: 1, args: [], arguments: [], storage: [] };
+ * ```
+ */
+
+export type Accel = "auto" | "kvm" | "tcg";
+export type DiskFormat = "qcow2" | "raw";
+export type DiskInterface = "virtio" | "sata" | "ide" | "scsi" | "none";
+
+/** One item of MAQET's structured `arguments` list, kept as written (see docs/config.md). */
+export type ArgumentItem = string | Record<string, unknown>;
+
+export interface DiskDevice {
+  name: string;
+  type: DiskFormat;
+  /** Absolute path (relative paths in YAML resolve against the config file's directory). */
+  file: string;
+  /** qemu-img size: digits with an optional K/M/G/T suffix. Needed to create the file. */
+  size?: string;
+  interface: DiskInterface;
+}
+
+export interface VmConfig {
+  /** VM name (from YAML `name`, or `add --name`). Not part of the stored config when absent. */
+  name?: string;
+  /** qemu-system binary: a name looked up on PATH, or a path. Default `qemu-system-x86_64`. */
+  binary?: string;
+  /** Memory size as QEMU's `-m` takes it, e.g. `256M`, `4G`. */
+  memory?: string;
+  cpu?: number;
+  display?: string;
+  vga?: string;
+  accel: Accel;
+  machine?: string;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  /** Extra argv words appended verbatim. */
+  args: string[];
+  /** MAQET's structured argument forms, rendered by the argv builder. */
+  arguments: ArgumentItem[];
+  storage: DiskDevice[];
+}
+
+/** Strict VM and snapshot name rule: no leading `-`, no `/`, no `..`. */
+export const VM_NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,62}$/;
+
+export function isValidVmName(name: string): boolean {
+  return VM_NAME_PATTERN.test(name) && !name.includes("..");
+}

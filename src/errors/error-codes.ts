@@ -1,0 +1,45 @@
+/**
+ * Every error code maqet raises and the CLI exit code it maps to.
+ * Documented one by one in docs/errors.md; add to this table, never rename an entry.
+ *
+ * Exit codes: 0 ok, 1 failure, 2 timeout, 3 invalid input or not found, 4 refused for security.
+ *
+ * @example
+ * ```ts
+ * exitCodeOf("VM_NOT_FOUND"); // 3
+ * ```
+ */
+export const ERROR_CODES = {
+  // invalid input or not found (3)
+  INVALID_ARGUMENT: 3,
+  CONFIG_NOT_FOUND: 3,
+  CONFIG_INVALID: 3,
+  VM_NOT_FOUND: 3,
+  VM_EXISTS: 3,
+  // refused for security (4)
+  PATH_REFUSED: 4,
+  QMP_REFUSED: 4,
+  // timeouts (2)
+  TIMEOUT: 2,
+  QMP_TIMEOUT: 2,
+  // failures (1)
+  VM_INVALID_STATE: 1,
+  CONCURRENCY_CONFLICT: 1,
+  STORE_LOCKED: 1,
+  STORE_ERROR: 1,
+  BINARY_NOT_FOUND: 1,
+  QEMU_IMG_FAILED: 1,
+  START_FAILED: 1,
+  STOP_FAILED: 1,
+  QMP_ERROR: 1,
+  QMP_DISCONNECTED: 1,
+  QMP_PROTOCOL: 1,
+  PROCESS_ERROR: 1,
+  INTERNAL: 1,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function exitCodeOf(code: ErrorCode): number {
+  return ERROR_CODES[code];
+}

@@ -1,0 +1,114 @@
+/**
+ * The event catalogue: a closed, versioned, discriminated union of every fact maqet records.
+ * Dotted type names; `schemaVersion` per type; old payloads are upcast on read, never rewritten.
+ * Documented in docs/events.md.
+ *
+ * @example
+ * ```ts
+ * const e = vmEvent("vm.stop-requested", { force: false, timeoutMs: 30000 });
+ * ```
+ */
+import type { VmConfig } from "../config/vm-config.ts";
+import type { NewEvent, StoredEvent } from "./envelope.ts";
+
+/** Why a VM stopped. One detail means one situation (libvirt-style). */
+export type StoppedDetail =
+  /** The guest powered off (ACPI shutdown, `poweroff`), or QEMU reported SHUTDOWN after our powerdown. */
+  | "shutdown"
+  /** maqet ended the process itself (`quit`, SIGTERM, SIGKILL: see `method`). */
+  | "destroyed"
+  /** A maqet process watching the VM saw QEMU exit with no SHUTDOWN first. */
+  | "crashed"
+  /** The start did not complete; QEMU was cleaned up. */
+  | "failed"
+  /** QEMU was found gone when maqet next looked; no maqet process saw it exit. */
+  | "exited-unsupervised";
+
+export type PausedDetail = "user" | "ioerror" | "watchdog" | "guest-panic" | "shutdown" | "unknown";
+
+export type StopMethod = "powerdown" | "quit" | "sigterm" | "sigkill" | "none";
+
+export interface VmEventData {
+  "vm.defined": { vmId: string; name: string; config: VmConfig; configPath?: string };
+  "vm.start-requested": { timeoutMs: number };
+  "vm.started": {
+    pid: number;
+    qmpSocket: string;
+    runtimeDir: string;
+    pidFile: string;
+    argv: string[];
+    binary: string;
+    accel: string;
+    qemuVersion?: string;
+    durationMs: number;
+  };
+  "vm.start-failed": { reason: string; message: string; stderr?: string; durationMs: number };
+  "vm.stop-requested": { force: boolean; timeoutMs: number };
+  "vm.stopped": {
+    detail: StoppedDetail;
+    /** How maqet ended it, for `destroyed`/`shutdown` after a stop request. */
+    method?: StopMethod;
+    /** QMP SHUTDOWN's `guest` flag and `reason`, when one was seen. */
+    guest?: boolean;
+    reason?: string;
+    exitCode?: number | null;
+    signal?: string | null;
+    pid?: number;
+  };
+  "vm.paused": { detail: PausedDetail; reason?: string };
+  "vm.resumed": { reason?: string };
+  "vm.removed": { force: boolean };
+  "disk.created": { drive: string; file: string; format: string; size?: string; durationMs: number };
+  "qmp.command-executed": {
+    command: string;
+    /** Argument names only: values can hold secrets and never reach the store. */
+    argumentNames: string[];
+    outcome: "ok" | "error";
+    errorClass?: string;
+    errorDesc?: string;
+    durationMs: number;
+  };
+}
+
+export type VmEventType = keyof VmEventData;
+
+/** The current schema version of each event type. */
+export const VM_EVENT_SCHEMA: { readonly [K in VmEventType]: number } = {
+  "vm.defined": 1,
+  "vm.start-requested": 1,
+  "vm.started": 1,
+  "vm.start-failed": 1,
+  "vm.stop-requested": 1,
+  "vm.stopped": 1,
+  "vm.paused": 1,
+  "vm.resumed": 1,
+  "vm.removed": 1,
+  "disk.created": 1,
+  "qmp.command-executed": 1,
+};
+
+export type NewVmEvent = { [K in VmEventType]: NewEvent<K, VmEventData[K]> }[VmEventType];
+export type StoredVmEvent = { [K in VmEventType]: StoredEvent<K, VmEventData[K]> }[VmEventType];
+
+/** Builds a new event of the given type at its current schema version. */
+export function vmEvent<K extends VmEventType>(type: K, data: VmEventData[K]): NewEvent<K, VmEventData[K]> {
+  return { type, schemaVersion: VM_EVENT_SCHEMA[type], data };
+}
+
+export function isVmEventType(type: string): type is VmEventType {
+  return Object.hasOwn(VM_EVENT_SCHEMA, type);
+}
+
+/**
+ * Narrows a stored event to the catalogue, upcasting old schema versions.
+ * Returns undefined for a type this version does not know (a newer writer's event).
+ */
+export function asVmEvent(event: StoredEvent): StoredVmEvent | undefined {
+  if (!isVmEventType(event.type)) return undefined;
+  // Every type is at schema 1: nothing to upcast yet. Upcasters go here, keyed by type and version.
+  return event as StoredVmEvent;
+}
+
+export function vmStreamId(vmId: string): string {
+  return `vm-${vmId}`;
+}
