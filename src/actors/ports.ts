@@ -8,7 +8,7 @@
  * ```
  */
 import type { Observable } from "rxjs";
-import type { DiskDevice } from "../config/vm-config.ts";
+import type { DiskDevice, VmConfig } from "../config/vm-config.ts";
 
 // ---------------------------------------------------------------- QMP
 
@@ -113,6 +113,8 @@ export interface ProcessControl {
   readPidFile(path: string): Promise<number | undefined>;
   /** Tightens the QMP socket to 0600 once QEMU has created it. */
   secureSocket(path: string): Promise<void>;
+  /** The last `bytes` of a log file (QEMU's stderr), or undefined when unreadable. */
+  readLogTail(path: string, bytes: number): Promise<string | undefined>;
 }
 
 // ---------------------------------------------------------------- binaries and disks
@@ -132,9 +134,45 @@ export interface DiskProvisioner {
   ensure(disk: DiskDevice, signal?: AbortSignal): Promise<DiskProvisionResult>;
 }
 
+// ---------------------------------------------------------------- host
+
+export interface HostInfo {
+  /** True when /dev/kvm can be opened read-write (so `accel: auto` picks KVM). */
+  kvmUsable(): Promise<boolean>;
+}
+
+/** Paths of one VM run inside its runtime directory, given to the argv builder. */
+export interface QemuRuntimePaths {
+  vmId: string;
+  name: string;
+  qmpSocket: string;
+  pidFile: string;
+  serialLog?: string;
+}
+
+/** Builds the qemu-system argument list (everything after the binary); a pure function. */
+export type QemuArgvBuilder = (
+  config: VmConfig,
+  runtime: QemuRuntimePaths,
+  host: { kvmUsable: boolean },
+) => string[];
+
 // ---------------------------------------------------------------- time
 
 export interface Clock {
   now(): number;
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+// ---------------------------------------------------------------- all of them
+
+/** Everything a VM actor needs from the outside world. */
+export interface VmPorts {
+  qmp: QmpConnector;
+  processes: ProcessControl;
+  locator: BinaryLocator;
+  disks: DiskProvisioner;
+  host: HostInfo;
+  clock: Clock;
+  buildArgv: QemuArgvBuilder;
 }

@@ -1,0 +1,141 @@
+/**
+ * The start effect: create missing disks, spawn QEMU detached and paused (`-S`), connect QMP,
+ * tighten the socket, then `cont`. Any failure kills what it started and reports what QEMU said.
+ *
+ * @example
+ * ```ts
+ * const run = await launchQemu(ports, { vmId, name, config, timeoutMs: 30000 });
+ * await run.session.execute("query-status");
+ * ```
+ */
+import type { VmConfig } from "../config/vm-config.ts";
+import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
+import type { LaunchedProcess, QmpSession, VmPorts } from "./ports.ts";
+
+export interface LaunchInput {
+  vmId: string;
+  name: string;
+  config: VmConfig;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export interface CreatedDisk {
+  drive: string;
+  file: string;
+  format: string;
+  size?: string;
+  durationMs: number;
+}
+
+export interface LaunchedVm {
+  pid: number;
+  session: QmpSession;
+  launched: LaunchedProcess;
+  qmpSocket: string;
+  runtimeDir: string;
+  pidFile: string;
+  argv: string[];
+  binary: string;
+  accel: string;
+  qemuVersion: string;
+  durationMs: number;
+  disksCreated: CreatedDisk[];
+}
+
+/** Thrown by {@link launchQemu}; carries the disks it created so they can still be recorded. */
+export class LaunchError extends MaqetError {
+  constructor(
+    cause: unknown,
+    readonly disksCreated: CreatedDisk[],
+    readonly durationMs: number,
+    readonly stderr: string | undefined,
+  ) {
+    const base = isMaqetError(cause) ? cause : undefined;
+    super(base?.code ?? "START_FAILED", base?.message ?? String((cause as Error)?.message ?? cause), {
+      cause,
+      details: { ...(base?.details ?? {}), stderr },
+    });
+  }
+}
+
+export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<LaunchedVm> {
+  const { vmId, name, config, timeoutMs, signal } = input;
+  const t0 = ports.clock.now();
+  const disksCreated: CreatedDisk[] = [];
+  let launched: LaunchedProcess | undefined;
+  let session: QmpSession | undefined;
+  let logFile: string | undefined;
+  try {
+    for (const disk of config.storage) {
+      const result = await ports.disks.ensure(disk, signal);
+      if (result.created) {
+        disksCreated.push({ drive: disk.name, file: disk.file, format: disk.type, size: disk.size, durationMs: result.durationMs });
+      }
+    }
+    const binary = await ports.locator.locate(config.binary ?? "qemu-system-x86_64");
+    const kvmUsable = config.accel === "tcg" ? false : await ports.host.kvmUsable();
+    const runtimeDir = await ports.processes.prepareRuntimeDir(vmId);
+    const paths = {
+      vmId,
+      name,
+      qmpSocket: `${runtimeDir}/qmp.sock`,
+      pidFile: `${runtimeDir}/qemu.pid`,
+      serialLog: `${runtimeDir}/serial.log`,
+    };
+    logFile = `${runtimeDir}/qemu.log`;
+    const argv = ports.buildArgv(config, paths, { kvmUsable });
+    launched = await ports.processes.launch({ binary, args: argv, runtimeDir, logFile }, signal);
+    const current = launched;
+    // QEMU that dies on a bad option never opens its socket: fail on its exit, not on the timeout.
+    const exitedEarly = current.exit.then((exit) => {
+      throw new MaqetError(
+        "START_FAILED",
+        `QEMU for VM '${name}' exited during start (code ${exit.code}, signal ${exit.signal}).`,
+        { details: { exit } },
+      );
+    });
+    exitedEarly.catch(() => undefined);
+    session = await Promise.race([ports.qmp.connect(paths.qmpSocket, { timeoutMs, signal }), exitedEarly]);
+    await ports.processes.secureSocket(paths.qmpSocket);
+    await session.execute("cont", undefined, { signal });
+    const v = session.greeting.version.qemu;
+    return {
+      pid: current.pid,
+      session,
+      launched: current,
+      qmpSocket: paths.qmpSocket,
+      runtimeDir,
+      pidFile: paths.pidFile,
+      argv,
+      binary,
+      accel: accelOf(argv),
+      qemuVersion: `${v.major}.${v.minor}.${v.micro}`,
+      durationMs: ports.clock.now() - t0,
+      disksCreated,
+    };
+  } catch (error) {
+    await session?.close().catch(() => undefined);
+    if (launched !== undefined) {
+      ports.processes.kill(launched.pid, "SIGKILL");
+      await Promise.race([launched.exit, ports.clock.sleep(2000)]).catch(() => undefined);
+    }
+    const stderr = logFile === undefined ? undefined : await ports.processes.readLogTail(logFile, 4096);
+    throw new LaunchError(withStderr(error, name, stderr), disksCreated, ports.clock.now() - t0, stderr);
+  }
+}
+
+function withStderr(error: unknown, name: string, stderr: string | undefined): unknown {
+  const text = stderr?.trim();
+  if (!text || !isMaqetError(error, "START_FAILED")) return error;
+  const lastLine = text.split("\n").at(-1) ?? text;
+  return new MaqetError("START_FAILED", `VM '${name}' failed to start: ${lastLine}`, {
+    cause: error,
+    details: error.details,
+  });
+}
+
+function accelOf(argv: string[]): string {
+  const i = argv.indexOf("-accel");
+  return i >= 0 ? (argv[i + 1] ?? "default") : "default";
+}

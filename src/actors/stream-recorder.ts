@@ -1,0 +1,55 @@
+/**
+ * Appends a VM's facts in order, with the stream version it knows, one append at a time.
+ * The VM actor records every fact through it, so lifecycle facts and asynchronous observations
+ * (a QMP STOP event, a crash) never race each other for a stream version.
+ *
+ * @example
+ * ```ts
+ * const recorder = new StreamRecorder(store, "vm-1", 0);
+ * await recorder.record([vmEvent("vm.start-requested", { timeoutMs: 30000 })]);
+ * ```
+ */
+import type { EventMetadata, NewEvent, StoredEvent } from "../events/envelope.ts";
+import type { EventStore } from "../events/event-store.ts";
+
+export class StreamRecorder {
+  #tail: Promise<unknown> = Promise.resolve();
+  #version: number;
+  /** Metadata merged into every event (correlation id of the current operation, source). */
+  metadata: Partial<EventMetadata> = {};
+
+  constructor(
+    private readonly store: EventStore,
+    readonly streamId: string,
+    version: number,
+  ) {
+    this.#version = version;
+  }
+
+  /** The stream version after the last successful append. */
+  get version(): number {
+    return this.#version;
+  }
+
+  /**
+   * Appends events after every earlier record call has settled, expecting the version this
+   * recorder last saw. A conflict (another process wrote the stream) rejects and changes nothing.
+   */
+  record(events: readonly NewEvent[]): Promise<StoredEvent[]> {
+    const run = async (): Promise<StoredEvent[]> => {
+      if (events.length === 0) return [];
+      const withMetadata = events.map((e) => ({ ...e, metadata: { ...this.metadata, ...e.metadata } }));
+      const result = await this.store.append(this.streamId, withMetadata, { expectedVersion: this.#version });
+      this.#version = result.nextExpectedVersion;
+      return result.events;
+    };
+    const next = this.#tail.then(run, run);
+    this.#tail = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Resolves once every record call made so far has settled. */
+  async flush(): Promise<void> {
+    await this.#tail;
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * One VM, live: the XState machine wired to real effects, its stream recorder, and a lock so
+ * only one mutating operation runs at a time (the actor is the lock). Created by rehydrating
+ * from the VM's stream; a VM whose QEMU still runs is reattached, one whose QEMU vanished gets
+ * the fact recorded.
+ *
+ * @example
+ * ```ts
+ * const vm = await VmActor.load({ ports, store }, vmId);
+ * await vm.start({ timeoutMs: 30000 });
+ * await vm.qmp("query-status");
+ * await vm.stop({ force: false, timeoutMs: 30000 });
+ * ```
+ */
+import { type Actor, createActor, fromCallback, fromPromise, waitFor } from "xstate";
+import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
+import type { EventMetadata, NewEvent } from "../events/envelope.ts";
+import type { EventStore } from "../events/event-store.ts";
+import { vmEvent, vmStreamId } from "../events/vm-events.ts";
+import { launchQemu } from "./launch-qemu.ts";
+import type { QmpExecuteOptions, VmPorts } from "./ports.ts";
+import { reattachQemu } from "./reattach-qemu.ts";
+import { StreamRecorder } from "./stream-recorder.ts";
+import { escalateStop, stopQemu } from "./stop-qemu.ts";
+import { type VmCommand, type VmOutcome, vmMachine } from "./vm-machine.ts";
+import { foldVmEvents, type VmView } from "./vm-view.ts";
+import { watchQemu } from "./watch-qemu.ts";
+
+export interface VmActorDeps {
+  ports: VmPorts;
+  store: EventStore;
+}
+
+export interface StopOptions {
+  force?: boolean;
+  timeoutMs?: number;
+}
+
+export const DEFAULT_START_TIMEOUT_MS = 30_000;
+export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
+
+type VmMachineActor = Actor<typeof vmMachine>;
+
+export class VmActor {
+  readonly #actor: VmMachineActor;
+  readonly #recorder: StreamRecorder;
+  readonly #deps: VmActorDeps;
+  #lock: Promise<unknown> = Promise.resolve();
+  #opCounter = 0;
+  /** Observations (pause/resume) that could not be recorded; surfaced by the next operation. */
+  #observationError: unknown;
+
+  private constructor(deps: VmActorDeps, view: VmView) {
+    this.#deps = deps;
+    this.#recorder = new StreamRecorder(deps.store, view.streamId, view.version);
+    const { ports } = deps;
+    const recorder = this.#recorder;
+    const machine = vmMachine.provide({
+      actors: {
+        record: fromPromise(({ input }) => recorder.record(input.events)),
+        launch: fromPromise(({ input, signal }) => launchQemu(ports, { ...input, signal })),
+        reattach: fromPromise(({ input, signal }) => reattachQemu(ports, { ...input, signal })),
+        stop: fromPromise(({ input, signal }) => stopQemu(ports, { ...input, signal })),
+        finish: fromPromise(({ input, signal }) => escalateStop(ports, { ...input, signal }, "quit")),
+        watch: fromCallback(({ input, sendBack }) => (input ? watchQemu(ports, input, sendBack) : undefined)),
+      },
+      actions: {
+        observe: (_args, params: { events: NewEvent[] }) => {
+          recorder.record(params.events).catch((error) => {
+            this.#observationError ??= error;
+          });
+        },
+      },
+    });
+    this.#actor = createActor(machine, { input: { view } });
+  }
+
+  /** Rehydrates a VM from its stream and reconciles it with reality. */
+  static async load(deps: VmActorDeps, vmId: string): Promise<VmActor> {
+    const events = await deps.store.readStream(vmStreamId(vmId));
+    const view = foldVmEvents(events);
+    if (view === undefined) {
+      throw new MaqetError("VM_NOT_FOUND", `VM with id '${vmId}' not found. List VMs with \`maqet ls\`.`);
+    }
+    const vm = new VmActor(deps, view);
+    vm.#actor.start();
+    await vm.#settled();
+    return vm;
+  }
+
+  get view(): VmView {
+    return this.#actor.getSnapshot().context.view;
+  }
+
+  /** The machine state, e.g. `stopped`, `running.active`, `running.paused`. */
+  get state(): string {
+    const value = this.#actor.getSnapshot().value;
+    return typeof value === "string" ? value : Object.entries(value).map(([k, v]) => `${k}.${String(v)}`)[0]!;
+  }
+
+  /** Metadata (correlation id, source) stamped on the events of the operations that follow. */
+  setMetadata(metadata: Partial<EventMetadata>): void {
+    this.#recorder.metadata = metadata;
+  }
+
+  start(options: { timeoutMs?: number } = {}): Promise<VmOutcome> {
+    return this.#command({ type: "START", opId: this.#nextOp(), timeoutMs: options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS });
+  }
+
+  stop(options: StopOptions = {}): Promise<VmOutcome> {
+    return this.#command({
+      type: "STOP",
+      opId: this.#nextOp(),
+      force: options.force ?? false,
+      timeoutMs: options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
+    });
+  }
+
+  remove(options: StopOptions = {}): Promise<VmOutcome> {
+    return this.#command({
+      type: "REMOVE",
+      opId: this.#nextOp(),
+      force: options.force ?? false,
+      timeoutMs: options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
+    });
+  }
+
+  /** Runs one QMP command on the running VM and records `qmp.command-executed`. */
+  qmp<T = unknown>(command: string, args?: Record<string, unknown>, options: QmpExecuteOptions = {}): Promise<T> {
+    return this.#exclusive(async () => {
+      await this.#settled();
+      const snapshot = this.#actor.getSnapshot();
+      const session = snapshot.context.session;
+      if (!snapshot.matches("running") || session === undefined || session.isClosed) {
+        const name = this.view.name;
+        throw new MaqetError(
+          "VM_INVALID_STATE",
+          `VM '${name}' is not running (state: ${this.view.status}). Start it with \`maqet start ${name}\`.`,
+          { details: { state: this.view.status } },
+        );
+      }
+      const clock = this.#deps.ports.clock;
+      const t0 = clock.now();
+      const argumentNames = Object.keys(args ?? {});
+      try {
+        const result = await session.execute<T>(command, args, options);
+        await this.#recorder.record([
+          vmEvent("qmp.command-executed", { command, argumentNames, outcome: "ok", durationMs: clock.now() - t0 }),
+        ]);
+        return result;
+      } catch (error) {
+        if (isMaqetError(error) && (error.code === "QMP_ERROR" || error.code === "QMP_TIMEOUT")) {
+          await this.#recorder.record([
+            vmEvent("qmp.command-executed", {
+              command,
+              argumentNames,
+              outcome: "error",
+              errorClass: String(error.details.class ?? error.code),
+              errorDesc: typeof error.details.desc === "string" ? error.details.desc : error.message,
+              durationMs: clock.now() - t0,
+            }),
+          ]);
+        }
+        throw error;
+      }
+    });
+  }
+
+  /** Waits for pending records, stops watching and closes QMP. QEMU keeps running (crash-only). */
+  async close(): Promise<void> {
+    await this.#lock.catch(() => undefined);
+    await this.#recorder.flush();
+    const session = this.#actor.getSnapshot().context.session;
+    this.#actor.stop();
+    await session?.close().catch(() => undefined);
+  }
+
+  /** Resolves once every recorded observation is in the store; rethrows a failed one. */
+  async flush(): Promise<void> {
+    await this.#recorder.flush();
+    const error = this.#observationError;
+    this.#observationError = undefined;
+    if (error !== undefined) throw error;
+  }
+
+  #nextOp(): string {
+    this.#opCounter += 1;
+    return `${this.view.vmId}:${this.#opCounter}`;
+  }
+
+  #command(command: VmCommand): Promise<VmOutcome> {
+    return this.#exclusive(async () => {
+      await this.#settled();
+      const snapshot = this.#actor.getSnapshot();
+      if (snapshot.status !== "active" || !snapshot.can(command)) {
+        throw new MaqetError("VM_INVALID_STATE", `VM '${this.view.name}' cannot ${command.type.toLowerCase()} now: it is ${this.view.status}.`);
+      }
+      this.#actor.send(command);
+      const done = await waitFor(
+        this.#actor,
+        (s) => s.context.outcome?.opId === command.opId || s.status !== "active",
+        { timeout: Number.POSITIVE_INFINITY },
+      );
+      const outcome = done.context.outcome;
+      if (outcome?.opId !== command.opId) {
+        throw new MaqetError("INTERNAL", `VM '${this.view.name}': ${command.type} ended without an outcome.`);
+      }
+      if (!outcome.ok) throw outcome.error;
+      await this.flush();
+      return outcome;
+    });
+  }
+
+  #exclusive<T>(run: () => Promise<T>): Promise<T> {
+    const next = this.#lock.then(run, run);
+    this.#lock = next.catch(() => undefined);
+    return next;
+  }
+
+  async #settled(): Promise<void> {
+    await waitFor(this.#actor, (s) => s.matches("stopped") || s.matches("running") || s.status !== "active", {
+      timeout: Number.POSITIVE_INFINITY,
+    });
+  }
+}

@@ -1,0 +1,507 @@
+/**
+ * The VM machine (XState v5): `stopped -> starting -> running (active | paused) -> stopping ->
+ * stopped`, `removed` final. Every effect is a named, invoked actor (`record`, `launch`,
+ * `reattach`, `stop`, `finish`, `watch`) that {@link createVmActor} provides for real and unit
+ * tests replace with `.provide()`. Each lifecycle transition completes only after its fact was
+ * recorded (decide -> append -> apply); if recording fails the state does not advance and the
+ * operation fails with the store's error.
+ *
+ * @example
+ * ```ts
+ * const actor = createActor(vmMachine.provide({ actors: fakes }), { input: { view } }).start();
+ * actor.send({ type: "START", opId: "1", timeoutMs: 30000 });
+ * ```
+ */
+import { assign, type EventObject, fromCallback, fromPromise, setup } from "xstate";
+import { MaqetError } from "../errors/maqet-error.ts";
+import type { NewEvent, StoredEvent } from "../events/envelope.ts";
+import { type StopMethod, vmEvent } from "../events/vm-events.ts";
+import type { LaunchedVm, LaunchInput } from "./launch-qemu.ts";
+import { LaunchError } from "./launch-qemu.ts";
+import type { LaunchedProcess, QmpSession } from "./ports.ts";
+import type { ReattachInput, ReattachResult } from "./reattach-qemu.ts";
+import type { StopInput, StopOutcome } from "./stop-qemu.ts";
+import { applyVmEvent, mayHaveProcess, type VmView } from "./vm-view.ts";
+import type { WatchEvent, WatchInput } from "./watch-qemu.ts";
+import { pausedDetailOf } from "./paused-detail.ts";
+
+export type VmCommand =
+  | { type: "START"; opId: string; timeoutMs: number }
+  | { type: "STOP"; opId: string; force: boolean; timeoutMs: number }
+  | { type: "REMOVE"; opId: string; force: boolean; timeoutMs: number };
+
+export type VmMachineEvent = VmCommand | WatchEvent;
+
+export interface VmOutcome {
+  opId: string;
+  ok: boolean;
+  error?: unknown;
+  /** Nothing had to be done (stop of a stopped VM). */
+  noop?: boolean;
+}
+
+export interface VmMachineContext {
+  view: VmView;
+  session?: QmpSession;
+  launched?: LaunchedProcess;
+  op?: VmCommand;
+  outcome?: VmOutcome;
+  /** Whether QEMU's vCPUs run (false after a QMP STOP), as last observed. */
+  observedRunning: boolean;
+  launchResult?: LaunchedVm;
+  failure?: unknown;
+  stopOutcome?: StopOutcome;
+  shutdown?: { guest: boolean; reason?: string; method?: StopMethod };
+  exit?: { exitCode: number | null; signal: string | null };
+}
+
+export interface FinishInput {
+  name: string;
+  pid: number;
+  marker: string;
+  session?: QmpSession;
+}
+
+function notProvided(name: string): never {
+  throw new MaqetError("INTERNAL", `VM machine effect '${name}' was not provided.`);
+}
+
+const applied = (view: VmView, events: StoredEvent[]): VmView =>
+  events.reduce<VmView>((v, e) => applyVmEvent(v, e) ?? v, view);
+
+export const vmMachine = setup({
+  types: {
+    context: {} as VmMachineContext,
+    events: {} as VmMachineEvent,
+    input: {} as { view: VmView },
+  },
+  actors: {
+    record: fromPromise<StoredEvent[], { events: NewEvent[] }>(async () => notProvided("record")),
+    launch: fromPromise<LaunchedVm, Omit<LaunchInput, "signal">>(async () => notProvided("launch")),
+    reattach: fromPromise<ReattachResult, Omit<ReattachInput, "signal">>(async () => notProvided("reattach")),
+    stop: fromPromise<StopOutcome, Omit<StopInput, "signal">>(async () => notProvided("stop")),
+    finish: fromPromise<StopMethod, FinishInput>(async () => notProvided("finish")),
+    watch: fromCallback<EventObject, WatchInput | undefined>(() => notProvided("watch")),
+  },
+  actions: {
+    /** Records an observation (pause/resume) in order, without holding the machine up. */
+    observe: (_args, _params: { events: NewEvent[] }) => notProvided("observe"),
+    closeSession: ({ context }) => {
+      context.session?.close().catch(() => undefined);
+    },
+    succeed: assign({
+      outcome: ({ context }) => (context.op ? { opId: context.op.opId, ok: true } : context.outcome),
+      op: undefined,
+    }),
+    fail: assign({
+      outcome: ({ context }) =>
+        context.op ? { opId: context.op.opId, ok: false, error: context.failure } : context.outcome,
+      op: undefined,
+      failure: undefined,
+    }),
+  },
+  guards: {
+    removed: ({ context }) => context.view.status === "removed",
+    mayHaveProcess: ({ context }) => mayHaveProcess(context.view),
+  },
+}).createMachine({
+  id: "vm",
+  context: ({ input }) => ({ view: input.view, observedRunning: input.view.status !== "paused" }),
+  initial: "boot",
+  states: {
+    boot: {
+      always: [
+        { guard: "removed", target: "removed" },
+        { guard: "mayHaveProcess", target: "reconciling" },
+        { target: "stopped" },
+      ],
+    },
+
+    reconciling: {
+      invoke: {
+        src: "reattach",
+        input: ({ context }) => ({ pid: context.view.pid, marker: context.view.vmId, qmpSocket: context.view.qmpSocket }),
+        onDone: [
+          {
+            guard: ({ event }) => event.output.kind === "attached" && event.output.status === "shutdown",
+            target: "ending",
+            actions: assign({
+              session: ({ event }) => (event.output.kind === "attached" ? event.output.session : undefined),
+              shutdown: { guest: true, reason: "guest-shutdown" },
+            }),
+          },
+          {
+            guard: ({ event }) => event.output.kind === "gone",
+            target: "recordingGone",
+          },
+          {
+            target: "running",
+            actions: assign({
+              session: ({ event }) => (event.output.kind === "attached" ? event.output.session : undefined),
+              observedRunning: ({ event }) => event.output.kind !== "attached" || event.output.running,
+            }),
+          },
+        ],
+        onError: { target: "running" },
+      },
+    },
+
+    recordingGone: {
+      invoke: {
+        src: "record",
+        input: ({ context }) => ({
+          events:
+            context.view.status === "starting"
+              ? [vmEvent("vm.start-failed", { reason: "interrupted", message: "The starting process ended before QEMU was up.", durationMs: 0 })]
+              : [vmEvent("vm.stopped", { detail: "exited-unsupervised", method: "none", pid: context.view.pid })],
+        }),
+        onDone: { target: "stopped", actions: assign({ view: ({ context, event }) => applied(context.view, event.output) }) },
+        onError: { target: "stopped", actions: assign({ failure: ({ event }) => event.error }) },
+      },
+    },
+
+    stopped: {
+      entry: ["closeSession", assign({ session: undefined, launched: undefined, shutdown: undefined, exit: undefined })],
+      on: {
+        START: { target: "starting", actions: assign({ op: ({ event }) => event }) },
+        STOP: { actions: assign({ outcome: ({ event }) => ({ opId: event.opId, ok: true, noop: true }) }) },
+        REMOVE: { target: "removing", actions: assign({ op: ({ event }) => event }) },
+      },
+    },
+
+    starting: {
+      initial: "requesting",
+      states: {
+        requesting: {
+          invoke: {
+            src: "record",
+            input: ({ context }) => ({
+              events: [vmEvent("vm.start-requested", { timeoutMs: context.op?.type === "START" ? context.op.timeoutMs : 0 })],
+            }),
+            onDone: {
+              target: "launching",
+              actions: assign({ view: ({ context, event }) => applied(context.view, event.output) }),
+            },
+            onError: { target: "#vm.stopped", actions: [assign({ failure: ({ event }) => event.error }), "fail"] },
+          },
+        },
+        launching: {
+          invoke: {
+            src: "launch",
+            input: ({ context }) => ({
+              vmId: context.view.vmId,
+              name: context.view.name,
+              config: context.view.config,
+              timeoutMs: context.op?.type === "START" ? context.op.timeoutMs : 30_000,
+            }),
+            onDone: { target: "recording", actions: assign({ launchResult: ({ event }) => event.output }) },
+            onError: { target: "recordingFailure", actions: assign({ failure: ({ event }) => event.error }) },
+          },
+        },
+        recording: {
+          invoke: {
+            src: "record",
+            input: ({ context }) => {
+              const r = context.launchResult!;
+              return {
+                events: [
+                  ...r.disksCreated.map((d) => vmEvent("disk.created", d)),
+                  vmEvent("vm.started", {
+                    pid: r.pid,
+                    qmpSocket: r.qmpSocket,
+                    runtimeDir: r.runtimeDir,
+                    pidFile: r.pidFile,
+                    argv: r.argv,
+                    binary: r.binary,
+                    accel: r.accel,
+                    qemuVersion: r.qemuVersion,
+                    durationMs: r.durationMs,
+                  }),
+                ],
+              };
+            },
+            onDone: {
+              target: "#vm.running",
+              actions: [
+                assign({
+                  view: ({ context, event }) => applied(context.view, event.output),
+                  session: ({ context }) => context.launchResult?.session,
+                  launched: ({ context }) => context.launchResult?.launched,
+                  observedRunning: true,
+                  launchResult: undefined,
+                }),
+                "succeed",
+              ],
+            },
+            onError: { target: "aborting", actions: assign({ failure: ({ event }) => event.error }) },
+          },
+        },
+        aborting: {
+          // QEMU runs but its fact could not be recorded: do not leave an unrecorded VM behind.
+          invoke: {
+            src: "stop",
+            input: ({ context }) => {
+              const r = context.launchResult!;
+              return { name: context.view.name, pid: r.pid, marker: context.view.vmId, session: r.session, launched: r.launched, force: true, timeoutMs: 0 };
+            },
+            onDone: { target: "#vm.stopped", actions: ["fail", assign({ launchResult: undefined })] },
+            onError: { target: "#vm.stopped", actions: ["fail", assign({ launchResult: undefined })] },
+          },
+        },
+        recordingFailure: {
+          invoke: {
+            src: "record",
+            input: ({ context }) => {
+              const failure = context.failure;
+              const launchError = failure instanceof LaunchError ? failure : undefined;
+              const error = failure as { code?: string; message?: string };
+              return {
+                events: [
+                  ...(launchError?.disksCreated ?? []).map((d) => vmEvent("disk.created", d)),
+                  vmEvent("vm.start-failed", {
+                    reason: error?.code ?? "START_FAILED",
+                    message: error?.message ?? String(failure),
+                    stderr: launchError?.stderr,
+                    durationMs: launchError?.durationMs ?? 0,
+                  }),
+                ],
+              };
+            },
+            onDone: {
+              target: "#vm.stopped",
+              actions: [assign({ view: ({ context, event }) => applied(context.view, event.output) }), "fail"],
+            },
+            onError: { target: "#vm.stopped", actions: "fail" },
+          },
+        },
+      },
+    },
+
+    running: {
+      invoke: {
+        src: "watch",
+        input: ({ context }) =>
+          context.session && context.view.pid !== undefined
+            ? { pid: context.view.pid, marker: context.view.vmId, session: context.session, launched: context.launched }
+            : undefined,
+      },
+      initial: "resolving",
+      on: {
+        START: {
+          actions: [
+            assign({
+              op: ({ event }) => event,
+              failure: ({ context }) =>
+                new MaqetError("VM_INVALID_STATE", `VM '${context.view.name}' is already running (pid ${context.view.pid}).`),
+            }),
+            "fail",
+          ],
+        },
+        STOP: { target: "stopping", actions: assign({ op: ({ event }) => event }) },
+        REMOVE: [
+          {
+            guard: ({ event }) => event.force,
+            target: "stopping",
+            actions: assign({ op: ({ event }) => event }),
+          },
+          {
+            actions: [
+              assign({
+                op: ({ event }) => event,
+                failure: ({ context }) =>
+                  new MaqetError(
+                    "VM_INVALID_STATE",
+                    `VM '${context.view.name}' is running. Stop it first with \`maqet stop ${context.view.name}\`, or remove it anyway with \`maqet rm --force ${context.view.name}\`.`,
+                  ),
+              }),
+              "fail",
+            ],
+          },
+        ],
+        "QMP.SHUTDOWN": {
+          target: "ending",
+          actions: assign({ shutdown: ({ event }) => ({ guest: event.guest, reason: event.reason }) }),
+        },
+        "PROCESS.EXITED": {
+          target: "recordingExit",
+          actions: assign({ exit: ({ event }) => ({ exitCode: event.exitCode, signal: event.signal }) }),
+        },
+        "QMP.LOST": { target: "reconciling", actions: ["closeSession", assign({ session: undefined })] },
+      },
+      states: {
+        resolving: {
+          always: [{ guard: ({ context }) => !context.observedRunning, target: "paused" }, { target: "active" }],
+        },
+        active: {
+          on: {
+            "QMP.STOP": {
+              target: "paused",
+              actions: [
+                assign({ observedRunning: false }),
+                {
+                  type: "observe",
+                  params: ({ event }) => ({
+                    events: [vmEvent("vm.paused", { detail: pausedDetailOf(event.status), reason: event.status })],
+                  }),
+                },
+              ],
+            },
+          },
+        },
+        paused: {
+          on: {
+            "QMP.RESUME": {
+              target: "active",
+              actions: [assign({ observedRunning: true }), { type: "observe", params: { events: [vmEvent("vm.resumed", {})] } }],
+            },
+          },
+        },
+      },
+    },
+
+    stopping: {
+      initial: "requesting",
+      states: {
+        requesting: {
+          invoke: {
+            src: "record",
+            input: ({ context }) => {
+              const op = context.op as Extract<VmCommand, { type: "STOP" | "REMOVE" }>;
+              return { events: [vmEvent("vm.stop-requested", { force: op.force, timeoutMs: op.timeoutMs })] };
+            },
+            onDone: {
+              target: "escalating",
+              actions: assign({ view: ({ context, event }) => applied(context.view, event.output) }),
+            },
+            onError: { target: "#vm.running", actions: [assign({ failure: ({ event }) => event.error }), "fail"] },
+          },
+        },
+        escalating: {
+          invoke: {
+            src: "stop",
+            input: ({ context }) => {
+              const op = context.op as Extract<VmCommand, { type: "STOP" | "REMOVE" }>;
+              return {
+                name: context.view.name,
+                pid: context.view.pid ?? -1,
+                marker: context.view.vmId,
+                session: context.session,
+                launched: context.launched,
+                force: op.force,
+                timeoutMs: op.timeoutMs,
+              };
+            },
+            onDone: { target: "recording", actions: assign({ stopOutcome: ({ event }) => event.output }) },
+            onError: { target: "#vm.running", actions: [assign({ failure: ({ event }) => event.error }), "fail"] },
+          },
+        },
+        recording: {
+          invoke: {
+            src: "record",
+            input: ({ context }) => ({ events: [vmEvent("vm.stopped", context.stopOutcome!)] }),
+            onDone: [
+              {
+                guard: ({ context }) => context.op?.type === "REMOVE",
+                target: "#vm.removing",
+                actions: assign({ view: ({ context, event }) => applied(context.view, event.output), stopOutcome: undefined }),
+              },
+              {
+                target: "#vm.stopped",
+                actions: [
+                  assign({ view: ({ context, event }) => applied(context.view, event.output), stopOutcome: undefined }),
+                  "succeed",
+                ],
+              },
+            ],
+            onError: { target: "#vm.stopped", actions: [assign({ failure: ({ event }) => event.error }), "fail"] },
+          },
+        },
+      },
+    },
+
+    /** QEMU reported SHUTDOWN on its own (guest power-off, or a host `quit`/signal): end the process. */
+    ending: {
+      initial: "finishing",
+      states: {
+        finishing: {
+          invoke: {
+            src: "finish",
+            input: ({ context }) => ({
+              name: context.view.name,
+              pid: context.view.pid ?? -1,
+              marker: context.view.vmId,
+              session: context.session,
+            }),
+            onDone: {
+              target: "recording",
+              actions: assign({ shutdown: ({ context, event }) => ({ guest: false, ...context.shutdown, method: event.output }) }),
+            },
+            onError: { target: "recording" },
+          },
+        },
+        recording: {
+          invoke: {
+            src: "record",
+            input: ({ context }) => ({
+              events: [
+                vmEvent("vm.stopped", {
+                  detail: "shutdown",
+                  guest: context.shutdown?.guest ?? false,
+                  reason: context.shutdown?.reason,
+                  method: context.shutdown?.method,
+                  pid: context.view.pid,
+                }),
+              ],
+            }),
+            onDone: {
+              target: "#vm.stopped",
+              actions: assign({ view: ({ context, event }) => applied(context.view, event.output) }),
+            },
+            onError: { target: "#vm.stopped" },
+          },
+        },
+      },
+    },
+
+    /** QEMU exited under our eyes without SHUTDOWN: a crash. */
+    recordingExit: {
+      invoke: {
+        src: "record",
+        input: ({ context }) => ({
+          events: [
+            vmEvent("vm.stopped", {
+              detail: "crashed",
+              exitCode: context.exit?.exitCode ?? null,
+              signal: context.exit?.signal ?? null,
+              pid: context.view.pid,
+            }),
+          ],
+        }),
+        onDone: {
+          target: "stopped",
+          actions: assign({ view: ({ context, event }) => applied(context.view, event.output) }),
+        },
+        onError: { target: "stopped" },
+      },
+    },
+
+    removing: {
+      invoke: {
+        src: "record",
+        input: ({ context }) => ({
+          events: [vmEvent("vm.removed", { force: context.op?.type === "REMOVE" ? context.op.force : false })],
+        }),
+        onDone: {
+          target: "removed",
+          actions: [assign({ view: ({ context, event }) => applied(context.view, event.output) }), "succeed"],
+        },
+        onError: { target: "stopped", actions: [assign({ failure: ({ event }) => event.error }), "fail"] },
+      },
+    },
+
+    removed: {
+      entry: "closeSession",
+      type: "final",
+    },
+  },
+});

@@ -1,0 +1,123 @@
+/**
+ * A VM's current state, folded from its event stream. The actor rehydrates from it; `ls` and
+ * `status` render it. Pure: no effects, no clock.
+ *
+ * @example
+ * ```ts
+ * const view = foldVmEvents(await store.readStream("vm-" + id));
+ * console.log(view?.status, view?.pid);
+ * ```
+ */
+import type { VmConfig } from "../config/vm-config.ts";
+import type { StoppedDetail } from "../events/vm-events.ts";
+import { asVmEvent } from "../events/vm-events.ts";
+import type { StoredEvent } from "../events/envelope.ts";
+
+export type VmStatus = "stopped" | "starting" | "running" | "paused" | "stopping" | "removed";
+
+export interface VmView {
+  vmId: string;
+  name: string;
+  streamId: string;
+  config: VmConfig;
+  configPath?: string;
+  status: VmStatus;
+  /** Stream version of the last event folded in. */
+  version: number;
+  pid?: number;
+  qmpSocket?: string;
+  runtimeDir?: string;
+  pidFile?: string;
+  qemuVersion?: string;
+  /** Why it last stopped, and how. */
+  lastStop?: { detail: StoppedDetail; method?: string; guest?: boolean; reason?: string; at: Date };
+  lastError?: { reason: string; message: string; at: Date };
+  pausedDetail?: string;
+  definedAt: Date;
+  startedAt?: Date;
+  updatedAt: Date;
+}
+
+/** Folds one stream's events (in version order) into a view; undefined for an empty stream. */
+export function foldVmEvents(events: readonly StoredEvent[]): VmView | undefined {
+  let view: VmView | undefined;
+  for (const raw of events) view = applyVmEvent(view, raw);
+  return view;
+}
+
+/** Applies one event to a view; unknown event types (newer writers) only bump the version. */
+export function applyVmEvent(view: VmView | undefined, raw: StoredEvent): VmView | undefined {
+  const event = asVmEvent(raw);
+  if (event === undefined) return view === undefined ? view : { ...view, version: raw.streamVersion };
+  if (event.type === "vm.defined") {
+    return {
+      vmId: event.data.vmId,
+      name: event.data.name,
+      streamId: event.streamId,
+      config: event.data.config,
+      configPath: event.data.configPath,
+      status: "stopped",
+      version: event.streamVersion,
+      definedAt: event.recordedAt,
+      updatedAt: event.recordedAt,
+    };
+  }
+  if (view === undefined) return undefined;
+  const next: VmView = { ...view, version: event.streamVersion, updatedAt: event.recordedAt };
+  switch (event.type) {
+    case "vm.start-requested":
+      next.status = "starting";
+      next.lastError = undefined;
+      break;
+    case "vm.started":
+      next.status = "running";
+      next.pid = event.data.pid;
+      next.qmpSocket = event.data.qmpSocket;
+      next.runtimeDir = event.data.runtimeDir;
+      next.pidFile = event.data.pidFile;
+      next.qemuVersion = event.data.qemuVersion;
+      next.startedAt = event.recordedAt;
+      next.pausedDetail = undefined;
+      break;
+    case "vm.start-failed":
+      next.status = "stopped";
+      next.lastError = { reason: event.data.reason, message: event.data.message, at: event.recordedAt };
+      next.pid = undefined;
+      break;
+    case "vm.stop-requested":
+      next.status = "stopping";
+      break;
+    case "vm.stopped":
+      next.status = "stopped";
+      next.lastStop = {
+        detail: event.data.detail,
+        method: event.data.method,
+        guest: event.data.guest,
+        reason: event.data.reason,
+        at: event.recordedAt,
+      };
+      next.pid = undefined;
+      next.pausedDetail = undefined;
+      break;
+    case "vm.paused":
+      if (next.status === "running") next.status = "paused";
+      next.pausedDetail = event.data.detail;
+      break;
+    case "vm.resumed":
+      if (next.status === "paused") next.status = "running";
+      next.pausedDetail = undefined;
+      break;
+    case "vm.removed":
+      next.status = "removed";
+      break;
+    case "disk.created":
+    case "qmp.command-executed":
+      break;
+  }
+  return next;
+}
+
+/** True while the stream says a QEMU process may exist for this VM. */
+export function mayHaveProcess(view: VmView): boolean {
+  return view.status === "running" || view.status === "paused" || view.status === "stopping" || view.status === "starting";
+}
