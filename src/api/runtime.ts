@@ -1,0 +1,71 @@
+/**
+ * Wires the real adapters behind the facade: the event store (PGlite or a server), QMP, process
+ * control, binary lookup, qemu-img, and the orchestrator over them. Opened lazily by
+ * {@link createMaqet} on first use.
+ *
+ * @example
+ * ```ts
+ * const rt = await openRuntime({ dataDir: "/tmp/m" });
+ * await rt.orchestrator.views();
+ * await rt.close();
+ * ```
+ */
+import { Orchestrator } from "../actors/orchestrator.ts";
+import type { VmPorts } from "../actors/ports.ts";
+import { sharedBinaryLocator, createBinaryLocator } from "../adapters/binary-locator.ts";
+import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
+import { createHostInfo } from "../adapters/host-info.ts";
+import { loadVmConfig, type LoadedVmConfig } from "../adapters/load-vm-config.ts";
+import { openEventStore } from "../adapters/open-event-store.ts";
+import { createProcessControl } from "../adapters/process-control.ts";
+import { buildQemuArgv } from "../adapters/qemu-argv.ts";
+import { createDiskProvisioner } from "../adapters/qemu-img.ts";
+import { createQmpConnector } from "../adapters/qmp-client.ts";
+import { systemClock } from "../adapters/system-clock.ts";
+import type { EventStore } from "../events/event-store.ts";
+import type { MaqetOptions, VmConfigInput } from "./maqet.ts";
+
+export interface Runtime {
+  store: EventStore;
+  orchestrator: Orchestrator;
+  loadConfig(configOrPath: string | VmConfigInput, nameOverride?: string): Promise<LoadedVmConfig>;
+  migrate(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
+  const env = options.env ?? {};
+  const dataDir = options.dataDir ?? defaultDataDir(env);
+  const runtimeRoot = options.runtimeDir ?? defaultRuntimeRoot(env);
+  const opened = options.store
+    ? undefined
+    : await openEventStore({
+        databaseUrl: options.databaseUrl,
+        dataDir: `${dataDir}/pglite`,
+        lockWaitMs: options.lockWaitMs,
+      });
+  const store = options.store ?? opened!.store;
+  const usesDefaultBinaries = env.PATH === undefined && env.MAQET_QEMU_IMG === undefined && env.MAQET_QEMU_SYSTEM === undefined;
+  const locator = options.ports?.locator ?? (usesDefaultBinaries ? sharedBinaryLocator() : createBinaryLocator({ env }));
+  const ports: VmPorts = {
+    qmp: createQmpConnector(),
+    processes: createProcessControl({ runtimeRoot }),
+    locator,
+    disks: createDiskProvisioner({ locator }),
+    host: createHostInfo(),
+    clock: systemClock,
+    buildArgv: buildQemuArgv,
+    ...options.ports,
+  };
+  const orchestrator = new Orchestrator({ ports, store });
+  return {
+    store,
+    orchestrator,
+    loadConfig: (configOrPath, nameOverride) => loadVmConfig(configOrPath, { nameOverride }),
+    migrate: async () => (opened ? opened.migrate() : []),
+    close: async () => {
+      await orchestrator.close();
+      await opened?.close();
+    },
+  };
+}

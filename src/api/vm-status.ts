@@ -1,0 +1,66 @@
+/**
+ * What `status`, `ls` and the library report for a VM: a flat, JSON-stable shape derived from
+ * the VM's view. Field names are a contract: add to them, never rename.
+ *
+ * @example
+ * ```ts
+ * const s = toVmStatus(view); // { name: "web", id: "…", state: "running", pid: 4242, … }
+ * ```
+ */
+import type { VmView } from "../actors/vm-view.ts";
+
+export interface VmStatus {
+  name: string;
+  id: string;
+  /** stopped | starting | running | paused | stopping | removed */
+  state: string;
+  pid: number | null;
+  /** Why it last stopped (shutdown, destroyed, crashed, failed, exited-unsupervised), or why it is paused. */
+  detail: string | null;
+  qmpSocket: string | null;
+  runtimeDir: string | null;
+  qemuVersion: string | null;
+  memory: string | null;
+  cpu: number | null;
+  accel: string;
+  disks: Array<{ name: string; file: string; format: string }>;
+  lastStop: { detail: string; method: string | null; guest: boolean | null; reason: string | null; at: string } | null;
+  lastError: { reason: string; message: string; at: string } | null;
+  definedAt: string;
+  startedAt: string | null;
+  updatedAt: string;
+  /** Stream version of the last event: grows with every recorded fact. */
+  version: number;
+}
+
+export function toVmStatus(view: VmView): VmStatus {
+  const alive = view.status === "running" || view.status === "paused" || view.status === "stopping";
+  return {
+    name: view.name,
+    id: view.vmId,
+    state: view.status,
+    pid: alive ? (view.pid ?? null) : null,
+    detail: view.status === "paused" ? (view.pausedDetail ?? null) : view.status === "stopped" ? (view.lastStop?.detail ?? (view.lastError ? "failed" : null)) : null,
+    qmpSocket: alive ? (view.qmpSocket ?? null) : null,
+    runtimeDir: alive ? (view.runtimeDir ?? null) : null,
+    qemuVersion: view.qemuVersion ?? null,
+    memory: view.config.memory ?? null,
+    cpu: view.config.cpu ?? null,
+    accel: view.config.accel,
+    disks: view.config.storage.map((d) => ({ name: d.name, file: d.file, format: d.type })),
+    lastStop: view.lastStop
+      ? {
+          detail: view.lastStop.detail,
+          method: view.lastStop.method ?? null,
+          guest: view.lastStop.guest ?? null,
+          reason: view.lastStop.reason ?? null,
+          at: view.lastStop.at.toISOString(),
+        }
+      : null,
+    lastError: view.lastError ? { ...view.lastError, at: view.lastError.at.toISOString() } : null,
+    definedAt: view.definedAt.toISOString(),
+    startedAt: alive && view.startedAt ? view.startedAt.toISOString() : null,
+    updatedAt: view.updatedAt.toISOString(),
+    version: view.version,
+  };
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+/**
+ * The `maqet` executable.
+ *
+ * @example
+ * ```sh
+ * maqet add examples/demo.yaml && maqet start demo && maqet status demo --json
+ * ```
+ */
+import { runCli } from "./main.ts";
+
+const code = await runCli(process.argv.slice(2), {
+  env: process.env,
+  stdout: (text) => process.stdout.write(`${text}\n`),
+  stderr: (text) => process.stderr.write(`${text}\n`),
+});
+process.exitCode = code;
+// Nothing should keep the process alive (QEMU is detached and unref'd), but never hang a shell.
+setTimeout(() => process.exit(code), 500).unref();

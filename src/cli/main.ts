@@ -1,0 +1,119 @@
+/**
+ * The `maqet` command line: parse, run one library operation, render, map errors to exit codes
+ * (0 ok, 1 failure, 2 timeout, 3 invalid input or not found, 4 refused for security).
+ *
+ * @example
+ * ```ts
+ * const code = await runCli(["status", "web", "--json"], { env: process.env, stdout, stderr });
+ * ```
+ */
+import { readFileSync } from "node:fs";
+import { COMMANDS, findCommand } from "../api/commands.ts";
+import { createMaqet } from "../api/maqet.ts";
+import { isMaqetError } from "../errors/maqet-error.ts";
+import { runDemo } from "./demo.ts";
+import { GLOBAL_OPTIONS, type GlobalOptions, parseArgs } from "./parse-args.ts";
+import { renderResult } from "./render.ts";
+
+export interface CliIo {
+  env: Record<string, string | undefined>;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let global: GlobalOptions = { json: argv.includes("--json"), help: false, version: false };
+  try {
+    const parsed = parseArgs(argv);
+    global = parsed.global;
+    if (global.version) {
+      io.stdout(version());
+      return 0;
+    }
+    if (parsed.commandName === undefined || parsed.commandName === "help" || global.help) {
+      const topic = parsed.commandName === "help" ? (parsed.input.topic as string | undefined) : parsed.commandName;
+      io.stdout(help(topic));
+      return 0;
+    }
+    const maqet = createMaqet({
+      databaseUrl: global.db ?? io.env.MAQET_DATABASE_URL,
+      dataDir: global.dataDir,
+      runtimeDir: global.runtimeDir,
+      env: io.env,
+      source: "cli",
+    });
+    try {
+      if (parsed.commandName === "demo") {
+        await runDemo(maqet, { json: global.json, print: io.stdout });
+        return 0;
+      }
+      const result = await parsed.command!.invoke(maqet, parsed.input);
+      io.stdout(global.json || parsed.command!.name === "qmp" ? JSON.stringify(result, null, 2) : renderResult(parsed.command!.name, result));
+      return 0;
+    } finally {
+      await maqet.close();
+    }
+  } catch (error) {
+    return reportError(error, global.json, io);
+  }
+}
+
+function reportError(error: unknown, json: boolean, io: CliIo): number {
+  if (isMaqetError(error)) {
+    io.stderr(`maqet: ${error.message}`);
+    if (json) io.stdout(JSON.stringify({ error: error.toJSON() }, null, 2));
+    return error.exitCode;
+  }
+  const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  io.stderr(`maqet: internal error: ${message}\nThis is a bug; please report it with the command you ran.`);
+  if (json) io.stdout(JSON.stringify({ error: { code: "INTERNAL", message: String(error) } }, null, 2));
+  return 1;
+}
+
+function version(): string {
+  try {
+    // dist/src/cli/main.js and src/cli/main.ts both sit three levels below the package root.
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
+    return pkg.version ?? "unknown";
+  } catch {
+    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: string };
+    return pkg.version ?? "unknown";
+  }
+}
+
+function help(topic: string | undefined): string {
+  const command = topic === undefined ? undefined : findCommand(topic);
+  const globals = GLOBAL_OPTIONS.map((o) => `  --${o.name}${o.value ? ` ${o.value}` : ""}`.padEnd(24) + o.description);
+  if (command) {
+    const args = command.positionals.map((p) => (p.optional ? `[${p.name}]` : `<${p.name}>`)).join(" ");
+    const options = command.options.map((o) => `  --${o.name}${o.value ? ` ${o.value}` : ""}`.padEnd(24) + o.description);
+    return [
+      `Usage: maqet ${command.name}${args ? ` ${args}` : ""}${command.options.length ? " [options]" : ""}`,
+      "",
+      command.summary,
+      "",
+      ...(command.positionals.length ? ["Arguments:", ...command.positionals.map((p) => `  ${p.name}`.padEnd(24) + p.description), ""] : []),
+      ...(options.length ? ["Options:", ...options, ""] : []),
+      "Global options:",
+      ...globals,
+      "",
+      "Examples:",
+      ...command.examples.map((e) => `  ${e}`),
+    ].join("\n");
+  }
+  return [
+    "Usage: maqet <command> [arguments] [options]",
+    "",
+    "Event-sourced QEMU orchestration: VMs from YAML, driven over QMP, every transition recorded.",
+    "",
+    "Commands:",
+    ...COMMANDS.map((c) => `  ${c.name}`.padEnd(12) + c.summary),
+    `  ${"demo".padEnd(10)}Add, start, query, stop and show the history of the example VM`,
+    "",
+    "Global options:",
+    ...globals,
+    "",
+    "Exit codes: 0 ok, 1 failure, 2 timeout, 3 invalid input or not found, 4 refused for security.",
+    "Run `maqet <command> --help` for a command's options.",
+  ].join("\n");
+}
