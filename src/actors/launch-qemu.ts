@@ -70,7 +70,13 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
     for (const disk of config.storage) {
       const result = await ports.disks.ensure(disk, signal);
       if (result.created) {
-        disksCreated.push({ drive: disk.name, file: disk.file, format: disk.type, size: disk.size, durationMs: result.durationMs });
+        disksCreated.push({
+          drive: disk.name,
+          file: disk.file,
+          format: disk.type,
+          size: disk.size,
+          durationMs: result.durationMs,
+        });
       }
     }
     const binary = await ports.locator.locate(config.binary ?? "qemu-system-x86_64");

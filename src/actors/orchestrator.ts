@@ -69,7 +69,12 @@ export class Orchestrator {
     const vmId = crypto.randomUUID();
     const stored = { ...config, name };
     const event = {
-      ...vmEvent("vm.defined", { vmId, name, config: stored, ...(options.configPath ? { configPath: options.configPath } : {}) }),
+      ...vmEvent("vm.defined", {
+        vmId,
+        name,
+        config: stored,
+        ...(options.configPath ? { configPath: options.configPath } : {}),
+      }),
       metadata: this.#metadata,
     };
     const result = await this.#deps.store.append(vmStreamId(vmId), [event], { expectedVersion: "no_stream" });

@@ -151,11 +151,7 @@ export interface QemuRuntimePaths {
 }
 
 /** Builds the qemu-system argument list (everything after the binary); a pure function. */
-export type QemuArgvBuilder = (
-  config: VmConfig,
-  runtime: QemuRuntimePaths,
-  host: { kvmUsable: boolean },
-) => string[];
+export type QemuArgvBuilder = (config: VmConfig, runtime: QemuRuntimePaths, host: { kvmUsable: boolean }) => string[];
 
 // ---------------------------------------------------------------- time
 

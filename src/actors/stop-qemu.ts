@@ -9,7 +9,7 @@
  * // { detail: "shutdown", method: "powerdown", guest: false, reason: "guest-shutdown" }
  * ```
  */
-import { firstValueFrom, filter, take } from "rxjs";
+import { filter, firstValueFrom, take } from "rxjs";
 import { MaqetError } from "../errors/maqet-error.ts";
 import type { StopMethod, VmEventData } from "../events/vm-events.ts";
 import type { LaunchedProcess, QmpEvent, QmpSession, VmPorts } from "./ports.ts";

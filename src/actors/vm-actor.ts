@@ -20,8 +20,8 @@ import { vmEvent, vmStreamId } from "../events/vm-events.ts";
 import { launchQemu } from "./launch-qemu.ts";
 import type { QmpExecuteOptions, VmPorts } from "./ports.ts";
 import { reattachQemu } from "./reattach-qemu.ts";
-import { StreamRecorder } from "./stream-recorder.ts";
 import { escalateStop, stopQemu } from "./stop-qemu.ts";
+import { StreamRecorder } from "./stream-recorder.ts";
 import { type VmCommand, type VmOutcome, vmMachine } from "./vm-machine.ts";
 import { foldVmEvents, type VmView } from "./vm-view.ts";
 import { watchQemu } from "./watch-qemu.ts";
@@ -49,6 +49,8 @@ export class VmActor {
   #opCounter = 0;
   /** Observations (pause/resume) that could not be recorded; surfaced by the next operation. */
   #observationError: unknown;
+  /** Observations made while a QMP command runs, recorded right after the command's own fact. */
+  #heldObservations: NewEvent[] | undefined;
 
   private constructor(deps: VmActorDeps, view: VmView) {
     this.#deps = deps;
@@ -66,9 +68,9 @@ export class VmActor {
       },
       actions: {
         observe: (_args, params: { events: NewEvent[] }) => {
-          recorder.record(params.events).catch((error) => {
-            this.#observationError ??= error;
-          });
+          // During a QMP command its own fact goes first: cause before effect in the history.
+          if (this.#heldObservations) this.#heldObservations.push(...params.events);
+          else this.#observe(params.events);
         },
       },
     });
@@ -104,7 +106,11 @@ export class VmActor {
   }
 
   start(options: { timeoutMs?: number } = {}): Promise<VmOutcome> {
-    return this.#command({ type: "START", opId: this.#nextOp(), timeoutMs: options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS });
+    return this.#command({
+      type: "START",
+      opId: this.#nextOp(),
+      timeoutMs: options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+    });
   }
 
   stop(options: StopOptions = {}): Promise<VmOutcome> {
@@ -142,6 +148,7 @@ export class VmActor {
       const clock = this.#deps.ports.clock;
       const t0 = clock.now();
       const argumentNames = Object.keys(args ?? {});
+      this.#heldObservations = [];
       try {
         const result = await session.execute<T>(command, args, options);
         await this.#recorder.record([
@@ -162,7 +169,17 @@ export class VmActor {
           ]);
         }
         throw error;
+      } finally {
+        const held = this.#heldObservations;
+        this.#heldObservations = undefined;
+        if (held.length) this.#observe(held);
       }
+    });
+  }
+
+  #observe(events: NewEvent[]): void {
+    this.#recorder.record(events).catch((error) => {
+      this.#observationError ??= error;
     });
   }
 
@@ -193,7 +210,10 @@ export class VmActor {
       await this.#settled();
       const snapshot = this.#actor.getSnapshot();
       if (snapshot.status !== "active" || !snapshot.can(command)) {
-        throw new MaqetError("VM_INVALID_STATE", `VM '${this.view.name}' cannot ${command.type.toLowerCase()} now: it is ${this.view.status}.`);
+        throw new MaqetError(
+          "VM_INVALID_STATE",
+          `VM '${this.view.name}' cannot ${command.type.toLowerCase()} now: it is ${this.view.status}.`,
+        );
       }
       this.#actor.send(command);
       const done = await waitFor(

@@ -18,12 +18,12 @@ import type { NewEvent, StoredEvent } from "../events/envelope.ts";
 import { type StopMethod, vmEvent } from "../events/vm-events.ts";
 import type { LaunchedVm, LaunchInput } from "./launch-qemu.ts";
 import { LaunchError } from "./launch-qemu.ts";
+import { pausedDetailOf } from "./paused-detail.ts";
 import type { LaunchedProcess, QmpSession } from "./ports.ts";
 import type { ReattachInput, ReattachResult } from "./reattach-qemu.ts";
 import type { StopInput, StopOutcome } from "./stop-qemu.ts";
 import { applyVmEvent, mayHaveProcess, type VmView } from "./vm-view.ts";
 import type { WatchEvent, WatchInput } from "./watch-qemu.ts";
-import { pausedDetailOf } from "./paused-detail.ts";
 
 export type VmCommand =
   | { type: "START"; opId: string; timeoutMs: number }
@@ -120,7 +120,11 @@ export const vmMachine = setup({
     reconciling: {
       invoke: {
         src: "reattach",
-        input: ({ context }) => ({ pid: context.view.pid, marker: context.view.vmId, qmpSocket: context.view.qmpSocket }),
+        input: ({ context }) => ({
+          pid: context.view.pid,
+          marker: context.view.vmId,
+          qmpSocket: context.view.qmpSocket,
+        }),
         onDone: [
           {
             guard: ({ event }) => event.output.kind === "attached" && event.output.status === "shutdown",
@@ -152,16 +156,28 @@ export const vmMachine = setup({
         input: ({ context }) => ({
           events:
             context.view.status === "starting"
-              ? [vmEvent("vm.start-failed", { reason: "interrupted", message: "The starting process ended before QEMU was up.", durationMs: 0 })]
+              ? [
+                  vmEvent("vm.start-failed", {
+                    reason: "interrupted",
+                    message: "The starting process ended before QEMU was up.",
+                    durationMs: 0,
+                  }),
+                ]
               : [vmEvent("vm.stopped", { detail: "exited-unsupervised", method: "none", pid: context.view.pid })],
         }),
-        onDone: { target: "stopped", actions: assign({ view: ({ context, event }) => applied(context.view, event.output) }) },
+        onDone: {
+          target: "stopped",
+          actions: assign({ view: ({ context, event }) => applied(context.view, event.output) }),
+        },
         onError: { target: "stopped", actions: assign({ failure: ({ event }) => event.error }) },
       },
     },
 
     stopped: {
-      entry: ["closeSession", assign({ session: undefined, launched: undefined, shutdown: undefined, exit: undefined })],
+      entry: [
+        "closeSession",
+        assign({ session: undefined, launched: undefined, shutdown: undefined, exit: undefined }),
+      ],
       on: {
         START: { target: "starting", actions: assign({ op: ({ event }) => event }) },
         STOP: { actions: assign({ outcome: ({ event }) => ({ opId: event.opId, ok: true, noop: true }) }) },
@@ -176,7 +192,9 @@ export const vmMachine = setup({
           invoke: {
             src: "record",
             input: ({ context }) => ({
-              events: [vmEvent("vm.start-requested", { timeoutMs: context.op?.type === "START" ? context.op.timeoutMs : 0 })],
+              events: [
+                vmEvent("vm.start-requested", { timeoutMs: context.op?.type === "START" ? context.op.timeoutMs : 0 }),
+              ],
             }),
             onDone: {
               target: "launching",
@@ -242,7 +260,15 @@ export const vmMachine = setup({
             src: "stop",
             input: ({ context }) => {
               const r = context.launchResult!;
-              return { name: context.view.name, pid: r.pid, marker: context.view.vmId, session: r.session, launched: r.launched, force: true, timeoutMs: 0 };
+              return {
+                name: context.view.name,
+                pid: r.pid,
+                marker: context.view.vmId,
+                session: r.session,
+                launched: r.launched,
+                force: true,
+                timeoutMs: 0,
+              };
             },
             onDone: { target: "#vm.stopped", actions: ["fail", assign({ launchResult: undefined })] },
             onError: { target: "#vm.stopped", actions: ["fail", assign({ launchResult: undefined })] },
@@ -292,7 +318,10 @@ export const vmMachine = setup({
             assign({
               op: ({ event }) => event,
               failure: ({ context }) =>
-                new MaqetError("VM_INVALID_STATE", `VM '${context.view.name}' is already running (pid ${context.view.pid}).`),
+                new MaqetError(
+                  "VM_INVALID_STATE",
+                  `VM '${context.view.name}' is already running (pid ${context.view.pid}).`,
+                ),
             }),
             "fail",
           ],
@@ -352,7 +381,10 @@ export const vmMachine = setup({
           on: {
             "QMP.RESUME": {
               target: "active",
-              actions: [assign({ observedRunning: true }), { type: "observe", params: { events: [vmEvent("vm.resumed", {})] } }],
+              actions: [
+                assign({ observedRunning: true }),
+                { type: "observe", params: { events: [vmEvent("vm.resumed", {})] } },
+              ],
             },
           },
         },
@@ -403,7 +435,10 @@ export const vmMachine = setup({
               {
                 guard: ({ context }) => context.op?.type === "REMOVE",
                 target: "#vm.removing",
-                actions: assign({ view: ({ context, event }) => applied(context.view, event.output), stopOutcome: undefined }),
+                actions: assign({
+                  view: ({ context, event }) => applied(context.view, event.output),
+                  stopOutcome: undefined,
+                }),
               },
               {
                 target: "#vm.stopped",
@@ -434,7 +469,9 @@ export const vmMachine = setup({
             }),
             onDone: {
               target: "recording",
-              actions: assign({ shutdown: ({ context, event }) => ({ guest: false, ...context.shutdown, method: event.output }) }),
+              actions: assign({
+                shutdown: ({ context, event }) => ({ guest: false, ...context.shutdown, method: event.output }),
+              }),
             },
             onError: { target: "recording" },
           },

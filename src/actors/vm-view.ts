@@ -9,9 +9,9 @@
  * ```
  */
 import type { VmConfig } from "../config/vm-config.ts";
+import type { StoredEvent } from "../events/envelope.ts";
 import type { StoppedDetail } from "../events/vm-events.ts";
 import { asVmEvent } from "../events/vm-events.ts";
-import type { StoredEvent } from "../events/envelope.ts";
 
 export type VmStatus = "stopped" | "starting" | "running" | "paused" | "stopping" | "removed";
 
@@ -119,5 +119,7 @@ export function applyVmEvent(view: VmView | undefined, raw: StoredEvent): VmView
 
 /** True while the stream says a QEMU process may exist for this VM. */
 export function mayHaveProcess(view: VmView): boolean {
-  return view.status === "running" || view.status === "paused" || view.status === "stopping" || view.status === "starting";
+  return (
+    view.status === "running" || view.status === "paused" || view.status === "stopping" || view.status === "starting"
+  );
 }

@@ -37,18 +37,21 @@ export function watchQemu(ports: VmPorts, input: WatchInput, send: (event: Watch
     },
     error: () => undefined,
   });
-  input.session.closed.then(async () => {
-    if (abort.signal.aborted) return;
-    const exit = input.launched
-      ? await Promise.race([input.launched.exit, ports.clock.sleep(3000, abort.signal).then(() => undefined)])
-      : undefined;
-    if (abort.signal.aborted) return;
-    const gone =
-      exit !== undefined || (await ports.processes.waitGone(input.pid, input.marker, 3000, abort.signal).catch(() => false));
-    if (abort.signal.aborted) return;
-    if (gone) send({ type: "PROCESS.EXITED", exitCode: exit?.code ?? null, signal: exit?.signal ?? null });
-    else send({ type: "QMP.LOST" });
-  }).catch(() => undefined);
+  input.session.closed
+    .then(async () => {
+      if (abort.signal.aborted) return;
+      const exit = input.launched
+        ? await Promise.race([input.launched.exit, ports.clock.sleep(3000, abort.signal).then(() => undefined)])
+        : undefined;
+      if (abort.signal.aborted) return;
+      const gone =
+        exit !== undefined ||
+        (await ports.processes.waitGone(input.pid, input.marker, 3000, abort.signal).catch(() => false));
+      if (abort.signal.aborted) return;
+      if (gone) send({ type: "PROCESS.EXITED", exitCode: exit?.code ?? null, signal: exit?.signal ?? null });
+      else send({ type: "QMP.LOST" });
+    })
+    .catch(() => undefined);
   return () => {
     abort.abort();
     subscription.unsubscribe();

@@ -38,7 +38,8 @@ export interface CommandSpec {
   invoke(maqet: Maqet, input: CommandInput): Promise<unknown>;
 }
 
-const seconds = (value: unknown): number | undefined => (typeof value === "number" ? Math.round(value * 1000) : undefined);
+const seconds = (value: unknown): number | undefined =>
+  typeof value === "number" ? Math.round(value * 1000) : undefined;
 const text = (input: CommandInput, key: string): string => String(input[key]);
 
 function parseJsonObject(raw: unknown): Record<string, unknown> | undefined {
@@ -47,12 +48,19 @@ function parseJsonObject(raw: unknown): Record<string, unknown> | undefined {
   try {
     parsed = JSON.parse(String(raw));
   } catch (error) {
-    throw new MaqetError("INVALID_ARGUMENT", `--args is not valid JSON (${(error as Error).message}). Example: --args '{"filename": "/tmp/shot.ppm"}'.`, {
-      cause: error,
-    });
+    throw new MaqetError(
+      "INVALID_ARGUMENT",
+      `--args is not valid JSON (${(error as Error).message}). Example: --args '{"filename": "/tmp/shot.ppm"}'.`,
+      {
+        cause: error,
+      },
+    );
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new MaqetError("INVALID_ARGUMENT", `--args must be a JSON object, like '{"key": "value"}' (got ${String(raw)}).`);
+    throw new MaqetError(
+      "INVALID_ARGUMENT",
+      `--args must be a JSON object, like '{"key": "value"}' (got ${String(raw)}).`,
+    );
   }
   return parsed as Record<string, unknown>;
 }

@@ -16,13 +16,13 @@
  * ```
  */
 import { defer, from, mergeMap, Observable } from "rxjs";
-import { Orchestrator } from "../actors/orchestrator.ts";
+import type { Orchestrator } from "../actors/orchestrator.ts";
 import type { VmPorts } from "../actors/ports.ts";
 import type { VmActor } from "../actors/vm-actor.ts";
+import { MaqetError } from "../errors/maqet-error.ts";
 import type { StoredEvent } from "../events/envelope.ts";
 import type { EventStore } from "../events/event-store.ts";
 import { vmStreamId } from "../events/vm-events.ts";
-import { MaqetError } from "../errors/maqet-error.ts";
 import { type HistoryEntry, toHistoryEntry } from "./history-entry.ts";
 import { openRuntime, type Runtime } from "./runtime.ts";
 import { toVmStatus, type VmStatus } from "./vm-status.ts";
@@ -94,7 +94,8 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
   let runtime: Promise<Runtime> | undefined;
   let closed = false;
   const open = (): Promise<Runtime> => {
-    if (closed) return Promise.reject(new MaqetError("INVALID_ARGUMENT", "This maqet instance is closed; create a new one."));
+    if (closed)
+      return Promise.reject(new MaqetError("INVALID_ARGUMENT", "This maqet instance is closed; create a new one."));
     runtime ??= openRuntime(options);
     runtime.catch(() => {
       runtime = undefined;

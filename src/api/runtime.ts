@@ -12,10 +12,10 @@
  */
 import { Orchestrator } from "../actors/orchestrator.ts";
 import type { VmPorts } from "../actors/ports.ts";
-import { sharedBinaryLocator, createBinaryLocator } from "../adapters/binary-locator.ts";
+import { createBinaryLocator, sharedBinaryLocator } from "../adapters/binary-locator.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
 import { createHostInfo } from "../adapters/host-info.ts";
-import { loadVmConfig, type LoadedVmConfig } from "../adapters/load-vm-config.ts";
+import { type LoadedVmConfig, loadVmConfig } from "../adapters/load-vm-config.ts";
 import { openEventStore } from "../adapters/open-event-store.ts";
 import { createProcessControl } from "../adapters/process-control.ts";
 import { buildQemuArgv } from "../adapters/qemu-argv.ts";
@@ -45,8 +45,10 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
         lockWaitMs: options.lockWaitMs,
       });
   const store = options.store ?? opened!.store;
-  const usesDefaultBinaries = env.PATH === undefined && env.MAQET_QEMU_IMG === undefined && env.MAQET_QEMU_SYSTEM === undefined;
-  const locator = options.ports?.locator ?? (usesDefaultBinaries ? sharedBinaryLocator() : createBinaryLocator({ env }));
+  const usesDefaultBinaries =
+    env.PATH === undefined && env.MAQET_QEMU_IMG === undefined && env.MAQET_QEMU_SYSTEM === undefined;
+  const locator =
+    options.ports?.locator ?? (usesDefaultBinaries ? sharedBinaryLocator() : createBinaryLocator({ env }));
   const ports: VmPorts = {
     qmp: createQmpConnector(),
     processes: createProcessControl({ runtimeRoot }),

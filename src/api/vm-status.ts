@@ -40,7 +40,12 @@ export function toVmStatus(view: VmView): VmStatus {
     id: view.vmId,
     state: view.status,
     pid: alive ? (view.pid ?? null) : null,
-    detail: view.status === "paused" ? (view.pausedDetail ?? null) : view.status === "stopped" ? (view.lastStop?.detail ?? (view.lastError ? "failed" : null)) : null,
+    detail:
+      view.status === "paused"
+        ? (view.pausedDetail ?? null)
+        : view.status === "stopped"
+          ? (view.lastStop?.detail ?? (view.lastError ? "failed" : null))
+          : null,
     qmpSocket: alive ? (view.qmpSocket ?? null) : null,
     runtimeDir: alive ? (view.runtimeDir ?? null) : null,
     qemuVersion: view.qemuVersion ?? null,

@@ -48,7 +48,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return 0;
       }
       const result = await parsed.command!.invoke(maqet, parsed.input);
-      io.stdout(global.json || parsed.command!.name === "qmp" ? JSON.stringify(result, null, 2) : renderResult(parsed.command!.name, result));
+      io.stdout(
+        global.json || parsed.command!.name === "qmp"
+          ? JSON.stringify(result, null, 2)
+          : renderResult(parsed.command!.name, result),
+      );
       return 0;
     } finally {
       await maqet.close();
@@ -73,10 +77,14 @@ function reportError(error: unknown, json: boolean, io: CliIo): number {
 function version(): string {
   try {
     // dist/src/cli/main.js and src/cli/main.ts both sit three levels below the package root.
-    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+      version?: string;
+    };
     return pkg.version ?? "unknown";
   } catch {
-    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
+      version?: string;
+    };
     return pkg.version ?? "unknown";
   }
 }
@@ -86,13 +94,17 @@ function help(topic: string | undefined): string {
   const globals = GLOBAL_OPTIONS.map((o) => `  --${o.name}${o.value ? ` ${o.value}` : ""}`.padEnd(24) + o.description);
   if (command) {
     const args = command.positionals.map((p) => (p.optional ? `[${p.name}]` : `<${p.name}>`)).join(" ");
-    const options = command.options.map((o) => `  --${o.name}${o.value ? ` ${o.value}` : ""}`.padEnd(24) + o.description);
+    const options = command.options.map(
+      (o) => `  --${o.name}${o.value ? ` ${o.value}` : ""}`.padEnd(24) + o.description,
+    );
     return [
       `Usage: maqet ${command.name}${args ? ` ${args}` : ""}${command.options.length ? " [options]" : ""}`,
       "",
       command.summary,
       "",
-      ...(command.positionals.length ? ["Arguments:", ...command.positionals.map((p) => `  ${p.name}`.padEnd(24) + p.description), ""] : []),
+      ...(command.positionals.length
+        ? ["Arguments:", ...command.positionals.map((p) => `  ${p.name}`.padEnd(24) + p.description), ""]
+        : []),
       ...(options.length ? ["Options:", ...options, ""] : []),
       "Global options:",
       ...globals,

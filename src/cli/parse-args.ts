@@ -8,7 +8,7 @@
  * parseArgs(["stop", "web", "--force"]); // { command: stop spec, input: { vm: "web", force: true }, global: {...} }
  * ```
  */
-import { type CommandInput, type CommandSpec, type OptionSpec, findCommand } from "../api/commands.ts";
+import { type CommandInput, type CommandSpec, findCommand, type OptionSpec } from "../api/commands.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 
 export interface GlobalOptions {
@@ -21,9 +21,24 @@ export interface GlobalOptions {
 }
 
 export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
-  { name: "db", type: "string", value: "URL", description: "PostgreSQL server URL (default: embedded store; env MAQET_DATABASE_URL)" },
-  { name: "data-dir", type: "string", value: "DIR", description: "data directory of the embedded store (default $XDG_DATA_HOME/maqet)" },
-  { name: "runtime-dir", type: "string", value: "DIR", description: "root of per-VM runtime dirs (default $XDG_RUNTIME_DIR/maqet)" },
+  {
+    name: "db",
+    type: "string",
+    value: "URL",
+    description: "PostgreSQL server URL (default: embedded store; env MAQET_DATABASE_URL)",
+  },
+  {
+    name: "data-dir",
+    type: "string",
+    value: "DIR",
+    description: "data directory of the embedded store (default $XDG_DATA_HOME/maqet)",
+  },
+  {
+    name: "runtime-dir",
+    type: "string",
+    value: "DIR",
+    description: "root of per-VM runtime dirs (default $XDG_RUNTIME_DIR/maqet)",
+  },
   { name: "json", type: "boolean", description: "print JSON instead of tables" },
   { name: "help", type: "boolean", description: "show help" },
   { name: "version", type: "boolean", description: "print the version" },
@@ -61,7 +76,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       const spec = optionSpec(name, positionals[0]);
       if (eq === -1 && spec !== undefined && spec.type !== "boolean") {
         const value = argv[i + 1];
-        if (value === undefined) throw usage(`option --${name} needs a value (${spec.value ?? spec.type})`, positionals[0]);
+        if (value === undefined)
+          throw usage(`option --${name} needs a value (${spec.value ?? spec.type})`, positionals[0]);
         raw[raw.length - 1] = [name, value];
         i++;
       }
@@ -71,7 +87,11 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   }
   const commandName = positionals.shift();
   const command = commandName === undefined ? undefined : findCommand(commandName);
-  if (commandName !== undefined && command === undefined && !(CLI_ONLY_COMMANDS as readonly string[]).includes(commandName)) {
+  if (
+    commandName !== undefined &&
+    command === undefined &&
+    !(CLI_ONLY_COMMANDS as readonly string[]).includes(commandName)
+  ) {
     throw usage(`unknown command '${commandName}'`, undefined);
   }
   const input: CommandInput = {};
@@ -101,7 +121,11 @@ function optionSpec(name: string, commandName: string | undefined): OptionSpec |
   return GLOBAL_OPTIONS.find((o) => o.name === name) ?? command?.options.find((o) => o.name === name);
 }
 
-function convert(spec: OptionSpec, value: string | undefined, commandName: string | undefined): string | number | boolean {
+function convert(
+  spec: OptionSpec,
+  value: string | undefined,
+  commandName: string | undefined,
+): string | number | boolean {
   if (spec.type === "boolean") {
     if (value === undefined || value === "true") return true;
     if (value === "false") return false;
@@ -110,7 +134,8 @@ function convert(spec: OptionSpec, value: string | undefined, commandName: strin
   if (value === undefined) throw usage(`option --${spec.name} needs a value`, commandName);
   if (spec.type === "number") {
     const n = Number(value);
-    if (!Number.isFinite(n) || n < 0) throw usage(`option --${spec.name} must be a non-negative number (got '${value}')`, commandName);
+    if (!Number.isFinite(n) || n < 0)
+      throw usage(`option --${spec.name} must be a non-negative number (got '${value}')`, commandName);
     return n;
   }
   return value;
@@ -126,6 +151,8 @@ function assignGlobal(global: GlobalOptions, name: string, value: string | numbe
 }
 
 function usage(problem: string, commandName: string | undefined): MaqetError {
-  const hint = commandName ? `Run \`maqet ${commandName} --help\` for its usage.` : "Run `maqet --help` for the list of commands.";
+  const hint = commandName
+    ? `Run \`maqet ${commandName} --help\` for its usage.`
+    : "Run `maqet --help` for the list of commands.";
   return new MaqetError("INVALID_ARGUMENT", `Invalid arguments: ${problem}. ${hint}`);
 }

@@ -22,7 +22,9 @@ export function renderResult(command: string, result: unknown): string {
     }
     case "stop": {
       const s = result as VmStatus;
-      const how = s.lastStop ? `${s.lastStop.detail}${s.lastStop.method ? ` via ${s.lastStop.method}` : ""}` : "already stopped";
+      const how = s.lastStop
+        ? `${s.lastStop.detail}${s.lastStop.method ? ` via ${s.lastStop.method}` : ""}`
+        : "already stopped";
       return `Stopped VM '${s.name}' (${how}).`;
     }
     case "rm":
@@ -48,7 +50,15 @@ function renderList(vms: VmStatus[]): string {
   if (vms.length === 0) return "No VMs. Define one with `maqet add config.yaml`.";
   return renderTable(
     ["NAME", "STATE", "PID", "DETAIL", "MEMORY", "CPU", "ID"],
-    vms.map((v) => [v.name, v.state, v.pid?.toString() ?? "-", v.detail ?? "-", v.memory ?? "-", v.cpu?.toString() ?? "-", v.id]),
+    vms.map((v) => [
+      v.name,
+      v.state,
+      v.pid?.toString() ?? "-",
+      v.detail ?? "-",
+      v.memory ?? "-",
+      v.cpu?.toString() ?? "-",
+      v.id,
+    ]),
   );
 }
 
@@ -69,7 +79,11 @@ function renderStatus(s: VmStatus): string {
   ];
   if (s.lastStop) {
     const stop = s.lastStop;
-    const extra = [stop.method && `method ${stop.method}`, stop.reason && `reason ${stop.reason}`, stop.guest !== null && `guest ${stop.guest}`]
+    const extra = [
+      stop.method && `method ${stop.method}`,
+      stop.reason && `reason ${stop.reason}`,
+      stop.guest !== null && `guest ${stop.guest}`,
+    ]
       .filter(Boolean)
       .join(", ");
     rows.push(["last stop", `${stop.detail}${extra ? ` (${extra})` : ""} at ${stop.at}`]);
@@ -107,7 +121,12 @@ function summarize(e: HistoryEntry): string {
     case "vm.stop-requested":
       return `force=${d.force} timeout=${Number(d.timeoutMs) / 1000}s`;
     case "vm.stopped":
-      return [`detail=${d.detail}`, d.method && `method=${d.method}`, d.reason && `reason=${d.reason}`, d.signal && `signal=${d.signal}`]
+      return [
+        `detail=${d.detail}`,
+        d.method && `method=${d.method}`,
+        d.reason && `reason=${d.reason}`,
+        d.signal && `signal=${d.signal}`,
+      ]
         .filter(Boolean)
         .join(" ");
     case "vm.paused":

@@ -1,0 +1,239 @@
+import { describe, expect, it } from "vitest";
+import { Orchestrator } from "../../src/actors/orchestrator.ts";
+import type { VmConfig } from "../../src/config/vm-config.ts";
+import { isMaqetError, MaqetError } from "../../src/errors/maqet-error.ts";
+import { createFakeWorld, type FakeWorld } from "../support/fake-ports.ts";
+import { MemoryEventStore } from "../support/memory-event-store.ts";
+
+const config: VmConfig = {
+  accel: "tcg",
+  memory: "64M",
+  args: [],
+  arguments: [],
+  storage: [{ name: "hdd", type: "qcow2", file: "/tmp/x.qcow2", size: "64M", interface: "virtio" }],
+};
+
+async function setup(world: FakeWorld = createFakeWorld()) {
+  const store = new MemoryEventStore();
+  const orchestrator = new Orchestrator({ ports: world.ports, store });
+  const view = await orchestrator.define(config, { name: "web" });
+  return { world, store, orchestrator, view, stream: view.streamId };
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe("VM actor lifecycle (fakes, simulated clock)", () => {
+  it("start records start-requested, disk.created and started, and runs the guest", async () => {
+    const { store, orchestrator, stream } = await setup();
+    const vm = await orchestrator.actor("web");
+    await vm.start();
+    expect(store.types(stream)).toEqual(["vm.defined", "vm.start-requested", "disk.created", "vm.started"]);
+    expect(vm.state).toBe("running.active");
+    expect(vm.view.status).toBe("running");
+    expect(vm.view.pid).toBeGreaterThan(0);
+  });
+
+  it("a failed launch records start-failed with QEMU's message and leaves the VM stopped", async () => {
+    const world = createFakeWorld();
+    world.failLaunch = "qemu-system-x86_64: -foo: invalid option";
+    const { store, orchestrator, stream } = await setup(world);
+    const vm = await orchestrator.actor("web");
+    const error = await vm.start().catch((e) => e);
+    expect(isMaqetError(error, "START_FAILED")).toBe(true);
+    expect(error.message).toContain("invalid option");
+    expect(store.types(stream)).toEqual(["vm.defined", "vm.start-requested", "disk.created", "vm.start-failed"]);
+    expect(vm.view.status).toBe("stopped");
+    expect(vm.view.lastError?.message).toContain("invalid option");
+  });
+
+  it("graceful stop: powerdown, SHUTDOWN from the guest, QEMU ended; recorded as shutdown", async () => {
+    const { store, orchestrator, world, stream } = await setup();
+    const vm = await orchestrator.actor("web");
+    await vm.start();
+    await vm.stop({ timeoutMs: 30_000 });
+    const stopped = store.events.at(-1)!;
+    expect(stopped.type).toBe("vm.stopped");
+    expect(stopped.data).toMatchObject({ detail: "shutdown", guest: true, reason: "guest-shutdown" });
+    expect(world.qemus[0]!.alive).toBe(false);
+    expect(world.qemus[0]!.executed).toContain("system_powerdown");
+    expect(store.types(stream)).not.toContain("vm.paused");
+    expect(vm.view.status).toBe("stopped");
+  });
+
+  it("a guest that ignores ACPI is quit after the timeout; recorded as destroyed via quit", async () => {
+    const { store, orchestrator, world } = await setup(createFakeWorld({ obeysPowerdown: false }));
+    const vm = await orchestrator.actor("web");
+    await vm.start();
+    const t0 = world.clock.now();
+    await vm.stop({ timeoutMs: 10_000 });
+    expect(world.clock.now() - t0).toBeGreaterThanOrEqual(10_000);
+    expect(store.events.at(-1)!.data).toMatchObject({ detail: "destroyed", method: "quit" });
+  });
+
+  it("escalates to SIGTERM then SIGKILL when quit does not end QEMU", async () => {
+    const world = createFakeWorld({ obeysPowerdown: false, diesOnSigterm: false });
+    const { store, orchestrator } = await setup(world);
+    const vm = await orchestrator.actor("web");
+    await vm.start();
+    // QMP quit is lost: the fake QEMU ignores it.
+    const session = world.qemus[0]!.sessions[0]!;
+    const original = session.execute.bind(session);
+    session.execute = (async (command: string) =>
+      command === "quit" ? {} : original(command)) as typeof session.execute;
+    await vm.stop({ timeoutMs: 1000 });
+    expect(world.qemus[0]!.signals).toEqual(["SIGTERM", "SIGKILL"]);
+    expect(store.events.at(-1)!.data).toMatchObject({ detail: "destroyed", method: "sigkill" });
+  });
+
+  it("--force kills at once", async () => {
+    const { store, orchestrator, world } = await setup();
+    const vm = await orchestrator.actor("web");
+    await vm.start();
+    await vm.stop({ force: true });
+    expect(world.qemus[0]!.executed).not.toContain("system_powerdown");
+    expect(store.events.at(-2)!.data).toMatchObject({ force: true });
+    expect(store.events.at(-1)!.data).toMatchObject({ detail: "destroyed", method: "sigkill", signal: "SIGKILL" });
+  });
+
+  it("QEMU dying under a watching actor is recorded as crashed with its signal", async () => {
+    const { store, orchestrator, world } = await setup();
+    const vm = await orchestrator.actor("web");
+    await vm.start();
+    world.qemus[0]!.die({ code: null, signal: "SIGKILL" });
+    for (let i = 0; i < 20 && vm.view.status !== "stopped"; i++) await tick();
+    expect(vm.view.status).toBe("stopped");
+    expect(store.events.at(-1)!.data).toMatchObject({ detail: "crashed", signal: "SIGKILL" });
+  });
+
+  it("a guest power-off while running is recorded as shutdown (guest) and QEMU is ended", async () => {
+    const { store, orchestrator, world } = await setup();
+    const vm = await orchestrator.actor("web");
+    await vm.start();
+    const q = world.qemus[0]!;
+    q.status = "shutdown";
+    q.emit("SHUTDOWN", { guest: true, reason: "guest-shutdown" });
+    q.emit("STOP");
+    for (let i = 0; i < 50 && vm.view.status !== "stopped"; i++) await tick();
+    expect(store.events.at(-1)!.data).toMatchObject({ detail: "shutdown", guest: true, method: "quit" });
+    expect(q.alive).toBe(false);
+  });
+
+  it("QMP STOP and RESUME are recorded as paused (user) and resumed, in order", async () => {
+    const { store, orchestrator, stream } = await setup();
+    const vm = await orchestrator.actor("web");
+    await vm.start();
+    await vm.qmp("stop");
+    await vm.qmp("cont");
+    await vm.flush();
+    expect(store.types(stream).slice(-4)).toEqual([
+      "qmp.command-executed",
+      "vm.paused",
+      "qmp.command-executed",
+      "vm.resumed",
+    ]);
+    expect(store.events.find((e) => e.type === "vm.paused")!.data).toMatchObject({ detail: "user" });
+    expect(vm.state).toBe("running.active");
+  });
+
+  it("a QMP error is recorded with its class and rethrown", async () => {
+    const { store, orchestrator } = await setup();
+    const vm = await orchestrator.actor("web");
+    await vm.start();
+    const error = await vm.qmp("no-such-command").catch((e) => e);
+    expect(isMaqetError(error, "QMP_ERROR")).toBe(true);
+    expect(store.events.at(-1)!.data).toMatchObject({
+      command: "no-such-command",
+      outcome: "error",
+      errorClass: "CommandNotFound",
+    });
+  });
+
+  it("qmp on a stopped VM is refused without touching QEMU", async () => {
+    const { orchestrator, store } = await setup();
+    const vm = await orchestrator.actor("web");
+    const error = await vm.qmp("query-status").catch((e) => e);
+    expect(isMaqetError(error, "VM_INVALID_STATE")).toBe(true);
+    expect(store.events).toHaveLength(1);
+  });
+
+  it("a conflicting append leaves the state unchanged and reports the conflict", async () => {
+    const { store, orchestrator, world } = await setup();
+    const vm = await orchestrator.actor("web");
+    store.failNext.push(new MaqetError("CONCURRENCY_CONFLICT", "conflict"));
+    const error = await vm.start().catch((e) => e);
+    expect(isMaqetError(error, "CONCURRENCY_CONFLICT")).toBe(true);
+    expect(vm.view.status).toBe("stopped");
+    expect(world.qemus).toHaveLength(0);
+    expect(store.events).toHaveLength(1);
+  });
+
+  it("remove refuses a running VM without --force, and stops then removes it with --force", async () => {
+    const { store, orchestrator, stream } = await setup();
+    const vm = await orchestrator.actor("web");
+    await vm.start();
+    expect(isMaqetError(await vm.remove().catch((e) => e), "VM_INVALID_STATE")).toBe(true);
+    await vm.remove({ force: true });
+    expect(store.types(stream).slice(-3)).toEqual(["vm.stop-requested", "vm.stopped", "vm.removed"]);
+    await expect(orchestrator.find("web")).rejects.toMatchObject({ code: "VM_NOT_FOUND" });
+  });
+
+  it("start of a running VM is an error; stop of a stopped VM is a no-op", async () => {
+    const { orchestrator, store } = await setup();
+    const vm = await orchestrator.actor("web");
+    expect((await vm.stop()).noop).toBe(true);
+    await vm.start();
+    expect(isMaqetError(await vm.start().catch((e) => e), "VM_INVALID_STATE")).toBe(true);
+    expect(store.types().filter((t) => t === "vm.start-requested")).toHaveLength(1);
+  });
+});
+
+describe("rehydration in a new process", () => {
+  it("reattaches to a QEMU that is still alive and keeps driving it", async () => {
+    const { store, orchestrator, world, view } = await setup();
+    await (await orchestrator.actor("web")).start();
+    // A new process: a fresh orchestrator over the same store and the same (fake) host.
+    const later = new Orchestrator({ ports: world.ports, store });
+    const vm = await later.actor(view.vmId);
+    expect(vm.state).toBe("running.active");
+    expect(await vm.qmp("query-status")).toMatchObject({ status: "running" });
+    await vm.stop();
+    expect(world.qemus[0]!.alive).toBe(false);
+  });
+
+  it("records exited-unsupervised when QEMU vanished while nobody watched", async () => {
+    const { store, orchestrator, world } = await setup();
+    const first = await orchestrator.actor("web");
+    await first.start();
+    await first.close();
+    world.qemus[0]!.die({ code: null, signal: "SIGKILL" });
+    const later = new Orchestrator({ ports: world.ports, store });
+    const [view] = await later.liveViews();
+    expect(view!.status).toBe("stopped");
+    expect(store.events.at(-1)!.data).toMatchObject({ detail: "exited-unsupervised" });
+  });
+
+  it("never trusts a reused pid: a foreign process counts as gone", async () => {
+    const { store, orchestrator, world } = await setup();
+    const first = await orchestrator.actor("web");
+    await first.start();
+    await first.close();
+    (world.qemus[0] as { marker: string }).marker = "someone-else";
+    const later = new Orchestrator({ ports: world.ports, store });
+    const vm = await later.actor("web");
+    expect(vm.view.status).toBe("stopped");
+    expect(world.qemus[0]!.signals).toEqual([]);
+  });
+
+  it("finishes a guest shutdown that happened while nobody watched", async () => {
+    const { store, orchestrator, world } = await setup();
+    const first = await orchestrator.actor("web");
+    await first.start();
+    await first.close();
+    world.qemus[0]!.status = "shutdown";
+    const later = new Orchestrator({ ports: world.ports, store });
+    const vm = await later.actor("web");
+    expect(vm.view.status).toBe("stopped");
+    expect(store.events.at(-1)!.data).toMatchObject({ detail: "shutdown", guest: true });
+    expect(world.qemus[0]!.alive).toBe(false);
+  });
+});
