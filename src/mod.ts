@@ -1,0 +1,51 @@
+/**
+ * maqet: an embeddable, event-sourced QEMU orchestration core.
+ * The one public entry point: named exports only. `pg` and PGlite are loaded only when that
+ * store is chosen.
+ *
+ * @example
+ * ```ts
+ * import { createMaqet, isMaqetError } from "maqet";
+ * const maqet = createMaqet();
+ * try {
+ *   await maqet.start("web");
+ * } catch (e) {
+ *   if (isMaqetError(e, "VM_NOT_FOUND")) console.error(e.message);
+ * } finally {
+ *   await maqet.close();
+ * }
+ * ```
+ */
+export { COMMANDS, type CommandSpec, findCommand } from "./api/commands.ts";
+export type { HistoryEntry } from "./api/history-entry.ts";
+export {
+  type AddOptions,
+  createMaqet,
+  type Maqet,
+  type MaqetOptions,
+  type QmpOptions,
+  type StartOptions,
+  type StopVmOptions,
+  type VmConfigInput,
+} from "./api/maqet.ts";
+export type { VmStatus } from "./api/vm-status.ts";
+export type { Accel, ArgumentItem, DiskDevice, VmConfig } from "./config/vm-config.ts";
+export { ERROR_CODES, type ErrorCode, exitCodeOf } from "./errors/error-codes.ts";
+export { isMaqetError, MaqetError } from "./errors/maqet-error.ts";
+export type { EventActor, EventMetadata, NewEvent, StoredEvent } from "./events/envelope.ts";
+export type {
+  AppendOptions,
+  AppendResult,
+  EventStore,
+  ExpectedVersion,
+  ReadAllOptions,
+  ReadStreamOptions,
+} from "./events/event-store.ts";
+export {
+  type PausedDetail,
+  type StoppedDetail,
+  type StoredVmEvent,
+  VM_EVENT_SCHEMA,
+  type VmEventData,
+  type VmEventType,
+} from "./events/vm-events.ts";
