@@ -1,0 +1,156 @@
+/**
+ * The CLI as a new user runs it: a fresh HOME, each command a separate process, real QEMU,
+ * the embedded store. Acceptance items 2, 3 (unsupervised variant) and 6 of the skeleton issue.
+ */
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliSandbox, createCliSandbox, processAlive, waitFor } from "../support/cli-runner.ts";
+
+interface Status {
+  name: string;
+  id: string;
+  state: string;
+  pid: number | null;
+  detail: string | null;
+}
+
+const firmwareVm = (name: string, extra = "") => `name: ${name}
+binary: /usr/bin/qemu-system-x86_64
+accel: tcg
+memory: 64M
+storage:
+  - name: hdd
+    type: qcow2
+    file: ${name}.qcow2
+    size: 32M
+${extra}`;
+
+describe("maqet CLI, end to end (real QEMU, embedded store)", () => {
+  let box: CliSandbox;
+  beforeAll(async () => {
+    box = await createCliSandbox();
+  });
+  afterAll(async () => {
+    // Leave no QEMU behind, whatever happened.
+    for (const name of ["web", "crashy"]) await box.run(["stop", name, "--force"]);
+    await box.cleanup();
+  });
+
+  it("add → start → status → qmp → stop → history, each a separate process", async () => {
+    await writeFile(join(box.home, "web.yaml"), firmwareVm("web"));
+    const add = await box.run(["add", "web.yaml"]);
+    expect(add.stderr).toBe("");
+    expect(add.code).toBe(0);
+
+    const start = await box.run(["start", "web"]);
+    expect(start.stderr).toBe("");
+    expect(start.code).toBe(0);
+
+    const status = await box.run(["status", "web", "--json"]);
+    expect(status.code).toBe(0);
+    const s = status.json<Status>();
+    expect(s).toMatchObject({ name: "web", state: "running" });
+    expect(s.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(s.pid).toBeGreaterThan(1);
+    expect(await processAlive(s.pid!)).toBe(true);
+
+    const qmp = await box.run(["qmp", "web", "query-status"]);
+    expect(qmp.code).toBe(0);
+    expect(qmp.json()).toMatchObject({ status: "running", running: true });
+
+    const stop = await box.run(["stop", "web", "--timeout", "2"]);
+    expect(stop.stderr).toBe("");
+    expect(stop.code).toBe(0);
+    expect(await waitFor(async () => !(await processAlive(s.pid!)), 3000)).toBe(true);
+
+    const history = await box.run(["history", "web", "--json"]);
+    expect(history.code).toBe(0);
+    const types = history.json<Array<{ type: string }>>().map((e) => e.type);
+    expect(types.filter((t) => t !== "disk.created")).toEqual([
+      "vm.defined",
+      "vm.start-requested",
+      "vm.started",
+      "qmp.command-executed",
+      "vm.stop-requested",
+      "vm.stopped",
+    ]);
+    const table = await box.run(["history", "web"]);
+    expect(table.stdout).toMatch(/vm\.stopped\s+detail=destroyed method=quit/);
+  });
+
+  it("QEMU killed with SIGKILL while no maqet runs: the next command records and shows it", async () => {
+    await writeFile(join(box.home, "crashy.yaml"), firmwareVm("crashy"));
+    expect((await box.run(["add", "crashy.yaml"])).code).toBe(0);
+    expect((await box.run(["start", "crashy"])).code).toBe(0);
+    const { pid } = (await box.run(["status", "crashy", "--json"])).json<Status>();
+    process.kill(pid!, "SIGKILL");
+    expect(await waitFor(async () => !(await processAlive(pid!)), 3000)).toBe(true);
+    const after = (await box.run(["status", "crashy", "--json"])).json<Status>();
+    expect(after).toMatchObject({ state: "stopped", pid: null, detail: "exited-unsupervised" });
+    const history = (await box.run(["history", "crashy", "--json"])).json<Array<{ type: string; data: { detail?: string } }>>();
+    expect(history.at(-1)).toMatchObject({ type: "vm.stopped", data: { detail: "exited-unsupervised" } });
+    // ls shows the same truth.
+    const ls = await box.run(["ls"]);
+    expect(ls.stdout).toMatch(/crashy\s+stopped\s+-\s+exited-unsupervised/);
+  });
+
+  describe("bad input: documented exit code, one clear sentence, nothing recorded", () => {
+    const eventCount = async () => {
+      const ls = await box.run(["ls", "--json"]);
+      const vms = ls.json<Status[]>();
+      let total = 0;
+      for (const vm of vms) total += (await box.run(["history", vm.name, "--json"])).json<unknown[]>().length;
+      return total;
+    };
+
+    it("unknown VM → 3", async () => {
+      const before = await eventCount();
+      const r = await box.run(["start", "nope"]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/VM 'nope' not found/);
+      expect(await eventCount()).toBe(before);
+    });
+
+    it("invalid YAML → 3", async () => {
+      await writeFile(join(box.home, "broken.yaml"), "name: broken\nmemory: [64M\n");
+      const r = await box.run(["add", "broken.yaml"]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/YAML/);
+      expect((await box.run(["status", "broken"])).code).toBe(3);
+    });
+
+    it("a known key with the wrong type → 3, the message names the key", async () => {
+      await writeFile(join(box.home, "typed.yaml"), "name: typed\nmemory: true\n");
+      const r = await box.run(["add", "typed.yaml"]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/memory/);
+      expect((await box.run(["status", "typed"])).code).toBe(3);
+    });
+
+    it("add of a name that exists → 3", async () => {
+      const before = await eventCount();
+      const r = await box.run(["add", "web.yaml"]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/already exists/);
+      expect(await eventCount()).toBe(before);
+    });
+
+    it("qemu-img missing from PATH when a disk must be created → 1 with the install command", async () => {
+      await writeFile(join(box.home, "nodisk.yaml"), firmwareVm("nodisk"));
+      expect((await box.run(["add", "nodisk.yaml"])).code).toBe(0);
+      const before = await eventCount();
+      const r = await box.run(["start", "nodisk"], { PATH: "/nonexistent" });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/qemu-img/);
+      expect(r.stderr).toMatch(/apt-get install/);
+      expect(await eventCount()).toBe(before);
+    });
+
+    it("an unknown option → 3 with a hint", async () => {
+      const r = await box.run(["start", "web", "--bogus"]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/--bogus/);
+    });
+  });
+});
