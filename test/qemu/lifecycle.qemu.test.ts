@@ -1,0 +1,92 @@
+/**
+ * The library with real QEMU and the embedded store: a VM killed with SIGKILL while a maqet
+ * process watches it is recorded as crashed, at once, and status and history say so.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createMaqet, type Maqet } from "../../src/mod.ts";
+import { processAlive, waitFor } from "../support/cli-runner.ts";
+
+describe("VM lifecycle through the library (real QEMU)", () => {
+  let dir: string;
+  let maqet: Maqet;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "maqet-lib-"));
+    maqet = createMaqet({ dataDir: join(dir, "data"), runtimeDir: join(dir, "run"), env: { PATH: process.env.PATH } });
+    await writeFile(
+      join(dir, "vm.yaml"),
+      "name: lib\nbinary: qemu-system-x86_64\naccel: tcg\nmemory: 64M\nstorage:\n  - {name: hdd, type: qcow2, file: lib.qcow2, size: 16M}\n",
+    );
+  });
+  afterAll(async () => {
+    await maqet.stop("lib", { force: true }).catch(() => undefined);
+    await maqet.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("records kill -9 of QEMU as vm.stopped with detail crashed, visible in status and history", async () => {
+    await maqet.add(join(dir, "vm.yaml"));
+    const started = await maqet.start("lib");
+    expect(started.state).toBe("running");
+    const pid = started.pid!;
+    expect(await processAlive(pid)).toBe(true);
+    expect(await maqet.qmp("lib", "query-status")).toMatchObject({ status: "running" });
+
+    const killedAt = Date.now();
+    process.kill(pid, "SIGKILL");
+    expect(await waitFor(async () => (await maqet.status("lib")).state === "stopped", 5000)).toBe(true);
+    const detectedIn = Date.now() - killedAt;
+    expect(detectedIn).toBeLessThan(2000);
+
+    const status = await maqet.status("lib");
+    expect(status).toMatchObject({ state: "stopped", pid: null, detail: "crashed" });
+    expect(status.lastStop).toMatchObject({ detail: "crashed" });
+    const history = await maqet.history("lib");
+    expect(history.map((h) => h.type)).toEqual([
+      "vm.defined",
+      "vm.start-requested",
+      "disk.created",
+      "vm.started",
+      "qmp.command-executed",
+      "vm.stopped",
+    ]);
+    expect(history.at(-1)!.data).toMatchObject({ detail: "crashed", signal: "SIGKILL" });
+    expect(history.at(-1)!.actor).toMatchObject({ pid: process.pid });
+  });
+
+  it("restarts after a crash, pauses and resumes via QMP, and stops (guest ignores ACPI → quit)", async () => {
+    await maqet.start("lib");
+    await maqet.qmp("lib", "stop");
+    expect(await waitFor(async () => (await maqet.status("lib")).state === "paused", 3000)).toBe(true);
+    expect((await maqet.status("lib")).detail).toBe("user");
+    await maqet.qmp("lib", "cont");
+    expect(await waitFor(async () => (await maqet.status("lib")).state === "running", 3000)).toBe(true);
+    const stopped = await maqet.stop("lib", { timeoutMs: 1000 });
+    expect(stopped.lastStop).toMatchObject({ detail: "destroyed", method: "quit" });
+    const types = (await maqet.history("lib")).map((h) => h.type);
+    expect(types.slice(-8)).toEqual([
+      "vm.start-requested",
+      "vm.started",
+      "qmp.command-executed",
+      "vm.paused",
+      "qmp.command-executed",
+      "vm.resumed",
+      "vm.stop-requested",
+      "vm.stopped",
+    ]);
+  });
+
+  it("events$ replays the store and then goes live", async () => {
+    const seen: string[] = [];
+    const sub = maqet.events$.subscribe((e) => seen.push(e.type));
+    await waitFor(async () => seen.length >= 10, 3000);
+    const before = seen.length;
+    await maqet.start("lib");
+    await maqet.stop("lib", { force: true });
+    await waitFor(async () => seen.length >= before + 4, 3000);
+    sub.unsubscribe();
+    expect(seen.slice(before)).toEqual(["vm.start-requested", "vm.started", "vm.stop-requested", "vm.stopped"]);
+  });
+});
