@@ -59,6 +59,16 @@ export class LaunchError extends MaqetError {
   }
 }
 
+/**
+ * Checks what a start needs before anything is recorded: the qemu-system binary, and qemu-img
+ * when a disk must be created. A missing tool is the host's problem, not a VM fact, so it fails
+ * the command with the install hint and leaves the stream untouched.
+ */
+export async function preflightLaunch(ports: VmPorts, config: VmConfig): Promise<void> {
+  await ports.locator.locate(config.binary ?? "qemu-system-x86_64");
+  if ((await ports.disks.missing(config.storage)).length > 0) await ports.locator.locate("qemu-img");
+}
+
 export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<LaunchedVm> {
   const { vmId, name, config, timeoutMs, signal } = input;
   const t0 = ports.clock.now();

@@ -132,6 +132,8 @@ export interface DiskProvisionResult {
 export interface DiskProvisioner {
   /** Creates the disk file with `qemu-img create` when it does not exist yet. */
   ensure(disk: DiskDevice, signal?: AbortSignal): Promise<DiskProvisionResult>;
+  /** The disks whose files do not exist yet (they will need `qemu-img create`). */
+  missing(disks: readonly DiskDevice[]): Promise<DiskDevice[]>;
 }
 
 // ---------------------------------------------------------------- host

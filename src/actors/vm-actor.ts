@@ -17,7 +17,7 @@ import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
 import type { EventMetadata, NewEvent } from "../events/envelope.ts";
 import type { EventStore } from "../events/event-store.ts";
 import { vmEvent, vmStreamId } from "../events/vm-events.ts";
-import { launchQemu } from "./launch-qemu.ts";
+import { launchQemu, preflightLaunch } from "./launch-qemu.ts";
 import type { QmpExecuteOptions, VmPorts } from "./ports.ts";
 import { reattachQemu } from "./reattach-qemu.ts";
 import { escalateStop, stopQemu } from "./stop-qemu.ts";
@@ -205,9 +205,10 @@ export class VmActor {
     return `${this.view.vmId}:${this.#opCounter}`;
   }
 
-  #command(command: VmCommand): Promise<VmOutcome> {
+  #command(command: VmCommand, preflight?: () => Promise<void>): Promise<VmOutcome> {
     return this.#exclusive(async () => {
       await this.#settled();
+      await preflight?.();
       const snapshot = this.#actor.getSnapshot();
       if (snapshot.status !== "active" || !snapshot.can(command)) {
         throw new MaqetError(

@@ -13,6 +13,7 @@
 import { Orchestrator } from "../actors/orchestrator.ts";
 import type { VmPorts } from "../actors/ports.ts";
 import { createBinaryLocator, sharedBinaryLocator } from "../adapters/binary-locator.ts";
+import { missingDisks } from "../adapters/disk-files.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
 import { createHostInfo } from "../adapters/host-info.ts";
 import { type LoadedVmConfig, loadVmConfig } from "../adapters/load-vm-config.ts";
@@ -53,7 +54,7 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
     qmp: createQmpConnector(),
     processes: createProcessControl({ runtimeRoot }),
     locator,
-    disks: createDiskProvisioner({ locator }),
+    disks: { ...createDiskProvisioner({ locator }), missing: missingDisks },
     host: createHostInfo(),
     clock: systemClock,
     buildArgv: buildQemuArgv,

@@ -21,7 +21,8 @@ try {
   if (status.status !== "running") throw new Error(`query-status said ${status.status}`);
   await maqet.stop("deno", { timeoutMs: 500 });
   const types = (await maqet.history("deno")).map((e) => e.type);
-  console.log(`deno smoke: ok ${types.join(",")} (${globalThis.Deno ? `Deno ${Deno.version.deno}` : "not Deno"})`);
+  const denoVersion = (globalThis as { Deno?: { version: { deno: string } } }).Deno?.version.deno;
+  console.log(`deno smoke: ok ${types.join(",")} (${denoVersion ? `Deno ${denoVersion}` : "not Deno"})`);
 } catch (error) {
   console.error("deno smoke: failed:", error);
   await maqet.stop("deno", { force: true }).catch(() => undefined);

@@ -160,7 +160,7 @@ export function createFakeWorld(guest: Partial<FakeGuest> = {}): FakeWorld {
         return `/usr/bin/${program}`;
       },
     },
-    disks: { ensure: async () => ({ created: true, durationMs: 5 }) },
+    disks: { ensure: async () => ({ created: true, durationMs: 5 }), missing: async (disks) => [...disks] },
     qmp: {
       connect: async (socketPath, options) => {
         const q = world.qemus.find((x) => x.alive && socketPath.includes(x.marker));
