@@ -1,0 +1,28 @@
+/**
+ * Every migration, in order, imported statically: no directory listing, so the list works the
+ * same from the sources, the built npm package and Deno.
+ *
+ * @example
+ * ```ts
+ * import { migrations } from "../../migrations/index.ts";
+ * console.log(migrations.map((m) => m.name)); // ["0001-initial"]
+ * ```
+ */
+import type { Migration } from "kysely";
+import { initial } from "./0001-initial.ts";
+
+/** A migration and the name it is recorded under (zero-padded, so names sort in order). */
+export interface NamedMigration {
+  readonly name: string;
+  readonly migration: Migration;
+}
+
+/**
+ * All migrations, oldest first. Append new ones at the end; never rename or reorder a released one.
+ *
+ * @example
+ * ```ts
+ * const last = migrations.at(-1)?.name;
+ * ```
+ */
+export const migrations: readonly NamedMigration[] = [{ name: "0001-initial", migration: initial }];
