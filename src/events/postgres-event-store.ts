@@ -1,0 +1,222 @@
+/**
+ * The EventStore over PostgreSQL, written against a Kysely instance it is given: the same code
+ * serves a PostgreSQL server (`pg` pool) and the embedded PGlite. It imports no driver and no
+ * Node module, so it runs unchanged under Deno.
+ *
+ * @example
+ * ```ts
+ * const store = new PostgresEventStore(db, { actor: () => currentActor, source: "cli" });
+ * await store.append("vm-1", [{ type: "vm.added", schemaVersion: 1, data: {} }], { expectedVersion: "no_stream" });
+ * ```
+ */
+
+import type { Kysely } from "kysely";
+import { type Observable, Subject } from "rxjs";
+import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
+import { appendToStream, checkExpectedVersion, type PreparedEvent } from "./append-to-stream.ts";
+import type { EventActor, EventMetadata, NewEvent, StoredEvent } from "./envelope.ts";
+import type {
+  AppendOptions,
+  AppendResult,
+  EventStore,
+  ExpectedVersion,
+  ReadAllOptions,
+  ReadStreamOptions,
+} from "./event-store.ts";
+import { EVENT_COLUMNS, readAll, toStoredEvent } from "./read-all.ts";
+import { type Database, toNumber } from "./schema.ts";
+
+/** Recorded when no actor supplier is given (the adapters always give one). */
+export const UNKNOWN_ACTOR: EventActor = Object.freeze({ user: "unknown", uid: -1, host: "unknown", pid: -1 });
+
+export interface PostgresEventStoreOptions {
+  /** Supplies `metadata.actor` for events that do not carry one (called once per append). */
+  actor?: () => EventActor;
+  /** Default `metadata.source` ("cli", "library", "agent", "test"...). */
+  source?: string;
+  /**
+   * Runs at the end of {@link PostgresEventStore.close}: an opener that owns the Kysely instance
+   * passes its own close here. Without it the caller keeps ownership of the database.
+   */
+  onClose?: () => Promise<void>;
+}
+
+/**
+ * {@link EventStore} on the `maqet_streams` / `maqet_events` tables (see migrations/).
+ *
+ * @example
+ * ```ts
+ * const store = new PostgresEventStore(db);
+ * store.appended$.subscribe((e) => console.log(e.streamId, e.type));
+ * const { nextExpectedVersion } = await store.append("vm-1", events, { expectedVersion: -1 });
+ * ```
+ */
+export class PostgresEventStore implements EventStore {
+  readonly #db: Kysely<Database>;
+  readonly #options: PostgresEventStoreOptions;
+  readonly #appended = new Subject<StoredEvent>();
+  #closed = false;
+
+  /** Events appended through this store, emitted after their transaction committed. */
+  readonly appended$: Observable<StoredEvent> = this.#appended.asObservable();
+
+  constructor(db: Kysely<Database>, options: PostgresEventStoreOptions = {}) {
+    this.#db = db;
+    this.#options = options;
+  }
+
+  async append(streamId: string, events: readonly NewEvent[], options: AppendOptions = {}): Promise<AppendResult> {
+    const expected = options.expectedVersion ?? "any";
+    this.#assertUsable("append to", streamId);
+    validateExpectedVersion(streamId, expected);
+    options.signal?.throwIfAborted();
+    const prepared = events.map((e, i) => this.#prepare(streamId, e, i));
+    assertUniqueIds(streamId, prepared);
+
+    if (prepared.length === 0) {
+      // Nothing to write; the expected version is still checked, so an empty append asserts it.
+      const current = await this.streamVersion(streamId);
+      checkExpectedVersion(streamId, expected, current);
+      return { nextExpectedVersion: current, lastGlobalPosition: await this.#lastPosition(streamId), events: [] };
+    }
+    const result = await this.#run("append to", streamId, () =>
+      this.#db.transaction().execute((trx) => appendToStream(trx, streamId, prepared, expected)),
+    );
+    for (const event of result.events) this.#appended.next(event);
+    return result;
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<StoredEvent[]> {
+    this.#assertUsable("read", streamId);
+    const fromVersion = options.fromVersion ?? 0;
+    assertCount("fromVersion", fromVersion);
+    if (options.limit !== undefined) assertCount("limit", options.limit);
+    options.signal?.throwIfAborted();
+    const rows = await this.#run("read", streamId, () => {
+      let query = this.#db
+        .selectFrom("maqet_events")
+        .select(EVENT_COLUMNS)
+        .where("stream_id", "=", streamId)
+        .where("stream_version", ">=", fromVersion)
+        .orderBy("stream_version");
+      if (options.limit !== undefined) query = query.limit(options.limit);
+      return query.execute();
+    });
+    return rows.map(toStoredEvent);
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<StoredEvent[]> {
+    this.#assertUsable("read", "all streams");
+    if (options.after !== undefined) assertCount("after", options.after);
+    if (options.limit !== undefined) assertCount("limit", options.limit);
+    options.signal?.throwIfAborted();
+    return this.#run("read", "all streams", () => readAll(this.#db, options));
+  }
+
+  async streamVersion(streamId: string): Promise<number> {
+    this.#assertUsable("read", streamId);
+    const row = await this.#run("read", streamId, () =>
+      this.#db.selectFrom("maqet_streams").select("version").where("stream_id", "=", streamId).executeTakeFirst(),
+    );
+    return row === undefined ? -1 : toNumber(row.version);
+  }
+
+  /** Completes `appended$` and, when opened with `onClose`, closes the database. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#appended.complete();
+    await this.#options.onClose?.();
+  }
+
+  #prepare(streamId: string, event: NewEvent, index: number): PreparedEvent {
+    if (typeof event.type !== "string" || event.type === "") {
+      throw invalid(streamId, `event #${index} has no type`, "give every event a dotted type such as 'vm.started'");
+    }
+    if (!Number.isInteger(event.schemaVersion) || event.schemaVersion < 1) {
+      throw invalid(
+        streamId,
+        `event #${index} (${event.type}) has schemaVersion ${String(event.schemaVersion)}`,
+        "use an integer >= 1",
+      );
+    }
+    const metadata: EventMetadata = { actor: this.#options.actor?.() ?? UNKNOWN_ACTOR };
+    if (this.#options.source !== undefined) metadata.source = this.#options.source;
+    for (const [key, value] of Object.entries(event.metadata ?? {})) if (value !== undefined) metadata[key] = value;
+    return {
+      id: event.id ?? crypto.randomUUID(),
+      type: event.type,
+      schemaVersion: event.schemaVersion,
+      data: event.data,
+      metadata,
+    };
+  }
+
+  async #lastPosition(streamId: string): Promise<number> {
+    const row = await this.#run("read", streamId, () =>
+      this.#db
+        .selectFrom("maqet_events")
+        .select("global_position")
+        .where("stream_id", "=", streamId)
+        .orderBy("stream_version", "desc")
+        .limit(1)
+        .executeTakeFirst(),
+    );
+    return row === undefined ? -1 : toNumber(row.global_position);
+  }
+
+  #assertUsable(verb: string, subject: string): void {
+    if (this.#closed) {
+      throw new MaqetError("STORE_ERROR", `Cannot ${verb} '${subject}': the event store is closed. Open a new one.`);
+    }
+  }
+
+  /** Runs a database call; anything that is not already a MaqetError becomes STORE_ERROR. */
+  async #run<T>(verb: string, subject: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      if (isMaqetError(error)) throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new MaqetError(
+        "STORE_ERROR",
+        `Failed to ${verb} '${subject}' in the event store: ${reason}. ` +
+          "Check that the database is reachable and migrated (maqet doctor).",
+        { cause: error, details: { subject } },
+      );
+    }
+  }
+}
+
+function validateExpectedVersion(streamId: string, expected: ExpectedVersion): void {
+  if (expected === "any" || expected === "no_stream" || expected === "stream_exists") return;
+  if (Number.isInteger(expected) && expected >= -1) return;
+  throw invalid(
+    streamId,
+    `expectedVersion ${JSON.stringify(expected)} is not valid`,
+    "use 'any', 'no_stream', 'stream_exists' or an integer >= -1",
+  );
+}
+
+function assertUniqueIds(streamId: string, events: readonly PreparedEvent[]): void {
+  const seen = new Set<string>();
+  for (const e of events) {
+    if (seen.has(e.id))
+      throw invalid(streamId, `event id ${e.id} appears twice in one append`, "give each event its own id");
+    seen.add(e.id);
+  }
+}
+
+function assertCount(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new MaqetError("INVALID_ARGUMENT", `Invalid ${name}: ${String(value)}. Use an integer >= 0.`, {
+      details: { [name]: value },
+    });
+  }
+}
+
+function invalid(streamId: string, what: string, fix: string): MaqetError {
+  return new MaqetError("INVALID_ARGUMENT", `Append to stream '${streamId}' refused: ${what}; ${fix}.`, {
+    details: { streamId },
+  });
+}
