@@ -1,0 +1,108 @@
+/**
+ * Opens the event store the way the CLI and the library facade want it: a PostgreSQL server when
+ * a URL is given, the embedded PGlite data directory otherwise; migrated; with the real
+ * OS-user/host/pid recorded as every event's actor. The returned store owns its database.
+ *
+ * @example
+ * ```ts
+ * const { store, close } = await openEventStore({ dataDir: "/home/me/.local/share/maqet/pgdata" });
+ * try { await store.append("vm-1", events, { expectedVersion: "no_stream" }); } finally { await close(); }
+ * ```
+ */
+import { hostname, userInfo } from "node:os";
+import process from "node:process";
+import type { Kysely } from "kysely";
+import type { EventActor } from "../events/envelope.ts";
+import { migrateToLatest } from "../events/migrate.ts";
+import { PostgresEventStore } from "../events/postgres-event-store.ts";
+import type { Database } from "../events/schema.ts";
+import { openPgDatabase } from "./pg-database.ts";
+import { openPgliteDatabase } from "./pglite-database.ts";
+
+export interface OpenEventStoreOptions {
+  /** A PostgreSQL server URL; when absent the embedded PGlite at `dataDir` is used. */
+  databaseUrl?: string;
+  /** PGlite data directory (ignored with `databaseUrl`). */
+  dataDir: string;
+  /** How long to wait for another process holding `dataDir` (default 5000 ms). */
+  lockWaitMs?: number;
+  /** Default `metadata.source` of appended events ("cli", "library", "agent"...). */
+  source?: string;
+  signal?: AbortSignal;
+}
+
+/** An open store; `close()` completes `appended$`, then closes the database (and its lock). */
+export interface OpenedEventStore {
+  store: PostgresEventStore;
+  db: Kysely<Database>;
+  dialect: "pg" | "pglite";
+  /** Migrations applied while opening (empty when the schema was already current). */
+  applied: string[];
+  /**
+   * Runs migrations again (a no-op unless another process added some) and returns every
+   * migration this handle applied, those applied while opening included.
+   */
+  migrate(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens and migrates the event store. Throws STORE_LOCKED (PGlite directory in use), or
+ * STORE_ERROR (server unreachable, migration failed).
+ *
+ * @example
+ * ```ts
+ * const opened = await openEventStore({ databaseUrl: process.env.MAQET_DATABASE_URL, dataDir, source: "cli" });
+ * console.log(opened.dialect); // "pg" or "pglite"
+ * ```
+ */
+export async function openEventStore(options: OpenEventStoreOptions): Promise<OpenedEventStore> {
+  const dialect = options.databaseUrl ? "pg" : "pglite";
+  const opened = options.databaseUrl
+    ? await openPgDatabase({ url: options.databaseUrl })
+    : await openPgliteDatabase({ dataDir: options.dataDir, lockWaitMs: options.lockWaitMs, signal: options.signal });
+  const applied: string[] = [];
+  try {
+    applied.push(...(await migrateToLatest(opened.db)));
+  } catch (error) {
+    await opened.close();
+    throw error;
+  }
+  const actor = systemActor();
+  const store = new PostgresEventStore(opened.db, {
+    actor: () => actor,
+    source: options.source,
+    onClose: () => opened.close(),
+  });
+  return {
+    store,
+    db: opened.db,
+    dialect,
+    applied: [...applied],
+    migrate: async () => {
+      applied.push(...(await migrateToLatest(opened.db)));
+      return [...applied];
+    },
+    close: () => store.close(),
+  };
+}
+
+/**
+ * Who this process is, for `metadata.actor`. `userInfo()` throws for a uid without a passwd entry
+ * (common in containers), so fall back to the environment and the numeric uid.
+ *
+ * @example
+ * ```ts
+ * systemActor(); // { user: "alice", uid: 1000, host: "lab1", pid: 4242 }
+ * ```
+ */
+export function systemActor(): EventActor {
+  const uid = typeof process.getuid === "function" ? process.getuid() : -1;
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    user = process.env.USER ?? process.env.LOGNAME ?? `uid-${uid}`;
+  }
+  return { user, uid, host: hostname(), pid: process.pid };
+}

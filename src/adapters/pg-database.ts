@@ -1,0 +1,91 @@
+/**
+ * A PostgreSQL server as a Kysely instance, over a `pg` pool. `pg` is imported only here, and only
+ * when a server URL is given, so embedded (PGlite) users never load it.
+ *
+ * @example
+ * ```ts
+ * const { db, close } = await openPgDatabase({ url: "postgres://maqet@db.example/maqet" });
+ * try { await migrateToLatest(db); } finally { await close(); }
+ * ```
+ */
+import { Kysely, PostgresDialect } from "kysely";
+import type { Pool } from "pg";
+import { MaqetError } from "../errors/maqet-error.ts";
+import type { Database } from "../events/schema.ts";
+
+/** An open server database. `close()` ends the pool and is idempotent. */
+export interface PgDatabase {
+  db: Kysely<Database>;
+  /** The pool, for what Kysely does not cover (LISTEN on a dedicated client). */
+  pool: Pool;
+  close(): Promise<void>;
+}
+
+export interface OpenPgOptions {
+  /** A libpq connection URL: `postgres://user:password@host:port/database`. */
+  url: string;
+  /** Pool size (default 10). */
+  maxConnections?: number;
+  /** Shown in `pg_stat_activity` (default "maqet"). */
+  applicationName?: string;
+}
+
+/**
+ * Connects a pool to `url` and checks it with one round trip, so a wrong URL fails here with
+ * STORE_ERROR rather than on the first append.
+ *
+ * @example
+ * ```ts
+ * const { db } = await openPgDatabase({ url: process.env.MAQET_DATABASE_URL!, maxConnections: 4 });
+ * ```
+ */
+export async function openPgDatabase(options: OpenPgOptions): Promise<PgDatabase> {
+  const { default: pg } = await import("pg");
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.maxConnections ?? 10,
+    application_name: options.applicationName ?? "maqet",
+  });
+  // An idle client that loses its server emits "error" on the pool; unhandled, it kills the
+  // process. The next query reconnects (or reports the failure), so swallowing it here is safe.
+  pool.on("error", () => {});
+  try {
+    await pool.query("select 1");
+  } catch (error) {
+    await pool.end().catch(() => {});
+    throw new MaqetError(
+      "STORE_ERROR",
+      `Cannot connect to the PostgreSQL server at ${redact(options.url)}: ${error instanceof Error ? error.message : String(error)}. ` +
+        "Check the URL given with --db or MAQET_DATABASE_URL, and that the server is running.",
+      { cause: error, details: { url: redact(options.url) } },
+    );
+  }
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  let closing: Promise<void> | undefined;
+  return {
+    db,
+    pool,
+    close: () => {
+      closing ??= db.destroy(); // ends the pool
+      return closing;
+    },
+  };
+}
+
+/**
+ * The URL without its password, for messages and logs.
+ *
+ * @example
+ * ```ts
+ * redact("postgres://u:secret@h/db"); // "postgres://u:***@h/db"
+ * ```
+ */
+export function redact(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(unparseable URL)";
+  }
+}
