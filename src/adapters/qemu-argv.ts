@@ -1,0 +1,146 @@
+/**
+ * The qemu-system argument list for one run of a VM (everything after the binary). Pure: the
+ * caller supplies the runtime paths and whether KVM is usable.
+ *
+ * Order: identity, control plumbing, accelerator and machine, sizing, display, boot, disks,
+ * serial, then the user's `arguments` (rendered) and `args` (verbatim) last, so they can add to
+ * or override anything above (for repeated options QEMU keeps the last).
+ *
+ * - `-name guest=<name>` and `-uuid <vmId>`: the **pid-verification marker is the vmId**, which
+ *   appears verbatim in `/proc/<pid>/cmdline` as the word after `-uuid` (libvirt does the same;
+ *   the guest sees it as its SMBIOS system UUID). vmId must therefore be a UUID.
+ * - `-S` (start paused, `cont` after the QMP handshake), `-no-shutdown` (a guest power-off leaves
+ *   the process alive), `-pidfile`, `-qmp unix:<socket>,server=on,wait=off`.
+ * - No `-nodefaults`: as in MAQET, QEMU's own defaults stay (NIC with user networking, VGA,
+ *   CD-ROM), so MAQET configs behave the same. Add `nodefaults` to `arguments` to drop them.
+ * - `-display none` unless `display` is set or the user's arguments/args choose a display
+ *   (`-display`, `-nographic`): a VM started by a service must not try to open a window.
+ * - `-accel kvm|tcg` (`auto` → kvm when the host can use it); no default `-machine`, `-m`, `-smp`.
+ * - Disks: `-drive file=<abs>,if=<if>,format=<fmt>,id=<name>` with commas in paths doubled.
+ *   `id` only, no `node-name`: QEMU refuses a node-name equal to a drive id, and QMP block
+ *   commands (snapshots, query-block) address the drive by its id. `if=sata` and `if=scsi` do not
+ *   exist in `-drive`, so those disks get `if=none` plus one AHCI (`maqet-ahci`) or virtio-scsi
+ *   (`maqet-scsi`) controller and an `ide-hd` / `scsi-hd` device.
+ * - `-serial file:<serialLog>` when given, unless the user's arguments/args set `-serial`.
+ *
+ * @example
+ * ```ts
+ * const argv = buildQemuArgv(config, { vmId, name: "web", qmpSocket, pidFile }, { kvmUsable: true });
+ * await execa(binary, argv);
+ * ```
+ */
+import type { QemuRuntimePaths } from "../actors/ports.ts";
+import { renderArguments } from "../config/render-arguments.ts";
+import type { DiskDevice, VmConfig } from "../config/vm-config.ts";
+import { MaqetError } from "../errors/maqet-error.ts";
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Controller ids added for sata/scsi disks (storage names may not start with `maqet-`). */
+export const AHCI_CONTROLLER_ID = "maqet-ahci";
+export const SCSI_CONTROLLER_ID = "maqet-scsi";
+
+/**
+ * Builds the argv; throws `INVALID_ARGUMENT` when `runtime.vmId` is not a UUID (the marker).
+ *
+ * @example
+ * ```ts
+ * buildQemuArgv(
+ *   { accel: "auto", memory: "64M", args: [], arguments: [], storage: [] },
+ *   { vmId: "0b5c3f8e-4a1d-4c7e-9f00-3c2d1e0f9a8b", name: "demo", qmpSocket: "/run/m/qmp.sock", pidFile: "/run/m/qemu.pid" },
+ *   { kvmUsable: false },
+ * ); // ["-name", "guest=demo", "-uuid", "0b5c...", "-S", "-no-shutdown", ..., "-accel", "tcg", "-m", "64M", "-display", "none"]
+ * ```
+ */
+export function buildQemuArgv(config: VmConfig, runtime: QemuRuntimePaths, host: { kvmUsable: boolean }): string[] {
+  if (!UUID_PATTERN.test(runtime.vmId)) {
+    throw new MaqetError(
+      "INVALID_ARGUMENT",
+      `VM id ${JSON.stringify(runtime.vmId)} is not a UUID; it becomes QEMU's -uuid and the marker that ties a pid to the VM. Create ids with crypto.randomUUID().`,
+      { details: { vmId: runtime.vmId } },
+    );
+  }
+  const user = [...renderArguments(config.arguments), ...config.args];
+  const argv = [
+    "-name",
+    `guest=${escapeOption(runtime.name)}`,
+    "-uuid",
+    runtime.vmId,
+    "-S",
+    "-no-shutdown",
+    "-pidfile",
+    runtime.pidFile,
+    "-qmp",
+    `unix:${escapeOption(runtime.qmpSocket)},server=on,wait=off`,
+    "-accel",
+    accelFor(config.accel, host.kvmUsable),
+  ];
+  if (config.machine !== undefined) argv.push("-machine", config.machine);
+  if (config.memory !== undefined) argv.push("-m", config.memory);
+  if (config.cpu !== undefined) argv.push("-smp", String(config.cpu));
+  if (config.display !== undefined) argv.push("-display", config.display);
+  else if (!setsOption(user, "-display", "-nographic")) argv.push("-display", "none");
+  if (config.vga !== undefined) argv.push("-vga", config.vga);
+  if (config.kernel !== undefined) argv.push("-kernel", config.kernel);
+  if (config.initrd !== undefined) argv.push("-initrd", config.initrd);
+  if (config.append !== undefined) argv.push("-append", config.append);
+  argv.push(...driveArgs(config.storage));
+  if (runtime.serialLog !== undefined && !setsOption(user, "-serial")) {
+    // The legacy "file:" chardev syntax takes the rest of the word as the path: no comma escaping.
+    argv.push("-serial", `file:${runtime.serialLog}`);
+  }
+  argv.push(...user);
+  return argv;
+}
+
+/**
+ * The accelerator QEMU gets: `auto` means KVM when the host can use it, TCG otherwise.
+ *
+ * @example
+ * ```ts
+ * accelFor("auto", false); // "tcg"
+ * ```
+ */
+export function accelFor(accel: VmConfig["accel"], kvmUsable: boolean): "kvm" | "tcg" {
+  if (accel === "auto") return kvmUsable ? "kvm" : "tcg";
+  return accel;
+}
+
+/**
+ * Doubles commas, as QEMU's option parser requires inside a value (`a,b` → `a,,b`).
+ *
+ * @example
+ * ```ts
+ * escapeOption("/vms/a,b.qcow2"); // "/vms/a,,b.qcow2"
+ * ```
+ */
+export function escapeOption(value: string): string {
+  return value.replaceAll(",", ",,");
+}
+
+function driveArgs(disks: readonly DiskDevice[]): string[] {
+  const argv: string[] = [];
+  const sata = disks.filter((d) => d.interface === "sata");
+  const scsi = disks.filter((d) => d.interface === "scsi");
+  if (sata.length > 0) argv.push("-device", `ahci,id=${AHCI_CONTROLLER_ID}`);
+  if (scsi.length > 0) argv.push("-device", `virtio-scsi-pci,id=${SCSI_CONTROLLER_ID}`);
+  for (const disk of disks) {
+    const viaDevice = disk.interface === "sata" || disk.interface === "scsi";
+    const drive = [
+      `file=${escapeOption(disk.file)}`,
+      `if=${viaDevice ? "none" : disk.interface}`,
+      `format=${disk.type}`,
+      `id=${disk.name}`,
+    ];
+    argv.push("-drive", drive.join(","));
+    if (disk.interface === "sata")
+      argv.push("-device", `ide-hd,drive=${disk.name},bus=${AHCI_CONTROLLER_ID}.${sata.indexOf(disk)}`);
+    if (disk.interface === "scsi") argv.push("-device", `scsi-hd,drive=${disk.name},bus=${SCSI_CONTROLLER_ID}.0`);
+  }
+  return argv;
+}
+
+/** True when the user's words contain one of the options (QEMU also accepts a `--` prefix). */
+function setsOption(words: readonly string[], ...options: string[]): boolean {
+  return words.some((word) => options.includes(word) || options.includes(word.slice(1)));
+}
