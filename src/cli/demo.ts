@@ -7,7 +7,10 @@
  * maqet demo
  * ```
  */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
 import type { Maqet } from "../api/maqet.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
 import { renderResult } from "./render.ts";
@@ -22,7 +25,21 @@ export function demoConfigPath(): string {
   return fileURLToPath(url);
 }
 
-export async function runDemo(maqet: Maqet, options: { json: boolean; print: (text: string) => void }): Promise<void> {
+/**
+ * The example config with its disk moved into the data directory, so the demo never writes
+ * into the package (examples/ may be read-only, e.g. under node_modules).
+ */
+export async function demoConfig(dataDir: string): Promise<Record<string, unknown>> {
+  const config = parse(await readFile(demoConfigPath(), "utf8")) as Record<string, unknown>;
+  const storage = (config.storage as Array<Record<string, unknown>> | undefined) ?? [];
+  config.storage = storage.map((disk) => ({ ...disk, file: join(dataDir, "demo", String(disk.file)) }));
+  return config;
+}
+
+export async function runDemo(
+  maqet: Maqet,
+  options: { json: boolean; dataDir: string; print: (text: string) => void },
+): Promise<void> {
   const say = (text: string) => {
     if (!options.json) options.print(text);
   };
@@ -33,8 +50,8 @@ export async function runDemo(maqet: Maqet, options: { json: boolean; print: (te
   } catch (error) {
     if (!isMaqetError(error, "VM_NOT_FOUND")) throw error;
   }
-  say(`$ maqet add ${demoConfigPath()}`);
-  say(renderResult("add", await maqet.add(demoConfigPath(), { name: DEMO_VM })));
+  say(`$ maqet add ${demoConfigPath()}   # disk under ${join(options.dataDir, "demo")}`);
+  say(renderResult("add", await maqet.add(await demoConfig(options.dataDir), { name: DEMO_VM })));
   say(`$ maqet start ${DEMO_VM}`);
   say(renderResult("start", await maqet.start(DEMO_VM)));
   say(`$ maqet qmp ${DEMO_VM} query-status`);
