@@ -176,3 +176,25 @@ async function isExecutableFile(path: string): Promise<boolean> {
     return false;
   }
 }
+
+const byEnvironment = new Map<string, CountingBinaryLocator>();
+
+/**
+ * The process-wide locator for an environment: every maqet instance (and every VM and disk in
+ * it) with the same PATH and overrides shares one cache, so each program is looked up once per
+ * process however many callers ask.
+ *
+ * @example
+ * ```ts
+ * const locator = locatorForEnv(process.env);
+ * ```
+ */
+export function locatorForEnv(env: Record<string, string | undefined>): CountingBinaryLocator {
+  const key = JSON.stringify([env.PATH ?? null, env.MAQET_QEMU_IMG ?? null, env.MAQET_QEMU_SYSTEM ?? null]);
+  let locator = byEnvironment.get(key);
+  if (locator === undefined) {
+    locator = createBinaryLocator({ env: { PATH: env.PATH, MAQET_QEMU_IMG: env.MAQET_QEMU_IMG, MAQET_QEMU_SYSTEM: env.MAQET_QEMU_SYSTEM } });
+    byEnvironment.set(key, locator);
+  }
+  return locator;
+}
