@@ -74,7 +74,7 @@ export async function acquireDataDirLock(dataDir: string, options: DataDirLockOp
     const holder = await readHolder(path);
     if (holder === "absent") continue; // released between our create and read: try again now
     if (holder !== "unreadable" && holder.host === me.host && !isProcessAlive(holder.pid)) {
-      if (await removeIfStill(path, holder)) continue;
+      if (await removeStaleLock(path, holder)) continue;
     }
     if (Date.now() >= deadline) throw lockedError(dataDir, path, holder, waitMs);
     await sleep(pollMs, options.signal);
@@ -167,8 +167,17 @@ async function readHolder(path: string): Promise<LockHolder | "absent" | "unread
   }
 }
 
-/** Removes the dead holder's lock under the takeover guard; true when the caller should retry at once. */
-async function removeIfStill(path: string, dead: LockHolder): Promise<boolean> {
+/**
+ * Removes the lock at `path` if it is still exactly the one `dead` describes, under the takeover
+ * guard; true when the caller should retry creating the lock at once. A taker that judged a lock
+ * dead a moment ago but finds someone else's fresh lock there now removes nothing.
+ *
+ * @example
+ * ```ts
+ * if (!isProcessAlive(holder.pid) && (await removeStaleLock(path, holder))) retry();
+ * ```
+ */
+export async function removeStaleLock(path: string, dead: LockHolder): Promise<boolean> {
   const guard = `${path}.takeover`;
   const me: LockHolder = { pid: process.pid, host: hostname(), since: new Date().toISOString(), command: "takeover" };
   if (!(await createExclusive(guard, me))) {
