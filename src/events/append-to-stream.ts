@@ -91,12 +91,13 @@ export async function appendToStream(
     throw duplicateIdError(streamId, error) ?? error;
   }
   const last = actual + events.length;
+  // The notification rides on the version update (one round trip less); it is delivered at commit.
   await trx
     .updateTable("maqet_streams")
     .set({ version: last, updated_at: sql`now()` })
     .where("stream_id", "=", streamId)
+    .returning(sql<void>`pg_notify(${EVENTS_CHANNEL}, stream_id)`.as("notified"))
     .execute();
-  await sql`select pg_notify(${EVENTS_CHANNEL}, ${streamId})`.execute(trx);
 
   const byVersion = new Map(inserted.map((r) => [toNumber(r.stream_version), r]));
   const stored = events.map((e, i): StoredEvent => {

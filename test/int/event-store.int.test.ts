@@ -7,11 +7,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Kysely, sql } from "kysely";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { openEventStore } from "../../src/adapters/open-event-store.ts";
 import { openPgDatabase } from "../../src/adapters/pg-database.ts";
 import { isMaqetError } from "../../src/errors/maqet-error.ts";
-import { appendToStream, type PreparedEvent } from "../../src/events/append-to-stream.ts";
+import { appendToStream, EVENTS_CHANNEL, type PreparedEvent } from "../../src/events/append-to-stream.ts";
 import type { EventActor, NewEvent, StoredEvent } from "../../src/events/envelope.ts";
 import type { ExpectedVersion } from "../../src/events/event-store.ts";
 import { migrateToLatest } from "../../src/events/migrate.ts";
@@ -27,6 +28,8 @@ interface Harness {
   db: Kysely<Database>;
   /** True when the database has more than one connection (a server). */
   concurrent: boolean;
+  /** LISTEN on a channel (the one PGlite session; a dedicated client on the server). */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -37,7 +40,12 @@ const dialects = [
     skip: "",
     async open(): Promise<Harness> {
       const clone = await openTemplateClone(inject("pgliteTemplate"));
-      return { db: clone.db, concurrent: false, close: clone.close };
+      return {
+        db: clone.db,
+        concurrent: false,
+        listen: (channel, onPayload) => clone.pglite.listen(channel, onPayload),
+        close: clone.close,
+      };
     },
   },
   {
@@ -50,6 +58,13 @@ const dialects = [
       return {
         db: opened.db,
         concurrent: true,
+        listen: async (channel, onPayload) => {
+          const client = new pg.Client({ connectionString: testDb.url });
+          await client.connect();
+          client.on("notification", (n) => onPayload(n.payload ?? ""));
+          await client.query(`listen ${channel}`);
+          return () => client.end();
+        },
         close: async () => {
           await opened.close();
           await testDb.drop();
@@ -353,6 +368,25 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
     subscription.unsubscribe();
     expect(seen).toEqual(result.events);
     expect(await Promise.all(visibleAtEmission)).toEqual([true, true]);
+  });
+
+  it("notifies maqet_events with the stream id after each committed append", async () => {
+    const streamId = newStream();
+    const payloads: string[] = [];
+    const unlisten = await h.listen(EVENTS_CHANNEL, (p) => payloads.push(p));
+    try {
+      await store.append(streamId, [event("a"), event("b")]);
+      await failure(store.append(streamId, [event("refused")], { expectedVersion: "no_stream" }));
+      await store.append(streamId, [event("c")], { expectedVersion: 1 });
+      await eventually(
+        async () => payloads,
+        (p) => p.length >= 2,
+      );
+      await new Promise((r) => setTimeout(r, 50)); // a refused append's notification would have arrived by now
+      expect(payloads).toEqual([streamId, streamId]);
+    } finally {
+      await unlisten();
+    }
   });
 
   it("keeps migrations idempotent", async () => {
