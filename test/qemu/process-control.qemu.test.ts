@@ -1,0 +1,127 @@
+/**
+ * ProcessControl with the real qemu-system-x86_64 (`-machine none`: no guest, just the process,
+ * its pidfile and its QMP socket). Every QEMU started here is SIGKILLed in afterEach.
+ */
+import { randomUUID } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { lstat, mkdtemp, rm } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { LaunchedProcess, ProcessControl } from "../../src/actors/ports.ts";
+import { createProcessControl } from "../../src/adapters/process-control.ts";
+
+const QEMU = "/usr/bin/qemu-system-x86_64";
+
+let work: string;
+let pc: ProcessControl;
+const launched: LaunchedProcess[] = [];
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "maqet-pc-qemu-"));
+  pc = createProcessControl({ runtimeRoot: join(work, "run") });
+});
+
+afterEach(async () => {
+  for (const qemu of launched.splice(0)) {
+    try {
+      process.kill(qemu.pid, "SIGKILL");
+    } catch {}
+    await qemu.exit;
+  }
+});
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+async function until<T>(read: () => Promise<T | undefined> | T | undefined, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Connects once QEMU serves QMP (its SIGTERM handler exists from then on) and returns the greeting. */
+async function qmpGreeting(socketPath: string): Promise<string> {
+  return until(
+    () =>
+      new Promise<string | undefined>((resolve) => {
+        const socket = connect(socketPath);
+        socket.once("error", () => resolve(undefined));
+        socket.once("data", (data) => {
+          socket.destroy();
+          resolve(String(data));
+        });
+      }),
+  );
+}
+
+async function startQemu(extra: string[] = []) {
+  const vmId = randomUUID();
+  const dir = await pc.prepareRuntimeDir(vmId);
+  const paths = { pidFile: `${dir}/qemu.pid`, socket: `${dir}/qmp.sock`, log: `${dir}/qemu.log` };
+  const args = ["-machine", "none", "-nodefaults", "-display", "none", "-S", "-no-shutdown"];
+  args.push("-pidfile", paths.pidFile, "-qmp", `unix:${paths.socket},server=on,wait=off`);
+  args.push("-name", "maqet-test", "-uuid", vmId, ...extra);
+  const qemu = await pc.launch({ binary: QEMU, args, runtimeDir: dir, logFile: paths.log });
+  launched.push(qemu);
+  return { vmId, dir, qemu, ...paths };
+}
+
+describe.skipIf(!existsSync(QEMU))("process control with real QEMU", () => {
+  it("launches QEMU detached, recognises it by its marker, and sees it die of SIGKILL", async () => {
+    const { vmId, qemu, pidFile, socket } = await startQemu();
+    expect(await until(() => pc.readPidFile(pidFile))).toBe(qemu.pid);
+    const stat = readFileSync(`/proc/${qemu.pid}/stat`, "latin1");
+    const [, , , session] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    expect(Number(session)).toBe(qemu.pid);
+    expect(pc.probe(qemu.pid, vmId)).toBe("alive");
+    expect(pc.probe(qemu.pid, randomUUID())).toBe("foreign");
+
+    await until(async () => ((await lstat(socket).catch(() => undefined)) ? true : undefined));
+    await pc.secureSocket(socket);
+    expect((await lstat(socket)).mode & 0o777).toBe(0o600);
+
+    pc.kill(qemu.pid, "SIGKILL");
+    expect(await qemu.exit).toEqual({ code: null, signal: "SIGKILL" });
+    expect(pc.probe(qemu.pid, vmId)).toBe("gone");
+    expect(await pc.waitGone(qemu.pid, vmId, 1_000)).toBe(true);
+  });
+
+  it("clears what a killed QEMU left behind before the next start", async () => {
+    const { vmId, dir, qemu, pidFile, socket } = await startQemu();
+    await until(() => pc.readPidFile(pidFile));
+    await until(async () => ((await lstat(socket).catch(() => undefined)) ? true : undefined));
+    await expect(pc.prepareRuntimeDir(vmId)).rejects.toMatchObject({ code: "PROCESS_ERROR" });
+
+    pc.kill(qemu.pid, "SIGKILL");
+    await qemu.exit;
+    expect(existsSync(pidFile) && existsSync(socket)).toBe(true); // a crash cleans nothing up
+    expect(await pc.prepareRuntimeDir(vmId)).toBe(dir);
+    expect(existsSync(pidFile) || existsSync(socket)).toBe(false);
+    expect(existsSync(`${dir}/qemu.log`)).toBe(true);
+  });
+
+  it("sees a clean exit on SIGTERM, QEMU's message in the log", async () => {
+    const { vmId, qemu, pidFile, socket, log } = await startQemu();
+    await until(() => pc.readPidFile(pidFile));
+    // QEMU 7.2 dies *by* an early SIGTERM: its handler exists only once it serves QMP.
+    await qmpGreeting(socket);
+    pc.kill(qemu.pid, "SIGTERM");
+    expect(await qemu.exit).toEqual({ code: 0, signal: null });
+    expect(pc.probe(qemu.pid, vmId)).toBe("gone");
+    expect(existsSync(pidFile)).toBe(false); // QEMU removes its own pidfile on a clean exit
+    expect(await pc.readLogTail(log, 4096)).toMatch(/terminating on signal 15/);
+  });
+
+  it("lets the caller explain a QEMU that refuses its options", async () => {
+    const { qemu, log } = await startQemu(["-no-such-option"]);
+    expect(await qemu.exit).toEqual({ code: 1, signal: null });
+    expect(await pc.readLogTail(log, 4096)).toBe("qemu-system-x86_64: -no-such-option: invalid option");
+  });
+});
