@@ -13,7 +13,7 @@
  * await pg.stop();
  * ```
  */
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { chown, mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -77,7 +77,9 @@ export async function startTestPostgres(): Promise<TestPostgres> {
         lastError = error; // most likely the port was taken between probing and binding
         continue;
       }
+      const watchdog = startWatchdog(bin, data, dir, asRoot);
       const stop = async (): Promise<void> => {
+        watchdog.kill();
         await as("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]).catch(() => {});
         await rm(dir, { recursive: true, force: true });
       };
@@ -120,6 +122,21 @@ async function withClient(url: string, use: (client: pg.Client) => Promise<unkno
   } finally {
     await client.end();
   }
+}
+
+/**
+ * pg_ctl daemonises the server, so a test run killed before its teardown (a timeout, ^C twice)
+ * would leave it running forever. A detached shell waits for this process to go away and then
+ * stops the cluster and removes its directory; a normal stop() kills the shell first.
+ */
+function startWatchdog(bin: string, data: string, dir: string, asRoot: boolean): ChildProcess {
+  const pgCtl = `${asRoot ? "runuser -u postgres -- " : ""}${join(bin, "pg_ctl")}`;
+  const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done
+${pgCtl} -D '${data}' -m immediate -w stop >/dev/null 2>&1
+rm -rf '${dir}'`;
+  const child = spawn("sh", ["-c", script], { detached: true, stdio: "ignore" });
+  child.unref();
+  return child;
 }
 
 function findPostgresBin(): string {
