@@ -47,7 +47,14 @@ export interface OpenPgliteOptions {
  */
 export async function openPgliteDatabase(options: OpenPgliteOptions): Promise<PgliteDatabase> {
   const dataDir = resolve(options.dataDir);
-  await mkdir(dirname(dataDir), { recursive: true, mode: 0o700 });
+  await mkdir(dirname(dataDir), { recursive: true, mode: 0o700 }).catch((error: unknown) => {
+    throw new MaqetError(
+      "STORE_ERROR",
+      `Cannot create the directory for the embedded database ${dataDir}: ${error instanceof Error ? error.message : String(error)}. ` +
+        "Choose a writable --data-dir, or use a PostgreSQL server with --db.",
+      { cause: error, details: { dataDir } },
+    );
+  });
   const lock = await acquireDataDirLock(dataDir, { waitMs: options.lockWaitMs, signal: options.signal });
   try {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
