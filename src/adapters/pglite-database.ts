@@ -51,7 +51,7 @@ export async function openPgliteDatabase(options: OpenPgliteOptions): Promise<Pg
     throw new MaqetError(
       "STORE_ERROR",
       `Cannot create the directory for the embedded database ${dataDir}: ${error instanceof Error ? error.message : String(error)}. ` +
-        "Choose a writable --data-dir, or use a PostgreSQL server with --db.",
+        "Choose a writable data directory, or use a PostgreSQL server with --db.",
       { cause: error, details: { dataDir } },
     );
   });
