@@ -17,7 +17,7 @@ import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
 import type { EventMetadata, NewEvent } from "../events/envelope.ts";
 import type { EventStore } from "../events/event-store.ts";
 import { vmEvent, vmStreamId } from "../events/vm-events.ts";
-import { launchQemu, preflightLaunch } from "./launch-qemu.ts";
+import { launchQemu } from "./launch-qemu.ts";
 import type { QmpExecuteOptions, VmPorts } from "./ports.ts";
 import { reattachQemu } from "./reattach-qemu.ts";
 import { escalateStop, stopQemu } from "./stop-qemu.ts";
@@ -178,9 +178,12 @@ export class VmActor {
   }
 
   #observe(events: NewEvent[]): void {
-    this.#recorder.record(events).catch((error) => {
-      this.#observationError ??= error;
-    });
+    this.#recorder.record(events).then(
+      (stored) => this.#actor.send({ type: "RECORDED", events: stored }),
+      (error) => {
+        this.#observationError ??= error;
+      },
+    );
   }
 
   /** Waits for pending records, stops watching and closes QMP. QEMU keeps running (crash-only). */

@@ -30,7 +30,10 @@ export type VmCommand =
   | { type: "STOP"; opId: string; force: boolean; timeoutMs: number }
   | { type: "REMOVE"; opId: string; force: boolean; timeoutMs: number };
 
-export type VmMachineEvent = VmCommand | WatchEvent;
+/** Facts recorded outside a machine transition (observations), applied to the view in order. */
+export type RecordedEvent = { type: "RECORDED"; events: StoredEvent[] };
+
+export type VmMachineEvent = VmCommand | WatchEvent | RecordedEvent;
 
 export interface VmOutcome {
   opId: string;
@@ -66,8 +69,9 @@ function notProvided(name: string): never {
   throw new MaqetError("INTERNAL", `VM machine effect '${name}' was not provided.`);
 }
 
+/** Applies recorded events to the view; events it already has (by version) are skipped. */
 const applied = (view: VmView, events: StoredEvent[]): VmView =>
-  events.reduce<VmView>((v, e) => applyVmEvent(v, e) ?? v, view);
+  events.reduce<VmView>((v, e) => (e.streamVersion <= v.version ? v : (applyVmEvent(v, e) ?? v)), view);
 
 export const vmMachine = setup({
   types: {
@@ -108,6 +112,9 @@ export const vmMachine = setup({
   id: "vm",
   context: ({ input }) => ({ view: input.view, observedRunning: input.view.status !== "paused" }),
   initial: "boot",
+  on: {
+    RECORDED: { actions: assign({ view: ({ context, event }) => applied(context.view, event.events) }) },
+  },
   states: {
     boot: {
       always: [

@@ -193,7 +193,9 @@ export function locatorForEnv(env: Record<string, string | undefined>): Counting
   const key = JSON.stringify([env.PATH ?? null, env.MAQET_QEMU_IMG ?? null, env.MAQET_QEMU_SYSTEM ?? null]);
   let locator = byEnvironment.get(key);
   if (locator === undefined) {
-    locator = createBinaryLocator({ env: { PATH: env.PATH, MAQET_QEMU_IMG: env.MAQET_QEMU_IMG, MAQET_QEMU_SYSTEM: env.MAQET_QEMU_SYSTEM } });
+    locator = createBinaryLocator({
+      env: { PATH: env.PATH, MAQET_QEMU_IMG: env.MAQET_QEMU_IMG, MAQET_QEMU_SYSTEM: env.MAQET_QEMU_SYSTEM },
+    });
     byEnvironment.set(key, locator);
   }
   return locator;

@@ -19,6 +19,7 @@ import { defer, from, mergeMap, Observable } from "rxjs";
 import type { Orchestrator } from "../actors/orchestrator.ts";
 import type { VmPorts } from "../actors/ports.ts";
 import type { VmActor } from "../actors/vm-actor.ts";
+import { loadVmConfig } from "../adapters/load-vm-config.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import type { StoredEvent } from "../events/envelope.ts";
 import type { EventStore } from "../events/event-store.ts";
@@ -112,13 +113,15 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
     operation(async (_rt, orchestrator) => run(await orchestrator.actor(name)));
 
   return {
-    add: (configOrPath, addOptions = {}) =>
-      operation(async (rt, orchestrator) => {
-        const loaded = await rt.loadConfig(configOrPath, addOptions.name);
+    add: async (configOrPath, addOptions = {}) => {
+      // Validated before the store is even opened: a bad file costs nothing and records nothing.
+      const loaded = await loadVmConfig(configOrPath, { nameOverride: addOptions.name });
+      return operation(async (_rt, orchestrator) => {
         const name = addOptions.name ?? loaded.config.name ?? `vm-${crypto.randomUUID().slice(0, 8)}`;
         const view = await orchestrator.define(loaded.config, { name, configPath: loaded.path });
         return toVmStatus(view);
-      }),
+      });
+    },
     start: (name, startOptions = {}) =>
       withVm(name, async (vm) => {
         await vm.start(startOptions);

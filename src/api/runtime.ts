@@ -13,10 +13,9 @@
 import { Orchestrator } from "../actors/orchestrator.ts";
 import type { VmPorts } from "../actors/ports.ts";
 import { createBinaryLocator, sharedBinaryLocator } from "../adapters/binary-locator.ts";
-import { missingDisks } from "../adapters/disk-files.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
+import { missingDisks } from "../adapters/disk-files.ts";
 import { createHostInfo } from "../adapters/host-info.ts";
-import { type LoadedVmConfig, loadVmConfig } from "../adapters/load-vm-config.ts";
 import { openEventStore } from "../adapters/open-event-store.ts";
 import { createProcessControl } from "../adapters/process-control.ts";
 import { buildQemuArgv } from "../adapters/qemu-argv.ts";
@@ -24,12 +23,11 @@ import { createDiskProvisioner } from "../adapters/qemu-img.ts";
 import { createQmpConnector } from "../adapters/qmp-client.ts";
 import { systemClock } from "../adapters/system-clock.ts";
 import type { EventStore } from "../events/event-store.ts";
-import type { MaqetOptions, VmConfigInput } from "./maqet.ts";
+import type { MaqetOptions } from "./maqet.ts";
 
 export interface Runtime {
   store: EventStore;
   orchestrator: Orchestrator;
-  loadConfig(configOrPath: string | VmConfigInput, nameOverride?: string): Promise<LoadedVmConfig>;
   migrate(): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -64,7 +62,6 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
   return {
     store,
     orchestrator,
-    loadConfig: (configOrPath, nameOverride) => loadVmConfig(configOrPath, { nameOverride }),
     migrate: async () => (opened ? opened.migrate() : []),
     close: async () => {
       await orchestrator.close();

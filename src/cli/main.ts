@@ -8,10 +8,10 @@
  * ```
  */
 import { readFileSync } from "node:fs";
+import { defaultDataDir } from "../adapters/default-dirs.ts";
 import { COMMANDS, findCommand } from "../api/commands.ts";
 import { createMaqet } from "../api/maqet.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
-import { defaultDataDir } from "../adapters/default-dirs.ts";
 import { runDemo } from "./demo.ts";
 import { GLOBAL_OPTIONS, type GlobalOptions, parseArgs } from "./parse-args.ts";
 import { renderResult } from "./render.ts";
@@ -45,7 +45,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     });
     try {
       if (parsed.commandName === "demo") {
-        await runDemo(maqet, { json: global.json, dataDir: global.dataDir ?? defaultDataDir(io.env), print: io.stdout });
+        await runDemo(maqet, {
+          json: global.json,
+          dataDir: global.dataDir ?? defaultDataDir(io.env),
+          print: io.stdout,
+        });
         return 0;
       }
       const result = await parsed.command!.invoke(maqet, parsed.input);

@@ -11,7 +11,11 @@ import process from "node:process";
 import { createMaqet } from "../../src/mod.ts";
 
 const dir = await mkdtemp(join(tmpdir(), "maqet-deno-"));
-const maqet = createMaqet({ dataDir: join(dir, "data"), runtimeDir: join(dir, "run"), env: { PATH: process.env.PATH } });
+const maqet = createMaqet({
+  dataDir: join(dir, "data"),
+  runtimeDir: join(dir, "run"),
+  env: { PATH: process.env.PATH },
+});
 let code = 0;
 try {
   await maqet.add({ name: "deno", accel: "tcg", memory: "64M" });

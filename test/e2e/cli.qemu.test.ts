@@ -26,7 +26,8 @@ storage:
     size: 32M
 ${extra}`;
 
-describe("maqet CLI, end to end (real QEMU, embedded store)", () => {
+// Each CLI call is a fresh process that opens the embedded store (~1–3 s on a busy 2-core box).
+describe("maqet CLI, end to end (real QEMU, embedded store)", { timeout: 180_000 }, () => {
   let box: CliSandbox;
   beforeAll(async () => {
     box = await createCliSandbox();
@@ -88,7 +89,9 @@ describe("maqet CLI, end to end (real QEMU, embedded store)", () => {
     expect(await waitFor(async () => !(await processAlive(pid!)), 3000)).toBe(true);
     const after = (await box.run(["status", "crashy", "--json"])).json<Status>();
     expect(after).toMatchObject({ state: "stopped", pid: null, detail: "exited-unsupervised" });
-    const history = (await box.run(["history", "crashy", "--json"])).json<Array<{ type: string; data: { detail?: string } }>>();
+    const history = (await box.run(["history", "crashy", "--json"])).json<
+      Array<{ type: string; data: { detail?: string } }>
+    >();
     expect(history.at(-1)).toMatchObject({ type: "vm.stopped", data: { detail: "exited-unsupervised" } });
     // ls shows the same truth.
     const ls = await box.run(["ls"]);

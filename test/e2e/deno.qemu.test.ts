@@ -29,7 +29,9 @@ describe("Deno", () => {
 
   it("a smoke run on Deno starts and stops a real VM on the embedded store", { timeout: 180_000 }, async () => {
     const r = await deno(["run", "-A", "test/deno/smoke.ts"], 170_000);
-    expect(r.out).toContain("deno smoke: ok vm.defined,vm.start-requested,vm.started,qmp.command-executed,vm.stop-requested,vm.stopped");
+    expect(r.out).toContain(
+      "deno smoke: ok vm.defined,vm.start-requested,vm.started,qmp.command-executed,vm.stop-requested,vm.stopped",
+    );
     expect(r.code).toBe(0);
   });
 });

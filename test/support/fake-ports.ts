@@ -153,7 +153,14 @@ export function createFakeWorld(guest: Partial<FakeGuest> = {}): FakeWorld {
   world.ports = {
     clock,
     host: { kvmUsable: async () => false },
-    buildArgv: (_config, runtime) => ["-name", runtime.name, "-uuid", runtime.vmId, "-qmp", `unix:${runtime.qmpSocket}`],
+    buildArgv: (_config, runtime) => [
+      "-name",
+      runtime.name,
+      "-uuid",
+      runtime.vmId,
+      "-qmp",
+      `unix:${runtime.qmpSocket}`,
+    ],
     locator: {
       locate: async (program) => {
         world.lookups.push(program);
@@ -184,7 +191,7 @@ export function createFakeWorld(guest: Partial<FakeGuest> = {}): FakeWorld {
       },
       probe: (pid, marker): ProcessState => {
         const q = byPid(pid);
-        if (!q || !q.alive) return "gone";
+        if (!q?.alive) return "gone";
         return q.marker === marker ? "alive" : "foreign";
       },
       kill: (pid, signal) => {

@@ -123,6 +123,9 @@ describe("VM actor lifecycle (fakes, simulated clock)", () => {
     const vm = await orchestrator.actor("web");
     await vm.start();
     await vm.qmp("stop");
+    await vm.flush();
+    expect(vm.view.status).toBe("paused");
+    expect(vm.view.pausedDetail).toBe("user");
     await vm.qmp("cont");
     await vm.flush();
     expect(store.types(stream).slice(-4)).toEqual([
