@@ -15,7 +15,7 @@ declare module "vitest" {
     databaseUrl: string;
     /** Why there is no server, when databaseUrl is empty. */
     databaseSkipReason: string;
-    /** Path of a dumped, migrated PGlite data directory (tar.gz) to load per test. */
+    /** Path of a dumped, migrated PGlite data directory (a .tar) to load per test. */
     pgliteTemplate: string;
   }
 }

@@ -17,7 +17,7 @@ import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
 import type { EventMetadata, NewEvent } from "../events/envelope.ts";
 import type { EventStore } from "../events/event-store.ts";
 import { vmEvent, vmStreamId } from "../events/vm-events.ts";
-import { launchQemu } from "./launch-qemu.ts";
+import { launchQemu, preflightLaunch } from "./launch-qemu.ts";
 import type { QmpExecuteOptions, VmPorts } from "./ports.ts";
 import { reattachQemu } from "./reattach-qemu.ts";
 import { escalateStop, stopQemu } from "./stop-qemu.ts";
@@ -106,10 +106,14 @@ export class VmActor {
   }
 
   start(options: { timeoutMs?: number } = {}): Promise<VmOutcome> {
-    return this.#command({
+    const command: VmCommand = {
       type: "START",
       opId: this.#nextOp(),
       timeoutMs: options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+    };
+    // Only a start that will really launch needs the binaries; "already running" says so itself.
+    return this.#command(command, async () => {
+      if (this.#actor.getSnapshot().matches("stopped")) await preflightLaunch(this.#deps.ports, this.view.config);
     });
   }
 

@@ -175,29 +175,27 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
 
 /**
  * Stored events from the start, then those this process appends. Live events are buffered
- * while the backlog is read, so none falls between the two; positions dedupe the overlap.
+ * while the backlog is read, so none falls between the two; event ids dedupe the overlap
+ * (positions are not monotonic in read order: the store orders by transaction, then position).
  */
 function catchUpThenLive(store: EventStore): Observable<StoredEvent> {
   return new Observable<StoredEvent>((subscriber) => {
-    let last = 0;
-    let caughtUp = false;
+    let backlogIds: Set<string> | undefined;
     const buffered: StoredEvent[] = [];
-    const emit = (event: StoredEvent) => {
-      if (event.globalPosition <= last) return;
-      last = event.globalPosition;
-      subscriber.next(event);
-    };
     const live = store.appended$.subscribe({
-      next: (event) => (caughtUp ? emit(event) : buffered.push(event)),
+      next: (event) => {
+        if (backlogIds === undefined) buffered.push(event);
+        else subscriber.next(event);
+      },
       complete: () => subscriber.complete(),
       error: (error) => subscriber.error(error),
     });
     store
       .readAll()
       .then((events) => {
-        for (const event of events) emit(event);
-        caughtUp = true;
-        for (const event of buffered.splice(0)) emit(event);
+        for (const event of events) subscriber.next(event);
+        backlogIds = new Set(events.map((e) => e.id));
+        for (const event of buffered.splice(0)) if (!backlogIds.has(event.id)) subscriber.next(event);
       })
       .catch((error) => subscriber.error(error));
     return () => live.unsubscribe();

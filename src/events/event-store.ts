@@ -39,7 +39,11 @@ export interface ReadStreamOptions {
 }
 
 export interface ReadAllOptions {
-  /** Return events with a global position strictly greater than this. Default: from the start. */
+  /**
+   * Resume after the event at this global position (a checkpoint). Events come in commit-safe
+   * order (transaction id, then position), so "after" means after that event in this order,
+   * not "every larger position". Default: from the start.
+   */
   after?: number;
   limit?: number;
   /** Only streams of this category (e.g. "vm"). */

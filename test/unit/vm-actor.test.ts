@@ -240,3 +240,26 @@ describe("rehydration in a new process", () => {
     expect(world.qemus[0]!.alive).toBe(false);
   });
 });
+
+describe("start preflight", () => {
+  it("a missing qemu-img fails the start before anything is recorded", async () => {
+    const world = createFakeWorld();
+    const locate = world.ports.locator.locate;
+    world.ports.locator = {
+      locate: async (program) => {
+        if (program === "qemu-img")
+          throw new MaqetError(
+            "BINARY_NOT_FOUND",
+            "qemu-img not found on PATH. Install it: apt-get install qemu-utils",
+          );
+        return locate(program);
+      },
+    };
+    const { store, orchestrator } = await setup(world);
+    const vm = await orchestrator.actor("web");
+    const error = await vm.start().catch((e) => e);
+    expect(isMaqetError(error, "BINARY_NOT_FOUND")).toBe(true);
+    expect(store.events).toHaveLength(1);
+    expect(world.qemus).toHaveLength(0);
+  });
+});
