@@ -87,8 +87,15 @@ export class Orchestrator {
   async actor(nameOrId: string): Promise<VmActor> {
     const view = await this.find(nameOrId);
     let pending = this.#actors.get(view.vmId);
+    const cached = pending ? await pending.catch(() => undefined) : undefined;
+    if (cached?.stale) {
+      // Another writer moved the stream: start over from what the store says now.
+      this.#actors.delete(view.vmId);
+      await cached.close();
+      pending = undefined;
+    }
     if (!pending) {
-      pending = VmActor.load(this.#deps, view.vmId);
+      pending = VmActor.load(this.#deps, view.vmId, this.#metadata);
       this.#actors.set(view.vmId, pending);
       pending.catch(() => this.#actors.delete(view.vmId));
     }

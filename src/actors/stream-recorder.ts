@@ -9,12 +9,15 @@
  * await recorder.record([vmEvent("vm.start-requested", { timeoutMs: 30000 })]);
  * ```
  */
+import { isMaqetError } from "../errors/maqet-error.ts";
 import type { EventMetadata, NewEvent, StoredEvent } from "../events/envelope.ts";
 import type { EventStore } from "../events/event-store.ts";
 
 export class StreamRecorder {
   #tail: Promise<unknown> = Promise.resolve();
   #version: number;
+  /** Set when an append hit CONCURRENCY_CONFLICT: the known version is no longer the stream's. */
+  conflicted = false;
   /** Metadata merged into every event (correlation id of the current operation, source). */
   metadata: Partial<EventMetadata> = {};
 
@@ -39,7 +42,12 @@ export class StreamRecorder {
     const run = async (): Promise<StoredEvent[]> => {
       if (events.length === 0) return [];
       const withMetadata = events.map((e) => ({ ...e, metadata: { ...this.metadata, ...e.metadata } }));
-      const result = await this.store.append(this.streamId, withMetadata, { expectedVersion: this.#version });
+      const result = await this.store
+        .append(this.streamId, withMetadata, { expectedVersion: this.#version })
+        .catch((error: unknown) => {
+          if (isMaqetError(error, "CONCURRENCY_CONFLICT")) this.conflicted = true;
+          throw error;
+        });
       this.#version = result.nextExpectedVersion;
       return result.events;
     };

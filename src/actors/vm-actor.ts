@@ -78,16 +78,26 @@ export class VmActor {
   }
 
   /** Rehydrates a VM from its stream and reconciles it with reality. */
-  static async load(deps: VmActorDeps, vmId: string): Promise<VmActor> {
+  static async load(deps: VmActorDeps, vmId: string, metadata: Partial<EventMetadata> = {}): Promise<VmActor> {
     const events = await deps.store.readStream(vmStreamId(vmId));
     const view = foldVmEvents(events);
     if (view === undefined) {
       throw new MaqetError("VM_NOT_FOUND", `VM with id '${vmId}' not found. List VMs with \`maqet ls\`.`);
     }
     const vm = new VmActor(deps, view);
+    // Facts recorded while reconciling belong to the operation that touched the VM.
+    vm.setMetadata(metadata);
     vm.#actor.start();
     await vm.#settled();
     return vm;
+  }
+
+  /**
+   * True once an append was refused because another writer moved the stream: this actor's
+   * picture is out of date and the orchestrator replaces it with a fresh one.
+   */
+  get stale(): boolean {
+    return this.#recorder.conflicted;
   }
 
   get view(): VmView {

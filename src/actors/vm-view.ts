@@ -29,6 +29,8 @@ export interface VmView {
   runtimeDir?: string;
   pidFile?: string;
   qemuVersion?: string;
+  /** The accelerator QEMU runs (or last ran) with: `kvm` or `tcg` (config `auto` resolved). */
+  accelUsed?: string;
   /** Why it last stopped, and how. */
   lastStop?: { detail: StoppedDetail; method?: string; guest?: boolean; reason?: string; at: Date };
   lastError?: { reason: string; message: string; at: Date };
@@ -66,8 +68,10 @@ export function applyVmEvent(view: VmView | undefined, raw: StoredEvent): VmView
   const next: VmView = { ...view, version: event.streamVersion, updatedAt: event.recordedAt };
   switch (event.type) {
     case "vm.start-requested":
+      // A new run: the previous run's ending no longer describes the VM.
       next.status = "starting";
       next.lastError = undefined;
+      next.lastStop = undefined;
       break;
     case "vm.started":
       next.status = "running";
@@ -76,6 +80,7 @@ export function applyVmEvent(view: VmView | undefined, raw: StoredEvent): VmView
       next.runtimeDir = event.data.runtimeDir;
       next.pidFile = event.data.pidFile;
       next.qemuVersion = event.data.qemuVersion;
+      next.accelUsed = event.data.accel;
       next.startedAt = event.recordedAt;
       next.pausedDetail = undefined;
       break;

@@ -7,11 +7,10 @@
  * const stop = watchQemu(ports, { pid, marker, session }, (e) => actor.send(e));
  * ```
  */
-import { concatMap } from "rxjs";
 import type { LaunchedProcess, QmpEvent, QmpSession, VmPorts } from "./ports.ts";
 
 export type WatchEvent =
-  /** `status` is QEMU's run state right after the STOP (paused, io-error, watchdog...). */
+  /** `status`: the run state the STOP left (paused, io-error, watchdog, guest-panicked), inferred from the event before it. */
   | { type: "QMP.STOP"; status?: string }
   | { type: "QMP.RESUME" }
   | { type: "QMP.SHUTDOWN"; guest: boolean; reason?: string }
@@ -30,9 +29,12 @@ export interface WatchInput {
 /** Starts watching; returns the function that stops watching (it does not touch QEMU). */
 export function watchQemu(ports: VmPorts, input: WatchInput, send: (event: WatchEvent) => void): () => void {
   const abort = new AbortController();
-  // concatMap keeps QEMU's order even though a STOP waits for its query-status answer.
-  const subscription = input.session.events$.pipe(concatMap((e) => translate(input.session, e))).subscribe({
-    next: (event) => {
+  // Synchronous on purpose: a STOP is reported the moment it arrives (before the reply of the
+  // command that caused it), so nothing depends on another QMP round trip a closing CLI may cut.
+  const translate = createTranslator();
+  const subscription = input.session.events$.subscribe({
+    next: (e) => {
+      const event = translate(e);
       if (event !== undefined) send(event);
     },
     error: () => undefined,
@@ -58,24 +60,41 @@ export function watchQemu(ports: VmPorts, input: WatchInput, send: (event: Watch
   };
 }
 
-async function translate(session: QmpSession, e: QmpEvent): Promise<WatchEvent | undefined> {
-  const data = e.data ?? {};
-  const guest = data.guest === true;
-  const reason = typeof data.reason === "string" ? data.reason : undefined;
-  switch (e.event) {
-    case "STOP": {
-      const info = await session
-        .execute<{ status: string }>("query-status", undefined, { timeoutMs: 2000 })
-        .catch(() => undefined);
-      return { type: "QMP.STOP", status: info?.status };
+/**
+ * QMP events to machine events. QEMU announces why it pauses with the event just before STOP
+ * (BLOCK_IO_ERROR, WATCHDOG, GUEST_PANICKED with a pausing action); a bare STOP is a `stop`
+ * command (user). This is libvirt's reading too, and costs no `query-status`.
+ */
+export function createTranslator(): (e: QmpEvent) => WatchEvent | undefined {
+  let cause: string | undefined;
+  return (e) => {
+    const data = e.data ?? {};
+    const guest = data.guest === true;
+    const reason = typeof data.reason === "string" ? data.reason : undefined;
+    switch (e.event) {
+      case "BLOCK_IO_ERROR":
+        if (data.action === "stop") cause = "io-error";
+        return undefined;
+      case "WATCHDOG":
+        if (data.action === "pause") cause = "watchdog";
+        return undefined;
+      case "GUEST_PANICKED":
+        if (data.action === "pause") cause = "guest-panicked";
+        return undefined;
+      case "STOP": {
+        const status = cause ?? "paused";
+        cause = undefined;
+        return { type: "QMP.STOP", status };
+      }
+      case "RESUME":
+        cause = undefined;
+        return { type: "QMP.RESUME" };
+      case "SHUTDOWN":
+        return { type: "QMP.SHUTDOWN", guest, reason };
+      case "RESET":
+        return { type: "QMP.RESET", guest, reason };
+      default:
+        return undefined;
     }
-    case "RESUME":
-      return { type: "QMP.RESUME" };
-    case "SHUTDOWN":
-      return { type: "QMP.SHUTDOWN", guest, reason };
-    case "RESET":
-      return { type: "QMP.RESET", guest, reason };
-    default:
-      return undefined;
-  }
+  };
 }

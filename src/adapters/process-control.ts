@@ -73,6 +73,25 @@ export async function readLogTail(logFile: string, bytes = 2048): Promise<string
   }
 }
 
+/** Starts the line that separates one run's QEMU output from the previous one's in the log. */
+export const LOG_RUN_HEADER = "-- maqet: starting QEMU at ";
+
+/**
+ * Only the output of the latest run: what follows the last run header in a log tail.
+ *
+ * @example
+ * ```ts
+ * lastRunOutput(await readLogTail(log, 4096)); // "qemu-system-x86_64: -foo: invalid option"
+ * ```
+ */
+export function lastRunOutput(tail: string | undefined): string | undefined {
+  if (tail === undefined) return undefined;
+  const at = tail.lastIndexOf(LOG_RUN_HEADER);
+  if (at === -1) return tail;
+  const lineEnd = tail.indexOf("\n", at);
+  return lineEnd === -1 ? "" : tail.slice(lineEnd + 1);
+}
+
 /** Opens the log for appending, 0600, refusing a symlink: QEMU writes to this fd for its whole life. */
 async function openLog(logFile: string): Promise<Awaited<ReturnType<typeof open>>> {
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW;
@@ -220,6 +239,8 @@ export function createProcessControl(options: ProcessControlOptions): ProcessCon
       });
     }
     const log = await openLog(spec.logFile);
+    // The log is kept across runs; a header marks where this run's output starts.
+    await log.write(`${LOG_RUN_HEADER}${new Date().toISOString()} ${spec.binary}\n`);
     // execa's types list only fds 3-9; any open fd is handed to spawn() unchanged at runtime.
     const logFd = log.fd as NonNullable<ExecaOptions["stdout"]>;
     try {
@@ -322,5 +343,15 @@ export function createProcessControl(options: ProcessControlOptions): ProcessCon
     await chmod(path, 0o600);
   }
 
-  return { launch, probe, kill, waitGone, prepareRuntimeDir, readPidFile, secureSocket, readLogTail };
+  return {
+    launch,
+    probe,
+    kill,
+    waitGone,
+    prepareRuntimeDir,
+    readPidFile,
+    secureSocket,
+    // Error messages quote this run's QEMU output only, never an earlier run's.
+    readLogTail: async (logFile, bytes) => lastRunOutput(await readLogTail(logFile, bytes)),
+  };
 }

@@ -42,6 +42,18 @@ const seconds = (value: unknown): number | undefined =>
   typeof value === "number" ? Math.round(value * 1000) : undefined;
 const text = (input: CommandInput, key: string): string => String(input[key]);
 
+/** A wait that must last some time: `--timeout 0` would fail before QEMU had a chance. */
+function positiveSeconds(value: unknown, what: string): number | undefined {
+  const ms = seconds(value);
+  if (ms !== undefined && ms <= 0) {
+    throw new MaqetError(
+      "INVALID_ARGUMENT",
+      `--timeout must be more than 0 seconds for ${what} (got ${String(value)}).`,
+    );
+  }
+  return ms;
+}
+
 function parseJsonObject(raw: unknown): Record<string, unknown> | undefined {
   if (raw === undefined) return undefined;
   let parsed: unknown;
@@ -82,7 +94,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     positionals: [{ name: "vm", description: "VM name or id" }],
     options: [{ ...TIMEOUT, description: "how long to wait for QEMU's QMP socket (default 30)" }],
     examples: ["maqet start web", "maqet start web --timeout 60"],
-    invoke: (m, i) => m.start(text(i, "vm"), { timeoutMs: seconds(i.timeout) }),
+    invoke: (m, i) => m.start(text(i, "vm"), { timeoutMs: positiveSeconds(i.timeout, "start") }),
   },
   {
     name: "stop",
@@ -101,12 +113,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "Remove a VM (its history stays in the store)",
     positionals: [{ name: "vm", description: "VM name or id" }],
     options: [
-      { name: "force", type: "boolean", description: "stop a running VM first (SIGKILL)" },
-      { ...TIMEOUT, description: "stop timeout with --force" },
+      { name: "force", type: "boolean", description: "remove a running VM too: kill its QEMU first (SIGKILL)" },
     ],
     examples: ["maqet rm web", "maqet rm web --force"],
     invoke: async (m, i) => {
-      await m.remove(text(i, "vm"), { force: i.force === true, timeoutMs: seconds(i.timeout) });
+      await m.remove(text(i, "vm"), { force: i.force === true });
       return { name: text(i, "vm"), removed: true };
     },
   },
@@ -140,7 +151,9 @@ export const COMMANDS: readonly CommandSpec[] = [
     ],
     examples: ["maqet qmp web query-status", `maqet qmp web screendump --args '{"filename": "/tmp/web.ppm"}'`],
     invoke: (m, i) =>
-      m.qmp(text(i, "vm"), text(i, "command"), parseJsonObject(i.args), { timeoutMs: seconds(i.timeout) }),
+      m.qmp(text(i, "vm"), text(i, "command"), parseJsonObject(i.args), {
+        timeoutMs: positiveSeconds(i.timeout, "qmp"),
+      }),
   },
   {
     name: "history",

@@ -1,7 +1,8 @@
 /**
  * The maqet facade: one object for everything a program (or the CLI) does with VMs.
  * `createMaqet` wires the real adapters; nothing is opened until the first call.
- * It reads no environment variables itself: pass `env` (the CLI passes `process.env`).
+ * Directories come from options or from the `env` you pass (the CLI passes `process.env`);
+ * without `env`, only binary lookup falls back to this process's PATH.
  *
  * @example
  * ```ts
@@ -39,6 +40,8 @@ export interface MaqetOptions {
   env?: Record<string, string | undefined>;
   /** Recorded as each event's `metadata.source`. Default `library`. */
   source?: string;
+  /** Receives non-fatal notes, e.g. a MAQET config key that has no effect. Default: ignored. */
+  onWarning?: (message: string) => void;
   /** How long to wait for another process holding the embedded store. Default 5000 ms. */
   lockWaitMs?: number;
   /** Replace adapters (tests). */
@@ -74,7 +77,8 @@ export type VmConfigInput = Record<string, unknown>;
 export interface Maqet {
   add(configOrPath: string | VmConfigInput, options?: AddOptions): Promise<VmStatus>;
   start(name: string, options?: StartOptions): Promise<VmStatus>;
-  stop(name: string, options?: StopVmOptions): Promise<VmStatus>;
+  /** Stops the VM; `alreadyStopped` is true when there was nothing to do. */
+  stop(name: string, options?: StopVmOptions): Promise<VmStatus & { alreadyStopped: boolean }>;
   remove(name: string, options?: StopVmOptions): Promise<void>;
   list(): Promise<VmStatus[]>;
   status(name: string): Promise<VmStatus>;
@@ -115,7 +119,7 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
   return {
     add: async (configOrPath, addOptions = {}) => {
       // Validated before the store is even opened: a bad file costs nothing and records nothing.
-      const loaded = await loadVmConfig(configOrPath, { nameOverride: addOptions.name });
+      const loaded = await loadVmConfig(configOrPath, { nameOverride: addOptions.name, onWarning: options.onWarning });
       return operation(async (_rt, orchestrator) => {
         const name = addOptions.name ?? loaded.config.name ?? `vm-${crypto.randomUUID().slice(0, 8)}`;
         const view = await orchestrator.define(loaded.config, { name, configPath: loaded.path });
@@ -129,8 +133,8 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
       }),
     stop: (name, stopOptions = {}) =>
       withVm(name, async (vm) => {
-        await vm.stop(stopOptions);
-        return toVmStatus(vm.view);
+        const outcome = await vm.stop(stopOptions);
+        return { ...toVmStatus(vm.view), alreadyStopped: outcome.noop === true };
       }),
     remove: (name, removeOptions = {}) =>
       withVm(name, async (vm) => {

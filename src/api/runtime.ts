@@ -42,6 +42,7 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
         databaseUrl: options.databaseUrl,
         dataDir: `${dataDir}/pglite`,
         lockWaitMs: options.lockWaitMs,
+        source: options.source ?? "library",
       });
   const store = options.store ?? opened!.store;
   const usesDefaultBinaries =

@@ -22,7 +22,10 @@ export interface VmStatus {
   qemuVersion: string | null;
   memory: string | null;
   cpu: number | null;
+  /** The config's choice: auto, kvm or tcg. */
   accel: string;
+  /** What the current (or last) run really used: kvm or tcg; null before the first start. */
+  accelInUse: string | null;
   disks: Array<{ name: string; file: string; format: string }>;
   lastStop: { detail: string; method: string | null; guest: boolean | null; reason: string | null; at: string } | null;
   lastError: { reason: string; message: string; at: string } | null;
@@ -52,6 +55,7 @@ export function toVmStatus(view: VmView): VmStatus {
     memory: view.config.memory ?? null,
     cpu: view.config.cpu ?? null,
     accel: view.config.accel,
+    accelInUse: view.accelUsed ?? null,
     disks: view.config.storage.map((d) => ({ name: d.name, file: d.file, format: d.type })),
     lastStop: view.lastStop
       ? {

@@ -42,6 +42,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       runtimeDir: global.runtimeDir,
       env: io.env,
       source: "cli",
+      onWarning: (message) => io.stderr(`maqet: warning: ${message}`),
     });
     try {
       if (parsed.commandName === "demo") {

@@ -21,7 +21,8 @@ export function renderResult(command: string, result: unknown): string {
       return `Started VM '${s.name}' (pid ${s.pid}, QEMU ${s.qemuVersion ?? "?"}).`;
     }
     case "stop": {
-      const s = result as VmStatus;
+      const s = result as VmStatus & { alreadyStopped?: boolean };
+      if (s.alreadyStopped) return `VM '${s.name}' is already stopped.`;
       const how = s.lastStop
         ? `${s.lastStop.detail}${s.lastStop.method ? ` via ${s.lastStop.method}` : ""}`
         : "already stopped";

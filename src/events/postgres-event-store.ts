@@ -181,7 +181,7 @@ export class PostgresEventStore implements EventStore {
       throw new MaqetError(
         "STORE_ERROR",
         `Failed to ${verb} '${subject}' in the event store: ${reason}. ` +
-          "Check that the database is reachable and migrated (maqet doctor).",
+          "Check that the database is reachable and migrated (`maqet migrate`).",
         { cause: error, details: { subject } },
       );
     }

@@ -126,7 +126,9 @@ describe("launch", () => {
     expect(await qmpGreeting(`${dir}/qmp.sock`)).toMatch(/^\{"QMP": \{"version": .*"package": "fake-qemu"/);
     pc.kill(launched.pid, "SIGTERM");
     expect(await launched.exit).toEqual({ code: 0, signal: null });
-    expect(await readLogTail(`${dir}/qemu.log`)).toBe("fake-qemu.mjs: terminating on signal 15");
+    // The log starts each run with a header; the control's own tail reads this run's output only.
+    expect(await readLogTail(`${dir}/qemu.log`)).toMatch(/^-- maqet: starting QEMU at \S+ \S+fake-qemu\.mjs\n/);
+    expect(await pc.readLogTail(`${dir}/qemu.log`, 2048)).toBe("fake-qemu.mjs: terminating on signal 15");
     expect(pc.probe(launched.pid, vmId)).toBe("gone");
   });
 

@@ -263,3 +263,31 @@ describe("start preflight", () => {
     expect(world.qemus).toHaveLength(0);
   });
 });
+
+describe("concurrent writers", () => {
+  it("after a conflict the orchestrator rehydrates the VM instead of conflicting forever", async () => {
+    const { store, orchestrator, world, view } = await setup();
+    const vm = await orchestrator.actor("web");
+    // Another process appends to the stream behind this actor's back.
+    await store.append(view.streamId, [{ type: "vm.removed", schemaVersion: 1, data: { force: false } }], {
+      expectedVersion: 0,
+    });
+    expect(isMaqetError(await vm.start().catch((e) => e), "CONCURRENCY_CONFLICT")).toBe(true);
+    expect(vm.stale).toBe(true);
+    // The next touch sees the truth: the VM was removed.
+    await expect(orchestrator.actor("web")).rejects.toMatchObject({ code: "VM_NOT_FOUND" });
+    expect(world.qemus).toHaveLength(0);
+  });
+
+  it("facts recorded while reconciling carry the touching operation's metadata", async () => {
+    const { store, orchestrator, world } = await setup();
+    const first = await orchestrator.actor("web");
+    await first.start();
+    await first.close();
+    world.qemus[0]!.die({ code: null, signal: "SIGKILL" });
+    const later = new Orchestrator({ ports: world.ports, store });
+    later.setMetadata({ correlationId: "op-1", source: "cli" });
+    await later.actor("web");
+    expect(store.events.at(-1)!.metadata).toMatchObject({ correlationId: "op-1", source: "cli" });
+  });
+});
