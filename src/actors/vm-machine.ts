@@ -6,6 +6,9 @@
  * recorded (decide -> append -> apply); if recording fails the state does not advance and the
  * operation fails with the store's error.
  *
+ * Why one long file: it is one state chart, read top to bottom; the facts it records are built
+ * in vm-facts.ts and its vocabulary lives in vm-machine-types.ts.
+ *
  * @example
  * ```ts
  * const actor = createActor(vmMachine.provide({ actors: fakes }), { input: { view } }).start();
@@ -17,53 +20,22 @@ import { MaqetError } from "../errors/maqet-error.ts";
 import type { NewEvent, StoredEvent } from "../events/envelope.ts";
 import { type StopMethod, vmEvent } from "../events/vm-events.ts";
 import type { LaunchedVm, LaunchInput } from "./launch-qemu.ts";
-import { LaunchError } from "./launch-qemu.ts";
 import { pausedDetailOf } from "./paused-detail.ts";
-import type { LaunchedProcess, QmpSession } from "./ports.ts";
 import type { ReattachInput, ReattachResult } from "./reattach-qemu.ts";
 import type { StopInput, StopOutcome } from "./stop-qemu.ts";
+import { failedStartFacts, goneFacts, startedFacts } from "./vm-facts.ts";
+import type { FinishInput, VmCommand, VmMachineContext, VmMachineEvent } from "./vm-machine-types.ts";
 import { applyVmEvent, mayHaveProcess, type VmView } from "./vm-view.ts";
-import type { WatchEvent, WatchInput } from "./watch-qemu.ts";
+import type { WatchInput } from "./watch-qemu.ts";
 
-export type VmCommand =
-  | { type: "START"; opId: string; timeoutMs: number }
-  | { type: "STOP"; opId: string; force: boolean; timeoutMs: number }
-  | { type: "REMOVE"; opId: string; force: boolean; timeoutMs: number };
-
-/** Facts recorded outside a machine transition (observations), applied to the view in order. */
-export type RecordedEvent = { type: "RECORDED"; events: StoredEvent[] };
-
-export type VmMachineEvent = VmCommand | WatchEvent | RecordedEvent;
-
-export interface VmOutcome {
-  opId: string;
-  ok: boolean;
-  error?: unknown;
-  /** Nothing had to be done (stop of a stopped VM). */
-  noop?: boolean;
-}
-
-export interface VmMachineContext {
-  view: VmView;
-  session?: QmpSession;
-  launched?: LaunchedProcess;
-  op?: VmCommand;
-  outcome?: VmOutcome;
-  /** Whether QEMU's vCPUs run (false after a QMP STOP), as last observed. */
-  observedRunning: boolean;
-  launchResult?: LaunchedVm;
-  failure?: unknown;
-  stopOutcome?: StopOutcome;
-  shutdown?: { guest: boolean; reason?: string; method?: StopMethod };
-  exit?: { exitCode: number | null; signal: string | null };
-}
-
-export interface FinishInput {
-  name: string;
-  pid: number;
-  marker: string;
-  session?: QmpSession;
-}
+export type {
+  FinishInput,
+  RecordedEvent,
+  VmCommand,
+  VmMachineContext,
+  VmMachineEvent,
+  VmOutcome,
+} from "./vm-machine-types.ts";
 
 function notProvided(name: string): never {
   throw new MaqetError("INTERNAL", `VM machine effect '${name}' was not provided.`);
@@ -160,18 +132,7 @@ export const vmMachine = setup({
     recordingGone: {
       invoke: {
         src: "record",
-        input: ({ context }) => ({
-          events:
-            context.view.status === "starting"
-              ? [
-                  vmEvent("vm.start-failed", {
-                    reason: "interrupted",
-                    message: "The starting process ended before QEMU was up.",
-                    durationMs: 0,
-                  }),
-                ]
-              : [vmEvent("vm.stopped", { detail: "exited-unsupervised", method: "none", pid: context.view.pid })],
-        }),
+        input: ({ context }) => ({ events: goneFacts(context.view) }),
         onDone: {
           target: "stopped",
           actions: assign({ view: ({ context, event }) => applied(context.view, event.output) }),
@@ -226,25 +187,7 @@ export const vmMachine = setup({
         recording: {
           invoke: {
             src: "record",
-            input: ({ context }) => {
-              const r = context.launchResult!;
-              return {
-                events: [
-                  ...r.disksCreated.map((d) => vmEvent("disk.created", d)),
-                  vmEvent("vm.started", {
-                    pid: r.pid,
-                    qmpSocket: r.qmpSocket,
-                    runtimeDir: r.runtimeDir,
-                    pidFile: r.pidFile,
-                    argv: r.argv,
-                    binary: r.binary,
-                    accel: r.accel,
-                    qemuVersion: r.qemuVersion,
-                    durationMs: r.durationMs,
-                  }),
-                ],
-              };
-            },
+            input: ({ context }) => ({ events: startedFacts(context.launchResult!) }),
             onDone: {
               target: "#vm.running",
               actions: [
@@ -284,22 +227,7 @@ export const vmMachine = setup({
         recordingFailure: {
           invoke: {
             src: "record",
-            input: ({ context }) => {
-              const failure = context.failure;
-              const launchError = failure instanceof LaunchError ? failure : undefined;
-              const error = failure as { code?: string; message?: string };
-              return {
-                events: [
-                  ...(launchError?.disksCreated ?? []).map((d) => vmEvent("disk.created", d)),
-                  vmEvent("vm.start-failed", {
-                    reason: error?.code ?? "START_FAILED",
-                    message: error?.message ?? String(failure),
-                    stderr: launchError?.stderr,
-                    durationMs: launchError?.durationMs ?? 0,
-                  }),
-                ],
-              };
-            },
+            input: ({ context }) => ({ events: failedStartFacts(context.failure) }),
             onDone: {
               target: "#vm.stopped",
               actions: [assign({ view: ({ context, event }) => applied(context.view, event.output) }), "fail"],

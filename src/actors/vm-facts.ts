@@ -1,0 +1,63 @@
+/**
+ * The facts a VM records at the end of a start, built from what the effect returned: pure
+ * functions, so the machine stays a map of states and the wording of facts lives in one place.
+ *
+ * @example
+ * ```ts
+ * await recorder.record(startedFacts(launched)); // [disk.created…, vm.started]
+ * ```
+ */
+import type { NewEvent } from "../events/envelope.ts";
+import { vmEvent } from "../events/vm-events.ts";
+import { LaunchError, type LaunchedVm } from "./launch-qemu.ts";
+import type { VmView } from "./vm-view.ts";
+
+/** A successful start: the disks it created, then `vm.started` with everything a reattach needs. */
+export function startedFacts(r: LaunchedVm): NewEvent[] {
+  return [
+    ...r.disksCreated.map((d) => vmEvent("disk.created", d)),
+    vmEvent("vm.started", {
+      pid: r.pid,
+      qmpSocket: r.qmpSocket,
+      runtimeDir: r.runtimeDir,
+      pidFile: r.pidFile,
+      argv: r.argv,
+      binary: r.binary,
+      accel: r.accel,
+      qemuVersion: r.qemuVersion,
+      durationMs: r.durationMs,
+    }),
+  ];
+}
+
+/** A failed start: the disks it still created (they exist now), then `vm.start-failed` with QEMU's words. */
+export function failedStartFacts(failure: unknown): NewEvent[] {
+  const launchError = failure instanceof LaunchError ? failure : undefined;
+  const error = failure as { code?: string; message?: string } | undefined;
+  return [
+    ...(launchError?.disksCreated ?? []).map((d) => vmEvent("disk.created", d)),
+    vmEvent("vm.start-failed", {
+      reason: error?.code ?? "START_FAILED",
+      message: error?.message ?? String(failure),
+      stderr: launchError?.stderr,
+      durationMs: launchError?.durationMs ?? 0,
+    }),
+  ];
+}
+
+/**
+ * QEMU found gone by a process that did not watch it: an interrupted start, or an exit nobody
+ * saw (`exited-unsupervised`).
+ */
+export function goneFacts(view: VmView): NewEvent[] {
+  if (view.status === "starting") {
+    return [
+      vmEvent("vm.start-failed", {
+        reason: "interrupted",
+        message: "The starting process ended before QEMU was up.",
+        durationMs: 0,
+      }),
+    ];
+  }
+  return [vmEvent("vm.stopped", { detail: "exited-unsupervised", method: "none", pid: view.pid })];
+}
