@@ -10,6 +10,8 @@
 import type { NewEvent } from "../events/envelope.ts";
 import { vmEvent } from "../events/vm-events.ts";
 import { LaunchError, type LaunchedVm } from "./launch-qemu.ts";
+import { pausedDetailOf } from "./paused-detail.ts";
+import type { ReattachResult } from "./reattach-qemu.ts";
 import type { VmView } from "./vm-view.ts";
 
 /** A successful start: the disks it created, then `vm.started` with everything a reattach needs. */
@@ -60,4 +62,17 @@ export function goneFacts(view: VmView): NewEvent[] {
     ];
   }
   return [vmEvent("vm.stopped", { detail: "exited-unsupervised", method: "none", pid: view.pid })];
+}
+
+/**
+ * What changed while no maqet process watched a VM that is still running: QEMU paused (or
+ * resumed) with nobody to record it. Empty when the stream already tells the truth.
+ */
+export function runStateDrift(view: VmView, found: ReattachResult): NewEvent[] {
+  if (found.kind !== "attached") return [];
+  if (!found.running && view.status === "running") {
+    return [vmEvent("vm.paused", { detail: pausedDetailOf(found.status), reason: found.status })];
+  }
+  if (found.running && view.status === "paused") return [vmEvent("vm.resumed", { reason: "observed-on-reattach" })];
+  return [];
 }

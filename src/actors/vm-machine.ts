@@ -23,7 +23,7 @@ import type { LaunchedVm, LaunchInput } from "./launch-qemu.ts";
 import { pausedDetailOf } from "./paused-detail.ts";
 import type { ReattachInput, ReattachResult } from "./reattach-qemu.ts";
 import type { StopInput, StopOutcome } from "./stop-qemu.ts";
-import { failedStartFacts, goneFacts, startedFacts } from "./vm-facts.ts";
+import { failedStartFacts, goneFacts, runStateDrift, startedFacts } from "./vm-facts.ts";
 import type { FinishInput, VmCommand, VmMachineContext, VmMachineEvent } from "./vm-machine-types.ts";
 import { applyVmEvent, mayHaveProcess, type VmView } from "./vm-view.ts";
 import type { WatchInput } from "./watch-qemu.ts";
@@ -119,10 +119,17 @@ export const vmMachine = setup({
           },
           {
             target: "running",
-            actions: assign({
-              session: ({ event }) => (event.output.kind === "attached" ? event.output.session : undefined),
-              observedRunning: ({ event }) => event.output.kind !== "attached" || event.output.running,
-            }),
+            actions: [
+              assign({
+                session: ({ event }) => (event.output.kind === "attached" ? event.output.session : undefined),
+                observedRunning: ({ event }) => event.output.kind !== "attached" || event.output.running,
+              }),
+              // Paused or resumed while nobody watched: the stream learns it now.
+              {
+                type: "observe",
+                params: ({ context, event }) => ({ events: runStateDrift(context.view, event.output) }),
+              },
+            ],
           },
         ],
         onError: { target: "running" },

@@ -291,3 +291,23 @@ describe("concurrent writers", () => {
     expect(store.events.at(-1)!.metadata).toMatchObject({ correlationId: "op-1", source: "cli" });
   });
 });
+
+describe("reattach sees what happened while nobody watched", () => {
+  it("a VM paused meanwhile is recorded as paused; resumed meanwhile, as resumed", async () => {
+    const { store, orchestrator, world, stream } = await setup();
+    const first = await orchestrator.actor("web");
+    await first.start();
+    await first.close();
+    world.qemus[0]!.status = "paused";
+    const second = await new Orchestrator({ ports: world.ports, store }).actor("web");
+    await second.flush();
+    expect(second.view.status).toBe("paused");
+    expect(store.events.at(-1)).toMatchObject({ type: "vm.paused", data: { detail: "user", reason: "paused" } });
+    await second.close();
+    world.qemus[0]!.status = "running";
+    const third = await new Orchestrator({ ports: world.ports, store }).actor("web");
+    await third.flush();
+    expect(third.view.status).toBe("running");
+    expect(store.types(stream).slice(-2)).toEqual(["vm.paused", "vm.resumed"]);
+  });
+});
