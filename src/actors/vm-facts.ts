@@ -1,5 +1,5 @@
 /**
- * The facts a VM records at the end of a start, built from what the effect returned: pure
+ * The facts a VM records when an effect ends (a start, a crash, a shutdown), built from what it returned: pure
  * functions, so the machine stays a map of states and the wording of facts lives in one place.
  *
  * @example
@@ -12,6 +12,7 @@ import { vmEvent } from "../events/vm-events.ts";
 import { LaunchError, type LaunchedVm } from "./launch-qemu.ts";
 import { pausedDetailOf } from "./paused-detail.ts";
 import type { ReattachResult } from "./reattach-qemu.ts";
+import type { VmMachineContext } from "./vm-machine-types.ts";
 import type { VmView } from "./vm-view.ts";
 
 /** A successful start: the disks it created, then `vm.started` with everything a reattach needs. */
@@ -75,4 +76,29 @@ export function runStateDrift(view: VmView, found: ReattachResult): NewEvent[] {
   }
   if (found.running && view.status === "paused") return [vmEvent("vm.resumed", { reason: "observed-on-reattach" })];
   return [];
+}
+
+/** QEMU reported SHUTDOWN on its own (guest power-off, a host `quit` or signal) and was ended. */
+export function shutdownFacts(view: VmView, shutdown: VmMachineContext["shutdown"]): NewEvent[] {
+  return [
+    vmEvent("vm.stopped", {
+      detail: "shutdown",
+      guest: shutdown?.guest ?? false,
+      reason: shutdown?.reason,
+      method: shutdown?.method,
+      pid: view.pid,
+    }),
+  ];
+}
+
+/** QEMU exited under a watching process with no SHUTDOWN first. */
+export function crashFacts(view: VmView, exit: VmMachineContext["exit"]): NewEvent[] {
+  return [
+    vmEvent("vm.stopped", {
+      detail: "crashed",
+      exitCode: exit?.exitCode ?? null,
+      signal: exit?.signal ?? null,
+      pid: view.pid,
+    }),
+  ];
 }

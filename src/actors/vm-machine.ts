@@ -23,7 +23,14 @@ import type { LaunchedVm, LaunchInput } from "./launch-qemu.ts";
 import { pausedDetailOf } from "./paused-detail.ts";
 import type { ReattachInput, ReattachResult } from "./reattach-qemu.ts";
 import type { StopInput, StopOutcome } from "./stop-qemu.ts";
-import { failedStartFacts, goneFacts, runStateDrift, startedFacts } from "./vm-facts.ts";
+import {
+  crashFacts,
+  failedStartFacts,
+  goneFacts,
+  runStateDrift,
+  shutdownFacts,
+  startedFacts,
+} from "./vm-facts.ts";
 import type { FinishInput, VmCommand, VmMachineContext, VmMachineEvent } from "./vm-machine-types.ts";
 import { applyVmEvent, mayHaveProcess, type VmView } from "./vm-view.ts";
 import type { WatchInput } from "./watch-qemu.ts";
@@ -422,15 +429,7 @@ export const vmMachine = setup({
           invoke: {
             src: "record",
             input: ({ context }) => ({
-              events: [
-                vmEvent("vm.stopped", {
-                  detail: "shutdown",
-                  guest: context.shutdown?.guest ?? false,
-                  reason: context.shutdown?.reason,
-                  method: context.shutdown?.method,
-                  pid: context.view.pid,
-                }),
-              ],
+              events: shutdownFacts(context.view, context.shutdown),
             }),
             onDone: {
               target: "#vm.stopped",
@@ -447,14 +446,7 @@ export const vmMachine = setup({
       invoke: {
         src: "record",
         input: ({ context }) => ({
-          events: [
-            vmEvent("vm.stopped", {
-              detail: "crashed",
-              exitCode: context.exit?.exitCode ?? null,
-              signal: context.exit?.signal ?? null,
-              pid: context.view.pid,
-            }),
-          ],
+          events: crashFacts(context.view, context.exit),
         }),
         onDone: {
           target: "stopped",
