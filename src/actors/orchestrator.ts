@@ -109,19 +109,21 @@ export class Orchestrator {
    * reconciled (its fact recorded) before it is reported. A live one is reported as recorded.
    */
   async liveViews(options: { includeRemoved?: boolean } = {}): Promise<VmView[]> {
-    const views = await this.views(options);
     const out: VmView[] = [];
-    for (const view of views) {
-      const loaded = this.#actors.get(view.vmId);
-      if (loaded) {
-        out.push((await loaded).view);
-      } else if (mayHaveProcess(view) && this.#processGone(view)) {
-        out.push((await this.actor(view.vmId)).view);
-      } else {
-        out.push(view);
-      }
-    }
+    for (const view of await this.views(options)) out.push(await this.#checked(view));
     return out;
+  }
+
+  /** One VM's view, liveness checked as in {@link liveViews}; VM_NOT_FOUND when unknown. */
+  async liveView(nameOrId: string): Promise<VmView> {
+    return this.#checked(await this.find(nameOrId));
+  }
+
+  async #checked(view: VmView): Promise<VmView> {
+    const loaded = this.#actors.get(view.vmId);
+    if (loaded) return (await loaded).view;
+    if (mayHaveProcess(view) && this.#processGone(view)) return (await this.actor(view.vmId)).view;
+    return view;
   }
 
   /** Stops watching every VM and closes QMP connections; QEMU processes keep running. */

@@ -141,12 +141,7 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
         await vm.remove(removeOptions);
       }),
     list: () => operation(async (_rt, orchestrator) => (await orchestrator.liveViews()).map(toVmStatus)),
-    status: (name) =>
-      operation(async (_rt, orchestrator) => {
-        const view = await orchestrator.find(name);
-        const live = (await orchestrator.liveViews()).find((v) => v.vmId === view.vmId) ?? view;
-        return toVmStatus(live);
-      }),
+    status: (name) => operation(async (_rt, orchestrator) => toVmStatus(await orchestrator.liveView(name))),
     qmp: (name, command, args, qmpOptions = {}) => {
       // Checked before the VM is even looked up: a malformed name never reaches QEMU or the store.
       if (!QMP_COMMAND_PATTERN.test(command)) {
