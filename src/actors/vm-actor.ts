@@ -14,11 +14,11 @@
  */
 import { type Actor, createActor, fromCallback, fromPromise, waitFor } from "xstate";
 import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
-import type { EventMetadata, NewEvent } from "../events/envelope.ts";
+import type { EventMetadata, NewEvent, StoredEvent } from "../events/envelope.ts";
 import type { EventStore } from "../events/event-store.ts";
 import { vmEvent, vmStreamId } from "../events/vm-events.ts";
 import { launchQemu, preflightLaunch } from "./launch-qemu.ts";
-import type { QmpExecuteOptions, VmPorts } from "./ports.ts";
+import type { QmpExecuteOptions, QmpSession, VmPorts } from "./ports.ts";
 import { reattachQemu } from "./reattach-qemu.ts";
 import { escalateStop, stopQemu } from "./stop-qemu.ts";
 import { StreamRecorder } from "./stream-recorder.ts";
@@ -29,6 +29,16 @@ import { watchQemu } from "./watch-qemu.ts";
 export interface VmActorDeps {
   ports: VmPorts;
   store: EventStore;
+}
+
+/** What {@link VmActor.exclusive} hands to the work it runs. */
+export interface VmAccess {
+  view: VmView;
+  /** True when QEMU runs and its QMP session is open. */
+  running: boolean;
+  session?: QmpSession;
+  ports: VmPorts;
+  record(events: readonly NewEvent[]): Promise<StoredEvent[]>;
 }
 
 export interface StopOptions {
@@ -198,6 +208,31 @@ export class VmActor {
         this.#observationError ??= error;
       },
     );
+  }
+
+  /**
+   * Runs `work` as this VM's one mutating operation (after any operation in flight), with what
+   * it needs to act and record: the view, the live QMP session when the VM runs, and `record`,
+   * which appends facts to the VM's stream in order and applies them to the view.
+   * For features built on the VM actor (snapshots, disk operations...).
+   */
+  exclusive<T>(work: (access: VmAccess) => Promise<T>): Promise<T> {
+    return this.#exclusive(async () => {
+      await this.#settled();
+      const snapshot = this.#actor.getSnapshot();
+      const session = snapshot.context.session;
+      return work({
+        view: this.view,
+        running: snapshot.matches("running") && session !== undefined && !session.isClosed,
+        session: session?.isClosed ? undefined : session,
+        ports: this.#deps.ports,
+        record: async (events) => {
+          const stored = await this.#recorder.record(events);
+          this.#actor.send({ type: "RECORDED", events: stored });
+          return stored;
+        },
+      });
+    });
   }
 
   /** Waits for pending records, stops watching and closes QMP. QEMU keeps running (crash-only). */

@@ -23,7 +23,7 @@ import { createDiskProvisioner } from "../adapters/qemu-img.ts";
 import { createQmpConnector } from "../adapters/qmp-client.ts";
 import { systemClock } from "../adapters/system-clock.ts";
 import type { EventStore } from "../events/event-store.ts";
-import type { MaqetOptions } from "./maqet.ts";
+import type { MaqetOptions } from "./maqet-options.ts";
 
 export interface Runtime {
   store: EventStore;

@@ -311,3 +311,26 @@ describe("reattach sees what happened while nobody watched", () => {
     expect(store.types(stream).slice(-2)).toEqual(["vm.paused", "vm.resumed"]);
   });
 });
+
+describe("exclusive access for features built on the actor", () => {
+  it("hands the live session and a recorder that updates the view, one operation at a time", async () => {
+    const { store, orchestrator } = await setup();
+    const vm = await orchestrator.actor("web");
+    await vm.start();
+    const order: string[] = [];
+    const a = vm.exclusive(async (access) => {
+      order.push("a:start");
+      expect(access.running).toBe(true);
+      expect(await access.session!.execute("query-status")).toMatchObject({ status: "running" });
+      await access.record([{ type: "disk.created", schemaVersion: 1, data: { drive: "x", file: "/x", format: "raw", durationMs: 1 } }]);
+      order.push("a:end");
+    });
+    const b = vm.exclusive(async (access) => {
+      order.push("b");
+      expect(access.view.version).toBe(store.events.length - 1);
+    });
+    await Promise.all([a, b]);
+    expect(order).toEqual(["a:start", "a:end", "b"]);
+    expect(vm.view.version).toBe(store.events.length - 1);
+  });
+});

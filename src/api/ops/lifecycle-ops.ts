@@ -1,0 +1,75 @@
+/**
+ * Lifecycle operations of the facade: define, start, stop, remove, list, status.
+ *
+ * @example
+ * ```ts
+ * const ops = lifecycleOps(ctx);
+ * await ops.start("web", { timeoutMs: 10_000 });
+ * ```
+ */
+import { loadVmConfig } from "../../adapters/load-vm-config.ts";
+import type { MaqetContext } from "../maqet-context.ts";
+import { toVmStatus, type VmStatus } from "../vm-status.ts";
+
+export interface AddOptions {
+  /** VM name; overrides `name:` in the config. */
+  name?: string;
+}
+
+export interface StartOptions {
+  /** How long to wait for QEMU's QMP socket. Default 30 s. */
+  timeoutMs?: number;
+}
+
+export interface StopVmOptions {
+  /** Skip the graceful steps: SIGKILL. */
+  force?: boolean;
+  /** How long the guest gets to power off before `quit`, SIGTERM, SIGKILL. Default 30 s. */
+  timeoutMs?: number;
+}
+
+/** A config given as an object: the same keys as the YAML file. */
+export type VmConfigInput = Record<string, unknown>;
+
+export interface LifecycleOps {
+  add(configOrPath: string | VmConfigInput, options?: AddOptions): Promise<VmStatus>;
+  start(name: string, options?: StartOptions): Promise<VmStatus>;
+  /** Stops the VM; `alreadyStopped` is true when there was nothing to do. */
+  stop(name: string, options?: StopVmOptions): Promise<VmStatus & { alreadyStopped: boolean }>;
+  remove(name: string, options?: StopVmOptions): Promise<void>;
+  list(): Promise<VmStatus[]>;
+  status(name: string): Promise<VmStatus>;
+}
+
+export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
+  return {
+    add: async (configOrPath, addOptions = {}) => {
+      // Validated before the store is even opened: a bad file costs nothing and records nothing.
+      const loaded = await loadVmConfig(configOrPath, {
+        nameOverride: addOptions.name,
+        onWarning: ctx.options.onWarning,
+      });
+      return ctx.operation(async (_rt, orchestrator) => {
+        const name = addOptions.name ?? loaded.config.name ?? `vm-${crypto.randomUUID().slice(0, 8)}`;
+        const view = await orchestrator.define(loaded.config, { name, configPath: loaded.path });
+        return toVmStatus(view);
+      });
+    },
+    start: (name, startOptions = {}) =>
+      ctx.withVm(name, async (vm) => {
+        await vm.start(startOptions);
+        return toVmStatus(vm.view);
+      }),
+    stop: (name, stopOptions = {}) =>
+      ctx.withVm(name, async (vm) => {
+        const outcome = await vm.stop(stopOptions);
+        return { ...toVmStatus(vm.view), alreadyStopped: outcome.noop === true };
+      }),
+    remove: (name, removeOptions = {}) =>
+      ctx.withVm(name, async (vm) => {
+        await vm.remove(removeOptions);
+      }),
+    list: () => ctx.operation(async (_rt, orchestrator) => (await orchestrator.liveViews()).map(toVmStatus)),
+    status: (name) => ctx.operation(async (_rt, orchestrator) => toVmStatus(await orchestrator.liveView(name))),
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * Text output of `history`: one row per event with a one-line summary of its data.
+ *
+ * @example
+ * ```ts
+ * HISTORY_RENDERERS.history(await maqet.history("web"));
+ * ```
+ */
+import type { HistoryEntry } from "../../api/history-entry.ts";
+import { renderTable } from "../table.ts";
+import type { Renderer } from "./renderer.ts";
+
+export const HISTORY_RENDERERS: Record<string, Renderer> = {
+  history: (result) => renderHistory(result as HistoryEntry[]),
+};
+
+function renderHistory(entries: HistoryEntry[]): string {
+  if (entries.length === 0) return "No events.";
+  return renderTable(
+    ["VER", "TIME", "EVENT", "DETAILS", "BY"],
+    entries.map((e) => [
+      String(e.version),
+      e.at.replace("T", " ").replace("Z", ""),
+      e.type,
+      summarize(e),
+      e.actor ? `${e.actor.user}@${e.actor.host} pid ${e.actor.pid}${e.source ? ` (${e.source})` : ""}` : "-",
+    ]),
+  );
+}
+
+function summarize(e: HistoryEntry): string {
+  const d = (e.data ?? {}) as Record<string, unknown>;
+  switch (e.type) {
+    case "vm.defined":
+      return `name=${d.name}`;
+    case "vm.start-requested":
+      return `timeout=${Number(d.timeoutMs) / 1000}s`;
+    case "vm.started":
+      return `pid=${d.pid} accel=${d.accel} qemu=${d.qemuVersion} in ${d.durationMs}ms`;
+    case "vm.start-failed":
+      return `${d.reason}: ${d.message}`;
+    case "vm.stop-requested":
+      return `force=${d.force} timeout=${Number(d.timeoutMs) / 1000}s`;
+    case "vm.stopped":
+      return [
+        `detail=${d.detail}`,
+        d.method && `method=${d.method}`,
+        d.reason && `reason=${d.reason}`,
+        d.signal && `signal=${d.signal}`,
+      ]
+        .filter(Boolean)
+        .join(" ");
+    case "vm.paused":
+      return `detail=${d.detail}`;
+    case "qmp.command-executed":
+      return `${d.command} ${d.outcome}${d.errorClass ? ` (${d.errorClass})` : ""} in ${d.durationMs}ms`;
+    case "disk.created":
+      return `${d.drive} ${d.format} ${d.size ?? ""} ${d.file}`.trim();
+    default:
+      return "";
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Text output of the lifecycle commands (add, start, stop, rm, ls, status).
+ *
+ * @example
+ * ```ts
+ * LIFECYCLE_RENDERERS.ls(await maqet.list());
+ * ```
+ */
+import type { VmStatus } from "../../api/vm-status.ts";
+import { renderTable } from "../table.ts";
+import type { Renderer } from "./renderer.ts";
+
+export const LIFECYCLE_RENDERERS: Record<string, Renderer> = {
+  add: (result) => {
+    const s = result as VmStatus;
+    return `Added VM '${s.name}' (id ${s.id}). Start it with \`maqet start ${s.name}\`.`;
+  },
+  start: (result) => {
+    const s = result as VmStatus;
+    return `Started VM '${s.name}' (pid ${s.pid}, QEMU ${s.qemuVersion ?? "?"}).`;
+  },
+  stop: (result) => {
+    const s = result as VmStatus & { alreadyStopped?: boolean };
+    if (s.alreadyStopped) return `VM '${s.name}' is already stopped.`;
+    const how = s.lastStop ? `${s.lastStop.detail}${s.lastStop.method ? ` via ${s.lastStop.method}` : ""}` : "stopped";
+    return `Stopped VM '${s.name}' (${how}).`;
+  },
+  rm: (result) => `Removed VM '${(result as { name: string }).name}'. Its history stays in the store.`,
+  ls: (result) => renderList(result as VmStatus[]),
+  status: (result) => renderStatus(result as VmStatus),
+};
+
+function renderList(vms: VmStatus[]): string {
+  if (vms.length === 0) return "No VMs. Define one with `maqet add config.yaml`.";
+  return renderTable(
+    ["NAME", "STATE", "PID", "DETAIL", "MEMORY", "CPU", "ID"],
+    vms.map((v) => [
+      v.name,
+      v.state,
+      v.pid?.toString() ?? "-",
+      v.detail ?? "-",
+      v.memory ?? "-",
+      v.cpu?.toString() ?? "-",
+      v.id,
+    ]),
+  );
+}
+
+function renderStatus(s: VmStatus): string {
+  const rows: Array<[string, string]> = [
+    ["name", s.name],
+    ["id", s.id],
+    ["state", s.detail ? `${s.state} (${s.detail})` : s.state],
+    ["pid", s.pid?.toString() ?? "-"],
+    ["qmp socket", s.qmpSocket ?? "-"],
+    ["qemu", s.qemuVersion ?? "-"],
+    ["memory", s.memory ?? "-"],
+    ["cpu", s.cpu?.toString() ?? "-"],
+    ["accel", s.accel],
+    ["disks", s.disks.length ? s.disks.map((d) => `${d.name}=${d.file} (${d.format})`).join(", ") : "-"],
+    ["defined", s.definedAt],
+    ["started", s.startedAt ?? "-"],
+  ];
+  if (s.lastStop) {
+    const stop = s.lastStop;
+    const extra = [
+      stop.method && `method ${stop.method}`,
+      stop.reason && `reason ${stop.reason}`,
+      stop.guest !== null && `guest ${stop.guest}`,
+    ]
+      .filter(Boolean)
+      .join(", ");
+    rows.push(["last stop", `${stop.detail}${extra ? ` (${extra})` : ""} at ${stop.at}`]);
+  }
+  if (s.lastError) rows.push(["last error", `${s.lastError.message} at ${s.lastError.at}`]);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`).join("\n");
+}
