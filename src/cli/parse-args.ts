@@ -73,7 +73,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       raw.push(eq === -1 ? [token.slice(2), undefined] : [token.slice(2, eq), token.slice(eq + 1)]);
       // A value-taking option consumes the next token when no `=value` was given.
       const name = raw.at(-1)![0];
-      const spec = optionSpec(name, positionals[0]);
+      const spec = optionSpec(name, positionals);
       if (eq === -1 && spec !== undefined && spec.type !== "boolean") {
         const value = argv[i + 1];
         if (value === undefined)
@@ -85,7 +85,10 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       throw usage(`unknown option '${argv[i]}'`, positionals[0]);
     }
   }
-  const commandName = positionals.shift();
+  // A two-word command (`snapshot create`, `qmp keys`) wins over a one-word one.
+  const twoWords = positionals.length >= 2 ? `${positionals[0]} ${positionals[1]}` : undefined;
+  const commandName = twoWords !== undefined && findCommand(twoWords) ? twoWords : positionals[0];
+  positionals.splice(0, commandName === undefined ? 0 : commandName.split(" ").length);
   const command = commandName === undefined ? undefined : findCommand(commandName);
   if (
     commandName !== undefined &&
@@ -105,6 +108,11 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   }
   if (command && !global.help) {
     for (const p of command.positionals) {
+      if (p.variadic) {
+        if (positionals.length === 0 && !p.optional) throw usage(`missing <${p.name}…> (${p.description})`, commandName);
+        input[p.name] = positionals.splice(0);
+        continue;
+      }
       const value = positionals.shift();
       if (value === undefined && !p.optional) throw usage(`missing <${p.name}> (${p.description})`, commandName);
       input[p.name] = value;
@@ -116,8 +124,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   return { commandName, command, input, global };
 }
 
-function optionSpec(name: string, commandName: string | undefined): OptionSpec | undefined {
-  const command = commandName === undefined ? undefined : findCommand(commandName);
+function optionSpec(name: string, seen: readonly string[]): OptionSpec | undefined {
+  const command = (seen.length >= 2 ? findCommand(`${seen[0]} ${seen[1]}`) : undefined) ?? findCommand(seen[0] ?? "");
   return GLOBAL_OPTIONS.find((o) => o.name === name) ?? command?.options.find((o) => o.name === name);
 }
 

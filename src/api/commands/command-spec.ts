@@ -16,6 +16,8 @@ export interface PositionalSpec {
   name: string;
   description: string;
   optional?: boolean;
+  /** Takes every remaining argument (the last positional only); the input gets them joined by NUL as `string[]` via {@link list}. */
+  variadic?: boolean;
 }
 
 export interface OptionSpec {
@@ -26,9 +28,16 @@ export interface OptionSpec {
   value?: string;
 }
 
-export type CommandInput = Record<string, string | number | boolean | undefined>;
+export type CommandInput = Record<string, string | number | boolean | string[] | undefined>;
+
+/** A variadic positional's values (empty when none were given). */
+export function list(input: CommandInput, key: string): string[] {
+  const value = input[key];
+  return Array.isArray(value) ? value : value === undefined ? [] : [String(value)];
+}
 
 export interface CommandSpec {
+  /** One word (`start`) or a group and a word (`snapshot create`, `qmp keys`). */
   name: string;
   aliases?: string[];
   summary: string;
