@@ -19,6 +19,8 @@ export function pausedDetailOf(runState: string | undefined): PausedDetail {
       return "watchdog";
     case "guest-panicked":
       return "guest-panic";
+    case "suspended":
+      return "suspended";
     case "shutdown":
       return "shutdown";
     default:

@@ -155,6 +155,50 @@ export class VmActor {
     });
   }
 
+  /**
+   * Pauses the guest's vCPUs (QMP `stop`). The fact is QEMU's STOP event, recorded as
+   * `vm.paused` (detail `user`); pausing a paused VM does nothing.
+   */
+  pause(): Promise<VmOutcome> {
+    return this.#runState("pause", "stop", (s) => s.matches({ running: "paused" }));
+  }
+
+  /** Resumes a paused guest (QMP `cont`), recorded as `vm.resumed`; a running VM is left alone. */
+  resume(): Promise<VmOutcome> {
+    return this.#runState("resume", "cont", (s) => s.matches({ running: "active" }));
+  }
+
+  /** Resets the machine (QMP `system_reset`), recorded as `vm.reset` (guest false). */
+  reset(): Promise<VmOutcome> {
+    return this.#runState("reset", "system_reset", () => false);
+  }
+
+  #runState(
+    verb: string,
+    command: string,
+    alreadyThere: (snapshot: ReturnType<VmMachineActor["getSnapshot"]>) => boolean,
+  ): Promise<VmOutcome> {
+    const opId = this.#nextOp();
+    return this.#exclusive(async () => {
+      await this.#settled();
+      const snapshot = this.#actor.getSnapshot();
+      const session = snapshot.context.session;
+      if (!snapshot.matches("running") || session === undefined || session.isClosed) {
+        const name = this.view.name;
+        throw new MaqetError(
+          "VM_INVALID_STATE",
+          `Cannot ${verb} VM '${name}': it is not running (state: ${this.view.status}). Start it with \`maqet start ${name}\`.`,
+          { details: { state: this.view.status } },
+        );
+      }
+      if (alreadyThere(snapshot)) return { opId, ok: true, noop: true };
+      // QEMU sends the event (STOP, RESUME, RESET) before its reply: by now the machine has it.
+      await session.execute(command, undefined, { timeoutMs: 10_000 });
+      await this.flush();
+      return { opId, ok: true };
+    });
+  }
+
   /** Runs one QMP command on the running VM and records `qmp.command-executed`. */
   qmp<T = unknown>(command: string, args?: Record<string, unknown>, options: QmpExecuteOptions = {}): Promise<T> {
     return this.#exclusive(async () => {

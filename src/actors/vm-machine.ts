@@ -23,14 +23,7 @@ import type { LaunchedVm, LaunchInput } from "./launch-qemu.ts";
 import { pausedDetailOf } from "./paused-detail.ts";
 import type { ReattachInput, ReattachResult } from "./reattach-qemu.ts";
 import type { StopInput, StopOutcome } from "./stop-qemu.ts";
-import {
-  crashFacts,
-  failedStartFacts,
-  goneFacts,
-  runStateDrift,
-  shutdownFacts,
-  startedFacts,
-} from "./vm-facts.ts";
+import { crashFacts, failedStartFacts, goneFacts, runStateDrift, shutdownFacts, startedFacts } from "./vm-facts.ts";
 import type { FinishInput, VmCommand, VmMachineContext, VmMachineEvent } from "./vm-machine-types.ts";
 import { applyVmEvent, mayHaveProcess, type VmView } from "./vm-view.ts";
 import type { WatchInput } from "./watch-qemu.ts";
@@ -305,6 +298,18 @@ export const vmMachine = setup({
           actions: assign({ exit: ({ event }) => ({ exitCode: event.exitCode, signal: event.signal }) }),
         },
         "QMP.LOST": { target: "reconciling", actions: ["closeSession", assign({ session: undefined })] },
+        "QMP.RESET": {
+          actions: {
+            type: "observe",
+            params: ({ event }) => ({ events: [vmEvent("vm.reset", { guest: event.guest, reason: event.reason })] }),
+          },
+        },
+        "QMP.GUEST_PANICKED": {
+          actions: {
+            type: "observe",
+            params: ({ event }) => ({ events: [vmEvent("vm.guest-panicked", { action: event.action })] }),
+          },
+        },
       },
       states: {
         resolving: {
@@ -312,6 +317,16 @@ export const vmMachine = setup({
         },
         active: {
           on: {
+            "QMP.SUSPEND": {
+              target: "paused",
+              actions: [
+                assign({ observedRunning: false }),
+                {
+                  type: "observe",
+                  params: { events: [vmEvent("vm.paused", { detail: "suspended", reason: "suspended" })] },
+                },
+              ],
+            },
             "QMP.STOP": {
               target: "paused",
               actions: [
@@ -333,6 +348,13 @@ export const vmMachine = setup({
               actions: [
                 assign({ observedRunning: true }),
                 { type: "observe", params: { events: [vmEvent("vm.resumed", {})] } },
+              ],
+            },
+            "QMP.WAKEUP": {
+              target: "active",
+              actions: [
+                assign({ observedRunning: true }),
+                { type: "observe", params: { events: [vmEvent("vm.resumed", { reason: "wakeup" })] } },
               ],
             },
           },

@@ -115,6 +115,9 @@ export function applyVmEvent(view: VmView | undefined, raw: StoredEvent): VmView
     case "vm.removed":
       next.status = "removed";
       break;
+    case "vm.reset":
+    case "vm.guest-panicked":
+      break;
     case "disk.created":
     case "qmp.command-executed":
       break;

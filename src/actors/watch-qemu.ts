@@ -15,6 +15,10 @@ export type WatchEvent =
   | { type: "QMP.RESUME" }
   | { type: "QMP.SHUTDOWN"; guest: boolean; reason?: string }
   | { type: "QMP.RESET"; guest: boolean; reason?: string }
+  /** ACPI S3: the guest suspended itself (no STOP precedes it). */
+  | { type: "QMP.SUSPEND" }
+  | { type: "QMP.WAKEUP" }
+  | { type: "QMP.GUEST_PANICKED"; action?: string }
   | { type: "PROCESS.EXITED"; exitCode: number | null; signal: string | null }
   /** QMP dropped but the process is still alive. */
   | { type: "QMP.LOST" };
@@ -80,7 +84,11 @@ export function createTranslator(): (e: QmpEvent) => WatchEvent | undefined {
         return undefined;
       case "GUEST_PANICKED":
         if (data.action === "pause") cause = "guest-panicked";
-        return undefined;
+        return { type: "QMP.GUEST_PANICKED", action: typeof data.action === "string" ? data.action : undefined };
+      case "SUSPEND":
+        return { type: "QMP.SUSPEND" };
+      case "WAKEUP":
+        return { type: "QMP.WAKEUP" };
       case "STOP": {
         const status = cause ?? "paused";
         cause = undefined;

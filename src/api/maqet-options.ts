@@ -30,4 +30,3 @@ export interface MaqetOptions {
   /** Use this store instead of opening one. It is not closed by `close()`. */
   store?: EventStore;
 }
-

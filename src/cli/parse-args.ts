@@ -109,7 +109,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   if (command && !global.help) {
     for (const p of command.positionals) {
       if (p.variadic) {
-        if (positionals.length === 0 && !p.optional) throw usage(`missing <${p.name}…> (${p.description})`, commandName);
+        if (positionals.length === 0 && !p.optional)
+          throw usage(`missing <${p.name}…> (${p.description})`, commandName);
         input[p.name] = positionals.splice(0);
         continue;
       }

@@ -24,7 +24,15 @@ export type StoppedDetail =
   /** QEMU was found gone when maqet next looked; no maqet process saw it exit. */
   | "exited-unsupervised";
 
-export type PausedDetail = "user" | "ioerror" | "watchdog" | "guest-panic" | "shutdown" | "unknown";
+export type PausedDetail =
+  | "user"
+  | "ioerror"
+  | "watchdog"
+  | "guest-panic"
+  /** The guest suspended itself to RAM (ACPI S3; QMP SUSPEND). */
+  | "suspended"
+  | "shutdown"
+  | "unknown";
 
 export type StopMethod = "powerdown" | "quit" | "sigterm" | "sigkill" | "none";
 
@@ -57,6 +65,10 @@ export interface VmEventData {
   };
   "vm.paused": { detail: PausedDetail; reason?: string };
   "vm.resumed": { reason?: string };
+  /** The machine was reset: by the host (`maqet reset`, QMP system_reset) or by the guest (reboot). */
+  "vm.reset": { guest: boolean; reason?: string };
+  /** QEMU reported a guest panic (QMP GUEST_PANICKED); what QEMU did next follows as its own fact. */
+  "vm.guest-panicked": { action?: string };
   "vm.removed": { force: boolean };
   "disk.created": { drive: string; file: string; format: string; size?: string; durationMs: number };
   "qmp.command-executed": {
@@ -82,6 +94,8 @@ export const VM_EVENT_SCHEMA: { readonly [K in VmEventType]: number } = {
   "vm.stopped": 1,
   "vm.paused": 1,
   "vm.resumed": 1,
+  "vm.reset": 1,
+  "vm.guest-panicked": 1,
   "vm.removed": 1,
   "disk.created": 1,
   "qmp.command-executed": 1,

@@ -101,6 +101,9 @@ export class FakeSession implements QmpSession {
           q.emit("STOP");
         }
         return {} as T;
+      case "system_reset":
+        q.emit("RESET", { guest: false, reason: "host-qmp-system-reset" });
+        return {} as T;
       case "quit":
         q.emit("SHUTDOWN", { guest: false, reason: "host-qmp-quit" });
         q.die({ code: 0, signal: null });

@@ -322,7 +322,9 @@ describe("exclusive access for features built on the actor", () => {
       order.push("a:start");
       expect(access.running).toBe(true);
       expect(await access.session!.execute("query-status")).toMatchObject({ status: "running" });
-      await access.record([{ type: "disk.created", schemaVersion: 1, data: { drive: "x", file: "/x", format: "raw", durationMs: 1 } }]);
+      await access.record([
+        { type: "disk.created", schemaVersion: 1, data: { drive: "x", file: "/x", format: "raw", durationMs: 1 } },
+      ]);
       order.push("a:end");
     });
     const b = vm.exclusive(async (access) => {
@@ -332,5 +334,65 @@ describe("exclusive access for features built on the actor", () => {
     await Promise.all([a, b]);
     expect(order).toEqual(["a:start", "a:end", "b"]);
     expect(vm.view.version).toBe(store.events.length - 1);
+  });
+});
+
+describe("pause, resume, reset and QEMU's own run-state changes", () => {
+  it("pause and resume record vm.paused (user) and vm.resumed; repeating them is a no-op", async () => {
+    const { store, orchestrator, stream } = await setup();
+    const vm = await orchestrator.actor("web");
+    await vm.start();
+    expect((await vm.pause()).noop).toBeUndefined();
+    expect(vm.view.status).toBe("paused");
+    expect((await vm.pause()).noop).toBe(true);
+    await vm.resume();
+    expect(vm.view.status).toBe("running");
+    expect((await vm.resume()).noop).toBe(true);
+    expect(store.types(stream).slice(-2)).toEqual(["vm.paused", "vm.resumed"]);
+  });
+
+  it("reset records vm.reset with QEMU's reason; pause of a stopped VM is refused", async () => {
+    const { store, orchestrator } = await setup();
+    const vm = await orchestrator.actor("web");
+    expect(isMaqetError(await vm.pause().catch((e) => e), "VM_INVALID_STATE")).toBe(true);
+    await vm.start();
+    await vm.reset();
+    expect(store.events.at(-1)).toMatchObject({
+      type: "vm.reset",
+      data: { guest: false, reason: "host-qmp-system-reset" },
+    });
+  });
+
+  it("guest-side run-state changes: reboot, suspend/wakeup, watchdog pause, panic", async () => {
+    const { store, orchestrator, world, stream } = await setup();
+    const vm = await orchestrator.actor("web");
+    await vm.start();
+    const q = world.qemus[0]!;
+    q.emit("RESET", { guest: true, reason: "guest-reset" });
+    q.emit("SUSPEND");
+    q.emit("WAKEUP");
+    q.emit("WATCHDOG", { action: "pause" });
+    q.emit("STOP");
+    q.emit("RESUME");
+    q.emit("GUEST_PANICKED", { action: "pause" });
+    q.emit("STOP");
+    await vm.flush();
+    const tail = store.events.filter((e) => e.streamId === stream).slice(-7);
+    expect(
+      tail.map((e) => [
+        e.type,
+        (e.data as { detail?: string; reason?: string }).detail ?? (e.data as { reason?: string }).reason,
+      ]),
+    ).toEqual([
+      ["vm.reset", "guest-reset"],
+      ["vm.paused", "suspended"],
+      ["vm.resumed", "wakeup"],
+      ["vm.paused", "watchdog"],
+      ["vm.resumed", undefined],
+      ["vm.guest-panicked", undefined],
+      ["vm.paused", "guest-panic"],
+    ]);
+    expect(vm.view.status).toBe("paused");
+    expect(vm.view.pausedDetail).toBe("guest-panic");
   });
 });

@@ -11,7 +11,6 @@
 import { MaqetError } from "../../errors/maqet-error.ts";
 import type { Maqet } from "../maqet.ts";
 
-
 export interface PositionalSpec {
   name: string;
   description: string;
@@ -86,5 +85,9 @@ export function parseJsonObject(raw: unknown): Record<string, unknown> | undefin
   return parsed as Record<string, unknown>;
 }
 
-export const TIMEOUT: OptionSpec = { name: "timeout", type: "number", value: "SECONDS", description: "how long to wait" };
-
+export const TIMEOUT: OptionSpec = {
+  name: "timeout",
+  type: "number",
+  value: "SECONDS",
+  description: "how long to wait",
+};

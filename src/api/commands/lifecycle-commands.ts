@@ -6,7 +6,7 @@
  * LIFECYCLE_COMMANDS.map((c) => c.name);
  * ```
  */
-import { type CommandSpec, positiveSeconds, seconds, text, TIMEOUT } from "./command-spec.ts";
+import { type CommandSpec, positiveSeconds, seconds, TIMEOUT, text } from "./command-spec.ts";
 
 export const LIFECYCLE_COMMANDS: readonly CommandSpec[] = [
   {
@@ -66,5 +66,29 @@ export const LIFECYCLE_COMMANDS: readonly CommandSpec[] = [
     options: [],
     examples: ["maqet status web", "maqet status web --json"],
     invoke: (m, i) => m.status(text(i, "vm")),
+  },
+  {
+    name: "pause",
+    summary: "Pause a running VM's vCPUs (QMP stop); recorded as vm.paused",
+    positionals: [{ name: "vm", description: "VM name or id" }],
+    options: [],
+    examples: ["maqet pause web"],
+    invoke: (m, i) => m.pause(text(i, "vm")),
+  },
+  {
+    name: "resume",
+    summary: "Resume a paused VM (QMP cont); recorded as vm.resumed",
+    positionals: [{ name: "vm", description: "VM name or id" }],
+    options: [],
+    examples: ["maqet resume web"],
+    invoke: (m, i) => m.resume(text(i, "vm")),
+  },
+  {
+    name: "reset",
+    summary: "Reset a running VM, like its reset button (QMP system_reset); recorded as vm.reset",
+    positionals: [{ name: "vm", description: "VM name or id" }],
+    options: [],
+    examples: ["maqet reset web"],
+    invoke: (m, i) => m.reset(text(i, "vm")),
   },
 ];

@@ -6,7 +6,7 @@
  * QMP_COMMANDS.map((c) => c.name);
  * ```
  */
-import { type CommandSpec, parseJsonObject, positiveSeconds, text, TIMEOUT } from "./command-spec.ts";
+import { type CommandSpec, parseJsonObject, positiveSeconds, TIMEOUT, text } from "./command-spec.ts";
 
 export const QMP_COMMANDS: readonly CommandSpec[] = [
   {

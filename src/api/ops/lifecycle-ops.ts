@@ -7,6 +7,9 @@
  * await ops.start("web", { timeoutMs: 10_000 });
  * ```
  */
+
+import type { VmActor } from "../../actors/vm-actor.ts";
+import type { VmOutcome } from "../../actors/vm-machine.ts";
 import { loadVmConfig } from "../../adapters/load-vm-config.ts";
 import type { MaqetContext } from "../maqet-context.ts";
 import { toVmStatus, type VmStatus } from "../vm-status.ts";
@@ -39,6 +42,12 @@ export interface LifecycleOps {
   remove(name: string, options?: StopVmOptions): Promise<void>;
   list(): Promise<VmStatus[]>;
   status(name: string): Promise<VmStatus>;
+  /** Pauses the guest (QMP stop); `changed` is false when it was already paused. */
+  pause(name: string): Promise<VmStatus & { changed: boolean }>;
+  /** Resumes a paused guest (QMP cont); `changed` is false when it was running. */
+  resume(name: string): Promise<VmStatus & { changed: boolean }>;
+  /** Resets the machine (QMP system_reset), like pressing the reset button. */
+  reset(name: string): Promise<VmStatus & { changed: boolean }>;
 }
 
 export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
@@ -69,7 +78,21 @@ export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
       ctx.withVm(name, async (vm) => {
         await vm.remove(removeOptions);
       }),
+    pause: (name) => runState(ctx, name, (vm) => vm.pause()),
+    resume: (name) => runState(ctx, name, (vm) => vm.resume()),
+    reset: (name) => runState(ctx, name, (vm) => vm.reset()),
     list: () => ctx.operation(async (_rt, orchestrator) => (await orchestrator.liveViews()).map(toVmStatus)),
     status: (name) => ctx.operation(async (_rt, orchestrator) => toVmStatus(await orchestrator.liveView(name))),
   };
+}
+
+function runState(
+  ctx: MaqetContext,
+  name: string,
+  change: (vm: VmActor) => Promise<VmOutcome>,
+): Promise<VmStatus & { changed: boolean }> {
+  return ctx.withVm(name, async (vm) => {
+    const outcome = await change(vm);
+    return { ...toVmStatus(vm.view), changed: outcome.noop !== true };
+  });
 }

@@ -25,6 +25,15 @@ export const LIFECYCLE_RENDERERS: Record<string, Renderer> = {
     const how = s.lastStop ? `${s.lastStop.detail}${s.lastStop.method ? ` via ${s.lastStop.method}` : ""}` : "stopped";
     return `Stopped VM '${s.name}' (${how}).`;
   },
+  pause: (result) => {
+    const s = result as VmStatus & { changed: boolean };
+    return s.changed ? `Paused VM '${s.name}'.` : `VM '${s.name}' is already paused.`;
+  },
+  resume: (result) => {
+    const s = result as VmStatus & { changed: boolean };
+    return s.changed ? `Resumed VM '${s.name}'.` : `VM '${s.name}' is already running.`;
+  },
+  reset: (result) => `Reset VM '${(result as VmStatus).name}'.`,
   rm: (result) => `Removed VM '${(result as { name: string }).name}'. Its history stays in the store.`,
   ls: (result) => renderList(result as VmStatus[]),
   status: (result) => renderStatus(result as VmStatus),
