@@ -24,7 +24,12 @@ export interface StopInput {
   force: boolean;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** Told each step as it is taken, so the history shows how the VM really ended. */
+  onStep?: (step: StopStep) => void;
 }
+
+/** One step of a stop: the ACPI request, then the escalation steps. */
+export type StopStep = "powerdown" | EscalationStep;
 
 export type StopOutcome = VmEventData["vm.stopped"];
 
@@ -57,6 +62,7 @@ export async function stopQemu(ports: VmPorts, input: StopInput): Promise<StopOu
     { defaultValue: undefined },
   );
   shutdown.catch(() => undefined);
+  input.onStep?.("powerdown");
   await session.execute("system_powerdown", undefined, { timeoutMs: 5000, signal }).catch(() => undefined);
   const seen = await Promise.race([shutdown, clock.sleep(input.timeoutMs, signal).then(() => undefined)]);
   if (seen !== undefined) {
@@ -85,7 +91,7 @@ export type EscalationStep = "quit" | "sigterm" | "sigkill";
  */
 export async function escalateStop(
   ports: VmPorts,
-  input: Pick<StopInput, "name" | "pid" | "marker" | "session" | "signal">,
+  input: Pick<StopInput, "name" | "pid" | "marker" | "session" | "signal" | "onStep">,
   from: EscalationStep,
 ): Promise<StopMethod> {
   const { pid, marker, session, signal } = input;
@@ -93,8 +99,10 @@ export async function escalateStop(
   for (const step of steps.slice(steps.indexOf(from))) {
     if (step === "quit") {
       if (session === undefined || session.isClosed) continue;
+      input.onStep?.(step);
       await session.execute("quit", undefined, { timeoutMs: ESCALATION_STEP_MS.quit, signal }).catch(() => undefined);
     } else {
+      input.onStep?.(step);
       ports.processes.kill(pid, step === "sigterm" ? "SIGTERM" : "SIGKILL");
     }
     if (await ports.processes.waitGone(pid, marker, ESCALATION_STEP_MS[step], signal)) return step;

@@ -20,7 +20,7 @@ import { vmEvent, vmStreamId } from "../events/vm-events.ts";
 import { launchQemu, preflightLaunch } from "./launch-qemu.ts";
 import type { QmpExecuteOptions, QmpSession, VmPorts } from "./ports.ts";
 import { reattachQemu } from "./reattach-qemu.ts";
-import { escalateStop, stopQemu } from "./stop-qemu.ts";
+import { escalateStop, type StopStep, stopQemu } from "./stop-qemu.ts";
 import { StreamRecorder } from "./stream-recorder.ts";
 import { type VmCommand, type VmOutcome, vmMachine } from "./vm-machine.ts";
 import { foldVmEvents, type VmView } from "./vm-view.ts";
@@ -67,13 +67,16 @@ export class VmActor {
     this.#recorder = new StreamRecorder(deps.store, view.streamId, view.version);
     const { ports } = deps;
     const recorder = this.#recorder;
+    const recordStep = (step: StopStep) => this.#observe([vmEvent("vm.stop-step", { step })]);
     const machine = vmMachine.provide({
       actors: {
         record: fromPromise(({ input }) => recorder.record(input.events)),
         launch: fromPromise(({ input, signal }) => launchQemu(ports, { ...input, signal })),
         reattach: fromPromise(({ input, signal }) => reattachQemu(ports, { ...input, signal })),
-        stop: fromPromise(({ input, signal }) => stopQemu(ports, { ...input, signal })),
-        finish: fromPromise(({ input, signal }) => escalateStop(ports, { ...input, signal }, "quit")),
+        stop: fromPromise(({ input, signal }) => stopQemu(ports, { ...input, signal, onStep: recordStep })),
+        finish: fromPromise(({ input, signal }) =>
+          escalateStop(ports, { ...input, signal, onStep: recordStep }, "quit"),
+        ),
         watch: fromCallback(({ input, sendBack }) => (input ? watchQemu(ports, input, sendBack) : undefined)),
       },
       actions: {

@@ -117,6 +117,7 @@ export function applyVmEvent(view: VmView | undefined, raw: StoredEvent): VmView
       break;
     case "vm.reset":
     case "vm.guest-panicked":
+    case "vm.stop-step":
       break;
     case "disk.created":
     case "qmp.command-executed":

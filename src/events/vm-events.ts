@@ -10,6 +10,7 @@
  */
 import type { VmConfig } from "../config/vm-config.ts";
 import type { NewEvent, StoredEvent } from "./envelope.ts";
+import { type QmpTier, qmpTierOf } from "./qmp-events.ts";
 
 /** Why a VM stopped. One detail means one situation (libvirt-style). */
 export type StoppedDetail =
@@ -52,6 +53,8 @@ export interface VmEventData {
   };
   "vm.start-failed": { reason: string; message: string; stderr?: string; durationMs: number };
   "vm.stop-requested": { force: boolean; timeoutMs: number };
+  /** One step of a stop as it is taken: ACPI powerdown, then quit, SIGTERM, SIGKILL. */
+  "vm.stop-step": { step: "powerdown" | "quit" | "sigterm" | "sigkill" };
   "vm.stopped": {
     detail: StoppedDetail;
     /** How maqet ended it, for `destroyed`/`shutdown` after a stop request. */
@@ -75,11 +78,22 @@ export interface VmEventData {
     command: string;
     /** Argument names only: values can hold secrets and never reach the store. */
     argumentNames: string[];
+    /** Argument values, only for the commands of `QMP_VALUE_SAFE_COMMANDS` (docs/security.md). */
+    arguments?: Record<string, unknown>;
     outcome: "ok" | "error";
     errorClass?: string;
     errorDesc?: string;
     durationMs: number;
+    /** Schema 2: the command's security tier, and the policy rule that allowed it (`unchecked` in schema 1 events). */
+    tier: QmpTier;
+    rule: string;
   };
+  /**
+   * A dangerous QMP command was allowed (`--allow-dangerous`): QEMU may now be in a state maqet
+   * does not model (libvirt's "tainted: custom-monitor"). Recorded before the command is sent;
+   * `status` and `ls` show it until the next start.
+   */
+  "vm.tainted": { reason: "custom-monitor"; command: string };
 }
 
 export type VmEventType = keyof VmEventData;
@@ -91,6 +105,7 @@ export const VM_EVENT_SCHEMA: { readonly [K in VmEventType]: number } = {
   "vm.started": 1,
   "vm.start-failed": 1,
   "vm.stop-requested": 1,
+  "vm.stop-step": 1,
   "vm.stopped": 1,
   "vm.paused": 1,
   "vm.resumed": 1,
@@ -98,7 +113,8 @@ export const VM_EVENT_SCHEMA: { readonly [K in VmEventType]: number } = {
   "vm.guest-panicked": 1,
   "vm.removed": 1,
   "disk.created": 1,
-  "qmp.command-executed": 1,
+  "qmp.command-executed": 2,
+  "vm.tainted": 1,
 };
 
 export type NewVmEvent = { [K in VmEventType]: NewEvent<K, VmEventData[K]> }[VmEventType];
@@ -119,7 +135,16 @@ export function isVmEventType(type: string): type is VmEventType {
  */
 export function asVmEvent(event: StoredEvent): StoredVmEvent | undefined {
   if (!isVmEventType(event.type)) return undefined;
-  // Every type is at schema 1: nothing to upcast yet. Upcasters go here, keyed by type and version.
+  // Upcasters, keyed by type and version.
+  if (event.type === "qmp.command-executed" && event.schemaVersion === 1) {
+    // Schema 1 predates QMP tiers: the tier follows from the name; no policy ran.
+    const data = event.data as Omit<VmEventData["qmp.command-executed"], "tier" | "rule">;
+    return {
+      ...event,
+      schemaVersion: 2,
+      data: { ...data, tier: qmpTierOf(data.command), rule: "unchecked" },
+    } as StoredVmEvent;
+  }
   return event as StoredVmEvent;
 }
 

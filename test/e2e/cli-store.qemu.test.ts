@@ -80,6 +80,7 @@ describe("maqet CLI and its stores", { timeout: 180_000 }, () => {
         "vm.start-requested",
         "vm.started",
         "vm.stop-requested",
+        "vm.stop-step",
         "vm.stopped",
       ]);
       // The embedded store knows nothing of it.

@@ -30,7 +30,7 @@ describe("Deno", () => {
   it("a smoke run on Deno starts and stops a real VM on the embedded store", { timeout: 180_000 }, async () => {
     const r = await deno(["run", "-A", "test/deno/smoke.ts"], 170_000);
     expect(r.out).toContain(
-      "deno smoke: ok vm.defined,vm.start-requested,vm.started,qmp.command-executed,vm.stop-requested,vm.stopped",
+      "deno smoke: ok vm.defined,vm.start-requested,vm.started,qmp.command-executed,vm.stop-requested,vm.stop-step,vm.stop-step,vm.stopped",
     );
     expect(r.code).toBe(0);
   });

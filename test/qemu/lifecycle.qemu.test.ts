@@ -66,7 +66,7 @@ describe("VM lifecycle through the library (real QEMU)", () => {
     const stopped = await maqet.stop("lib", { timeoutMs: 1000 });
     expect(stopped.lastStop).toMatchObject({ detail: "destroyed", method: "quit" });
     const types = (await maqet.history("lib")).map((h) => h.type);
-    expect(types.slice(-8)).toEqual([
+    expect(types.slice(-10)).toEqual([
       "vm.start-requested",
       "vm.started",
       "qmp.command-executed",
@@ -74,6 +74,8 @@ describe("VM lifecycle through the library (real QEMU)", () => {
       "qmp.command-executed",
       "vm.resumed",
       "vm.stop-requested",
+      "vm.stop-step",
+      "vm.stop-step",
       "vm.stopped",
     ]);
   });
@@ -85,8 +87,14 @@ describe("VM lifecycle through the library (real QEMU)", () => {
     const before = seen.length;
     await maqet.start("lib");
     await maqet.stop("lib", { force: true });
-    await waitFor(async () => seen.length >= before + 4, 3000);
+    await waitFor(async () => seen.length >= before + 5, 3000);
     sub.unsubscribe();
-    expect(seen.slice(before)).toEqual(["vm.start-requested", "vm.started", "vm.stop-requested", "vm.stopped"]);
+    expect(seen.slice(before)).toEqual([
+      "vm.start-requested",
+      "vm.started",
+      "vm.stop-requested",
+      "vm.stop-step",
+      "vm.stopped",
+    ]);
   });
 });

@@ -83,6 +83,9 @@ describe("VM actor lifecycle (fakes, simulated clock)", () => {
     await vm.stop({ timeoutMs: 1000 });
     expect(world.qemus[0]!.signals).toEqual(["SIGTERM", "SIGKILL"]);
     expect(store.events.at(-1)!.data).toMatchObject({ detail: "destroyed", method: "sigkill" });
+    // Each step is a fact, in the order taken.
+    const steps = store.events.filter((e) => e.type === "vm.stop-step").map((e) => (e.data as { step: string }).step);
+    expect(steps).toEqual(["powerdown", "quit", "sigterm", "sigkill"]);
   });
 
   it("--force kills at once", async () => {
@@ -91,7 +94,8 @@ describe("VM actor lifecycle (fakes, simulated clock)", () => {
     await vm.start();
     await vm.stop({ force: true });
     expect(world.qemus[0]!.executed).not.toContain("system_powerdown");
-    expect(store.events.at(-2)!.data).toMatchObject({ force: true });
+    expect(store.events.at(-3)!.data).toMatchObject({ force: true });
+    expect(store.events.at(-2)).toMatchObject({ type: "vm.stop-step", data: { step: "sigkill" } });
     expect(store.events.at(-1)!.data).toMatchObject({ detail: "destroyed", method: "sigkill", signal: "SIGKILL" });
   });
 
@@ -176,7 +180,7 @@ describe("VM actor lifecycle (fakes, simulated clock)", () => {
     await vm.start();
     expect(isMaqetError(await vm.remove().catch((e) => e), "VM_INVALID_STATE")).toBe(true);
     await vm.remove({ force: true });
-    expect(store.types(stream).slice(-3)).toEqual(["vm.stop-requested", "vm.stopped", "vm.removed"]);
+    expect(store.types(stream).slice(-4)).toEqual(["vm.stop-requested", "vm.stop-step", "vm.stopped", "vm.removed"]);
     await expect(orchestrator.find("web")).rejects.toMatchObject({ code: "VM_NOT_FOUND" });
   });
 
