@@ -18,6 +18,7 @@ import type { EventMetadata, NewEvent, StoredEvent } from "../events/envelope.ts
 import type { EventStore } from "../events/event-store.ts";
 import { vmEvent, vmStreamId } from "../events/vm-events.ts";
 import { launchQemu, preflightLaunch } from "./launch-qemu.ts";
+import { decideQmp, QMP_VALUE_SAFE_COMMANDS, type QmpDecision, qmpRefusedError } from "./qmp-policy.ts";
 import type { QmpExecuteOptions, QmpSession, VmPorts } from "./ports.ts";
 import { reattachQemu } from "./reattach-qemu.ts";
 import { escalateStop, type StopStep, stopQemu } from "./stop-qemu.ts";
@@ -202,8 +203,19 @@ export class VmActor {
     });
   }
 
-  /** Runs one QMP command on the running VM and records `qmp.command-executed`. */
-  qmp<T = unknown>(command: string, args?: Record<string, unknown>, options: QmpExecuteOptions = {}): Promise<T> {
+  /**
+   * Runs one QMP command on the running VM and records `qmp.command-executed` (with the tier and
+   * the rule of `options.decision`). An allowed dangerous command records `vm.tainted` first.
+   * Without a decision the default policy and the VM's own `qmp:` rules decide; a refusal here
+   * throws `QMP_REFUSED` unrecorded (the facade decides, and records refusals, before this).
+   */
+  qmp<T = unknown>(
+    command: string,
+    args?: Record<string, unknown>,
+    options: QmpExecuteOptions & { decision?: QmpDecision } = {},
+  ): Promise<T> {
+    const decision = options.decision ?? decideQmp(command, { vm: this.view.config.qmp, vmName: this.view.name });
+    if (!decision.allowed || decision.command !== command) return Promise.reject(qmpRefusedError(decision, this.view.name));
     return this.#exclusive(async () => {
       await this.#settled();
       const snapshot = this.#actor.getSnapshot();
@@ -219,11 +231,27 @@ export class VmActor {
       const clock = this.#deps.ports.clock;
       const t0 = clock.now();
       const argumentNames = Object.keys(args ?? {});
+      const policy = {
+        tier: decision.tier,
+        rule: decision.rule,
+        ...(args && QMP_VALUE_SAFE_COMMANDS.includes(command) ? { arguments: args } : {}),
+      };
+      // Once per run, as libvirt logs a taint flag once; every use stays in qmp.command-executed.
+      if (decision.taint && this.view.taint === undefined) {
+        const tainted = await this.#recorder.record([vmEvent("vm.tainted", { reason: "custom-monitor", command })]);
+        this.#actor.send({ type: "RECORDED", events: tainted });
+      }
       this.#heldObservations = [];
       try {
         const result = await session.execute<T>(command, args, options);
         await this.#recorder.record([
-          vmEvent("qmp.command-executed", { command, argumentNames, outcome: "ok", durationMs: clock.now() - t0 }),
+          vmEvent("qmp.command-executed", {
+            command,
+            argumentNames,
+            outcome: "ok",
+            durationMs: clock.now() - t0,
+            ...policy,
+          }),
         ]);
         return result;
       } catch (error) {
@@ -236,6 +264,7 @@ export class VmActor {
               errorClass: String(error.details.class ?? error.code),
               errorDesc: typeof error.details.desc === "string" ? error.details.desc : error.message,
               durationMs: clock.now() - t0,
+              ...policy,
             }),
           ]);
         }

@@ -10,6 +10,7 @@
  */
 import type { VmConfig } from "../config/vm-config.ts";
 import type { StoredEvent } from "../events/envelope.ts";
+import { pausedDetailOf } from "./paused-detail.ts";
 import type { StoppedDetail } from "../events/vm-events.ts";
 import { asVmEvent } from "../events/vm-events.ts";
 
@@ -35,6 +36,8 @@ export interface VmView {
   lastStop?: { detail: StoppedDetail; method?: string; guest?: boolean; reason?: string; at: Date };
   lastError?: { reason: string; message: string; at: Date };
   pausedDetail?: string;
+  /** Set when a dangerous QMP command ran during the current (or last) run; cleared by the next start. */
+  taint?: { reason: string; command: string; at: Date };
   definedAt: Date;
   startedAt?: Date;
   updatedAt: Date;
@@ -72,6 +75,8 @@ export function applyVmEvent(view: VmView | undefined, raw: StoredEvent): VmView
       next.status = "starting";
       next.lastError = undefined;
       next.lastStop = undefined;
+      next.runtimeDir = event.data.runtimeDir ?? next.runtimeDir;
+      next.taint = undefined;
       break;
     case "vm.started":
       next.status = "running";
@@ -104,6 +109,11 @@ export function applyVmEvent(view: VmView | undefined, raw: StoredEvent): VmView
       next.pid = undefined;
       next.pausedDetail = undefined;
       break;
+    case "vm.reattached":
+      next.status = event.data.running ? "running" : "paused";
+      next.pid = event.data.pid;
+      next.pausedDetail = event.data.running ? undefined : pausedDetailOf(event.data.status);
+      break;
     case "vm.paused":
       if (next.status === "running") next.status = "paused";
       next.pausedDetail = event.data.detail;
@@ -118,6 +128,9 @@ export function applyVmEvent(view: VmView | undefined, raw: StoredEvent): VmView
     case "vm.reset":
     case "vm.guest-panicked":
     case "vm.stop-step":
+      break;
+    case "vm.tainted":
+      next.taint = { reason: event.data.reason, command: event.data.command, at: event.recordedAt };
       break;
     case "disk.created":
     case "qmp.command-executed":

@@ -25,6 +25,7 @@
  */
 import { isScalar, LineCounter, parseDocument, visit } from "yaml";
 import { MaqetError } from "../errors/maqet-error.ts";
+import { parseQmpRules } from "./qmp-rules.ts";
 import { findArgumentProblem } from "./render-arguments.ts";
 import type { Accel, DiskDevice, DiskFormat, DiskInterface, VmConfig } from "./vm-config.ts";
 import { isValidVmName } from "./vm-config.ts";
@@ -54,6 +55,7 @@ export const VM_CONFIG_KEYS = [
   "machine",
   "memory",
   "name",
+  "qmp",
   "storage",
   "vga",
 ] as const;
@@ -71,7 +73,6 @@ export const COMMAND_NAMES = [
   "info",
   "inspect",
   "ls",
-  "qmp",
   "rm",
   "snapshot",
   "start",
@@ -195,6 +196,8 @@ export function validateVmConfig(value: unknown, options: ParseVmConfigOptions):
     config.arguments = raw.arguments;
   }
   config.storage = parseStorage(raw.storage, options.baseDir, ctx);
+  const qmp = parseQmpRules(raw.qmp, { keyPath: "qmp", source: ctx.source });
+  if (qmp !== undefined) config.qmp = qmp;
   return config;
 }
 

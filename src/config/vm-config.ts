@@ -7,6 +7,7 @@
  * const config: VmConfig = { accel: "tcg", memory: "256M", cpu: 1, args: [], arguments: [], storage: [] };
  * ```
  */
+import type { QmpRules } from "./qmp-rules.ts";
 
 export type Accel = "auto" | "kvm" | "tcg";
 export type DiskFormat = "qcow2" | "raw";
@@ -45,6 +46,8 @@ export interface VmConfig {
   /** MAQET's structured argument forms, rendered by the argv builder. */
   arguments: ArgumentItem[];
   storage: DiskDevice[];
+  /** Which QMP commands may run on this VM (`qmp: {allow, deny}`, see docs/security.md). */
+  qmp?: QmpRules;
 }
 
 /** Strict VM and snapshot name rule: no leading `-`, no `/`, no `..`. */

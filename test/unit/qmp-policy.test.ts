@@ -1,0 +1,135 @@
+import { describe, expect, it } from "vitest";
+import { decideQmp } from "../../src/actors/qmp-policy.ts";
+import { parseGlobalConfig } from "../../src/config/parse-global-config.ts";
+import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
+import { parseQmpRules } from "../../src/config/qmp-rules.ts";
+import { isMaqetError } from "../../src/errors/maqet-error.ts";
+import { qmpTierOf } from "../../src/events/qmp-events.ts";
+import { asVmEvent } from "../../src/events/vm-events.ts";
+
+describe("QMP tiers", () => {
+  it("classifies MAQET's lists and calls everything else safe", () => {
+    expect(qmpTierOf("human-monitor-command")).toBe("dangerous");
+    expect(qmpTierOf("inject-nmi")).toBe("dangerous");
+    for (const c of ["system_powerdown", "system_reset", "quit", "device_del", "blockdev-del"]) {
+      expect(qmpTierOf(c)).toBe("privileged");
+    }
+    expect(qmpTierOf("pmemsave")).toBe("memory-dump");
+    expect(qmpTierOf("memsave")).toBe("memory-dump");
+    expect(qmpTierOf("query-status")).toBe("safe");
+    expect(qmpTierOf("no-such-command")).toBe("safe");
+  });
+});
+
+describe("decideQmp", () => {
+  it("refuses dangerous commands unless allowed, and marks an allowed one for taint", () => {
+    expect(decideQmp("human-monitor-command")).toMatchObject({
+      allowed: false,
+      tier: "dangerous",
+      rule: "tier:dangerous",
+      taint: false,
+    });
+    expect(decideQmp("inject-nmi").reason).toContain("--allow-dangerous");
+    expect(decideQmp("inject-nmi", { allowDangerous: true })).toMatchObject({
+      allowed: true,
+      rule: "allow-dangerous",
+      taint: true,
+    });
+  });
+
+  it("allows privileged, memory-dump and safe commands by the default policy, naming the tier", () => {
+    expect(decideQmp("quit")).toMatchObject({
+      allowed: true,
+      tier: "privileged",
+      rule: "tier:privileged",
+      taint: false,
+    });
+    expect(decideQmp("pmemsave")).toMatchObject({ allowed: true, tier: "memory-dump", rule: "tier:memory-dump" });
+    expect(decideQmp("query-status")).toMatchObject({ allowed: true, tier: "safe", rule: "tier:safe" });
+  });
+
+  it("throws INVALID_ARGUMENT for a malformed name (not a decision)", () => {
+    for (const bad of ["Query", "-x", "a b", "", "query;rm", "x/y"]) {
+      const error = (() => {
+        try {
+          decideQmp(bad);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(isMaqetError(error, "INVALID_ARGUMENT")).toBe(true);
+    }
+  });
+
+  it("global deny, then global allow, then tier, then the VM's deny and allow; the rule names the entry", () => {
+    const global = { allow: ["query-*", "send-key", "@privileged", "human-monitor-command"], deny: ["quit"] };
+    expect(decideQmp("quit", { global })).toMatchObject({ allowed: false, rule: "global:deny:quit" });
+    expect(decideQmp("screendump", { global })).toMatchObject({ allowed: false, rule: "global:allow" });
+    expect(decideQmp("screendump", { global }).reason).toContain("query-*, send-key");
+    expect(decideQmp("query-status", { global })).toMatchObject({ allowed: true, rule: "global:allow:query-*" });
+    expect(decideQmp("system_reset", { global })).toMatchObject({ allowed: true, rule: "global:allow:@privileged" });
+    // An allow entry never lets a dangerous command through on its own.
+    expect(decideQmp("human-monitor-command", { global })).toMatchObject({ allowed: false, rule: "tier:dangerous" });
+    const vm = { deny: ["query-cpus-fast"], allow: ["query-status", "query-cpus-fast"] };
+    expect(decideQmp("query-cpus-fast", { global, vm, vmName: "web" })).toMatchObject({
+      allowed: false,
+      rule: "vm:deny:query-cpus-fast",
+    });
+    expect(decideQmp("query-version", { global, vm })).toMatchObject({ allowed: false, rule: "vm:allow" });
+    expect(decideQmp("query-status", { global, vm })).toMatchObject({ allowed: true, rule: "vm:allow:query-status" });
+    expect(decideQmp("query-status", { vm: { allow: [] } })).toMatchObject({ allowed: false, rule: "vm:allow" });
+    expect(decideQmp("query-status", { vm: { deny: ["*"] } })).toMatchObject({ allowed: false, rule: "vm:deny:*" });
+  });
+});
+
+describe("qmp: rules in configs", () => {
+  it("a VM config takes a qmp section (no longer refused as a command name)", () => {
+    const config = parseVmConfig("name: web\nqmp:\n  allow: [query-*, '@safe']\n  deny: [quit]\n", { baseDir: "/srv" });
+    expect(config.qmp).toEqual({ allow: ["query-*", "@safe"], deny: ["quit"] });
+  });
+
+  it("refuses bad entries, unknown keys and unknown tiers with the key path", () => {
+    const at = { keyPath: "qmp", source: "x.yaml" };
+    for (const [value, keyPath] of [
+      [{ allow: ["Query"] }, "qmp.allow[0]"],
+      [{ allow: ["@nope"] }, "qmp.allow[0]"],
+      [{ deny: "quit" }, "qmp.deny"],
+      [{ permit: [] }, "qmp.permit"],
+      [["quit"], "qmp"],
+    ] as const) {
+      const error = (() => {
+        try {
+          parseQmpRules(value, at);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(isMaqetError(error, "CONFIG_INVALID")).toBe(true);
+      expect((error as { details: { keyPath: string } }).details.keyPath).toBe(keyPath);
+    }
+  });
+
+  it("the global config is strict: only qmp", () => {
+    expect(parseGlobalConfig("qmp:\n  deny: [quit]\n", { source: "c.yaml" })).toEqual({ qmp: { deny: ["quit"] } });
+    expect(parseGlobalConfig("", { source: "c.yaml" })).toEqual({});
+    expect(() => parseGlobalConfig("qpm: {}\n", { source: "c.yaml" })).toThrow(/unknown key 'qpm'/);
+    expect(() => parseGlobalConfig("- a\n", { source: "c.yaml" })).toThrow(/must be a mapping/);
+  });
+});
+
+describe("qmp.command-executed schema 1 upcast", () => {
+  it("fills the tier from the name and the rule 'unchecked'", () => {
+    const event = asVmEvent({
+      id: "x",
+      streamId: "vm-1",
+      streamVersion: 3,
+      globalPosition: 9,
+      type: "qmp.command-executed",
+      schemaVersion: 1,
+      data: { command: "quit", argumentNames: [], outcome: "ok", durationMs: 1 },
+      metadata: { actor: { user: "u", uid: 1, host: "h", pid: 1 } },
+      recordedAt: new Date(0),
+    });
+    expect(event).toMatchObject({ schemaVersion: 2, data: { tier: "privileged", rule: "unchecked" } });
+  });
+});
