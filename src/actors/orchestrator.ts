@@ -31,6 +31,11 @@ export class Orchestrator {
     this.#metadata = metadata;
   }
 
+  /** The metadata of the current operation, for facts appended outside a VM's stream. */
+  get metadata(): Partial<EventMetadata> {
+    return this.#metadata;
+  }
+
   /** Every VM (removed ones only when asked), folded from the `vm` category in global order. */
   async views(options: { includeRemoved?: boolean } = {}): Promise<VmView[]> {
     const byStream = new Map<string, VmView>();

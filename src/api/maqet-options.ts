@@ -8,6 +8,7 @@
  * ```
  */
 import type { VmPorts } from "../actors/ports.ts";
+import type { QmpRules } from "../config/qmp-rules.ts";
 import type { EventStore } from "../events/event-store.ts";
 
 export interface MaqetOptions {
@@ -25,6 +26,13 @@ export interface MaqetOptions {
   onWarning?: (message: string) => void;
   /** How long to wait for another process holding the embedded store. Default 5000 ms. */
   lockWaitMs?: number;
+  /**
+   * Global QMP rules (`allow`/`deny`, as in a VM config's `qmp:` section): checked before the VM
+   * is looked up, for every VM. A function is called before each QMP command (so an edited
+   * policy applies at once); if it throws, the command is not run. The CLI passes one that reads
+   * `$XDG_CONFIG_HOME/maqet/config.yaml`. Default: none (the tiers alone decide). See docs/security.md.
+   */
+  qmpPolicy?: QmpRules | (() => QmpRules | undefined | Promise<QmpRules | undefined>);
   /** Replace adapters (tests). */
   ports?: Partial<VmPorts>;
   /** Use this store instead of opening one. It is not closed by `close()`. */

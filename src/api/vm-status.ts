@@ -34,6 +34,11 @@ export interface VmStatus {
   updatedAt: string;
   /** Stream version of the last event: grows with every recorded fact. */
   version: number;
+  /**
+   * Set when a dangerous QMP command ran (with `--allow-dangerous`) during the current or last
+   * run: QEMU may be in a state maqet does not model. Cleared by the next start.
+   */
+  tainted: { reason: string; command: string; at: string } | null;
 }
 
 export function toVmStatus(view: VmView): VmStatus {
@@ -71,5 +76,6 @@ export function toVmStatus(view: VmView): VmStatus {
     startedAt: alive && view.startedAt ? view.startedAt.toISOString() : null,
     updatedAt: view.updatedAt.toISOString(),
     version: view.version,
+    tainted: view.taint ? { ...view.taint, at: view.taint.at.toISOString() } : null,
   };
 }

@@ -9,6 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { defaultDataDir } from "../adapters/default-dirs.ts";
+import { loadGlobalConfig } from "../adapters/load-global-config.ts";
 import { COMMANDS, findCommand } from "../api/commands.ts";
 import { createMaqet } from "../api/maqet.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
@@ -42,6 +43,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       runtimeDir: global.runtimeDir,
       env: io.env,
       source: "cli",
+      // Read before each QMP command only, so a broken policy file blocks QMP, not `stop`.
+      qmpPolicy: async () => (await loadGlobalConfig(io.env)).config.qmp,
       onWarning: (message) => io.stderr(`maqet: warning: ${message}`),
     });
     try {

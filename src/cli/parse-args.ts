@@ -62,12 +62,14 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   const positionals: string[] = [];
   const raw: Array<[string, string | undefined]> = [];
   let onlyPositionals = false;
+  let positionalsBeforeDashDash = Number.POSITIVE_INFINITY;
   for (let i = 0; i < argv.length; i++) {
     const token = SHORT[argv[i]!] ?? argv[i]!;
     if (onlyPositionals || !token.startsWith("-") || token === "-") {
       positionals.push(token);
     } else if (token === "--") {
       onlyPositionals = true;
+      positionalsBeforeDashDash = positionals.length;
     } else if (token.startsWith("--")) {
       const eq = token.indexOf("=");
       raw.push(eq === -1 ? [token.slice(2), undefined] : [token.slice(2, eq), token.slice(eq + 1)]);
@@ -85,8 +87,10 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       throw usage(`unknown option '${argv[i]}'`, positionals[0]);
     }
   }
-  // A two-word command (`snapshot create`, `qmp keys`) wins over a one-word one.
-  const twoWords = positionals.length >= 2 ? `${positionals[0]} ${positionals[1]}` : undefined;
+  // A two-word command (`snapshot create`, `qmp keys`) wins over a one-word one, unless `--`
+  // comes before its second word: `maqet qmp -- keys query-status` is raw QMP on a VM named keys.
+  const twoWords =
+    positionals.length >= 2 && positionalsBeforeDashDash >= 2 ? `${positionals[0]} ${positionals[1]}` : undefined;
   const commandName = twoWords !== undefined && findCommand(twoWords) ? twoWords : positionals[0];
   positionals.splice(0, commandName === undefined ? 0 : commandName.split(" ").length);
   const command = commandName === undefined ? undefined : findCommand(commandName);
@@ -111,7 +115,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       if (p.variadic) {
         if (positionals.length === 0 && !p.optional)
           throw usage(`missing <${p.name}…> (${p.description})`, commandName);
-        input[p.name] = positionals.splice(0);
+        // An optional variadic with nothing given stays absent (`list()` reads it as []).
+        if (positionals.length > 0) input[p.name] = positionals.splice(0);
         continue;
       }
       const value = positionals.shift();

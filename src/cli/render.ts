@@ -11,12 +11,14 @@
 import { findCommand } from "../api/commands.ts";
 import { HISTORY_RENDERERS } from "./renderers/history-renderers.ts";
 import { LIFECYCLE_RENDERERS } from "./renderers/lifecycle-renderers.ts";
+import { QMP_RENDERERS } from "./renderers/qmp-renderers.ts";
 import type { Renderer } from "./renderers/renderer.ts";
 import { STORE_RENDERERS } from "./renderers/store-renderers.ts";
 
 const RENDERERS: Record<string, Renderer> = {
   ...LIFECYCLE_RENDERERS,
   ...HISTORY_RENDERERS,
+  ...QMP_RENDERERS,
   ...STORE_RENDERERS,
 };
 

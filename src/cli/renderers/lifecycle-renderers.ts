@@ -47,7 +47,7 @@ function renderList(vms: VmStatus[]): string {
       v.name,
       v.state,
       v.pid?.toString() ?? "-",
-      v.detail ?? "-",
+      [v.detail, v.tainted && "tainted"].filter(Boolean).join(", ") || "-",
       v.memory ?? "-",
       v.cpu?.toString() ?? "-",
       v.id,
@@ -82,6 +82,7 @@ function renderStatus(s: VmStatus): string {
     rows.push(["last stop", `${stop.detail}${extra ? ` (${extra})` : ""} at ${stop.at}`]);
   }
   if (s.lastError) rows.push(["last error", `${s.lastError.message} at ${s.lastError.at}`]);
+  if (s.tainted) rows.push(["tainted", `${s.tainted.reason} (${s.tainted.command} at ${s.tainted.at})`]);
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`).join("\n");
 }
