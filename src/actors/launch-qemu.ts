@@ -67,6 +67,7 @@ export class LaunchError extends MaqetError {
 export async function preflightLaunch(ports: VmPorts, config: VmConfig): Promise<void> {
   await ports.locator.locate(config.binary ?? "qemu-system-x86_64");
   if ((await ports.disks.missing(config.storage)).length > 0) await ports.locator.locate("qemu-img");
+  for (const share of config.shares ?? []) await ports.disks.checkShare?.(share);
 }
 
 export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<LaunchedVm> {

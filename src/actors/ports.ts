@@ -8,7 +8,7 @@
  * ```
  */
 import type { Observable } from "rxjs";
-import type { DiskDevice, VmConfig } from "../config/vm-config.ts";
+import type { DiskDevice, VirtfsShare, VmConfig } from "../config/vm-config.ts";
 
 // ---------------------------------------------------------------- QMP
 
@@ -134,6 +134,8 @@ export interface DiskProvisioner {
   ensure(disk: DiskDevice, signal?: AbortSignal): Promise<DiskProvisionResult>;
   /** The disks whose files do not exist yet (they will need `qemu-img create`). */
   missing(disks: readonly DiskDevice[]): Promise<DiskDevice[]>;
+  /** Refuses a VirtFS share of `/` or a system directory (real path), or one that is not a directory. */
+  checkShare?(share: VirtfsShare): Promise<void>;
 }
 
 // ---------------------------------------------------------------- host

@@ -33,9 +33,19 @@ export interface BinaryLocatorOptions {
   isExecutable?: (path: string) => Promise<boolean>;
 }
 
+/** Where a program was found, and how (for `maqet doctor`). */
+export interface BinaryResolution {
+  program: string;
+  path: string;
+  /** `override`, `env:MAQET_QEMU_IMG`, `env:MAQET_QEMU_SYSTEM`, `path` (an explicit path) or `PATH`. */
+  how: "override" | "env:MAQET_QEMU_IMG" | "env:MAQET_QEMU_SYSTEM" | "path" | "PATH";
+}
+
 export interface CountingBinaryLocator extends BinaryLocator {
   /** How many lookups actually ran (cache hits and shared in-flight lookups do not count). */
   readonly lookups: number;
+  /** Like `locate`, with how the path was found; shares the same cache (no second lookup). */
+  resolve(program: string): Promise<BinaryResolution>;
 }
 
 /**
@@ -50,10 +60,10 @@ export function createBinaryLocator(options: BinaryLocatorOptions = {}): Countin
   const env = options.env ?? process.env;
   const overrides = options.overrides ?? {};
   const isExecutable = options.isExecutable ?? isExecutableFile;
-  const cache = new Map<string, Promise<string>>();
+  const cache = new Map<string, Promise<BinaryResolution>>();
   let lookups = 0;
 
-  const lookup = async (program: string): Promise<string> => {
+  const lookup = async (program: string): Promise<BinaryResolution> => {
     lookups += 1;
     if (program === "" || program.includes("\0")) {
       throw new MaqetError(
@@ -64,7 +74,7 @@ export function createBinaryLocator(options: BinaryLocatorOptions = {}): Countin
     const configured = configuredPath(program, overrides, env);
     if (configured !== undefined) {
       const path = resolve(configured.path);
-      if (await isExecutable(path)) return path;
+      if (await isExecutable(path)) return { program, path, how: configured.how };
       throw new MaqetError(
         "BINARY_NOT_FOUND",
         `${program} not found: ${path} (from ${configured.from}) is missing or not executable. Fix ${configured.from}, or unset it to search PATH.`,
@@ -73,7 +83,7 @@ export function createBinaryLocator(options: BinaryLocatorOptions = {}): Countin
     }
     if (program.includes("/")) {
       const path = resolve(program);
-      if (await isExecutable(path)) return path;
+      if (await isExecutable(path)) return { program, path, how: "path" };
       throw new MaqetError(
         "BINARY_NOT_FOUND",
         `QEMU binary not found: ${path} is missing or not executable. Install QEMU, fix the path (binary: in the VM config), or chmod +x it.`,
@@ -84,7 +94,7 @@ export function createBinaryLocator(options: BinaryLocatorOptions = {}): Countin
     for (const dir of searchPath.split(delimiter)) {
       if (dir === "") continue;
       const candidate = resolve(dir, program);
-      if (await isExecutable(candidate)) return candidate;
+      if (await isExecutable(candidate)) return { program, path: candidate, how: "PATH" };
     }
     throw new MaqetError(
       "BINARY_NOT_FOUND",
@@ -93,22 +103,25 @@ export function createBinaryLocator(options: BinaryLocatorOptions = {}): Countin
     );
   };
 
+  const resolveCached = (program: string): Promise<BinaryResolution> => {
+    let pending = cache.get(program);
+    if (pending === undefined) {
+      pending = lookup(program);
+      cache.set(program, pending);
+      // Forget failures once settled, so a later call looks again.
+      pending.catch(() => {
+        if (cache.get(program) === pending) cache.delete(program);
+      });
+    }
+    return pending;
+  };
+
   return {
     get lookups() {
       return lookups;
     },
-    locate(program: string): Promise<string> {
-      let pending = cache.get(program);
-      if (pending === undefined) {
-        pending = lookup(program);
-        cache.set(program, pending);
-        // Forget failures once settled, so a later call looks again.
-        pending.catch(() => {
-          if (cache.get(program) === pending) cache.delete(program);
-        });
-      }
-      return pending;
-    },
+    locate: (program) => resolveCached(program).then((found) => found.path),
+    resolve: resolveCached,
   };
 }
 
@@ -156,12 +169,14 @@ function configuredPath(
   program: string,
   overrides: Record<string, string>,
   env: Record<string, string | undefined>,
-): { path: string; from: string } | undefined {
+): { path: string; from: string; how: BinaryResolution["how"] } | undefined {
   const override = overrides[program];
-  if (override) return { path: override, from: `the override for ${program}` };
-  if (program === "qemu-img" && env.MAQET_QEMU_IMG) return { path: env.MAQET_QEMU_IMG, from: "MAQET_QEMU_IMG" };
+  if (override) return { path: override, from: `the override for ${program}`, how: "override" };
+  if (program === "qemu-img" && env.MAQET_QEMU_IMG) {
+    return { path: env.MAQET_QEMU_IMG, from: "MAQET_QEMU_IMG", how: "env:MAQET_QEMU_IMG" };
+  }
   if (program.startsWith("qemu-system-") && env.MAQET_QEMU_SYSTEM) {
-    return { path: env.MAQET_QEMU_SYSTEM, from: "MAQET_QEMU_SYSTEM" };
+    return { path: env.MAQET_QEMU_SYSTEM, from: "MAQET_QEMU_SYSTEM", how: "env:MAQET_QEMU_SYSTEM" };
   }
   return undefined;
 }

@@ -10,7 +10,7 @@
  * await assertDiskPathAllowed("/etc/evil.qcow2");        // throws PATH_REFUSED
  * ```
  */
-import { realpath } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, normalize, relative } from "node:path";
 import { MaqetError } from "../errors/maqet-error.ts";
 
@@ -81,6 +81,72 @@ export async function assertDiskPathAllowed(path: string): Promise<string> {
     }
   }
   return real;
+}
+
+/**
+ * Refuses a VirtFS share directory: `/` (the whole host) and system directories are refused with
+ * PATH_REFUSED (exit 4), judged on the path as written and on its real path (a symlink to `/`
+ * or into `/etc` is refused too); a directory that does not exist is PATH_NOT_FOUND (exit 3).
+ * Returns the real path.
+ *
+ * @example
+ * ```ts
+ * await assertSharePathAllowed("/home/me/share"); // "/home/me/share"
+ * await assertSharePathAllowed("/");              // throws PATH_REFUSED
+ * ```
+ */
+export async function assertSharePathAllowed(path: string, name = "share"): Promise<string> {
+  if (!isAbsolute(path) || path.includes("\0")) {
+    throw new MaqetError(
+      "PATH_REFUSED",
+      `Refusing VirtFS ${name} path ${JSON.stringify(path)}: it must be absolute and contain no NUL byte. Use an absolute path.`,
+      { details: { path, rule: "absolute" } },
+    );
+  }
+  const written = normalize(path).replace(/(.)\/+$/, "$1");
+  let real: string;
+  try {
+    real = await realpath(written);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "ENOTDIR") throw error;
+    refuseShare(written, written, name);
+    throw new MaqetError(
+      "PATH_NOT_FOUND",
+      `VirtFS ${name} directory ${written} does not exist. Create it (mkdir -p ${written}) or fix path: in the config.`,
+      { details: { path: written, rule: "exists" } },
+    );
+  }
+  refuseShare(written, real, name);
+  if (!(await stat(real)).isDirectory()) {
+    throw new MaqetError(
+      "PATH_NOT_FOUND",
+      `VirtFS ${name} path ${written} is not a directory. Share a directory.`,
+      { details: { path: written, realPath: real, rule: "directory" } },
+    );
+  }
+  return real;
+}
+
+function refuseShare(written: string, real: string, name: string): void {
+  for (const candidate of [written, real]) {
+    const via = candidate === written ? "" : ` (its real path is ${real})`;
+    if (candidate === "/") {
+      throw new MaqetError(
+        "PATH_REFUSED",
+        `Refusing VirtFS ${name} of ${written}${via}: sharing / exposes the whole host to the guest. Share a dedicated directory instead.`,
+        { details: { path: written, realPath: real, rule: "/" } },
+      );
+    }
+    const rule = systemDirectoryOf(candidate);
+    if (rule !== undefined) {
+      throw new MaqetError(
+        "PATH_REFUSED",
+        `Refusing VirtFS ${name} of ${written}${via}: ${rule} is a system directory and is never shared with a guest. Share a dedicated directory instead.`,
+        { details: { path: written, realPath: real, rule } },
+      );
+    }
+  }
 }
 
 /** The real path of the nearest existing ancestor, joined with the components that do not exist yet. */

@@ -21,6 +21,9 @@
  *   commands (snapshots, query-block) address the drive by its id. `if=sata` and `if=scsi` do not
  *   exist in `-drive`, so those disks get `if=none` plus one AHCI (`maqet-ahci`) or virtio-scsi
  *   (`maqet-scsi`) controller and an `ide-hd` / `scsi-hd` device.
+ * - VirtFS shares: `-virtfs local,path=<abs>,mount_tag=<tag>,security_model=<m>,id=<id>[,readonly=on]`
+ *   plus MAQET's extra `options:` as key=value; `/` is refused here too (the config parser and the
+ *   start preflight refuse it first, the latter on the real path).
  * - `-serial file:<serialLog>` when given, unless the user's arguments/args set `-serial`.
  *
  * @example
@@ -31,7 +34,7 @@
  */
 import type { QemuRuntimePaths } from "../actors/ports.ts";
 import { renderArguments } from "../config/render-arguments.ts";
-import type { DiskDevice, VmConfig } from "../config/vm-config.ts";
+import type { DiskDevice, VirtfsShare, VmConfig } from "../config/vm-config.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -85,6 +88,7 @@ export function buildQemuArgv(config: VmConfig, runtime: QemuRuntimePaths, host:
   if (config.initrd !== undefined) argv.push("-initrd", config.initrd);
   if (config.append !== undefined) argv.push("-append", config.append);
   argv.push(...driveArgs(config.storage));
+  argv.push(...virtfsArgs(config.shares ?? []));
   if (runtime.serialLog !== undefined && !setsOption(user, "-serial")) {
     // The legacy "file:" chardev syntax takes the rest of the word as the path: no comma escaping.
     argv.push("-serial", `file:${runtime.serialLog}`);
@@ -136,6 +140,39 @@ function driveArgs(disks: readonly DiskDevice[]): string[] {
     if (disk.interface === "sata")
       argv.push("-device", `ide-hd,drive=${disk.name},bus=${AHCI_CONTROLLER_ID}.${sata.indexOf(disk)}`);
     if (disk.interface === "scsi") argv.push("-device", `scsi-hd,drive=${disk.name},bus=${SCSI_CONTROLLER_ID}.0`);
+  }
+  return argv;
+}
+
+/**
+ * `-virtfs` words for the shares; throws PATH_REFUSED for `/` (a last line of defence).
+ *
+ * @example
+ * ```ts
+ * virtfsArgs([{ name: "data", path: "/srv/share", mountTag: "data", id: "data", securityModel: "mapped-xattr", readonly: true }]);
+ * // ["-virtfs", "local,path=/srv/share,mount_tag=data,security_model=mapped-xattr,id=data,readonly=on"]
+ * ```
+ */
+export function virtfsArgs(shares: readonly VirtfsShare[]): string[] {
+  const argv: string[] = [];
+  for (const share of shares) {
+    if (share.path.replace(/\/+$/, "") === "") {
+      throw new MaqetError(
+        "PATH_REFUSED",
+        `Refusing VirtFS share '${share.name}' of /: sharing the root directory exposes the whole host. Share a dedicated directory instead.`,
+        { details: { path: share.path, rule: "/" } },
+      );
+    }
+    const parts = [
+      "local",
+      `path=${escapeOption(share.path)}`,
+      `mount_tag=${escapeOption(share.mountTag)}`,
+      `security_model=${share.securityModel}`,
+      `id=${share.id}`,
+    ];
+    if (share.readonly) parts.push("readonly=on");
+    for (const [key, value] of Object.entries(share.extra ?? {})) parts.push(`${key}=${escapeOption(value)}`);
+    argv.push("-virtfs", parts.join(","));
   }
   return argv;
 }

@@ -19,7 +19,7 @@ import { createHostInfo } from "../adapters/host-info.ts";
 import { openEventStore } from "../adapters/open-event-store.ts";
 import { createProcessControl } from "../adapters/process-control.ts";
 import { buildQemuArgv } from "../adapters/qemu-argv.ts";
-import { createDiskProvisioner } from "../adapters/qemu-img.ts";
+import { createDiskProvisioner } from "../adapters/disk-provisioner.ts";
 import { createQmpConnector } from "../adapters/qmp-client.ts";
 import { systemClock } from "../adapters/system-clock.ts";
 import type { EventStore } from "../events/event-store.ts";

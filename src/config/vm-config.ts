@@ -24,6 +24,28 @@ export interface DiskDevice {
   /** qemu-img size: digits with an optional K/M/G/T suffix. Needed to create the file. */
   size?: string;
   interface: DiskInterface;
+  /** Absolute path of the backing image (a new overlay is created on top of it). */
+  backingFile?: string;
+  backingFormat?: DiskFormat;
+  /** `qemu-img create -o` options (e.g. cluster_size, preallocation), used when the file is created. */
+  options?: Record<string, string | number | boolean>;
+}
+
+export type VirtfsSecurityModel = "passthrough" | "mapped-xattr" | "mapped-file" | "mapped" | "none";
+
+/** A host directory shared with the guest over 9p (`type: virtfs` in `storage`). */
+export interface VirtfsShare {
+  name: string;
+  /** Absolute host directory. */
+  path: string;
+  /** The tag the guest mounts (`mount -t 9p -o trans=virtio <tag> /mnt`). Default: the name. */
+  mountTag: string;
+  /** The fsdev id. Default: the name. */
+  id: string;
+  securityModel: VirtfsSecurityModel;
+  readonly: boolean;
+  /** Further `-virtfs` options, appended as key=value (MAQET's `options:` extras). */
+  extra?: Record<string, string>;
 }
 
 export interface VmConfig {
@@ -46,6 +68,8 @@ export interface VmConfig {
   /** MAQET's structured argument forms, rendered by the argv builder. */
   arguments: ArgumentItem[];
   storage: DiskDevice[];
+  /** VirtFS (9p) shares, from `storage` entries with `type: virtfs`. */
+  shares?: VirtfsShare[];
   /** Which QMP commands may run on this VM (`qmp: {allow, deny}`, see docs/security.md). */
   qmp?: QmpRules;
 }

@@ -16,12 +16,23 @@ export const ERROR_CODES = {
   CONFIG_INVALID: 3,
   VM_NOT_FOUND: 3,
   VM_EXISTS: 3,
+  /** A file or directory a command needs does not exist (e.g. the parent of a new disk). */
+  PATH_NOT_FOUND: 3,
+  /** A VM has no storage entry of that name. */
+  DRIVE_NOT_FOUND: 3,
+  SNAPSHOT_NOT_FOUND: 3,
+  /** The tag exists already and --overwrite was not given. */
+  SNAPSHOT_EXISTS: 3,
+  /** Snapshots need qcow2; the drive is raw (or a VirtFS share). */
+  SNAPSHOT_UNSUPPORTED: 3,
   // refused for security (4)
   PATH_REFUSED: 4,
   QMP_REFUSED: 4,
   // timeouts (2)
   TIMEOUT: 2,
   QMP_TIMEOUT: 2,
+  /** qemu-img ran past its time limit and was killed. */
+  QEMU_IMG_TIMEOUT: 2,
   // failures (1)
   VM_INVALID_STATE: 1,
   CONCURRENCY_CONFLICT: 1,
@@ -29,6 +40,10 @@ export const ERROR_CODES = {
   STORE_ERROR: 1,
   BINARY_NOT_FOUND: 1,
   QEMU_IMG_FAILED: 1,
+  /** Not enough free space to create a disk. */
+  INSUFFICIENT_SPACE: 1,
+  /** A live snapshot job (QMP snapshot-save/load/delete) failed; QEMU's error is quoted. */
+  SNAPSHOT_FAILED: 1,
   START_FAILED: 1,
   STOP_FAILED: 1,
   QMP_ERROR: 1,

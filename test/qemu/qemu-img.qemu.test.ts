@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBinaryLocator } from "../../src/adapters/binary-locator.ts";
-import { createDiskProvisioner, qemuImgInfo } from "../../src/adapters/qemu-img.ts";
+import { createDiskProvisioner } from "../../src/adapters/disk-provisioner.ts";
+import { qemuImgInfo } from "../../src/adapters/qemu-img.ts";
 import type { DiskDevice } from "../../src/config/vm-config.ts";
 
 const MiB = 1024 * 1024;
@@ -96,14 +97,22 @@ describe("ensure refuses and fails cleanly", () => {
   });
 
   it("removes the partial file and quotes qemu-img's stderr", async () => {
-    const file = join(dir, "fail", "huge.qcow2");
-    const error = await disks.ensure(disk({ name: "huge", file, size: "99999999999T" })).catch((e) => e);
+    const file = join(dir, "fail", "bad.qcow2");
+    const error = await disks.ensure(disk({ name: "bad", file, size: "1M", options: { cluster_size: 3 } })).catch((e) => e);
     expect(error.code).toBe("QEMU_IMG_FAILED");
     expect(error.message).toMatch(
-      /^qemu-img create failed for disk 'huge' \(.*huge\.qcow2, qcow2, 99999999999T\): qemu-img: Invalid image size specified/,
+      /^qemu-img create failed for .*bad\.qcow2 \(qcow2, 1M\): qemu-img: .*bad\.qcow2: Cluster size must be a power of two between 512 and 2048k\./,
     );
-    expect(error.details.stderr).toContain("Invalid image size specified");
+    expect(error.details.stderr).toContain("Cluster size must be a power of two");
     expect(await readdir(join(dir, "fail"))).toEqual([]);
+  });
+
+  it("checks free space first (qcow2 × 1.1), creating nothing when there is too little", async () => {
+    const file = join(dir, "full", "huge.qcow2");
+    const error = await disks.ensure(disk({ name: "huge", file, size: "99999999999T" })).catch((e) => e);
+    expect(error).toMatchObject({ code: "INSUFFICIENT_SPACE", exitCode: 1 });
+    expect(error.message).toMatch(/^Insufficient disk space for disk 'huge' \(.*huge\.qcow2, qcow2 99999999999T\): need .* \(size × 1\.1, room to grow\), have .* free in /);
+    expect(await readdir(join(dir, "full"))).toEqual([]);
   });
 
   it("honours an already-aborted signal without creating anything", async () => {
@@ -121,7 +130,7 @@ describe("ensure refuses and fails cleanly", () => {
     };
     beforeAll(async () => {
       const fake = join(dir, "fake-qemu-img");
-      await writeFile(fake, "#!/bin/sh\nexec sleep 30\n");
+      await writeFile(fake, '#!/bin/sh\n[ "$1" = --version ] && { echo "qemu-img version 7.2.22"; exit 0; }\nexec sleep 30\n');
       await chmod(fake, 0o755);
     });
 
@@ -137,13 +146,13 @@ describe("ensure refuses and fails cleanly", () => {
       await expect(stat(file)).rejects.toMatchObject({ code: "ENOENT" });
     });
 
-    it("the timeout fails with QEMU_IMG_FAILED and removes the claimed file", async () => {
+    it("the timeout fails with QEMU_IMG_TIMEOUT (exit 2) and removes the claimed file", async () => {
       const file = join(dir, "timeout.qcow2");
       const error = await createDiskProvisioner({ locator: hanging(), timeoutMs: 200 })
         .ensure(disk({ name: "slow", file }))
         .catch((e) => e);
-      expect(error).toMatchObject({ code: "QEMU_IMG_FAILED", details: { timedOut: true } });
-      expect(error.message).toMatch(/^qemu-img create timed out after 200 ms for disk 'slow'/);
+      expect(error).toMatchObject({ code: "QEMU_IMG_TIMEOUT", exitCode: 2, details: { timeoutMs: 200 } });
+      expect(error.message).toMatch(/^qemu-img create timed out after 200 ms for .*timeout\.qcow2 \(qcow2, 64M\); qemu-img was killed/);
       await expect(stat(file)).rejects.toMatchObject({ code: "ENOENT" });
     });
   });

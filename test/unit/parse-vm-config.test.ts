@@ -285,9 +285,9 @@ describe("parseVmConfig: storage", () => {
     [
       "storage: [{size: 1G}]",
       "storage[0].type",
-      "Invalid config: 'storage[0].type' must be qcow2 or raw (got nothing). Fix the value in vm.yaml.",
+      "Invalid config: 'storage[0].type' must be qcow2, raw or virtfs (got nothing). Fix the value in vm.yaml.",
     ],
-    ["storage: [{type: vmdk}]", "storage[0].type", "qcow2 or raw"],
+    ["storage: [{type: vmdk}]", "storage[0].type", "qcow2, raw or virtfs"],
     ["storage: [{type: raw, size: 10X}]", "storage[0].size", "a size like 10G or 512M"],
     ["storage: [{type: raw, size: -1}]", "storage[0].size", "a size like 10G"],
     ["storage: [{type: raw, size: 1.5G}]", "storage[0].size", "a size like 10G"],
@@ -319,7 +319,7 @@ describe("parseVmConfig: storage", () => {
     const error = errorOf(() => parse("storage: [{type: raw, sise: 1G}]"));
     expect(error.details.keyPath).toBe("storage[0].sise");
     expect(error.message).toBe(
-      "Invalid config: unknown key 'storage[0].sise' in vm.yaml. Did you mean 'size'? Valid keys for a storage entry: file, interface, name, size, type. Remove or rename it.",
+      "Invalid config: unknown key 'storage[0].sise' in vm.yaml. Did you mean 'size'? Valid keys for a disk storage entry: backing_file, backing_format, file, interface, name, options, size, type. Remove or rename it.",
     );
   });
 
