@@ -22,11 +22,13 @@ import type { MaqetOptions } from "./maqet-options.ts";
 import { type HistoryOps, historyOps } from "./ops/history-ops.ts";
 import { type LifecycleOps, lifecycleOps } from "./ops/lifecycle-ops.ts";
 import { type QmpOps, qmpOps } from "./ops/qmp-ops.ts";
+import { type TimeTravelOps, timeTravelOps } from "./ops/time-travel-ops.ts";
 
 export type { MaqetOptions } from "./maqet-options.ts";
 export type { HistoryOps } from "./ops/history-ops.ts";
 export type { AddOptions, LifecycleOps, StartOptions, StopVmOptions, VmConfigInput } from "./ops/lifecycle-ops.ts";
-export type { QmpOps, QmpOptions } from "./ops/qmp-ops.ts";
+export type { KeyOptions, QmpOps, QmpOptions, ScreendumpOptions } from "./ops/qmp-ops.ts";
+export type { HistoryAt, HistoryPoint, ReplayStep, TimeTravelOps } from "./ops/time-travel-ops.ts";
 
 /** Store-level operations. */
 export interface StoreOps {
@@ -40,7 +42,7 @@ export interface StoreOps {
  * The whole facade: one operation group per concern (src/api/ops/*). A new group is a file there
  * plus one line in this interface and one in {@link createMaqet}.
  */
-export interface Maqet extends LifecycleOps, QmpOps, HistoryOps, StoreOps {}
+export interface Maqet extends LifecycleOps, QmpOps, HistoryOps, TimeTravelOps, StoreOps {}
 
 function storeOps(ctx: MaqetContext): StoreOps {
   return {
@@ -55,6 +57,7 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
     ...lifecycleOps(ctx),
     ...qmpOps(ctx),
     ...historyOps(ctx),
+    ...timeTravelOps(ctx),
     ...storeOps(ctx),
   };
 }

@@ -103,8 +103,10 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   }
   const input: CommandInput = {};
   for (const [name, value] of raw) {
-    const globalSpec = GLOBAL_OPTIONS.find((o) => o.name === name);
-    const spec = globalSpec ?? command?.options.find((o) => o.name === name);
+    // A command's own option wins over a global one of the same name (`history --version N`).
+    const commandSpec = command?.options.find((o) => o.name === name);
+    const globalSpec = commandSpec ? undefined : GLOBAL_OPTIONS.find((o) => o.name === name);
+    const spec = commandSpec ?? globalSpec;
     if (spec === undefined) throw usage(`unknown option '--${name}'`, commandName);
     const converted = convert(spec, value, commandName);
     if (globalSpec) assignGlobal(global, name, converted);
@@ -132,7 +134,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
 
 function optionSpec(name: string, seen: readonly string[]): OptionSpec | undefined {
   const command = (seen.length >= 2 ? findCommand(`${seen[0]} ${seen[1]}`) : undefined) ?? findCommand(seen[0] ?? "");
-  return GLOBAL_OPTIONS.find((o) => o.name === name) ?? command?.options.find((o) => o.name === name);
+  return command?.options.find((o) => o.name === name) ?? GLOBAL_OPTIONS.find((o) => o.name === name);
 }
 
 function convert(

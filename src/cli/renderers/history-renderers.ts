@@ -7,12 +7,36 @@
  * ```
  */
 import type { HistoryEntry } from "../../api/history-entry.ts";
+import type { HistoryAt } from "../../api/ops/time-travel-ops.ts";
 import { renderTable } from "../table.ts";
 import type { Renderer } from "./renderer.ts";
 
 export const HISTORY_RENDERERS: Record<string, Renderer> = {
-  history: (result) => renderHistory(result as HistoryEntry[]),
+  history: (result) => (Array.isArray(result) ? renderHistory(result) : renderHistoryAt(result as HistoryAt)),
 };
+
+/** `history --at/--version`: the events up to the point, then the state there. */
+function renderHistoryAt(h: HistoryAt): string {
+  const s = h.state;
+  const where = h.point.at ? `at ${h.point.at}` : `at version ${h.point.version}`;
+  const rows: Array<[string, string]> = [
+    ["state", s.detail ? `${s.state} (${s.detail})` : s.state],
+    ["version", String(h.version)],
+    ["pid", s.pid?.toString() ?? "-"],
+    ["tainted", s.tainted ? `${s.tainted.reason} (${s.tainted.command})` : "no"],
+    ["updated", s.updatedAt],
+  ];
+  if (s.lastStop)
+    rows.push(["last stop", `${s.lastStop.detail}${s.lastStop.method ? ` via ${s.lastStop.method}` : ""}`]);
+  if (s.lastError) rows.push(["last error", s.lastError.message]);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return [
+    renderHistory(h.events),
+    "",
+    `VM '${h.vm}' ${where}:`,
+    ...rows.map(([k, v]) => `  ${`${k}:`.padEnd(width + 2)}${v}`),
+  ].join("\n");
+}
 
 function renderHistory(entries: HistoryEntry[]): string {
   if (entries.length === 0) return "No events.";
@@ -53,7 +77,9 @@ function summarize(e: HistoryEntry): string {
     case "vm.paused":
       return `detail=${d.detail}`;
     case "qmp.command-executed":
-      return `${d.command} ${d.outcome}${d.errorClass ? ` (${d.errorClass})` : ""} in ${d.durationMs}ms`;
+      return `${d.command} ${d.outcome}${d.errorClass ? ` (${d.errorClass})` : ""} in ${d.durationMs}ms${d.tier && d.tier !== "safe" ? ` [${d.tier}]` : ""}`;
+    case "vm.tainted":
+      return `${d.reason} by ${d.command}`;
     case "disk.created":
       return `${d.drive} ${d.format} ${d.size ?? ""} ${d.file}`.trim();
     default:
