@@ -10,6 +10,7 @@
  */
 import type { Migration } from "kysely";
 import { initial } from "./0001-initial.ts";
+import { projections } from "./0003-projections.ts";
 
 /** A migration and the name it is recorded under (zero-padded, so names sort in order). */
 export interface NamedMigration {
@@ -25,4 +26,7 @@ export interface NamedMigration {
  * const last = migrations.at(-1)?.name;
  * ```
  */
-export const migrations: readonly NamedMigration[] = [{ name: "0001-initial", migration: initial }];
+export const migrations: readonly NamedMigration[] = [
+  { name: "0001-initial", migration: initial },
+  { name: "0003-projections", migration: projections },
+];

@@ -38,6 +38,8 @@ export const ERROR_CODES = {
   CONCURRENCY_CONFLICT: 1,
   STORE_LOCKED: 1,
   STORE_ERROR: 1,
+  /** A projection (read model) stopped at an event it could not apply; its error is recorded. */
+  PROJECTION_FAILED: 1,
   BINARY_NOT_FOUND: 1,
   QEMU_IMG_FAILED: 1,
   /** Not enough free space to create a disk. */

@@ -1,0 +1,460 @@
+/**
+ * Runs projections: reads the store's events after each projection's checkpoint with
+ * `readAll` (commit-safe order, below the transaction-id watermark) and applies them batch by
+ * batch, each batch and its new checkpoint in ONE transaction. A crash, a kill or a throw between
+ * or inside batches therefore leaves rows and checkpoint agreeing: nothing is applied twice and
+ * nothing is skipped.
+ *
+ * Two ways to run, both safe at once and across processes (a batch locks the checkpoint row and
+ * commits only if the checkpoint is still where it read from):
+ * - inline: `await runner.catchUp("vms")` before a read (what `ls` and `status` do);
+ * - live: `runner.start()` keeps every projection caught up in a long-lived process, woken by
+ *   appends (any Observable) and by polling, which is the truth.
+ *
+ * @example
+ * ```ts
+ * const runner = new ProjectionRunner({ db, store, projections: [vmListProjection] });
+ * await runner.catchUp("vms");
+ * console.log(await runner.lag("vms")); // { eventsBehind: 0, ... }
+ * await runner.rebuild("vms");          // empty the rows, replay from position 0
+ * ```
+ */
+import type { Kysely } from "kysely";
+import type { Observable, Subscription } from "rxjs";
+import { isMaqetError, MaqetError } from "../../errors/maqet-error.ts";
+import type { StoredEvent } from "../envelope.ts";
+import type { EventStore } from "../event-store.ts";
+import {
+  advanceCheckpoint,
+  ensureCheckpoint,
+  type ProjectionCheckpoint,
+  type ProjectionError,
+  type ProjectionStatus,
+  readCheckpoint,
+  recordStall,
+  resetCheckpoint,
+} from "./checkpoint-store.ts";
+import type { Projection } from "./projection.ts";
+import { type LagFigures, readLag } from "./projection-lag.ts";
+
+export interface ProjectionRunnerOptions {
+  /** The database the store lives in; projections write their rows and checkpoints there. */
+  // biome-ignore lint/suspicious/noExplicitAny: projections bring their own tables
+  db: Kysely<any>;
+  /** Where events are read from (its `readAll`): the store over the same database. */
+  store: Pick<EventStore, "readAll">;
+  projections: readonly Projection[];
+  /** Events per batch (one transaction each). Default 1000. */
+  batchSize?: number;
+}
+
+/** What one catch-up did. */
+export interface CatchUpResult {
+  name: string;
+  /** Events read and checkpointed by this call (handled or not). */
+  events: number;
+  /** Transactions committed by this call. */
+  batches: number;
+  /** The checkpoint after the call. */
+  position: number;
+  /** True when the call rebuilt the projection first (its version changed). */
+  rebuilt: boolean;
+}
+
+/** A projection's progress and health, from {@link ProjectionRunner.lag}. */
+export interface ProjectionLag extends LagFigures {
+  name: string;
+  status: ProjectionStatus;
+  /** Why it stalled (the event it could not apply); null while running. */
+  error: ProjectionError | null;
+  /** Checkpoint: global position of the last event applied. */
+  position: number;
+  /** Events applied since the last rebuild. */
+  eventsApplied: number;
+  /** Version of the code that built the rows, and of the code running now. */
+  builtVersion: number;
+  version: number;
+  rebuiltAt: Date | null;
+  updatedAt: Date;
+}
+
+export interface LiveOptions {
+  /** Wake-ups: any emission starts a catch-up now (e.g. the store's appended$). */
+  wakeUps?: Observable<unknown>;
+  /** How often to poll when nothing wakes the loop. Default 1000 ms. */
+  pollIntervalMs?: number;
+  /** Longest wait between attempts after a failure (doubling from the poll interval). Default 60 s. */
+  maxBackoffMs?: number;
+  /** Receives each failed attempt (the error is also recorded in the checkpoint row). */
+  onError?: (error: unknown, projection: string) => void;
+}
+
+const DEFAULT_BATCH = 1000;
+
+type BatchOutcome = { committed: true; position: number } | { committed: false; checkpoint: ProjectionCheckpoint };
+
+export class ProjectionRunner {
+  readonly #db: ProjectionRunnerOptions["db"];
+  readonly #store: ProjectionRunnerOptions["store"];
+  readonly #projections = new Map<string, Projection>();
+  readonly #batchSize: number;
+  readonly #ensured = new Set<string>();
+  /** One catch-up or rebuild at a time per projection in this process (others wait their turn). */
+  readonly #queues = new Map<string, Promise<unknown>>();
+  #live: { abort: AbortController; loops: Promise<void>[]; wakeUps?: Subscription } | undefined;
+
+  constructor(options: ProjectionRunnerOptions) {
+    this.#db = options.db;
+    this.#store = options.store;
+    this.#batchSize = options.batchSize ?? DEFAULT_BATCH;
+    if (!Number.isSafeInteger(this.#batchSize) || this.#batchSize < 1) {
+      throw new MaqetError("INVALID_ARGUMENT", `Invalid batchSize: ${String(this.#batchSize)}. Use an integer >= 1.`);
+    }
+    for (const projection of options.projections) {
+      if (this.#projections.has(projection.name)) {
+        throw new MaqetError(
+          "INVALID_ARGUMENT",
+          `Two projections are named '${projection.name}'. Give each its own name.`,
+        );
+      }
+      this.#projections.set(projection.name, projection);
+    }
+  }
+
+  /** Names of the projections this runner runs. */
+  get names(): string[] {
+    return [...this.#projections.keys()];
+  }
+
+  /**
+   * Applies every event committed (and below the watermark) after the checkpoint, in batches;
+   * resolves when a read comes back short. Rebuilds first when the projection's version changed.
+   * Throws PROJECTION_FAILED when the projection throws (the error is recorded; the events
+   * before the failing one are applied and checkpointed), STORE_ERROR when the store fails.
+   *
+   * @example
+   * ```ts
+   * await runner.catchUp("vms");
+   * const rows = await db.selectFrom("maqet_vms").selectAll().execute();
+   * ```
+   */
+  catchUp(name: string, options: { signal?: AbortSignal } = {}): Promise<CatchUpResult> {
+    const projection = this.#get(name);
+    return this.#queued(name, () => this.#catchUp(projection, false, options.signal));
+  }
+
+  /**
+   * Empties the projection's tables and replays every event from position 0. The reset commits
+   * first (rows and checkpoint together), then the replay commits batch by batch: a rebuild cut
+   * short resumes where it stopped on the next catch-up.
+   *
+   * @example
+   * ```ts
+   * const { events } = await runner.rebuild("vms");
+   * ```
+   */
+  rebuild(name: string, options: { signal?: AbortSignal } = {}): Promise<CatchUpResult> {
+    const projection = this.#get(name);
+    return this.#queued(name, async () => {
+      await this.#ensure(projection);
+      await this.#reset(projection, () => true);
+      return this.#catchUp(projection, true, options.signal);
+    });
+  }
+
+  /**
+   * The projection's checkpoint, status and lag behind the store.
+   *
+   * @example
+   * ```ts
+   * const { eventsBehind, ageMs, status, error } = await runner.lag("vms");
+   * ```
+   */
+  async lag(name: string): Promise<ProjectionLag> {
+    const projection = this.#get(name);
+    await this.#ensure(projection);
+    const checkpoint = await this.#checkpoint(this.#db, projection);
+    const figures = await readLag(this.#db, checkpoint, { category: projection.category });
+    return {
+      name,
+      status: checkpoint.status,
+      error: checkpoint.error,
+      position: checkpoint.position,
+      eventsApplied: checkpoint.eventsApplied,
+      builtVersion: checkpoint.version,
+      version: projection.version,
+      rebuiltAt: checkpoint.rebuiltAt,
+      updatedAt: checkpoint.updatedAt,
+      ...figures,
+    };
+  }
+
+  /**
+   * Keeps every projection caught up until {@link stop}: a catch-up on each wake-up and at least
+   * every `pollIntervalMs`; after a failure, retries with back-off (the projection stays stalled
+   * at its failing event meanwhile, visible in {@link lag}). Calling it twice is a no-op.
+   *
+   * @example
+   * ```ts
+   * runner.start({ wakeUps: store.appended$, onError: (e, name) => log.warn(name, e) });
+   * // ... later
+   * await runner.stop();
+   * ```
+   */
+  start(options: LiveOptions = {}): void {
+    if (this.#live) return;
+    const abort = new AbortController();
+    const wake = new Wake();
+    const wakeUps = options.wakeUps?.subscribe({ next: () => wake.ring(), error: () => {} });
+    const loops = this.names.map((name) => this.#loop(name, options, wake, abort.signal));
+    this.#live = { abort, loops, wakeUps };
+  }
+
+  /** Stops the live loop; resolves when the current catch-ups are over. */
+  async stop(): Promise<void> {
+    const live = this.#live;
+    if (!live) return;
+    this.#live = undefined;
+    live.wakeUps?.unsubscribe();
+    live.abort.abort();
+    await Promise.all(live.loops);
+  }
+
+  async #loop(name: string, options: LiveOptions, wake: Wake, signal: AbortSignal): Promise<void> {
+    const poll = options.pollIntervalMs ?? 1000;
+    const maxBackoff = options.maxBackoffMs ?? 60_000;
+    let backoff = 0;
+    while (!signal.aborted) {
+      const rung = wake.count;
+      try {
+        await this.catchUp(name, { signal });
+        backoff = 0;
+      } catch (error) {
+        if (signal.aborted) break;
+        backoff = Math.min(maxBackoff, backoff === 0 ? poll : backoff * 2);
+        options.onError?.(error, name);
+      }
+      // A wake-up during the catch-up means there may be more: go again at once (unless failing).
+      if (backoff === 0 && wake.count !== rung) continue;
+      await wake.wait(backoff || poll, signal);
+    }
+  }
+
+  async #catchUp(projection: Projection, rebuilt: boolean, signal?: AbortSignal): Promise<CatchUpResult> {
+    await this.#ensure(projection);
+    let checkpoint = await this.#checkpoint(this.#db, projection);
+    if (checkpoint.version !== projection.version) {
+      this.#assertNotNewer(projection, checkpoint);
+      await this.#reset(projection, (locked) => locked.version !== projection.version);
+      checkpoint = await this.#checkpoint(this.#db, projection);
+      rebuilt = true;
+    }
+    let events = 0;
+    let batches = 0;
+    for (;;) {
+      signal?.throwIfAborted();
+      const batch = await this.#store.readAll({
+        after: checkpoint.position,
+        limit: this.#batchSize,
+        category: projection.category,
+        signal,
+      });
+      if (batch.length === 0) break;
+      const outcome = await this.#commit(projection, checkpoint, batch);
+      if (!outcome.committed) {
+        // Another runner moved the checkpoint (or rebuilt): continue from where it is now.
+        this.#assertNotNewer(projection, outcome.checkpoint);
+        if (outcome.checkpoint.version !== projection.version) return this.#catchUp(projection, rebuilt, signal);
+        checkpoint = outcome.checkpoint;
+        continue;
+      }
+      events += batch.length;
+      batches++;
+      checkpoint = { ...checkpoint, position: outcome.position };
+      if (batch.length < this.#batchSize) break;
+    }
+    return { name: projection.name, events, batches, position: checkpoint.position, rebuilt };
+  }
+
+  /**
+   * Applies one batch and moves the checkpoint in one transaction, if the checkpoint is still at
+   * `from`. When the projection throws, retries the batch one event per transaction so that the
+   * events before the failing one are kept, then records the stall and throws.
+   */
+  async #commit(
+    projection: Projection,
+    from: ProjectionCheckpoint,
+    batch: readonly StoredEvent[],
+  ): Promise<BatchOutcome> {
+    try {
+      return await this.#transaction(projection, from, batch);
+    } catch (error) {
+      if (!(error instanceof ApplyError)) {
+        return storeCall(`commit a batch of projection '${projection.name}'`, () => Promise.reject(error));
+      }
+      if (batch.length === 1) {
+        const event = batch[0]!;
+        const message = `${reasonOf(error.cause)} (applying ${event.type} at position ${event.globalPosition}, stream ${event.streamId})`;
+        await recordStall(this.#db, projection.name, event.globalPosition, message).catch(() => {});
+        throw new MaqetError(
+          "PROJECTION_FAILED",
+          `Projection '${projection.name}' stopped at event ${event.globalPosition} (${event.type} in ${event.streamId}): ` +
+            `${reasonOf(error.cause)}. Its rows and checkpoint stay at the event before; nothing was skipped. ` +
+            "Fix the cause and catch up again, or rebuild the projection.",
+          {
+            cause: error.cause,
+            details: {
+              projection: projection.name,
+              position: event.globalPosition,
+              eventId: event.id,
+              type: event.type,
+            },
+          },
+        );
+      }
+      let at = from;
+      for (const event of batch) {
+        const outcome = await this.#commit(projection, at, [event]);
+        if (!outcome.committed) return outcome;
+        at = { ...at, position: outcome.position };
+      }
+      return { committed: true, position: at.position };
+    }
+  }
+
+  async #transaction(
+    projection: Projection,
+    from: ProjectionCheckpoint,
+    batch: readonly StoredEvent[],
+  ): Promise<BatchOutcome> {
+    return this.#db.transaction().execute(async (trx) => {
+      const locked = await this.#checkpoint(trx, projection, true);
+      if (locked.position !== from.position || locked.version !== from.version) {
+        return { committed: false, checkpoint: locked };
+      }
+      const wanted = projection.handles ? batch.filter((e) => projection.handles!(e.type)) : batch;
+      if (wanted.length > 0) {
+        try {
+          await projection.apply(trx, wanted);
+        } catch (cause) {
+          throw new ApplyError(cause);
+        }
+      }
+      const last = batch.at(-1)!.globalPosition;
+      await advanceCheckpoint(trx, projection.name, last, batch.length);
+      return { committed: true, position: last };
+    });
+  }
+
+  /** Empties the projection and resets its checkpoint, if `needed(locked checkpoint)`. */
+  async #reset(projection: Projection, needed: (locked: ProjectionCheckpoint) => boolean): Promise<void> {
+    await this.#db.transaction().execute(async (trx) => {
+      const locked = await this.#checkpoint(trx, projection, true);
+      if (!needed(locked)) return;
+      this.#assertNotNewer(projection, locked);
+      await projection.reset(trx);
+      await resetCheckpoint(trx, projection.name, projection.version);
+    });
+  }
+
+  #assertNotNewer(projection: Projection, checkpoint: ProjectionCheckpoint): void {
+    if (checkpoint.version <= projection.version) return;
+    throw new MaqetError(
+      "PROJECTION_FAILED",
+      `Projection '${projection.name}' was built by a newer maqet (projection version ${checkpoint.version}; ` +
+        `this one knows up to ${projection.version}). Upgrade maqet to read this database; it is left untouched.`,
+      { details: { projection: projection.name, builtVersion: checkpoint.version, version: projection.version } },
+    );
+  }
+
+  async #ensure(projection: Projection): Promise<void> {
+    if (this.#ensured.has(projection.name)) return;
+    await storeCall(`prepare projection '${projection.name}'`, () => ensureCheckpoint(this.#db, projection.name));
+    this.#ensured.add(projection.name);
+  }
+
+  async #checkpoint(
+    db: ProjectionRunnerOptions["db"],
+    projection: Projection,
+    forUpdate = false,
+  ): Promise<ProjectionCheckpoint> {
+    const checkpoint = await storeCall(`read the checkpoint of projection '${projection.name}'`, () =>
+      readCheckpoint(db, projection.name, { forUpdate }),
+    );
+    if (checkpoint === undefined) {
+      throw new MaqetError("INTERNAL", `The checkpoint row of projection '${projection.name}' disappeared.`);
+    }
+    return checkpoint;
+  }
+
+  #get(name: string): Projection {
+    const projection = this.#projections.get(name);
+    if (projection) return projection;
+    throw new MaqetError(
+      "INVALID_ARGUMENT",
+      `Unknown projection '${name}'. Known projections: ${this.names.join(", ") || "none"}.`,
+      { details: { name, known: this.names } },
+    );
+  }
+
+  #queued<T>(name: string, run: () => Promise<T>): Promise<T> {
+    const previous = this.#queues.get(name) ?? Promise.resolve();
+    const next = previous.then(run, run);
+    const settled = next.then(
+      () => {},
+      () => {},
+    );
+    this.#queues.set(name, settled);
+    void settled.then(() => {
+      if (this.#queues.get(name) === settled) this.#queues.delete(name);
+    });
+    return next;
+  }
+}
+
+/** The projection's own code threw (as opposed to the database failing around it). */
+class ApplyError extends Error {
+  constructor(cause: unknown) {
+    super(reasonOf(cause), { cause });
+  }
+}
+
+/** A wake-up bell: `ring()` ends the current and the next `wait()`. */
+class Wake {
+  count = 0;
+  #waiters: Array<() => void> = [];
+  ring(): void {
+    this.count++;
+    for (const resolve of this.#waiters.splice(0)) resolve();
+  }
+  wait(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        this.#waiters = this.#waiters.filter((w) => w !== done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener("abort", done, { once: true });
+      this.#waiters.push(done);
+    });
+  }
+}
+
+function reasonOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function storeCall<T>(what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (isMaqetError(error)) throw error;
+    throw new MaqetError(
+      "STORE_ERROR",
+      `Failed to ${what}: ${reasonOf(error)}. Check that the database is reachable and migrated (\`maqet migrate\`).`,
+      { cause: error },
+    );
+  }
+}

@@ -1,0 +1,328 @@
+/**
+ * The projection runner on both dialects: a batch's rows and its checkpoint commit together, so a
+ * projection that fails or is killed between (or inside) batches resumes without applying an
+ * event twice or losing one (issue 3, conformance item 8); rebuild replays from position 0; lag
+ * is reported; a projection's version change rebuilds it.
+ */
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { sql } from "kysely";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openPgDatabase } from "../../src/adapters/pg-database.ts";
+import { isMaqetError } from "../../src/errors/maqet-error.ts";
+import type { NewEvent } from "../../src/events/envelope.ts";
+import { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
+import { ProjectionRunner } from "../../src/events/projections/projection-runner.ts";
+import { countingProjection, createCountsTable, readCounts } from "../fixtures/counting-projection.mjs";
+import { projectRoot } from "../support/build-dist.ts";
+import { type TestDatabase, testDatabases } from "../support/test-databases.ts";
+
+const event = (type: string, data: unknown = {}): NewEvent => ({ type, schemaVersion: 1, data });
+
+async function failure(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a rejection");
+}
+
+describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, skip, open }) => {
+  if (skip) {
+    it.skip(`skipped: ${skip}`, () => {});
+    return;
+  }
+  let t: TestDatabase;
+  let store: PostgresEventStore;
+  let n = 0;
+  /** A fresh table and projection name per test; the store is shared, so each test uses its own category. */
+  const fresh = () => {
+    n++;
+    return { table: `t_counts_${n}`, category: `cat${n}` };
+  };
+  /** Appends `count` events to `streams` streams of `category`, one append per event (many transactions). */
+  async function seed(category: string, count: number, streams = 3): Promise<void> {
+    for (let i = 0; i < count; i++) await store.append(`${category}-${i % streams}`, [event("t.happened", { i })]);
+  }
+
+  beforeAll(async () => {
+    t = await open();
+    store = new PostgresEventStore(t.db);
+  });
+  afterAll(async () => {
+    await store?.close();
+    await t?.close();
+  });
+
+  it("applies every event once, in batches, and reports the checkpoint", async () => {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    await seed(category, 23);
+    const runner = new ProjectionRunner({
+      db: t.db,
+      store,
+      batchSize: 5,
+      projections: [countingProjection({ name: table, table, category })],
+    });
+    const result = await runner.catchUp(table);
+    expect(result).toMatchObject({ events: 23, batches: 5, rebuilt: true });
+    const counts = await readCounts(t.db, table);
+    expect(counts).toHaveLength(23);
+    expect(counts.every((c) => c.n === 1)).toBe(true);
+    expect(result.position).toBe(counts.at(-1)!.position);
+    // Nothing new: an empty read, no transaction.
+    expect(await runner.catchUp(table)).toMatchObject({ events: 0, batches: 0, rebuilt: false });
+    await seed(category, 4);
+    expect(await runner.catchUp(table)).toMatchObject({ events: 4, batches: 1 });
+    expect((await readCounts(t.db, table)).every((c) => c.n === 1)).toBe(true);
+  });
+
+  it("a projection that throws on batch 2 stops at the failing event with its error recorded; resuming applies the rest exactly once", async () => {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    await seed(category, 12);
+    const events = await store.readAll({ category });
+    const poison = events[7]!; // in batch 2 (events 5..9) with batch size 5
+    let broken = true;
+    const projection = countingProjection({
+      name: table,
+      table,
+      category,
+      onApply: ({ events: batch }) => {
+        if (broken && batch.some((e) => e.id === poison.id)) throw new Error("cannot apply this one");
+      },
+    });
+    const runner = new ProjectionRunner({ db: t.db, store, batchSize: 5, projections: [projection] });
+    const error = await failure(runner.catchUp(table));
+    expect(isMaqetError(error, "PROJECTION_FAILED")).toBe(true);
+    expect((error as Error).message).toContain(`stopped at event ${poison.globalPosition}`);
+    expect((error as Error).message).toContain("cannot apply this one");
+
+    // Everything before the poison is applied once and checkpointed; nothing at or after it.
+    const before = await readCounts(t.db, table);
+    expect(before.map((c) => c.id)).toEqual(events.slice(0, 7).map((e) => e.id));
+    expect(before.every((c) => c.n === 1)).toBe(true);
+    const lag = await runner.lag(table);
+    expect(lag).toMatchObject({ status: "stalled", position: events[6]!.globalPosition, eventsBehind: 5 });
+    expect(lag.error).toMatchObject({ position: poison.globalPosition });
+    expect(lag.error!.message).toContain("cannot apply this one");
+
+    // Still broken: a second attempt stops at the same event, again without side effects.
+    expect(isMaqetError(await failure(runner.catchUp(table)), "PROJECTION_FAILED")).toBe(true);
+    expect(await readCounts(t.db, table)).toEqual(before);
+
+    broken = false;
+    expect(await runner.catchUp(table)).toMatchObject({ events: 5 });
+    const after = await readCounts(t.db, table);
+    expect(after.map((c) => c.id)).toEqual(events.map((e) => e.id));
+    expect(after.every((c) => c.n === 1)).toBe(true);
+    expect(await runner.lag(table)).toMatchObject({ status: "running", error: null, eventsBehind: 0 });
+  });
+
+  it("a batch that fails once (a transient error) is retried event by event: nothing lost, nothing doubled", async () => {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    await seed(category, 12);
+    const projection = countingProjection({
+      name: table,
+      table,
+      category,
+      onApply: ({ call }) => {
+        if (call === 2) throw new Error("transient");
+      },
+    });
+    const runner = new ProjectionRunner({ db: t.db, store, batchSize: 5, projections: [projection] });
+    expect(await runner.catchUp(table)).toMatchObject({ events: 12 });
+    const counts = await readCounts(t.db, table);
+    expect(counts).toHaveLength(12);
+    expect(counts.every((c) => c.n === 1)).toBe(true);
+    expect((await runner.lag(table)).status).toBe("running");
+  });
+
+  it("rebuild empties the rows and replays from position 0 to the same rows", async () => {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    await seed(category, 9);
+    const runner = new ProjectionRunner({
+      db: t.db,
+      store,
+      batchSize: 4,
+      projections: [countingProjection({ name: table, table, category })],
+    });
+    await runner.catchUp(table);
+    const first = await readCounts(t.db, table);
+    const result = await runner.rebuild(table);
+    expect(result).toMatchObject({ events: 9, rebuilt: true });
+    expect(await readCounts(t.db, table)).toEqual(first);
+    const lag = await runner.lag(table);
+    expect(lag.rebuiltAt).toBeInstanceOf(Date);
+    expect(lag).toMatchObject({ eventsApplied: 9, eventsBehind: 0 });
+  });
+
+  it("lag reports the head, the events behind and their age", async () => {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    const runner = new ProjectionRunner({
+      db: t.db,
+      store,
+      projections: [countingProjection({ name: table, table, category })],
+    });
+    expect(await runner.lag(table)).toMatchObject({
+      position: 0,
+      headPosition: 0,
+      eventsBehind: 0,
+      ageMs: 0,
+      oldestPendingAt: null,
+      status: "running",
+      builtVersion: 0,
+      version: 1,
+    });
+    await seed(category, 6);
+    const events = await store.readAll({ category });
+    await new Promise((r) => setTimeout(r, 30));
+    const behind = await runner.lag(table);
+    expect(behind).toMatchObject({ position: 0, headPosition: events.at(-1)!.globalPosition, eventsBehind: 6 });
+    expect(behind.ageMs).toBeGreaterThanOrEqual(20);
+    expect(behind.oldestPendingAt).toEqual(events[0]!.recordedAt);
+    await runner.catchUp(table);
+    expect(await runner.lag(table)).toMatchObject({
+      position: events.at(-1)!.globalPosition,
+      eventsBehind: 0,
+      ageMs: 0,
+      eventsApplied: 6,
+      builtVersion: 1,
+    });
+  });
+
+  it("only handled event types reach apply; the checkpoint still passes the others", async () => {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    for (let i = 0; i < 6; i++) await store.append(`${category}-1`, [event(i % 2 ? "t.kept" : "t.ignored")]);
+    const runner = new ProjectionRunner({
+      db: t.db,
+      store,
+      batchSize: 2,
+      projections: [countingProjection({ name: table, table, category, handles: (type: string) => type === "t.kept" })],
+    });
+    expect(await runner.catchUp(table)).toMatchObject({ events: 6 });
+    expect(await readCounts(t.db, table)).toHaveLength(3);
+    expect((await runner.lag(table)).eventsBehind).toBe(0);
+  });
+
+  it("a new projection version rebuilds on the next catch-up; an older version refuses a newer build", async () => {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    await seed(category, 5);
+    const v1 = new ProjectionRunner({
+      db: t.db,
+      store,
+      projections: [countingProjection({ name: table, table, category, version: 1 })],
+    });
+    await v1.catchUp(table);
+    // Corrupt the rows on purpose: only a rebuild puts them right.
+    await sql`update ${sql.table(table)} set n = 7`.execute(t.db);
+    const v2 = new ProjectionRunner({
+      db: t.db,
+      store,
+      projections: [countingProjection({ name: table, table, category, version: 2 })],
+    });
+    expect(await v2.catchUp(table)).toMatchObject({ rebuilt: true, events: 5 });
+    expect((await readCounts(t.db, table)).every((c) => c.n === 1)).toBe(true);
+    const error = await failure(v1.catchUp(table));
+    expect(isMaqetError(error, "PROJECTION_FAILED")).toBe(true);
+    expect((error as Error).message).toContain("built by a newer maqet");
+  });
+
+  it("the live loop follows appends (woken by appended$) and stops cleanly", async () => {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    const runner = new ProjectionRunner({
+      db: t.db,
+      store,
+      projections: [countingProjection({ name: table, table, category })],
+    });
+    runner.start({ wakeUps: store.appended$, pollIntervalMs: 60_000 });
+    try {
+      await seed(category, 5);
+      const deadline = Date.now() + 5000;
+      while ((await readCounts(t.db, table)).length < 5 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(await readCounts(t.db, table)).toHaveLength(5);
+    } finally {
+      await runner.stop();
+    }
+  });
+
+  it.runIf(dialect === "pg")(
+    "two runners on separate connections share a projection without double-applying",
+    async () => {
+      const { table, category } = fresh();
+      await createCountsTable(t.db, table);
+      await seed(category, 200, 7);
+      const other = await openPgDatabase({ url: t.url! });
+      try {
+        const runners = [t.db, other.db].map(
+          (db) =>
+            new ProjectionRunner({
+              db,
+              store: new PostgresEventStore(db),
+              batchSize: 3,
+              projections: [countingProjection({ name: table, table, category })],
+            }),
+        );
+        const results = await Promise.all([...runners, ...runners].map((r) => r.catchUp(table)));
+        expect(results.reduce((sum, r) => sum + r.events, 0)).toBe(200);
+        const counts = await readCounts(t.db, table);
+        expect(counts).toHaveLength(200);
+        expect(counts.every((c) => c.n === 1)).toBe(true);
+      } finally {
+        await other.close();
+      }
+    },
+  );
+
+  it.runIf(dialect === "pg")(
+    "a runner process SIGKILLed inside batch 2 leaves batch 1 committed; the next runner resumes exactly once",
+    async () => {
+      const { table, category } = fresh();
+      await createCountsTable(t.db, table);
+      await seed(category, 10);
+      // The child reads every category: give it a store of its own events only.
+      const child = spawn(
+        process.execPath,
+        [join(projectRoot, "test/fixtures/projection-child.mjs"), join(projectRoot, "dist"), t.url!, table, "4", "2"],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
+      let out = "";
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on("data", (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes("hang 2")) resolve();
+        });
+        child.once("exit", (code) => reject(new Error(`child exited ${code} before hanging: ${out}`)));
+      });
+      child.kill("SIGKILL");
+      await new Promise((resolve) => child.once("exit", resolve));
+
+      // The child counted every category's events; only its batch 1 (4 events) is committed.
+      const all = await store.readAll();
+      const afterKill = await readCounts(t.db, table);
+      expect(afterKill.map((c) => c.id)).toEqual(all.slice(0, 4).map((e) => e.id));
+      expect(afterKill.every((c) => c.n === 1)).toBe(true);
+
+      const runner = new ProjectionRunner({
+        db: t.db,
+        store,
+        batchSize: 4,
+        projections: [countingProjection({ name: table, table })],
+      });
+      // The killed backend's transaction may take a moment to end; the resume waits on its lock.
+      await runner.catchUp(table);
+      const counts = await readCounts(t.db, table);
+      expect(counts.map((c) => c.id)).toEqual((await store.readAll()).map((e) => e.id));
+      expect(counts.every((c) => c.n === 1)).toBe(true);
+    },
+  );
+});
