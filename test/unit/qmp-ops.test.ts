@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { createMaqet } from "../../src/api/maqet.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
+import { isMaqetError, type MaqetError } from "../../src/errors/maqet-error.ts";
 import { createFakeWorld, type FakeSession } from "../support/fake-ports.ts";
 import { MemoryEventStore } from "../support/memory-event-store.ts";
 
@@ -75,7 +75,7 @@ describe("QMP policy through the facade (fakes)", () => {
 
   it("a malformed name is invalid input (exit 3), decided before the store opens", async () => {
     const maqet = createMaqet({ store: new MemoryEventStore(), ports: createFakeWorld().ports });
-    const error = await maqet.qmp("ghost", "Query;rm").catch((e) => e);
+    const error = (await maqet.qmp("ghost", "Query;rm").catch((e) => e)) as MaqetError;
     expect(isMaqetError(error, "INVALID_ARGUMENT")).toBe(true);
     expect(error.exitCode).toBe(3);
   });
