@@ -11,6 +11,7 @@
 import type { Migration } from "kysely";
 import { initial } from "./0001-initial.ts";
 import { projections } from "./0003-projections.ts";
+import { audit } from "./0005-audit.ts";
 
 /** A migration and the name it is recorded under (zero-padded, so names sort in order). */
 export interface NamedMigration {
@@ -29,4 +30,5 @@ export interface NamedMigration {
 export const migrations: readonly NamedMigration[] = [
   { name: "0001-initial", migration: initial },
   { name: "0003-projections", migration: projections },
+  { name: "0005-audit", migration: audit },
 ];
