@@ -21,9 +21,11 @@ export type { HistoryEntry } from "./api/history-entry.ts";
 export {
   type AddOptions,
   createMaqet,
+  type FollowOptions,
   type Maqet,
   type MaqetOptions,
   type QmpOptions,
+  type SerialConsole,
   type StartOptions,
   type StopVmOptions,
   type VmConfigInput,

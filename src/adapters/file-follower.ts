@@ -19,8 +19,11 @@ import { MaqetError } from "../errors/maqet-error.ts";
 import { systemClock } from "./system-clock.ts";
 
 export interface FollowFileOptions {
-  /** Byte offset to start from. Default 0: the whole file, then what is appended. */
-  from?: number;
+  /**
+   * Where to start: a byte offset, or `"end"` for only what is written after subscribing (a file
+   * that does not exist yet is then read from its beginning). Default 0: the whole file first.
+   */
+  from?: number | "end";
   /** How long to wait between looks when nothing is new. Default 100 ms. */
   pollIntervalMs?: number;
   /**
@@ -45,6 +48,15 @@ function readFailure(path: string, e: unknown): MaqetError {
     cause: e,
     details: { path },
   });
+}
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch (e) {
+    if (errnoOf(e) === "ENOENT") return 0;
+    throw readFailure(path, e);
+  }
 }
 
 /**
@@ -86,7 +98,7 @@ export function followFile(path: string, options: FollowFileOptions = {}): Obser
     const signal = abort.signal;
     let handle: Handle | undefined;
     let inode: number | undefined;
-    let offset = Math.max(0, options.from ?? 0);
+    let offset = typeof options.from === "number" ? Math.max(0, options.from) : 0;
     let decoder = new TextDecoder("utf-8");
     const buffer = Buffer.alloc(chunkBytes);
 
@@ -140,6 +152,7 @@ export function followFile(path: string, options: FollowFileOptions = {}): Obser
     };
 
     (async () => {
+      if (options.from === "end") offset = await sizeOf(path);
       for (;;) {
         if (signal.aborted) return;
         if (await readNew()) continue;

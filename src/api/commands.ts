@@ -11,6 +11,7 @@
  * ```
  */
 import type { CommandSpec } from "./commands/command-spec.ts";
+import { CONSOLE_COMMANDS } from "./commands/console-commands.ts";
 import { HISTORY_COMMANDS } from "./commands/history-commands.ts";
 import { LIFECYCLE_COMMANDS } from "./commands/lifecycle-commands.ts";
 import { QMP_COMMANDS } from "./commands/qmp-commands.ts";
@@ -22,6 +23,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...LIFECYCLE_COMMANDS,
   ...QMP_COMMANDS,
   ...HISTORY_COMMANDS,
+  ...CONSOLE_COMMANDS,
   ...STORE_COMMANDS,
 ];
 

@@ -19,12 +19,14 @@
 import type { MaqetContext } from "./maqet-context.ts";
 import { createMaqetContext } from "./maqet-context.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
+import { type ConsoleOps, consoleOps } from "./ops/console-ops.ts";
 import { type HistoryOps, historyOps } from "./ops/history-ops.ts";
 import { type LifecycleOps, lifecycleOps } from "./ops/lifecycle-ops.ts";
 import { type QmpOps, qmpOps } from "./ops/qmp-ops.ts";
 import { type TimeTravelOps, timeTravelOps } from "./ops/time-travel-ops.ts";
 
 export type { MaqetOptions } from "./maqet-options.ts";
+export type { ConsoleOps, FollowOptions, SerialConsole } from "./ops/console-ops.ts";
 export type { HistoryOps } from "./ops/history-ops.ts";
 export type { AddOptions, LifecycleOps, StartOptions, StopVmOptions, VmConfigInput } from "./ops/lifecycle-ops.ts";
 export type { KeyOptions, QmpOps, QmpOptions, ScreendumpOptions } from "./ops/qmp-ops.ts";
@@ -42,7 +44,7 @@ export interface StoreOps {
  * The whole facade: one operation group per concern (src/api/ops/*). A new group is a file there
  * plus one line in this interface and one in {@link createMaqet}.
  */
-export interface Maqet extends LifecycleOps, QmpOps, HistoryOps, TimeTravelOps, StoreOps {}
+export interface Maqet extends LifecycleOps, QmpOps, HistoryOps, TimeTravelOps, ConsoleOps, StoreOps {}
 
 function storeOps(ctx: MaqetContext): StoreOps {
   return {
@@ -58,6 +60,7 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
     ...qmpOps(ctx),
     ...historyOps(ctx),
     ...timeTravelOps(ctx),
+    ...consoleOps(ctx),
     ...storeOps(ctx),
   };
 }

@@ -15,6 +15,7 @@ const code = await runCli(process.argv.slice(2), {
   env: process.env,
   stdout: (text) => process.stdout.write(`${text}\n`),
   stderr: (text) => process.stderr.write(`${text}\n`),
+  write: (text) => process.stdout.write(text),
 });
 process.exitCode = code;
 // Nothing should keep the process alive (QEMU is detached and unref'd), but never hang a shell.

@@ -10,17 +10,21 @@
 import { readFileSync } from "node:fs";
 import { defaultDataDir } from "../adapters/default-dirs.ts";
 import { loadGlobalConfig } from "../adapters/load-global-config.ts";
+import { isStreamedResult } from "../api/commands/streamed-result.ts";
 import { COMMANDS, findCommand } from "../api/commands.ts";
 import { createMaqet } from "../api/maqet.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
 import { runDemo } from "./demo.ts";
 import { GLOBAL_OPTIONS, type GlobalOptions, parseArgs } from "./parse-args.ts";
+import { pipeStream } from "./pipe-stream.ts";
 import { renderResult } from "./render.ts";
 
 export interface CliIo {
   env: Record<string, string | undefined>;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** Writes text as is, no newline added (streamed output such as `console --follow`). Default: `stdout`. */
+  write?: (text: string) => void;
 }
 
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
@@ -57,6 +61,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return 0;
       }
       const result = await parsed.command!.invoke(maqet, parsed.input);
+      if (isStreamedResult(result)) {
+        // A stream may last hours: release the store (the embedded one admits one process) first.
+        await maqet.close();
+        return await pipeStream(result, { write: io.write ?? io.stdout, json: global.json });
+      }
       io.stdout(
         global.json || parsed.command!.name === "qmp"
           ? JSON.stringify(result, null, 2)

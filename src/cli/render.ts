@@ -9,6 +9,7 @@
  * ```
  */
 import { findCommand } from "../api/commands.ts";
+import { CONSOLE_RENDERERS } from "./renderers/console-renderers.ts";
 import { HISTORY_RENDERERS } from "./renderers/history-renderers.ts";
 import { LIFECYCLE_RENDERERS } from "./renderers/lifecycle-renderers.ts";
 import { QMP_RENDERERS } from "./renderers/qmp-renderers.ts";
@@ -18,6 +19,7 @@ import { STORE_RENDERERS } from "./renderers/store-renderers.ts";
 const RENDERERS: Record<string, Renderer> = {
   ...LIFECYCLE_RENDERERS,
   ...HISTORY_RENDERERS,
+  ...CONSOLE_RENDERERS,
   ...QMP_RENDERERS,
   ...STORE_RENDERERS,
 };

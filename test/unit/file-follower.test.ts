@@ -97,6 +97,13 @@ describe("followFile", () => {
     expect(chunks.join("")).toBe("456789");
   });
 
+  it("starts at the end: only what is written after subscribing", async () => {
+    await writeFile(file, "old output\n");
+    const { isDone } = script([() => appendFile(file, "new\n")]);
+    const chunks = await firstValueFrom(followFile(file, { from: "end", isDone, clock }).pipe(toArray()));
+    expect(chunks.join("")).toBe("new\n");
+  });
+
   it("emits a multi-byte character split between two reads whole", async () => {
     const text = "é€𝄞".repeat(5); // 2-, 3- and 4-byte characters
     await writeFile(file, text);
