@@ -8,6 +8,7 @@
  * ```
  */
 import type { VmView } from "../actors/vm-view.ts";
+import { serialLogPath } from "./serial-log.ts";
 
 export interface VmStatus {
   name: string;
@@ -19,6 +20,8 @@ export interface VmStatus {
   detail: string | null;
   qmpSocket: string | null;
   runtimeDir: string | null;
+  /** The serial console log of the current or last run (`maqet console`); null before the first run or when the config sets its own -serial. */
+  serialLog: string | null;
   qemuVersion: string | null;
   memory: string | null;
   cpu: number | null;
@@ -56,6 +59,7 @@ export function toVmStatus(view: VmView): VmStatus {
           : null,
     qmpSocket: alive ? (view.qmpSocket ?? null) : null,
     runtimeDir: alive ? (view.runtimeDir ?? null) : null,
+    serialLog: serialLogPath(view) ?? null,
     qemuVersion: view.qemuVersion ?? null,
     memory: view.config.memory ?? null,
     cpu: view.config.cpu ?? null,

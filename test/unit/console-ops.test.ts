@@ -42,6 +42,7 @@ describe("console (fakes)", () => {
     expect(error.exitCode).toBe(1);
     expect(error.message).toContain("never run");
     expect(error.message).toContain("maqet start web");
+    expect((await maqet.status("web")).serialLog).toBeNull();
   });
 
   it("refuses a VM whose config routes -serial itself (maqet captures nothing)", async () => {
@@ -50,6 +51,7 @@ describe("console (fakes)", () => {
     const error = await maqet.console("own").catch((e) => e);
     expect(isMaqetError(error, "VM_INVALID_STATE")).toBe(true);
     expect(error.message).toContain("-serial");
+    expect((await maqet.status("own")).serialLog).toBeNull();
   });
 
   it("says an unknown VM is not found", async () => {
@@ -62,6 +64,7 @@ describe("console (fakes)", () => {
     const serial = await maqet.console("web");
     expect(serial).toMatchObject({ vm: "web", path: join(dir, id, "serial.log"), state: "running" });
     expect(await serial.read()).toBe("");
+    expect((await maqet.status("web")).serialLog).toBe(serial.path);
     await writeFile(serial.path, "Linux version 6.1\r\nlogin: ");
     expect(await serial.read()).toBe("Linux version 6.1\r\nlogin: ");
   });

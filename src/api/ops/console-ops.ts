@@ -20,13 +20,9 @@ import { dirname, join } from "node:path";
 import type { Observable } from "rxjs";
 import { followFile, readTextFile } from "../../adapters/file-follower.ts";
 import { createProcessControl } from "../../adapters/process-control.ts";
-import { renderArguments } from "../../config/render-arguments.ts";
-import type { VmConfig } from "../../config/vm-config.ts";
 import { MaqetError } from "../../errors/maqet-error.ts";
 import type { MaqetContext } from "../maqet-context.ts";
-
-/** The file QEMU writes the serial console to, in the VM's runtime directory (see launch-qemu.ts). */
-export const SERIAL_LOG_FILE = "serial.log";
+import { configSetsSerial, SERIAL_LOG_FILE } from "../serial-log.ts";
 
 export interface FollowOptions {
   /** Start with the whole log (default) or only with what is written from now on. */
@@ -55,12 +51,6 @@ export interface SerialConsole {
 export interface ConsoleOps {
   /** Where a VM's serial console is captured, to read or follow. */
   console(name: string): Promise<SerialConsole>;
-}
-
-/** True when the config routes the first serial port itself, so maqet adds no `-serial file:` (see qemu-argv.ts). */
-export function configSetsSerial(config: VmConfig): boolean {
-  const words = [...renderArguments(config.arguments), ...config.args];
-  return words.some((word) => word === "-serial" || word === "--serial");
 }
 
 export function consoleOps(ctx: MaqetContext): ConsoleOps {
