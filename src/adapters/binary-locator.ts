@@ -44,6 +44,8 @@ export interface BinaryResolution {
 export interface CountingBinaryLocator extends BinaryLocator {
   /** How many lookups actually ran (cache hits and shared in-flight lookups do not count). */
   readonly lookups: number;
+  /** How many calls were answered from the cache (or joined a lookup already in flight). */
+  readonly hits: number;
   /** Like `locate`, with how the path was found; shares the same cache (no second lookup). */
   resolve(program: string): Promise<BinaryResolution>;
 }
@@ -62,9 +64,11 @@ export function createBinaryLocator(options: BinaryLocatorOptions = {}): Countin
   const isExecutable = options.isExecutable ?? isExecutableFile;
   const cache = new Map<string, Promise<BinaryResolution>>();
   let lookups = 0;
+  let hits = 0;
 
   const lookup = async (program: string): Promise<BinaryResolution> => {
     lookups += 1;
+    processTotals.lookups += 1;
     if (program === "" || program.includes("\0")) {
       throw new MaqetError(
         "INVALID_ARGUMENT",
@@ -105,6 +109,10 @@ export function createBinaryLocator(options: BinaryLocatorOptions = {}): Countin
 
   const resolveCached = (program: string): Promise<BinaryResolution> => {
     let pending = cache.get(program);
+    if (pending !== undefined) {
+      hits += 1;
+      processTotals.hits += 1;
+    }
     if (pending === undefined) {
       pending = lookup(program);
       cache.set(program, pending);
@@ -120,9 +128,28 @@ export function createBinaryLocator(options: BinaryLocatorOptions = {}): Countin
     get lookups() {
       return lookups;
     },
+    get hits() {
+      return hits;
+    },
     locate: (program) => resolveCached(program).then((found) => found.path),
     resolve: resolveCached,
   };
+}
+
+/** Lookups and cache hits of every locator in this process (what `maqet stats` reports). */
+const processTotals = { lookups: 0, hits: 0 };
+
+/**
+ * Binary-cache figures of this process: lookups that ran and calls answered from a cache, summed
+ * over every locator created here. Per process by nature: each process has its own caches.
+ *
+ * @example
+ * ```ts
+ * binaryCacheStats(); // { lookups: 2, hits: 14 }
+ * ```
+ */
+export function binaryCacheStats(): { lookups: number; hits: number } {
+  return { ...processTotals };
 }
 
 let shared: CountingBinaryLocator | undefined;

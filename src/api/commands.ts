@@ -11,6 +11,7 @@
  * ```
  */
 import type { CommandSpec } from "./commands/command-spec.ts";
+import { AUDIT_COMMANDS } from "./commands/audit-commands.ts";
 import { CONSOLE_COMMANDS } from "./commands/console-commands.ts";
 import { HISTORY_COMMANDS } from "./commands/history-commands.ts";
 import { LIFECYCLE_COMMANDS } from "./commands/lifecycle-commands.ts";
@@ -24,6 +25,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...QMP_COMMANDS,
   ...HISTORY_COMMANDS,
   ...CONSOLE_COMMANDS,
+  ...AUDIT_COMMANDS,
   ...STORE_COMMANDS,
 ];
 

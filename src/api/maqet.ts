@@ -20,9 +20,11 @@ import type { MaqetContext } from "./maqet-context.ts";
 import { createMaqetContext } from "./maqet-context.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
 import { type ConsoleOps, consoleOps } from "./ops/console-ops.ts";
+import { type AuditOps, auditOps } from "./ops/audit-ops.ts";
 import { type HistoryOps, historyOps } from "./ops/history-ops.ts";
 import { type LifecycleOps, lifecycleOps } from "./ops/lifecycle-ops.ts";
 import { type QmpOps, qmpOps } from "./ops/qmp-ops.ts";
+import { type StatsOps, statsOps } from "./ops/stats-ops.ts";
 import { type TimeTravelOps, timeTravelOps } from "./ops/time-travel-ops.ts";
 
 export type { MaqetOptions } from "./maqet-options.ts";
@@ -31,6 +33,8 @@ export type { HistoryOps } from "./ops/history-ops.ts";
 export type { AddOptions, LifecycleOps, StartOptions, StopVmOptions, VmConfigInput } from "./ops/lifecycle-ops.ts";
 export type { KeyOptions, QmpOps, QmpOptions, ScreendumpOptions } from "./ops/qmp-ops.ts";
 export type { HistoryAt, HistoryPoint, ReplayStep, TimeTravelOps } from "./ops/time-travel-ops.ts";
+export type { AuditBreak, AuditEntry, AuditFilter, AuditOps, AuditVerification } from "./ops/audit-ops.ts";
+export type { MaqetStats, StatsOps } from "./ops/stats-ops.ts";
 
 /** Store-level operations. */
 export interface StoreOps {
@@ -44,7 +48,7 @@ export interface StoreOps {
  * The whole facade: one operation group per concern (src/api/ops/*). A new group is a file there
  * plus one line in this interface and one in {@link createMaqet}.
  */
-export interface Maqet extends LifecycleOps, QmpOps, HistoryOps, TimeTravelOps, ConsoleOps, StoreOps {}
+export interface Maqet extends LifecycleOps, QmpOps, HistoryOps, TimeTravelOps, AuditOps, StatsOps, ConsoleOps, StoreOps {}
 
 function storeOps(ctx: MaqetContext): StoreOps {
   return {
@@ -60,6 +64,8 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
     ...qmpOps(ctx),
     ...historyOps(ctx),
     ...timeTravelOps(ctx),
+    ...auditOps(ctx),
+    ...statsOps(ctx),
     ...consoleOps(ctx),
     ...storeOps(ctx),
   };

@@ -9,6 +9,7 @@
  * ```
  */
 import { findCommand } from "../api/commands.ts";
+import { AUDIT_RENDERERS } from "./renderers/audit-renderers.ts";
 import { CONSOLE_RENDERERS } from "./renderers/console-renderers.ts";
 import { HISTORY_RENDERERS } from "./renderers/history-renderers.ts";
 import { LIFECYCLE_RENDERERS } from "./renderers/lifecycle-renderers.ts";
@@ -20,6 +21,7 @@ const RENDERERS: Record<string, Renderer> = {
   ...LIFECYCLE_RENDERERS,
   ...HISTORY_RENDERERS,
   ...CONSOLE_RENDERERS,
+  ...AUDIT_RENDERERS,
   ...QMP_RENDERERS,
   ...STORE_RENDERERS,
 };

@@ -52,6 +52,8 @@ export const ERROR_CODES = {
   QMP_DISCONNECTED: 1,
   QMP_PROTOCOL: 1,
   PROCESS_ERROR: 1,
+  /** `audit verify` found a broken link in the audit trail's hash chain. */
+  AUDIT_TAMPERED: 1,
   INTERNAL: 1,
 } as const;
 
