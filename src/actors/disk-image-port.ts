@@ -11,6 +11,7 @@
  * ```
  */
 import type { Observable } from "rxjs";
+import type { ImageStamp, SnapshotRecord } from "../events/snapshot-events.ts";
 
 export type ImageFormat = "qcow2" | "raw";
 
@@ -20,17 +21,27 @@ export interface ToolCallOptions {
   timeoutMs?: number;
 }
 
-/** One internal snapshot of an image (`qemu-img info`'s `snapshots[]`). */
-export interface ImageSnapshot {
-  /** The tag. */
-  name: string;
-  id: string;
-  /** Bytes of saved VM state (0 for a disk-only snapshot made by `qemu-img snapshot -c`). */
-  vmStateSize: number;
-  /** When it was taken, epoch milliseconds. */
-  createdAt: number;
-  /** Guest clock at the snapshot, nanoseconds. */
-  vmClockNs: number;
+/** One internal snapshot of an image (`qemu-img info`'s `snapshots[]`, QMP query-block's too). */
+export type ImageSnapshot = SnapshotRecord;
+
+/**
+ * One entry of `snapshots[]` as qemu-img info and QMP query-block print it.
+ *
+ * @example
+ * ```ts
+ * parseImageSnapshot({ id: "1", name: "s1", "vm-state-size": 0, "date-sec": 1, "date-nsec": 0, "vm-clock-sec": 0, "vm-clock-nsec": 0 });
+ * ```
+ */
+export function parseImageSnapshot(value: unknown): ImageSnapshot {
+  const s = (value ?? {}) as Record<string, unknown>;
+  const num = (key: string) => (typeof s[key] === "number" ? (s[key] as number) : 0);
+  return {
+    name: String(s.name ?? ""),
+    id: String(s.id ?? ""),
+    vmStateSize: num("vm-state-size"),
+    createdAt: num("date-sec") * 1000 + Math.floor(num("date-nsec") / 1e6),
+    vmClockNs: num("vm-clock-sec") * 1e9 + num("vm-clock-nsec"),
+  };
 }
 
 export interface ImageInfo {
@@ -111,11 +122,7 @@ export interface DiskImageTool {
 }
 
 /** What changes when anything writes an image: tells a stale snapshot catalogue entry from a fresh one. */
-export interface ImageFingerprint {
-  size: number;
-  mtimeMs: number;
-  ino: number;
-}
+export type ImageFingerprint = ImageStamp;
 
 /** Cheap facts about image files that do not run qemu-img. */
 export interface ImageFiles {

@@ -23,6 +23,8 @@ export function pausedDetailOf(runState: string | undefined): PausedDetail {
       return "suspended";
     case "shutdown":
       return "shutdown";
+    case "snapshot":
+      return "snapshot";
     default:
       return "unknown";
   }

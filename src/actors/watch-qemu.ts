@@ -89,6 +89,11 @@ export function createTranslator(): (e: QmpEvent) => WatchEvent | undefined {
         return { type: "QMP.SUSPEND" };
       case "WAKEUP":
         return { type: "QMP.WAKEUP" };
+      case "JOB_STATUS_CHANGE":
+        // maqet's live snapshot jobs (ids maqet-snapshot-save-*, maqet-snapshot-load-*) pause the guest.
+        if (data.status === "running" && /^maqet-snapshot-(save|load)-/.test(String(data.id))) cause = "snapshot";
+        if (data.status === "concluded" && cause === "snapshot") cause = undefined;
+        return undefined;
       case "STOP": {
         const status = cause ?? "paused";
         cause = undefined;

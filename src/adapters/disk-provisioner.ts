@@ -125,7 +125,7 @@ export async function createImageFile(
   if (!(await pathExists(parent))) {
     throw new MaqetError(
       "PATH_NOT_FOUND",
-      `Cannot create ${name} at ${file}: its directory ${parent} does not exist. Create it first (mkdir -p ${parent}), or choose another path.`,
+      `Cannot create ${name === file ? file : `${name} at ${file}`}: its directory ${parent} does not exist. Create it first (mkdir -p ${parent}), or choose another path.`,
       { details: { path: file, parent, rule: "parent-exists" } },
     );
   }

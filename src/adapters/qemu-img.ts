@@ -24,10 +24,10 @@ import type {
   ImageCheck,
   ImageFormat,
   ImageInfo,
-  ImageSnapshot,
   Progress,
   ToolCallOptions,
 } from "../actors/disk-image-port.ts";
+import { parseImageSnapshot } from "../actors/disk-image-port.ts";
 import type { BinaryLocator, Clock } from "../actors/ports.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { systemClock } from "./system-clock.ts";
@@ -472,7 +472,7 @@ function parseJson(stdout: string, what: string, file: string): Record<string, u
 }
 
 function parseInfo(file: string, raw: Record<string, unknown>, inUse: boolean): ImageInfo {
-  const snapshots = Array.isArray(raw.snapshots) ? raw.snapshots.map(parseSnapshot) : [];
+  const snapshots = Array.isArray(raw.snapshots) ? raw.snapshots.map(parseImageSnapshot) : [];
   const info: ImageInfo = {
     file,
     format: String(raw.format),
@@ -487,26 +487,6 @@ function parseInfo(file: string, raw: Record<string, unknown>, inUse: boolean): 
   if (typeof raw["backing-filename-format"] === "string") info.backingFormat = raw["backing-filename-format"];
   if (typeof raw["dirty-flag"] === "boolean") info.dirty = raw["dirty-flag"];
   return info;
-}
-
-/**
- * One entry of `snapshots[]` (qemu-img info, or QMP query-block's `image.snapshots`).
- *
- * @example
- * ```ts
- * parseSnapshot({ id: "1", name: "s1", "vm-state-size": 0, "date-sec": 1, "date-nsec": 0, "vm-clock-sec": 0, "vm-clock-nsec": 0 });
- * ```
- */
-export function parseSnapshot(value: unknown): ImageSnapshot {
-  const s = (value ?? {}) as Record<string, unknown>;
-  const num = (key: string) => (typeof s[key] === "number" ? (s[key] as number) : 0);
-  return {
-    name: String(s.name ?? ""),
-    id: String(s.id ?? ""),
-    vmStateSize: num("vm-state-size"),
-    createdAt: num("date-sec") * 1000 + Math.floor(num("date-nsec") / 1e6),
-    vmClockNs: num("vm-clock-sec") * 1e9 + num("vm-clock-nsec"),
-  };
 }
 
 function parseCheck(file: string, raw: Record<string, unknown>, exitCode: number): ImageCheck {

@@ -13,9 +13,12 @@
 import type { CommandSpec } from "./commands/command-spec.ts";
 import { AUDIT_COMMANDS } from "./commands/audit-commands.ts";
 import { CONSOLE_COMMANDS } from "./commands/console-commands.ts";
+import { DISK_COMMANDS } from "./commands/disk-commands.ts";
+import { DOCTOR_COMMANDS } from "./commands/doctor-commands.ts";
 import { HISTORY_COMMANDS } from "./commands/history-commands.ts";
 import { LIFECYCLE_COMMANDS } from "./commands/lifecycle-commands.ts";
 import { QMP_COMMANDS } from "./commands/qmp-commands.ts";
+import { SNAPSHOT_COMMANDS } from "./commands/snapshot-commands.ts";
 import { STORE_COMMANDS } from "./commands/store-commands.ts";
 
 export type { CommandInput, CommandSpec, OptionSpec, PositionalSpec } from "./commands/command-spec.ts";
@@ -26,6 +29,9 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...HISTORY_COMMANDS,
   ...CONSOLE_COMMANDS,
   ...AUDIT_COMMANDS,
+  ...SNAPSHOT_COMMANDS,
+  ...DISK_COMMANDS,
+  ...DOCTOR_COMMANDS,
   ...STORE_COMMANDS,
 ];
 

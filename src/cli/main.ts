@@ -17,6 +17,7 @@ import { isMaqetError } from "../errors/maqet-error.ts";
 import { runDemo } from "./demo.ts";
 import { GLOBAL_OPTIONS, type GlobalOptions, parseArgs } from "./parse-args.ts";
 import { pipeStream } from "./pipe-stream.ts";
+import { type ProgressSink, renderProgress } from "./progress-renderer.ts";
 import { renderResult } from "./render.ts";
 
 export interface CliIo {
@@ -25,6 +26,8 @@ export interface CliIo {
   stderr: (text: string) => void;
   /** Writes text as is, no newline added (streamed output such as `console --follow`). Default: `stdout`. */
   write?: (text: string) => void;
+  /** Where long operations draw progress (a bar on a TTY). Default: plain lines through `stderr`. */
+  progress?: ProgressSink;
 }
 
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
@@ -51,6 +54,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       qmpPolicy: async () => (await loadGlobalConfig(io.env)).config.qmp,
       onWarning: (message) => io.stderr(`maqet: warning: ${message}`),
     });
+    const progress = global.json
+      ? undefined
+      : renderProgress(maqet.progress$, io.progress ?? { isTTY: false, write: (t) => io.stderr(t.replace(/\n$/, "")) });
     try {
       if (parsed.commandName === "demo") {
         await runDemo(maqet, {
@@ -73,6 +79,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       );
       return 0;
     } finally {
+      progress?.unsubscribe();
       await maqet.close();
     }
   } catch (error) {

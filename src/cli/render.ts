@@ -11,10 +11,13 @@
 import { findCommand } from "../api/commands.ts";
 import { AUDIT_RENDERERS } from "./renderers/audit-renderers.ts";
 import { CONSOLE_RENDERERS } from "./renderers/console-renderers.ts";
+import { DISK_RENDERERS } from "./renderers/disk-renderers.ts";
+import { DOCTOR_RENDERERS } from "./renderers/doctor-renderers.ts";
 import { HISTORY_RENDERERS } from "./renderers/history-renderers.ts";
 import { LIFECYCLE_RENDERERS } from "./renderers/lifecycle-renderers.ts";
 import { QMP_RENDERERS } from "./renderers/qmp-renderers.ts";
 import type { Renderer } from "./renderers/renderer.ts";
+import { SNAPSHOT_RENDERERS } from "./renderers/snapshot-renderers.ts";
 import { STORE_RENDERERS } from "./renderers/store-renderers.ts";
 
 const RENDERERS: Record<string, Renderer> = {
@@ -23,6 +26,9 @@ const RENDERERS: Record<string, Renderer> = {
   ...CONSOLE_RENDERERS,
   ...AUDIT_RENDERERS,
   ...QMP_RENDERERS,
+  ...SNAPSHOT_RENDERERS,
+  ...DISK_RENDERERS,
+  ...DOCTOR_RENDERERS,
   ...STORE_RENDERERS,
 };
 

@@ -10,6 +10,7 @@
  */
 import type { VmConfig } from "../config/vm-config.ts";
 import type { NewEvent, StoredEvent } from "./envelope.ts";
+import { SNAPSHOT_EVENT_SCHEMA, type SnapshotEventData } from "./snapshot-events.ts";
 import { type QmpTier, qmpTierOf } from "./qmp-events.ts";
 
 /** Why a VM stopped. One detail means one situation (libvirt-style). */
@@ -33,11 +34,13 @@ export type PausedDetail =
   /** The guest suspended itself to RAM (ACPI S3; QMP SUSPEND). */
   | "suspended"
   | "shutdown"
+  /** QEMU paused the guest to save or load a snapshot (a maqet snapshot job); it resumes by itself. */
+  | "snapshot"
   | "unknown";
 
 export type StopMethod = "powerdown" | "quit" | "sigterm" | "sigkill" | "none";
 
-export interface VmEventData {
+export interface VmEventData extends SnapshotEventData {
   "vm.defined": { vmId: string; name: string; config: VmConfig; configPath?: string };
   "vm.start-requested": { timeoutMs: number };
   "vm.started": {
@@ -115,6 +118,7 @@ export const VM_EVENT_SCHEMA: { readonly [K in VmEventType]: number } = {
   "disk.created": 1,
   "qmp.command-executed": 2,
   "vm.tainted": 1,
+  ...SNAPSHOT_EVENT_SCHEMA,
 };
 
 export type NewVmEvent = { [K in VmEventType]: NewEvent<K, VmEventData[K]> }[VmEventType];

@@ -82,6 +82,20 @@ function summarize(e: HistoryEntry): string {
       return `${d.reason} by ${d.command}`;
     case "disk.created":
       return `${d.drive} ${d.format} ${d.size ?? ""} ${d.file}`.trim();
+    case "snapshot.create-requested":
+    case "snapshot.load-requested":
+    case "snapshot.delete-requested":
+      return `${d.tag} on ${(d.drives as string[]).join(",")}${d.live ? " live" : ""}${d.overwrite ? " overwrite" : ""}`;
+    case "snapshot.created":
+    case "snapshot.loaded":
+    case "snapshot.deleted":
+      return `${d.tag} via ${d.method} in ${d.durationMs}ms${d.replaced ? " (replaced)" : ""}`;
+    case "snapshot.create-failed":
+    case "snapshot.load-failed":
+    case "snapshot.delete-failed":
+      return `${d.tag} ${d.code} in ${d.durationMs}ms`;
+    case "snapshot.observed":
+      return `${(d.drives as { drive: string; snapshots: unknown[] }[]).map((x) => `${x.drive}:${x.snapshots.length}`).join(" ")} via ${d.source}`;
     default:
       return "";
   }

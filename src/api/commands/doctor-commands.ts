@@ -1,0 +1,20 @@
+/**
+ * `maqet doctor`: binaries, accelerator, store, runtime directory, stale sockets.
+ *
+ * @example
+ * ```ts
+ * const report = await findCommand("doctor")!.invoke(maqet, {});
+ * ```
+ */
+import type { CommandSpec } from "./command-spec.ts";
+
+export const DOCTOR_COMMANDS: readonly CommandSpec[] = [
+  {
+    name: "doctor",
+    summary: "Check this host: QEMU binaries, KVM, the store, the runtime directory, stale sockets",
+    positionals: [],
+    options: [{ name: "skip-kvm", type: "boolean", description: "do not start QEMU to test KVM" }],
+    examples: ["maqet doctor", "maqet doctor --json"],
+    invoke: (m, i) => m.doctor({ skipKvm: i["skip-kvm"] === true }),
+  },
+];

@@ -1,0 +1,70 @@
+/**
+ * Progress of long operations (disk convert, snapshots) as one Observable per maqet instance:
+ * the library exposes it as `maqet.progress$`, the CLI draws it (a bar on a TTY, plain lines
+ * otherwise, nothing with --json). Each operation may also take its own `onProgress`.
+ *
+ * @example
+ * ```ts
+ * maqet.progress$.subscribe((p) => console.log(p.operation, p.subject, p.percent));
+ * ```
+ */
+import { type Observable, Subject } from "rxjs";
+import type { MaqetContext } from "./maqet-context.ts";
+
+export interface OperationProgress {
+  /** e.g. `disk.convert`, `snapshot.create`. */
+  operation: string;
+  /** What it works on, for a label: a file, or `<vm>:<tag>`. */
+  subject: string;
+  /** 0–100, never decreasing within one operation. */
+  percent: number;
+  /** Set on the last value of an operation (success or failure). */
+  done?: boolean;
+  /** False on the last value of an operation that failed. */
+  ok?: boolean;
+}
+
+const hubs = new WeakMap<MaqetContext, Subject<OperationProgress>>();
+
+export function progressHub(ctx: MaqetContext): Subject<OperationProgress> {
+  let hub = hubs.get(ctx);
+  if (hub === undefined) {
+    hub = new Subject();
+    hubs.set(ctx, hub);
+  }
+  return hub;
+}
+
+/**
+ * Runs `work` with a reporter that feeds both the instance's hub and the caller's callback, and
+ * reports the end (done, ok) whatever happens.
+ */
+export async function withProgress<T>(
+  ctx: MaqetContext,
+  operation: string,
+  subject: string,
+  onProgress: ((percent: number) => void) | undefined,
+  work: (report: (percent: number) => void) => Promise<T>,
+): Promise<T> {
+  const hub = progressHub(ctx);
+  let last = -1;
+  const report = (percent: number) => {
+    if (percent <= last) return;
+    last = percent;
+    onProgress?.(percent);
+    hub.next({ operation, subject, percent });
+  };
+  try {
+    const result = await work(report);
+    if (last < 100) report(100);
+    hub.next({ operation, subject, percent: 100, done: true, ok: true });
+    return result;
+  } catch (error) {
+    hub.next({ operation, subject, percent: Math.max(0, last), done: true, ok: false });
+    throw error;
+  }
+}
+
+export function progressObservable(ctx: MaqetContext): Observable<OperationProgress> {
+  return progressHub(ctx).asObservable();
+}
