@@ -1,7 +1,8 @@
 /**
  * The system actor: finds VMs by name or id, defines new ones, and keeps one live {@link VmActor}
- * per VM in this process. Reads (`list`, `find`) fold the streams and never wait behind a
- * VM's long operation.
+ * per VM in this process. Reads (`views`, `find`) come from the VM directory (the VM list
+ * projection, or a fold of the streams when there is no projection database) and never wait
+ * behind a VM's long operation.
  *
  * @example
  * ```ts
@@ -14,16 +15,27 @@ import type { VmConfig } from "../config/vm-config.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import type { EventMetadata } from "../events/envelope.ts";
 import { vmEvent, vmStreamId } from "../events/vm-events.ts";
+import { isVmNameTaken } from "../events/vm-name-claim.ts";
 import { VmActor, type VmActorDeps } from "./vm-actor.ts";
+import { foldingVmDirectory, type VmDirectory } from "./vm-directory.ts";
 import { applyVmEvent, mayHaveProcess, type VmView } from "./vm-view.ts";
+
+export interface OrchestratorDeps extends VmActorDeps {
+  /** Where VMs are looked up. Default: a fold of the store's `vm` category on every lookup. */
+  directory?: VmDirectory;
+}
 
 export class Orchestrator {
   readonly #deps: VmActorDeps;
+  readonly #directory: VmDirectory;
   readonly #actors = new Map<string, Promise<VmActor>>();
+  /** Defines run one at a time in this process (the database's name claim covers the others). */
+  #defining: Promise<unknown> = Promise.resolve();
   #metadata: Partial<EventMetadata> = {};
 
-  constructor(deps: VmActorDeps) {
+  constructor(deps: OrchestratorDeps) {
     this.#deps = deps;
+    this.#directory = deps.directory ?? foldingVmDirectory(deps.store);
   }
 
   /** Metadata stamped on the events appended from now on (correlation id, source). */
@@ -36,23 +48,16 @@ export class Orchestrator {
     return this.#metadata;
   }
 
-  /** Every VM (removed ones only when asked), folded from the `vm` category in global order. */
+  /** Every VM (removed ones only when asked), in definition order. */
   async views(options: { includeRemoved?: boolean } = {}): Promise<VmView[]> {
-    const byStream = new Map<string, VmView>();
-    for (const event of await this.#deps.store.readAll({ category: "vm" })) {
-      const next = applyVmEvent(byStream.get(event.streamId), event);
-      if (next) byStream.set(event.streamId, next);
-    }
-    const all = [...byStream.values()];
-    return options.includeRemoved ? all : all.filter((v) => v.status !== "removed");
+    return this.#directory.list(options);
   }
 
   /** A VM by name or id; throws VM_NOT_FOUND listing the known names. */
   async find(nameOrId: string): Promise<VmView> {
-    const views = await this.views();
-    const found = views.find((v) => v.name === nameOrId) ?? views.find((v) => v.vmId === nameOrId);
+    const found = await this.#directory.find(nameOrId);
     if (found) return found;
-    const known = views.map((v) => v.name).sort();
+    const known = (await this.#directory.list()).map((v) => v.name).sort();
     throw new MaqetError(
       "VM_NOT_FOUND",
       `VM '${nameOrId}' not found. ${known.length ? `Known VMs: ${known.join(", ")}.` : "No VMs are defined."} Create it with \`maqet add config.yaml\`.`,
@@ -60,17 +65,24 @@ export class Orchestrator {
     );
   }
 
-  /** Records `vm.defined` for a new VM; the name must be free. */
+  /**
+   * Records `vm.defined` for a new VM; the name must be free. The check here gives the friendly
+   * error; the guarantee is the database's: the append claims the name in its own transaction
+   * (see src/events/vm-name-claim.ts), so of two processes racing to add one name, one fails.
+   */
   async define(config: VmConfig, options: { name: string; configPath?: string }): Promise<VmView> {
+    const run = this.#defining.then(
+      () => this.#define(config, options),
+      () => this.#define(config, options),
+    );
+    this.#defining = run.catch(() => {});
+    return run;
+  }
+
+  async #define(config: VmConfig, options: { name: string; configPath?: string }): Promise<VmView> {
     const { name } = options;
-    const existing = (await this.views()).find((v) => v.name === name);
-    if (existing) {
-      throw new MaqetError(
-        "VM_EXISTS",
-        `VM '${name}' already exists (id ${existing.vmId}). Remove it with \`maqet rm ${name}\`, or add this one under another name with \`--name\`.`,
-        { details: { name, vmId: existing.vmId } },
-      );
-    }
+    const existing = await this.#directory.find(name);
+    if (existing && existing.name === name) throw vmExists(name, existing.vmId);
     const vmId = crypto.randomUUID();
     const stored = { ...config, name };
     const event = {
@@ -82,7 +94,15 @@ export class Orchestrator {
       }),
       metadata: this.#metadata,
     };
-    const result = await this.#deps.store.append(vmStreamId(vmId), [event], { expectedVersion: "no_stream" });
+    let result: Awaited<ReturnType<VmActorDeps["store"]["append"]>>;
+    try {
+      result = await this.#deps.store.append(vmStreamId(vmId), [event], { expectedVersion: "no_stream" });
+    } catch (error) {
+      if (!isVmNameTaken(error)) throw error;
+      // Claimed by a writer whose vm.defined the directory did not show yet.
+      const holder = await this.#directory.find(name).catch(() => undefined);
+      throw vmExists(name, holder?.name === name ? holder.vmId : undefined, error);
+    }
     const view = applyVmEvent(undefined, result.events[0]!);
     if (!view) throw new MaqetError("INTERNAL", `vm.defined for '${name}' did not fold into a view.`);
     return view;
@@ -147,4 +167,12 @@ export class Orchestrator {
     if (view.pid === undefined) return false;
     return this.#deps.ports.processes.probe(view.pid, view.vmId) !== "alive";
   }
+}
+
+function vmExists(name: string, vmId: string | undefined, cause?: unknown): MaqetError {
+  return new MaqetError(
+    "VM_EXISTS",
+    `VM '${name}' already exists${vmId ? ` (id ${vmId})` : ""}. Remove it with \`maqet rm ${name}\`, or add this one under another name with \`--name\`.`,
+    { cause, details: { name, vmId } },
+  );
 }

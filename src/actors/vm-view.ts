@@ -132,6 +132,16 @@ export function applyVmEvent(view: VmView | undefined, raw: StoredEvent): VmView
   return next;
 }
 
+/**
+ * The one-word detail `ls` and `status` show: why it is paused, or why it last stopped (`failed`
+ * after a failed start); null otherwise. The VM list projection stores the same value.
+ */
+export function statusDetail(view: VmView): string | null {
+  if (view.status === "paused") return view.pausedDetail ?? null;
+  if (view.status === "stopped") return view.lastStop?.detail ?? (view.lastError ? "failed" : null);
+  return null;
+}
+
 /** True while the stream says a QEMU process may exist for this VM. */
 export function mayHaveProcess(view: VmView): boolean {
   return (

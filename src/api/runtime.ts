@@ -12,6 +12,7 @@
  */
 import { Orchestrator } from "../actors/orchestrator.ts";
 import type { VmPorts } from "../actors/ports.ts";
+import { projectedVmDirectory, vmListProjection } from "../actors/vm-list-projection.ts";
 import { createBinaryLocator, sharedBinaryLocator } from "../adapters/binary-locator.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
 import { missingDisks } from "../adapters/disk-files.ts";
@@ -23,11 +24,17 @@ import { createDiskProvisioner } from "../adapters/disk-provisioner.ts";
 import { createQmpConnector } from "../adapters/qmp-client.ts";
 import { systemClock } from "../adapters/system-clock.ts";
 import type { EventStore } from "../events/event-store.ts";
+import { ProjectionRunner } from "../events/projections/projection-runner.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
 
 export interface Runtime {
   store: EventStore;
   orchestrator: Orchestrator;
+  /**
+   * Keeps the read models (the VM list) in the store's database. Absent when a custom `store` was
+   * given: there is no database to project into, and VM lookups fold the streams instead.
+   */
+  projections?: ProjectionRunner;
   migrate(): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -59,12 +66,18 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
     buildArgv: buildQemuArgv,
     ...options.ports,
   };
-  const orchestrator = new Orchestrator({ ports, store });
+  const projections = opened
+    ? new ProjectionRunner({ db: opened.db, store, projections: [vmListProjection] })
+    : undefined;
+  const directory = opened && projections ? projectedVmDirectory(projections, opened.db) : undefined;
+  const orchestrator = new Orchestrator({ ports, store, directory });
   return {
     store,
     orchestrator,
+    projections,
     migrate: async () => (opened ? opened.migrate() : []),
     close: async () => {
+      await projections?.stop();
       await orchestrator.close();
       await opened?.close();
     },

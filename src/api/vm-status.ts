@@ -7,7 +7,7 @@
  * const s = toVmStatus(view); // { name: "web", id: "…", state: "running", pid: 4242, … }
  * ```
  */
-import type { VmView } from "../actors/vm-view.ts";
+import { statusDetail, type VmView } from "../actors/vm-view.ts";
 import { serialLogPath } from "./serial-log.ts";
 
 export interface VmStatus {
@@ -51,12 +51,7 @@ export function toVmStatus(view: VmView): VmStatus {
     id: view.vmId,
     state: view.status,
     pid: alive ? (view.pid ?? null) : null,
-    detail:
-      view.status === "paused"
-        ? (view.pausedDetail ?? null)
-        : view.status === "stopped"
-          ? (view.lastStop?.detail ?? (view.lastError ? "failed" : null))
-          : null,
+    detail: statusDetail(view),
     qmpSocket: alive ? (view.qmpSocket ?? null) : null,
     runtimeDir: alive ? (view.runtimeDir ?? null) : null,
     serialLog: serialLogPath(view) ?? null,

@@ -1,0 +1,207 @@
+/**
+ * The VM list as a projection: one `maqet_vms` row per VM stream, built by folding each
+ * stream's events with `applyVmEvent` (the same fold the VM actor rehydrates with: one code
+ * path), and read by `ls`, `status` and every name lookup after an inline catch-up, so reads
+ * cost O(VMs) rows, never a replay of the streams.
+ *
+ * A row stores the whole folded view (`view`, Dates tagged so they come back as Dates; the
+ * config in its own column) plus the fields people and SQL query (name, status, pid...).
+ *
+ * @example
+ * ```ts
+ * const runner = new ProjectionRunner({ db, store, projections: [vmListProjection] });
+ * const directory = projectedVmDirectory(runner, db);
+ * console.log((await directory.list()).map((v) => `${v.name} ${v.status}`));
+ * ```
+ */
+import { type Kysely, sql } from "kysely";
+import type { VmConfig } from "../config/vm-config.ts";
+import type { StoredEvent } from "../events/envelope.ts";
+import type { Projection } from "../events/projections/projection.ts";
+import type { ProjectionRunner } from "../events/projections/projection-runner.ts";
+import type { VmDirectory } from "./vm-directory.ts";
+import { applyVmEvent, statusDetail, type VmView } from "./vm-view.ts";
+
+/** The projection's name (its checkpoint row). */
+export const VM_LIST_PROJECTION = "vms";
+
+/**
+ * Raise when `applyVmEvent` (or the row layout) changes what a row holds: every database then
+ * rebuilds `maqet_vms` from position 0 on its next catch-up.
+ */
+export const VM_LIST_PROJECTION_VERSION = 1;
+
+interface VmRow {
+  stream_id: string;
+  config: unknown;
+  view: unknown;
+  first_position: string | number;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the table is typed by the SQL below
+type Db = Kysely<any>;
+
+/**
+ * The `vms` projection over the `vm` category.
+ *
+ * @example
+ * ```ts
+ * const runner = new ProjectionRunner({ db, store, projections: [vmListProjection] });
+ * await runner.rebuild(vmListProjection.name);
+ * ```
+ */
+export const vmListProjection: Projection = {
+  name: VM_LIST_PROJECTION,
+  version: VM_LIST_PROJECTION_VERSION,
+  category: "vm",
+  async apply(trx, events) {
+    const byStream = new Map<string, StoredEvent[]>();
+    for (const event of events) {
+      const list = byStream.get(event.streamId);
+      if (list) list.push(event);
+      else byStream.set(event.streamId, [event]);
+    }
+    const current = new Map<string, { view: VmView; firstPosition: number }>();
+    const { rows } = await sql<VmRow>`
+      select stream_id, config, view, first_position from maqet_vms
+       where stream_id = any(${[...byStream.keys()]}::text[])`.execute(trx);
+    for (const row of rows) {
+      current.set(row.stream_id, { view: decodeView(row), firstPosition: Number(row.first_position) });
+    }
+    const changed: Record<string, unknown>[] = [];
+    for (const [streamId, streamEvents] of byStream) {
+      const before = current.get(streamId);
+      let view = before?.view;
+      let firstPosition = before?.firstPosition;
+      for (const event of streamEvents) {
+        view = applyVmEvent(view, event);
+        if (view !== undefined) firstPosition ??= event.globalPosition;
+      }
+      if (view === undefined || firstPosition === undefined) continue; // no vm.defined yet: nothing to list
+      changed.push(toRow(view, firstPosition, streamEvents.at(-1)!.globalPosition));
+    }
+    if (changed.length > 0) await upsert(trx, changed);
+  },
+  async reset(trx) {
+    await sql`truncate maqet_vms`.execute(trx);
+  },
+};
+
+/**
+ * A {@link VmDirectory} over `maqet_vms`: each call first catches the projection up (a cheap
+ * empty read when nothing changed), then reads rows. Throws PROJECTION_FAILED when the
+ * projection is stalled at an event it cannot apply.
+ *
+ * @example
+ * ```ts
+ * const orchestrator = new Orchestrator({ ports, store, directory: projectedVmDirectory(runner, db) });
+ * ```
+ */
+export function projectedVmDirectory(runner: Pick<ProjectionRunner, "catchUp">, db: Db): VmDirectory {
+  return {
+    list: async (options = {}) => {
+      await runner.catchUp(VM_LIST_PROJECTION);
+      const removed = options.includeRemoved ? sql`true` : sql`status <> 'removed'`;
+      const { rows } = await sql<VmRow>`
+        select stream_id, config, view, first_position from maqet_vms
+         where ${removed} order by first_position`.execute(db);
+      return rows.map(decodeView);
+    },
+    find: async (nameOrId) => {
+      await runner.catchUp(VM_LIST_PROJECTION);
+      const { rows } = await sql<VmRow>`
+        select stream_id, config, view, first_position from maqet_vms
+         where status <> 'removed' and (name = ${nameOrId} or vm_id = ${nameOrId})
+         order by (name = ${nameOrId}) desc, first_position limit 1`.execute(db);
+      return rows[0] === undefined ? undefined : decodeView(rows[0]);
+    },
+  };
+}
+
+function toRow(view: VmView, firstPosition: number, lastPosition: number): Record<string, unknown> {
+  const { config, ...rest } = view;
+  return {
+    stream_id: view.streamId,
+    vm_id: view.vmId,
+    name: view.name,
+    status: view.status,
+    detail: statusDetail(view),
+    pid: view.pid ?? null,
+    qmp_socket: view.qmpSocket ?? null,
+    runtime_dir: view.runtimeDir ?? null,
+    qemu_version: view.qemuVersion ?? null,
+    accel: config.accel ?? null,
+    accel_in_use: view.accelUsed ?? null,
+    config,
+    config_path: view.configPath ?? null,
+    version: view.version,
+    first_position: firstPosition,
+    last_position: lastPosition,
+    defined_at: view.definedAt.toISOString(),
+    started_at: view.startedAt?.toISOString() ?? null,
+    updated_at: view.updatedAt.toISOString(),
+    view: encodeJson(rest),
+  };
+}
+
+/** Upserts rows in one statement with one parameter, whatever their number. */
+async function upsert(trx: Db, rows: Record<string, unknown>[]): Promise<void> {
+  await sql`
+    insert into maqet_vms (stream_id, vm_id, name, status, detail, pid, qmp_socket, runtime_dir, qemu_version,
+                           accel, accel_in_use, config, config_path, version, first_position, last_position,
+                           defined_at, started_at, updated_at, view)
+    select r.stream_id, r.vm_id, r.name, r.status, r.detail, r.pid, r.qmp_socket, r.runtime_dir, r.qemu_version,
+           r.accel, r.accel_in_use, r.config, r.config_path, r.version, r.first_position, r.last_position,
+           r.defined_at, r.started_at, r.updated_at, r.view
+      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(
+           stream_id text, vm_id text, name text, status text, detail text, pid integer, qmp_socket text,
+           runtime_dir text, qemu_version text, accel text, accel_in_use text, config jsonb, config_path text,
+           version bigint, first_position bigint, last_position bigint, defined_at timestamptz,
+           started_at timestamptz, updated_at timestamptz, view jsonb)
+    on conflict (stream_id) do update set
+           vm_id = excluded.vm_id, name = excluded.name, status = excluded.status, detail = excluded.detail,
+           pid = excluded.pid, qmp_socket = excluded.qmp_socket, runtime_dir = excluded.runtime_dir,
+           qemu_version = excluded.qemu_version, accel = excluded.accel, accel_in_use = excluded.accel_in_use,
+           config = excluded.config, config_path = excluded.config_path, version = excluded.version,
+           last_position = excluded.last_position, defined_at = excluded.defined_at,
+           started_at = excluded.started_at, updated_at = excluded.updated_at, view = excluded.view`.execute(trx);
+}
+
+const DATE_TAG = "$date";
+
+/** The view as JSON with every Date as `{"$date": ISO}`, so decoding restores Dates wherever they are. */
+function encodeJson(value: unknown): unknown {
+  if (value instanceof Date) return { [DATE_TAG]: value.toISOString() };
+  if (Array.isArray(value)) return value.map(encodeJson);
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [key, entry] of Object.entries(value)) if (entry !== undefined) out[key] = encodeJson(entry);
+    return out;
+  }
+  return value;
+}
+
+function decodeJson(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(decodeJson);
+  if (value !== null && typeof value === "object") {
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record);
+    if (keys.length === 1 && keys[0] === DATE_TAG && typeof record[DATE_TAG] === "string") {
+      return new Date(record[DATE_TAG]);
+    }
+    const out: Record<string, unknown> = {};
+    for (const key of keys) out[key] = decodeJson(record[key]);
+    return out;
+  }
+  return value;
+}
+
+function decodeView(row: VmRow): VmView {
+  const view = decodeJson(parse(row.view)) as Omit<VmView, "config">;
+  return { ...view, config: parse(row.config) as VmConfig };
+}
+
+/** jsonb arrives parsed from both drivers; a string only if a driver was told not to parse. */
+function parse(value: unknown): unknown {
+  return typeof value === "string" ? JSON.parse(value) : value;
+}
