@@ -62,6 +62,7 @@ function renderStatus(s: VmStatus): string {
     ["state", s.detail ? `${s.state} (${s.detail})` : s.state],
     ["pid", s.pid?.toString() ?? "-"],
     ["qmp socket", s.qmpSocket ?? "-"],
+    ["serial log", s.serialLog ?? "-"],
     ["qemu", s.qemuVersion ?? "-"],
     ["memory", s.memory ?? "-"],
     ["cpu", s.cpu?.toString() ?? "-"],
