@@ -62,8 +62,8 @@ export interface ImageInfo {
 export interface ImageCheck {
   file: string;
   format?: string;
-  /** Exit status of `qemu-img check`: 0 clean, 2 corruption, 3 leaked clusters only. */
-  status: "clean" | "corrupt" | "leaks";
+  /** Exit status of `qemu-img check`: 0 clean, 2 corruption, 3 leaked clusters only, 63 the format has nothing to check (raw). */
+  status: "clean" | "corrupt" | "leaks" | "unsupported";
   checkErrors: number;
   corruptions: number;
   leaks: number;

@@ -257,9 +257,12 @@ export function createQemuImg(options: QemuImgOptions): QemuImg {
           label: "qemu-img check",
           subject: file,
           fix: "Check that the file is a disk image and that no running VM uses it (stop the VM first).",
-          okExitCodes: [2, 3],
+          okExitCodes: [2, 3, 63],
         },
       );
+      if (result.exitCode === 63) {
+        return { file, status: "unsupported", checkErrors: 0, corruptions: 0, leaks: 0, raw: {} };
+      }
       return parseCheck(file, parseJson(result.stdout, "check", file), result.exitCode ?? 0);
     },
 

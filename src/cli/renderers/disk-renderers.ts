@@ -28,6 +28,7 @@ function info(result: unknown): string {
 function check(result: unknown): string {
   const r = result as ImageCheck;
   if (r.status === "clean") return `No errors were found on ${r.file}.`;
+  if (r.status === "unsupported") return `${r.file}: this format has no metadata to check (raw images cannot be checked).`;
   if (r.status === "leaks") return `${r.file}: ${r.leaks} leaked clusters (harmless, space is wasted); no corruption.`;
   return `${r.file}: ${r.corruptions} corruptions, ${r.leaks} leaks. Repair a copy with qemu-img check -r all, keep the original.`;
 }
