@@ -30,7 +30,21 @@ export {
   type StopVmOptions,
   type VmConfigInput,
 } from "./api/maqet.ts";
+export type {
+  AuditBreak,
+  AuditEntry,
+  AuditFilter,
+  AuditVerification,
+  HistoryAt,
+  HistoryPoint,
+  KeyOptions,
+  MaqetStats,
+  ReplayStep,
+  ScreendumpOptions,
+} from "./api/maqet.ts";
 export type { VmStatus } from "./api/vm-status.ts";
+export type { QmpRules, QmpTier } from "./config/qmp-rules.ts";
+export { QMP_EVENT_SCHEMA, QMP_TIER_COMMANDS, type QmpEventData, qmpTierOf } from "./events/qmp-events.ts";
 export type { Accel, ArgumentItem, DiskDevice, VmConfig } from "./config/vm-config.ts";
 export { ERROR_CODES, type ErrorCode, exitCodeOf } from "./errors/error-codes.ts";
 export { isMaqetError, MaqetError } from "./errors/maqet-error.ts";
