@@ -11,6 +11,7 @@
 import type { Migration } from "kysely";
 import { initial } from "./0001-initial.ts";
 import { projections } from "./0003-projections.ts";
+import { leases } from "./0004-leases.ts";
 import { audit } from "./0005-audit.ts";
 
 /** A migration and the name it is recorded under (zero-padded, so names sort in order). */
@@ -30,5 +31,6 @@ export interface NamedMigration {
 export const migrations: readonly NamedMigration[] = [
   { name: "0001-initial", migration: initial },
   { name: "0003-projections", migration: projections },
+  { name: "0004-leases", migration: leases },
   { name: "0005-audit", migration: audit },
 ];

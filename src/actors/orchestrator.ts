@@ -12,7 +12,7 @@
  * ```
  */
 import type { VmConfig } from "../config/vm-config.ts";
-import { MaqetError } from "../errors/maqet-error.ts";
+import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
 import type { EventMetadata } from "../events/envelope.ts";
 import { vmEvent, vmStreamId } from "../events/vm-events.ts";
 import { isVmNameTaken } from "../events/vm-name-claim.ts";
@@ -147,7 +147,18 @@ export class Orchestrator {
   async #checked(view: VmView): Promise<VmView> {
     const loaded = this.#actors.get(view.vmId);
     if (loaded) return (await loaded).view;
-    if (mayHaveProcess(view) && this.#processGone(view)) return (await this.actor(view.vmId)).view;
+    // Mid-operation (starting, stopping) or a process gone: whoever can take the lease finds out.
+    // A live driver keeps its lease and this read just reports what the stream says.
+    const midOperation = view.status === "starting" || view.status === "stopping";
+    if (midOperation || (mayHaveProcess(view) && this.#processGone(view))) {
+      try {
+        return (await this.actor(view.vmId)).view;
+      } catch (error) {
+        // Another live process drives this VM: recording what happened is its job; a read never waits.
+        if (isMaqetError(error, "VM_BUSY")) return view;
+        throw error;
+      }
+    }
     return view;
   }
 

@@ -105,8 +105,12 @@ export interface ProcessControl {
   /** Reads /proc: zombie counts as gone; the command line must contain `marker`. */
   probe(pid: number, marker: string): ProcessState;
   kill(pid: number, signal: "SIGTERM" | "SIGKILL"): void;
+  /** Every live process whose command line carries `marker` (a /proc scan): finds an orphan with no pidfile yet. */
+  findProcesses(marker: string): number[];
   /** Polls until `probe` is no longer `alive`, or the timeout passes; true when gone. */
   waitGone(pid: number, marker: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  /** The VM's runtime directory under the configured root (a path; nothing is created). */
+  runtimeDirOf(vmId: string): string;
   /** Creates (0700) and returns the VM's runtime directory under the configured root. */
   prepareRuntimeDir(vmId: string): Promise<string>;
   /** Reads a pidfile; undefined when absent or unreadable. */
@@ -157,6 +161,35 @@ export interface QemuRuntimePaths {
 /** Builds the qemu-system argument list (everything after the binary); a pure function. */
 export type QemuArgvBuilder = (config: VmConfig, runtime: QemuRuntimePaths, host: { kvmUsable: boolean }) => string[];
 
+// ---------------------------------------------------------------- leases
+
+/** Who holds a VM: one process on one host. `processStart` tells a live holder from a reused pid. */
+export interface LeaseHolder {
+  host: string;
+  pid: number;
+  processStart: string;
+  command: string;
+  acquiredAt: Date;
+  renewedAt: Date;
+}
+
+export interface LeaseAcquired {
+  /** The holder whose lease was taken over because it was dead (killed, crashed, gone). */
+  takenOverFrom?: LeaseHolder;
+}
+
+/**
+ * One driver per VM across processes. `acquire` takes the VM's lease for this process (again,
+ * if it already holds it) or throws VM_BUSY naming the live holder; a dead holder's lease is
+ * taken over. Reads never take a lease.
+ */
+export interface VmLeases {
+  acquire(vmId: string, streamVersion: number): Promise<LeaseAcquired>;
+  /** Keeps held leases fresh (holders on other hosts are judged by it). */
+  renew(vmId: string): Promise<void>;
+  release(vmId: string): Promise<void>;
+}
+
 // ---------------------------------------------------------------- time
 
 export interface Clock {
@@ -175,4 +208,5 @@ export interface VmPorts {
   host: HostInfo;
   clock: Clock;
   buildArgv: QemuArgvBuilder;
+  leases: VmLeases;
 }

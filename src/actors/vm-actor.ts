@@ -19,7 +19,7 @@ import type { EventStore } from "../events/event-store.ts";
 import { vmEvent, vmStreamId } from "../events/vm-events.ts";
 import { launchQemu, preflightLaunch } from "./launch-qemu.ts";
 import { decideQmp, QMP_VALUE_SAFE_COMMANDS, type QmpDecision, qmpRefusedError } from "./qmp-policy.ts";
-import type { QmpExecuteOptions, QmpSession, VmPorts } from "./ports.ts";
+import type { LeaseHolder, QmpExecuteOptions, QmpSession, VmPorts } from "./ports.ts";
 import { reattachQemu } from "./reattach-qemu.ts";
 import { escalateStop, type StopStep, stopQemu } from "./stop-qemu.ts";
 import { StreamRecorder } from "./stream-recorder.ts";
@@ -49,6 +49,8 @@ export interface StopOptions {
 
 export const DEFAULT_START_TIMEOUT_MS = 30_000;
 export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
+/** How often a held lease is renewed (a third of the lease store's default 30 s time to live). */
+export const LEASE_RENEW_MS = 10_000;
 
 type VmMachineActor = Actor<typeof vmMachine>;
 
@@ -62,8 +64,9 @@ export class VmActor {
   #observationError: unknown;
   /** Observations made while a QMP command runs, recorded right after the command's own fact. */
   #heldObservations: NewEvent[] | undefined;
+  #leaseTimer: ReturnType<typeof setInterval> | undefined;
 
-  private constructor(deps: VmActorDeps, view: VmView) {
+  private constructor(deps: VmActorDeps, view: VmView, recoveredFrom?: LeaseHolder) {
     this.#deps = deps;
     this.#recorder = new StreamRecorder(deps.store, view.streamId, view.version);
     const { ports } = deps;
@@ -88,22 +91,42 @@ export class VmActor {
         },
       },
     });
-    this.#actor = createActor(machine, { input: { view } });
+    this.#actor = createActor(machine, { input: { view, recoveredFrom } });
   }
 
   /** Rehydrates a VM from its stream and reconciles it with reality. */
   static async load(deps: VmActorDeps, vmId: string, metadata: Partial<EventMetadata> = {}): Promise<VmActor> {
-    const events = await deps.store.readStream(vmStreamId(vmId));
-    const view = foldVmEvents(events);
-    if (view === undefined) {
-      throw new MaqetError("VM_NOT_FOUND", `VM with id '${vmId}' not found. List VMs with \`maqet ls\`.`);
+    // The lease first: this process becomes the VM's one driver (or learns who is), and only
+    // then reads the stream, so what it reconciles is what the previous driver left.
+    const lease = await deps.ports.leases.acquire(vmId, await deps.store.streamVersion(vmStreamId(vmId)));
+    try {
+      const events = await deps.store.readStream(vmStreamId(vmId));
+      const view = foldVmEvents(events);
+      if (view === undefined) {
+        throw new MaqetError("VM_NOT_FOUND", `VM with id '${vmId}' not found. List VMs with \`maqet ls\`.`);
+      }
+      const vm = new VmActor(deps, view, lease.takenOverFrom);
+      // Facts recorded while reconciling belong to the operation that touched the VM.
+      vm.setMetadata(metadata);
+      vm.#actor.start();
+      await vm.#settled();
+      // What reconciling observed (a reattach, a pause nobody saw) is in the store before anyone reads the view.
+      await vm.flush();
+      vm.#keepLease();
+      return vm;
+    } catch (error) {
+      await deps.ports.leases.release(vmId).catch(() => undefined);
+      throw error;
     }
-    const vm = new VmActor(deps, view);
-    // Facts recorded while reconciling belong to the operation that touched the VM.
-    vm.setMetadata(metadata);
-    vm.#actor.start();
-    await vm.#settled();
-    return vm;
+  }
+
+  /** Renews the lease while this actor lives (holders on other hosts are judged by it). */
+  #keepLease(): void {
+    const timer = setInterval(() => {
+      this.#deps.ports.leases.renew(this.view.vmId).catch(() => undefined);
+    }, LEASE_RENEW_MS);
+    (timer as { unref?: () => void }).unref?.();
+    this.#leaseTimer = timer;
   }
 
   /**
@@ -134,6 +157,7 @@ export class VmActor {
       type: "START",
       opId: this.#nextOp(),
       timeoutMs: options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+      runtimeDir: this.#deps.ports.processes.runtimeDirOf(this.view.vmId),
     };
     // Only a start that will really launch needs the binaries; "already running" says so itself.
     return this.#command(command, async () => {
@@ -318,6 +342,8 @@ export class VmActor {
     const session = this.#actor.getSnapshot().context.session;
     this.#actor.stop();
     await session?.close().catch(() => undefined);
+    clearInterval(this.#leaseTimer);
+    await this.#deps.ports.leases.release(this.view.vmId).catch(() => undefined);
   }
 
   /** Resolves once every recorded observation is in the store; rethrows a failed one. */

@@ -11,6 +11,7 @@ import type { NewEvent } from "../events/envelope.ts";
 import { vmEvent } from "../events/vm-events.ts";
 import { LaunchError, type LaunchedVm } from "./launch-qemu.ts";
 import { pausedDetailOf } from "./paused-detail.ts";
+import type { LeaseHolder } from "./ports.ts";
 import type { ReattachResult } from "./reattach-qemu.ts";
 import type { VmMachineContext } from "./vm-machine-types.ts";
 import type { VmView } from "./vm-view.ts";
@@ -52,12 +53,16 @@ export function failedStartFacts(failure: unknown): NewEvent[] {
  * QEMU found gone by a process that did not watch it: an interrupted start, or an exit nobody
  * saw (`exited-unsupervised`).
  */
-export function goneFacts(view: VmView): NewEvent[] {
+export function goneFacts(view: VmView, gone?: Extract<ReattachResult, { kind: "gone" }>): NewEvent[] {
   if (view.status === "starting") {
+    const orphan = gone?.orphanKilled;
     return [
       vmEvent("vm.start-failed", {
         reason: "interrupted",
-        message: "The starting process ended before QEMU was up.",
+        message:
+          orphan === undefined
+            ? "The starting process ended before QEMU was up."
+            : `The starting process ended before recording the start; its QEMU (pid ${orphan}) was stopped.`,
         durationMs: 0,
       }),
     ];
@@ -99,6 +104,28 @@ export function crashFacts(view: VmView, exit: VmMachineContext["exit"]): NewEve
       exitCode: exit?.exitCode ?? null,
       signal: exit?.signal ?? null,
       pid: view.pid,
+    }),
+  ];
+}
+
+/**
+ * What a process that connects to a live QEMU records: `vm.reattached` when it took the VM over
+ * from a dead driver or the stream was mid-operation (starting, stopping), else only a pause or
+ * resume that happened unseen.
+ */
+export function reattachFacts(view: VmView, found: ReattachResult, recoveredFrom?: LeaseHolder): NewEvent[] {
+  if (found.kind !== "attached") return [];
+  if (recoveredFrom === undefined && view.status !== "stopping" && view.status !== "starting") {
+    return runStateDrift(view, found);
+  }
+  return [
+    vmEvent("vm.reattached", {
+      pid: found.pid,
+      status: found.status,
+      running: found.running,
+      ...(recoveredFrom
+        ? { previousHolder: { host: recoveredFrom.host, pid: recoveredFrom.pid, command: recoveredFrom.command } }
+        : {}),
     }),
   ];
 }

@@ -10,13 +10,14 @@
 import type { StoredEvent } from "../events/envelope.ts";
 import type { StopMethod } from "../events/vm-events.ts";
 import type { LaunchedVm } from "./launch-qemu.ts";
-import type { LaunchedProcess, QmpSession } from "./ports.ts";
+import type { LaunchedProcess, LeaseHolder, QmpSession } from "./ports.ts";
+import type { ReattachResult } from "./reattach-qemu.ts";
 import type { StopOutcome } from "./stop-qemu.ts";
 import type { VmView } from "./vm-view.ts";
 import type { WatchEvent } from "./watch-qemu.ts";
 
 export type VmCommand =
-  | { type: "START"; opId: string; timeoutMs: number }
+  | { type: "START"; opId: string; timeoutMs: number; runtimeDir?: string }
   | { type: "STOP"; opId: string; force: boolean; timeoutMs: number }
   | { type: "REMOVE"; opId: string; force: boolean; timeoutMs: number };
 
@@ -35,6 +36,10 @@ export interface VmOutcome {
 
 export interface VmMachineContext {
   view: VmView;
+  /** What reconciling found when QEMU was gone (an orphan of an interrupted start it ended). */
+  gone?: Extract<ReattachResult, { kind: "gone" }>;
+  /** The dead process whose lease this one took over, if any: its VM is reattached as a fact. */
+  recoveredFrom?: LeaseHolder;
   session?: QmpSession;
   launched?: LaunchedProcess;
   op?: VmCommand;

@@ -21,9 +21,10 @@ import type { NewEvent, StoredEvent } from "../events/envelope.ts";
 import { type StopMethod, vmEvent } from "../events/vm-events.ts";
 import type { LaunchedVm, LaunchInput } from "./launch-qemu.ts";
 import { pausedDetailOf } from "./paused-detail.ts";
+import type { LeaseHolder } from "./ports.ts";
 import type { ReattachInput, ReattachResult } from "./reattach-qemu.ts";
 import type { StopInput, StopOutcome } from "./stop-qemu.ts";
-import { crashFacts, failedStartFacts, goneFacts, runStateDrift, shutdownFacts, startedFacts } from "./vm-facts.ts";
+import { crashFacts, failedStartFacts, goneFacts, reattachFacts, shutdownFacts, startedFacts } from "./vm-facts.ts";
 import type { FinishInput, VmCommand, VmMachineContext, VmMachineEvent } from "./vm-machine-types.ts";
 import { applyVmEvent, mayHaveProcess, type VmView } from "./vm-view.ts";
 import type { WatchInput } from "./watch-qemu.ts";
@@ -49,7 +50,7 @@ export const vmMachine = setup({
   types: {
     context: {} as VmMachineContext,
     events: {} as VmMachineEvent,
-    input: {} as { view: VmView },
+    input: {} as { view: VmView; recoveredFrom?: LeaseHolder },
   },
   actors: {
     record: fromPromise<StoredEvent[], { events: NewEvent[] }>(async () => notProvided("record")),
@@ -82,7 +83,11 @@ export const vmMachine = setup({
   },
 }).createMachine({
   id: "vm",
-  context: ({ input }) => ({ view: input.view, observedRunning: input.view.status !== "paused" }),
+  context: ({ input }) => ({
+    view: input.view,
+    recoveredFrom: input.recoveredFrom,
+    observedRunning: input.view.status !== "paused",
+  }),
   initial: "boot",
   on: {
     RECORDED: { actions: assign({ view: ({ context, event }) => applied(context.view, event.events) }) },
@@ -103,6 +108,9 @@ export const vmMachine = setup({
           pid: context.view.pid,
           marker: context.view.vmId,
           qmpSocket: context.view.qmpSocket,
+          // A start interrupted before vm.started left no pid in the stream: look in its pidfile.
+          pidFile:
+            context.view.status === "starting" && context.view.runtimeDir ? `${context.view.runtimeDir}/qemu.pid` : undefined,
         }),
         onDone: [
           {
@@ -116,6 +124,7 @@ export const vmMachine = setup({
           {
             guard: ({ event }) => event.output.kind === "gone",
             target: "recordingGone",
+            actions: assign({ gone: ({ event }) => (event.output.kind === "gone" ? event.output : undefined) }),
           },
           {
             target: "running",
@@ -127,7 +136,9 @@ export const vmMachine = setup({
               // Paused or resumed while nobody watched: the stream learns it now.
               {
                 type: "observe",
-                params: ({ context, event }) => ({ events: runStateDrift(context.view, event.output) }),
+                params: ({ context, event }) => ({
+                  events: reattachFacts(context.view, event.output, context.recoveredFrom),
+                }),
               },
             ],
           },
@@ -139,7 +150,7 @@ export const vmMachine = setup({
     recordingGone: {
       invoke: {
         src: "record",
-        input: ({ context }) => ({ events: goneFacts(context.view) }),
+        input: ({ context }) => ({ events: goneFacts(context.view, context.gone) }),
         onDone: {
           target: "stopped",
           actions: assign({ view: ({ context, event }) => applied(context.view, event.output) }),
@@ -168,7 +179,10 @@ export const vmMachine = setup({
             src: "record",
             input: ({ context }) => ({
               events: [
-                vmEvent("vm.start-requested", { timeoutMs: context.op?.type === "START" ? context.op.timeoutMs : 0 }),
+                vmEvent("vm.start-requested", {
+                  timeoutMs: context.op?.type === "START" ? context.op.timeoutMs : 0,
+                  ...(context.op?.type === "START" && context.op.runtimeDir ? { runtimeDir: context.op.runtimeDir } : {}),
+                }),
               ],
             }),
             onDone: {

@@ -12,6 +12,7 @@ import type { VmConfig } from "../config/vm-config.ts";
 import type { StoredEvent } from "../events/envelope.ts";
 import type { StoppedDetail } from "../events/vm-events.ts";
 import { asVmEvent } from "../events/vm-events.ts";
+import { pausedDetailOf } from "./paused-detail.ts";
 
 export type VmStatus = "stopped" | "starting" | "running" | "paused" | "stopping" | "removed";
 
@@ -74,6 +75,7 @@ export function applyVmEvent(view: VmView | undefined, raw: StoredEvent): VmView
       next.status = "starting";
       next.lastError = undefined;
       next.lastStop = undefined;
+      next.runtimeDir = event.data.runtimeDir ?? next.runtimeDir;
       next.taint = undefined;
       break;
     case "vm.started":
@@ -106,6 +108,11 @@ export function applyVmEvent(view: VmView | undefined, raw: StoredEvent): VmView
       };
       next.pid = undefined;
       next.pausedDetail = undefined;
+      break;
+    case "vm.reattached":
+      next.status = event.data.running ? "running" : "paused";
+      next.pid = event.data.pid;
+      next.pausedDetail = event.data.running ? undefined : pausedDetailOf(event.data.status);
       break;
     case "vm.paused":
       if (next.status === "running") next.status = "paused";

@@ -4,7 +4,7 @@
  * is dead, and a live pid counts as the VM only when its command line carries the VM's marker.
  */
 import { once } from "node:events";
-import { constants, readFileSync } from "node:fs";
+import { constants, readdirSync, readFileSync } from "node:fs";
 import { chmod, lstat, mkdir, open, readdir, readFile, unlink } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import { type Options as ExecaOptions, execa } from "execa";
@@ -207,6 +207,21 @@ export function createProcessControl(options: ProcessControlOptions): ProcessCon
     return cmdline.split("\0").some((arg) => arg.includes(marker)) ? "alive" : "foreign";
   }
 
+  function findProcesses(marker: string): number[] {
+    if (marker === "") throw new MaqetError("INVALID_ARGUMENT", "findProcesses: an empty marker would match every process.");
+    const found: number[] = [];
+    for (const entry of readdirSync("/proc")) {
+      const pid = Number(entry);
+      if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue;
+      try {
+        if (probe(pid, marker) === "alive") found.push(pid);
+      } catch {
+        // A process that vanished mid-scan is not a match.
+      }
+    }
+    return found;
+  }
+
   function kill(pid: number, signal: "SIGTERM" | "SIGKILL"): void {
     assertPid(pid);
     try {
@@ -275,6 +290,10 @@ export function createProcessControl(options: ProcessControlOptions): ProcessCon
     } finally {
       await log.close();
     }
+  }
+
+  function runtimeDirOf(vmId: string): string {
+    return join(runtimeRoot, vmId);
   }
 
   async function prepareRuntimeDir(vmId: string): Promise<string> {
@@ -349,6 +368,8 @@ export function createProcessControl(options: ProcessControlOptions): ProcessCon
     kill,
     waitGone,
     prepareRuntimeDir,
+    runtimeDirOf,
+    findProcesses,
     readPidFile,
     secureSocket,
     // Error messages quote this run's QEMU output only, never an earlier run's.

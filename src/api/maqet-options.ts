@@ -20,6 +20,8 @@ export interface MaqetOptions {
   runtimeDir?: string;
   /** Environment used for defaults and binary overrides (`MAQET_QEMU_IMG`, `PATH`...). Default: none. */
   env?: Record<string, string | undefined>;
+  /** What this process is doing, shown to another process that finds a VM busy. Default: argv. */
+  command?: string;
   /** Recorded as each event's `metadata.source`. Default `library`. */
   source?: string;
   /** Receives non-fatal notes, e.g. a MAQET config key that has no effect. Default: ignored. */

@@ -10,21 +10,27 @@
  * await rt.close();
  * ```
  */
+import type { Kysely } from "kysely";
+import { localLeases } from "../actors/local-leases.ts";
 import { Orchestrator } from "../actors/orchestrator.ts";
 import type { VmPorts } from "../actors/ports.ts";
 import { projectedVmDirectory, vmListProjection } from "../actors/vm-list-projection.ts";
-import { createBinaryLocator, sharedBinaryLocator } from "../adapters/binary-locator.ts";
+import { locatorForEnv, sharedBinaryLocator } from "../adapters/binary-locator.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
 import { missingDisks } from "../adapters/disk-files.ts";
+import { createDiskProvisioner } from "../adapters/disk-provisioner.ts";
 import { createHostInfo } from "../adapters/host-info.ts";
 import { openEventStore } from "../adapters/open-event-store.ts";
 import { createProcessControl } from "../adapters/process-control.ts";
+import { currentProcessIdentity, isSameProcessAlive } from "../adapters/process-identity.ts";
 import { buildQemuArgv } from "../adapters/qemu-argv.ts";
-import { createDiskProvisioner } from "../adapters/disk-provisioner.ts";
 import { createQmpConnector } from "../adapters/qmp-client.ts";
 import { systemClock } from "../adapters/system-clock.ts";
 import type { EventStore } from "../events/event-store.ts";
+import { LeaseStore } from "../events/lease-store.ts";
+import { auditProjection } from "../events/projections/audit-projection.ts";
 import { ProjectionRunner } from "../events/projections/projection-runner.ts";
+import type { Database } from "../events/schema.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
 
 export interface Runtime {
@@ -52,10 +58,19 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
         source: options.source ?? "library",
       });
   const store = options.store ?? opened!.store;
-  const usesDefaultBinaries =
-    env.PATH === undefined && env.MAQET_QEMU_IMG === undefined && env.MAQET_QEMU_SYSTEM === undefined;
-  const locator =
-    options.ports?.locator ?? (usesDefaultBinaries ? sharedBinaryLocator() : createBinaryLocator({ env }));
+  // No PATH given: the process's own environment decides, through the shared locator; otherwise
+  // one locator per environment, so each program is looked up once per process however many
+  // maqet instances, VMs and disks ask.
+  const locator = options.ports?.locator ?? (env.PATH === undefined ? sharedBinaryLocator() : locatorForEnv(env));
+  const leases = opened
+    ? new LeaseStore(
+        opened.db as unknown as Kysely<unknown>,
+        currentProcessIdentity(options.command ?? process.argv.slice(1).join(" ")),
+        {
+          isAlive: (holder) => isSameProcessAlive(holder.pid, holder.processStart),
+        },
+      )
+    : localLeases();
   const ports: VmPorts = {
     qmp: createQmpConnector(),
     processes: createProcessControl({ runtimeRoot }),
@@ -64,6 +79,7 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
     host: createHostInfo(),
     clock: systemClock,
     buildArgv: buildQemuArgv,
+    leases,
     ...options.ports,
   };
   const projections = opened

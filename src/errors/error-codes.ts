@@ -35,7 +35,10 @@ export const ERROR_CODES = {
   QEMU_IMG_TIMEOUT: 2,
   // failures (1)
   VM_INVALID_STATE: 1,
+  /** Another live process holds the VM's lease. */
+  VM_BUSY: 1,
   CONCURRENCY_CONFLICT: 1,
+  EVENT_ID_CONFLICT: 1,
   STORE_LOCKED: 1,
   STORE_ERROR: 1,
   /** A projection (read model) stopped at an event it could not apply; its error is recorded. */

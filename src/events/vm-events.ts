@@ -42,7 +42,18 @@ export type StopMethod = "powerdown" | "quit" | "sigterm" | "sigkill" | "none";
 
 export interface VmEventData extends SnapshotEventData {
   "vm.defined": { vmId: string; name: string; config: VmConfig; configPath?: string };
-  "vm.start-requested": { timeoutMs: number };
+  /** `runtimeDir`: where this run's pidfile and sockets go, so an interrupted start can be found. */
+  "vm.start-requested": { timeoutMs: number; runtimeDir?: string };
+  /**
+   * A process took over a running VM after its previous driver died, or found it alive while the
+   * stream said it was starting or stopping: what it observed (QEMU's run state).
+   */
+  "vm.reattached": {
+    pid: number;
+    status: string;
+    running: boolean;
+    previousHolder?: { host: string; pid: number; command: string };
+  };
   "vm.started": {
     pid: number;
     qmpSocket: string;
@@ -105,6 +116,7 @@ export type VmEventType = keyof VmEventData;
 export const VM_EVENT_SCHEMA: { readonly [K in VmEventType]: number } = {
   "vm.defined": 1,
   "vm.start-requested": 1,
+  "vm.reattached": 1,
   "vm.started": 1,
   "vm.start-failed": 1,
   "vm.stop-requested": 1,

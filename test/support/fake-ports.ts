@@ -6,6 +6,8 @@
 import { Subject } from "rxjs";
 import type {
   Clock,
+  LeaseHolder,
+  VmLeases,
   LaunchedProcess,
   ProcessExit,
   ProcessState,
@@ -13,6 +15,7 @@ import type {
   QmpSession,
   VmPorts,
 } from "../../src/actors/ports.ts";
+import { localLeases } from "../../src/actors/local-leases.ts";
 import { MaqetError } from "../../src/errors/maqet-error.ts";
 
 export class SimulatedClock implements Clock {
@@ -155,6 +158,7 @@ export function createFakeWorld(guest: Partial<FakeGuest> = {}): FakeWorld {
   const byPid = (pid: number) => world.qemus.find((q) => q.pid === pid);
   world.ports = {
     clock,
+    leases: localLeases(),
     host: { kvmUsable: async () => false },
     buildArgv: (_config, runtime) => [
       "-name",
@@ -208,10 +212,49 @@ export function createFakeWorld(guest: Partial<FakeGuest> = {}): FakeWorld {
         return world.ports.processes.probe(pid, marker) !== "alive";
       },
       prepareRuntimeDir: async (vmId) => `/run/maqet/${vmId}`,
-      readPidFile: async () => undefined,
+      runtimeDirOf: (vmId) => `/run/maqet/${vmId}`,
+      findProcesses: (marker) => world.qemus.filter((q) => q.alive && q.marker === marker).map((q) => q.pid),
+      readPidFile: async (path) => world.qemus.find((q) => q.alive && path.includes(q.marker))?.pid,
       secureSocket: async () => undefined,
       readLogTail: async () => world.failLaunch,
     },
   };
   return world;
+}
+
+/** Leases shared by several fake "processes" (orchestrators) over one store, like the lease table. */
+export class FakeLeaseTable {
+  readonly rows = new Map<string, { holder: LeaseHolder; alive: () => boolean }>();
+
+  /** The VmLeases of one process; `alive` says whether that process still lives. */
+  forProcess(pid: number, alive: () => boolean = () => true): VmLeases {
+    const me = (): LeaseHolder => ({
+      host: "test",
+      pid,
+      processStart: "1",
+      command: `maqet (pid ${pid})`,
+      acquiredAt: new Date(0),
+      renewedAt: new Date(0),
+    });
+    return {
+      acquire: async (vmId) => {
+        const row = this.rows.get(vmId);
+        if (row === undefined || row.holder.pid === pid) {
+          this.rows.set(vmId, { holder: me(), alive });
+          return {};
+        }
+        if (row.alive()) {
+          throw new MaqetError("VM_BUSY", `VM '${vmId}' is being driven by pid ${row.holder.pid} on host test.`, {
+            details: { holder: row.holder },
+          });
+        }
+        this.rows.set(vmId, { holder: me(), alive });
+        return { takenOverFrom: row.holder };
+      },
+      renew: async () => undefined,
+      release: async (vmId) => {
+        if (this.rows.get(vmId)?.holder.pid === pid) this.rows.delete(vmId);
+      },
+    };
+  }
 }

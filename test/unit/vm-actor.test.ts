@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { Orchestrator } from "../../src/actors/orchestrator.ts";
 import type { VmConfig } from "../../src/config/vm-config.ts";
 import { isMaqetError, MaqetError } from "../../src/errors/maqet-error.ts";
-import { createFakeWorld, type FakeWorld } from "../support/fake-ports.ts";
+import { vmEvent } from "../../src/events/vm-events.ts";
+import { createFakeWorld, type FakeWorld, FakeLeaseTable } from "../support/fake-ports.ts";
 import { MemoryEventStore } from "../support/memory-event-store.ts";
 
 const config: VmConfig = {
@@ -398,5 +399,67 @@ describe("pause, resume, reset and QEMU's own run-state changes", () => {
     ]);
     expect(vm.view.status).toBe("paused");
     expect(vm.view.pausedDetail).toBe("guest-panic");
+  });
+});
+
+describe("one driver per VM (leases) and crash-only recovery", () => {
+  it("a second process gets VM_BUSY naming the holder; reads do not wait", async () => {
+    const { store, world } = await setup();
+    const table = new FakeLeaseTable();
+    const a = new Orchestrator({ ports: { ...world.ports, leases: table.forProcess(100) }, store });
+    const b = new Orchestrator({ ports: { ...world.ports, leases: table.forProcess(200) }, store });
+    await (await a.actor("web")).start();
+    const error = await b.actor("web").catch((e) => e);
+    expect(isMaqetError(error, "VM_BUSY")).toBe(true);
+    expect(error.message).toMatch(/driven by pid 100/);
+    expect((await b.liveView("web")).status).toBe("running");
+  });
+
+  it("a dead holder's lease is taken over and the running VM reattached as a fact", async () => {
+    const { store, world } = await setup();
+    const table = new FakeLeaseTable();
+    let aAlive = true;
+    const a = new Orchestrator({ ports: { ...world.ports, leases: table.forProcess(100, () => aAlive) }, store });
+    await (await a.actor("web")).start();
+    aAlive = false; // kill -9 of the process driving it: no close(), no release
+    const b = new Orchestrator({ ports: { ...world.ports, leases: table.forProcess(200) }, store });
+    const vm = await b.actor("web");
+    await vm.flush();
+    expect(vm.view.status).toBe("running");
+    expect(store.events.at(-1)).toMatchObject({
+      type: "vm.reattached",
+      data: { status: "running", running: true, previousHolder: { pid: 100 } },
+    });
+    expect(await vm.qmp("query-status")).toMatchObject({ status: "running" });
+  });
+
+  it("a start interrupted before vm.started is rolled back: its QEMU found by pidfile and stopped", async () => {
+    const { store, world, view } = await setup();
+    // What a starting process that died right after spawning QEMU leaves behind.
+    const runtimeDir = world.ports.processes.runtimeDirOf(view.vmId);
+    await store.append(view.streamId, [vmEvent("vm.start-requested", { timeoutMs: 30_000, runtimeDir })], {
+      expectedVersion: 0,
+    });
+    await world.ports.processes.launch({ binary: "/usr/bin/qemu", args: ["-uuid", view.vmId], runtimeDir, logFile: "x" });
+    const orphan = world.qemus[0]!;
+    const vm = await new Orchestrator({ ports: world.ports, store }).actor("web");
+    expect(orphan.alive).toBe(false);
+    expect(vm.view.status).toBe("stopped");
+    expect(store.events.at(-1)).toMatchObject({ type: "vm.start-failed", data: { reason: "interrupted" } });
+    expect((store.events.at(-1)!.data as { message: string }).message).toContain(`pid ${orphan.pid}`);
+  });
+
+  it("a stop interrupted mid-way: QEMU still alive is reattached (running), not left 'stopping'", async () => {
+    const { store, world, view } = await setup();
+    const first = await new Orchestrator({ ports: world.ports, store }).actor("web");
+    await first.start();
+    await first.close();
+    await store.append(view.streamId, [vmEvent("vm.stop-requested", { force: false, timeoutMs: 30_000 })], {
+      expectedVersion: first.view.version,
+    });
+    const vm = await new Orchestrator({ ports: world.ports, store }).actor("web");
+    await vm.flush();
+    expect(vm.view.status).toBe("running");
+    expect(store.events.at(-1)).toMatchObject({ type: "vm.reattached", data: { running: true } });
   });
 });
