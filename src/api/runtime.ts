@@ -41,6 +41,8 @@ export interface Runtime {
    * given: there is no database to project into, and VM lookups fold the streams instead.
    */
   projections?: ProjectionRunner;
+  /** The store's database (read models are queried there); absent with a custom `store`. */
+  db?: Kysely<Database>;
   migrate(): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -83,7 +85,7 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
     ...options.ports,
   };
   const projections = opened
-    ? new ProjectionRunner({ db: opened.db, store, projections: [vmListProjection] })
+    ? new ProjectionRunner({ db: opened.db, store, projections: [vmListProjection, auditProjection] })
     : undefined;
   const directory = opened && projections ? projectedVmDirectory(projections, opened.db) : undefined;
   const orchestrator = new Orchestrator({ ports, store, directory });
@@ -91,6 +93,7 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
     store,
     orchestrator,
     projections,
+    db: opened?.db,
     migrate: async () => (opened ? opened.migrate() : []),
     close: async () => {
       await projections?.stop();
