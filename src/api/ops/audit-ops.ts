@@ -23,7 +23,6 @@ import {
   verifyAuditChain,
 } from "../../events/audit-queries.ts";
 import { AUDIT_PROJECTION } from "../../events/projections/audit-projection.ts";
-import type { ProjectionRunner } from "../../events/projections/projection-runner.ts";
 import type { Database } from "../../events/schema.ts";
 import type { MaqetContext } from "../maqet-context.ts";
 import type { Runtime } from "../runtime.ts";
@@ -66,12 +65,9 @@ export function auditOps(ctx: MaqetContext): AuditOps {
   };
 }
 
-/** What the audit needs from the runtime: its database and projection runner, when it has them. */
-type Projected = { db?: Kysely<Database>; projections?: ProjectionRunner };
-
 /** The database with the audit projection caught up, or undefined when there is none. */
 export async function auditDatabase(rt: Runtime): Promise<Kysely<Database> | undefined> {
-  const { db, projections } = rt as Runtime & Projected;
+  const { db, projections } = rt;
   if (db === undefined || projections === undefined || !projections.names.includes(AUDIT_PROJECTION)) {
     return undefined;
   }
