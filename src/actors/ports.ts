@@ -161,6 +161,15 @@ export interface QemuRuntimePaths {
 /** Builds the qemu-system argument list (everything after the binary); a pure function. */
 export type QemuArgvBuilder = (config: VmConfig, runtime: QemuRuntimePaths, host: { kvmUsable: boolean }) => string[];
 
+// ---------------------------------------------------------------- files
+
+/** Reading files the guest or QEMU write (wait conditions, the serial log). */
+export interface FileReader {
+  exists(path: string): Promise<boolean>;
+  /** The file's text, or undefined when it cannot be read. */
+  readText(path: string): Promise<string | undefined>;
+}
+
 // ---------------------------------------------------------------- leases
 
 /** Who holds a VM: one process on one host. `processStart` tells a live holder from a reused pid. */
@@ -209,4 +218,5 @@ export interface VmPorts {
   clock: Clock;
   buildArgv: QemuArgvBuilder;
   leases: VmLeases;
+  files: FileReader;
 }

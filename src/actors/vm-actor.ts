@@ -25,6 +25,7 @@ import { escalateStop, type StopStep, stopQemu } from "./stop-qemu.ts";
 import { StreamRecorder } from "./stream-recorder.ts";
 import { type VmCommand, type VmOutcome, vmMachine } from "./vm-machine.ts";
 import { foldVmEvents, type VmView } from "./vm-view.ts";
+import { describeWaitCondition, type WaitCondition, waitForCondition } from "./wait-condition.ts";
 import { watchQemu } from "./watch-qemu.ts";
 
 export interface VmActorDeps {
@@ -152,18 +153,59 @@ export class VmActor {
     this.#recorder.metadata = metadata;
   }
 
-  start(options: { timeoutMs?: number } = {}): Promise<VmOutcome> {
+  /**
+   * Starts the VM and waits for `waitFor` (default `qmp`) within `timeoutMs` (default 30 s) from
+   * the call. A wait that times out records `vm.wait-failed` and throws TIMEOUT; the VM keeps running.
+   */
+  async start(options: { timeoutMs?: number; waitFor?: WaitCondition } = {}): Promise<VmOutcome> {
+    const { ports } = this.#deps;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    const deadline = ports.clock.now() + timeoutMs;
+    const waitFor = options.waitFor ?? { kind: "qmp" };
     const command: VmCommand = {
       type: "START",
       opId: this.#nextOp(),
-      timeoutMs: options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS,
-      runtimeDir: this.#deps.ports.processes.runtimeDirOf(this.view.vmId),
+      timeoutMs,
+      runtimeDir: ports.processes.runtimeDirOf(this.view.vmId),
     };
     // Only a start that will really launch needs the binaries; "already running" says so itself.
-    return this.#command(command, async () => {
-      if (this.#actor.getSnapshot().matches("stopped")) await preflightLaunch(this.#deps.ports, this.view.config);
+    const outcome = await this.#command(command, async () => {
+      if (this.#actor.getSnapshot().matches("stopped")) await preflightLaunch(ports, this.view.config);
     });
+    if (waitFor.kind === "process") return outcome;
+    await this.exclusive(async (access) => {
+      const held =
+        waitFor.kind === "qmp"
+          ? await this.#untilGuestRuns(access.session, deadline)
+          : await waitForCondition(ports, waitFor, {
+              serialLog: access.view.runtimeDir ? `${access.view.runtimeDir}/serial.log` : undefined,
+              deadline,
+            });
+      if (held) return;
+      const condition = describeWaitCondition(waitFor);
+      await access.record([vmEvent("vm.wait-failed", { condition, timeoutMs })]);
+      const name = this.view.name;
+      throw new MaqetError(
+        "TIMEOUT",
+        `VM '${name}' started (pid ${this.view.pid}), but '${condition}' did not happen within ${timeoutMs / 1000} s. ` +
+          `It is still running: look at \`maqet console ${name}\`, or stop it with \`maqet stop ${name}\`.`,
+        { details: { condition, timeoutMs, pid: this.view.pid } },
+      );
+    });
+    return outcome;
   }
+
+  /** `qmp`: after `cont`, QEMU must say the guest runs (a guest that stopped at once did not start). */
+  async #untilGuestRuns(session: QmpSession | undefined, deadline: number): Promise<boolean> {
+    const { clock } = this.#deps.ports;
+    for (;;) {
+      const info = await session?.execute<{ running: boolean }>("query-status", undefined, { timeoutMs: 5000 }).catch(() => undefined);
+      if (info?.running) return true;
+      if (clock.now() >= deadline) return false;
+      await clock.sleep(50);
+    }
+  }
+
 
   stop(options: StopOptions = {}): Promise<VmOutcome> {
     return this.#command({

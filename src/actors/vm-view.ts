@@ -125,6 +125,7 @@ export function applyVmEvent(view: VmView | undefined, raw: StoredEvent): VmView
     case "vm.removed":
       next.status = "removed";
       break;
+    case "vm.wait-failed":
     case "vm.reset":
     case "vm.guest-panicked":
     case "vm.stop-step":

@@ -17,6 +17,7 @@ import type { VmPorts } from "../actors/ports.ts";
 import { projectedVmDirectory, vmListProjection } from "../actors/vm-list-projection.ts";
 import { locatorForEnv, sharedBinaryLocator } from "../adapters/binary-locator.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
+import { fileReader } from "../adapters/file-reader.ts";
 import { missingDisks } from "../adapters/disk-files.ts";
 import { createDiskProvisioner } from "../adapters/disk-provisioner.ts";
 import { createHostInfo } from "../adapters/host-info.ts";
@@ -82,6 +83,7 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
     clock: systemClock,
     buildArgv: buildQemuArgv,
     leases,
+    files: fileReader,
     ...options.ports,
   };
   const projections = opened

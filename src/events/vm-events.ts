@@ -65,6 +65,8 @@ export interface VmEventData extends SnapshotEventData {
     qemuVersion?: string;
     durationMs: number;
   };
+  /** The start succeeded, but what `--wait-for` waited for did not happen in time; the VM runs on. */
+  "vm.wait-failed": { condition: string; timeoutMs: number };
   "vm.start-failed": { reason: string; message: string; stderr?: string; durationMs: number };
   "vm.stop-requested": { force: boolean; timeoutMs: number };
   /** One step of a stop as it is taken: ACPI powerdown, then quit, SIGTERM, SIGKILL. */
@@ -119,6 +121,7 @@ export const VM_EVENT_SCHEMA: { readonly [K in VmEventType]: number } = {
   "vm.reattached": 1,
   "vm.started": 1,
   "vm.start-failed": 1,
+  "vm.wait-failed": 1,
   "vm.stop-requested": 1,
   "vm.stop-step": 1,
   "vm.stopped": 1,

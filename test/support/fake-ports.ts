@@ -143,6 +143,8 @@ export interface FakeWorld {
   /** Make the next launch fail with this message (QEMU printed it and exited). */
   failLaunch?: string;
   lookups: string[];
+  /** Files the "guest" writes: path → content (wait conditions read them). */
+  files: Map<string, string>;
 }
 
 export function createFakeWorld(guest: Partial<FakeGuest> = {}): FakeWorld {
@@ -152,6 +154,7 @@ export function createFakeWorld(guest: Partial<FakeGuest> = {}): FakeWorld {
     qemus: [],
     guest: { obeysPowerdown: true, diesOnSigterm: true, ...guest },
     lookups: [],
+    files: new Map(),
     ports: undefined as unknown as VmPorts,
   };
   let nextPid = 4000;
@@ -159,6 +162,10 @@ export function createFakeWorld(guest: Partial<FakeGuest> = {}): FakeWorld {
   world.ports = {
     clock,
     leases: localLeases(),
+    files: {
+      exists: async (path) => world.files.has(path),
+      readText: async (path) => world.files.get(path),
+    },
     host: { kvmUsable: async () => false },
     buildArgv: (_config, runtime) => [
       "-name",

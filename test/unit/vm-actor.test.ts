@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { Orchestrator } from "../../src/actors/orchestrator.ts";
 import type { VmConfig } from "../../src/config/vm-config.ts";
 import { isMaqetError, MaqetError } from "../../src/errors/maqet-error.ts";
+import { parseWaitCondition } from "../../src/actors/wait-condition.ts";
 import { vmEvent } from "../../src/events/vm-events.ts";
 import { createFakeWorld, type FakeWorld, FakeLeaseTable } from "../support/fake-ports.ts";
 import { MemoryEventStore } from "../support/memory-event-store.ts";
@@ -461,5 +462,58 @@ describe("one driver per VM (leases) and crash-only recovery", () => {
     await vm.flush();
     expect(vm.view.status).toBe("running");
     expect(store.events.at(-1)).toMatchObject({ type: "vm.reattached", data: { running: true } });
+  });
+});
+
+describe("wait conditions on start", () => {
+  it("file: passes when the file appears, and times out (TIMEOUT, vm.wait-failed) leaving the VM running", async () => {
+    const { store, orchestrator, world } = await setup();
+    const vm = await orchestrator.actor("web");
+    world.files.set("/shared/ready", "");
+    await vm.start({ waitFor: { kind: "file", path: "/shared/ready" }, timeoutMs: 5000 });
+    await vm.stop({ force: true });
+    const error = await vm.start({ waitFor: { kind: "file", path: "/shared/never" }, timeoutMs: 3000 }).catch((e) => e);
+    expect(isMaqetError(error, "TIMEOUT")).toBe(true);
+    expect(error.exitCode).toBe(2);
+    expect(error.message).toMatch(/still running/);
+    expect(store.events.at(-1)).toMatchObject({
+      type: "vm.wait-failed",
+      data: { condition: "file:/shared/never", timeoutMs: 3000 },
+    });
+    expect(vm.view.status).toBe("running");
+  });
+
+  it("serial: matches the pattern in this run's serial log", async () => {
+    const { orchestrator, world, view } = await setup();
+    const vm = await orchestrator.actor("web");
+    world.files.set(`/run/maqet/${view.vmId}/serial.log`, "SeaBIOS\nMAQET-MARKER hello\n");
+    await vm.start({ waitFor: { kind: "serial", pattern: /MARKER (\w+)/ }, timeoutMs: 2000 });
+    expect(vm.view.status).toBe("running");
+  });
+
+  it("qmp (default) waits until QEMU says the guest runs; process does not ask", async () => {
+    const { orchestrator, world } = await setup();
+    const vm = await orchestrator.actor("web");
+    await vm.start();
+    expect(world.qemus[0]!.executed).toEqual(["cont", "query-status"]);
+    await vm.stop({ force: true });
+    await vm.start({ waitFor: { kind: "process" } });
+    expect(world.qemus[1]!.executed).toEqual(["cont"]);
+  });
+});
+
+describe("wait condition parsing", () => {
+  it.each([
+    ["qmp", { kind: "qmp" }],
+    ["process", { kind: "process" }],
+    ["file:/tmp/x", { kind: "file", path: "/tmp/x" }],
+  ])("%s", (text, parsed) => {
+    expect(parseWaitCondition(text)).toEqual(parsed);
+  });
+  it("serial:REGEX compiles the pattern; bad input says what is accepted", () => {
+    expect((parseWaitCondition("serial:login:\\s*$") as { pattern: RegExp }).pattern.source).toBe("login:\\s*$");
+    for (const bad of ["serial:(", "file:relative", "boot", "file:"]) {
+      expect(isMaqetError((() => { try { parseWaitCondition(bad); } catch (e) { return e; } })(), "INVALID_ARGUMENT")).toBe(true);
+    }
   });
 });

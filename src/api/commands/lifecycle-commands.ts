@@ -21,9 +21,21 @@ export const LIFECYCLE_COMMANDS: readonly CommandSpec[] = [
     name: "start",
     summary: "Start a VM (QEMU detached; returns once QMP answers and the guest runs)",
     positionals: [{ name: "vm", description: "VM name or id" }],
-    options: [{ ...TIMEOUT, description: "how long to wait for QEMU's QMP socket (default 30)" }],
-    examples: ["maqet start web", "maqet start web --timeout 60"],
-    invoke: (m, i) => m.start(text(i, "vm"), { timeoutMs: positiveSeconds(i.timeout, "start") }),
+    options: [
+      { ...TIMEOUT, description: "how long the start and its wait may take (default 30)" },
+      {
+        name: "wait-for",
+        type: "string",
+        value: "CONDITION",
+        description: "qmp (default: handshake, cont, guest running), process, file:/PATH, serial:REGEX",
+      },
+    ],
+    examples: ["maqet start web", "maqet start web --timeout 60", "maqet start web --wait-for 'serial:login:' --timeout 120"],
+    invoke: (m, i) =>
+      m.start(text(i, "vm"), {
+        timeoutMs: positiveSeconds(i.timeout, "start"),
+        waitFor: i["wait-for"] === undefined ? undefined : String(i["wait-for"]),
+      }),
   },
   {
     name: "stop",

@@ -10,6 +10,7 @@
 
 import type { VmActor } from "../../actors/vm-actor.ts";
 import type { VmOutcome } from "../../actors/vm-machine.ts";
+import { parseWaitCondition, type WaitCondition } from "../../actors/wait-condition.ts";
 import { loadVmConfig } from "../../adapters/load-vm-config.ts";
 import type { MaqetContext } from "../maqet-context.ts";
 import { toVmStatus, type VmStatus } from "../vm-status.ts";
@@ -20,8 +21,13 @@ export interface AddOptions {
 }
 
 export interface StartOptions {
-  /** How long to wait for QEMU's QMP socket. Default 30 s. */
+  /** How long the whole start (launch and wait condition) may take. Default 30 s. */
   timeoutMs?: number;
+  /**
+   * What to wait for: `qmp` (default), `process`, `file:/path`, `serial:REGEX`, or a parsed
+   * {@link WaitCondition}. See docs/lifecycle.md.
+   */
+  waitFor?: string | WaitCondition;
 }
 
 export interface StopVmOptions {
@@ -64,11 +70,15 @@ export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
         return toVmStatus(view);
       });
     },
-    start: (name, startOptions = {}) =>
-      ctx.withVm(name, async (vm) => {
-        await vm.start(startOptions);
+    start: (name, startOptions = {}) => {
+      // Parsed before the VM is touched: a bad condition records nothing.
+      const waitFor =
+        typeof startOptions.waitFor === "string" ? parseWaitCondition(startOptions.waitFor) : startOptions.waitFor;
+      return ctx.withVm(name, async (vm) => {
+        await vm.start({ timeoutMs: startOptions.timeoutMs, waitFor });
         return toVmStatus(vm.view);
-      }),
+      });
+    },
     stop: (name, stopOptions = {}) =>
       ctx.withVm(name, async (vm) => {
         const outcome = await vm.stop(stopOptions);
