@@ -31,6 +31,20 @@ export {
   type VmConfigInput,
 } from "./api/maqet.ts";
 export type {
+  ConvertDiskOptions,
+  CreateDiskOptions,
+  DiskConverted,
+  DiskCreated,
+  DoctorCheck,
+  DoctorReport,
+  OperationProgress,
+  SnapshotListing,
+  SnapshotOptions,
+  SnapshotOutcome,
+} from "./api/maqet.ts";
+export type { ImageCheck, ImageInfo, ImageSnapshot } from "./actors/disk-image-port.ts";
+export type { DriveSnapshots, SnapshotMethod, SnapshotRecord } from "./events/snapshot-events.ts";
+export type {
   AuditBreak,
   AuditEntry,
   AuditFilter,
@@ -45,7 +59,7 @@ export type {
 export type { VmStatus } from "./api/vm-status.ts";
 export type { QmpRules, QmpTier } from "./config/qmp-rules.ts";
 export { QMP_EVENT_SCHEMA, QMP_TIER_COMMANDS, type QmpEventData, qmpTierOf } from "./events/qmp-events.ts";
-export type { Accel, ArgumentItem, DiskDevice, VmConfig } from "./config/vm-config.ts";
+export type { Accel, ArgumentItem, DiskDevice, VirtfsShare, VmConfig } from "./config/vm-config.ts";
 export { ERROR_CODES, type ErrorCode, exitCodeOf } from "./errors/error-codes.ts";
 export { isMaqetError, MaqetError } from "./errors/maqet-error.ts";
 export type { EventActor, EventMetadata, NewEvent, StoredEvent } from "./events/envelope.ts";

@@ -83,7 +83,8 @@ export function applySnapshotFact(catalogue: SnapshotCatalogue, raw: StoredEvent
   const event = asVmEvent(raw);
   if (event === undefined) return;
   const markStale = (drives: readonly string[] | undefined) => {
-    for (const entry of catalogue.drives.values()) if (drives === undefined || drives.includes(entry.drive)) entry.stale = true;
+    for (const entry of catalogue.drives.values())
+      if (drives === undefined || drives.includes(entry.drive)) entry.stale = true;
   };
   const setAll = (after: readonly DriveSnapshots[] | undefined) => {
     for (const d of after ?? []) {

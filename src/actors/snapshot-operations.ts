@@ -91,9 +91,10 @@ export function snapshotDrives(
   drive: string | undefined,
 ): DiskDevice[] {
   const describe = () =>
-    [...config.storage.map((d) => `${d.name} (${d.type})`), ...(config.shares ?? []).map((s) => `${s.name} (virtfs)`)].join(
-      ", ",
-    ) || "none";
+    [
+      ...config.storage.map((d) => `${d.name} (${d.type})`),
+      ...(config.shares ?? []).map((s) => `${s.name} (virtfs)`),
+    ].join(", ") || "none";
   if (drive !== undefined) {
     const disk = config.storage.find((d) => d.name === drive);
     if (disk === undefined) {
@@ -143,9 +144,19 @@ export function createSnapshot(
       const session = liveSession(access);
       const nodes = await liveNodes(session, disks, access.view.name);
       const existing = nodes.filter((n) => n.snapshots.some((s) => s.name === request.tag));
-      if (existing.length > 0 && !overwrite) throw exists(access.view.name, request.tag, existing.map((n) => n.disk.name));
+      if (existing.length > 0 && !overwrite)
+        throw exists(
+          access.view.name,
+          request.tag,
+          existing.map((n) => n.disk.name),
+        );
       if (existing.length > 0) {
-        await runQmpJob(session, "snapshot-delete", { tag: request.tag, devices: existing.map((n) => n.node) }, jobOptions(deps, request, 0, 20));
+        await runQmpJob(
+          session,
+          "snapshot-delete",
+          { tag: request.tag, devices: existing.map((n) => n.node) },
+          jobOptions(deps, request, 0, 20),
+        );
       }
       await runQmpJob(
         session,
@@ -157,7 +168,12 @@ export function createSnapshot(
     }
     const before = await Promise.all(disks.map((d) => deps.tool.snapshotList(d.file, { signal: request.signal })));
     const existing = disks.filter((_, i) => before[i]!.some((s) => s.name === request.tag));
-    if (existing.length > 0 && !overwrite) throw exists(access.view.name, request.tag, existing.map((d) => d.name));
+    if (existing.length > 0 && !overwrite)
+      throw exists(
+        access.view.name,
+        request.tag,
+        existing.map((d) => d.name),
+      );
     let done = 0;
     for (const disk of disks) {
       if (existing.includes(disk)) await deps.tool.snapshotDelete(disk.file, request.tag, { signal: request.signal });
@@ -174,7 +190,12 @@ export function loadSnapshot(access: VmAccess, deps: SnapshotDeps, request: Snap
       const session = liveSession(access);
       const nodes = await liveNodes(session, disks, access.view.name);
       const missing = nodes.filter((n) => !n.snapshots.some((s) => s.name === request.tag));
-      if (missing.length > 0) throw notFound(access.view.name, request.tag, nodes.map((n) => ({ drive: n.disk.name, snapshots: n.snapshots })));
+      if (missing.length > 0)
+        throw notFound(
+          access.view.name,
+          request.tag,
+          nodes.map((n) => ({ drive: n.disk.name, snapshots: n.snapshots })),
+        );
       const withState = nodes.find((n) => n.snapshots.some((s) => s.name === request.tag && s.vmStateSize > 0));
       if (withState === undefined) {
         throw new MaqetError(
@@ -193,7 +214,11 @@ export function loadSnapshot(access: VmAccess, deps: SnapshotDeps, request: Snap
     }
     const lists = await Promise.all(disks.map((d) => deps.tool.snapshotList(d.file, { signal: request.signal })));
     if (lists.some((l) => !l.some((s) => s.name === request.tag))) {
-      throw notFound(access.view.name, request.tag, disks.map((d, i) => ({ drive: d.name, snapshots: lists[i]! })));
+      throw notFound(
+        access.view.name,
+        request.tag,
+        disks.map((d, i) => ({ drive: d.name, snapshots: lists[i]! })),
+      );
     }
     let done = 0;
     for (const disk of disks) {
@@ -204,20 +229,38 @@ export function loadSnapshot(access: VmAccess, deps: SnapshotDeps, request: Snap
   });
 }
 
-export function deleteSnapshot(access: VmAccess, deps: SnapshotDeps, request: SnapshotRequest): Promise<SnapshotOutcome> {
+export function deleteSnapshot(
+  access: VmAccess,
+  deps: SnapshotDeps,
+  request: SnapshotRequest,
+): Promise<SnapshotOutcome> {
   return runOperation("delete", access, deps, request, {}, async (disks, live) => {
     if (live) {
       const session = liveSession(access);
       const nodes = await liveNodes(session, disks, access.view.name);
       const having = nodes.filter((n) => n.snapshots.some((s) => s.name === request.tag));
-      if (having.length === 0) throw notFound(access.view.name, request.tag, nodes.map((n) => ({ drive: n.disk.name, snapshots: n.snapshots })));
-      await runQmpJob(session, "snapshot-delete", { tag: request.tag, devices: having.map((n) => n.node) }, jobOptions(deps, request, 0, 100));
+      if (having.length === 0)
+        throw notFound(
+          access.view.name,
+          request.tag,
+          nodes.map((n) => ({ drive: n.disk.name, snapshots: n.snapshots })),
+        );
+      await runQmpJob(
+        session,
+        "snapshot-delete",
+        { tag: request.tag, devices: having.map((n) => n.node) },
+        jobOptions(deps, request, 0, 100),
+      );
       return {};
     }
     const lists = await Promise.all(disks.map((d) => deps.tool.snapshotList(d.file, { signal: request.signal })));
     const having = disks.filter((_, i) => lists[i]!.some((s) => s.name === request.tag));
     if (having.length === 0) {
-      throw notFound(access.view.name, request.tag, disks.map((d, i) => ({ drive: d.name, snapshots: lists[i]! })));
+      throw notFound(
+        access.view.name,
+        request.tag,
+        disks.map((d, i) => ({ drive: d.name, snapshots: lists[i]! })),
+      );
     }
     let done = 0;
     for (const disk of having) {
@@ -248,7 +291,9 @@ export async function refreshSnapshotListing(
   // An image that does not exist yet has nothing to remember.
   const observed = drives.filter((d) => access.running || d.stamp !== undefined);
   if (observed.length > 0) {
-    await access.record([vmEvent("snapshot.observed", { source: access.running ? "qmp" : "qemu-img", drives: observed })]);
+    await access.record([
+      vmEvent("snapshot.observed", { source: access.running ? "qmp" : "qemu-img", drives: observed }),
+    ]);
   }
   return { ...base, source: access.running ? "qmp" : "qemu-img", drives };
 }
@@ -316,7 +361,9 @@ async function runOperation(
     const durationMs = deps.clock.now() - t0;
     const code = isMaqetError(error) ? error.code : "INTERNAL";
     const message = error instanceof Error ? error.message : String(error);
-    await access.record([vmEvent(failed as "snapshot.create-failed", { ...base, code, message, durationMs })]).catch(() => undefined);
+    await access
+      .record([vmEvent(failed as "snapshot.create-failed", { ...base, code, message, durationMs })])
+      .catch(() => undefined);
     throw error;
   }
   const durationMs = deps.clock.now() - t0;
@@ -408,7 +455,10 @@ async function liveNodes(session: QmpSession, disks: readonly DiskDevice[], vm: 
 
 function liveSession(access: VmAccess): QmpSession {
   if (access.session === undefined) {
-    throw new MaqetError("VM_INVALID_STATE", `VM '${access.view.name}' is running but maqet has no QMP connection to it.`);
+    throw new MaqetError(
+      "VM_INVALID_STATE",
+      `VM '${access.view.name}' is running but maqet has no QMP connection to it.`,
+    );
   }
   return access.session;
 }
@@ -430,7 +480,11 @@ function exists(vm: string, tag: string, drives: string[]): MaqetError {
   );
 }
 
-function notFound(vm: string, tag: string, lists: { drive: string; snapshots: readonly SnapshotRecord[] }[]): MaqetError {
+function notFound(
+  vm: string,
+  tag: string,
+  lists: { drive: string; snapshots: readonly SnapshotRecord[] }[],
+): MaqetError {
   const tags = [...new Set(lists.flatMap((l) => l.snapshots.map((s) => s.name)))];
   const missingOn = lists.filter((l) => !l.snapshots.some((s) => s.name === tag)).map((l) => l.drive);
   return new MaqetError(

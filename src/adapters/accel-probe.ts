@@ -48,14 +48,27 @@ export async function probeKvm(
     () => true,
     () => false,
   );
-  const accessible = present && (await access(device, constants.R_OK | constants.W_OK).then(() => true, () => false));
+  const accessible =
+    present &&
+    (await access(device, constants.R_OK | constants.W_OK).then(
+      () => true,
+      () => false,
+    ));
   const hardwareVirtualization = await readFile("/proc/cpuinfo", "utf8").then(
     (text) => /^flags\s*:.*\b(vmx|svm)\b/m.test(text),
     () => undefined,
   );
-  const base = { device: present, accessible, ...(hardwareVirtualization === undefined ? {} : { hardwareVirtualization }) };
+  const base = {
+    device: present,
+    accessible,
+    ...(hardwareVirtualization === undefined ? {} : { hardwareVirtualization }),
+  };
   if (!accessible) {
-    return done({ ...base, works: false, error: present ? `${device} is not readable and writable by this user` : `${device} does not exist` });
+    return done({
+      ...base,
+      works: false,
+      error: present ? `${device} is not readable and writable by this user` : `${device} does not exist`,
+    });
   }
   const child = execa(binary, ["-accel", "kvm", "-nodefaults", "-display", "none", "-S", "-m", "16", "-qmp", "stdio"], {
     reject: false,
@@ -70,8 +83,7 @@ export async function probeKvm(
   child.stdout?.setEncoding("utf8");
   child.stdout?.on("data", (chunk: string) => {
     buffer += chunk;
-    let cut: number;
-    while ((cut = buffer.indexOf("\n")) >= 0) {
+    for (let cut = buffer.indexOf("\n"); cut >= 0; cut = buffer.indexOf("\n")) {
       const line = buffer.slice(0, cut).trim();
       buffer = buffer.slice(cut + 1);
       if (!line) continue;
@@ -92,7 +104,10 @@ export async function probeKvm(
       const next = new Promise<void>((resolve) => {
         waiting = resolve;
       });
-      if ((await Promise.race([next.then(() => "line"), ended.then(() => "ended")])) === "ended" && lines.length === 0) {
+      if (
+        (await Promise.race([next.then(() => "line"), ended.then(() => "ended")])) === "ended" &&
+        lines.length === 0
+      ) {
         return undefined;
       }
     }
@@ -112,11 +127,20 @@ export async function probeKvm(
     child.stdin?.write(`${JSON.stringify({ execute: "quit" })}\n`);
     child.stdin?.end();
     await child;
-    return done({ ...base, enabled: kvm?.enabled === true, status, works: kvm?.enabled === true && status === "running" });
+    return done({
+      ...base,
+      enabled: kvm?.enabled === true,
+      status,
+      works: kvm?.enabled === true && status === "running",
+    });
   } catch (error) {
     child.kill("SIGKILL");
     const result = await child;
-    const said = String(result.stderr ?? "").trim().split("\n").filter((l) => !/warning:/i.test(l)).join(" ");
+    const said = String(result.stderr ?? "")
+      .trim()
+      .split("\n")
+      .filter((l) => !/warning:/i.test(l))
+      .join(" ");
     return done({ ...base, works: false, error: said || (error as Error).message });
   }
 }

@@ -182,7 +182,10 @@ export function requiredBytes(spec: CreateImageSpec): number {
 export function sizeInBytes(size: string): number {
   const match = /^(\d+)([KMGTPE]?)$/i.exec(size.trim());
   if (!match) {
-    throw new MaqetError("INVALID_ARGUMENT", `Invalid size ${JSON.stringify(size)}: use a number of bytes or 512M, 10G, 1T.`);
+    throw new MaqetError(
+      "INVALID_ARGUMENT",
+      `Invalid size ${JSON.stringify(size)}: use a number of bytes or 512M, 10G, 1T.`,
+    );
   }
   const power = " KMGTPE".indexOf((match[2] || " ").toUpperCase());
   return Number(match[1]) * 1024 ** power;

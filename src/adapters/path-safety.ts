@@ -119,11 +119,9 @@ export async function assertSharePathAllowed(path: string, name = "share"): Prom
   }
   refuseShare(written, real, name);
   if (!(await stat(real)).isDirectory()) {
-    throw new MaqetError(
-      "PATH_NOT_FOUND",
-      `VirtFS ${name} path ${written} is not a directory. Share a directory.`,
-      { details: { path: written, realPath: real, rule: "directory" } },
-    );
+    throw new MaqetError("PATH_NOT_FOUND", `VirtFS ${name} path ${written} is not a directory. Share a directory.`, {
+      details: { path: written, realPath: real, rule: "directory" },
+    });
   }
   return real;
 }

@@ -18,7 +18,6 @@
  */
 import { Observable } from "rxjs";
 import type {
-  ConvertSpec,
   CreateImageSpec,
   DiskImageTool,
   ImageCheck,
@@ -161,18 +160,22 @@ export function createQemuImg(options: QemuImgOptions): QemuImg {
         continue;
       }
       const tried = attempt > 1 ? ` (tried ${attempt} times)` : "";
-      throw new MaqetError("QEMU_IMG_FAILED", `${call.label} failed for ${call.subject}: ${said}${tried}. ${call.fix}`, {
-        details: {
-          operation: call.operation,
-          file: call.subject,
-          exitCode: result.exitCode,
-          signal: result.signal,
-          stderr: result.stderr.trim(),
-          attempts: attempt,
-          locked: isLockError(result.stderr),
-          transient,
+      throw new MaqetError(
+        "QEMU_IMG_FAILED",
+        `${call.label} failed for ${call.subject}: ${said}${tried}. ${call.fix}`,
+        {
+          details: {
+            operation: call.operation,
+            file: call.subject,
+            exitCode: result.exitCode,
+            signal: result.signal,
+            stderr: result.stderr.trim(),
+            attempts: attempt,
+            locked: isLockError(result.stderr),
+            transient,
+          },
         },
-      });
+      );
     }
   };
 
@@ -249,17 +252,14 @@ export function createQemuImg(options: QemuImgOptions): QemuImg {
     },
 
     async check(file, callOptions = {}) {
-      const result = await exec(
-        ["check", "--output=json", ...formatArgs(callOptions.format), "--", file],
-        {
-          ...callOptions,
-          operation: "check",
-          label: "qemu-img check",
-          subject: file,
-          fix: "Check that the file is a disk image and that no running VM uses it (stop the VM first).",
-          okExitCodes: [2, 3, 63],
-        },
-      );
+      const result = await exec(["check", "--output=json", ...formatArgs(callOptions.format), "--", file], {
+        ...callOptions,
+        operation: "check",
+        label: "qemu-img check",
+        subject: file,
+        fix: "Check that the file is a disk image and that no running VM uses it (stop the VM first).",
+        okExitCodes: [2, 3, 63],
+      });
       if (result.exitCode === 63) {
         return { file, status: "unsupported", checkErrors: 0, corruptions: 0, leaks: 0, raw: {} };
       }
@@ -278,7 +278,15 @@ export function createQemuImg(options: QemuImgOptions): QemuImg {
 
     async resize(file, size, callOptions = {}) {
       await exec(
-        ["resize", "-q", ...formatArgs(callOptions.format), ...(callOptions.shrink ? ["--shrink"] : []), "--", file, size],
+        [
+          "resize",
+          "-q",
+          ...formatArgs(callOptions.format),
+          ...(callOptions.shrink ? ["--shrink"] : []),
+          "--",
+          file,
+          size,
+        ],
         {
           ...callOptions,
           operation: "resize",
@@ -425,7 +433,12 @@ function isLockError(stderr: string): boolean {
 
 /** qemu-img's own words, on one line. */
 function quote(result: ToolRunResult): string {
-  const text = result.stderr.trim().split("\n").map((l) => l.trim()).filter(Boolean).join(" ");
+  const text = result.stderr
+    .trim()
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(" ");
   if (text) return text;
   return result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode} and no message`;
 }
@@ -446,9 +459,8 @@ export function progressParser(report: (percent: number) => void): (chunk: strin
   return (chunk) => {
     buffer += chunk;
     const pattern = /\((\d+(?:\.\d+)?)\/100%\)/g;
-    let match: RegExpExecArray | null;
     let consumed = 0;
-    while ((match = pattern.exec(buffer)) !== null) {
+    for (let match = pattern.exec(buffer); match !== null; match = pattern.exec(buffer)) {
       consumed = pattern.lastIndex;
       const percent = Math.min(100, Number(match[1]));
       if (percent > last) {
@@ -519,7 +531,12 @@ function createArgs(spec: CreateImageSpec): string[] {
   const options = Object.entries(spec.options ?? {});
   if (options.length > 0) {
     // Commas inside a value are doubled, as QEMU's option parser wants.
-    args.push("-o", options.map(([k, v]) => `${k}=${String(v === true ? "on" : v === false ? "off" : v).replaceAll(",", ",,")}`).join(","));
+    args.push(
+      "-o",
+      options
+        .map(([k, v]) => `${k}=${String(v === true ? "on" : v === false ? "off" : v).replaceAll(",", ",,")}`)
+        .join(","),
+    );
   }
   return args;
 }

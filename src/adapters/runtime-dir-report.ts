@@ -50,13 +50,19 @@ export async function inspectRuntimeRoot(root: string, options: { uid?: number }
     const path = join(root, name);
     const entry = await lstat(path).catch(() => undefined);
     if (entry === undefined || !entry.isDirectory()) continue;
-    const vm: RuntimeDirEntry = { vmId: name, path, mode: Number(entry.mode) & 0o7777, problems: problemsOf(entry, uid, "directory") };
+    const vm: RuntimeDirEntry = {
+      vmId: name,
+      path,
+      mode: Number(entry.mode) & 0o7777,
+      problems: problemsOf(entry, uid, "directory"),
+    };
     const socketPath = join(path, "qmp.sock");
     const socket = await lstat(socketPath).catch(() => undefined);
     if (socket !== undefined) {
       if (!socket.isSocket()) vm.problems.push("qmp.sock is not a socket");
       else {
-        if ((Number(socket.mode) & 0o077) !== 0) vm.problems.push(`qmp.sock is mode ${octal(socket.mode)}, expected 0600`);
+        if ((Number(socket.mode) & 0o077) !== 0)
+          vm.problems.push(`qmp.sock is mode ${octal(socket.mode)}, expected 0600`);
         vm.socket = { path: socketPath, answers: await answers(socketPath) };
       }
     }
@@ -70,7 +76,8 @@ function problemsOf(stat: Awaited<ReturnType<typeof lstat>>, uid: number, what: 
   if (stat.isSymbolicLink()) return [`is a symlink, not a ${what}`];
   if (!stat.isDirectory()) return [`is not a ${what}`];
   if (uid >= 0 && Number(stat.uid) !== uid) problems.push(`is owned by uid ${stat.uid}, not by you (uid ${uid})`);
-  if ((Number(stat.mode) & 0o077) !== 0) problems.push(`is mode ${octal(stat.mode)}: others can enter it (expected 0700)`);
+  if ((Number(stat.mode) & 0o077) !== 0)
+    problems.push(`is mode ${octal(stat.mode)}: others can enter it (expected 0700)`);
   return problems;
 }
 

@@ -34,7 +34,9 @@ export function renderProgress(progress$: Observable<OperationProgress>, sink: P
     if (sink.isTTY) {
       const width = Math.max(10, Math.min(40, (sink.columns ?? 80) - label.length - 10));
       const filled = Math.round((width * percent) / 100);
-      sink.write(`\r\x1b[2K${label} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${String(percent).padStart(3)}%`);
+      sink.write(
+        `\r\x1b[2K${label} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${String(percent).padStart(3)}%`,
+      );
       drawn = true;
       if (p.done) {
         sink.write(p.ok === false ? " failed\n" : "\n");

@@ -43,7 +43,9 @@ describe("disk creation is refused where it must be, and nothing is created", ()
     const file = `${system}/maqet-safety-test.qcow2`;
     const r = await maqet("disk", "create", file, "--size", "1M", "--json");
     expect(r.code).toBe(4);
-    expect(r.stderr).toContain(`Refusing to create disk ${file}: ${system} is a system directory where maqet never creates disks.`);
+    expect(r.stderr).toContain(
+      `Refusing to create disk ${file}: ${system} is a system directory where maqet never creates disks.`,
+    );
     expect(JSON.parse(r.stdout).error).toMatchObject({ code: "PATH_REFUSED", details: { path: file, rule: system } });
     expect(await absent(file)).toBe(true);
   });
@@ -90,12 +92,17 @@ describe("disk creation is refused where it must be, and nothing is created", ()
   it("too little space: exit 1, nothing created", async () => {
     const r = await maqet("disk", "create", join(dir, "huge.qcow2"), "--size", "900000T");
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/Insufficient disk space for .*huge\.qcow2 \(.*qcow2 900000T\): need .* \(size × 1\.1, room to grow\)/);
+    expect(r.stderr).toMatch(
+      /Insufficient disk space for .*huge\.qcow2 \(.*qcow2 900000T\): need .* \(size × 1\.1, room to grow\)/,
+    );
     expect(await absent(join(dir, "huge.qcow2"))).toBe(true);
   });
 
   it("a VM's disk in a system directory is refused at start (exit 4), nothing created", async () => {
-    await writeFile(join(dir, "etcvm.yaml"), "name: etcvm\naccel: tcg\nstorage:\n  - {name: hdd, type: qcow2, file: /etc/maqet-safety-vm.qcow2, size: 1M}\n");
+    await writeFile(
+      join(dir, "etcvm.yaml"),
+      "name: etcvm\naccel: tcg\nstorage:\n  - {name: hdd, type: qcow2, file: /etc/maqet-safety-vm.qcow2, size: 1M}\n",
+    );
     expect((await maqet("add", join(dir, "etcvm.yaml"))).code).toBe(0);
     const r = await maqet("start", "etcvm");
     expect(r.code).toBe(4);
@@ -106,7 +113,10 @@ describe("disk creation is refused where it must be, and nothing is created", ()
 
 describe("VirtFS shares of / are refused", () => {
   it("as written: `add` exits 4 and defines nothing", async () => {
-    await writeFile(join(dir, "root-share.yaml"), "name: rootshare\naccel: tcg\nstorage:\n  - {name: all, type: virtfs, path: /}\n");
+    await writeFile(
+      join(dir, "root-share.yaml"),
+      "name: rootshare\naccel: tcg\nstorage:\n  - {name: all, type: virtfs, path: /}\n",
+    );
     const r = await maqet("add", join(dir, "root-share.yaml"));
     expect(r.code).toBe(4);
     expect(r.stderr).toContain("Refusing VirtFS share 'all' of /");
@@ -141,7 +151,9 @@ describe("VirtFS shares of / are refused", () => {
       const started = JSON.parse((await maqet("history", "goodshare", "--json")).stdout).find(
         (h: { type: string }) => h.type === "vm.started",
       );
-      expect(started.data.argv).toContain(`local,path=${share},mount_tag=data,security_model=mapped-xattr,id=data,readonly=on`);
+      expect(started.data.argv).toContain(
+        `local,path=${share},mount_tag=data,security_model=mapped-xattr,id=data,readonly=on`,
+      );
     } finally {
       await maqet("stop", "goodshare", "--force");
     }

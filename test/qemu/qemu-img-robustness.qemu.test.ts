@@ -36,7 +36,14 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 /** The real clock, with every sleep (the back-off) written down. */
 function recordingClock(): Clock & { sleeps: number[] } {
   const sleeps: number[] = [];
-  return { sleeps, now: () => Date.now(), sleep: (ms, signal) => (sleeps.push(ms), abortableSleep(ms, signal)) };
+  return {
+    sleeps,
+    now: () => Date.now(),
+    sleep: (ms, signal) => {
+      sleeps.push(ms);
+      return abortableSleep(ms, signal);
+    },
+  };
 }
 
 /** qemu-io holding the image's write lock for `ms`; resolves once qemu-img really sees the lock. */
@@ -65,7 +72,9 @@ describe.skipIf(qemuIo === undefined)("3. a held lock: retried with back-off, th
       const t0 = Date.now();
       const error = await img.snapshotCreate(file, "s1").catch((e) => e);
       expect(error).toMatchObject({ code: "QEMU_IMG_FAILED", exitCode: 1, details: { attempts: 3, locked: true } });
-      expect(error.message).toContain(`qemu-img snapshot -c 's1' failed for ${file}: qemu-img: Could not open '${file}': Failed to get "write" lock Is another process using the image [${file}]? (tried 3 times).`);
+      expect(error.message).toContain(
+        `qemu-img snapshot -c 's1' failed for ${file}: qemu-img: Could not open '${file}': Failed to get "write" lock Is another process using the image [${file}]? (tried 3 times).`,
+      );
       // The back-off waits (the other sleeps are the per-run time limits: 10 s version, 300 s snapshot).
       expect(clock.sleeps.filter((ms) => ms < 10_000)).toEqual([100, 200]);
       expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
@@ -101,7 +110,9 @@ describe("3. a hung qemu-img (fake on PATH) is killed at the time limit and reap
       const error = await img.snapshotCreate(join(dir, "any.qcow2"), "s1").catch((e) => e);
       const elapsed = Date.now() - t0;
       expect(error).toMatchObject({ code: "QEMU_IMG_TIMEOUT", exitCode: 2, details: { timeoutMs: 500 } });
-      expect(error.message).toMatch(/^qemu-img snapshot -c 's1' timed out after 500 ms for .*any\.qcow2; qemu-img was killed\./);
+      expect(error.message).toMatch(
+        /^qemu-img snapshot -c 's1' timed out after 500 ms for .*any\.qcow2; qemu-img was killed\./,
+      );
       expect(elapsed).toBeGreaterThanOrEqual(500);
       expect(elapsed).toBeLessThan(4000);
       const pid = Number((await readFile(pidFile, "utf8")).trim());
@@ -115,7 +126,9 @@ describe("3. a hung qemu-img (fake on PATH) is killed at the time limit and reap
 });
 
 describe("5. 50 disks and 100 operations: one qemu-img lookup, one version read", () => {
-  it("counts lookups with the locator and qemu-img runs with a logging wrapper on PATH", { timeout: 240_000 }, async () => {
+  it("counts lookups with the locator and qemu-img runs with a logging wrapper on PATH", {
+    timeout: 240_000,
+  }, async () => {
     const bin = join(dir, "wrapped-bin");
     const log = join(dir, "qemu-img-calls.log");
     await run("mkdir", ["-p", bin]);
@@ -130,7 +143,9 @@ describe("5. 50 disks and 100 operations: one qemu-img lookup, one version read"
       // Ten at a time: concurrent first calls share one lookup and one version read too.
       for (let i = 0; i < files.length; i += 10) {
         await Promise.all(
-          files.slice(i, i + 10).map((f) => maqet.createDisk(f, { format: f.endsWith(".raw") ? "raw" : "qcow2", size: "1M" })),
+          files
+            .slice(i, i + 10)
+            .map((f) => maqet.createDisk(f, { format: f.endsWith(".raw") ? "raw" : "qcow2", size: "1M" })),
         );
       }
       let operations = 0;

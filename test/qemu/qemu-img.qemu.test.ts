@@ -98,7 +98,9 @@ describe("ensure refuses and fails cleanly", () => {
 
   it("removes the partial file and quotes qemu-img's stderr", async () => {
     const file = join(dir, "fail", "bad.qcow2");
-    const error = await disks.ensure(disk({ name: "bad", file, size: "1M", options: { cluster_size: 3 } })).catch((e) => e);
+    const error = await disks
+      .ensure(disk({ name: "bad", file, size: "1M", options: { cluster_size: 3 } }))
+      .catch((e) => e);
     expect(error.code).toBe("QEMU_IMG_FAILED");
     expect(error.message).toMatch(
       /^qemu-img create failed for .*bad\.qcow2 \(qcow2, 1M\): qemu-img: .*bad\.qcow2: Cluster size must be a power of two between 512 and 2048k\./,
@@ -111,7 +113,9 @@ describe("ensure refuses and fails cleanly", () => {
     const file = join(dir, "full", "huge.qcow2");
     const error = await disks.ensure(disk({ name: "huge", file, size: "99999999999T" })).catch((e) => e);
     expect(error).toMatchObject({ code: "INSUFFICIENT_SPACE", exitCode: 1 });
-    expect(error.message).toMatch(/^Insufficient disk space for disk 'huge' \(.*huge\.qcow2, qcow2 99999999999T\): need .* \(size × 1\.1, room to grow\), have .* free in /);
+    expect(error.message).toMatch(
+      /^Insufficient disk space for disk 'huge' \(.*huge\.qcow2, qcow2 99999999999T\): need .* \(size × 1\.1, room to grow\), have .* free in /,
+    );
     expect(await readdir(join(dir, "full"))).toEqual([]);
   });
 
@@ -130,7 +134,10 @@ describe("ensure refuses and fails cleanly", () => {
     };
     beforeAll(async () => {
       const fake = join(dir, "fake-qemu-img");
-      await writeFile(fake, '#!/bin/sh\n[ "$1" = --version ] && { echo "qemu-img version 7.2.22"; exit 0; }\nexec sleep 30\n');
+      await writeFile(
+        fake,
+        '#!/bin/sh\n[ "$1" = --version ] && { echo "qemu-img version 7.2.22"; exit 0; }\nexec sleep 30\n',
+      );
       await chmod(fake, 0o755);
     });
 
@@ -152,7 +159,9 @@ describe("ensure refuses and fails cleanly", () => {
         .ensure(disk({ name: "slow", file }))
         .catch((e) => e);
       expect(error).toMatchObject({ code: "QEMU_IMG_TIMEOUT", exitCode: 2, details: { timeoutMs: 200 } });
-      expect(error.message).toMatch(/^qemu-img create timed out after 200 ms for .*timeout\.qcow2 \(qcow2, 64M\); qemu-img was killed/);
+      expect(error.message).toMatch(
+        /^qemu-img create timed out after 200 ms for .*timeout\.qcow2 \(qcow2, 64M\); qemu-img was killed/,
+      );
       await expect(stat(file)).rejects.toMatchObject({ code: "ENOENT" });
     });
   });

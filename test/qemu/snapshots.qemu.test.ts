@@ -147,7 +147,8 @@ describe.skipIf(qemuIo === undefined)("snapshots with real qemu-img and QEMU (qe
       "snapshot.deleted",
     ]);
     const done = facts.filter((h) => /snapshot\.(created|loaded|deleted)$/.test(h.type));
-    for (const h of done) expect(h.data).toMatchObject({ live: true, method: "qmp-job", durationMs: expect.any(Number) });
+    for (const h of done)
+      expect(h.data).toMatchObject({ live: true, method: "qmp-job", durationMs: expect.any(Number) });
     // The pauses QEMU makes to save and load are facts too, told apart from a user's pause.
     const pauses = facts.filter((h) => h.type === "vm.paused");
     expect(pauses.length).toBeGreaterThan(0);

@@ -14,7 +14,10 @@ import { FakeClock } from "../support/fake-clock.ts";
 const LOCKED = `qemu-img: Could not open '/vms/a.qcow2': Failed to get "write" lock\nIs another process using the image [/vms/a.qcow2]?\n`;
 const VERSION = "qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright (c) 2003-2022\n";
 
-type Script = (args: readonly string[], options: ToolRunOptions) => Promise<Partial<ToolRunResult>> | Partial<ToolRunResult>;
+type Script = (
+  args: readonly string[],
+  options: ToolRunOptions,
+) => Promise<Partial<ToolRunResult>> | Partial<ToolRunResult>;
 
 /** A runner that answers `--version` itself and everything else from `script`, logging each call. */
 function fakeRunner(script: Script) {
@@ -56,7 +59,11 @@ describe("arguments", () => {
       return {};
     });
     const img = createQemuImg({ locator: countingLocator(), runner, clock: new FakeClock() });
-    await img.create("/vms/-a,b.qcow2", { format: "qcow2", size: "1G", options: { cluster_size: "64K", lazy_refcounts: true } });
+    await img.create("/vms/-a,b.qcow2", {
+      format: "qcow2",
+      size: "1G",
+      options: { cluster_size: "64K", lazy_refcounts: true },
+    });
     await img.create("/vms/o.qcow2", { format: "qcow2", backingFile: "/vms/base.qcow2", backingFormat: "raw" });
     await img.info("/vms/x.qcow2");
     await img.info("/vms/x.qcow2", { shared: true });
@@ -112,11 +119,21 @@ describe("parsing", () => {
       "backing-filename-format": "qcow2",
       "dirty-flag": false,
       snapshots: [
-        { id: "1", name: "s1", "vm-state-size": 753000, "date-sec": 1795304583, "date-nsec": 571979000, "vm-clock-sec": 2, "vm-clock-nsec": 5 },
+        {
+          id: "1",
+          name: "s1",
+          "vm-state-size": 753000,
+          "date-sec": 1795304583,
+          "date-nsec": 571979000,
+          "vm-clock-sec": 2,
+          "vm-clock-nsec": 5,
+        },
       ],
     };
     const { runner } = fakeRunner(() => ({ stdout: JSON.stringify(raw) }));
-    const info = await createQemuImg({ locator: countingLocator(), runner, clock: new FakeClock() }).info("/vms/o.qcow2");
+    const info = await createQemuImg({ locator: countingLocator(), runner, clock: new FakeClock() }).info(
+      "/vms/o.qcow2",
+    );
     expect(info).toMatchObject({
       file: "/vms/o.qcow2",
       format: "qcow2",
@@ -206,7 +223,9 @@ describe("retries, time limits, errors", () => {
   it("a lock released between tries succeeds on the next try", async () => {
     const clock = new FakeClock();
     let tries = 0;
-    const { runner } = fakeRunner(() => (++tries === 1 ? { exitCode: 1, stderr: "qemu-img: Resource temporarily unavailable" } : {}));
+    const { runner } = fakeRunner(() =>
+      ++tries === 1 ? { exitCode: 1, stderr: "qemu-img: Resource temporarily unavailable" } : {},
+    );
     const img = createQemuImg({ locator: countingLocator(), runner, clock });
     const done = img.snapshotDelete("/vms/a.qcow2", "s1");
     await clock.untilSleeping();
@@ -226,7 +245,9 @@ describe("retries, time limits, errors", () => {
       .catch((e) => e);
     expect(calls.length).toBe(2);
     expect(error.details).toMatchObject({ attempts: 1, transient: false });
-    expect(error.message).toContain("qemu-img: Could not apply snapshot 'nope': Failed to load snapshot: No such file or directory");
+    expect(error.message).toContain(
+      "qemu-img: Could not apply snapshot 'nope': Failed to load snapshot: No such file or directory",
+    );
   });
 
   it("the time limit aborts the run (kill), waits for it to end (reap), and says so (exit 2)", async () => {
@@ -244,7 +265,9 @@ describe("retries, time limits, errors", () => {
     const error = await result;
     expect(ended).toBe(true);
     expect(error).toMatchObject({ code: "QEMU_IMG_TIMEOUT", exitCode: 2, details: { timeoutMs: 5000 } });
-    expect(error.message).toMatch(/^qemu-img snapshot -c 's1' timed out after 5000 ms for \/vms\/a\.qcow2; qemu-img was killed\./);
+    expect(error.message).toMatch(
+      /^qemu-img snapshot -c 's1' timed out after 5000 ms for \/vms\/a\.qcow2; qemu-img was killed\./,
+    );
   });
 
   it("a caller's abort ends the run and rejects with the abort reason; a sleep between tries too", async () => {

@@ -59,7 +59,13 @@ function fakeImages(clock: FakeClock) {
     snapshotCreate: async (file, tag) => {
       calls.push(`create ${file} ${tag}`);
       const image = images.get(file)!;
-      image.snapshots.push({ name: tag, id: String(image.snapshots.length + 1), vmStateSize: 0, createdAt: 1, vmClockNs: 0 });
+      image.snapshots.push({
+        name: tag,
+        id: String(image.snapshots.length + 1),
+        vmStateSize: 0,
+        createdAt: 1,
+        vmClockNs: 0,
+      });
       await touch(file);
     },
     snapshotApply: async (file, tag) => {
@@ -123,9 +129,20 @@ describe("offline (VM stopped): qemu-img", () => {
   it("create records requested, then created with its duration and the drives' snapshots after", async () => {
     const { deps, img, access, stream, types } = setup([disk("hdd"), disk("data"), disk("swap", "raw")]);
     const outcome = await createSnapshot(access, deps, { tag: "s1" });
-    expect(outcome).toMatchObject({ vm: "web", operation: "create", tag: "s1", drives: ["hdd", "data"], live: false, method: "qemu-img", replaced: false });
+    expect(outcome).toMatchObject({
+      vm: "web",
+      operation: "create",
+      tag: "s1",
+      drives: ["hdd", "data"],
+      live: false,
+      method: "qemu-img",
+      replaced: false,
+    });
     expect(outcome.durationMs).toBe(6);
-    expect(img.calls.filter((c) => c.startsWith("create"))).toEqual(["create /vms/hdd.qcow2 s1", "create /vms/data.qcow2 s1"]);
+    expect(img.calls.filter((c) => c.startsWith("create"))).toEqual([
+      "create /vms/hdd.qcow2 s1",
+      "create /vms/data.qcow2 s1",
+    ]);
     expect(types()).toEqual(["snapshot.create-requested", "snapshot.created"]);
     expect(stream[0]!.data).toEqual({ tag: "s1", drives: ["hdd", "data"], live: false, overwrite: false });
     expect(stream[1]!.data).toMatchObject({
@@ -152,7 +169,11 @@ describe("offline (VM stopped): qemu-img", () => {
     expect(stream.at(-1)!.data).toMatchObject({ code: "SNAPSHOT_EXISTS", tag: "s1", drives: ["hdd"] });
     const replaced = await createSnapshot(access, deps, { tag: "s1", overwrite: true });
     expect(replaced.replaced).toBe(true);
-    expect(img.calls.slice(-4, -1)).toEqual(["list /vms/hdd.qcow2", "delete /vms/hdd.qcow2 s1", "create /vms/hdd.qcow2 s1"]);
+    expect(img.calls.slice(-4, -1)).toEqual([
+      "list /vms/hdd.qcow2",
+      "delete /vms/hdd.qcow2 s1",
+      "create /vms/hdd.qcow2 s1",
+    ]);
   });
 
   it("load and delete of a missing tag name the tags that exist (SNAPSHOT_NOT_FOUND, recorded)", async () => {
@@ -166,17 +187,29 @@ describe("offline (VM stopped): qemu-img", () => {
         "Snapshot 'zz' not found on drive 'hdd' of VM 'web'. Existing snapshots: a, b. List them with `maqet snapshot list web`.",
       );
     }
-    expect(types().slice(-4)).toEqual(["snapshot.load-requested", "snapshot.load-failed", "snapshot.delete-requested", "snapshot.delete-failed"]);
+    expect(types().slice(-4)).toEqual([
+      "snapshot.load-requested",
+      "snapshot.load-failed",
+      "snapshot.delete-requested",
+      "snapshot.delete-failed",
+    ]);
     await loadSnapshot(access, deps, { tag: "a" });
     await deleteSnapshot(access, deps, { tag: "a" });
-    expect(types().slice(-4)).toEqual(["snapshot.load-requested", "snapshot.loaded", "snapshot.delete-requested", "snapshot.deleted"]);
+    expect(types().slice(-4)).toEqual([
+      "snapshot.load-requested",
+      "snapshot.loaded",
+      "snapshot.delete-requested",
+      "snapshot.deleted",
+    ]);
   });
 
   it("refuses before recording anything: raw drive (naming its format), unknown drive, bad tag, missing image", async () => {
     const { deps, access, stream, img } = setup([disk("hdd"), disk("swap", "raw")]);
     await expect(createSnapshot(access, deps, { drive: "swap", tag: "s" })).rejects.toMatchObject({
       code: "SNAPSHOT_UNSUPPORTED",
-      message: expect.stringContaining("Cannot snapshot drive 'swap' of VM 'web': it is raw, and snapshots need qcow2."),
+      message: expect.stringContaining(
+        "Cannot snapshot drive 'swap' of VM 'web': it is raw, and snapshots need qcow2.",
+      ),
     });
     await expect(createSnapshot(access, deps, { drive: "nope", tag: "s" })).rejects.toMatchObject({
       code: "DRIVE_NOT_FOUND",
@@ -213,21 +246,31 @@ function fakeQemu(options: { failWith?: string } = {}) {
           { device: "swap", inserted: { "node-name": "#block300", image: {} } },
         ] as T;
       }
-      if (command === "query-jobs") return [...jobs.values()].map((j) => ({ ...j, "current-progress": 1, "total-progress": 1 })) as T;
+      if (command === "query-jobs")
+        return [...jobs.values()].map((j) => ({ ...j, "current-progress": 1, "total-progress": 1 })) as T;
       if (command === "job-dismiss") {
         jobs.delete(String(args?.id));
         return {} as T;
       }
       if (command.startsWith("snapshot-")) {
         const id = String(args?.["job-id"]);
-        const job: { id: string; type: string; status: string; error?: string } = { id, type: command, status: "created" };
+        const job: { id: string; type: string; status: string; error?: string } = {
+          id,
+          type: command,
+          status: "created",
+        };
         jobs.set(id, job);
         emit(id, "created");
         emit(id, "running");
         setImmediate(() => {
           if (options.failWith) job.error = options.failWith;
-          else if (command === "snapshot-save") snapshots.push({ name: String(args?.tag), id: "1", vmStateSize: 753_000, createdAt: 5, vmClockNs: 0 });
-          else if (command === "snapshot-delete") snapshots.splice(snapshots.findIndex((s) => s.name === args?.tag), 1);
+          else if (command === "snapshot-save")
+            snapshots.push({ name: String(args?.tag), id: "1", vmStateSize: 753_000, createdAt: 5, vmClockNs: 0 });
+          else if (command === "snapshot-delete")
+            snapshots.splice(
+              snapshots.findIndex((s) => s.name === args?.tag),
+              1,
+            );
           job.status = "concluded";
           emit(id, "concluded");
         });
@@ -240,14 +283,25 @@ function fakeQemu(options: { failWith?: string } = {}) {
 }
 
 function toQemu(s: ImageSnapshot) {
-  return { name: s.name, id: s.id, "vm-state-size": s.vmStateSize, "date-sec": 0, "date-nsec": s.createdAt * 1e6, "vm-clock-sec": 0, "vm-clock-nsec": 0 };
+  return {
+    name: s.name,
+    id: s.id,
+    "vm-state-size": s.vmStateSize,
+    "date-sec": 0,
+    "date-nsec": s.createdAt * 1e6,
+    "vm-clock-sec": 0,
+    "vm-clock-nsec": 0,
+  };
 }
 
 describe("live (VM running): QMP jobs", () => {
   it("snapshot-save on QEMU's node names, followed to concluded, dismissed; events say live and qmp-job", async () => {
     const clock = new FakeClock(0);
     const qemu = fakeQemu();
-    const { access, stream, types } = fakeAccess([disk("hdd"), disk("swap", "raw")], { running: true, session: qemu.session });
+    const { access, stream, types } = fakeAccess([disk("hdd"), disk("swap", "raw")], {
+      running: true,
+      session: qemu.session,
+    });
     const deps: SnapshotDeps = { tool: {} as DiskImageTool, files: {} as ImageFiles, clock };
     const progress: number[] = [];
     const outcome = await createSnapshot(access, deps, { tag: "live1", onProgress: (p) => progress.push(p) });
@@ -259,14 +313,26 @@ describe("live (VM running): QMP jobs", () => {
     expect(progress.at(0)).toBe(0);
     expect(progress.at(-1)).toBe(100);
     expect(types()).toEqual(["snapshot.create-requested", "snapshot.created"]);
-    expect(stream[1]!.data).toMatchObject({ live: true, method: "qmp-job", after: [{ drive: "hdd", snapshots: [{ name: "live1", vmStateSize: 753_000 }] }] });
+    expect(stream[1]!.data).toMatchObject({
+      live: true,
+      method: "qmp-job",
+      after: [{ drive: "hdd", snapshots: [{ name: "live1", vmStateSize: 753_000 }] }],
+    });
     expect(stream[1]!.data).not.toHaveProperty("after.0.stamp");
 
     await loadSnapshot(access, deps, { tag: "live1" });
-    expect(qemu.executed.find((e) => e.command === "snapshot-load")!.args).toMatchObject({ vmstate: "#block152", devices: ["#block152"] });
+    expect(qemu.executed.find((e) => e.command === "snapshot-load")!.args).toMatchObject({
+      vmstate: "#block152",
+      devices: ["#block152"],
+    });
     await deleteSnapshot(access, deps, { tag: "live1" });
     expect(qemu.snapshots).toEqual([]);
-    expect(types().slice(2)).toEqual(["snapshot.load-requested", "snapshot.loaded", "snapshot.delete-requested", "snapshot.deleted"]);
+    expect(types().slice(2)).toEqual([
+      "snapshot.load-requested",
+      "snapshot.loaded",
+      "snapshot.delete-requested",
+      "snapshot.deleted",
+    ]);
   });
 
   it("a job error is read from query-jobs and quoted (SNAPSHOT_FAILED), recorded, and the job dismissed", async () => {
@@ -275,8 +341,13 @@ describe("live (VM running): QMP jobs", () => {
     const deps: SnapshotDeps = { tool: {} as DiskImageTool, files: {} as ImageFiles, clock: new FakeClock() };
     const error = await createSnapshot(access, deps, { tag: "x" }).catch((e) => e);
     expect(error).toMatchObject({ code: "SNAPSHOT_FAILED" });
-    expect(error.message).toBe("QEMU's snapshot-save job failed: Device 'hdd' is writable but does not support snapshots.");
-    expect(stream.at(-1)).toMatchObject({ type: "snapshot.create-failed", data: { code: "SNAPSHOT_FAILED", live: true } });
+    expect(error.message).toBe(
+      "QEMU's snapshot-save job failed: Device 'hdd' is writable but does not support snapshots.",
+    );
+    expect(stream.at(-1)).toMatchObject({
+      type: "snapshot.create-failed",
+      data: { code: "SNAPSHOT_FAILED", live: true },
+    });
     expect(qemu.jobs.size).toBe(0);
   });
 
@@ -314,21 +385,43 @@ describe("the catalogue answers list without touching images when nothing change
 
     // Someone ran qemu-img behind maqet's back: the stamp moved, so it reads again.
     img.images.get("/vms/hdd.qcow2")!.mtime += 100;
-    expect((await refreshSnapshotListing(access, deps, foldSnapshotCatalogue(stream), undefined)).source).toBe("qemu-img");
+    expect((await refreshSnapshotListing(access, deps, foldSnapshotCatalogue(stream), undefined)).source).toBe(
+      "qemu-img",
+    );
   });
 
   it("a raw QMP command that can change snapshots, or a failed operation, makes the entry stale", () => {
     const base = { id: "x", streamId: "vm-1", globalPosition: 0, recordedAt: new Date(), metadata: {} };
     const at = (n: number, e: NewEvent) => ({ ...base, ...e, streamVersion: n }) as unknown as StoredEvent;
-    const observed = at(0, vmEvent("snapshot.observed", { source: "qemu-img", drives: [{ drive: "hdd", file: "/f", snapshots: [] }] }));
+    const observed = at(
+      0,
+      vmEvent("snapshot.observed", { source: "qemu-img", drives: [{ drive: "hdd", file: "/f", snapshots: [] }] }),
+    );
     const qmp = at(1, {
       type: "qmp.command-executed",
       schemaVersion: 2,
-      data: { command: "human-monitor-command", argumentNames: ["command-line"], outcome: "ok", durationMs: 1, tier: "dangerous", rule: "x" },
+      data: {
+        command: "human-monitor-command",
+        argumentNames: ["command-line"],
+        outcome: "ok",
+        durationMs: 1,
+        tier: "dangerous",
+        rule: "x",
+      },
     });
     expect(foldSnapshotCatalogue([observed]).drives.get("hdd")?.stale).toBe(false);
     expect(foldSnapshotCatalogue([observed, qmp]).drives.get("hdd")?.stale).toBe(true);
-    const failed = at(1, vmEvent("snapshot.load-failed", { tag: "t", drives: ["hdd"], live: true, code: "SNAPSHOT_FAILED", message: "m", durationMs: 1 }));
+    const failed = at(
+      1,
+      vmEvent("snapshot.load-failed", {
+        tag: "t",
+        drives: ["hdd"],
+        live: true,
+        code: "SNAPSHOT_FAILED",
+        message: "m",
+        durationMs: 1,
+      }),
+    );
     expect(foldSnapshotCatalogue([observed, failed]).drives.get("hdd")?.stale).toBe(true);
   });
 });
@@ -337,7 +430,11 @@ describe("the pause a live snapshot causes", () => {
   it("is recorded as vm.paused detail snapshot, not user", async () => {
     const { createTranslator } = await import("../../src/actors/watch-qemu.ts");
     const { pausedDetailOf } = await import("../../src/actors/paused-detail.ts");
-    const ev = (event: string, data?: Record<string, unknown>): QmpEvent => ({ event, data, timestamp: { seconds: 0, microseconds: 0 } });
+    const ev = (event: string, data?: Record<string, unknown>): QmpEvent => ({
+      event,
+      data,
+      timestamp: { seconds: 0, microseconds: 0 },
+    });
     const t = createTranslator();
     expect(t(ev("JOB_STATUS_CHANGE", { id: "maqet-snapshot-save-1a2b3c4d", status: "running" }))).toBeUndefined();
     const stop = t(ev("STOP"));

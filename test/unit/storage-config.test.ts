@@ -109,7 +109,14 @@ storage:
     const config = parse("storage:\n  - {type: qcow2, size: 1G}\n  - {type: virtfs, path: /srv/share}\n");
     expect(config.storage.map((d) => d.name)).toEqual(["hdd0"]);
     expect(config.shares).toEqual([
-      { name: "share1", path: "/srv/share", mountTag: "share1", id: "share1", securityModel: "passthrough", readonly: false },
+      {
+        name: "share1",
+        path: "/srv/share",
+        mountTag: "share1",
+        id: "share1",
+        securityModel: "passthrough",
+        readonly: false,
+      },
     ]);
   });
 
@@ -124,7 +131,11 @@ storage:
       "storage[0].options.mount_tag",
       "the same as storage[0].mount_tag",
     ],
-    ["storage: [{type: virtfs, path: /s, options: {path: /etc}}]", "storage[0].options.path", "left out (maqet sets it)"],
+    [
+      "storage: [{type: virtfs, path: /s, options: {path: /etc}}]",
+      "storage[0].options.path",
+      "left out (maqet sets it)",
+    ],
     [
       "storage: [{type: virtfs, path: /a, name: a}, {type: virtfs, path: /b, mount_tag: a}]",
       "storage[1].mount_tag",
@@ -158,7 +169,9 @@ storage:
 `);
     const argv = buildQemuArgv(config, runtime, { kvmUsable: false });
     const i = argv.indexOf("-virtfs");
-    expect(argv[i + 1]).toBe("local,path=/srv/a,,b,mount_tag=data,security_model=passthrough,id=data,readonly=on,multidevs=remap");
+    expect(argv[i + 1]).toBe(
+      "local,path=/srv/a,,b,mount_tag=data,security_model=passthrough,id=data,readonly=on,multidevs=remap",
+    );
     expect(i).toBeGreaterThan(argv.indexOf("-drive"));
   });
 
@@ -188,7 +201,11 @@ describe("assertSharePathAllowed (real paths)", () => {
     ["/etc", "/etc"],
     ["/usr/share", "/usr"],
   ])("refuses %s (rule %s), exit 4", async (path, rule) => {
-    await expect(assertSharePathAllowed(path)).rejects.toMatchObject({ code: "PATH_REFUSED", exitCode: 4, details: { rule } });
+    await expect(assertSharePathAllowed(path)).rejects.toMatchObject({
+      code: "PATH_REFUSED",
+      exitCode: 4,
+      details: { rule },
+    });
   });
 
   it("refuses a symlink to / or into /etc, naming the real path", async () => {
@@ -199,7 +216,10 @@ describe("assertSharePathAllowed (real paths)", () => {
   });
 
   it("a missing directory or a file is PATH_NOT_FOUND (exit 3)", async () => {
-    await expect(assertSharePathAllowed(join(dir, "nope"))).rejects.toMatchObject({ code: "PATH_NOT_FOUND", exitCode: 3 });
+    await expect(assertSharePathAllowed(join(dir, "nope"))).rejects.toMatchObject({
+      code: "PATH_NOT_FOUND",
+      exitCode: 3,
+    });
     await expect(assertSharePathAllowed(join(dir, "file"))).rejects.toMatchObject({
       code: "PATH_NOT_FOUND",
       details: { rule: "directory" },

@@ -25,7 +25,10 @@ function createOptions(value: unknown): Record<string, string> | undefined {
   for (const part of splitOptions(String(value))) {
     const eq = part.indexOf("=");
     if (eq <= 0 || !/^[a-z][a-z0-9_.-]*$/.test(part.slice(0, eq))) {
-      throw new MaqetError("INVALID_ARGUMENT", `--options takes key=value pairs separated by commas, e.g. cluster_size=64K,lazy_refcounts=on (got '${part}').`);
+      throw new MaqetError(
+        "INVALID_ARGUMENT",
+        `--options takes key=value pairs separated by commas, e.g. cluster_size=64K,lazy_refcounts=on (got '${part}').`,
+      );
     }
     out[part.slice(0, eq)] = part.slice(eq + 1);
   }
@@ -59,9 +62,24 @@ export const DISK_COMMANDS: readonly CommandSpec[] = [
     options: [
       FORMAT,
       { name: "size", type: "string", value: "SIZE", description: "virtual size, e.g. 10G (optional with --backing)" },
-      { name: "backing", type: "string", value: "FILE", description: "backing image (relative to the new image's directory)" },
-      { name: "backing-format", type: "string", value: "FMT", description: "format of the backing image (default qcow2)" },
-      { name: "options", type: "string", value: "K=V,...", description: "qemu-img create -o options, e.g. cluster_size=64K" },
+      {
+        name: "backing",
+        type: "string",
+        value: "FILE",
+        description: "backing image (relative to the new image's directory)",
+      },
+      {
+        name: "backing-format",
+        type: "string",
+        value: "FMT",
+        description: "format of the backing image (default qcow2)",
+      },
+      {
+        name: "options",
+        type: "string",
+        value: "K=V,...",
+        description: "qemu-img create -o options, e.g. cluster_size=64K",
+      },
     ],
     examples: [
       "maqet disk create web.qcow2 --size 20G",

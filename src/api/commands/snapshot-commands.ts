@@ -41,10 +41,7 @@ export const SNAPSHOT_COMMANDS: readonly CommandSpec[] = [
     summary: "Take a snapshot of a VM's qcow2 drives (live with RAM when it runs, qemu-img when stopped)",
     positionals: [VM, DRIVE, NAME],
     options: [{ name: "overwrite", type: "boolean", description: "replace a snapshot of the same name" }, TIMEOUT],
-    examples: [
-      "maqet snapshot create web before-upgrade",
-      "maqet snapshot create web hdd before-upgrade --overwrite",
-    ],
+    examples: ["maqet snapshot create web before-upgrade", "maqet snapshot create web hdd before-upgrade --overwrite"],
     invoke: (m, i) =>
       m.createSnapshot(text(i, "vm"), {
         ...target(i, "create"),

@@ -86,12 +86,18 @@ export function diskOps(ctx: MaqetContext): DiskOps {
         format: options.format,
         ...(options.size !== undefined ? { size: options.size } : {}),
         ...(options.backingFile !== undefined
-          ? { backingFile: resolve(dirname(file), options.backingFile), backingFormat: options.backingFormat ?? "qcow2" }
+          ? {
+              backingFile: resolve(dirname(file), options.backingFile),
+              backingFormat: options.backingFormat ?? "qcow2",
+            }
           : {}),
         ...(options.options !== undefined ? { options: options.options } : {}),
       } as const;
       if (spec.size === undefined && !("backingFile" in spec)) {
-        throw new MaqetError("INVALID_ARGUMENT", `Creating ${file} needs a size (e.g. --size 10G) or a backing file (--backing base.qcow2).`);
+        throw new MaqetError(
+          "INVALID_ARGUMENT",
+          `Creating ${file} needs a size (e.g. --size 10G) or a backing file (--backing base.qcow2).`,
+        );
       }
       if (!(await createImageFile(file, spec, { tool: qemuImg, signal: options.signal, skipGuard: true }))) {
         throw alreadyExists(file);
@@ -168,7 +174,11 @@ export function diskOps(ctx: MaqetContext): DiskOps {
 }
 
 function alreadyExists(file: string): MaqetError {
-  return new MaqetError("INVALID_ARGUMENT", `${file} already exists; maqet never overwrites an image. Remove it or choose another path.`, {
-    details: { path: file },
-  });
+  return new MaqetError(
+    "INVALID_ARGUMENT",
+    `${file} already exists; maqet never overwrites an image. Remove it or choose another path.`,
+    {
+      details: { path: file },
+    },
+  );
 }

@@ -17,8 +17,8 @@
  * ```
  */
 import { migrations } from "../../../migrations/index.ts";
-import type { CountingBinaryLocator } from "../../adapters/binary-locator.ts";
 import { binaryVersion, type KvmProbe, probeKvm } from "../../adapters/accel-probe.ts";
+import type { CountingBinaryLocator } from "../../adapters/binary-locator.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../../adapters/default-dirs.ts";
 import { inspectRuntimeRoot } from "../../adapters/runtime-dir-report.ts";
 import { isMaqetError } from "../../errors/maqet-error.ts";
@@ -53,7 +53,14 @@ export interface DoctorReport {
   checks: DoctorCheck[];
   binaries: DoctorBinary[];
   accelerator: { kvm: KvmProbe | { works: false; skipped: string }; recommended: "kvm" | "tcg" };
-  store: { reachable: boolean; kind: "postgres" | "pglite"; location: string; migrations: number; appliedNow: string[]; error?: string };
+  store: {
+    reachable: boolean;
+    kind: "postgres" | "pglite";
+    location: string;
+    migrations: number;
+    appliedNow: string[];
+    error?: string;
+  };
   runtimeDir: { path: string; exists: boolean; mode?: string; problems: string[] };
   staleSockets: { path: string; vmId: string; vm?: string; reason: string }[];
 }
@@ -86,7 +93,9 @@ export function doctorOps(ctx: MaqetContext): DoctorOps {
           entry.path = found.path;
           entry.how = found.how;
           entry.version =
-            program === "qemu-img" ? await tools.qemuImg.version().catch(() => undefined) : await binaryVersion(found.path).catch(() => undefined);
+            program === "qemu-img"
+              ? await tools.qemuImg.version().catch(() => undefined)
+              : await binaryVersion(found.path).catch(() => undefined);
         } catch (error) {
           entry.error = error instanceof Error ? error.message : String(error);
         }
@@ -147,13 +156,23 @@ export function doctorOps(ctx: MaqetContext): DoctorOps {
       const location = ctx.options.databaseUrl
         ? redact(ctx.options.databaseUrl)
         : `${ctx.options.dataDir ?? defaultDataDir(env)}/pglite`;
-      const store: DoctorReport["store"] = { reachable: false, kind, location, migrations: migrations.length, appliedNow: [] };
+      const store: DoctorReport["store"] = {
+        reachable: false,
+        kind,
+        location,
+        migrations: migrations.length,
+        appliedNow: [],
+      };
       let views: { vmId: string; name: string; status: string }[] = [];
       try {
         const rt = await ctx.open();
         store.reachable = true;
         store.appliedNow = await rt.migrate();
-        views = (await rt.orchestrator.views({ includeRemoved: true })).map((v) => ({ vmId: v.vmId, name: v.name, status: v.status }));
+        views = (await rt.orchestrator.views({ includeRemoved: true })).map((v) => ({
+          vmId: v.vmId,
+          name: v.name,
+          status: v.status,
+        }));
         checks.push({
           name: "store",
           status: "ok",
@@ -185,7 +204,9 @@ export function doctorOps(ctx: MaqetContext): DoctorOps {
           ? {
               name: "runtime-dir",
               status: "ok",
-              summary: runtime.exists ? `${root} (${runtimeDir.mode}, yours)` : `${root} does not exist yet (created 0700 on the first start)`,
+              summary: runtime.exists
+                ? `${root} (${runtimeDir.mode}, yours)`
+                : `${root} does not exist yet (created 0700 on the first start)`,
             }
           : {
               name: "runtime-dir",

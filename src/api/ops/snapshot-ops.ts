@@ -64,12 +64,18 @@ export function snapshotOps(ctx: MaqetContext): SnapshotOps {
   ): Promise<SnapshotOutcome> =>
     ctx.withVm(vm, (actor) =>
       actor.exclusive((access) =>
-        withProgress(ctx, `snapshot.${operation}`, `${access.view.name}:${options.tag}`, options.onProgress, (onProgress) => {
-          const request = { ...options, onProgress };
-          if (operation === "create") return createSnapshot(access, deps(), request);
-          if (operation === "load") return loadSnapshot(access, deps(), request);
-          return deleteSnapshot(access, deps(), request);
-        }),
+        withProgress(
+          ctx,
+          `snapshot.${operation}`,
+          `${access.view.name}:${options.tag}`,
+          options.onProgress,
+          (onProgress) => {
+            const request = { ...options, onProgress };
+            if (operation === "create") return createSnapshot(access, deps(), request);
+            if (operation === "load") return loadSnapshot(access, deps(), request);
+            return deleteSnapshot(access, deps(), request);
+          },
+        ),
       ),
     );
   return {

@@ -19,7 +19,8 @@ function info(result: unknown): string {
     `virtual size:  ${formatBytes(r.virtualSize)} (${r.virtualSize} bytes)`,
   ];
   if (r.actualSize !== undefined) lines.push(`disk usage:    ${formatBytes(r.actualSize)}`);
-  if (r.backingFile !== undefined) lines.push(`backing file:  ${r.backingFile}${r.backingFormat ? ` (${r.backingFormat})` : ""}`);
+  if (r.backingFile !== undefined)
+    lines.push(`backing file:  ${r.backingFile}${r.backingFormat ? ` (${r.backingFormat})` : ""}`);
   if (r.inUse) lines.push("in use:        yes (read shared, -U: a running VM holds it)");
   lines.push(`snapshots:     ${r.snapshots.length ? r.snapshots.map((s) => s.name).join(", ") : "none"}`);
   return lines.join("\n");
@@ -28,7 +29,8 @@ function info(result: unknown): string {
 function check(result: unknown): string {
   const r = result as ImageCheck;
   if (r.status === "clean") return `No errors were found on ${r.file}.`;
-  if (r.status === "unsupported") return `${r.file}: this format has no metadata to check (raw images cannot be checked).`;
+  if (r.status === "unsupported")
+    return `${r.file}: this format has no metadata to check (raw images cannot be checked).`;
   if (r.status === "leaks") return `${r.file}: ${r.leaks} leaked clusters (harmless, space is wasted); no corruption.`;
   return `${r.file}: ${r.corruptions} corruptions, ${r.leaks} leaks. Repair a copy with qemu-img check -r all, keep the original.`;
 }

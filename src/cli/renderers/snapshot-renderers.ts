@@ -29,7 +29,10 @@ function listing(result: unknown): string {
       s.name,
       s.id,
       s.vmStateSize > 0 ? formatBytes(s.vmStateSize) : "-",
-      new Date(s.createdAt).toISOString().replace("T", " ").replace(/\.\d+Z$/, ""),
+      new Date(s.createdAt)
+        .toISOString()
+        .replace("T", " ")
+        .replace(/\.\d+Z$/, ""),
     ]),
   );
   if (rows.length === 0) return `VM '${r.vm}' has no snapshots.`;
