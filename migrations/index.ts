@@ -13,6 +13,7 @@ import { initial } from "./0001-initial.ts";
 import { projections } from "./0003-projections.ts";
 import { leases } from "./0004-leases.ts";
 import { audit } from "./0005-audit.ts";
+import { snapshotCatalogue } from "./0006-snapshot-catalogue.ts";
 
 /** A migration and the name it is recorded under (zero-padded, so names sort in order). */
 export interface NamedMigration {
@@ -33,4 +34,5 @@ export const migrations: readonly NamedMigration[] = [
   { name: "0003-projections", migration: projections },
   { name: "0004-leases", migration: leases },
   { name: "0005-audit", migration: audit },
+  { name: "0006-snapshot-catalogue", migration: snapshotCatalogue },
 ];

@@ -13,6 +13,7 @@
 import type { Kysely } from "kysely";
 import { localLeases } from "../actors/local-leases.ts";
 import { Orchestrator } from "../actors/orchestrator.ts";
+import { snapshotCatalogueProjection } from "../actors/snapshot-catalogue-projection.ts";
 import type { VmPorts } from "../actors/ports.ts";
 import { projectedVmDirectory, vmListProjection } from "../actors/vm-list-projection.ts";
 import { locatorForEnv, sharedBinaryLocator } from "../adapters/binary-locator.ts";
@@ -87,7 +88,11 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
     ...options.ports,
   };
   const projections = opened
-    ? new ProjectionRunner({ db: opened.db, store, projections: [vmListProjection, auditProjection] })
+    ? new ProjectionRunner({
+        db: opened.db,
+        store,
+        projections: [vmListProjection, auditProjection, snapshotCatalogueProjection],
+      })
     : undefined;
   const directory = opened && projections ? projectedVmDirectory(projections, opened.db) : undefined;
   const orchestrator = new Orchestrator({ ports, store, directory });

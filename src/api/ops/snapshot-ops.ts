@@ -1,9 +1,9 @@
 /**
  * Snapshots of a VM's qcow2 drives: offline through qemu-img when the VM is stopped, live
  * through QMP jobs when it runs (see src/actors/snapshot-operations.ts). Mutations run as the
- * VM's one exclusive operation; `listSnapshots` answers from the snapshot catalogue (a fold of
- * the VM's snapshot events) without taking the VM's lock or reading an image when nothing
- * changed.
+ * VM's one exclusive operation; `listSnapshots` answers from the snapshot catalogue (the
+ * `snapshot-catalogue` projection of the VM's snapshot events, migration 0006) without taking
+ * the VM's lock or reading an image when nothing changed.
  *
  * @example
  * ```ts
@@ -13,7 +13,8 @@
  * await maqet.deleteSnapshot("web", { tag: "before-upgrade" });
  * ```
  */
-import { foldSnapshotCatalogue } from "../../actors/snapshot-catalogue.ts";
+import { foldSnapshotCatalogue, type SnapshotCatalogue } from "../../actors/snapshot-catalogue.ts";
+import { readSnapshotCatalogue, SNAPSHOT_CATALOGUE_PROJECTION } from "../../actors/snapshot-catalogue-projection.ts";
 import {
   createSnapshot,
   deleteSnapshot,
@@ -29,6 +30,7 @@ import { vmStreamId } from "../../events/vm-events.ts";
 import { diskToolsFor } from "../disk-tools.ts";
 import type { MaqetContext } from "../maqet-context.ts";
 import { withProgress } from "../progress-hub.ts";
+import type { Runtime } from "../runtime.ts";
 
 export type { SnapshotListing, SnapshotOutcome } from "../../actors/snapshot-operations.ts";
 
@@ -50,6 +52,18 @@ export interface SnapshotOps {
   deleteSnapshot(vm: string, options: SnapshotOptions & { tag: string }): Promise<SnapshotOutcome>;
   /** The drives' snapshots: from the catalogue when still true, else read (and recorded). */
   listSnapshots(vm: string, options?: { drive?: string; signal?: AbortSignal }): Promise<SnapshotListing>;
+}
+
+/**
+ * The VM's snapshot catalogue: from the `snapshot-catalogue` projection (caught up inline, one
+ * row read) when the store has a database, else folded from the VM's stream (a custom store).
+ */
+async function loadCatalogue(rt: Runtime, vmId: string): Promise<SnapshotCatalogue> {
+  if (rt.projections !== undefined && rt.db !== undefined) {
+    await rt.projections.catchUp(SNAPSHOT_CATALOGUE_PROJECTION);
+    return readSnapshotCatalogue(rt.db, vmStreamId(vmId));
+  }
+  return foldSnapshotCatalogue(await rt.store.readStream(vmStreamId(vmId)));
 }
 
 export function snapshotOps(ctx: MaqetContext): SnapshotOps {
@@ -90,13 +104,13 @@ export function snapshotOps(ctx: MaqetContext): SnapshotOps {
         const settled = running || view.status === "stopped";
         const disks = snapshotDrives(view.config, view.name, options.drive);
         if (settled) {
-          const catalogue = foldSnapshotCatalogue(await rt.store.readStream(vmStreamId(view.vmId)));
+          const catalogue = await loadCatalogue(rt, view.vmId);
           const cached = await fromCatalogue(deps(), catalogue, disks, running);
           if (cached !== undefined) return { vm: view.name, running, source: "catalogue", drives: cached };
         }
         const actor = await orchestrator.actor(view.vmId);
         return actor.exclusive(async (access) => {
-          const catalogue = foldSnapshotCatalogue(await rt.store.readStream(vmStreamId(view.vmId)));
+          const catalogue = await loadCatalogue(rt, view.vmId);
           return refreshSnapshotListing(access, deps(), catalogue, options.drive, options.signal);
         });
       }),
