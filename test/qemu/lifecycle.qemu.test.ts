@@ -38,7 +38,7 @@ describe("VM lifecycle through the library (real QEMU)", () => {
     process.kill(pid, "SIGKILL");
     expect(await waitFor(async () => (await maqet.status("lib")).state === "stopped", 5000)).toBe(true);
     const detectedIn = Date.now() - killedAt;
-    expect(detectedIn).toBeLessThan(2000);
+    expect(detectedIn).toBeLessThan(1000);
 
     const status = await maqet.status("lib");
     expect(status).toMatchObject({ state: "stopped", pid: null, detail: "crashed" });
