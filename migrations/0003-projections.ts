@@ -66,9 +66,10 @@ const up: readonly string[] = [
      updated_at     timestamptz not null,
      view           jsonb not null
    )`,
+  // The one secondary index: lookups by name. A VM id is found by its stream id (`vm-<id>`, the
+  // primary key), and `ls` sorts the rows it returns; every further index would be one more
+  // write per row a rebuild rewrites.
   `create index maqet_vms_name_idx on maqet_vms (name) where status <> 'removed'`,
-  `create index maqet_vms_vm_id_idx on maqet_vms (vm_id)`,
-  `create index maqet_vms_order_idx on maqet_vms (first_position)`,
   `create table maqet_vm_names (
      name        text primary key,
      vm_id       text not null,

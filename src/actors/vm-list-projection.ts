@@ -19,6 +19,7 @@ import type { VmConfig } from "../config/vm-config.ts";
 import type { StoredEvent } from "../events/envelope.ts";
 import type { Projection } from "../events/projections/projection.ts";
 import type { ProjectionRunner } from "../events/projections/projection-runner.ts";
+import { vmStreamId } from "../events/vm-events.ts";
 import type { VmDirectory } from "./vm-directory.ts";
 import { applyVmEvent, statusDetail, type VmView } from "./vm-view.ts";
 
@@ -41,6 +42,17 @@ interface VmRow {
 // biome-ignore lint/suspicious/noExplicitAny: the table is typed by the SQL below
 type Db = Kysely<any>;
 
+/** A row as the fold continues from it. */
+interface Folded {
+  view: VmView;
+  firstPosition: number;
+}
+
+/** In the runner's state: true when every row is there (the table was emptied by this runner). */
+const COMPLETE = Symbol("complete");
+/** Rows kept between batches, at most (about 1 KB each); past it the cache starts over. */
+const CACHE_LIMIT = 50_000;
+
 /**
  * The `vms` projection over the `vm` category.
  *
@@ -54,23 +66,27 @@ export const vmListProjection: Projection = {
   name: VM_LIST_PROJECTION,
   version: VM_LIST_PROJECTION_VERSION,
   category: "vm",
-  async apply(trx, events) {
+  async apply(trx, events, { state }) {
     const byStream = new Map<string, StoredEvent[]>();
     for (const event of events) {
       const list = byStream.get(event.streamId);
       if (list) list.push(event);
       else byStream.set(event.streamId, [event]);
     }
-    const current = new Map<string, { view: VmView; firstPosition: number }>();
-    const { rows } = await sql<VmRow>`
-      select stream_id, config, view, first_position from maqet_vms
-       where stream_id = any(${[...byStream.keys()]}::text[])`.execute(trx);
-    for (const row of rows) {
-      current.set(row.stream_id, { view: decodeView(row), firstPosition: Number(row.first_position) });
+    // The rows this runner wrote in its previous batches are in `state`; read only the others.
+    if (state.size + byStream.size > CACHE_LIMIT) state.clear();
+    const missing = state.get(COMPLETE) === true ? [] : [...byStream.keys()].filter((id) => !state.has(id));
+    if (missing.length > 0) {
+      const { rows } = await sql<VmRow>`
+        select stream_id, config, view, first_position from maqet_vms
+         where stream_id = any(${missing}::text[])`.execute(trx);
+      for (const row of rows) {
+        state.set(row.stream_id, { view: decodeView(row), firstPosition: Number(row.first_position) } satisfies Folded);
+      }
     }
     const changed: Record<string, unknown>[] = [];
     for (const [streamId, streamEvents] of byStream) {
-      const before = current.get(streamId);
+      const before = state.get(streamId) as Folded | undefined;
       let view = before?.view;
       let firstPosition = before?.firstPosition;
       for (const event of streamEvents) {
@@ -78,12 +94,14 @@ export const vmListProjection: Projection = {
         if (view !== undefined) firstPosition ??= event.globalPosition;
       }
       if (view === undefined || firstPosition === undefined) continue; // no vm.defined yet: nothing to list
+      state.set(streamId, { view, firstPosition } satisfies Folded);
       changed.push(toRow(view, firstPosition, streamEvents.at(-1)!.globalPosition));
     }
     if (changed.length > 0) await upsert(trx, changed);
   },
-  async reset(trx) {
+  async reset(trx, { state }) {
     await sql`truncate maqet_vms`.execute(trx);
+    state.set(COMPLETE, true);
   },
 };
 
@@ -111,7 +129,7 @@ export function projectedVmDirectory(runner: Pick<ProjectionRunner, "catchUp">, 
       await runner.catchUp(VM_LIST_PROJECTION);
       const { rows } = await sql<VmRow>`
         select stream_id, config, view, first_position from maqet_vms
-         where status <> 'removed' and (name = ${nameOrId} or vm_id = ${nameOrId})
+         where status <> 'removed' and (name = ${nameOrId} or stream_id = ${vmStreamId(nameOrId)})
          order by (name = ${nameOrId}) desc, first_position limit 1`.execute(db);
       return rows[0] === undefined ? undefined : decodeView(rows[0]);
     },

@@ -28,6 +28,8 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
   throw new Error("expected a rejection");
 }
 
+// Every runner here builds with the same batch size as it catches up (the first catch-up of a
+// projection is a build from position 0, which uses rebuildBatchSize).
 describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, skip, open }) => {
   if (skip) {
     it.skip(`skipped: ${skip}`, () => {});
@@ -63,6 +65,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
       db: t.db,
       store,
       batchSize: 5,
+      rebuildBatchSize: 5,
       projections: [countingProjection({ name: table, table, category })],
     });
     const result = await runner.catchUp(table);
@@ -93,7 +96,13 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
         if (broken && batch.some((e) => e.id === poison.id)) throw new Error("cannot apply this one");
       },
     });
-    const runner = new ProjectionRunner({ db: t.db, store, batchSize: 5, projections: [projection] });
+    const runner = new ProjectionRunner({
+      db: t.db,
+      store,
+      batchSize: 5,
+      rebuildBatchSize: 5,
+      projections: [projection],
+    });
     const error = await failure(runner.catchUp(table));
     expect(isMaqetError(error, "PROJECTION_FAILED")).toBe(true);
     expect((error as Error).message).toContain(`stopped at event ${poison.globalPosition}`);
@@ -132,7 +141,13 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
         if (call === 2) throw new Error("transient");
       },
     });
-    const runner = new ProjectionRunner({ db: t.db, store, batchSize: 5, projections: [projection] });
+    const runner = new ProjectionRunner({
+      db: t.db,
+      store,
+      batchSize: 5,
+      rebuildBatchSize: 5,
+      projections: [projection],
+    });
     expect(await runner.catchUp(table)).toMatchObject({ events: 12 });
     const counts = await readCounts(t.db, table);
     expect(counts).toHaveLength(12);
@@ -148,6 +163,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
       db: t.db,
       store,
       batchSize: 4,
+      rebuildBatchSize: 4,
       projections: [countingProjection({ name: table, table, category })],
     });
     await runner.catchUp(table);
@@ -203,6 +219,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
       db: t.db,
       store,
       batchSize: 2,
+      rebuildBatchSize: 2,
       projections: [countingProjection({ name: table, table, category, handles: (type: string) => type === "t.kept" })],
     });
     expect(await runner.catchUp(table)).toMatchObject({ events: 6 });
@@ -269,6 +286,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
               db,
               store: new PostgresEventStore(db),
               batchSize: 3,
+              rebuildBatchSize: 3,
               projections: [countingProjection({ name: table, table, category })],
             }),
         );
@@ -316,6 +334,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
         db: t.db,
         store,
         batchSize: 4,
+        rebuildBatchSize: 4,
         projections: [countingProjection({ name: table, table })],
       });
       // The killed backend's transaction may take a moment to end; the resume waits on its lock.

@@ -20,7 +20,6 @@
  * ```
  */
 import type { Kysely } from "kysely";
-import type { Observable, Subscription } from "rxjs";
 import { isMaqetError, MaqetError } from "../../errors/maqet-error.ts";
 import type { StoredEvent } from "../envelope.ts";
 import type { EventStore } from "../event-store.ts";
@@ -34,8 +33,11 @@ import {
   recordStall,
   resetCheckpoint,
 } from "./checkpoint-store.ts";
-import type { Projection } from "./projection.ts";
+import type { Projection, ProjectionContext } from "./projection.ts";
 import { type LagFigures, readLag } from "./projection-lag.ts";
+import { LiveLoop, type LiveOptions } from "./projection-live-loop.ts";
+
+export type { LiveOptions } from "./projection-live-loop.ts";
 
 export interface ProjectionRunnerOptions {
   /** The database the store lives in; projections write their rows and checkpoints there. */
@@ -44,8 +46,13 @@ export interface ProjectionRunnerOptions {
   /** Where events are read from (its `readAll`): the store over the same database. */
   store: Pick<EventStore, "readAll">;
   projections: readonly Projection[];
-  /** Events per batch (one transaction each). Default 1000. */
+  /** Events per batch (one transaction each) when catching up. Default 1000. */
   batchSize?: number;
+  /**
+   * Events per batch when rebuilding (explicitly, or because the projection's version changed).
+   * Larger batches write each row fewer times; each batch is still one transaction. Default 10000.
+   */
+  rebuildBatchSize?: number;
 }
 
 /** What one catch-up did. */
@@ -78,38 +85,28 @@ export interface ProjectionLag extends LagFigures {
   updatedAt: Date;
 }
 
-export interface LiveOptions {
-  /** Wake-ups: any emission starts a catch-up now (e.g. the store's appended$). */
-  wakeUps?: Observable<unknown>;
-  /** How often to poll when nothing wakes the loop. Default 1000 ms. */
-  pollIntervalMs?: number;
-  /** Longest wait between attempts after a failure (doubling from the poll interval). Default 60 s. */
-  maxBackoffMs?: number;
-  /** Receives each failed attempt (the error is also recorded in the checkpoint row). */
-  onError?: (error: unknown, projection: string) => void;
-}
-
 const DEFAULT_BATCH = 1000;
+const DEFAULT_REBUILD_BATCH = 10_000;
 
-type BatchOutcome = { committed: true; position: number } | { committed: false; checkpoint: ProjectionCheckpoint };
+/** Committed: the checkpoint this runner now holds; not: the checkpoint someone else left. */
+type BatchOutcome = { committed: boolean; checkpoint: ProjectionCheckpoint };
 
 export class ProjectionRunner {
   readonly #db: ProjectionRunnerOptions["db"];
   readonly #store: ProjectionRunnerOptions["store"];
   readonly #projections = new Map<string, Projection>();
   readonly #batchSize: number;
+  readonly #rebuildBatchSize: number;
   readonly #ensured = new Set<string>();
   /** One catch-up or rebuild at a time per projection in this process (others wait their turn). */
   readonly #queues = new Map<string, Promise<unknown>>();
-  #live: { abort: AbortController; loops: Promise<void>[]; wakeUps?: Subscription } | undefined;
+  #live: LiveLoop | undefined;
 
   constructor(options: ProjectionRunnerOptions) {
     this.#db = options.db;
     this.#store = options.store;
-    this.#batchSize = options.batchSize ?? DEFAULT_BATCH;
-    if (!Number.isSafeInteger(this.#batchSize) || this.#batchSize < 1) {
-      throw new MaqetError("INVALID_ARGUMENT", `Invalid batchSize: ${String(this.#batchSize)}. Use an integer >= 1.`);
-    }
+    this.#batchSize = batchOption("batchSize", options.batchSize ?? DEFAULT_BATCH);
+    this.#rebuildBatchSize = batchOption("rebuildBatchSize", options.rebuildBatchSize ?? DEFAULT_REBUILD_BATCH);
     for (const projection of options.projections) {
       if (this.#projections.has(projection.name)) {
         throw new MaqetError(
@@ -140,7 +137,7 @@ export class ProjectionRunner {
    */
   catchUp(name: string, options: { signal?: AbortSignal } = {}): Promise<CatchUpResult> {
     const projection = this.#get(name);
-    return this.#queued(name, () => this.#catchUp(projection, false, options.signal));
+    return this.#queued(name, () => this.#catchUp(projection, newContext(), false, options.signal));
   }
 
   /**
@@ -157,8 +154,9 @@ export class ProjectionRunner {
     const projection = this.#get(name);
     return this.#queued(name, async () => {
       await this.#ensure(projection);
-      await this.#reset(projection, () => true);
-      return this.#catchUp(projection, true, options.signal);
+      const context = newContext();
+      await this.#reset(projection, context, () => true);
+      return this.#catchUp(projection, context, true, options.signal);
     });
   }
 
@@ -202,76 +200,58 @@ export class ProjectionRunner {
    * ```
    */
   start(options: LiveOptions = {}): void {
-    if (this.#live) return;
-    const abort = new AbortController();
-    const wake = new Wake();
-    const wakeUps = options.wakeUps?.subscribe({ next: () => wake.ring(), error: () => {} });
-    const loops = this.names.map((name) => this.#loop(name, options, wake, abort.signal));
-    this.#live = { abort, loops, wakeUps };
+    this.#live ??= new LiveLoop((name, signal) => this.catchUp(name, { signal }), this.names, options);
   }
 
   /** Stops the live loop; resolves when the current catch-ups are over. */
   async stop(): Promise<void> {
     const live = this.#live;
-    if (!live) return;
     this.#live = undefined;
-    live.wakeUps?.unsubscribe();
-    live.abort.abort();
-    await Promise.all(live.loops);
+    await live?.stop();
   }
 
-  async #loop(name: string, options: LiveOptions, wake: Wake, signal: AbortSignal): Promise<void> {
-    const poll = options.pollIntervalMs ?? 1000;
-    const maxBackoff = options.maxBackoffMs ?? 60_000;
-    let backoff = 0;
-    while (!signal.aborted) {
-      const rung = wake.count;
-      try {
-        await this.catchUp(name, { signal });
-        backoff = 0;
-      } catch (error) {
-        if (signal.aborted) break;
-        backoff = Math.min(maxBackoff, backoff === 0 ? poll : backoff * 2);
-        options.onError?.(error, name);
-      }
-      // A wake-up during the catch-up means there may be more: go again at once (unless failing).
-      if (backoff === 0 && wake.count !== rung) continue;
-      await wake.wait(backoff || poll, signal);
-    }
-  }
-
-  async #catchUp(projection: Projection, rebuilt: boolean, signal?: AbortSignal): Promise<CatchUpResult> {
+  async #catchUp(
+    projection: Projection,
+    context: ProjectionContext,
+    rebuilt: boolean,
+    signal?: AbortSignal,
+  ): Promise<CatchUpResult> {
     await this.#ensure(projection);
     let checkpoint = await this.#checkpoint(this.#db, projection);
     if (checkpoint.version !== projection.version) {
       this.#assertNotNewer(projection, checkpoint);
-      await this.#reset(projection, (locked) => locked.version !== projection.version);
+      await this.#reset(projection, context, (locked) => locked.version !== projection.version);
       checkpoint = await this.#checkpoint(this.#db, projection);
       rebuilt = true;
     }
+    const limit = rebuilt ? this.#rebuildBatchSize : this.#batchSize;
     let events = 0;
     let batches = 0;
     for (;;) {
       signal?.throwIfAborted();
       const batch = await this.#store.readAll({
         after: checkpoint.position,
-        limit: this.#batchSize,
+        limit,
         category: projection.category,
         signal,
       });
       if (batch.length === 0) break;
-      const outcome = await this.#commit(projection, checkpoint, batch);
+      const outcome = await this.#commit(projection, context, checkpoint, batch);
       if (!outcome.committed) {
-        // Another runner moved the checkpoint (or rebuilt): continue from where it is now.
+        // Another runner moved the checkpoint (or rebuilt): continue from where it is now, with
+        // no memory of rows this runner did not write.
+        context.state.clear();
         this.#assertNotNewer(projection, outcome.checkpoint);
-        if (outcome.checkpoint.version !== projection.version) return this.#catchUp(projection, rebuilt, signal);
+        if (outcome.checkpoint.version !== projection.version) {
+          return this.#catchUp(projection, context, rebuilt, signal);
+        }
         checkpoint = outcome.checkpoint;
         continue;
       }
       events += batch.length;
       batches++;
-      checkpoint = { ...checkpoint, position: outcome.position };
-      if (batch.length < this.#batchSize) break;
+      checkpoint = outcome.checkpoint;
+      if (batch.length < limit) break;
     }
     return { name: projection.name, events, batches, position: checkpoint.position, rebuilt };
   }
@@ -283,23 +263,27 @@ export class ProjectionRunner {
    */
   async #commit(
     projection: Projection,
+    context: ProjectionContext,
     from: ProjectionCheckpoint,
     batch: readonly StoredEvent[],
   ): Promise<BatchOutcome> {
     try {
-      return await this.#transaction(projection, from, batch);
+      return await this.#transaction(projection, context, from, batch);
     } catch (error) {
+      // Rolled back: whatever apply remembered of this batch never reached the rows.
+      context.state.clear();
       if (!(error instanceof ApplyError)) {
         return storeCall(`commit a batch of projection '${projection.name}'`, () => Promise.reject(error));
       }
       if (batch.length === 1) {
         const event = batch[0]!;
-        const message = `${reasonOf(error.cause)} (applying ${event.type} at position ${event.globalPosition}, stream ${event.streamId})`;
+        const reason = reasonOf(error.cause).replace(/\.+$/, "");
+        const message = `${reason} (applying ${event.type} at position ${event.globalPosition}, stream ${event.streamId})`;
         await recordStall(this.#db, projection.name, event.globalPosition, message).catch(() => {});
         throw new MaqetError(
           "PROJECTION_FAILED",
           `Projection '${projection.name}' stopped at event ${event.globalPosition} (${event.type} in ${event.streamId}): ` +
-            `${reasonOf(error.cause)}. Its rows and checkpoint stay at the event before; nothing was skipped. ` +
+            `${reason}. Its rows and checkpoint stay at the event before; nothing was skipped. ` +
             "Fix the cause and catch up again, or rebuild the projection.",
           {
             cause: error.cause,
@@ -314,46 +298,58 @@ export class ProjectionRunner {
       }
       let at = from;
       for (const event of batch) {
-        const outcome = await this.#commit(projection, at, [event]);
+        const outcome = await this.#commit(projection, context, at, [event]);
         if (!outcome.committed) return outcome;
-        at = { ...at, position: outcome.position };
+        at = outcome.checkpoint;
       }
-      return { committed: true, position: at.position };
+      return { committed: true, checkpoint: at };
     }
   }
 
   async #transaction(
     projection: Projection,
+    context: ProjectionContext,
     from: ProjectionCheckpoint,
     batch: readonly StoredEvent[],
   ): Promise<BatchOutcome> {
     return this.#db.transaction().execute(async (trx) => {
       const locked = await this.#checkpoint(trx, projection, true);
-      if (locked.position !== from.position || locked.version !== from.version) {
-        return { committed: false, checkpoint: locked };
-      }
+      if (!sameCheckpoint(locked, from)) return { committed: false, checkpoint: locked };
       const wanted = projection.handles ? batch.filter((e) => projection.handles!(e.type)) : batch;
       if (wanted.length > 0) {
         try {
-          await projection.apply(trx, wanted);
+          await projection.apply(trx, wanted, context);
         } catch (cause) {
           throw new ApplyError(cause);
         }
       }
       const last = batch.at(-1)!.globalPosition;
       await advanceCheckpoint(trx, projection.name, last, batch.length);
-      return { committed: true, position: last };
+      return { committed: true, checkpoint: { ...locked, position: last } };
     });
   }
 
-  /** Empties the projection and resets its checkpoint, if `needed(locked checkpoint)`. */
-  async #reset(projection: Projection, needed: (locked: ProjectionCheckpoint) => boolean): Promise<void> {
+  /**
+   * Empties the projection and resets its checkpoint, if `needed(locked checkpoint)`. When it
+   * was not needed (another runner did it), forgets what `context` remembered.
+   */
+  async #reset(
+    projection: Projection,
+    context: ProjectionContext,
+    needed: (locked: ProjectionCheckpoint) => boolean,
+  ): Promise<void> {
+    context.state.clear();
     await this.#db.transaction().execute(async (trx) => {
       const locked = await this.#checkpoint(trx, projection, true);
       if (!needed(locked)) return;
       this.#assertNotNewer(projection, locked);
-      await projection.reset(trx);
-      await resetCheckpoint(trx, projection.name, projection.version);
+      try {
+        await projection.reset(trx, context);
+        await resetCheckpoint(trx, projection.name, projection.version);
+      } catch (error) {
+        context.state.clear();
+        throw error;
+      }
     });
   }
 
@@ -412,33 +408,27 @@ export class ProjectionRunner {
   }
 }
 
+function newContext(): ProjectionContext {
+  return { state: new Map() };
+}
+
+/**
+ * The same checkpoint as far as the rows are concerned: nobody applied, rebuilt or upgraded
+ * since (the rebuild time tells a rebuild that came back to the same position).
+ */
+function sameCheckpoint(a: ProjectionCheckpoint, b: ProjectionCheckpoint): boolean {
+  return a.position === b.position && a.version === b.version && a.rebuiltAt?.getTime() === b.rebuiltAt?.getTime();
+}
+
+function batchOption(name: string, value: number): number {
+  if (Number.isSafeInteger(value) && value >= 1) return value;
+  throw new MaqetError("INVALID_ARGUMENT", `Invalid ${name}: ${String(value)}. Use an integer >= 1.`);
+}
+
 /** The projection's own code threw (as opposed to the database failing around it). */
 class ApplyError extends Error {
   constructor(cause: unknown) {
     super(reasonOf(cause), { cause });
-  }
-}
-
-/** A wake-up bell: `ring()` ends the current and the next `wait()`. */
-class Wake {
-  count = 0;
-  #waiters: Array<() => void> = [];
-  ring(): void {
-    this.count++;
-    for (const resolve of this.#waiters.splice(0)) resolve();
-  }
-  wait(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        this.#waiters = this.#waiters.filter((w) => w !== done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener("abort", done, { once: true });
-      this.#waiters.push(done);
-    });
   }
 }
 

@@ -46,8 +46,28 @@ export interface Projection {
   handles?(type: string): boolean;
   /** Applies one batch (in the store's read order, never empty) inside the runner's transaction. */
   // biome-ignore lint/suspicious/noExplicitAny: each projection types its own tables
-  apply(trx: Kysely<any>, events: readonly StoredEvent[]): Promise<void>;
+  apply(trx: Kysely<any>, events: readonly StoredEvent[], context: ProjectionContext): Promise<void>;
   /** Empties the projection's tables (before a rebuild), inside the runner's transaction. */
   // biome-ignore lint/suspicious/noExplicitAny: each projection types its own tables
-  reset(trx: Kysely<any>): Promise<void>;
+  reset(trx: Kysely<any>, context: ProjectionContext): Promise<void>;
+}
+
+/**
+ * What the runner hands to every `apply` and `reset` of one catch-up (or rebuild).
+ *
+ * `state` is memory that lives from one batch to the next while nothing but this runner's own
+ * committed batches changed the rows: the runner empties it when a batch fails (its transaction
+ * rolled back, so the rows are as before it) and when another runner moved the checkpoint or
+ * rebuilt. So a projection may cache what it wrote (e.g. rows by key) and skip reading them
+ * back; what is not in the cache it reads from `trx`. Never the truth, only a shortcut.
+ *
+ * @example
+ * ```ts
+ * async apply(trx, events, { state }) {
+ *   const cached = state.get(key) ?? (await loadRow(trx, key));
+ * }
+ * ```
+ */
+export interface ProjectionContext {
+  readonly state: Map<unknown, unknown>;
 }
