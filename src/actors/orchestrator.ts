@@ -13,6 +13,8 @@
  */
 import type { VmConfig } from "../config/vm-config.ts";
 import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
+import { vmBusyError } from "../errors/vm-busy-error.ts";
+import type { LeaseHolder } from "./ports.ts";
 import type { EventMetadata } from "../events/envelope.ts";
 import { vmEvent, vmStreamId } from "../events/vm-events.ts";
 import { isVmNameTaken } from "../events/vm-name-claim.ts";
@@ -120,7 +122,13 @@ export class Orchestrator {
       pending = undefined;
     }
     if (!pending) {
-      pending = VmActor.load(this.#deps, view.vmId, this.#metadata);
+      pending = VmActor.load(this.#deps, view.vmId, this.#metadata).catch((error: unknown) => {
+        // The lease table knows only ids: say which VM, by its name.
+        if (isMaqetError(error, "VM_BUSY") && error.details.holder) {
+          throw vmBusyError(view.name, view.vmId, error.details.holder as LeaseHolder);
+        }
+        throw error;
+      });
       this.#actors.set(view.vmId, pending);
       pending.catch(() => this.#actors.delete(view.vmId));
     }

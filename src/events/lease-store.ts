@@ -12,6 +12,7 @@
 import { type Kysely, sql } from "kysely";
 import type { LeaseAcquired, LeaseHolder, VmLeases } from "../actors/ports.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
+import { vmBusyError } from "../errors/vm-busy-error.ts";
 
 /** This process, as a lease holder. */
 export interface LeaseIdentity {
@@ -71,15 +72,7 @@ export class LeaseStore implements VmLeases {
         return {};
       }
       const alive = holder.host === this.me.host ? this.options.isAlive(holder) : Number(row.age_ms) < this.#ttlMs;
-      if (alive) {
-        const name = this.options.nameOf?.(vmId) ?? vmId;
-        throw new MaqetError(
-          "VM_BUSY",
-          `VM '${name}' is being driven by pid ${holder.pid} on host ${holder.host} since ${holder.acquiredAt.toISOString()}` +
-            `${holder.command ? ` (${holder.command})` : ""}. Wait for it to finish, or stop that process.`,
-          { details: { vmId, holder } },
-        );
-      }
+      if (alive) throw vmBusyError(this.options.nameOf?.(vmId) ?? vmId, vmId, holder);
       await sql`update maqet_leases set host = ${this.me.host}, pid = ${this.me.pid}, process_start = ${this.me.processStart},
                        command = ${this.me.command}, acquired_at = now(), renewed_at = now(), stream_version = ${streamVersion}
                  where vm_id = ${vmId}`.execute(trx);
