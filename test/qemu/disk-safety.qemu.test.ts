@@ -89,6 +89,23 @@ describe("disk creation is refused where it must be, and nothing is created", ()
     expect(await absent(join(dir, "no"))).toBe(true);
   });
 
+  it("info, check, resize, convert of an image that does not exist: exit 3", async () => {
+    const missing = join(dir, "missing.qcow2");
+    for (const args of [
+      ["info", missing],
+      ["check", missing],
+      ["resize", missing, "2G"],
+      ["convert", missing, join(dir, "out.raw")],
+    ]) {
+      const r = await maqet("disk", ...args);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toBe(
+        `maqet: Image ${missing} does not exist. Check the path (relative paths start in the current directory).`,
+      );
+    }
+    expect(await absent(join(dir, "out.raw"))).toBe(true);
+  });
+
   it("too little space: exit 1, nothing created", async () => {
     const r = await maqet("disk", "create", join(dir, "huge.qcow2"), "--size", "900000T");
     expect(r.code).toBe(1);

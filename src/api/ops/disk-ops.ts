@@ -111,13 +111,13 @@ export function diskOps(ctx: MaqetContext): DiskOps {
       };
     },
 
-    diskInfo: (file, options = {}) => tools().qemuImg.info(resolve(file), options),
+    diskInfo: async (file, options = {}) => tools().qemuImg.info(await existing(file), options),
 
-    checkDisk: (file, options = {}) => tools().qemuImg.check(resolve(file), options),
+    checkDisk: async (file, options = {}) => tools().qemuImg.check(await existing(file), options),
 
     async resizeDisk(fileArg, size, options = {}) {
       const { qemuImg } = tools();
-      const file = resolve(fileArg);
+      const file = await existing(fileArg);
       await assertDiskPathAllowed(file);
       await qemuImg.resize(file, size, options);
       const info = await qemuImg.info(file, { signal: options.signal });
@@ -126,7 +126,7 @@ export function diskOps(ctx: MaqetContext): DiskOps {
 
     async convertDisk(sourceArg, targetArg, options) {
       const { qemuImg, clock } = tools();
-      const source = resolve(sourceArg);
+      const source = await existing(sourceArg);
       const target = resolve(targetArg);
       await assertDiskPathAllowed(target);
       if (await pathExists(target)) throw alreadyExists(target);
@@ -171,6 +171,21 @@ export function diskOps(ctx: MaqetContext): DiskOps {
       return { source, target, format: options.format, virtualSize: info.virtualSize, durationMs: clock.now() - t0 };
     },
   };
+}
+
+/** The absolute path of an image that must exist (PATH_NOT_FOUND, exit 3, otherwise). */
+async function existing(fileArg: string): Promise<string> {
+  const file = resolve(fileArg);
+  if (!(await pathExists(file))) {
+    throw new MaqetError(
+      "PATH_NOT_FOUND",
+      `Image ${file} does not exist. Check the path (relative paths start in the current directory).`,
+      {
+        details: { path: file, rule: "exists" },
+      },
+    );
+  }
+  return file;
 }
 
 function alreadyExists(file: string): MaqetError {
