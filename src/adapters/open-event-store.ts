@@ -17,7 +17,9 @@ import { migrateToLatest } from "../events/migrate.ts";
 import { PostgresEventStore } from "../events/postgres-event-store.ts";
 import type { Database } from "../events/schema.ts";
 import { openPgDatabase } from "./pg-database.ts";
+import { createPgNotificationSource } from "./pg-notifications.ts";
 import { openPgliteDatabase } from "./pglite-database.ts";
+import { createPgliteNotificationSource } from "./pglite-notifications.ts";
 
 export interface OpenEventStoreOptions {
   /** A PostgreSQL server URL; when absent the embedded PGlite at `dataDir` is used. */
@@ -31,7 +33,10 @@ export interface OpenEventStoreOptions {
   signal?: AbortSignal;
 }
 
-/** An open store; `close()` completes `appended$`, then closes the database (and its lock). */
+/**
+ * An open store; `close()` completes `appended$` and every subscription, closes the LISTEN
+ * connection if one was opened, then the database (and its lock).
+ */
 export interface OpenedEventStore {
   store: PostgresEventStore;
   db: Kysely<Database>;
@@ -61,6 +66,14 @@ export async function openEventStore(options: OpenEventStoreOptions): Promise<Op
   const opened = options.databaseUrl
     ? await openPgDatabase({ url: options.databaseUrl })
     : await openPgliteDatabase({ dataDir: options.dataDir, lockWaitMs: options.lockWaitMs, signal: options.signal });
+  // Subscriptions' wake-ups: a dedicated LISTEN connection on a server (opened on the first
+  // subscriber only), PGlite's in-process listen when embedded.
+  const notifications =
+    options.databaseUrl !== undefined && options.databaseUrl !== ""
+      ? createPgNotificationSource({ url: options.databaseUrl })
+      : "pglite" in opened
+        ? createPgliteNotificationSource(opened.pglite, opened.db)
+        : undefined;
   const applied: string[] = [];
   try {
     applied.push(...(await migrateToLatest(opened.db)));
@@ -72,6 +85,7 @@ export async function openEventStore(options: OpenEventStoreOptions): Promise<Op
   const store = new PostgresEventStore(opened.db, {
     actor: () => actor,
     source: options.source,
+    notifications,
     onClose: () => opened.close(),
   });
   return {

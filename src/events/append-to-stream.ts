@@ -1,19 +1,28 @@
 /**
- * The append SQL: runs inside a transaction the caller owns, so the store (and tests that need a
- * transaction left open on purpose) share one code path.
+ * The append: ONE SQL statement decides and writes, so it is atomic on its own (autocommit) and
+ * also runs inside a transaction a caller owns (tests leave one open on purpose).
  *
- * Order matters: the stream row is locked (`for update`) before any global position is drawn,
- * so a writer that loses the expected-version check burns no positions.
+ * The statement, in data-dependency order:
+ * 1. `dup`: the stored events that already carry one of the new ids (idempotency, step 3);
+ * 2. `stream`: the stream row is upserted (modes that may create the stream) or updated (the
+ *    others), bumping its version by the batch size, with the expected version in the WHERE
+ *    clause. PostgreSQL evaluates that clause on the newest committed row version and holds the
+ *    row lock from here to commit, so racing writers are serialised on the row and each decides
+ *    on what the previous one committed. No row comes back on a conflict, or when `dup` found
+ *    anything: then nothing else happens;
+ * 3. `ins`: the events, numbered from the version `stream` returned. Global positions are drawn
+ *    only for rows inserted, after the row lock is held: a loser burns no position;
+ * 4. `pg_notify('maqet_events', stream_id)` rides on `stream`'s RETURNING, delivered at commit.
  *
  * @example
  * ```ts
- * const result = await db.transaction().execute((trx) =>
- *   appendToStream(trx, "vm-1", [prepared], "no_stream"),
- * );
+ * const outcome = await appendStatement(db, "vm-1", [prepared], "no_stream");
+ * if (outcome.kind === "appended") console.log(outcome.result.nextExpectedVersion);
  * ```
  */
-import { type Kysely, sql } from "kysely";
+import { type Kysely, type RawBuilder, sql } from "kysely";
 import { MaqetError } from "../errors/maqet-error.ts";
+import type { Checkpoint } from "./checkpoint.ts";
 import type { EventMetadata, StoredEvent } from "./envelope.ts";
 import type { AppendResult, ExpectedVersion } from "./event-store.ts";
 import { type Database, toNumber } from "./schema.ts";
@@ -30,17 +39,140 @@ export interface PreparedEvent {
   metadata: EventMetadata;
 }
 
-interface InsertedRow {
+/** A stored event that carries one of the ids being appended. */
+export interface DuplicateRow {
+  event: StoredEvent;
+  /** Index of the new event with the same id. */
+  index: number;
+  /** Same stream, type, schema version and data (jsonb equality) as that new event. */
+  same: boolean;
+}
+
+/** What one run of the statement found; the caller turns it into a result or an error. */
+export type AppendOutcome =
+  | { kind: "appended"; result: AppendResult; checkpoints: Checkpoint[] }
+  | { kind: "conflict" }
+  | { kind: "duplicates"; rows: DuplicateRow[] };
+
+interface OutcomeRow {
+  outcome: "appended" | "duplicate";
   global_position: string | number;
   event_id: string;
+  stream_id: string;
   stream_version: string | number;
+  type: string;
+  schema_version: number;
+  data: unknown;
+  metadata: unknown;
   recorded_at: Date | string;
+  transaction_id: string;
+  same: boolean | null;
+  n: string | number;
 }
 
 /**
- * Appends `events` (at least one) to `streamId` inside the transaction `trx`.
- * Throws `CONCURRENCY_CONFLICT` when `expected` does not hold and `STORE_ERROR` for a duplicate
- * event id; either way the caller must roll the transaction back.
+ * Runs the append statement once for `events` (at least one). Does not throw for a conflict or
+ * for ids already stored: it reports them. Database errors propagate (a unique violation on
+ * `event_id` means a concurrent append of the same ids committed after this statement's
+ * snapshot; running the statement again sees it).
+ *
+ * @example
+ * ```ts
+ * const outcome = await appendStatement(db, "vm-1", events, 4);
+ * ```
+ */
+export async function appendStatement(
+  db: Kysely<Database>,
+  streamId: string,
+  events: readonly PreparedEvent[],
+  expected: ExpectedVersion,
+): Promise<AppendOutcome> {
+  const count = events.length;
+  const batch = JSON.stringify(
+    events.map((e) => ({ id: e.id, type: e.type, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata })),
+  );
+  const { rows } = await sql<OutcomeRow>`
+    with input as (
+      select (b.e->>'id')::uuid as event_id, b.e->>'type' as type, (b.e->>'schemaVersion')::integer as schema_version,
+             coalesce(b.e->'data', 'null'::jsonb) as data, b.e->'metadata' as metadata, b.n
+        from jsonb_array_elements(${batch}::jsonb) with ordinality as b(e, n)
+    ),
+    dup as (
+      select e.*, i.n,
+             (e.stream_id = ${streamId} and e.type = i.type and e.schema_version = i.schema_version and e.data = i.data) as same
+        from input i join maqet_events e on e.event_id = i.event_id
+    ),
+    stream as (${streamDecision(streamId, count, expected)}),
+    ins as (
+      insert into maqet_events (event_id, stream_id, stream_version, type, schema_version, data, metadata)
+      select i.event_id, ${streamId}, s.first_version + i.n - 1, i.type, i.schema_version, i.data, i.metadata
+        from stream s cross join input i
+       order by i.n
+      returning *
+    )
+    select 'appended' as outcome, ins.global_position, ins.event_id, ins.stream_id, ins.stream_version, ins.type,
+           ins.schema_version, ins.data, ins.metadata, ins.recorded_at, ins.transaction_id::text as transaction_id,
+           null::boolean as same, ins.stream_version as n
+      from ins
+    union all
+    select 'duplicate', d.global_position, d.event_id, d.stream_id, d.stream_version, d.type,
+           d.schema_version, d.data, d.metadata, d.recorded_at, d.transaction_id::text, d.same, d.n - 1
+      from dup d`.execute(db);
+
+  const duplicates = rows.filter((r) => r.outcome === "duplicate");
+  if (duplicates.length > 0) {
+    return {
+      kind: "duplicates",
+      rows: duplicates.map((r) => ({ event: rowToEvent(r), index: toNumber(r.n), same: r.same === true })),
+    };
+  }
+  if (rows.length === 0) return { kind: "conflict" };
+  const appended = rows.map((r) => ({ event: rowToEvent(r), transactionId: r.transaction_id }));
+  appended.sort((a, b) => a.event.streamVersion - b.event.streamVersion);
+  if (appended.length !== count) throw new Error(`append to '${streamId}': ${appended.length} of ${count} rows came back`);
+  const stored = appended.map((a) => a.event);
+  const last = stored.at(-1)!;
+  return {
+    kind: "appended",
+    result: { nextExpectedVersion: last.streamVersion, lastGlobalPosition: last.globalPosition, events: stored },
+    checkpoints: appended.map((a) => ({ transactionId: a.transactionId, position: a.event.globalPosition })),
+  };
+}
+
+/**
+ * The `stream` step: returns `first_version` (the first new event's version) only when the
+ * expected version holds and no event id is stored yet. Which SQL shape is chosen depends only on
+ * the mode, never on a value read beforehand.
+ */
+function streamDecision(streamId: string, count: number, expected: ExpectedVersion): RawBuilder<unknown> {
+  const returning = sql`returning version - ${count}::bigint + 1 as first_version, pg_notify(${EVENTS_CHANNEL}, stream_id) as notified`;
+  if (expected === "any" || expected === "no_stream" || expected === -1) {
+    // Creates the stream (at the batch's last version) or, when the row exists, takes its lock
+    // and bumps it only if the mode allows: `no_stream` never does (a committed row always has
+    // at least one event). ON CONFLICT sees the newest committed row even if this statement's
+    // snapshot is older, and locks it whether or not the WHERE holds.
+    const guard = expected === "any" ? sql`` : sql`where false`;
+    return sql`
+      insert into maqet_streams (stream_id, version)
+      select ${streamId}, ${count}::bigint - 1 where not exists (select from dup)
+      on conflict (stream_id) do update set version = maqet_streams.version + ${count}::bigint, updated_at = now()
+      ${guard}
+      ${returning}`;
+  }
+  // `stream_exists` and an exact version never create: a missing row is a conflict. A concurrent
+  // writer's committed update makes PostgreSQL re-check this WHERE on the newest row version.
+  const guard = expected === "stream_exists" ? sql`` : sql`and version = ${expected}::bigint`;
+  return sql`
+    update maqet_streams set version = version + ${count}::bigint, updated_at = now()
+     where stream_id = ${streamId} ${guard} and not exists (select from dup)
+    ${returning}`;
+}
+
+/**
+ * Appends `events` inside the transaction (or on the connection) `db` and throws what the store
+ * would: `CONCURRENCY_CONFLICT` or `EVENT_ID_CONFLICT`. An idempotent retry returns the original
+ * result. Meant for code that holds a transaction open on purpose (tests of the watermark); the
+ * store itself uses {@link appendStatement} and retries what can be retried.
  *
  * @example
  * ```ts
@@ -50,72 +182,71 @@ interface InsertedRow {
  * ```
  */
 export async function appendToStream(
-  trx: Kysely<Database>,
+  db: Kysely<Database>,
   streamId: string,
   events: readonly PreparedEvent[],
   expected: ExpectedVersion,
 ): Promise<AppendResult> {
-  // Only these modes may create the stream; for the others a missing row is already a conflict.
-  if (expected === "any" || expected === "no_stream" || expected === -1) {
-    await trx
-      .insertInto("maqet_streams")
-      .values({ stream_id: streamId })
-      .onConflict((c) => c.doNothing())
-      .execute();
-  }
-  const locked = await trx
+  const outcome = await appendStatement(db, streamId, events, expected);
+  if (outcome.kind === "appended") return outcome.result;
+  if (outcome.kind === "duplicates") return idempotentResult(streamId, events, expected, outcome.rows);
+  throw conflictError(streamId, expected, await currentVersion(db, streamId));
+}
+
+/**
+ * The stream's committed version now (-1: absent), read in a fresh statement.
+ *
+ * @example
+ * ```ts
+ * await currentVersion(db, "vm-1"); // 4
+ * ```
+ */
+export async function currentVersion(db: Kysely<Database>, streamId: string): Promise<number> {
+  const row = await db
     .selectFrom("maqet_streams")
     .select("version")
     .where("stream_id", "=", streamId)
-    .forUpdate()
     .executeTakeFirst();
-  const actual = locked === undefined ? -1 : toNumber(locked.version);
-  checkExpectedVersion(streamId, expected, actual);
+  return row === undefined ? -1 : toNumber(row.version);
+}
 
-  const first = actual + 1;
-  const batch = JSON.stringify(
-    events.map((e) => ({ id: e.id, type: e.type, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata })),
+/**
+ * After a conflict, in a fresh statement: the stream's committed version (-1: absent) and whether
+ * any of `ids` is stored now (an identical append committed after the deciding statement's
+ * snapshot: running the statement again answers it as a retry).
+ *
+ * @example
+ * ```ts
+ * const { actual, idsStored } = await conflictFacts(db, "vm-1", ["5f0c…"]);
+ * ```
+ */
+export async function conflictFacts(
+  db: Kysely<Database>,
+  streamId: string,
+  ids: readonly string[],
+): Promise<{ actual: number; idsStored: boolean }> {
+  const { rows } = await sql<{ version: string | number | null; ids_stored: boolean }>`
+    select (select version from maqet_streams where stream_id = ${streamId}) as version,
+           exists (select from maqet_events where event_id = any(${[...ids]}::uuid[])) as ids_stored`.execute(db);
+  const row = rows[0];
+  return { actual: row?.version == null ? -1 : toNumber(row.version), idsStored: row?.ids_stored === true };
+}
+
+/**
+ * True when a stream at version `actual` (-1: absent) satisfies `expected`.
+ *
+ * @example
+ * ```ts
+ * expectedVersionHolds("stream_exists", 0); // true
+ * ```
+ */
+export function expectedVersionHolds(expected: ExpectedVersion, actual: number): boolean {
+  return (
+    expected === "any" ||
+    (expected === "no_stream" && actual === -1) ||
+    (expected === "stream_exists" && actual >= 0) ||
+    expected === actual
   );
-  let inserted: InsertedRow[];
-  try {
-    // One statement for the whole batch, and one parameter whatever its size (no 65535 cap).
-    const result = await sql<InsertedRow>`
-      insert into maqet_events (event_id, stream_id, stream_version, type, schema_version, data, metadata)
-      select (e->>'id')::uuid, ${streamId}, ${first}::bigint + b.n - 1, e->>'type',
-             (e->>'schemaVersion')::integer, coalesce(e->'data', 'null'::jsonb), e->'metadata'
-        from jsonb_array_elements(${batch}::jsonb) with ordinality as b(e, n)
-       order by b.n
-      returning global_position, event_id, stream_version, recorded_at`.execute(trx);
-    inserted = result.rows;
-  } catch (error) {
-    throw duplicateIdError(streamId, error) ?? error;
-  }
-  const last = actual + events.length;
-  // The notification rides on the version update (one round trip less); it is delivered at commit.
-  await trx
-    .updateTable("maqet_streams")
-    .set({ version: last, updated_at: sql`now()` })
-    .where("stream_id", "=", streamId)
-    .returning(sql<void>`pg_notify(${EVENTS_CHANNEL}, stream_id)`.as("notified"))
-    .execute();
-
-  const byVersion = new Map(inserted.map((r) => [toNumber(r.stream_version), r]));
-  const stored = events.map((e, i): StoredEvent => {
-    const row = byVersion.get(first + i);
-    if (row === undefined) throw new Error(`append to '${streamId}': no row returned for version ${first + i}`);
-    return {
-      id: e.id,
-      streamId,
-      streamVersion: first + i,
-      globalPosition: toNumber(row.global_position),
-      type: e.type,
-      schemaVersion: e.schemaVersion,
-      data: e.data,
-      metadata: e.metadata,
-      recordedAt: row.recorded_at instanceof Date ? row.recorded_at : new Date(row.recorded_at),
-    };
-  });
-  return { nextExpectedVersion: last, lastGlobalPosition: stored.at(-1)?.globalPosition ?? -1, events: stored };
 }
 
 /**
@@ -128,12 +259,18 @@ export async function appendToStream(
  * ```
  */
 export function checkExpectedVersion(streamId: string, expected: ExpectedVersion, actual: number): void {
-  const holds =
-    expected === "any" ||
-    (expected === "no_stream" && actual === -1) ||
-    (expected === "stream_exists" && actual >= 0) ||
-    expected === actual;
-  if (holds) return;
+  if (!expectedVersionHolds(expected, actual)) throw conflictError(streamId, expected, actual);
+}
+
+/**
+ * The typed conflict: `CONCURRENCY_CONFLICT` with details `{streamId, expected, actual}`.
+ *
+ * @example
+ * ```ts
+ * throw conflictError("vm-1", 3, 5);
+ * ```
+ */
+export function conflictError(streamId: string, expected: ExpectedVersion, actual: number): MaqetError {
   const want =
     expected === "no_stream"
       ? "no stream yet"
@@ -141,7 +278,7 @@ export function checkExpectedVersion(streamId: string, expected: ExpectedVersion
         ? "an existing stream"
         : `version ${String(expected)}`;
   const found = actual === -1 ? "the stream does not exist" : `the stream is at version ${actual}`;
-  throw new MaqetError(
+  return new MaqetError(
     "CONCURRENCY_CONFLICT",
     `Append to stream '${streamId}' refused: expected ${want}, but ${found}. ` +
       "Another writer got there first; read the stream again and retry with its current version.",
@@ -149,16 +286,94 @@ export function checkExpectedVersion(streamId: string, expected: ExpectedVersion
   );
 }
 
-/** A unique violation on `event_id` as a clear error; undefined for any other error. */
-function duplicateIdError(streamId: string, error: unknown): MaqetError | undefined {
-  const e = error as { code?: unknown; constraint?: unknown; detail?: unknown } | null;
-  if (e?.code !== "23505" || e.constraint !== "maqet_events_event_id_key") return undefined;
-  const eventId = typeof e.detail === "string" ? /\(event_id\)=\(([^)]+)\)/.exec(e.detail)?.[1] : undefined;
+/**
+ * Decides what an append whose ids are (partly) stored means. A faithful retry (every id stored
+ * in this stream with the same type, schema version and data, in the same order on consecutive
+ * versions that `expected` could have produced) returns the original result; anything else is
+ * `EVENT_ID_CONFLICT` and writes nothing.
+ *
+ * @example
+ * ```ts
+ * const original = idempotentResult("vm-1", events, "no_stream", outcome.rows);
+ * ```
+ */
+export function idempotentResult(
+  streamId: string,
+  events: readonly PreparedEvent[],
+  expected: ExpectedVersion,
+  rows: readonly DuplicateRow[],
+): AppendResult {
+  const byIndex = [...rows].sort((a, b) => a.index - b.index);
+  const elsewhere = byIndex.find((r) => r.event.streamId !== streamId);
+  if (elsewhere) {
+    throw idConflict(
+      streamId,
+      byIndex,
+      "other-stream",
+      `event id ${elsewhere.event.id} is already stored in stream '${elsewhere.event.streamId}'`,
+    );
+  }
+  const changed = byIndex.find((r) => !r.same);
+  if (changed) {
+    throw idConflict(
+      streamId,
+      byIndex,
+      "different-content",
+      `event id ${changed.event.id} is already stored (version ${changed.event.streamVersion}, type ` +
+        `${changed.event.type}) with a different type, schema version or data than event #${changed.index} (${events[changed.index]?.type})`,
+    );
+  }
+  if (byIndex.length !== events.length) {
+    const stored = new Set(byIndex.map((r) => r.event.id));
+    const missing = events.filter((e) => !stored.has(e.id)).map((e) => e.id);
+    throw idConflict(
+      streamId,
+      byIndex,
+      "partial",
+      `${byIndex.length} of the ${events.length} event ids are already stored, ${missing.length} are new (${missing[0]}…)`,
+    );
+  }
+  const first = byIndex[0]!.event.streamVersion;
+  if (byIndex.some((r, i) => r.index !== i || r.event.streamVersion !== first + i)) {
+    throw idConflict(
+      streamId,
+      byIndex,
+      "order",
+      `the event ids are stored at versions ${byIndex.map((r) => r.event.streamVersion).join(", ")}, not in this order on consecutive versions`,
+    );
+  }
+  if (!expectedVersionHolds(expected, first - 1)) {
+    throw idConflict(
+      streamId,
+      byIndex,
+      "expected-version",
+      `the events are already stored from version ${first}, which expected version ${JSON.stringify(expected)} could not have produced`,
+    );
+  }
+  const stored = byIndex.map((r) => r.event);
+  const last = stored.at(-1)!;
+  return { nextExpectedVersion: last.streamVersion, lastGlobalPosition: last.globalPosition, events: stored };
+}
+
+function idConflict(streamId: string, rows: readonly DuplicateRow[], reason: string, what: string): MaqetError {
   return new MaqetError(
-    "STORE_ERROR",
-    `Append to stream '${streamId}' failed: event id ${eventId ?? "(unknown)"} is already stored. ` +
-      "Event ids must be unique; retrying an append with the same ids is not supported yet, " +
-      "so read the stream to see whether the first attempt committed.",
-    { cause: error, details: { streamId, eventId } },
+    "EVENT_ID_CONFLICT",
+    `Append to stream '${streamId}' refused: ${what}. Nothing was written. An event id names one ` +
+      "fact forever: retry an append only with the same events in the same order, and give new events new ids.",
+    { details: { streamId, reason, eventIds: rows.map((r) => r.event.id) } },
   );
+}
+
+function rowToEvent(r: OutcomeRow): StoredEvent {
+  return {
+    id: r.event_id,
+    streamId: r.stream_id,
+    streamVersion: toNumber(r.stream_version),
+    globalPosition: toNumber(r.global_position),
+    type: r.type,
+    schemaVersion: r.schema_version,
+    data: r.data,
+    metadata: r.metadata as EventMetadata,
+    recordedAt: r.recorded_at instanceof Date ? r.recorded_at : new Date(r.recorded_at),
+  };
 }

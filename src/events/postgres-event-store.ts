@@ -11,20 +11,36 @@
  */
 
 import type { Kysely } from "kysely";
-import { type Observable, Subject } from "rxjs";
+import { merge, NEVER, type Observable, Subject, takeUntil } from "rxjs";
 import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
-import { appendToStream, checkExpectedVersion, type PreparedEvent } from "./append-to-stream.ts";
+import {
+  appendStatement,
+  checkExpectedVersion,
+  conflictError,
+  conflictFacts,
+  EVENTS_CHANNEL,
+  expectedVersionHolds,
+  idempotentResult,
+  type PreparedEvent,
+} from "./append-to-stream.ts";
+import { type Checkpoint, isCheckpoint } from "./checkpoint.ts";
+import { readDeliveryHold } from "./delivery-hold.ts";
 import type { EventActor, EventMetadata, NewEvent, StoredEvent } from "./envelope.ts";
 import type {
   AppendOptions,
   AppendResult,
+  DeliveryHold,
   EventStore,
   ExpectedVersion,
   ReadAllOptions,
   ReadStreamOptions,
+  SubscribeOptions,
+  SubscriptionMessage,
 } from "./event-store.ts";
-import { EVENT_COLUMNS, readAll, toStoredEvent } from "./read-all.ts";
+import { type NotificationSource, type SleepClock, timerClock } from "./notifications.ts";
+import { checkpointAt, EVENT_COLUMNS, readAll, readHead, readPage, toStoredEvent } from "./read-all.ts";
 import { type Database, toNumber } from "./schema.ts";
+import { pollingSubscription } from "./subscription.ts";
 
 /** Recorded when no actor supplier is given (the adapters always give one). */
 export const UNKNOWN_ACTOR: EventActor = Object.freeze({ user: "unknown", uid: -1, host: "unknown", pid: -1 });
@@ -39,7 +55,21 @@ export interface PostgresEventStoreOptions {
    * passes its own close here. Without it the caller keeps ownership of the database.
    */
   onClose?: () => Promise<void>;
+  /**
+   * LISTEN/NOTIFY wake-ups for subscriptions (src/adapters: a dedicated connection on a server,
+   * PGlite's `listen` when embedded). Without one, subscriptions wake on this store's own appends
+   * and otherwise poll. Closed by {@link PostgresEventStore.close}.
+   */
+  notifications?: NotificationSource;
+  /** Time for subscription polling and back-off (default: `setTimeout`). */
+  clock?: SleepClock;
+  /** Subscription poll delays: first after activity, and the idle ceiling (defaults 2 and 1000 ms). */
+  minPollMs?: number;
+  maxPollMs?: number;
 }
+
+/** A conflict is re-checked at most this often when the stream moved into the expected state meanwhile. */
+const MAX_APPEND_ATTEMPTS = 5;
 
 /**
  * {@link EventStore} on the `maqet_streams` / `maqet_events` tables (see migrations/).
@@ -55,6 +85,8 @@ export class PostgresEventStore implements EventStore {
   readonly #db: Kysely<Database>;
   readonly #options: PostgresEventStoreOptions;
   readonly #appended = new Subject<StoredEvent>();
+  /** Emits once, on close: ends every subscription. */
+  readonly #closing = new Subject<void>();
   #closed = false;
 
   /** Events appended through this store, emitted after their transaction committed. */
@@ -79,11 +111,46 @@ export class PostgresEventStore implements EventStore {
       checkExpectedVersion(streamId, expected, current);
       return { nextExpectedVersion: current, lastGlobalPosition: await this.#lastPosition(streamId), events: [] };
     }
-    const result = await this.#run("append to", streamId, () =>
-      this.#db.transaction().execute((trx) => appendToStream(trx, streamId, prepared, expected)),
+    const { written, ...result } = await this.#run("append to", streamId, () =>
+      this.#appendPrepared(streamId, prepared, expected),
     );
-    for (const event of result.events) this.#appended.next(event);
+    if (written) for (const event of result.events) this.#appended.next(event);
     return result;
+  }
+
+  /**
+   * One statement decides and writes (see append-to-stream.ts). Some outcomes are run again: a
+   * unique violation on an event id, or a conflict after which our ids turn out stored (an
+   * identical append committed after this statement's snapshot: the next run sees it and answers
+   * as a retry); and a conflict whose fresh read shows the stream already in the expected state
+   * (it moved there after the decision; deciding again is as if this append arrived a moment later).
+   */
+  async #appendPrepared(
+    streamId: string,
+    prepared: readonly PreparedEvent[],
+    expected: ExpectedVersion,
+  ): Promise<AppendResult & { written: boolean }> {
+    for (let attempt = 1; ; attempt++) {
+      let outcome: Awaited<ReturnType<typeof appendStatement>>;
+      try {
+        outcome = await appendStatement(this.#db, streamId, prepared, expected);
+      } catch (error) {
+        if (isEventIdViolation(error) && attempt < MAX_APPEND_ATTEMPTS) continue;
+        throw error;
+      }
+      if (outcome.kind === "appended") return { ...outcome.result, written: true };
+      if (outcome.kind === "duplicates") {
+        return { ...idempotentResult(streamId, prepared, expected, outcome.rows), written: false };
+      }
+      const { actual, idsStored } = await conflictFacts(
+        this.#db,
+        streamId,
+        prepared.map((e) => e.id),
+      );
+      if ((!idsStored && !expectedVersionHolds(expected, actual)) || attempt >= MAX_APPEND_ATTEMPTS) {
+        throw conflictError(streamId, expected, actual);
+      }
+    }
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<StoredEvent[]> {
@@ -107,10 +174,39 @@ export class PostgresEventStore implements EventStore {
 
   async readAll(options: ReadAllOptions = {}): Promise<StoredEvent[]> {
     this.#assertUsable("read", "all streams");
-    if (options.after !== undefined) assertCount("after", options.after);
+    assertAfter(options.after);
     if (options.limit !== undefined) assertCount("limit", options.limit);
     options.signal?.throwIfAborted();
     return this.#run("read", "all streams", () => readAll(this.#db, options));
+  }
+
+  subscribe(options: SubscribeOptions = {}): Observable<SubscriptionMessage> {
+    this.#assertUsable("subscribe to", "all streams");
+    const notifications = this.#options.notifications;
+    const wakeups = merge(this.#appended, notifications ? notifications.wakeups(EVENTS_CHANNEL) : NEVER);
+    const reader = {
+      readPage: (after: Checkpoint | undefined, limit: number, filter: SubscribeOptions["filter"]) =>
+        this.#run("read", "all streams", () => readPage(this.#db, { ...filter, after, limit })),
+      head: () => this.head(),
+      checkpointAt: (position: number) => this.#run("read", "all streams", () => checkpointAt(this.#db, position)),
+    };
+    return pollingSubscription(reader, options, {
+      clock: this.#options.clock ?? timerClock,
+      wakeups,
+      minPollMs: this.#options.minPollMs,
+      maxPollMs: this.#options.maxPollMs,
+      isClosed: () => this.#closed,
+    }).pipe(takeUntil(this.#closing));
+  }
+
+  async head(): Promise<Checkpoint | null> {
+    this.#assertUsable("read", "all streams");
+    return this.#run("read", "all streams", () => readHead(this.#db));
+  }
+
+  async deliveryHold(): Promise<DeliveryHold> {
+    this.#assertUsable("read", "the delivery hold");
+    return this.#run("read", "the delivery hold", () => readDeliveryHold(this.#db));
   }
 
   async streamVersion(streamId: string): Promise<number> {
@@ -121,12 +217,21 @@ export class PostgresEventStore implements EventStore {
     return row === undefined ? -1 : toNumber(row.version);
   }
 
-  /** Completes `appended$` and, when opened with `onClose`, closes the database. Idempotent. */
+  /**
+   * Completes `appended$` and every subscription, closes the notification source and, when
+   * opened with `onClose`, the database. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.next();
+    this.#closing.complete();
     this.#appended.complete();
-    await this.#options.onClose?.();
+    try {
+      await this.#options.notifications?.close();
+    } finally {
+      await this.#options.onClose?.();
+    }
   }
 
   #prepare(streamId: string, event: NewEvent, index: number): PreparedEvent {
@@ -205,6 +310,24 @@ function assertUniqueIds(streamId: string, events: readonly PreparedEvent[]): vo
       throw invalid(streamId, `event id ${e.id} appears twice in one append`, "give each event its own id");
     seen.add(e.id);
   }
+}
+
+function assertAfter(after: ReadAllOptions["after"]): void {
+  if (after === undefined) return;
+  if (typeof after === "number") assertCount("after", after);
+  else if (!isCheckpoint(after)) {
+    throw new MaqetError(
+      "INVALID_ARGUMENT",
+      `Invalid after: ${JSON.stringify(after)}. Use a position >= 0 or a checkpoint {transactionId, position}.`,
+      { details: { after } },
+    );
+  }
+}
+
+/** A unique violation on `event_id`: an append of the same ids committed concurrently. */
+function isEventIdViolation(error: unknown): boolean {
+  const e = error as { code?: unknown; constraint?: unknown } | null;
+  return e?.code === "23505" && e.constraint === "maqet_events_event_id_key";
 }
 
 function assertCount(name: string, value: number): void {

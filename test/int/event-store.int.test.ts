@@ -16,6 +16,7 @@ import { appendToStream, EVENTS_CHANNEL, type PreparedEvent } from "../../src/ev
 import type { EventActor, NewEvent, StoredEvent } from "../../src/events/envelope.ts";
 import type { ExpectedVersion } from "../../src/events/event-store.ts";
 import { migrateToLatest } from "../../src/events/migrate.ts";
+import { migrations } from "../../migrations/index.ts";
 import { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
 import type { Database } from "../../src/events/schema.ts";
 import { openTemplateClone } from "../support/pglite-template.ts";
@@ -231,15 +232,19 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
     expect(await store.streamVersion(streamId)).toBe(-1);
   });
 
-  it("reports an event id that is already stored as STORE_ERROR and writes nothing", async () => {
+  it("reports an event id already stored in another stream as EVENT_ID_CONFLICT and writes nothing", async () => {
     const first = newStream();
     const id = crypto.randomUUID();
     await store.append(first, [event("a", {}, { id })]);
     const second = newStream();
     const error = await failure(store.append(second, [event("b"), event("c", {}, { id })]));
-    expect(isMaqetError(error, "STORE_ERROR")).toBe(true);
+    expect(isMaqetError(error, "EVENT_ID_CONFLICT")).toBe(true);
     expect((error as Error).message).toContain(id);
-    expect((error as { details: unknown }).details).toMatchObject({ streamId: second, eventId: id });
+    expect((error as { details: unknown }).details).toMatchObject({
+      streamId: second,
+      reason: "other-stream",
+      eventIds: [id],
+    });
     expect(await store.streamVersion(second)).toBe(-1);
   });
 
@@ -392,7 +397,7 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
   it("keeps migrations idempotent", async () => {
     expect(await migrateToLatest(h.db)).toEqual([]);
     const recorded = await sql<{ name: string }>`select name from maqet_migrations order by name`.execute(h.db);
-    expect(recorded.rows.map((r) => r.name)).toEqual(["0001-initial"]);
+    expect(recorded.rows.map((r) => r.name)).toEqual(migrations.map((m) => m.name));
   });
 
   describe("with a transaction left open", () => {
@@ -481,7 +486,7 @@ describe.each(dialects)("openEventStore on $name", ({ name, skip }) => {
     try {
       const first = await openEventStore(options);
       expect(first.dialect).toBe(name);
-      expect(first.applied).toEqual(["0001-initial"]);
+      expect(first.applied).toEqual(migrations.map((m) => m.name));
       const appended = await first.store.append("vm-reopen", [event("vm.added")]);
       expect(appended.events[0]?.metadata.actor.pid).toBe(process.pid);
       expect(appended.events[0]?.metadata.source).toBe("test");
