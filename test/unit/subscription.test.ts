@@ -1,0 +1,238 @@
+/**
+ * The subscription loop (src/events/subscription.ts) in virtual time: a fake reader over an
+ * in-memory list with a movable watermark, a FakeClock, a Subject for wake-ups. The real stores
+ * run the same loop in test/int/event-store-conformance.int.test.ts.
+ */
+import { Subject } from "rxjs";
+import { describe, expect, it } from "vitest";
+import { type Checkpoint, compareCheckpoints } from "../../src/events/checkpoint.ts";
+import type { StoredEvent } from "../../src/events/envelope.ts";
+import type { EventFilter, SubscribeOptions, SubscriptionMessage } from "../../src/events/event-store.ts";
+import type { EventPage } from "../../src/events/read-all.ts";
+import { type PollingOptions, pollingSubscription, type SubscriptionReader } from "../../src/events/subscription.ts";
+import { FakeClock } from "../support/fake-clock.ts";
+
+/** Events in read order; only the first `readable` of them can be read (the watermark). */
+class FakeReader implements SubscriptionReader {
+  rows: Array<{ event: StoredEvent; checkpoint: Checkpoint }> = [];
+  readable = 0;
+  reads: number[] = [];
+  failures: Error[] = [];
+  constructor(readonly clock: FakeClock) {}
+
+  add(count: number, { readable = true, type = "t", streamId = "s-1" } = {}): void {
+    for (let i = 0; i < count; i++) {
+      const position = this.rows.length + 1;
+      this.rows.push({
+        event: {
+          id: `e${position}`,
+          streamId,
+          streamVersion: this.rows.filter((r) => r.event.streamId === streamId).length,
+          globalPosition: position,
+          type,
+          schemaVersion: 1,
+          data: {},
+          metadata: { actor: { user: "u", uid: 0, host: "h", pid: 1 } },
+          recordedAt: new Date(0),
+        },
+        checkpoint: { transactionId: String(100 + position), position },
+      });
+    }
+    if (readable) this.readable = this.rows.length;
+  }
+
+  async readPage(after: Checkpoint | undefined, limit: number, filter: EventFilter): Promise<EventPage> {
+    this.reads.push(this.clock.now());
+    const failure = this.failures.shift();
+    if (failure) throw failure;
+    const visible = this.rows.slice(0, this.readable);
+    const events = visible
+      .filter((r) => after === undefined || compareCheckpoints(r.checkpoint, after) > 0)
+      .filter((r) => filter.types === undefined || filter.types.includes(r.event.type))
+      .slice(0, limit);
+    return { events, head: visible.at(-1)?.checkpoint ?? null };
+  }
+
+  async head(): Promise<Checkpoint | null> {
+    return this.rows.slice(0, this.readable).at(-1)?.checkpoint ?? null;
+  }
+
+  async checkpointAt(position: number): Promise<Checkpoint | null> {
+    return this.rows.filter((r) => r.event.globalPosition <= position).at(-1)?.checkpoint ?? null;
+  }
+}
+
+function setup(options: SubscribeOptions = {}, polling: Partial<PollingOptions> = {}) {
+  const clock = new FakeClock();
+  const reader = new FakeReader(clock);
+  const wakeups = new Subject<unknown>();
+  const messages: SubscriptionMessage[] = [];
+  let error: unknown;
+  let completed = false;
+  const start = () =>
+    pollingSubscription(reader, options, { clock, wakeups, minPollMs: 10, maxPollMs: 160, ...polling }).subscribe({
+      next: (m) => messages.push(m),
+      error: (e) => {
+        error = e;
+      },
+      complete: () => {
+        completed = true;
+      },
+    });
+  const positions = () => messages.map((m) => (m.kind === "event" ? m.event.globalPosition : "caughtUp"));
+  return {
+    clock,
+    reader,
+    wakeups,
+    messages,
+    positions,
+    start,
+    error: () => error,
+    completed: () => completed,
+  };
+}
+
+describe("pollingSubscription", () => {
+  it("catches up page by page, emits one caughtUp, then delivers live events on a wake-up without waiting", async () => {
+    const t = setup({ batchSize: 2 });
+    t.reader.add(5);
+    const sub = t.start();
+    await t.clock.advance(0);
+    expect(t.positions()).toEqual([1, 2, 3, 4, 5, "caughtUp"]);
+    expect(t.messages.at(-1)).toEqual({ kind: "caughtUp", checkpoint: { transactionId: "105", position: 5 } });
+    expect(t.reader.reads).toEqual([0, 0, 0]); // three pages, back to back
+    t.reader.add(2);
+    t.wakeups.next("notified");
+    await t.clock.advance(0);
+    expect(t.positions()).toEqual([1, 2, 3, 4, 5, "caughtUp", 6, 7]);
+    sub.unsubscribe();
+  });
+
+  it("polls with a doubling back-off when idle, and a wake-up resets it", async () => {
+    const t = setup();
+    const sub = t.start();
+    await t.clock.advance(1_000);
+    // 0, then +10, +20, +40, +80, then +160 each time (the ceiling).
+    expect(t.reader.reads.slice(0, 9)).toEqual([0, 10, 30, 70, 150, 310, 470, 630, 790]);
+    const before = t.reader.reads.length;
+    t.wakeups.next("notified");
+    await t.clock.advance(0);
+    expect(t.reader.reads.length).toBe(before + 1); // read at once
+    await t.clock.advance(10);
+    expect(t.reader.reads.at(-1)).toBe(1_010); // and the next poll is back at the minimum
+    sub.unsubscribe();
+  });
+
+  it("loses nothing when a notification is lost: the poll delivers within the ceiling", async () => {
+    const t = setup();
+    const sub = t.start();
+    await t.clock.advance(2_000); // idle: polling every 160 ms
+    t.reader.add(3); // committed, but no wake-up ever comes
+    await t.clock.advance(159);
+    const delivered = t.positions().filter((p) => p !== "caughtUp");
+    expect(delivered.length === 0 || delivered.length === 3).toBe(true);
+    await t.clock.advance(1);
+    expect(t.positions()).toEqual(["caughtUp", 1, 2, 3]);
+    sub.unsubscribe();
+  });
+
+  it("never passes events held back by the watermark, and delivers them in order once readable", async () => {
+    const t = setup();
+    t.reader.add(2);
+    t.reader.add(3, { readable: false }); // committed above an open transaction
+    const sub = t.start();
+    await t.clock.advance(500);
+    expect(t.positions()).toEqual([1, 2, "caughtUp"]);
+    t.reader.readable = 5;
+    t.wakeups.next("listening");
+    await t.clock.advance(0);
+    expect(t.positions()).toEqual([1, 2, "caughtUp", 3, 4, 5]);
+    sub.unsubscribe();
+  });
+
+  it("starts after the head ('end'), after a position, or after a checkpoint", async () => {
+    for (const [from, expected] of [
+      ["end", [6]],
+      [3, [4, 5, 6]],
+      [{ transactionId: "104", position: 4 }, [5, 6]],
+      [0, [1, 2, 3, 4, 5, 6]],
+    ] as const) {
+      const t = setup({ from });
+      t.reader.add(5);
+      const sub = t.start();
+      await t.clock.advance(0);
+      t.reader.add(1);
+      t.wakeups.next("notified");
+      await t.clock.advance(0);
+      expect(t.positions().filter((p) => p !== "caughtUp"), JSON.stringify(from)).toEqual(expected);
+      sub.unsubscribe();
+    }
+  });
+
+  it("moves a filtered subscription's caughtUp checkpoint to the head, past what it skipped", async () => {
+    const t = setup({ filter: { types: ["wanted"] } });
+    t.reader.add(1, { type: "wanted" });
+    t.reader.add(4, { type: "other" });
+    const sub = t.start();
+    await t.clock.advance(0);
+    expect(t.messages).toEqual([
+      expect.objectContaining({ kind: "event" }),
+      { kind: "caughtUp", checkpoint: { transactionId: "105", position: 5 } },
+    ]);
+    sub.unsubscribe();
+  });
+
+  it("retries failing reads with back-off, then errors; completes instead when the store is closed", async () => {
+    const t = setup({}, { retryReadsForMs: 1_000 });
+    t.reader.failures = Array.from({ length: 100 }, () => new Error("connection refused"));
+    t.start();
+    await t.clock.advance(2_000);
+    // 100, 200, 400 ms then 800: 1 500 ms of retries (>= 1 000), so the next failure is final.
+    expect(t.reader.reads).toEqual([0, 100, 300, 700, 1_500]);
+    expect((t.error() as Error).message).toBe("connection refused");
+
+    let closed = false;
+    const c = setup({}, { isClosed: () => closed });
+    c.reader.failures = [new Error("pool ended")];
+    closed = true;
+    c.start();
+    await c.clock.advance(0);
+    expect(c.error()).toBeUndefined();
+    expect(c.completed()).toBe(true);
+  });
+
+  it("recovers from a transient read failure without losing or repeating events", async () => {
+    const t = setup();
+    t.reader.add(2);
+    const sub = t.start();
+    await t.clock.advance(0);
+    t.reader.failures = [new Error("blip")];
+    t.reader.add(2);
+    t.wakeups.next("notified");
+    await t.clock.advance(100);
+    expect(t.positions()).toEqual([1, 2, "caughtUp", 3, 4]);
+    expect(t.error()).toBeUndefined();
+    sub.unsubscribe();
+  });
+
+  it("stops reading and lets go of its wake-ups when unsubscribed", async () => {
+    const t = setup();
+    const sub = t.start();
+    await t.clock.advance(50);
+    expect(t.wakeups.observed).toBe(true);
+    sub.unsubscribe();
+    expect(t.wakeups.observed).toBe(false);
+    const reads = t.reader.reads.length;
+    await t.clock.advance(10_000);
+    expect(t.reader.reads.length).toBe(reads);
+    expect(t.clock.pendingSleeps).toBe(0);
+  });
+
+  it("rejects a start or batch size it cannot honour", () => {
+    const clock = new FakeClock();
+    const reader = new FakeReader(clock);
+    const polling = { clock, wakeups: new Subject() };
+    expect(() => pollingSubscription(reader, { from: -1 }, polling)).toThrow(/Invalid subscription start/);
+    expect(() => pollingSubscription(reader, { batchSize: 0 }, polling)).toThrow(/Invalid batchSize/);
+  });
+});
