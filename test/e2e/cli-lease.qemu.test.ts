@@ -22,8 +22,8 @@ let db: { url: string; drop(): Promise<void> };
 beforeAll(async () => {
   box = await createCliSandbox();
   db = await createTestDatabase(inject("databaseUrl"));
-  // QEMU that takes 2 s to appear, so a start is still running when the second process comes.
-  await writeFile(join(box.home, "slow-qemu"), `#!/bin/sh\nsleep 2\nexec /usr/bin/qemu-system-x86_64 "$@"\n`);
+  // QEMU that takes 6 s to appear, so a start is still running when the second process comes.
+  await writeFile(join(box.home, "slow-qemu"), `#!/bin/sh\nsleep 6\nexec /usr/bin/qemu-system-x86_64 "$@"\n`);
   await chmod(join(box.home, "slow-qemu"), 0o755);
   await writeFile(join(box.home, "busy.yaml"), `name: busy\nbinary: ${join(box.home, "slow-qemu")}\naccel: tcg\nmemory: 32M\n`);
 });
@@ -64,7 +64,7 @@ describe("leases across CLI processes (PostgreSQL server)", { timeout: 180_000 }
   it("start and stop at once: one drives, the other exits 1 naming the driver; the stream is not interleaved", async () => {
     expect((await box.run(["add", "busy.yaml", "--db", db.url])).code).toBe(0);
     const start = cliInBackground(["start", "busy", "--db", db.url]);
-    await untilLastFact("vm.start-requested"); // the start holds the lease; QEMU is 2 s from up
+    await untilLastFact("vm.start-requested"); // the start holds the lease; QEMU is seconds from up
     const stop = await box.run(["stop", "busy", "--db", db.url]);
     expect(stop.code).toBe(1);
     expect(stop.stderr).toMatch(new RegExp(`VM 'busy' is being driven by pid ${start.child.pid} on host \\S+ since \\d{4}-`));
