@@ -66,11 +66,26 @@ export type { EventActor, EventMetadata, NewEvent, StoredEvent } from "./events/
 export type {
   AppendOptions,
   AppendResult,
+  DeliveryHold,
+  DeliveryHolder,
+  EventFilter,
   EventStore,
   ExpectedVersion,
   ReadAllOptions,
   ReadStreamOptions,
+  SubscribeFrom,
+  SubscribeOptions,
+  SubscriptionMessage,
 } from "./events/event-store.ts";
+export {
+  type Checkpoint,
+  compareCheckpoints,
+  formatCheckpoint,
+  isCheckpoint,
+  parseCheckpoint,
+} from "./events/checkpoint.ts";
+export type { EventsMessage, EventsOps, EventsSubscribeOptions } from "./api/ops/events-ops.ts";
+export { type EventLine, toEventLine } from "./api/commands/events-commands.ts";
 export {
   type PausedDetail,
   type StoppedDetail,

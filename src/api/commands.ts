@@ -15,6 +15,7 @@ import { AUDIT_COMMANDS } from "./commands/audit-commands.ts";
 import { CONSOLE_COMMANDS } from "./commands/console-commands.ts";
 import { DISK_COMMANDS } from "./commands/disk-commands.ts";
 import { DOCTOR_COMMANDS } from "./commands/doctor-commands.ts";
+import { EVENTS_COMMANDS } from "./commands/events-commands.ts";
 import { HISTORY_COMMANDS } from "./commands/history-commands.ts";
 import { LIFECYCLE_COMMANDS } from "./commands/lifecycle-commands.ts";
 import { QMP_COMMANDS } from "./commands/qmp-commands.ts";
@@ -27,6 +28,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...LIFECYCLE_COMMANDS,
   ...QMP_COMMANDS,
   ...HISTORY_COMMANDS,
+  ...EVENTS_COMMANDS,
   ...CONSOLE_COMMANDS,
   ...AUDIT_COMMANDS,
   ...SNAPSHOT_COMMANDS,

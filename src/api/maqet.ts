@@ -24,6 +24,7 @@ import { type DiskOps, diskOps } from "./ops/disk-ops.ts";
 import { type DoctorOps, doctorOps } from "./ops/doctor-ops.ts";
 import { type AuditOps, auditOps } from "./ops/audit-ops.ts";
 import { type HistoryOps, historyOps } from "./ops/history-ops.ts";
+import { type EventsOps, eventsOps } from "./ops/events-ops.ts";
 import { type LifecycleOps, lifecycleOps } from "./ops/lifecycle-ops.ts";
 import { type ProgressOps, progressOps } from "./ops/progress-ops.ts";
 import { type QmpOps, qmpOps } from "./ops/qmp-ops.ts";
@@ -36,6 +37,7 @@ export type { ConsoleOps, FollowOptions, SerialConsole } from "./ops/console-ops
 export type { ConvertDiskOptions, CreateDiskOptions, DiskConverted, DiskCreated, DiskOps } from "./ops/disk-ops.ts";
 export type { DoctorCheck, DoctorOps, DoctorReport } from "./ops/doctor-ops.ts";
 export type { HistoryOps } from "./ops/history-ops.ts";
+export type { EventsMessage, EventsOps, EventsSubscribeOptions } from "./ops/events-ops.ts";
 export type { OperationProgress, ProgressOps } from "./ops/progress-ops.ts";
 export type { SnapshotListing, SnapshotOps, SnapshotOptions, SnapshotOutcome } from "./ops/snapshot-ops.ts";
 export type { AddOptions, LifecycleOps, StartOptions, StopVmOptions, VmConfigInput } from "./ops/lifecycle-ops.ts";
@@ -56,7 +58,7 @@ export interface StoreOps {
  * The whole facade: one operation group per concern (src/api/ops/*). A new group is a file there
  * plus one line in this interface and one in {@link createMaqet}.
  */
-export interface Maqet extends LifecycleOps, QmpOps, HistoryOps, TimeTravelOps, AuditOps, StatsOps, ConsoleOps, SnapshotOps, DiskOps, DoctorOps, ProgressOps, StoreOps {}
+export interface Maqet extends LifecycleOps, QmpOps, HistoryOps, EventsOps, TimeTravelOps, AuditOps, StatsOps, ConsoleOps, SnapshotOps, DiskOps, DoctorOps, ProgressOps, StoreOps {}
 
 function storeOps(ctx: MaqetContext): StoreOps {
   return {
@@ -71,6 +73,7 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
     ...lifecycleOps(ctx),
     ...qmpOps(ctx),
     ...historyOps(ctx),
+    ...eventsOps(ctx),
     ...timeTravelOps(ctx),
     ...auditOps(ctx),
     ...statsOps(ctx),

@@ -8,9 +8,11 @@
  * ```
  */
 import { readFileSync } from "node:fs";
+import { filter, map } from "rxjs";
 import { defaultDataDir } from "../adapters/default-dirs.ts";
 import { loadGlobalConfig } from "../adapters/load-global-config.ts";
-import { isStreamedResult } from "../api/commands/streamed-result.ts";
+import { isStreamedResult, streamedResult } from "../api/commands/streamed-result.ts";
+import { isStreamedValues } from "../api/commands/streamed-values.ts";
 import { COMMANDS, findCommand } from "../api/commands.ts";
 import { createMaqet } from "../api/maqet.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
@@ -67,6 +69,17 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return 0;
       }
       const result = await parsed.command!.invoke(maqet, parsed.input);
+      if (isStreamedValues(result)) {
+        // Values read from the store as they come (`events --follow`): the instance stays open
+        // until the stream ends or Ctrl-C; one line each, text or JSON (JSONL).
+        const command = parsed.command!.name;
+        const lines$ = result.values$.pipe(
+          map((value) => (global.json ? JSON.stringify(value) : renderResult(command, value))),
+          filter((line) => line !== ""),
+          map((line) => `${line}\n`),
+        );
+        return await pipeStream(streamedResult(lines$), { write: io.write ?? io.stdout, json: false });
+      }
       if (isStreamedResult(result)) {
         // A stream may last hours: release the store (the embedded one admits one process) first.
         await maqet.close();

@@ -13,6 +13,7 @@ import { AUDIT_RENDERERS } from "./renderers/audit-renderers.ts";
 import { CONSOLE_RENDERERS } from "./renderers/console-renderers.ts";
 import { DISK_RENDERERS } from "./renderers/disk-renderers.ts";
 import { DOCTOR_RENDERERS } from "./renderers/doctor-renderers.ts";
+import { EVENTS_RENDERERS } from "./renderers/events-renderers.ts";
 import { HISTORY_RENDERERS } from "./renderers/history-renderers.ts";
 import { LIFECYCLE_RENDERERS } from "./renderers/lifecycle-renderers.ts";
 import { QMP_RENDERERS } from "./renderers/qmp-renderers.ts";
@@ -23,6 +24,7 @@ import { STORE_RENDERERS } from "./renderers/store-renderers.ts";
 const RENDERERS: Record<string, Renderer> = {
   ...LIFECYCLE_RENDERERS,
   ...HISTORY_RENDERERS,
+  ...EVENTS_RENDERERS,
   ...CONSOLE_RENDERERS,
   ...AUDIT_RENDERERS,
   ...QMP_RENDERERS,

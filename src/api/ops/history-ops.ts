@@ -6,16 +6,20 @@
  * (await historyOps(ctx).history("web")).map((e) => e.type);
  * ```
  */
-import { defer, from, mergeMap, Observable } from "rxjs";
+import { defer, filter, from, map, mergeMap, type Observable } from "rxjs";
 import type { StoredEvent } from "../../events/envelope.ts";
-import type { EventStore } from "../../events/event-store.ts";
+import type { EventStore, SubscriptionMessage } from "../../events/event-store.ts";
 import { vmStreamId } from "../../events/vm-events.ts";
 import { type HistoryEntry, toHistoryEntry } from "../history-entry.ts";
 import type { MaqetContext } from "../maqet-context.ts";
 
 export interface HistoryOps {
   history(name: string): Promise<HistoryEntry[]>;
-  /** Every stored event from the start, then events as this process appends them. */
+  /**
+   * Every stored event from the start, then every event committed later (by any process), each
+   * exactly once in the store's read order: `store.subscribe({ from: "start" })` without the
+   * markers. Use `subscribe()` for checkpoints, filters and the `caughtUp` marker.
+   */
   readonly events$: Observable<StoredEvent>;
 }
 
@@ -26,35 +30,14 @@ export function historyOps(ctx: MaqetContext): HistoryOps {
         const view = await orchestrator.find(name);
         return (await rt.store.readStream(vmStreamId(view.vmId))).map(toHistoryEntry);
       }),
-    events$: defer(() => from(ctx.open())).pipe(mergeMap((rt) => catchUpThenLive(rt.store))),
+    events$: defer(() => from(ctx.open())).pipe(mergeMap((rt) => storedThenLive(rt.store))),
   };
 }
 
-/**
- * Stored events from the start, then those this process appends. Live events are buffered
- * while the backlog is read, so none falls between the two; event ids dedupe the overlap
- * (positions are not monotonic in read order: the store orders by transaction, then position).
- */
-function catchUpThenLive(store: EventStore): Observable<StoredEvent> {
-  return new Observable<StoredEvent>((subscriber) => {
-    let backlogIds: Set<string> | undefined;
-    const buffered: StoredEvent[] = [];
-    const live = store.appended$.subscribe({
-      next: (event) => {
-        if (backlogIds === undefined) buffered.push(event);
-        else subscriber.next(event);
-      },
-      complete: () => subscriber.complete(),
-      error: (error) => subscriber.error(error),
-    });
-    store
-      .readAll()
-      .then((events) => {
-        for (const event of events) subscriber.next(event);
-        backlogIds = new Set(events.map((e) => e.id));
-        for (const event of buffered.splice(0)) if (!backlogIds.has(event.id)) subscriber.next(event);
-      })
-      .catch((error) => subscriber.error(error));
-    return () => live.unsubscribe();
-  });
+/** Every event from the start, then live ones, without the subscription's markers. */
+function storedThenLive(store: EventStore): Observable<StoredEvent> {
+  return store.subscribe({ from: "start" }).pipe(
+    filter((m): m is Extract<SubscriptionMessage, { kind: "event" }> => m.kind === "event"),
+    map((m) => m.event),
+  );
 }

@@ -52,7 +52,8 @@ function renderHistory(entries: HistoryEntry[]): string {
   );
 }
 
-function summarize(e: HistoryEntry): string {
+/** One line about an event's data (also used by `events`). */
+export function summarize(e: Pick<HistoryEntry, "type" | "data">): string {
   const d = (e.data ?? {}) as Record<string, unknown>;
   switch (e.type) {
     case "vm.defined":

@@ -1,0 +1,191 @@
+/**
+ * `maqet events` as a user runs it (the built CLI, a process per call), on the embedded store and
+ * on the PostgreSQL server: prints what is stored and exits; `--vm`, `--from`, `--json` (JSONL);
+ * `--follow` streams events other processes commit until Ctrl-C, then exits 0.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { type EventLine, toEventLine } from "../../src/api/commands/events-commands.ts";
+import { createMaqet, type Maqet } from "../../src/api/maqet.ts";
+import { projectRoot } from "../support/build-dist.ts";
+import { createTestDatabase } from "../support/postgres-cluster.ts";
+
+const bin = join(projectRoot, "dist/src/cli/bin.js");
+const databaseUrl = inject("databaseUrl");
+const vm = (name: string) => ({ name, memory: "64M", cpu: 1, accel: "tcg", display: "none" });
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Starts `maqet events --follow`; lines arrive on `lines`, `stop()` sends SIGINT and waits for exit. */
+function follow(args: string[], env: Record<string, string>) {
+  const child: ChildProcess = spawn(process.execPath, [bin, "events", "--follow", ...args], {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  let buffer = "";
+  let stderr = "";
+  child.stdout!.on("data", (d) => {
+    buffer += d;
+    const parts = buffer.split("\n");
+    buffer = parts.pop()!;
+    lines.push(...parts);
+  });
+  child.stderr!.on("data", (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return {
+    lines,
+    stderr: () => stderr,
+    waitLines: async (count: number, timeoutMs = 15_000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (lines.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      if (lines.length < count) throw new Error(`only ${lines.length} lines: ${lines.join("\n")}\n${stderr}`);
+    },
+    stop: async () => {
+      child.kill("SIGINT");
+      return exited;
+    },
+  };
+}
+
+describe.each([
+  { dialect: "pglite", skip: "" },
+  { dialect: "pg", skip: databaseUrl ? "" : inject("databaseSkipReason") || "no PostgreSQL server" },
+])("maqet events on $dialect", ({ dialect, skip }) => {
+  if (skip) {
+    it.skip(`skipped: ${skip}`, () => {});
+    return;
+  }
+  let home: string;
+  let env: Record<string, string>;
+  let drop: (() => Promise<void>) | undefined;
+  let url: string | undefined;
+  const open = (): Maqet => createMaqet({ databaseUrl: url, dataDir: join(home, "data"), runtimeDir: join(home, "run") });
+
+  beforeAll(async () => {
+    home = await mkdtemp(join(tmpdir(), "maqet-events-"));
+    env = {
+      HOME: home,
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      XDG_DATA_HOME: join(home, "data-home"),
+      XDG_RUNTIME_DIR: join(home, "run"),
+    };
+    if (dialect === "pg") {
+      const db = await createTestDatabase(databaseUrl);
+      url = db.url;
+      drop = db.drop;
+      env.MAQET_DATABASE_URL = db.url;
+    }
+    const maqet = open();
+    try {
+      await maqet.add(vm("web"));
+      await maqet.add(vm("db"));
+    } finally {
+      await maqet.close();
+    }
+  });
+  afterAll(async () => {
+    await drop?.();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  const dataArgs = () => (dialect === "pg" ? [] : ["--data-dir", join(home, "data")]);
+
+  it("prints what is stored, in order, and exits; --vm, --from and --json narrow and shape it", async () => {
+    const text = await run(["events", ...dataArgs()], env);
+    expect(text.stderr).toBe("");
+    expect(text.code).toBe(0);
+    const lines = text.stdout.replace(/\n$/, "").split("\n");
+    expect(lines.length).toBe(2);
+    expect(lines[0]).toMatch(/^\s+\d+ {2}\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} {2}web +vm\.defined +name=web$/);
+    expect(lines[1]).toMatch(/ db +vm\.defined +name=db$/);
+
+    const json = await run(["events", "--json", ...dataArgs()], env);
+    const events = json.stdout.trim().split("\n").map((l) => JSON.parse(l) as EventLine);
+    expect(events.map((e) => [e.vm, e.type, e.version])).toEqual([
+      ["web", "vm.defined", 0],
+      ["db", "vm.defined", 0],
+    ]);
+    expect(events[0]).toMatchObject({ streamId: expect.stringMatching(/^vm-/), schemaVersion: 1, source: "library" });
+    expect(events[0]!.checkpoint).toEqual({ transactionId: expect.stringMatching(/^\d+$/), position: events[0]!.position });
+
+    const onlyDb = await run(["events", "--vm", "db", "--json", ...dataArgs()], env);
+    expect(onlyDb.stdout.trim().split("\n").map((l) => (JSON.parse(l) as EventLine).vm)).toEqual(["db"]);
+    const after = await run(["events", "--from", String(events[0]!.position), "--json", ...dataArgs()], env);
+    expect(after.stdout.trim().split("\n").map((l) => (JSON.parse(l) as EventLine).id)).toEqual([events[1]!.id]);
+
+    if (dialect === "pglite") return; // the error cases below do not depend on the store
+    const missing = await run(["events", "--vm", "nosuch", ...dataArgs()], env);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toMatch(/nosuch/);
+    const bad = await run(["events", "--from", "-4", ...dataArgs()], env);
+    expect(bad.code).toBe(3);
+  });
+
+  it("--follow streams new events until Ctrl-C, then exits 0", async () => {
+    if (dialect === "pglite") {
+      // The embedded store admits one process: the follower holds it, so nobody else can write.
+      const follower = follow(["--json", ...dataArgs()], env);
+      await follower.waitLines(2);
+      const blocked = await run(["add", "--name", "x", "/nonexistent.yaml", ...dataArgs()], env);
+      expect(blocked.code).not.toBe(0);
+      expect(await follower.stop()).toBe(0);
+      expect(follower.lines.length).toBe(2);
+      return;
+    }
+    const follower = follow(["--vm", "web"], env);
+    await follower.waitLines(1);
+    const maqet = open();
+    try {
+      // Facts recorded by another process (this one), as a library would.
+      const db = await maqet.status("db");
+      expect(db.name).toBe("db");
+      await maqet.remove("web");
+    } finally {
+      await maqet.close();
+    }
+    await follower.waitLines(2);
+    expect(follower.lines[1]).toMatch(/ web +vm\.removed/);
+    expect(await follower.stop()).toBe(0);
+    expect(follower.stderr()).toBe("");
+    expect(follower.lines.length).toBe(2);
+  });
+
+  it("gives library callers the same lines (toEventLine) with VM names", async () => {
+    const maqet = open();
+    try {
+      const seen: EventLine[] = [];
+      await new Promise<void>((resolve, reject) =>
+        maqet.subscribe({ follow: false }).subscribe({
+          next: (m) => {
+            if (m.kind === "event") seen.push(toEventLine(m));
+          },
+          error: reject,
+          complete: resolve,
+        }),
+      );
+      expect(seen.slice(0, 2).map((l) => l.vm)).toEqual(["web", "db"]);
+    } finally {
+      await maqet.close();
+    }
+  });
+});
