@@ -75,24 +75,28 @@ describe("QMP policy, history --at and audit through the CLI (real QEMU)", { tim
   it("the global policy file ($XDG_CONFIG_HOME or ~/.config/maqet/config.yaml) refuses for every VM; a broken one blocks QMP, not ls", async () => {
     const dir = join(box.home, ".config", "maqet");
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, "config.yaml"), "qmp:\n  deny: [stop]\n");
-    const denied = await box.run(["qmp", "web", "stop"]);
-    expect(denied.code).toBe(4);
-    expect(denied.stderr).toContain("deny entry 'stop'");
-    expect((await box.run(["qmp", "web", "query-status"])).json()).toMatchObject({ status: "running" });
-    await writeFile(join(dir, "config.yaml"), "qmp:\n  alow: [stop]\n");
-    const broken = await box.run(["qmp", "web", "query-status"]);
-    expect(broken.code).toBe(3);
-    expect(broken.stderr).toContain("unknown key 'qmp.alow'");
-    expect((await box.run(["ls"])).code).toBe(0);
-    await writeFile(join(dir, "config.yaml"), "");
+    try {
+      await writeFile(join(dir, "config.yaml"), "qmp:\n  deny: [stop]\n");
+      const denied = await box.run(["qmp", "web", "stop"]);
+      expect(denied.code, denied.stderr).toBe(4);
+      expect(denied.stderr).toContain("deny entry 'stop'");
+      expect((await box.run(["qmp", "web", "query-status"])).json()).toMatchObject({ status: "running" });
+      await writeFile(join(dir, "config.yaml"), "qmp:\n  alow: [stop]\n");
+      const broken = await box.run(["qmp", "web", "query-status"]);
+      expect(broken.code, broken.stderr).toBe(3);
+      expect(broken.stderr).toContain("unknown key 'qmp.alow'");
+      const ls = await box.run(["ls"]);
+      expect(ls.code, ls.stderr).toBe(0);
+    } finally {
+      await writeFile(join(dir, "config.yaml"), "");
+    }
   });
 
   it("a helper name in second place is the helper; `--` makes it a VM name", async () => {
     expect((await box.run(["add", "keys.yaml"])).code).toBe(0);
     expect((await box.run(["start", "keys"])).code).toBe(0);
     const raw = await box.run(["qmp", "--", "keys", "query-status"]);
-    expect(raw.code).toBe(0);
+    expect(raw.code, raw.stderr).toBe(0);
     expect(raw.json()).toMatchObject({ status: "running" });
     const helper = await box.run(["qmp", "keys", "keys", "ctrl-alt-delete"]);
     expect(helper.stderr).toBe("");
