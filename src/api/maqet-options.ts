@@ -39,4 +39,12 @@ export interface MaqetOptions {
   ports?: Partial<VmPorts>;
   /** Use this store instead of opening one. It is not closed by `close()`. */
   store?: EventStore;
+  /**
+   * Keep the read models (the VM list and the other projections) caught up in the background,
+   * woken by every append the store's subscription sees (this process's and others'), polling
+   * every second besides. For long-lived processes: reads then find them current. Failures go to
+   * `onWarning`. Without it each read catches up first, which is enough for short-lived ones
+   * (the CLI). Default false.
+   */
+  liveProjections?: boolean;
 }

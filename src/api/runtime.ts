@@ -94,6 +94,13 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
         projections: [vmListProjection, auditProjection, snapshotCatalogueProjection],
       })
     : undefined;
+  if (projections && options.liveProjections) {
+    projections.start({
+      wakeUps: store.subscribe({ from: "end" }),
+      onError: (error, name) =>
+        options.onWarning?.(`projection '${name}': ${error instanceof Error ? error.message : String(error)}`),
+    });
+  }
   const directory = opened && projections ? projectedVmDirectory(projections, opened.db) : undefined;
   const orchestrator = new Orchestrator({ ports, store, directory });
   return {

@@ -225,17 +225,22 @@ export class ProjectionRunner {
       rebuilt = true;
     }
     const limit = rebuilt ? this.#rebuildBatchSize : this.#batchSize;
+    const read = (after: number): Promise<StoredEvent[]> => {
+      signal?.throwIfAborted();
+      const page = this.#store.readAll({ after, limit, category: projection.category, signal });
+      page.catch(() => {}); // a prefetched page may be dropped unread; its error then goes nowhere
+      return page;
+    };
     let events = 0;
     let batches = 0;
+    let next = read(checkpoint.position);
     for (;;) {
-      signal?.throwIfAborted();
-      const batch = await this.#store.readAll({
-        after: checkpoint.position,
-        limit,
-        category: projection.category,
-        signal,
-      });
+      const batch = await next;
       if (batch.length === 0) break;
+      const full = batch.length === limit;
+      // Read the following page while this one is applied: reads happen outside the batch's
+      // transaction, so on a server they overlap with the writes (PGlite runs them in turn).
+      next = full ? read(batch.at(-1)!.globalPosition) : Promise.resolve([]);
       const outcome = await this.#commit(projection, context, checkpoint, batch);
       if (!outcome.committed) {
         // Another runner moved the checkpoint (or rebuilt): continue from where it is now, with
@@ -246,12 +251,13 @@ export class ProjectionRunner {
           return this.#catchUp(projection, context, rebuilt, signal);
         }
         checkpoint = outcome.checkpoint;
+        next = read(checkpoint.position);
         continue;
       }
       events += batch.length;
       batches++;
       checkpoint = outcome.checkpoint;
-      if (batch.length < limit) break;
+      if (!full) break;
     }
     return { name: projection.name, events, batches, position: checkpoint.position, rebuilt };
   }
