@@ -18,6 +18,7 @@ import { DOCTOR_COMMANDS } from "./commands/doctor-commands.ts";
 import { EVENTS_COMMANDS } from "./commands/events-commands.ts";
 import { HISTORY_COMMANDS } from "./commands/history-commands.ts";
 import { LIFECYCLE_COMMANDS } from "./commands/lifecycle-commands.ts";
+import { PROJECTION_COMMANDS } from "./commands/projection-commands.ts";
 import { QMP_COMMANDS } from "./commands/qmp-commands.ts";
 import { SNAPSHOT_COMMANDS } from "./commands/snapshot-commands.ts";
 import { STORE_COMMANDS } from "./commands/store-commands.ts";
@@ -35,6 +36,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...DISK_COMMANDS,
   ...DOCTOR_COMMANDS,
   ...STORE_COMMANDS,
+  ...PROJECTION_COMMANDS,
 ];
 
 /** A command by name or alias. */

@@ -27,6 +27,7 @@ import { type HistoryOps, historyOps } from "./ops/history-ops.ts";
 import { type EventsOps, eventsOps } from "./ops/events-ops.ts";
 import { type LifecycleOps, lifecycleOps } from "./ops/lifecycle-ops.ts";
 import { type ProgressOps, progressOps } from "./ops/progress-ops.ts";
+import { type ProjectionOps, projectionOps } from "./ops/projection-ops.ts";
 import { type QmpOps, qmpOps } from "./ops/qmp-ops.ts";
 import { type StatsOps, statsOps } from "./ops/stats-ops.ts";
 import { type SnapshotOps, snapshotOps } from "./ops/snapshot-ops.ts";
@@ -45,6 +46,7 @@ export type { KeyOptions, QmpOps, QmpOptions, ScreendumpOptions } from "./ops/qm
 export type { HistoryAt, HistoryPoint, ReplayStep, TimeTravelOps } from "./ops/time-travel-ops.ts";
 export type { AuditBreak, AuditEntry, AuditFilter, AuditOps, AuditVerification } from "./ops/audit-ops.ts";
 export type { MaqetStats, StatsOps } from "./ops/stats-ops.ts";
+export type { ProjectionInfo, ProjectionOps, RebuildResult } from "./ops/projection-ops.ts";
 
 /** Store-level operations. */
 export interface StoreOps {
@@ -58,7 +60,7 @@ export interface StoreOps {
  * The whole facade: one operation group per concern (src/api/ops/*). A new group is a file there
  * plus one line in this interface and one in {@link createMaqet}.
  */
-export interface Maqet extends LifecycleOps, QmpOps, HistoryOps, EventsOps, TimeTravelOps, AuditOps, StatsOps, ConsoleOps, SnapshotOps, DiskOps, DoctorOps, ProgressOps, StoreOps {}
+export interface Maqet extends LifecycleOps, QmpOps, HistoryOps, EventsOps, TimeTravelOps, AuditOps, StatsOps, ConsoleOps, SnapshotOps, DiskOps, DoctorOps, ProgressOps, ProjectionOps, StoreOps {}
 
 function storeOps(ctx: MaqetContext): StoreOps {
   return {
@@ -82,6 +84,7 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
     ...diskOps(ctx),
     ...doctorOps(ctx),
     ...progressOps(ctx),
+    ...projectionOps(ctx),
     ...storeOps(ctx),
   };
 }

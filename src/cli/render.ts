@@ -16,6 +16,7 @@ import { DOCTOR_RENDERERS } from "./renderers/doctor-renderers.ts";
 import { EVENTS_RENDERERS } from "./renderers/events-renderers.ts";
 import { HISTORY_RENDERERS } from "./renderers/history-renderers.ts";
 import { LIFECYCLE_RENDERERS } from "./renderers/lifecycle-renderers.ts";
+import { PROJECTION_RENDERERS } from "./renderers/projection-renderers.ts";
 import { QMP_RENDERERS } from "./renderers/qmp-renderers.ts";
 import type { Renderer } from "./renderers/renderer.ts";
 import { SNAPSHOT_RENDERERS } from "./renderers/snapshot-renderers.ts";
@@ -32,6 +33,7 @@ const RENDERERS: Record<string, Renderer> = {
   ...DISK_RENDERERS,
   ...DOCTOR_RENDERERS,
   ...STORE_RENDERERS,
+  ...PROJECTION_RENDERERS,
 };
 
 export function renderResult(command: string, result: unknown): string {

@@ -5,7 +5,7 @@
  * unique even when two writers race (the name claim commits with the append).
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Kysely, Migrator, sql } from "kysely";
@@ -17,6 +17,7 @@ import { projectedVmDirectory, VM_LIST_PROJECTION, vmListProjection } from "../.
 import { foldVmEvents, type VmView } from "../../src/actors/vm-view.ts";
 import { openPgDatabase } from "../../src/adapters/pg-database.ts";
 import { createMaqet } from "../../src/api/maqet.ts";
+import { openRuntime } from "../../src/api/runtime.ts";
 import type { VmConfig } from "../../src/config/vm-config.ts";
 import { isMaqetError } from "../../src/errors/maqet-error.ts";
 import type { NewEvent, StoredEvent } from "../../src/events/envelope.ts";
@@ -27,6 +28,7 @@ import { ProjectionRunner } from "../../src/events/projections/projection-runner
 import { vmStreamId } from "../../src/events/vm-events.ts";
 import { isVmNameTaken } from "../../src/events/vm-name-claim.ts";
 import { projectRoot } from "../support/build-dist.ts";
+import { createCliSandbox } from "../support/cli-runner.ts";
 import { createFakeWorld } from "../support/fake-ports.ts";
 import { createTestDatabase } from "../support/postgres-cluster.ts";
 import { type TestDatabase, testDatabases } from "../support/test-databases.ts";
@@ -206,7 +208,13 @@ describe.each(testDatabases())("VM list projection on $name", ({ name: dialect, 
         if (++calls === 3) throw new Error("lost the connection (simulated), after writing");
       },
     };
-    const flakyRunner = new ProjectionRunner({ db: t.db, store, batchSize: 9, rebuildBatchSize: 9, projections: [flaky] });
+    const flakyRunner = new ProjectionRunner({
+      db: t.db,
+      store,
+      batchSize: 9,
+      rebuildBatchSize: 9,
+      projections: [flaky],
+    });
     await flakyRunner.rebuild(VM_LIST_PROJECTION);
     expect(byStream(await directory.list({ includeRemoved: true }))).toEqual(byStream(await folded()));
 
@@ -476,6 +484,50 @@ describe("VM name claims for VMs defined before migration 0003", () => {
 });
 
 describe("the facade lists from the projection (embedded store)", () => {
+  it("maqet projections shows each read model's lag; projections rebuild replays one (the CLI as a user runs it)", async () => {
+    const cli = await createCliSandbox();
+    try {
+      const config = join(cli.home, "web.yaml");
+      await writeFile(config, "name: web\nmemory: 64M\n");
+      expect((await cli.run(["add", config])).code).toBe(0);
+      expect((await cli.run(["ls"])).code).toBe(0);
+      const listed = await cli.run(["projections", "--json"]);
+      expect(listed.code, listed.stderr).toBe(0);
+      const infos = listed.json<Array<{ name: string; status: string; eventsBehind: number; position: number }>>();
+      expect(infos.find((p) => p.name === VM_LIST_PROJECTION)).toMatchObject({ status: "running", eventsBehind: 0 });
+      const table = await cli.run(["projections"]);
+      expect(table.stdout).toMatch(/NAME\s+STATUS\s+POSITION/);
+      const rebuilt = await cli.run(["projections", "rebuild", VM_LIST_PROJECTION]);
+      expect(rebuilt.code, rebuilt.stderr).toBe(0);
+      expect(rebuilt.stdout).toMatch(/^Rebuilt 'vms': 1 events in 1 batches/);
+      expect((await cli.run(["status", "web", "--json"])).json()).toMatchObject({ name: "web", state: "stopped" });
+      const unknown = await cli.run(["projections", "rebuild", "nosuch"]);
+      expect(unknown.code).toBe(3);
+      expect(unknown.stderr).toContain("Unknown projection 'nosuch'");
+    } finally {
+      await cli.cleanup();
+    }
+  });
+
+  it("with liveProjections the runtime keeps the VM list caught up without a read", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "maqet-vm-live-"));
+    const rt = await openRuntime({ dataDir, runtimeDir: join(dataDir, "run"), env: {}, liveProjections: true });
+    try {
+      await rt.orchestrator.define(config, { name: "live" });
+      const deadline = Date.now() + 10_000;
+      let lag = await rt.projections!.lag(VM_LIST_PROJECTION);
+      while ((lag.eventsBehind > 0 || lag.position === 0) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+        lag = await rt.projections!.lag(VM_LIST_PROJECTION);
+      }
+      expect(lag).toMatchObject({ eventsBehind: 0, status: "running" });
+      expect(lag.position).toBeGreaterThan(0);
+    } finally {
+      await rt.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it("add, ls, status, rm, ls", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "maqet-vm-list-"));
     const maqet = createMaqet({ dataDir, runtimeDir: join(dataDir, "run"), env: {} });
