@@ -22,6 +22,7 @@ const MEASURES = [
   { name: "store", file: "event-store.mjs" },
   { name: "cli", file: "cli-cost.mjs" },
   { name: "memory", file: "memory.mjs" },
+  { name: "subscriptions", file: "subscription-latency.mjs" },
   ...(process.argv.some((a) => a.includes("projections")) ? [{ name: "projections", file: "projection-rebuild.mjs" }, { name: "projections-pglite", file: "projection-rebuild-pglite.mjs" }] : []), // opt-in, minutes: --projections or --only projections,projections-pglite
 ];
 
