@@ -129,7 +129,8 @@ export async function appendStatement(
   if (rows.length === 0) return { kind: "conflict" };
   const appended = rows.map((r) => ({ event: rowToEvent(r), transactionId: r.transaction_id }));
   appended.sort((a, b) => a.event.streamVersion - b.event.streamVersion);
-  if (appended.length !== count) throw new Error(`append to '${streamId}': ${appended.length} of ${count} rows came back`);
+  if (appended.length !== count)
+    throw new Error(`append to '${streamId}': ${appended.length} of ${count} rows came back`);
   const stored = appended.map((a) => a.event);
   const last = stored.at(-1)!;
   return {

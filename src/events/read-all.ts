@@ -80,7 +80,9 @@ const WATERMARK = sql`pg_snapshot_xmin(pg_current_snapshot())`;
  * ```
  */
 export async function readPage(db: Kysely<Database>, options: ReadPageOptions = {}): Promise<EventPage> {
-  const { rows } = await sql<EventRow & { transaction_id: string | null; head_xid: string | null; head_pos: string | number | null }>`
+  const { rows } = await sql<
+    EventRow & { transaction_id: string | null; head_xid: string | null; head_pos: string | number | null }
+  >`
     select h.head_xid, h.head_pos, p.*
       from (select 1) as one
       left join lateral (

@@ -21,11 +21,11 @@
  * ```
  */
 import { Observable } from "rxjs";
+import { MaqetError } from "../errors/maqet-error.ts";
 import { type Checkpoint, compareCheckpoints, isCheckpoint } from "./checkpoint.ts";
 import type { EventFilter, SubscribeOptions, SubscriptionMessage } from "./event-store.ts";
 import type { SleepClock } from "./notifications.ts";
 import type { EventPage } from "./read-all.ts";
-import { MaqetError } from "../errors/maqet-error.ts";
 
 /** What the loop needs from a store: three reads. */
 export interface SubscriptionReader {

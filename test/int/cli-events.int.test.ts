@@ -79,7 +79,8 @@ describe.each([
   let env: Record<string, string>;
   let drop: (() => Promise<void>) | undefined;
   let url: string | undefined;
-  const open = (): Maqet => createMaqet({ databaseUrl: url, dataDir: join(home, "data"), runtimeDir: join(home, "run") });
+  const open = (): Maqet =>
+    createMaqet({ databaseUrl: url, dataDir: join(home, "data"), runtimeDir: join(home, "run") });
 
   beforeAll(async () => {
     home = await mkdtemp(join(tmpdir(), "maqet-events-"));
@@ -120,18 +121,34 @@ describe.each([
     expect(lines[1]).toMatch(/ db +vm\.defined +name=db$/);
 
     const json = await run(["events", "--json", ...dataArgs()], env);
-    const events = json.stdout.trim().split("\n").map((l) => JSON.parse(l) as EventLine);
+    const events = json.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as EventLine);
     expect(events.map((e) => [e.vm, e.type, e.version])).toEqual([
       ["web", "vm.defined", 0],
       ["db", "vm.defined", 0],
     ]);
     expect(events[0]).toMatchObject({ streamId: expect.stringMatching(/^vm-/), schemaVersion: 1, source: "library" });
-    expect(events[0]!.checkpoint).toEqual({ transactionId: expect.stringMatching(/^\d+$/), position: events[0]!.position });
+    expect(events[0]!.checkpoint).toEqual({
+      transactionId: expect.stringMatching(/^\d+$/),
+      position: events[0]!.position,
+    });
 
     const onlyDb = await run(["events", "--vm", "db", "--json", ...dataArgs()], env);
-    expect(onlyDb.stdout.trim().split("\n").map((l) => (JSON.parse(l) as EventLine).vm)).toEqual(["db"]);
+    expect(
+      onlyDb.stdout
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as EventLine).vm),
+    ).toEqual(["db"]);
     const after = await run(["events", "--from", String(events[0]!.position), "--json", ...dataArgs()], env);
-    expect(after.stdout.trim().split("\n").map((l) => (JSON.parse(l) as EventLine).id)).toEqual([events[1]!.id]);
+    expect(
+      after.stdout
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as EventLine).id),
+    ).toEqual([events[1]!.id]);
 
     if (dialect === "pglite") return; // the error cases below do not depend on the store
     const missing = await run(["events", "--vm", "nosuch", ...dataArgs()], env);

@@ -224,7 +224,9 @@ async function listenPids(db: Kysely<Database>): Promise<number[]> {
 
 /** The highest position stored, committed or held back alike (the watermark does not apply). */
 async function maxPosition(db: Kysely<Database>): Promise<number> {
-  const { rows } = await sql<{ p: string | number | null }>`select max(global_position) as p from maqet_events`.execute(db);
+  const { rows } = await sql<{ p: string | number | null }>`select max(global_position) as p from maqet_events`.execute(
+    db,
+  );
   return Number(rows[0]?.p ?? 0);
 }
 
@@ -282,7 +284,12 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
     const holder = await h.db.startTransaction().execute();
     try {
       if (state === "present") {
-        await holder.selectFrom("maqet_streams").select("version").where("stream_id", "=", streamId).forUpdate().execute();
+        await holder
+          .selectFrom("maqet_streams")
+          .select("version")
+          .where("stream_id", "=", streamId)
+          .forUpdate()
+          .execute();
       } else {
         // An uncommitted stream row: appends that may create the stream wait on its key.
         await holder.insertInto("maqet_streams").values({ stream_id: streamId, version: 0 }).execute();
@@ -338,7 +345,12 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
       const results =
         how === "alone"
           ? await Promise.allSettled([attempt()])
-          : await race(streamId, state, () => [attempt(), attempt()], state === "present" || mode === "any" || mode === "no_stream");
+          : await race(
+              streamId,
+              state,
+              () => [attempt(), attempt()],
+              state === "present" || mode === "any" || mode === "no_stream",
+            );
       const won = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
       const lost = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
       expect(won.length).toBe(outcome.ok);
@@ -352,7 +364,11 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
       expect(stream.map((e) => e.streamVersion)).toEqual(stream.map((_, i) => i));
       expect(stream.length).toBe((seeded ? 1 : 0) + outcome.ok);
       if (stream.length === 0) {
-        const rows = await h.db.selectFrom("maqet_streams").select("stream_id").where("stream_id", "=", streamId).execute();
+        const rows = await h.db
+          .selectFrom("maqet_streams")
+          .select("stream_id")
+          .where("stream_id", "=", streamId)
+          .execute();
         expect(rows).toEqual([]); // a refused append does not create the stream
       }
       if (stream.length > 0) await expectNothingBurnedAfter(stream.at(-1)!.globalPosition);
@@ -363,8 +379,7 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
   it("lets exactly one of five writers at one expected version win; the four losers burn nothing", async () => {
     const streamId = newStream();
     const seed = await store.append(streamId, [event("seed")]);
-    const attempt = (i: number) =>
-      store.append(streamId, [event(`w${i}-a`), event(`w${i}-b`)], { expectedVersion: 0 });
+    const attempt = (i: number) => store.append(streamId, [event(`w${i}-a`), event(`w${i}-b`)], { expectedVersion: 0 });
     const results = await race(streamId, "present", () => [0, 1, 2, 3, 4].map(attempt), true);
     const won = results.filter((r) => r.status === "fulfilled");
     const lost = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
@@ -383,7 +398,10 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
   describe("idempotent appends", () => {
     it("returns the original result for a retry with the same ids, and writes nothing", async () => {
       const streamId = newStream();
-      const first = [event("a", { n: 1, tags: ["x"] }, { id: crypto.randomUUID() }), event("b", null, { id: crypto.randomUUID() })];
+      const first = [
+        event("a", { n: 1, tags: ["x"] }, { id: crypto.randomUUID() }),
+        event("b", null, { id: crypto.randomUUID() }),
+      ];
       const original = await store.append(streamId, first, { expectedVersion: "no_stream" });
       const later = await store.append(streamId, [event("c", {}, { id: crypto.randomUUID() })], { expectedVersion: 1 });
       const top = await maxPosition(h.db);
@@ -399,9 +417,9 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
         // Metadata is not part of an event's identity: a retry from another process still matches.
         const otherMeta = first.map((e) => ({ ...e, metadata: { correlationId: "retry" } }));
         expect(await store.append(streamId, otherMeta, { expectedVersion: "no_stream" })).toEqual(original);
-        expect(await store.append(streamId, [event("c", {}, { id: later.events[0]!.id })], { expectedVersion: 1 })).toEqual(
-          later,
-        );
+        expect(
+          await store.append(streamId, [event("c", {}, { id: later.events[0]!.id })], { expectedVersion: 1 }),
+        ).toEqual(later);
       } finally {
         watching.unsubscribe();
       }
@@ -439,15 +457,24 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
         const streamId = newStream();
         const state = expectedVersion === 0 ? "present" : "absent";
         if (state === "present") await store.append(streamId, [event("seed")]);
-        const events = [event("x", { v: expectedVersion }, { id: crypto.randomUUID() }), event("y", {}, { id: crypto.randomUUID() })];
+        const events = [
+          event("x", { v: expectedVersion }, { id: crypto.randomUUID() }),
+          event("y", {}, { id: crypto.randomUUID() }),
+        ];
         const results = await race(
           streamId,
           state,
-          () => [store.append(streamId, events, { expectedVersion }), store.append(streamId, events, { expectedVersion })],
+          () => [
+            store.append(streamId, events, { expectedVersion }),
+            store.append(streamId, events, { expectedVersion }),
+          ],
           true,
         );
         const values = results.map((r) => (r.status === "fulfilled" ? r.value : r.reason));
-        expect(results.map((r) => r.status), String(expectedVersion)).toEqual(["fulfilled", "fulfilled"]);
+        expect(
+          results.map((r) => r.status),
+          String(expectedVersion),
+        ).toEqual(["fulfilled", "fulfilled"]);
         expect(values[0]).toEqual(values[1]);
         expect((await store.readStream(streamId)).map((e) => e.type)).toEqual([
           ...(state === "present" ? ["seed"] : []),
@@ -484,7 +511,10 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
       for (const from of [third.checkpoint, third.event.globalPosition]) {
         const resumed = collect(store, { from, filter: { category } });
         await resumed.waitCaughtUp();
-        expect(resumed.events().map((e) => e.type), JSON.stringify(from)).toEqual(["four", "five"]);
+        expect(
+          resumed.events().map((e) => e.type),
+          JSON.stringify(from),
+        ).toEqual(["four", "five"]);
         resumed.subscription.unsubscribe();
       }
       const fromEnd = collect(store, { from: "end", filter: { category } });
@@ -517,9 +547,13 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
       expect(await until(() => sub.completed, 2_000)).toBe(true);
       expect(sub.error).toBeUndefined();
       for (const from of [-1, 1.5, { transactionId: "x", position: 1 }, "later"]) {
-        expect(() => store.subscribe({ from: from as never }), JSON.stringify(from)).toThrow(/Invalid subscription start/);
+        expect(() => store.subscribe({ from: from as never }), JSON.stringify(from)).toThrow(
+          /Invalid subscription start/,
+        );
       }
-      expect(isMaqetError(await failure(store.readAll({ after: { transactionId: "1" } as never })), "INVALID_ARGUMENT")).toBe(true);
+      expect(
+        isMaqetError(await failure(store.readAll({ after: { transactionId: "1" } as never })), "INVALID_ARGUMENT"),
+      ).toBe(true);
     });
 
     if (name === "pg") {
@@ -622,7 +656,15 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
         appends: plan.appends,
         seed: seed + i,
       });
-    const child = (i: number) => runChildWriter({ url: h.url!, writer: `proc-${i}`, category, streams: plan.streams, appends: plan.appends, seed: seed + 100 + i });
+    const child = (i: number) =>
+      runChildWriter({
+        url: h.url!,
+        writer: `proc-${i}`,
+        category,
+        streams: plan.streams,
+        appends: plan.appends,
+        seed: seed + 100 + i,
+      });
     const writing = Promise.all([
       ...Array.from({ length: plan.writers }, (_, i) => writer(i)),
       ...Array.from({ length: plan.processes }, (_, i) => child(i)),
@@ -724,13 +766,20 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
         await checkAgainstModel(h, `${name.replace(/\W/g, "")}pbt${++run}x${counter}`, ops);
       }),
       // Shrinking a failure that waits on timeouts can take minutes: cap it, still report the case.
-      { numRuns: h.concurrent ? 25 : 20, seed: Date.now() % 1_000_000, interruptAfterTimeLimit: 40_000, markInterruptAsFailure: true },
+      {
+        numRuns: h.concurrent ? 25 : 20,
+        seed: Date.now() % 1_000_000,
+        interruptAfterTimeLimit: 40_000,
+        markInterruptAsFailure: true,
+      },
     );
   }, 60_000);
 });
 
 /** Runs runWriter in a separate Node process against the built dist/. */
-function runChildWriter(options: Record<string, unknown>): Promise<{ committed: WrittenEvent[]; conflicts: number; rollbacks: number }> {
+function runChildWriter(
+  options: Record<string, unknown>,
+): Promise<{ committed: WrittenEvent[]; conflicts: number; rollbacks: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
@@ -752,12 +801,22 @@ function runChildWriter(options: Record<string, unknown>): Promise<{ committed: 
 // ---------------------------------------------------------------------- the model test
 
 type Op =
-  | { kind: "append"; stream: number; count: number; mode: "any" | "no_stream" | "stream_exists" | "exact" | "stale" | "ahead" }
+  | {
+      kind: "append";
+      stream: number;
+      count: number;
+      mode: "any" | "no_stream" | "stream_exists" | "exact" | "stale" | "ahead";
+    }
   | { kind: "retry"; pick: number }
   | { kind: "dup"; pick: number; change: "data" | "type" | "stream" | "partial" }
   | { kind: "readAll"; pick: number; limit: number | null; byPosition: boolean }
   | { kind: "readStream"; stream: number }
-  | { kind: "subscribe"; from: "start" | "end" | "checkpoint" | "position"; pick: number; filter: "none" | "stream" | "types" }
+  | {
+      kind: "subscribe";
+      from: "start" | "end" | "checkpoint" | "position";
+      pick: number;
+      filter: "none" | "stream" | "types";
+    }
   | { kind: "restart"; pick: number }
   | { kind: "restartStore" }
   | { kind: "check" };
@@ -769,7 +828,14 @@ const operation: fc.Arbitrary<Op> = fc.oneof(
       kind: fc.constant("append" as const),
       stream: fc.nat(2),
       count: fc.integer({ min: 1, max: 3 }),
-      mode: fc.constantFrom("any" as const, "no_stream" as const, "stream_exists" as const, "exact" as const, "stale" as const, "ahead" as const),
+      mode: fc.constantFrom(
+        "any" as const,
+        "no_stream" as const,
+        "stream_exists" as const,
+        "exact" as const,
+        "stale" as const,
+        "ahead" as const,
+      ),
     }),
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("retry" as const), pick: fc.nat() }) },
@@ -843,9 +909,15 @@ async function checkAgainstModel(h: Harness, category: string, ops: readonly Op[
     const rv = r.value!;
     const mv = m.value!;
     if (base === undefined && rv.events.length > 0) base = rv.events[0]!.globalPosition - mv.events[0]!.globalPosition;
-    expect(rv.events.map((e) => [e.id, e.streamVersion, e.type]), where).toEqual(mv.events.map((e) => [e.id, e.streamVersion, e.type]));
+    expect(
+      rv.events.map((e) => [e.id, e.streamVersion, e.type]),
+      where,
+    ).toEqual(mv.events.map((e) => [e.id, e.streamVersion, e.type]));
     expect(rv.nextExpectedVersion, where).toBe(mv.nextExpectedVersion);
-    expect(rv.events.map((e) => e.globalPosition), where).toEqual(mv.events.map((e) => toReal(e.globalPosition)));
+    expect(
+      rv.events.map((e) => e.globalPosition),
+      where,
+    ).toEqual(mv.events.map((e) => toReal(e.globalPosition)));
   };
 
   const subscribeBoth = (sub: ModelSub, from: { real: SubscribeOptions["from"]; model: SubscribeOptions["from"] }) => {
@@ -864,8 +936,10 @@ async function checkAgainstModel(h: Harness, category: string, ops: readonly Op[
       throw new Error(
         `this run's writes did not become readable within 10 s; hold: ${JSON.stringify(await real.deliveryHold())}; ` +
           `head ${JSON.stringify(await real.head())}, last ${JSON.stringify(last)}, snapshot ${JSON.stringify(
-            (await sql`select pg_current_snapshot()::text as s, (select count(*) from maqet_events) as n,
-              (select max(transaction_id::text::numeric) from maqet_events) as mx`.execute(h.db)).rows,
+            (
+              await sql`select pg_current_snapshot()::text as s, (select count(*) from maqet_events) as n,
+              (select max(transaction_id::text::numeric) from maqet_events) as mx`.execute(h.db)
+            ).rows,
           )}`,
       );
     }
@@ -874,7 +948,10 @@ async function checkAgainstModel(h: Harness, category: string, ops: readonly Op[
     for (const sub of subs) {
       const want = sub.model.flatMap((c) => c.ids());
       await until(() => sub.real.flatMap((c) => c.ids()).length >= want.length, 5_000, 2);
-      expect(sub.real.flatMap((c) => c.ids()), JSON.stringify(sub.options)).toEqual(want);
+      expect(
+        sub.real.flatMap((c) => c.ids()),
+        JSON.stringify(sub.options),
+      ).toEqual(want);
       for (const c of sub.real) expect(c.caughtUps().length).toBe(1);
       for (const c of sub.real) expect(c.error).toBeUndefined();
     }
@@ -887,7 +964,15 @@ async function checkAgainstModel(h: Harness, category: string, ops: readonly Op[
           const streamId = streams[op.stream]!;
           const current = await model.streamVersion(streamId);
           const expected: ExpectedVersion =
-            op.mode === "exact" ? current : op.mode === "stale" ? (current >= 1 ? current - 1 : 3) : op.mode === "ahead" ? current + 1 : op.mode;
+            op.mode === "exact"
+              ? current
+              : op.mode === "stale"
+                ? current >= 1
+                  ? current - 1
+                  : 3
+                : op.mode === "ahead"
+                  ? current + 1
+                  : op.mode;
           const events = Array.from({ length: op.count }, () =>
             event(`t${n % 2}`, { n: n++, s: "x" }, { id: crypto.randomUUID() }),
           );
@@ -925,18 +1010,27 @@ async function checkAgainstModel(h: Harness, category: string, ops: readonly Op[
             after: k === undefined ? undefined : op.byPosition ? k.real.position : k.real,
           });
           const m = await model.readAll({ category, limit, after: k?.model });
-          expect(r.map((e) => e.id), "readAll").toEqual(m.map((e) => e.id));
+          expect(
+            r.map((e) => e.id),
+            "readAll",
+          ).toEqual(m.map((e) => e.id));
           break;
         }
         case "readStream": {
           const streamId = streams[op.stream]!;
-          expect((await real.readStream(streamId)).map((e) => e.id)).toEqual((await model.readStream(streamId)).map((e) => e.id));
+          expect((await real.readStream(streamId)).map((e) => e.id)).toEqual(
+            (await model.readStream(streamId)).map((e) => e.id),
+          );
           break;
         }
         case "subscribe": {
           await settle();
           const filter =
-            op.filter === "stream" ? { category, streamId: streams[0] } : op.filter === "types" ? { category, types: ["t1"] } : { category };
+            op.filter === "stream"
+              ? { category, streamId: streams[0] }
+              : op.filter === "types"
+                ? { category, types: ["t1"] }
+                : { category };
           const k = known[op.pick % Math.max(1, known.length)];
           const from =
             op.from === "start" || op.from === "end" || k === undefined
@@ -988,7 +1082,9 @@ async function checkAgainstModel(h: Harness, category: string, ops: readonly Op[
           select event_id as id, global_position as position, transaction_id::text as xid
             from maqet_events where category = ${category} and global_position > ${known.at(-1)?.real.position ?? 0}
            order by global_position`.execute(h.db);
-        expect(rows.map((r) => [r.id, Number(r.position)])).toEqual(modelEvents.map((m) => [m.id, toReal(m.globalPosition)]));
+        expect(rows.map((r) => [r.id, Number(r.position)])).toEqual(
+          modelEvents.map((m) => [m.id, toReal(m.globalPosition)]),
+        );
         for (const [i, m] of modelEvents.entries()) {
           known.push({
             real: { transactionId: rows[i]!.xid, position: Number(rows[i]!.position) },

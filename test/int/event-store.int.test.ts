@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { type Kysely, sql } from "kysely";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { migrations } from "../../migrations/index.ts";
 import { openEventStore } from "../../src/adapters/open-event-store.ts";
 import { openPgDatabase } from "../../src/adapters/pg-database.ts";
 import { isMaqetError } from "../../src/errors/maqet-error.ts";
@@ -16,7 +17,6 @@ import { appendToStream, EVENTS_CHANNEL, type PreparedEvent } from "../../src/ev
 import type { EventActor, NewEvent, StoredEvent } from "../../src/events/envelope.ts";
 import type { ExpectedVersion } from "../../src/events/event-store.ts";
 import { migrateToLatest } from "../../src/events/migrate.ts";
-import { migrations } from "../../migrations/index.ts";
 import { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
 import type { Database } from "../../src/events/schema.ts";
 import { openTemplateClone } from "../support/pglite-template.ts";

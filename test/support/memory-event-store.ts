@@ -4,7 +4,7 @@
  * (test/int/event-store-conformance.int.test.ts). It is deliberately naive: one writer, so read
  * order is append order and a checkpoint's transaction id is simply its position.
  */
-import { concat, defer, filter, from, map, Observable, of, Subject, takeUntil } from "rxjs";
+import { concat, defer, filter, from, map, type Observable, of, Subject, takeUntil } from "rxjs";
 import { MaqetError } from "../../src/errors/maqet-error.ts";
 import type { Checkpoint } from "../../src/events/checkpoint.ts";
 import type { NewEvent, StoredEvent } from "../../src/events/envelope.ts";

@@ -164,7 +164,10 @@ describe("pollingSubscription", () => {
       t.reader.add(1);
       t.wakeups.next("notified");
       await t.clock.advance(0);
-      expect(t.positions().filter((p) => p !== "caughtUp"), JSON.stringify(from)).toEqual(expected);
+      expect(
+        t.positions().filter((p) => p !== "caughtUp"),
+        JSON.stringify(from),
+      ).toEqual(expected);
       sub.unsubscribe();
     }
   });

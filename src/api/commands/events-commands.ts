@@ -9,9 +9,9 @@
  * ```
  */
 import { filter, map } from "rxjs";
+import { MaqetError } from "../../errors/maqet-error.ts";
 import type { Checkpoint } from "../../events/checkpoint.ts";
 import type { EventMetadata } from "../../events/envelope.ts";
-import { MaqetError } from "../../errors/maqet-error.ts";
 import type { EventsMessage } from "../ops/events-ops.ts";
 import type { CommandSpec } from "./command-spec.ts";
 import { streamedValues } from "./streamed-values.ts";

@@ -31,7 +31,12 @@ export interface EventsSubscribeOptions {
 
 /** A subscription message, events carrying the name of their VM (null for other streams). */
 export type EventsMessage =
-  | { readonly kind: "event"; readonly event: StoredEvent; readonly checkpoint: Checkpoint; readonly vmName: string | null }
+  | {
+      readonly kind: "event";
+      readonly event: StoredEvent;
+      readonly checkpoint: Checkpoint;
+      readonly vmName: string | null;
+    }
   | { readonly kind: "caughtUp"; readonly checkpoint: Checkpoint | null };
 
 export interface EventsOps {
@@ -50,7 +55,8 @@ export function eventsOps(ctx: MaqetContext): EventsOps {
     subscribe: (options = {}) =>
       defer(async () => {
         const rt = await ctx.open();
-        const streamId = options.vm === undefined ? undefined : vmStreamId((await rt.orchestrator.find(options.vm)).vmId);
+        const streamId =
+          options.vm === undefined ? undefined : vmStreamId((await rt.orchestrator.find(options.vm)).vmId);
         return { store: rt.store, streamId };
       }).pipe(
         switchMap(({ store, streamId }) => {
@@ -58,7 +64,9 @@ export function eventsOps(ctx: MaqetContext): EventsOps {
           const names = new VmNames(store);
           return store.subscribe({ from: options.from, filter, batchSize: options.batchSize }).pipe(
             takeWhile((m) => options.follow !== false || m.kind !== "caughtUp", true),
-            concatMap(async (m): Promise<EventsMessage> => (m.kind === "event" ? { ...m, vmName: await names.of(m.event) } : m)),
+            concatMap(
+              async (m): Promise<EventsMessage> => (m.kind === "event" ? { ...m, vmName: await names.of(m.event) } : m),
+            ),
           );
         }),
       ),
@@ -75,7 +83,8 @@ class VmNames {
     if (categoryOf(event.streamId) !== "vm") return null;
     const known = this.#names.get(event.streamId);
     if (known !== undefined) return known;
-    const defined = event.type === "vm.defined" ? event : (await this.store.readStream(event.streamId, { limit: 1 }))[0];
+    const defined =
+      event.type === "vm.defined" ? event : (await this.store.readStream(event.streamId, { limit: 1 }))[0];
     const name = defined?.type === "vm.defined" ? ((defined.data as { name?: unknown }).name ?? null) : null;
     const result = typeof name === "string" ? name : null;
     this.#names.set(event.streamId, result);
