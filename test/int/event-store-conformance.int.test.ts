@@ -46,7 +46,7 @@ import { runWriter, type WrittenEvent } from "../fixtures/event-writer.mjs";
 import { projectRoot } from "../support/build-dist.ts";
 import { MemoryEventStore } from "../support/memory-event-store.ts";
 import { openTemplateClone } from "../support/pglite-template.ts";
-import { createTestDatabase } from "../support/postgres-cluster.ts";
+import { createTestDatabase, startTestPostgres } from "../support/postgres-cluster.ts";
 
 const actor: EventActor = { user: "tester", uid: 4242, host: "test-host", pid: 99 };
 const LISTEN_APP = "maqet-listen";
@@ -86,7 +86,11 @@ const dialects = [
     name: "pg",
     skip: databaseUrl ? "" : inject("databaseSkipReason") || "no PostgreSQL server for this run",
     async open(): Promise<Harness> {
-      const testDb = await createTestDatabase(databaseUrl);
+      // This suite holds transactions open on purpose, and the watermark is cluster-wide: on the
+      // cluster every test file shares, that would hold back other files' reads. It gets its own
+      // throwaway cluster (unless the run is pointed at an external server).
+      const own = process.env.MAQET_TEST_DATABASE_URL ? undefined : await startTestPostgres();
+      const testDb = await createTestDatabase(own?.url ?? databaseUrl);
       const opened = await openPgDatabase({ url: testDb.url });
       await migrateToLatest(opened.db);
       return {
@@ -105,6 +109,7 @@ const dialects = [
         close: async () => {
           await opened.close();
           await testDb.drop();
+          await own?.stop();
         },
       };
     },
@@ -620,6 +625,57 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
         }
       });
     }
+
+    it("hides rows committed after an open transaction's lower position until it commits", async () => {
+      const category = newCategory();
+      const trx = await h.db.startTransaction().execute();
+      try {
+        const held = await appendToStream(trx, `${category}-slow`, [prepared("slow")], "no_stream");
+        const committed = await store.append(`${category}-fast`, [event("fast")]);
+        expect(committed.lastGlobalPosition).toBeGreaterThan(held.lastGlobalPosition);
+        // The open transaction's xid is below the later one's, so the watermark holds both back.
+        expect(await store.readAll({ category })).toEqual([]);
+        await trx.commit().execute();
+        await readable(store, category, 2);
+        expect((await store.readAll({ category })).map((e) => e.type)).toEqual(["slow", "fast"]);
+      } finally {
+        await trx
+          .rollback()
+          .execute()
+          .catch(() => {});
+      }
+    });
+
+    it("never skips a lower position committed by a later transaction id", async () => {
+      // Y takes its xid first but draws its position last; X draws a lower position and commits
+      // after Y. A reader ordered by position alone would pass X's event for good.
+      const category = newCategory();
+      const y = await h.db.startTransaction().execute();
+      const x = await h.db.startTransaction().execute();
+      try {
+        await sql`select pg_current_xact_id()`.execute(y);
+        const xEvent = (await appendToStream(x, `${category}-x`, [prepared("x")], "no_stream")).events[0]!;
+        const yEvent = (await appendToStream(y, `${category}-y`, [prepared("y")], "no_stream")).events[0]!;
+        expect(xEvent.globalPosition).toBeLessThan(yEvent.globalPosition);
+        await y.commit().execute();
+        // Y is below the watermark (its xid precedes X's, the oldest open one): readable now.
+        await readable(store, category, 1);
+        const first = await store.readAll({ category });
+        expect(first.map((e) => e.id)).toEqual([yEvent.id]);
+        await x.commit().execute();
+        await readable(store, category, 2);
+        expect((await store.readAll({ category, after: first[0]!.globalPosition })).map((e) => e.id)).toEqual([
+          xEvent.id,
+        ]);
+      } finally {
+        for (const t of [x, y]) {
+          await t
+            .rollback()
+            .execute()
+            .catch(() => {});
+        }
+      }
+    });
   });
 
   it("reports no delivery hold when no transaction is open", async () => {

@@ -13,7 +13,7 @@ import { migrations } from "../../migrations/index.ts";
 import { openEventStore } from "../../src/adapters/open-event-store.ts";
 import { openPgDatabase } from "../../src/adapters/pg-database.ts";
 import { isMaqetError } from "../../src/errors/maqet-error.ts";
-import { appendToStream, EVENTS_CHANNEL, type PreparedEvent } from "../../src/events/append-to-stream.ts";
+import { EVENTS_CHANNEL } from "../../src/events/append-to-stream.ts";
 import type { EventActor, NewEvent, StoredEvent } from "../../src/events/envelope.ts";
 import type { ExpectedVersion } from "../../src/events/event-store.ts";
 import { migrateToLatest } from "../../src/events/migrate.ts";
@@ -399,78 +399,9 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
     const recorded = await sql<{ name: string }>`select name from maqet_migrations order by name`.execute(h.db);
     expect(recorded.rows.map((r) => r.name)).toEqual(migrations.map((m) => m.name));
   });
-
-  describe("with a transaction left open", () => {
-    if (name === "pglite") {
-      const reason = "PGlite has one connection, so no transaction can stay open beside another writer";
-      console.log(`[event-store pglite] watermark tests skipped: ${reason}`);
-      it.skip(`watermark tests skipped: ${reason}`, () => {});
-      return;
-    }
-    it("hides rows committed after an open transaction's lower position until it commits", async () => {
-      const start = await lastVisiblePosition(store);
-      const slow = newStream();
-      const fast = newStream();
-      const trx = await h.db.startTransaction().execute();
-      try {
-        const held = await appendToStream(trx, slow, [prepared("slow")], "no_stream");
-        const committed = await store.append(fast, [event("fast")]);
-        expect(committed.lastGlobalPosition).toBeGreaterThan(held.lastGlobalPosition);
-        // The open transaction's xid is below the later one's, so the watermark holds both back.
-        const during = await store.readAll({ after: start });
-        expect(ids(during)).not.toContain(committed.events[0]!.id);
-        expect(ids(during)).not.toContain(held.events[0]!.id);
-        await trx.commit().execute();
-        const after = await eventually(
-          () => store.readAll({ after: start }),
-          (events) => events.length >= 2,
-        );
-        expect(after.map((e) => e.type)).toEqual(["slow", "fast"]);
-      } finally {
-        await trx
-          .rollback()
-          .execute()
-          .catch(() => {});
-      }
-    });
-
-    it("never skips a lower position committed by a later transaction id", async () => {
-      // Y takes its xid first but draws its position last; X draws a lower position and commits
-      // after Y. A reader ordered by position alone would pass X's event for good.
-      const start = await lastVisiblePosition(store);
-      const y = await h.db.startTransaction().execute();
-      const x = await h.db.startTransaction().execute();
-      try {
-        await sql`select pg_current_xact_id()`.execute(y);
-        const xEvent = (await appendToStream(x, newStream(), [prepared("x")], "no_stream")).events[0]!;
-        const yEvent = (await appendToStream(y, newStream(), [prepared("y")], "no_stream")).events[0]!;
-        expect(xEvent.globalPosition).toBeLessThan(yEvent.globalPosition);
-        await y.commit().execute();
-        // Y is below the watermark (its xid precedes X's, the oldest open one): readable now.
-        const first = await eventually(
-          () => store.readAll({ after: start }),
-          (events) => ids(events).includes(yEvent.id),
-        );
-        expect(ids(first)).toEqual([yEvent.id]);
-        const checkpoint = first.at(-1)!.globalPosition;
-        await x.commit().execute();
-        const rest = await eventually(
-          () => store.readAll({ after: checkpoint }),
-          (events) => events.length > 0,
-        );
-        expect(ids(rest)).toEqual([xEvent.id]);
-      } finally {
-        await x
-          .rollback()
-          .execute()
-          .catch(() => {});
-        await y
-          .rollback()
-          .execute()
-          .catch(() => {});
-      }
-    });
-  });
+  // The watermark cases (a transaction left open) live in event-store-conformance.int.test.ts,
+  // which runs them on a cluster of its own: an open transaction holds back every reader in the
+  // cluster, other test files included.
 });
 
 describe.each(dialects)("openEventStore on $name", ({ name, skip }) => {
@@ -514,10 +445,6 @@ describe.each(dialects)("openEventStore on $name", ({ name, skip }) => {
     }
   });
 });
-
-function prepared(type: string): PreparedEvent {
-  return { id: crypto.randomUUID(), type, schemaVersion: 1, data: {}, metadata: { actor } };
-}
 
 async function lastVisiblePosition(store: PostgresEventStore): Promise<number> {
   let after = 0;
