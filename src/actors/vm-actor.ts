@@ -4,6 +4,9 @@
  * from the VM's stream; a VM whose QEMU still runs is reattached, one whose QEMU vanished gets
  * the fact recorded.
  *
+ * Past 400 lines because it is the one place a VM's operations meet its lock, lease and
+ * recorder; the effects, facts and waits it runs live in their own files.
+ *
  * @example
  * ```ts
  * const vm = await VmActor.load({ ports, store }, vmId);
@@ -18,14 +21,14 @@ import type { EventMetadata, NewEvent, StoredEvent } from "../events/envelope.ts
 import type { EventStore } from "../events/event-store.ts";
 import { vmEvent, vmStreamId } from "../events/vm-events.ts";
 import { launchQemu, preflightLaunch } from "./launch-qemu.ts";
-import { decideQmp, QMP_VALUE_SAFE_COMMANDS, type QmpDecision, qmpRefusedError } from "./qmp-policy.ts";
 import type { LeaseHolder, QmpExecuteOptions, QmpSession, VmPorts } from "./ports.ts";
+import { decideQmp, QMP_VALUE_SAFE_COMMANDS, type QmpDecision, qmpRefusedError } from "./qmp-policy.ts";
 import { reattachQemu } from "./reattach-qemu.ts";
 import { escalateStop, type StopStep, stopQemu } from "./stop-qemu.ts";
 import { StreamRecorder } from "./stream-recorder.ts";
 import { type VmCommand, type VmOutcome, vmMachine } from "./vm-machine.ts";
 import { foldVmEvents, type VmView } from "./vm-view.ts";
-import { describeWaitCondition, type WaitCondition, waitForCondition } from "./wait-condition.ts";
+import { awaitStartCondition, type WaitCondition } from "./wait-condition.ts";
 import { watchQemu } from "./watch-qemu.ts";
 
 export interface VmActorDeps {
@@ -173,39 +176,9 @@ export class VmActor {
       if (this.#actor.getSnapshot().matches("stopped")) await preflightLaunch(ports, this.view.config);
     });
     if (waitFor.kind === "process") return outcome;
-    await this.exclusive(async (access) => {
-      const held =
-        waitFor.kind === "qmp"
-          ? await this.#untilGuestRuns(access.session, deadline)
-          : await waitForCondition(ports, waitFor, {
-              serialLog: access.view.runtimeDir ? `${access.view.runtimeDir}/serial.log` : undefined,
-              deadline,
-            });
-      if (held) return;
-      const condition = describeWaitCondition(waitFor);
-      await access.record([vmEvent("vm.wait-failed", { condition, timeoutMs })]);
-      const name = this.view.name;
-      throw new MaqetError(
-        "TIMEOUT",
-        `VM '${name}' started (pid ${this.view.pid}), but '${condition}' did not happen within ${timeoutMs / 1000} s. ` +
-          `It is still running: look at \`maqet console ${name}\`, or stop it with \`maqet stop ${name}\`.`,
-        { details: { condition, timeoutMs, pid: this.view.pid } },
-      );
-    });
+    await this.exclusive((access) => awaitStartCondition(access, waitFor, { deadline, timeoutMs }));
     return outcome;
   }
-
-  /** `qmp`: after `cont`, QEMU must say the guest runs (a guest that stopped at once did not start). */
-  async #untilGuestRuns(session: QmpSession | undefined, deadline: number): Promise<boolean> {
-    const { clock } = this.#deps.ports;
-    for (;;) {
-      const info = await session?.execute<{ running: boolean }>("query-status", undefined, { timeoutMs: 5000 }).catch(() => undefined);
-      if (info?.running) return true;
-      if (clock.now() >= deadline) return false;
-      await clock.sleep(50);
-    }
-  }
-
 
   stop(options: StopOptions = {}): Promise<VmOutcome> {
     return this.#command({
@@ -281,7 +254,8 @@ export class VmActor {
     options: QmpExecuteOptions & { decision?: QmpDecision } = {},
   ): Promise<T> {
     const decision = options.decision ?? decideQmp(command, { vm: this.view.config.qmp, vmName: this.view.name });
-    if (!decision.allowed || decision.command !== command) return Promise.reject(qmpRefusedError(decision, this.view.name));
+    if (!decision.allowed || decision.command !== command)
+      return Promise.reject(qmpRefusedError(decision, this.view.name));
     return this.#exclusive(async () => {
       await this.#settled();
       const snapshot = this.#actor.getSnapshot();

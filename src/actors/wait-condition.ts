@@ -11,7 +11,9 @@
  * ```
  */
 import { MaqetError } from "../errors/maqet-error.ts";
-import type { VmPorts } from "./ports.ts";
+import { vmEvent } from "../events/vm-events.ts";
+import type { QmpSession, VmPorts } from "./ports.ts";
+import type { VmAccess } from "./vm-actor.ts";
 
 export type WaitCondition =
   | { kind: "qmp" }
@@ -34,9 +36,13 @@ export function parseWaitCondition(text: string): WaitCondition {
     try {
       return { kind: "serial", pattern: new RegExp(source) };
     } catch (error) {
-      throw new MaqetError("INVALID_ARGUMENT", `--wait-for serial: '${source}' is not a valid regular expression (${(error as Error).message}).`, {
-        cause: error,
-      });
+      throw new MaqetError(
+        "INVALID_ARGUMENT",
+        `--wait-for serial: '${source}' is not a valid regular expression (${(error as Error).message}).`,
+        {
+          cause: error,
+        },
+      );
     }
   }
   throw new MaqetError(
@@ -81,5 +87,46 @@ export async function waitForCondition(ports: VmPorts, condition: WaitCondition,
     if (await holds()) return true;
     if (ports.clock.now() >= ctx.deadline) return false;
     await ports.clock.sleep(Math.min(50, Math.max(1, ctx.deadline - ports.clock.now())), ctx.signal);
+  }
+}
+
+/**
+ * The end of a start: waits for the condition on the started VM (the caller holds the VM's
+ * lock); a wait that does not hold records `vm.wait-failed` and throws TIMEOUT (exit 2), leaving
+ * the VM running.
+ */
+export async function awaitStartCondition(
+  access: VmAccess,
+  waitFor: WaitCondition,
+  limits: { deadline: number; timeoutMs: number },
+): Promise<void> {
+  const { ports, view } = access;
+  const held =
+    waitFor.kind === "qmp"
+      ? await untilGuestRuns(ports, access.session, limits.deadline)
+      : await waitForCondition(ports, waitFor, {
+          serialLog: view.runtimeDir ? `${view.runtimeDir}/serial.log` : undefined,
+          deadline: limits.deadline,
+        });
+  if (held) return;
+  const condition = describeWaitCondition(waitFor);
+  await access.record([vmEvent("vm.wait-failed", { condition, timeoutMs: limits.timeoutMs })]);
+  throw new MaqetError(
+    "TIMEOUT",
+    `VM '${view.name}' started (pid ${view.pid}), but '${condition}' did not happen within ${limits.timeoutMs / 1000} s. ` +
+      `It is still running: look at \`maqet console ${view.name}\`, or stop it with \`maqet stop ${view.name}\`.`,
+    { details: { condition, timeoutMs: limits.timeoutMs, pid: view.pid } },
+  );
+}
+
+/** `qmp`: after `cont`, QEMU must say the guest runs (a guest that stopped at once did not start). */
+async function untilGuestRuns(ports: VmPorts, session: QmpSession | undefined, deadline: number): Promise<boolean> {
+  for (;;) {
+    const info = await session
+      ?.execute<{ running: boolean }>("query-status", undefined, { timeoutMs: 5000 })
+      .catch(() => undefined);
+    if (info?.running) return true;
+    if (ports.clock.now() >= deadline) return false;
+    await ports.clock.sleep(50);
   }
 }
