@@ -10,6 +10,7 @@
  */
 import type { Migration } from "kysely";
 import { initial } from "./0001-initial.ts";
+import { appendFunction } from "./0002-append-function.ts";
 import { projections } from "./0003-projections.ts";
 import { leases } from "./0004-leases.ts";
 import { audit } from "./0005-audit.ts";
@@ -31,6 +32,7 @@ export interface NamedMigration {
  */
 export const migrations: readonly NamedMigration[] = [
   { name: "0001-initial", migration: initial },
+  { name: "0002-append-function", migration: appendFunction },
   { name: "0003-projections", migration: projections },
   { name: "0004-leases", migration: leases },
   { name: "0005-audit", migration: audit },

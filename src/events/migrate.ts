@@ -41,6 +41,9 @@ export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
     migrationLockTableName: MIGRATION_LOCK_TABLE,
     // Byte order, not locale order: names are zero-padded ASCII.
     nameComparator: (a, b) => (a < b ? -1 : a > b ? 1 : 0),
+    // 0002 landed after 0003+ had been applied in some databases; a migration that is missing
+    // below the last applied one runs then (each one is independent of the later ones).
+    allowUnorderedMigrations: true,
   });
   const { error, results = [] } = await migrator.migrateToLatest();
   if (error !== undefined) {
