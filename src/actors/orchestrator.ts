@@ -68,9 +68,10 @@ export class Orchestrator {
   }
 
   /**
-   * Records `vm.defined` for a new VM; the name must be free. The check here gives the friendly
-   * error; the guarantee is the database's: the append claims the name in its own transaction
-   * (see src/events/vm-name-claim.ts), so of two processes racing to add one name, one fails.
+   * Records `vm.defined` for a new VM; the name must be free. On PGlite and PostgreSQL the append
+   * claims the name in its own transaction (src/events/vm-name-claim.ts): of two processes
+   * racing to add one name, one fails with VM_EXISTS. A store without that claim (in memory) is
+   * checked through the directory first, one define at a time in this process.
    */
   async define(config: VmConfig, options: { name: string; configPath?: string }): Promise<VmView> {
     const run = this.#defining.then(
@@ -83,8 +84,12 @@ export class Orchestrator {
 
   async #define(config: VmConfig, options: { name: string; configPath?: string }): Promise<VmView> {
     const { name } = options;
-    const existing = await this.#directory.find(name);
-    if (existing && existing.name === name) throw vmExists(name, existing.vmId);
+    // Where the store claims names itself, its answer is the one to trust: a lagging directory
+    // could still show a VM removed a moment ago and refuse a name that is free.
+    if (!this.#directory.namesClaimedByStore) {
+      const existing = await this.#directory.find(name);
+      if (existing && existing.name === name) throw vmExists(name, existing.vmId);
+    }
     const vmId = crypto.randomUUID();
     const stored = { ...config, name };
     const event = {

@@ -32,6 +32,11 @@ export interface VmDirectory {
   list(options?: { includeRemoved?: boolean }): Promise<VmView[]>;
   /** The VM (not removed) with this name, else the one with this id; undefined when none. */
   find(nameOrId: string): Promise<VmView | undefined>;
+  /**
+   * True when the store itself refuses a second live VM with a name (the claim committed with
+   * the append, migrations/0003), so a define need not look the name up first.
+   */
+  readonly namesClaimedByStore?: boolean;
 }
 
 /**

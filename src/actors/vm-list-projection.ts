@@ -117,6 +117,7 @@ export const vmListProjection: Projection = {
  */
 export function projectedVmDirectory(runner: Pick<ProjectionRunner, "catchUp">, db: Db): VmDirectory {
   return {
+    namesClaimedByStore: true,
     list: async (options = {}) => {
       await runner.catchUp(VM_LIST_PROJECTION);
       const removed = options.includeRemoved ? sql`true` : sql`status <> 'removed'`;

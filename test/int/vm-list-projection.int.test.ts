@@ -347,11 +347,18 @@ describe.each(testDatabases())("VM list projection on $name", ({ name: dialect, 
     const raw = await define(name).catch((e: unknown) => e);
     expect(isVmNameTaken(raw)).toBe(true);
 
-    // Removing the VM frees the name.
+    // Removing the VM frees the name, even for a directory that has not seen the removal yet:
+    // where the store claims names, its answer is the one define trusts.
     await store.append(first.streamId, [ev("vm.removed", { force: false })]);
-    const again = await b.define(config, { name });
+    const stale: VmDirectory = { list: async () => [first], find: async () => first, namesClaimedByStore: true };
+    const again = await new Orchestrator({ ports: world.ports, store, directory: stale }).define(config, { name });
     expect(again.vmId).not.toBe(first.vmId);
     expect((await directory.find(name))?.vmId).toBe(again.vmId);
+    // And a name taken for real is refused by the store, the directory's view notwithstanding.
+    const refused = await new Orchestrator({ ports: world.ports, store, directory: stale })
+      .define(config, { name })
+      .catch((e: unknown) => e);
+    expect(isMaqetError(refused, "VM_EXISTS")).toBe(true);
   });
 
   it.runIf(dialect === "pg")(
@@ -507,7 +514,7 @@ describe("the facade lists from the projection (embedded store)", () => {
     } finally {
       await cli.cleanup();
     }
-  });
+  }, 120_000); // seven CLI processes, each opening the embedded store (1-5 s under load)
 
   it("with liveProjections the runtime keeps the VM list caught up without a read", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "maqet-vm-live-"));
