@@ -183,10 +183,22 @@ async function measureTarget(label, store, raw, rawTxn, config) {
   return {
     rows: [
       row(`${label}: single append latency`, "ms", summarize(st.single), "1-row INSERT", summarize(rw.single)),
-      row(`${label}: single append latency`, "ms", summarize(st.single), "same 6 statements, raw", summarize(txn.single)),
+      row(
+        `${label}: single append latency`,
+        "ms",
+        summarize(st.single),
+        "same 6 statements, raw",
+        summarize(txn.single),
+      ),
       row(`${label}: single appends`, "events/s", summarize(st.singleRate), "1-row INSERT", summarize(rw.singleRate)),
       row(`${label}: 100-event append latency`, "ms", summarize(st.batch), "100-row INSERT", summarize(rw.batch)),
-      row(`${label}: 100-event appends`, "events/s", summarize(st.batchRate), "100-row INSERT", summarize(rw.batchRate)),
+      row(
+        `${label}: 100-event appends`,
+        "events/s",
+        summarize(st.batchRate),
+        "100-row INSERT",
+        summarize(rw.batchRate),
+      ),
       row(
         `${label}: readAll (${counts[0]} events)`,
         "events/s",

@@ -23,7 +23,12 @@ const MEASURES = [
   { name: "cli", file: "cli-cost.mjs" },
   { name: "memory", file: "memory.mjs" },
   { name: "subscriptions", file: "subscription-latency.mjs" },
-  ...(process.argv.some((a) => a.includes("projections")) ? [{ name: "projections", file: "projection-rebuild.mjs" }, { name: "projections-pglite", file: "projection-rebuild-pglite.mjs" }] : []), // opt-in, minutes: --projections or --only projections,projections-pglite
+  ...(process.argv.some((a) => a.includes("projections"))
+    ? [
+        { name: "projections", file: "projection-rebuild.mjs" },
+        { name: "projections-pglite", file: "projection-rebuild-pglite.mjs" },
+      ]
+    : []), // opt-in, minutes: --projections or --only projections,projections-pglite
 ];
 
 function option(name) {

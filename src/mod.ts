@@ -16,8 +16,33 @@
  * }
  * ```
  */
+
+export type { ImageCheck, ImageInfo, ImageSnapshot } from "./actors/disk-image-port.ts";
+export { type EventLine, toEventLine } from "./api/commands/events-commands.ts";
 export { COMMANDS, type CommandSpec, findCommand } from "./api/commands.ts";
 export type { HistoryEntry } from "./api/history-entry.ts";
+export type {
+  AuditBreak,
+  AuditEntry,
+  AuditFilter,
+  AuditVerification,
+  ConvertDiskOptions,
+  CreateDiskOptions,
+  DiskConverted,
+  DiskCreated,
+  DoctorCheck,
+  DoctorReport,
+  HistoryAt,
+  HistoryPoint,
+  KeyOptions,
+  MaqetStats,
+  OperationProgress,
+  ReplayStep,
+  ScreendumpOptions,
+  SnapshotListing,
+  SnapshotOptions,
+  SnapshotOutcome,
+} from "./api/maqet.ts";
 export {
   type AddOptions,
   createMaqet,
@@ -30,38 +55,19 @@ export {
   type StopVmOptions,
   type VmConfigInput,
 } from "./api/maqet.ts";
-export type {
-  ConvertDiskOptions,
-  CreateDiskOptions,
-  DiskConverted,
-  DiskCreated,
-  DoctorCheck,
-  DoctorReport,
-  OperationProgress,
-  SnapshotListing,
-  SnapshotOptions,
-  SnapshotOutcome,
-} from "./api/maqet.ts";
-export type { ImageCheck, ImageInfo, ImageSnapshot } from "./actors/disk-image-port.ts";
-export type { DriveSnapshots, SnapshotMethod, SnapshotRecord } from "./events/snapshot-events.ts";
-export type {
-  AuditBreak,
-  AuditEntry,
-  AuditFilter,
-  AuditVerification,
-  HistoryAt,
-  HistoryPoint,
-  KeyOptions,
-  MaqetStats,
-  ReplayStep,
-  ScreendumpOptions,
-} from "./api/maqet.ts";
+export type { EventsMessage, EventsOps, EventsSubscribeOptions } from "./api/ops/events-ops.ts";
 export type { VmStatus } from "./api/vm-status.ts";
 export type { QmpRules, QmpTier } from "./config/qmp-rules.ts";
-export { QMP_EVENT_SCHEMA, QMP_TIER_COMMANDS, type QmpEventData, qmpTierOf } from "./events/qmp-events.ts";
 export type { Accel, ArgumentItem, DiskDevice, VirtfsShare, VmConfig } from "./config/vm-config.ts";
 export { ERROR_CODES, type ErrorCode, exitCodeOf } from "./errors/error-codes.ts";
 export { isMaqetError, MaqetError } from "./errors/maqet-error.ts";
+export {
+  type Checkpoint,
+  compareCheckpoints,
+  formatCheckpoint,
+  isCheckpoint,
+  parseCheckpoint,
+} from "./events/checkpoint.ts";
 export type { EventActor, EventMetadata, NewEvent, StoredEvent } from "./events/envelope.ts";
 export type {
   AppendOptions,
@@ -77,15 +83,8 @@ export type {
   SubscribeOptions,
   SubscriptionMessage,
 } from "./events/event-store.ts";
-export {
-  type Checkpoint,
-  compareCheckpoints,
-  formatCheckpoint,
-  isCheckpoint,
-  parseCheckpoint,
-} from "./events/checkpoint.ts";
-export type { EventsMessage, EventsOps, EventsSubscribeOptions } from "./api/ops/events-ops.ts";
-export { type EventLine, toEventLine } from "./api/commands/events-commands.ts";
+export { QMP_EVENT_SCHEMA, QMP_TIER_COMMANDS, type QmpEventData, qmpTierOf } from "./events/qmp-events.ts";
+export type { DriveSnapshots, SnapshotMethod, SnapshotRecord } from "./events/snapshot-events.ts";
 export {
   type PausedDetail,
   type StoppedDetail,

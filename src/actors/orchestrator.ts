@@ -14,10 +14,10 @@
 import type { VmConfig } from "../config/vm-config.ts";
 import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
 import { vmBusyError } from "../errors/vm-busy-error.ts";
-import type { LeaseHolder } from "./ports.ts";
 import type { EventMetadata } from "../events/envelope.ts";
 import { vmEvent, vmStreamId } from "../events/vm-events.ts";
 import { isVmNameTaken } from "../events/vm-name-claim.ts";
+import type { LeaseHolder } from "./ports.ts";
 import { VmActor, type VmActorDeps } from "./vm-actor.ts";
 import { foldingVmDirectory, type VmDirectory } from "./vm-directory.ts";
 import { applyVmEvent, mayHaveProcess, type VmView } from "./vm-view.ts";

@@ -60,7 +60,10 @@ async function rollBackInterruptedStart(ports: VmPorts, input: ReattachInput): P
   // The pidfile may not be written yet (QEMU still starting, or a wrapper before its exec):
   // any live process carrying the VM's id is this start's orphan.
   const fromFile = await ports.processes.readPidFile(input.pidFile);
-  const candidates = new Set([...(fromFile === undefined ? [] : [fromFile]), ...ports.processes.findProcesses(input.marker)]);
+  const candidates = new Set([
+    ...(fromFile === undefined ? [] : [fromFile]),
+    ...ports.processes.findProcesses(input.marker),
+  ]);
   const orphans = [...candidates].filter((pid) => ports.processes.probe(pid, input.marker) === "alive");
   if (orphans.length === 0) return { kind: "gone" };
   for (const pid of orphans) ports.processes.kill(pid, "SIGKILL");

@@ -110,7 +110,9 @@ export const vmMachine = setup({
           qmpSocket: context.view.qmpSocket,
           // A start interrupted before vm.started left no pid in the stream: look in its pidfile.
           pidFile:
-            context.view.status === "starting" && context.view.runtimeDir ? `${context.view.runtimeDir}/qemu.pid` : undefined,
+            context.view.status === "starting" && context.view.runtimeDir
+              ? `${context.view.runtimeDir}/qemu.pid`
+              : undefined,
         }),
         onDone: [
           {
@@ -181,7 +183,9 @@ export const vmMachine = setup({
               events: [
                 vmEvent("vm.start-requested", {
                   timeoutMs: context.op?.type === "START" ? context.op.timeoutMs : 0,
-                  ...(context.op?.type === "START" && context.op.runtimeDir ? { runtimeDir: context.op.runtimeDir } : {}),
+                  ...(context.op?.type === "START" && context.op.runtimeDir
+                    ? { runtimeDir: context.op.runtimeDir }
+                    : {}),
                 }),
               ],
             }),

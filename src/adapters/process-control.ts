@@ -208,7 +208,8 @@ export function createProcessControl(options: ProcessControlOptions): ProcessCon
   }
 
   function findProcesses(marker: string): number[] {
-    if (marker === "") throw new MaqetError("INVALID_ARGUMENT", "findProcesses: an empty marker would match every process.");
+    if (marker === "")
+      throw new MaqetError("INVALID_ARGUMENT", "findProcesses: an empty marker would match every process.");
     const found: number[] = [];
     for (const entry of readdirSync("/proc")) {
       const pid = Number(entry);

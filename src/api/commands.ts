@@ -10,8 +10,9 @@
  * await start.invoke(maqet, { vm: "web", timeout: 10 });
  * ```
  */
-import type { CommandSpec } from "./commands/command-spec.ts";
+
 import { AUDIT_COMMANDS } from "./commands/audit-commands.ts";
+import type { CommandSpec } from "./commands/command-spec.ts";
 import { CONSOLE_COMMANDS } from "./commands/console-commands.ts";
 import { DISK_COMMANDS } from "./commands/disk-commands.ts";
 import { DOCTOR_COMMANDS } from "./commands/doctor-commands.ts";

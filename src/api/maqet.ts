@@ -19,34 +19,34 @@
 import type { MaqetContext } from "./maqet-context.ts";
 import { createMaqetContext } from "./maqet-context.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
+import { type AuditOps, auditOps } from "./ops/audit-ops.ts";
 import { type ConsoleOps, consoleOps } from "./ops/console-ops.ts";
 import { type DiskOps, diskOps } from "./ops/disk-ops.ts";
 import { type DoctorOps, doctorOps } from "./ops/doctor-ops.ts";
-import { type AuditOps, auditOps } from "./ops/audit-ops.ts";
-import { type HistoryOps, historyOps } from "./ops/history-ops.ts";
 import { type EventsOps, eventsOps } from "./ops/events-ops.ts";
+import { type HistoryOps, historyOps } from "./ops/history-ops.ts";
 import { type LifecycleOps, lifecycleOps } from "./ops/lifecycle-ops.ts";
 import { type ProgressOps, progressOps } from "./ops/progress-ops.ts";
 import { type ProjectionOps, projectionOps } from "./ops/projection-ops.ts";
 import { type QmpOps, qmpOps } from "./ops/qmp-ops.ts";
-import { type StatsOps, statsOps } from "./ops/stats-ops.ts";
 import { type SnapshotOps, snapshotOps } from "./ops/snapshot-ops.ts";
+import { type StatsOps, statsOps } from "./ops/stats-ops.ts";
 import { type TimeTravelOps, timeTravelOps } from "./ops/time-travel-ops.ts";
 
 export type { MaqetOptions } from "./maqet-options.ts";
+export type { AuditBreak, AuditEntry, AuditFilter, AuditOps, AuditVerification } from "./ops/audit-ops.ts";
 export type { ConsoleOps, FollowOptions, SerialConsole } from "./ops/console-ops.ts";
 export type { ConvertDiskOptions, CreateDiskOptions, DiskConverted, DiskCreated, DiskOps } from "./ops/disk-ops.ts";
 export type { DoctorCheck, DoctorOps, DoctorReport } from "./ops/doctor-ops.ts";
-export type { HistoryOps } from "./ops/history-ops.ts";
 export type { EventsMessage, EventsOps, EventsSubscribeOptions } from "./ops/events-ops.ts";
-export type { OperationProgress, ProgressOps } from "./ops/progress-ops.ts";
-export type { SnapshotListing, SnapshotOps, SnapshotOptions, SnapshotOutcome } from "./ops/snapshot-ops.ts";
+export type { HistoryOps } from "./ops/history-ops.ts";
 export type { AddOptions, LifecycleOps, StartOptions, StopVmOptions, VmConfigInput } from "./ops/lifecycle-ops.ts";
-export type { KeyOptions, QmpOps, QmpOptions, ScreendumpOptions } from "./ops/qmp-ops.ts";
-export type { HistoryAt, HistoryPoint, ReplayStep, TimeTravelOps } from "./ops/time-travel-ops.ts";
-export type { AuditBreak, AuditEntry, AuditFilter, AuditOps, AuditVerification } from "./ops/audit-ops.ts";
-export type { MaqetStats, StatsOps } from "./ops/stats-ops.ts";
+export type { OperationProgress, ProgressOps } from "./ops/progress-ops.ts";
 export type { ProjectionInfo, ProjectionOps, RebuildResult } from "./ops/projection-ops.ts";
+export type { KeyOptions, QmpOps, QmpOptions, ScreendumpOptions } from "./ops/qmp-ops.ts";
+export type { SnapshotListing, SnapshotOps, SnapshotOptions, SnapshotOutcome } from "./ops/snapshot-ops.ts";
+export type { MaqetStats, StatsOps } from "./ops/stats-ops.ts";
+export type { HistoryAt, HistoryPoint, ReplayStep, TimeTravelOps } from "./ops/time-travel-ops.ts";
 
 /** Store-level operations. */
 export interface StoreOps {
@@ -60,7 +60,21 @@ export interface StoreOps {
  * The whole facade: one operation group per concern (src/api/ops/*). A new group is a file there
  * plus one line in this interface and one in {@link createMaqet}.
  */
-export interface Maqet extends LifecycleOps, QmpOps, HistoryOps, EventsOps, TimeTravelOps, AuditOps, StatsOps, ConsoleOps, SnapshotOps, DiskOps, DoctorOps, ProgressOps, ProjectionOps, StoreOps {}
+export interface Maqet
+  extends LifecycleOps,
+    QmpOps,
+    HistoryOps,
+    EventsOps,
+    TimeTravelOps,
+    AuditOps,
+    StatsOps,
+    ConsoleOps,
+    SnapshotOps,
+    DiskOps,
+    DoctorOps,
+    ProgressOps,
+    ProjectionOps,
+    StoreOps {}
 
 function storeOps(ctx: MaqetContext): StoreOps {
   return {

@@ -13,14 +13,14 @@
 import type { Kysely } from "kysely";
 import { localLeases } from "../actors/local-leases.ts";
 import { Orchestrator } from "../actors/orchestrator.ts";
-import { snapshotCatalogueProjection } from "../actors/snapshot-catalogue-projection.ts";
 import type { VmPorts } from "../actors/ports.ts";
+import { snapshotCatalogueProjection } from "../actors/snapshot-catalogue-projection.ts";
 import { projectedVmDirectory, vmListProjection } from "../actors/vm-list-projection.ts";
 import { locatorForEnv, sharedBinaryLocator } from "../adapters/binary-locator.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
-import { fileReader } from "../adapters/file-reader.ts";
 import { missingDisks } from "../adapters/disk-files.ts";
 import { createDiskProvisioner } from "../adapters/disk-provisioner.ts";
+import { fileReader } from "../adapters/file-reader.ts";
 import { createHostInfo } from "../adapters/host-info.ts";
 import { openEventStore } from "../adapters/open-event-store.ts";
 import { createProcessControl } from "../adapters/process-control.ts";

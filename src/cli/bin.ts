@@ -16,7 +16,11 @@ const code = await runCli(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(`${text}\n`),
   stderr: (text) => process.stderr.write(`${text}\n`),
   write: (text) => process.stdout.write(text),
-  progress: { isTTY: process.stderr.isTTY === true, columns: process.stderr.columns, write: (t) => process.stderr.write(t) },
+  progress: {
+    isTTY: process.stderr.isTTY === true,
+    columns: process.stderr.columns,
+    write: (t) => process.stderr.write(t),
+  },
 });
 process.exitCode = code;
 // Nothing should keep the process alive (QEMU is detached and unref'd), but never hang a shell.

@@ -89,11 +89,26 @@ export const COMMAND_NAMES = [
   "storage-info",
 ] as const;
 
-const STORAGE_KEYS = ["backing_file", "backing_format", "file", "interface", "name", "options", "size", "type"] as const;
+const STORAGE_KEYS = [
+  "backing_file",
+  "backing_format",
+  "file",
+  "interface",
+  "name",
+  "options",
+  "size",
+  "type",
+] as const;
 const VIRTFS_KEYS = ["mount_tag", "name", "options", "path", "readonly", "security_model", "type"] as const;
 /** Keys of a VirtFS entry that may sit at the top level (MAQET's docs) or under `options:` (MAQET's code). */
 const VIRTFS_OPTION_KEYS = ["mount_tag", "security_model", "readonly", "id"] as const;
-const SECURITY_MODELS: readonly VirtfsSecurityModel[] = ["passthrough", "mapped-xattr", "mapped-file", "mapped", "none"];
+const SECURITY_MODELS: readonly VirtfsSecurityModel[] = [
+  "passthrough",
+  "mapped-xattr",
+  "mapped-file",
+  "mapped",
+  "none",
+];
 const MOUNT_TAG_PATTERN = /^[A-Za-z0-9_.-]{1,31}$/;
 const OPTION_KEY_PATTERN = /^[a-z][a-z0-9_.-]{0,40}$/;
 const FORMATS: readonly DiskFormat[] = ["qcow2", "raw"];
@@ -436,23 +451,36 @@ function parseStorage(
       // Relative to the image's directory, as qemu-img (and MAQET) read it.
       const backing = expectString(item.backing_file, `${at}.backing_file`, ctx);
       disk.backingFile = resolvePath(dirnameOf(file), backing, `${at}.backing_file`, ctx);
-      if (disk.backingFile === file) configError(ctx, `${at}.backing_file`, "a different file from the image itself", backing);
+      if (disk.backingFile === file)
+        configError(ctx, `${at}.backing_file`, "a different file from the image itself", backing);
     }
     if (item.backing_format !== undefined && item.backing_format !== null) {
       if (!FORMATS.includes(item.backing_format as DiskFormat)) {
         configError(ctx, `${at}.backing_format`, "qcow2 or raw", item.backing_format);
       }
       if (disk.backingFile === undefined) {
-        configError(ctx, `${at}.backing_format`, "used together with backing_file", item.backing_format, "Add backing_file:");
+        configError(
+          ctx,
+          `${at}.backing_format`,
+          "used together with backing_file",
+          item.backing_format,
+          "Add backing_file:",
+        );
       }
       disk.backingFormat = item.backing_format as DiskFormat;
     }
     if (disk.backingFile !== undefined) {
-      if (type !== "qcow2") configError(ctx, `${at}.type`, "qcow2 when backing_file is set (raw has no backing file)", type);
+      if (type !== "qcow2")
+        configError(ctx, `${at}.type`, "qcow2 when backing_file is set (raw has no backing file)", type);
       disk.backingFormat ??= "qcow2";
     }
     if (item.options !== undefined && item.options !== null) {
-      disk.options = parseOptionMap(item.options, `${at}.options`, ctx, "qemu-img create options such as {cluster_size: 64K}");
+      disk.options = parseOptionMap(
+        item.options,
+        `${at}.options`,
+        ctx,
+        "qemu-img create options such as {cluster_size: 64K}",
+      );
     }
     disks.push(disk);
     indexOf.set(disk, i);

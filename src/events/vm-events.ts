@@ -10,8 +10,8 @@
  */
 import type { VmConfig } from "../config/vm-config.ts";
 import type { NewEvent, StoredEvent } from "./envelope.ts";
-import { SNAPSHOT_EVENT_SCHEMA, type SnapshotEventData } from "./snapshot-events.ts";
 import { type QmpTier, qmpTierOf } from "./qmp-events.ts";
+import { SNAPSHOT_EVENT_SCHEMA, type SnapshotEventData } from "./snapshot-events.ts";
 
 /** Why a VM stopped. One detail means one situation (libvirt-style). */
 export type StoppedDetail =

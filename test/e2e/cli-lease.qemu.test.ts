@@ -25,7 +25,10 @@ beforeAll(async () => {
   // QEMU that takes 6 s to appear, so a start is still running when the second process comes.
   await writeFile(join(box.home, "slow-qemu"), `#!/bin/sh\nsleep 6\nexec /usr/bin/qemu-system-x86_64 "$@"\n`);
   await chmod(join(box.home, "slow-qemu"), 0o755);
-  await writeFile(join(box.home, "busy.yaml"), `name: busy\nbinary: ${join(box.home, "slow-qemu")}\naccel: tcg\nmemory: 32M\n`);
+  await writeFile(
+    join(box.home, "busy.yaml"),
+    `name: busy\nbinary: ${join(box.home, "slow-qemu")}\naccel: tcg\nmemory: 32M\n`,
+  );
 });
 
 afterAll(async () => {
@@ -44,7 +47,10 @@ async function untilLastFact(type: string): Promise<void> {
   throw new Error(`busy never recorded ${type}`);
 }
 
-function cliInBackground(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stderr: string }> } {
+function cliInBackground(args: string[]): {
+  child: ChildProcess;
+  done: Promise<{ code: number | null; stderr: string }>;
+} {
   const child = spawn(process.execPath, [join(projectRoot, "dist/src/cli/bin.js"), ...args], {
     cwd: box.home,
     env: box.env,
@@ -67,7 +73,9 @@ describe("leases across CLI processes (PostgreSQL server)", { timeout: 180_000 }
     await untilLastFact("vm.start-requested"); // the start holds the lease; QEMU is seconds from up
     const stop = await box.run(["stop", "busy", "--db", db.url]);
     expect(stop.code).toBe(1);
-    expect(stop.stderr).toMatch(new RegExp(`VM 'busy' is being driven by pid ${start.child.pid} on host \\S+ since \\d{4}-`));
+    expect(stop.stderr).toMatch(
+      new RegExp(`VM 'busy' is being driven by pid ${start.child.pid} on host \\S+ since \\d{4}-`),
+    );
     expect((await start.done).code).toBe(0);
     const types = (await box.run(["history", "busy", "--json", "--db", db.url])).json<Array<{ type: string }>>();
     expect(types.map((t) => t.type)).toEqual(["vm.defined", "vm.start-requested", "vm.started"]);
@@ -82,7 +90,9 @@ describe("leases across CLI processes (PostgreSQL server)", { timeout: 180_000 }
     const again = await box.run(["start", "busy", "--db", db.url]);
     expect(again.stderr).toBe("");
     expect(again.code).toBe(0);
-    const history = (await box.run(["history", "busy", "--json", "--db", db.url])).json<Array<{ type: string; data: { reason?: string } }>>();
+    const history = (await box.run(["history", "busy", "--json", "--db", db.url])).json<
+      Array<{ type: string; data: { reason?: string } }>
+    >();
     expect(history.slice(-4).map((e) => e.type)).toEqual([
       "vm.start-requested",
       "vm.start-failed",
@@ -119,7 +129,10 @@ describe("a pid reused by an unrelated process", { timeout: 60_000 }, () => {
       try {
         const status = await again.status("decoyed");
         expect(status.state).toBe("stopped");
-        expect((await again.history("decoyed")).at(-1)).toMatchObject({ type: "vm.start-failed", data: { reason: "interrupted" } });
+        expect((await again.history("decoyed")).at(-1)).toMatchObject({
+          type: "vm.start-failed",
+          data: { reason: "interrupted" },
+        });
         expect(await processAlive(decoy.pid!)).toBe(true);
       } finally {
         await again.close();

@@ -42,7 +42,12 @@ const dialects: Array<{ name: string; open(): Promise<Db> }> = [
   },
 ];
 
-const who = (pid: number, host = "h1"): LeaseIdentity => ({ host, pid, processStart: `start-${pid}`, command: `maqet (${pid})` });
+const who = (pid: number, host = "h1"): LeaseIdentity => ({
+  host,
+  pid,
+  processStart: `start-${pid}`,
+  command: `maqet (${pid})`,
+});
 
 describe.each(dialects)("VM leases on $name", ({ open }) => {
   let handle: Db | undefined;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProcessControl } from "../../src/adapters/process-control.ts";
 import { createMaqet, type Maqet } from "../../src/mod.ts";
 import { projectRoot } from "../support/build-dist.ts";
-import { processAlive, waitFor } from "../support/cli-runner.ts";
+import { processAlive } from "../support/cli-runner.ts";
 
 let dir: string;
 let dataDir: string;
@@ -32,7 +32,8 @@ function driver(...args: string[]): { child: ChildProcess; said: (text: string) 
       const check = () => {
         const line = out.split("\n").find((l) => l.startsWith(text));
         if (line !== undefined) return resolve(line);
-        if (child.exitCode !== null) return reject(new Error(`driver exited (${child.exitCode}) before saying '${text}'`));
+        if (child.exitCode !== null)
+          return reject(new Error(`driver exited (${child.exitCode}) before saying '${text}'`));
         setTimeout(check, 20);
       };
       check();
@@ -42,7 +43,9 @@ function driver(...args: string[]): { child: ChildProcess; said: (text: string) 
 
 async function killHard(child: ChildProcess): Promise<void> {
   child.kill("SIGKILL");
-  await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once("exit", resolve)));
+  await new Promise((resolve) =>
+    child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once("exit", resolve),
+  );
 }
 
 /** QEMU processes carrying a VM id: after recovery, only those maqet says are running. */
@@ -91,7 +94,10 @@ describe("crash-only recovery (real QEMU)", { timeout: 120_000 }, () => {
       const status = await m.status("held");
       expect(status).toMatchObject({ state: "running", pid });
       const last = (await m.history("held")).filter((e) => e.type !== "qmp.command-executed").at(-1)!;
-      expect(last).toMatchObject({ type: "vm.reattached", data: { pid, status: "running", previousHolder: { pid: d.child.pid } } });
+      expect(last).toMatchObject({
+        type: "vm.reattached",
+        data: { pid, status: "running", previousHolder: { pid: d.child.pid } },
+      });
       expect(qemuOf(status.id)).toEqual([pid]);
     });
   });

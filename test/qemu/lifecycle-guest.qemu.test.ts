@@ -3,7 +3,7 @@
  * stop by ACPI power-down, escalation past a guest that ignores it, wait conditions that pass
  * and that time out (exit 2, state accurate), each recorded step by step.
  */
-import { writeFile, mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,7 +22,8 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  for (const vm of await maqet.list().catch(() => [])) await maqet.stop(vm.name, { force: true }).catch(() => undefined);
+  for (const vm of await maqet.list().catch(() => []))
+    await maqet.stop(vm.name, { force: true }).catch(() => undefined);
   await maqet.close();
   await rm(dir, { recursive: true, force: true });
 });
@@ -79,7 +80,10 @@ describe("wait conditions (firmware-only VMs)", { timeout: 120_000 }, () => {
     expect(status.state).toBe("running");
     expect(await processAlive(status.pid!)).toBe(true);
     const last = (await maqet.history("fw")).at(-1)!;
-    expect(last).toMatchObject({ type: "vm.wait-failed", data: { condition: "serial:NEVER-PRINTED", timeoutMs: 1500 } });
+    expect(last).toMatchObject({
+      type: "vm.wait-failed",
+      data: { condition: "serial:NEVER-PRINTED", timeoutMs: 1500 },
+    });
     await maqet.stop("fw", { force: true });
   });
 

@@ -4,18 +4,18 @@
  * escalation runs in milliseconds.
  */
 import { Subject } from "rxjs";
+import { localLeases } from "../../src/actors/local-leases.ts";
 import type {
   Clock,
-  LeaseHolder,
-  VmLeases,
   LaunchedProcess,
+  LeaseHolder,
   ProcessExit,
   ProcessState,
   QmpEvent,
   QmpSession,
+  VmLeases,
   VmPorts,
 } from "../../src/actors/ports.ts";
-import { localLeases } from "../../src/actors/local-leases.ts";
 import { MaqetError } from "../../src/errors/maqet-error.ts";
 
 export class SimulatedClock implements Clock {

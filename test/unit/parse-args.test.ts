@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { COMMANDS } from "../../src/api/commands.ts";
 import type { CommandSpec } from "../../src/api/commands/command-spec.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
+import { COMMANDS } from "../../src/api/commands.ts";
 import { parseArgs } from "../../src/cli/parse-args.ts";
+import { isMaqetError } from "../../src/errors/maqet-error.ts";
 
 const fake: CommandSpec = {
   name: "grp act",

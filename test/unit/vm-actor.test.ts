@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { Orchestrator } from "../../src/actors/orchestrator.ts";
+import { parseWaitCondition } from "../../src/actors/wait-condition.ts";
 import type { VmConfig } from "../../src/config/vm-config.ts";
 import { isMaqetError, MaqetError } from "../../src/errors/maqet-error.ts";
-import { parseWaitCondition } from "../../src/actors/wait-condition.ts";
 import { vmEvent } from "../../src/events/vm-events.ts";
-import { createFakeWorld, type FakeWorld, FakeLeaseTable } from "../support/fake-ports.ts";
+import { createFakeWorld, FakeLeaseTable, type FakeWorld } from "../support/fake-ports.ts";
 import { MemoryEventStore } from "../support/memory-event-store.ts";
 
 const config: VmConfig = {
@@ -441,7 +441,12 @@ describe("one driver per VM (leases) and crash-only recovery", () => {
     await store.append(view.streamId, [vmEvent("vm.start-requested", { timeoutMs: 30_000, runtimeDir })], {
       expectedVersion: 0,
     });
-    await world.ports.processes.launch({ binary: "/usr/bin/qemu", args: ["-uuid", view.vmId], runtimeDir, logFile: "x" });
+    await world.ports.processes.launch({
+      binary: "/usr/bin/qemu",
+      args: ["-uuid", view.vmId],
+      runtimeDir,
+      logFile: "x",
+    });
     const orphan = world.qemus[0]!;
     const vm = await new Orchestrator({ ports: world.ports, store }).actor("web");
     expect(orphan.alive).toBe(false);
@@ -513,7 +518,18 @@ describe("wait condition parsing", () => {
   it("serial:REGEX compiles the pattern; bad input says what is accepted", () => {
     expect((parseWaitCondition("serial:login:\\s*$") as { pattern: RegExp }).pattern.source).toBe("login:\\s*$");
     for (const bad of ["serial:(", "file:relative", "boot", "file:"]) {
-      expect(isMaqetError((() => { try { parseWaitCondition(bad); } catch (e) { return e; } })(), "INVALID_ARGUMENT")).toBe(true);
+      expect(
+        isMaqetError(
+          (() => {
+            try {
+              parseWaitCondition(bad);
+            } catch (e) {
+              return e;
+            }
+          })(),
+          "INVALID_ARGUMENT",
+        ),
+      ).toBe(true);
     }
   });
 });

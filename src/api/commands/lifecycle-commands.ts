@@ -30,7 +30,11 @@ export const LIFECYCLE_COMMANDS: readonly CommandSpec[] = [
         description: "qmp (default: handshake, cont, guest running), process, file:/PATH, serial:REGEX",
       },
     ],
-    examples: ["maqet start web", "maqet start web --timeout 60", "maqet start web --wait-for 'serial:login:' --timeout 120"],
+    examples: [
+      "maqet start web",
+      "maqet start web --timeout 60",
+      "maqet start web --wait-for 'serial:login:' --timeout 120",
+    ],
     invoke: (m, i) =>
       m.start(text(i, "vm"), {
         timeoutMs: positiveSeconds(i.timeout, "start"),
