@@ -17,11 +17,12 @@
 import { type Kysely, sql } from "kysely";
 import type { VmConfig } from "../config/vm-config.ts";
 import type { StoredEvent } from "../events/envelope.ts";
+import type { EventStore } from "../events/event-store.ts";
 import type { Projection } from "../events/projections/projection.ts";
 import type { ProjectionRunner } from "../events/projections/projection-runner.ts";
 import { vmStreamId } from "../events/vm-events.ts";
 import type { VmDirectory } from "./vm-directory.ts";
-import { applyVmEvent, statusDetail, type VmView } from "./vm-view.ts";
+import { applyVmEvent, foldVmEvents, statusDetail, type VmView } from "./vm-view.ts";
 
 /** The projection's name (its checkpoint row). */
 export const VM_LIST_PROJECTION = "vms";
@@ -115,7 +116,11 @@ export const vmListProjection: Projection = {
  * const orchestrator = new Orchestrator({ ports, store, directory: projectedVmDirectory(runner, db) });
  * ```
  */
-export function projectedVmDirectory(runner: Pick<ProjectionRunner, "catchUp">, db: Db): VmDirectory {
+export function projectedVmDirectory(
+  runner: Pick<ProjectionRunner, "catchUp">,
+  db: Db,
+  store?: Pick<EventStore, "readStream">,
+): VmDirectory {
   return {
     namesClaimedByStore: true,
     list: async (options = {}) => {
@@ -132,9 +137,32 @@ export function projectedVmDirectory(runner: Pick<ProjectionRunner, "catchUp">, 
         select stream_id, config, view, first_position from maqet_vms
          where status <> 'removed' and (name = ${nameOrId} or stream_id = ${vmStreamId(nameOrId)})
          order by (name = ${nameOrId}) desc, first_position limit 1`.execute(db);
-      return rows[0] === undefined ? undefined : decodeView(rows[0]);
+      if (rows[0] !== undefined) return decodeView(rows[0]);
+      return store === undefined ? undefined : readYourWrites(db, store, nameOrId);
     },
   };
+}
+
+/**
+ * Read-your-writes for one VM. The projection reads below the transaction watermark, so on a
+ * server where some other session keeps a transaction open, a VM added a moment ago may not be
+ * in `maqet_vms` yet. The name claim and the stream are committed with the append itself: look
+ * there (no watermark) and fold the stream, so `add web && start web` never says "not found".
+ */
+async function readYourWrites(
+  db: Db,
+  store: Pick<EventStore, "readStream">,
+  nameOrId: string,
+): Promise<VmView | undefined> {
+  const { rows } = await sql<{ stream_id: string }>`
+    select stream_id from maqet_vm_names where name = ${nameOrId}
+    union all
+    select stream_id from maqet_streams where stream_id = ${vmStreamId(nameOrId)}
+    limit 1`.execute(db);
+  const streamId = rows[0]?.stream_id;
+  if (streamId === undefined) return undefined;
+  const view = foldVmEvents(await store.readStream(streamId));
+  return view === undefined || view.status === "removed" ? undefined : view;
 }
 
 function toRow(view: VmView, firstPosition: number, lastPosition: number): Record<string, unknown> {

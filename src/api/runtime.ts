@@ -101,7 +101,7 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
         options.onWarning?.(`projection '${name}': ${error instanceof Error ? error.message : String(error)}`),
     });
   }
-  const directory = opened && projections ? projectedVmDirectory(projections, opened.db) : undefined;
+  const directory = opened && projections ? projectedVmDirectory(projections, opened.db, store) : undefined;
   const orchestrator = new Orchestrator({ ports, store, directory });
   return {
     store,
