@@ -13,6 +13,7 @@
  * ```
  */
 import type { Observable } from "rxjs";
+import { abortableSleep } from "../util/abortable-sleep.ts";
 
 export type Wakeup =
   /** A NOTIFY arrived on the channel (the payload is the appended stream's id). */
@@ -45,24 +46,4 @@ export interface SleepClock {
  * await timerClock.sleep(10);
  * ```
  */
-export const timerClock: SleepClock = {
-  sleep: (ms, signal) =>
-    new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        reject(signal?.reason);
-      };
-      const timer = setTimeout(
-        () => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        },
-        Math.max(0, ms),
-      );
-      signal?.addEventListener("abort", onAbort, { once: true });
-    }),
-};
+export const timerClock: SleepClock = { sleep: abortableSleep };
