@@ -77,6 +77,20 @@ export function summarize(e: Pick<HistoryEntry, "type" | "data">): string {
         .join(" ");
     case "vm.paused":
       return `detail=${d.detail}`;
+    case "vm.resumed":
+      return d.reason ? `reason=${d.reason}` : "";
+    case "vm.stop-step":
+      return `step=${d.step}`;
+    case "vm.reattached": {
+      const previous = d.previousHolder as { pid?: number; host?: string } | undefined;
+      return `pid=${d.pid} status=${d.status}${previous ? ` after driver pid ${previous.pid} on ${previous.host} died` : ""}`;
+    }
+    case "vm.reset":
+      return `guest=${d.guest}${d.reason ? ` reason=${d.reason}` : ""}`;
+    case "vm.guest-panicked":
+      return d.action ? `action=${d.action}` : "";
+    case "vm.wait-failed":
+      return `${d.condition} not met in ${Number(d.timeoutMs) / 1000}s`;
     case "qmp.command-executed":
       return `${d.command} ${d.outcome}${d.errorClass ? ` (${d.errorClass})` : ""} in ${d.durationMs}ms${d.tier && d.tier !== "safe" ? ` [${d.tier}]` : ""}`;
     case "vm.tainted":
