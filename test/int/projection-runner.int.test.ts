@@ -272,6 +272,12 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
     }
   });
 
+  if (dialect !== "pg") {
+    console.log(
+      "[projection-runner " + dialect + "] skipped the cases with two connections or processes: PGlite has one session",
+    );
+  }
+
   it.runIf(dialect === "pg")(
     "two runners on separate connections share a projection without double-applying",
     async () => {
