@@ -88,7 +88,9 @@ describe.skipIf(qemuIo === undefined)("3. a held lock: retried with back-off, th
   it("succeeds on a later try when the other process lets go", async () => {
     const file = join(dir, "released.qcow2");
     await run(qemuImgPath, ["create", "-q", "-f", "qcow2", "--", file, "16M"]);
-    const holder = await holdLock(file, 400);
+    // Held 1.5 s: long enough to be seen on a loaded machine, short enough for the back-off
+    // (300, 600, 1200 ms) to outlast it.
+    const holder = await holdLock(file, 1500);
     const clock = recordingClock();
     const img = createQemuImg({ locator: realLocator, clock, retry: { initialDelayMs: 300, attempts: 4 } });
     await img.snapshotCreate(file, "s1");
