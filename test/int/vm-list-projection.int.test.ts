@@ -97,7 +97,7 @@ function randomFact(random: () => number, vm: number): NewEvent {
   return facts[Math.floor(random() * facts.length)]!;
 }
 
-describe.each(testDatabases())("VM list projection on $name", ({ name: dialect, skip, open }) => {
+describe.each(testDatabases({ ownCluster: true }))("VM list projection on $name", ({ name: dialect, skip, open }) => {
   if (skip) {
     it.skip(`skipped: ${skip}`, () => {});
     return;

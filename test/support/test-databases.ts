@@ -13,12 +13,12 @@
  * ```
  */
 import type { Kysely } from "kysely";
-import { inject } from "vitest";
+import { afterAll, inject } from "vitest";
 import { openPgDatabase } from "../../src/adapters/pg-database.ts";
 import { migrateToLatest } from "../../src/events/migrate.ts";
 import type { Database } from "../../src/events/schema.ts";
 import { openTemplateClone } from "./pglite-template.ts";
-import { createTestDatabase } from "./postgres-cluster.ts";
+import { createTestDatabase, startTestPostgres, type TestPostgres } from "./postgres-cluster.ts";
 
 export interface TestDatabase {
   db: Kysely<Database>;
@@ -42,8 +42,19 @@ export interface TestDialect {
  * for (const d of testDatabases()) console.log(d.name, d.skip || "runs");
  * ```
  */
-export function testDatabases(): TestDialect[] {
-  const databaseUrl = inject("databaseUrl");
+export function testDatabases(options: { ownCluster?: boolean } = {}): TestDialect[] {
+  const shared = inject("databaseUrl");
+  // The xid watermark is cluster-wide: a file whose assertions need the projection caught up at
+  // once runs its server cases on a cluster of its own, out of reach of other files' transactions.
+  const own = options.ownCluster && !process.env.MAQET_TEST_DATABASE_URL;
+  let cluster: Promise<TestPostgres> | undefined;
+  if (own) {
+    afterAll(async () => {
+      await (await cluster?.catch(() => undefined))?.stop();
+    });
+  }
+  const baseUrl = async (): Promise<string> => (own ? (await (cluster ??= startTestPostgres())).url : shared);
+  const databaseUrl = shared;
   return [
     {
       name: "pglite",
@@ -57,7 +68,7 @@ export function testDatabases(): TestDialect[] {
       name: "pg",
       skip: databaseUrl ? "" : inject("databaseSkipReason") || "no PostgreSQL server for this run",
       async open() {
-        const testDb = await createTestDatabase(databaseUrl);
+        const testDb = await createTestDatabase(await baseUrl());
         const opened = await openPgDatabase({ url: testDb.url });
         await migrateToLatest(opened.db);
         return {
