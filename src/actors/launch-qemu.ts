@@ -11,6 +11,7 @@
 import type { VmConfig } from "../config/vm-config.ts";
 import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
 import type { LaunchedProcess, QmpSession, VmPorts } from "./ports.ts";
+import { runtimePaths } from "./runtime-paths.ts";
 
 export interface LaunchInput {
   vmId: string;
@@ -96,11 +97,9 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
     const paths = {
       vmId,
       name,
-      qmpSocket: `${runtimeDir}/qmp.sock`,
-      pidFile: `${runtimeDir}/qemu.pid`,
-      serialLog: `${runtimeDir}/serial.log`,
+      ...runtimePaths(runtimeDir),
     };
-    logFile = `${runtimeDir}/qemu.log`;
+    logFile = runtimePaths(runtimeDir).logFile;
     const argv = ports.buildArgv(config, paths, { kvmUsable });
     launched = await ports.processes.launch({ binary, args: argv, runtimeDir, logFile }, signal);
     const current = launched;

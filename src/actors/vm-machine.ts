@@ -23,6 +23,7 @@ import type { LaunchedVm, LaunchInput } from "./launch-qemu.ts";
 import { pausedDetailOf } from "./paused-detail.ts";
 import type { LeaseHolder } from "./ports.ts";
 import type { ReattachInput, ReattachResult } from "./reattach-qemu.ts";
+import { runtimePaths } from "./runtime-paths.ts";
 import type { StopInput, StopOutcome } from "./stop-qemu.ts";
 import { crashFacts, failedStartFacts, goneFacts, reattachFacts, shutdownFacts, startedFacts } from "./vm-facts.ts";
 import type { FinishInput, VmCommand, VmMachineContext, VmMachineEvent } from "./vm-machine-types.ts";
@@ -111,7 +112,7 @@ export const vmMachine = setup({
           // A start interrupted before vm.started left no pid in the stream: look in its pidfile.
           pidFile:
             context.view.status === "starting" && context.view.runtimeDir
-              ? `${context.view.runtimeDir}/qemu.pid`
+              ? runtimePaths(context.view.runtimeDir).pidFile
               : undefined,
         }),
         onDone: [

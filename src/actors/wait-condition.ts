@@ -13,6 +13,7 @@
 import { MaqetError } from "../errors/maqet-error.ts";
 import { vmEvent } from "../events/vm-events.ts";
 import type { QmpSession, VmPorts } from "./ports.ts";
+import { runtimePaths } from "./runtime-paths.ts";
 import type { VmAccess } from "./vm-actor.ts";
 
 export type WaitCondition =
@@ -105,7 +106,7 @@ export async function awaitStartCondition(
     waitFor.kind === "qmp"
       ? await untilGuestRuns(ports, access.session, limits.deadline)
       : await waitForCondition(ports, waitFor, {
-          serialLog: view.runtimeDir ? `${view.runtimeDir}/serial.log` : undefined,
+          serialLog: view.runtimeDir ? runtimePaths(view.runtimeDir).serialLog : undefined,
           deadline: limits.deadline,
         });
   if (held) return;

@@ -16,7 +16,6 @@ import { Orchestrator } from "../actors/orchestrator.ts";
 import type { VmPorts } from "../actors/ports.ts";
 import { snapshotCatalogueProjection } from "../actors/snapshot-catalogue-projection.ts";
 import { projectedVmDirectory, vmListProjection } from "../actors/vm-list-projection.ts";
-import { locatorForEnv, sharedBinaryLocator } from "../adapters/binary-locator.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
 import { missingDisks } from "../adapters/disk-files.ts";
 import { createDiskProvisioner } from "../adapters/disk-provisioner.ts";
@@ -33,6 +32,7 @@ import { LeaseStore } from "../events/lease-store.ts";
 import { auditProjection } from "../events/projections/audit-projection.ts";
 import { ProjectionRunner } from "../events/projections/projection-runner.ts";
 import type { Database } from "../events/schema.ts";
+import { locatorFor } from "./disk-tools.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
 
 export interface Runtime {
@@ -65,7 +65,7 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
   // No PATH given: the process's own environment decides, through the shared locator; otherwise
   // one locator per environment, so each program is looked up once per process however many
   // maqet instances, VMs and disks ask.
-  const locator = options.ports?.locator ?? (env.PATH === undefined ? sharedBinaryLocator() : locatorForEnv(env));
+  const locator = locatorFor(options);
   const leases = opened
     ? new LeaseStore(
         opened.db as unknown as Kysely<unknown>,

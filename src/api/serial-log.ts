@@ -13,7 +13,9 @@ import { renderArguments } from "../config/render-arguments.ts";
 import type { VmConfig } from "../config/vm-config.ts";
 
 /** The file name, as launch-qemu.ts gives it to the argv builder. */
-export const SERIAL_LOG_FILE = "serial.log";
+export { SERIAL_LOG_FILE } from "../actors/runtime-paths.ts";
+
+import { SERIAL_LOG_FILE } from "../actors/runtime-paths.ts";
 
 /** True when the config routes the first serial port itself, so maqet adds no `-serial file:` (see qemu-argv.ts). */
 export function configSetsSerial(config: VmConfig): boolean {
