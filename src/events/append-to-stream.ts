@@ -1,8 +1,10 @@
 /**
  * The append: ONE client statement, `select * from maqet_append(...)` (migrations/
- * 0002-append-function.ts), decides and writes, so it is atomic on its own (autocommit) and also
- * runs inside a transaction a caller owns (tests leave one open on purpose). In the function:
- * 1. events whose ids are already stored come back as `duplicate` rows and nothing is written
+ * 0007-lean-append.ts, first written in 0002), decides and writes, so it is atomic on its own
+ * (autocommit) and also runs inside a transaction a caller owns (tests leave one open on
+ * purpose). In the function:
+ * 1. if any id is already stored (one index probe per event), one `duplicate` row comes back and
+ *    nothing is written; the stored rows are then read by a statement of their own
  *    (idempotency: {@link idempotentResult} tells a faithful retry from EVENT_ID_CONFLICT);
  * 2. one statement decides the expected version on the stream row: an upsert (`any`,
  *    `no_stream`: may create the stream) or an update (`stream_exists`, exact), the condition in
@@ -27,6 +29,7 @@ import { MaqetError } from "../errors/maqet-error.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import type { EventMetadata, StoredEvent } from "./envelope.ts";
 import type { AppendResult, ExpectedVersion } from "./event-store.ts";
+import { type EventRow, toStoredEvent } from "./read-all.ts";
 import { type Database, toNumber } from "./schema.ts";
 
 /** The channel every committed append notifies, with the stream id as payload (a wake-up only). */
@@ -56,19 +59,18 @@ export type AppendOutcome =
   | { kind: "conflict" }
   | { kind: "duplicates"; rows: DuplicateRow[] };
 
+/** What `maqet_append` returns per appended event, or once for `duplicate` (other columns null). */
 interface OutcomeRow {
   outcome: "appended" | "duplicate";
-  global_position: string | number;
-  event_id: string;
-  stream_id: string;
-  stream_version: string | number;
-  type: string;
-  schema_version: number;
-  data: unknown;
-  metadata: unknown;
-  recorded_at: Date | string;
-  transaction_id: string;
-  same: boolean | null;
+  global_position: string | number | null;
+  stream_version: string | number | null;
+  recorded_at: Date | string | null;
+  transaction_id: string | null;
+}
+
+/** A stored event carrying one of the ids being appended, as {@link duplicateRows} selects it. */
+interface DuplicateEventRow extends EventRow {
+  same: boolean;
   n: string | number;
 }
 
@@ -77,6 +79,9 @@ interface OutcomeRow {
  * for ids already stored: it reports them. Database errors propagate (a unique violation on
  * `event_id` means a concurrent append of the same ids committed after this statement's
  * snapshot; running the statement again sees it).
+ *
+ * The function returns positions, versions, times and transaction ids only; the events it
+ * reports are built from what was sent (data and metadata as JSON gives them back).
  *
  * @example
  * ```ts
@@ -98,18 +103,28 @@ export async function appendStatement(
     select * from maqet_append(${streamId}, ${batch}::jsonb, ${expected === -1 ? "no_stream" : mode},
                                ${typeof expected === "number" ? expected : null}::bigint)`.execute(db);
 
-  const duplicates = rows.filter((r) => r.outcome === "duplicate");
-  if (duplicates.length > 0) {
-    return {
-      kind: "duplicates",
-      rows: duplicates.map((r) => ({ event: rowToEvent(r), index: toNumber(r.n), same: r.same === true })),
-    };
-  }
+  if (rows[0]?.outcome === "duplicate") return { kind: "duplicates", rows: await duplicateRows(db, streamId, batch) };
   if (rows.length === 0) return { kind: "conflict" };
-  const appended = rows.map((r) => ({ event: rowToEvent(r), transactionId: r.transaction_id }));
-  appended.sort((a, b) => a.event.streamVersion - b.event.streamVersion);
-  if (appended.length !== count)
-    throw new Error(`append to '${streamId}': ${appended.length} of ${count} rows came back`);
+  if (rows.length !== count) throw new Error(`append to '${streamId}': ${rows.length} of ${count} rows came back`);
+  // What was sent, as the database stored it: JSON drops undefined and turns dates into strings.
+  const sent = JSON.parse(batch) as Array<{ data?: unknown; metadata: EventMetadata }>;
+  const appended = rows
+    .map((r) => ({ row: r, version: toNumber(r.stream_version!) }))
+    .sort((a, b) => a.version - b.version)
+    .map(({ row, version }, i) => ({
+      event: {
+        id: events[i]!.id,
+        streamId,
+        streamVersion: version,
+        globalPosition: toNumber(row.global_position!),
+        type: events[i]!.type,
+        schemaVersion: events[i]!.schemaVersion,
+        data: sent[i]!.data ?? null,
+        metadata: sent[i]!.metadata,
+        recordedAt: row.recorded_at instanceof Date ? row.recorded_at : new Date(row.recorded_at!),
+      } satisfies StoredEvent,
+      transactionId: row.transaction_id!,
+    }));
   const stored = appended.map((a) => a.event);
   const last = stored.at(-1)!;
   return {
@@ -117,6 +132,25 @@ export async function appendStatement(
     result: { nextExpectedVersion: last.streamVersion, lastGlobalPosition: last.globalPosition, events: stored },
     checkpoints: appended.map((a) => ({ transactionId: a.transactionId, position: a.event.globalPosition })),
   };
+}
+
+/**
+ * The stored events carrying ids of `batch` (the JSON array sent to `maqet_append`), each with
+ * the index of the new event with the same id and whether it is the same fact (same stream,
+ * type, schema version and data, compared as jsonb). A statement of its own, planned with its
+ * actual arguments: it runs only when an append meets ids already stored.
+ */
+async function duplicateRows(db: Kysely<Database>, streamId: string, batch: string): Promise<DuplicateRow[]> {
+  const { rows } = await sql<DuplicateEventRow>`
+    select e.global_position, e.event_id, e.stream_id, e.stream_version, e.type, e.schema_version, e.data,
+           e.metadata, e.recorded_at,
+           (e.stream_id = ${streamId} and e.type = b.x->>'type'
+             and e.schema_version = (b.x->>'schemaVersion')::integer
+             and e.data = coalesce(b.x->'data', 'null'::jsonb)) as same,
+           b.n - 1 as n
+      from jsonb_array_elements(${batch}::jsonb) with ordinality as b(x, n)
+      join maqet_events e on e.event_id = (b.x->>'id')::uuid`.execute(db);
+  return rows.map((r) => ({ event: toStoredEvent(r), index: toNumber(r.n), same: r.same === true }));
 }
 
 /**
@@ -313,18 +347,4 @@ function idConflict(streamId: string, rows: readonly DuplicateRow[], reason: str
       "fact forever: retry an append only with the same events in the same order, and give new events new ids.",
     { details: { streamId, reason, eventIds: rows.map((r) => r.event.id) } },
   );
-}
-
-function rowToEvent(r: OutcomeRow): StoredEvent {
-  return {
-    id: r.event_id,
-    streamId: r.stream_id,
-    streamVersion: toNumber(r.stream_version),
-    globalPosition: toNumber(r.global_position),
-    type: r.type,
-    schemaVersion: r.schema_version,
-    data: r.data,
-    metadata: r.metadata as EventMetadata,
-    recordedAt: r.recorded_at instanceof Date ? r.recorded_at : new Date(r.recorded_at),
-  };
 }

@@ -1,0 +1,103 @@
+/**
+ * 0007: a leaner append. Three changes, each measured (docs/benchmarks.md, "Append cost"):
+ *
+ * 1. The duplicate-id check probes the `event_id` index once per event
+ *    (`where event_id = <one id>`). 0002 looked the ids up with `= any(array)` joined to the
+ *    batch; PL/pgSQL caches a session's plans, and the plan cached while the table was small
+ *    (a sequential scan, or a hash join over the whole table) stayed in use as the table grew:
+ *    every append then read the whole events table (single appends fell from ~2 000/s to ~300/s
+ *    within 5 000 events). A unique equality is planned as an index lookup at any size.
+ * 2. The function returns only what the caller does not already have: outcome, global position,
+ *    stream version, recorded_at and transaction id per appended event, or ONE `duplicate` row
+ *    when an id is already stored (the caller then reads those rows itself, see
+ *    src/events/append-to-stream.ts). Sending each event's data and metadata back cost a third
+ *    of a single append.
+ * 3. The foreign key from `maqet_events.stream_id` to `maqet_streams` is dropped. Its check ran
+ *    once per inserted row (a `select … for key share` on the stream row) although the append
+ *    function, the only writer of `maqet_events`, upserts or updates that very row first in the
+ *    same statement; on a 100-event append that was 100 redundant lookups.
+ *
+ * Unchanged: the expected version is decided on the locked stream row before any position is
+ * drawn (a loser and a recognised retry burn nothing), one `pg_notify` per append, atomic.
+ * PostgreSQL 15 compatible. Released migrations are append-only.
+ *
+ * @example
+ * ```ts
+ * await leanAppend.up(db); // normally run through migrateToLatest(db)
+ * ```
+ */
+import { type Kysely, type Migration, sql } from "kysely";
+
+const up: readonly string[] = [
+  "alter table maqet_events drop constraint if exists maqet_events_stream_id_fkey",
+  // The return type changes, so the function is dropped and created again (same transaction).
+  "drop function if exists maqet_append(text, jsonb, text, bigint)",
+  `create function maqet_append(p_stream_id text, p_events jsonb, p_mode text, p_expected bigint)
+   returns table (outcome text, global_position bigint, stream_version bigint, recorded_at timestamptz,
+                  transaction_id text)
+   language plpgsql as $$
+   #variable_conflict use_column
+   declare
+     v_count integer := jsonb_array_length(p_events);
+     v_first bigint;
+   begin
+     -- 1. Any id already stored: report it and write nothing (the caller reads the stored rows).
+     for i in 0 .. v_count - 1 loop
+       perform from maqet_events e where e.event_id = (p_events->i->>'id')::uuid;
+       if found then
+         return query select 'duplicate'::text, null::bigint, null::bigint, null::timestamptz, null::text;
+         return;
+       end if;
+     end loop;
+     -- 2. The expected version, decided on the stream row (created by any/no_stream), locked to commit.
+     if p_mode = 'any' or p_mode = 'no_stream' then
+       insert into maqet_streams as s (stream_id, version) values (p_stream_id, v_count - 1)
+       on conflict (stream_id) do update set version = s.version + v_count, updated_at = now()
+          where p_mode = 'any'
+       returning s.version - v_count + 1 into v_first;
+     else
+       update maqet_streams as s set version = s.version + v_count, updated_at = now()
+        where s.stream_id = p_stream_id and (p_mode = 'stream_exists' or s.version = p_expected)
+       returning s.version - v_count + 1 into v_first;
+     end if;
+     if v_first is null then
+       return; -- the expected version did not hold: nothing written, no position drawn
+     end if;
+     -- 3. The events: positions drawn only now, behind the stream row's lock.
+     perform pg_notify('maqet_events', p_stream_id);
+     return query
+       with ins as (
+         insert into maqet_events (event_id, stream_id, stream_version, type, schema_version, data, metadata)
+         select (b.x->>'id')::uuid, p_stream_id, v_first + b.n - 1, b.x->>'type', (b.x->>'schemaVersion')::integer,
+                coalesce(b.x->'data', 'null'::jsonb), b.x->'metadata'
+           from jsonb_array_elements(p_events) with ordinality as b(x, n)
+          order by b.n
+         returning global_position, stream_version, recorded_at, transaction_id)
+       select 'appended'::text, i.global_position, i.stream_version, i.recorded_at, i.transaction_id::text
+         from ins i;
+   end
+   $$`,
+];
+
+/**
+ * The lean append function; `down` restores the foreign key (not the 0002 function: run 0002's
+ * `up` again for that).
+ *
+ * @example
+ * ```ts
+ * await leanAppend.up(db);
+ * ```
+ */
+export const leanAppend: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    for (const statement of up) await sql.raw(statement).execute(db);
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await sql.raw("drop function if exists maqet_append(text, jsonb, text, bigint)").execute(db);
+    await sql
+      .raw(
+        "alter table maqet_events add constraint maqet_events_stream_id_fkey foreign key (stream_id) references maqet_streams (stream_id)",
+      )
+      .execute(db);
+  },
+};
