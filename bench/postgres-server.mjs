@@ -34,8 +34,12 @@ function freePort() {
   });
 }
 
-/** Starts a server with its files in `<prefix>XXXXXX`; returns `{ url, version, stop() }`. */
-export async function startPostgres(prefix) {
+/**
+ * Starts a server with its files in `<prefix>XXXXXX`; returns `{ url, version, durable, stop() }`.
+ * `durable: true` keeps PostgreSQL's own defaults (fsync, synchronous_commit and
+ * full_page_writes on: every commit waits for its WAL flush), as a production server runs.
+ */
+export async function startPostgres(prefix, { durable = false } = {}) {
   const bin = findBin();
   const asRoot = process.getuid() === 0;
   const dir = mkdtempSync(prefix);
@@ -54,9 +58,7 @@ export async function startPostgres(prefix) {
       `-p ${port}`,
       `-k ${dir}`,
       "-c listen_addresses=127.0.0.1",
-      "-c fsync=off",
-      "-c synchronous_commit=off",
-      "-c full_page_writes=off",
+      ...(durable ? [] : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
     ].join(" ");
     await as("pg_ctl", ["-D", data, "-o", settings, "-l", join(dir, "log"), "-w", "-t", "30", "start"]);
     const pgCtl = `${asRoot ? "runuser -u postgres -- " : ""}${join(bin, "pg_ctl")}`;
@@ -74,6 +76,7 @@ ${pgCtl} -D '${data}' -m immediate -w stop >/dev/null 2>&1; rm -rf '${dir}'`,
     return {
       url: `postgres://postgres@127.0.0.1:${port}/postgres`,
       version,
+      durable,
       stop: async () => {
         watchdog.kill();
         await as("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]).catch(() => {});

@@ -2,11 +2,13 @@
  * 0007: a leaner append. Three changes, each measured (docs/benchmarks.md, "Append cost"):
  *
  * 1. The duplicate-id check probes the `event_id` index once per event
- *    (`where event_id = <one id>`). 0002 looked the ids up with `= any(array)` joined to the
- *    batch; PL/pgSQL caches a session's plans, and the plan cached while the table was small
- *    (a sequential scan, or a hash join over the whole table) stayed in use as the table grew:
- *    every append then read the whole events table (single appends fell from ~2 000/s to ~300/s
- *    within 5 000 events). A unique equality is planned as an index lookup at any size.
+ *    (`where event_id = <one id>`), and the function runs with `enable_seqscan = off`. 0002
+ *    looked the ids up with `= any(array)` joined to the batch; PL/pgSQL caches a session's
+ *    plans, and a plan made while the table was small or its statistics stale (a sequential
+ *    scan, or a hash join over the whole table) stayed in use as the table grew until the next
+ *    ANALYZE: every append then read the whole events table (single appends fell from ~2 000/s
+ *    to ~300/s within 5 000 events; a probe planned right after an ANALYZE of a 100-row table
+ *    cost 3 ms per append at 8 000 rows).
  * 2. The function returns only what the caller does not already have: outcome, global position,
  *    stream version, recorded_at and transaction id per appended event, or ONE `duplicate` row
  *    when an id is already stored (the caller then reads those rows itself, see
@@ -35,7 +37,11 @@ const up: readonly string[] = [
   `create function maqet_append(p_stream_id text, p_events jsonb, p_mode text, p_expected bigint)
    returns table (outcome text, global_position bigint, stream_version bigint, recorded_at timestamptz,
                   transaction_id text)
-   language plpgsql as $$
+   language plpgsql
+   -- Plans are cached per session; one made while a table was small (or its statistics stale) may
+   -- be a sequential scan, and would stay in use as the table grows. Every lookup here has an index.
+   set enable_seqscan = off
+   as $$
    #variable_conflict use_column
    declare
      v_count integer := jsonb_array_length(p_events);
