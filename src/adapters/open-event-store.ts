@@ -86,6 +86,8 @@ export async function openEventStore(options: OpenEventStoreOptions): Promise<Op
     actor: () => actor,
     source: options.source,
     notifications,
+    // PGlite is one session in this process: appends are handed to live subscriptions at commit.
+    singleSession: "pglite" in opened ? { inTransaction: () => opened.pglite.isInTransaction() } : undefined,
     onClose: () => opened.close(),
   });
   return {

@@ -11,7 +11,7 @@
  */
 
 import type { Kysely } from "kysely";
-import { merge, NEVER, type Observable, Subject, takeUntil } from "rxjs";
+import { filter, merge, NEVER, type Observable, Subject, takeUntil } from "rxjs";
 import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
 import {
   appendStatement,
@@ -40,7 +40,7 @@ import type {
 import { type NotificationSource, type SleepClock, timerClock } from "./notifications.ts";
 import { checkpointAt, EVENT_COLUMNS, readAll, readHead, readPage, toStoredEvent } from "./read-all.ts";
 import { type Database, toNumber } from "./schema.ts";
-import { pollingSubscription } from "./subscription.ts";
+import { type HandedOverEvents, type Handover, pollingSubscription } from "./subscription.ts";
 
 /** Recorded when no actor supplier is given (the adapters always give one). */
 export const UNKNOWN_ACTOR: EventActor = Object.freeze({ user: "unknown", uid: -1, host: "unknown", pid: -1 });
@@ -66,7 +66,23 @@ export interface PostgresEventStoreOptions {
   /** Subscription poll delays: first after activity, and the idle ceiling (defaults 2 and 1000 ms). */
   minPollMs?: number;
   maxPollMs?: number;
+  /**
+   * Set only when the database is ONE session in this process (PGlite, whose driver runs one
+   * statement or transaction at a time; src/adapters gives it). Appends then run holding that
+   * session, and their events go straight to this store's live subscriptions at commit, without
+   * being read back (see {@link PostgresEventStore.subscribe}). Never set it for a server.
+   */
+  singleSession?: SingleSession;
 }
+
+/** What the store needs to know about a single-session database. */
+export interface SingleSession {
+  /** True while the session is inside a transaction block (PGlite: `isInTransaction()`). */
+  inTransaction(): boolean;
+}
+
+/** An append's result, whether it wrote (false: an idempotent retry), and the written events' checkpoints. */
+type WrittenAppend = AppendResult & { written: boolean; checkpoints: Checkpoint[] };
 
 /** A conflict is re-checked at most this often when the stream moved into the expected state meanwhile. */
 const MAX_APPEND_ATTEMPTS = 5;
@@ -85,6 +101,10 @@ export class PostgresEventStore implements EventStore {
   readonly #db: Kysely<Database>;
   readonly #options: PostgresEventStoreOptions;
   readonly #appended = new Subject<StoredEvent>();
+  /** Single session only: each committed append's events, emitted while the session is held. */
+  readonly #handovers = new Subject<HandedOverEvents>();
+  /** Single session only: the stream an append of this store is writing right now. */
+  #appendingTo: string | undefined;
   /** Emits once, on close: ends every subscription. */
   readonly #closing = new Subject<void>();
   #closed = false;
@@ -111,11 +131,50 @@ export class PostgresEventStore implements EventStore {
       checkExpectedVersion(streamId, expected, current);
       return { nextExpectedVersion: current, lastGlobalPosition: await this.#lastPosition(streamId), events: [] };
     }
-    const { written, ...result } = await this.#run("append to", streamId, () =>
-      this.#appendPrepared(streamId, prepared, expected),
+    const session = this.#options.singleSession;
+    const {
+      written,
+      checkpoints: _,
+      ...result
+    } = await this.#run("append to", streamId, () =>
+      session === undefined
+        ? this.#appendPrepared(this.#db, streamId, prepared, expected)
+        : this.#db.connection().execute((db) => this.#appendHoldingSession(db, session, streamId, prepared, expected)),
     );
     if (written) for (const event of result.events) this.#appended.next(event);
     return result;
+  }
+
+  /**
+   * The append on a single-session database, run while holding the session: no other statement
+   * can run between the append's commit and the hand-over, so the subscriptions see the events
+   * before anything that commits after them. The NOTIFY this append sends arrives during its
+   * statement and is dropped (see {@link subscribe}): the hand-over replaces it.
+   */
+  async #appendHoldingSession(
+    db: Kysely<Database>,
+    session: SingleSession,
+    streamId: string,
+    prepared: readonly PreparedEvent[],
+    expected: ExpectedVersion,
+  ): Promise<WrittenAppend> {
+    this.#appendingTo = streamId;
+    let outcome: WrittenAppend;
+    try {
+      outcome = await this.#appendPrepared(db, streamId, prepared, expected);
+    } finally {
+      this.#appendingTo = undefined;
+    }
+    if (outcome.written && !this.#closed) {
+      // Committed unless someone left the session inside a transaction block (a raw BEGIN
+      // outside the driver's transactions): then the events are not handed over but read once
+      // committed; the empty batch makes every live subscription read, as a NOTIFY would.
+      const committed = !session.inTransaction();
+      this.#handovers.next(
+        committed ? outcome.events.map((event, i) => ({ event, checkpoint: outcome.checkpoints[i]! })) : [],
+      );
+    }
+    return outcome;
   }
 
   /**
@@ -126,24 +185,25 @@ export class PostgresEventStore implements EventStore {
    * (it moved there after the decision; deciding again is as if this append arrived a moment later).
    */
   async #appendPrepared(
+    db: Kysely<Database>,
     streamId: string,
     prepared: readonly PreparedEvent[],
     expected: ExpectedVersion,
-  ): Promise<AppendResult & { written: boolean }> {
+  ): Promise<WrittenAppend> {
     for (let attempt = 1; ; attempt++) {
       let outcome: Awaited<ReturnType<typeof appendStatement>>;
       try {
-        outcome = await appendStatement(this.#db, streamId, prepared, expected);
+        outcome = await appendStatement(db, streamId, prepared, expected);
       } catch (error) {
         if (isEventIdViolation(error) && attempt < MAX_APPEND_ATTEMPTS) continue;
         throw error;
       }
-      if (outcome.kind === "appended") return { ...outcome.result, written: true };
+      if (outcome.kind === "appended") return { ...outcome.result, written: true, checkpoints: outcome.checkpoints };
       if (outcome.kind === "duplicates") {
-        return { ...idempotentResult(streamId, prepared, expected, outcome.rows), written: false };
+        return { ...idempotentResult(streamId, prepared, expected, outcome.rows), written: false, checkpoints: [] };
       }
       const { actual, idsStored } = await conflictFacts(
-        this.#db,
+        db,
         streamId,
         prepared.map((e) => e.id),
       );
@@ -180,10 +240,26 @@ export class PostgresEventStore implements EventStore {
     return this.#run("read", "all streams", () => readAll(this.#db, options));
   }
 
+  /**
+   * See docs/events.md "Subscriptions". On a single-session database (`singleSession`) the
+   * appends of this store are handed to live subscriptions at commit instead of waking them to
+   * read: with one session, transactions never overlap, so read order is position order and an
+   * event whose position is the cursor's plus one is provably the next one (anything else, e.g.
+   * a transaction of the caller's that wrote in between, makes the loop read). Wake-ups then come
+   * only from others' commits: the NOTIFY of this store's own append, which arrives while that
+   * append holds the session, is dropped.
+   */
   subscribe(options: SubscribeOptions = {}): Observable<SubscriptionMessage> {
     this.#assertUsable("subscribe to", "all streams");
     const notifications = this.#options.notifications;
-    const wakeups = merge(this.#appended, notifications ? notifications.wakeups(EVENTS_CHANNEL) : NEVER);
+    const notified = notifications ? notifications.wakeups(EVENTS_CHANNEL) : NEVER;
+    const single = this.#options.singleSession !== undefined;
+    const wakeups = single
+      ? notified.pipe(filter((w) => !(w.reason === "notification" && w.payload === this.#appendingTo)))
+      : merge(this.#appended, notified);
+    const handover: Handover | undefined = single
+      ? { batches: this.#handovers, follows: (cursor, next) => followsInOneSession(cursor, next) }
+      : undefined;
     const reader = {
       readPage: (after: Checkpoint | undefined, limit: number, filter: SubscribeOptions["filter"]) =>
         this.#run("read", "all streams", () => readPage(this.#db, { ...filter, after, limit })),
@@ -196,6 +272,7 @@ export class PostgresEventStore implements EventStore {
       minPollMs: this.#options.minPollMs,
       maxPollMs: this.#options.maxPollMs,
       isClosed: () => this.#closed,
+      handover,
     }).pipe(takeUntil(this.#closing));
   }
 
@@ -227,6 +304,7 @@ export class PostgresEventStore implements EventStore {
     this.#closing.next();
     this.#closing.complete();
     this.#appended.complete();
+    this.#handovers.complete();
     try {
       await this.#options.notifications?.close();
     } finally {
@@ -291,6 +369,17 @@ export class PostgresEventStore implements EventStore {
       );
     }
   }
+}
+
+/**
+ * Adjacency in read order on a single-session database: transactions there run one after the
+ * other, so transaction ids and positions grow together and (transaction id, position) order is
+ * position order. Positions come from an identity sequence (step 1), so the event right after
+ * the cursor has the cursor's position plus one; a gap (a rolled-back insert, a position drawn by
+ * a failed statement) only means "not provable", and the loop reads instead.
+ */
+function followsInOneSession(cursor: Checkpoint, next: Checkpoint): boolean {
+  return next.position === cursor.position + 1 && BigInt(next.transactionId) >= BigInt(cursor.transactionId);
 }
 
 function validateExpectedVersion(streamId: string, expected: ExpectedVersion): void {

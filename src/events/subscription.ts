@@ -11,6 +11,12 @@
  * losing them (a dropped LISTEN connection, a NOTIFY sent while reconnecting) delays delivery by
  * at most `maxPollMs`, and loses nothing.
  *
+ * Handed-over events (an embedded single-session store only, {@link Handover}): at commit the
+ * store passes its own appends' events to the loop, which delivers them without a read when they
+ * directly follow its cursor in read order (the store says so: `follows`), and otherwise treats
+ * them as a wake-up and reads. It is the same cursor moving through the same order, so a later
+ * read that returns them again skips them (nothing at or before the cursor is delivered twice).
+ *
  * Read failures are retried with back-off for `retryReadsForMs`, then the observable errors.
  * Time comes from the injected clock, so tests run the loop in virtual time.
  *
@@ -23,6 +29,7 @@
 import { Observable } from "rxjs";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { type Checkpoint, compareCheckpoints, isCheckpoint } from "./checkpoint.ts";
+import { categoryOf, type StoredEvent } from "./envelope.ts";
 import type { EventFilter, SubscribeOptions, SubscriptionMessage } from "./event-store.ts";
 import type { SleepClock } from "./notifications.ts";
 import type { EventPage } from "./read-all.ts";
@@ -49,6 +56,28 @@ export interface PollingOptions {
   retryReadsForMs?: number;
   /** True once the store is closed: the subscription then completes instead of erroring. */
   isClosed?: () => boolean;
+  /** Committed events the store hands over at commit (embedded single-session store only). */
+  handover?: Handover;
+}
+
+/** One append's committed events, in read order, each with its checkpoint. */
+export type HandedOverEvents = ReadonlyArray<{ readonly event: StoredEvent; readonly checkpoint: Checkpoint }>;
+
+/**
+ * Events handed to the loop at commit, so that a live subscription delivers them without reading
+ * them back. Only sound where the store can prove adjacency in read order without a read: on a
+ * database that is one session in this process (PGlite), see PostgresEventStore's
+ * `singleSession`.
+ */
+export interface Handover {
+  /** Each emission: one committed append's events, emitted before any later statement runs. */
+  readonly batches: Observable<HandedOverEvents>;
+  /**
+   * True only when `next` comes directly after `cursor` in read order, with no event (of any
+   * stream) between them. `cursor` is always the checkpoint of an event (or the head) the loop
+   * got from the store.
+   */
+  follows(cursor: Checkpoint, next: Checkpoint): boolean;
 }
 
 export const DEFAULT_BATCH_SIZE = 500;
@@ -81,12 +110,40 @@ export function pollingSubscription(
     let woken = false;
     /** Aborted by a wake-up to cut the current sleep short. */
     let nap: AbortController | undefined;
+    const wake = (): void => {
+      woken = true;
+      nap?.abort();
+    };
     const wakeups = polling.wakeups.subscribe({
-      next: () => {
-        woken = true;
-        nap?.abort();
-      },
+      next: wake,
       error: () => {}, // a wake-up source that fails leaves polling, which is the truth anyway
+    });
+
+    /** Where the loop stands in read order (undefined: before the first event). */
+    let cursor: Checkpoint | undefined;
+    /** The cursor is a checkpoint the store gave this loop (not one the caller made up). */
+    let cursorFromStore = false;
+    let caughtUp = false;
+    const handover = polling.handover;
+    const handovers = handover?.batches.subscribe({
+      next: (batch) => {
+        if (stop.signal.aborted) return;
+        let i = 0;
+        // Live only: before caughtUp the loop is reading pages anyway, and a caller's checkpoint
+        // proves nothing about what lies between it and the handed-over events.
+        if (caughtUp && cursorFromStore && cursor !== undefined) {
+          for (; i < batch.length; i++) {
+            const { event, checkpoint } = batch[i]!;
+            if (compareCheckpoints(checkpoint, cursor) <= 0) continue; // already read
+            if (!handover!.follows(cursor, checkpoint)) break;
+            cursor = checkpoint;
+            if (matches(event, filter)) subscriber.next({ kind: "event", event, checkpoint });
+            if (stop.signal.aborted) return;
+          }
+        }
+        if (i < batch.length) wake(); // not provably next: read it
+      },
+      error: () => {},
     });
 
     const sleep = async (ms: number, interruptible: boolean): Promise<void> => {
@@ -105,8 +162,8 @@ export function pollingSubscription(
     };
 
     const run = async (): Promise<void> => {
-      let cursor = await start(reader, from);
-      let caughtUp = false;
+      cursor = await start(reader, from);
+      cursorFromStore = typeof from !== "object";
       let delay = minPollMs;
       let failingFor = 0;
       let retryDelay = 100;
@@ -126,9 +183,19 @@ export function pollingSubscription(
           continue;
         }
         if (stop.signal.aborted) return;
-        for (const { event, checkpoint } of page.events) {
+        // Events handed over while this page was being read moved the cursor on from where the
+        // read started, and were delivered: they are a prefix of the page (both follow the
+        // cursor in read order), skipped here.
+        let first = 0;
+        const now = cursor;
+        if (handover !== undefined && now !== undefined) {
+          while (first < page.events.length && compareCheckpoints(page.events[first]!.checkpoint, now) <= 0) first++;
+        }
+        for (let i = first; i < page.events.length; i++) {
+          const { event, checkpoint } = page.events[i]!;
           subscriber.next({ kind: "event", event, checkpoint });
           cursor = checkpoint;
+          cursorFromStore = true;
           if (stop.signal.aborted) return;
         }
         if (page.events.length >= limit) {
@@ -139,6 +206,7 @@ export function pollingSubscription(
         // filter skipped, so the cursor may move to the head of the same snapshot.
         if (page.head !== null && (cursor === undefined || compareCheckpoints(page.head, cursor) > 0)) {
           cursor = page.head;
+          cursorFromStore = true;
         }
         if (!caughtUp) {
           caughtUp = true;
@@ -170,6 +238,7 @@ export function pollingSubscription(
     return () => {
       stop.abort();
       wakeups.unsubscribe();
+      handovers?.unsubscribe();
     };
   });
 }
@@ -179,6 +248,14 @@ async function start(reader: SubscriptionReader, from: SubscribeOptions["from"])
   if (from === "end") return (await reader.head()) ?? undefined;
   if (typeof from === "number") return (await reader.checkpointAt(from)) ?? undefined;
   return from;
+}
+
+/** The subscription filter in JavaScript, as read-all.ts applies it in SQL. */
+function matches(event: StoredEvent, filter: EventFilter): boolean {
+  if (filter.category !== undefined && categoryOf(event.streamId) !== filter.category) return false;
+  if (filter.streamId !== undefined && event.streamId !== filter.streamId) return false;
+  if (filter.types !== undefined && !filter.types.includes(event.type)) return false;
+  return true;
 }
 
 function validate(from: SubscribeOptions["from"], limit: number): void {

@@ -76,6 +76,8 @@ const dialects = [
           new PostgresEventStore(clone.db, {
             actor: () => actor,
             notifications: createPgliteNotificationSource(clone.pglite, clone.db),
+            // As openEventStore opens it: the store's own appends are handed over at commit.
+            singleSession: { inTransaction: () => clone.pglite.isInTransaction() },
             ...options,
           }),
         close: clone.close,

@@ -1,7 +1,8 @@
 /**
  * The subscription loop (src/events/subscription.ts) in virtual time: a fake reader over an
  * in-memory list with a movable watermark, a FakeClock, a Subject for wake-ups. The real stores
- * run the same loop in test/int/event-store-conformance.int.test.ts.
+ * run the same loop in test/int/event-store-conformance.int.test.ts; the hand-over on PGlite in
+ * test/int/subscription-handover.int.test.ts.
  */
 import { Subject } from "rxjs";
 import { describe, expect, it } from "vitest";
@@ -9,7 +10,12 @@ import { type Checkpoint, compareCheckpoints } from "../../src/events/checkpoint
 import type { StoredEvent } from "../../src/events/envelope.ts";
 import type { EventFilter, SubscribeOptions, SubscriptionMessage } from "../../src/events/event-store.ts";
 import type { EventPage } from "../../src/events/read-all.ts";
-import { type PollingOptions, pollingSubscription, type SubscriptionReader } from "../../src/events/subscription.ts";
+import {
+  type HandedOverEvents,
+  type PollingOptions,
+  pollingSubscription,
+  type SubscriptionReader,
+} from "../../src/events/subscription.ts";
 import { FakeClock } from "../support/fake-clock.ts";
 
 /** Events in read order; only the first `readable` of them can be read (the watermark). */
@@ -18,6 +24,8 @@ class FakeReader implements SubscriptionReader {
   readable = 0;
   reads: number[] = [];
   failures: Error[] = [];
+  /** While set, reads wait for it (a read queued behind another statement), then look. */
+  hold: Promise<void> | undefined;
   constructor(readonly clock: FakeClock) {}
 
   add(count: number, { readable = true, type = "t", streamId = "s-1" } = {}): void {
@@ -45,6 +53,7 @@ class FakeReader implements SubscriptionReader {
     this.reads.push(this.clock.now());
     const failure = this.failures.shift();
     if (failure) throw failure;
+    if (this.hold) await this.hold;
     const visible = this.rows.slice(0, this.readable);
     const events = visible
       .filter((r) => after === undefined || compareCheckpoints(r.checkpoint, after) > 0)
@@ -237,5 +246,134 @@ describe("pollingSubscription", () => {
     const polling = { clock, wakeups: new Subject() };
     expect(() => pollingSubscription(reader, { from: -1 }, polling)).toThrow(/Invalid subscription start/);
     expect(() => pollingSubscription(reader, { batchSize: 0 }, polling)).toThrow(/Invalid batchSize/);
+  });
+});
+
+describe("pollingSubscription with events handed over at commit (a single-session store)", () => {
+  function withHandover(options: SubscribeOptions = {}) {
+    const batches = new Subject<HandedOverEvents>();
+    const t = setup(options, {
+      handover: { batches, follows: (cursor, next) => next.position === cursor.position + 1 },
+    });
+    /** Appends `count` events and hands them over, as the store does at commit. */
+    const commit = (count: number, extra: { type?: string } = {}) => {
+      const before = t.reader.rows.length;
+      t.reader.add(count, extra);
+      batches.next(t.reader.rows.slice(before));
+    };
+    return { ...t, batches, commit };
+  }
+
+  it("delivers live events at commit, before anything else runs, without reading them back", async () => {
+    const t = withHandover();
+    t.reader.add(2);
+    const sub = t.start();
+    await t.clock.advance(0);
+    const reads = t.reader.reads.length;
+    t.commit(3);
+    expect(t.positions()).toEqual([1, 2, "caughtUp", 3, 4, 5]); // synchronously
+    await t.clock.advance(0);
+    expect(t.reader.reads.length).toBe(reads);
+    expect(t.messages.at(-1)).toEqual({
+      kind: "event",
+      event: expect.objectContaining({ globalPosition: 5 }),
+      checkpoint: { transactionId: "105", position: 5 },
+    });
+    sub.unsubscribe();
+    expect(t.batches.observed).toBe(false);
+  });
+
+  it("does not speed up polling: the hand-over is not a reason to read", async () => {
+    const t = withHandover();
+    t.reader.add(1);
+    const sub = t.start();
+    await t.clock.advance(1_000); // idle: polling every 160 ms
+    const reads = t.reader.reads.length;
+    for (let i = 0; i < 10; i++) {
+      t.commit(1);
+      await t.clock.advance(10);
+    }
+    expect(t.positions().filter((p) => p !== "caughtUp")).toHaveLength(11);
+    expect(t.reader.reads.length - reads).toBeLessThanOrEqual(1); // the 160 ms poll, no more
+    sub.unsubscribe();
+  });
+
+  it("reads instead when an event it did not see lies in between (another writer's transaction)", async () => {
+    const t = withHandover();
+    t.reader.add(2);
+    const sub = t.start();
+    await t.clock.advance(0);
+    t.reader.add(1); // committed by someone else; its wake-up is late or lost
+    t.commit(1); // position 4 does not follow 2: not provably next
+    expect(t.positions()).toEqual([1, 2, "caughtUp"]);
+    await t.clock.advance(0);
+    expect(t.positions()).toEqual([1, 2, "caughtUp", 3, 4]);
+    const reads = t.reader.reads.length;
+    t.commit(1); // follows again
+    expect(t.positions()).toEqual([1, 2, "caughtUp", 3, 4, 5]);
+    await t.clock.advance(0);
+    expect(t.reader.reads.length).toBe(reads);
+    sub.unsubscribe();
+  });
+
+  it("before caughtUp, and after a caller's own checkpoint until a read moved it, only wakes the loop", async () => {
+    const t = withHandover({ from: { transactionId: "102", position: 2 } });
+    t.reader.add(2);
+    const sub = t.start();
+    t.commit(1); // before the first read: a wake-up
+    await t.clock.advance(0);
+    expect(t.positions()).toEqual([3, "caughtUp"]);
+    const reads = t.reader.reads.length;
+    t.commit(1); // the cursor is now one the store gave
+    expect(t.positions()).toEqual([3, "caughtUp", 4]);
+    await t.clock.advance(0);
+    expect(t.reader.reads.length).toBe(reads);
+
+    const u = withHandover({ from: { transactionId: "102", position: 2 } });
+    u.reader.add(2);
+    const sub2 = u.start();
+    await u.clock.advance(0); // caughtUp at the caller's checkpoint: nothing read moved it
+    const before = u.reader.reads.length;
+    u.commit(1);
+    expect(u.positions()).toEqual(["caughtUp"]);
+    await u.clock.advance(0);
+    expect(u.positions()).toEqual(["caughtUp", 3]);
+    expect(u.reader.reads.length).toBe(before + 1);
+    sub.unsubscribe();
+    sub2.unsubscribe();
+  });
+
+  it("filters handed-over events and moves past the ones it skips", async () => {
+    const t = withHandover({ filter: { types: ["wanted"] } });
+    const sub = t.start();
+    t.reader.add(1, { type: "wanted" });
+    await t.clock.advance(0);
+    const reads = t.reader.reads.length;
+    t.commit(2, { type: "other" });
+    t.commit(1, { type: "wanted" });
+    await t.clock.advance(0);
+    expect(t.positions()).toEqual([1, "caughtUp", 4]);
+    expect(t.reader.reads.length).toBe(reads);
+    sub.unsubscribe();
+  });
+
+  it("never delivers an event twice when a read in flight returns what was handed over meanwhile", async () => {
+    const t = withHandover();
+    t.reader.add(2);
+    const sub = t.start();
+    await t.clock.advance(0);
+    let release!: () => void;
+    t.reader.hold = new Promise((resolve) => {
+      release = resolve;
+    });
+    t.wakeups.next("notified"); // a read starts and waits for the session
+    await t.clock.advance(0);
+    t.commit(2); // the append that held the session hands its events over
+    t.reader.add(1, { readable: true }); // and another writer commits one more after it
+    t.reader.hold = undefined;
+    release();
+    await t.clock.advance(0);
+    expect(t.positions()).toEqual([1, 2, "caughtUp", 3, 4, 5]);
+    sub.unsubscribe();
   });
 });

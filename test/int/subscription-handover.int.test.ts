@@ -1,0 +1,244 @@
+/**
+ * The hand-over on the embedded store (PGlite, one session): a store opened with `singleSession`
+ * gives its own committed appends to its live subscriptions at commit, without reading them
+ * back; anything it cannot prove is next in read order (another writer's transaction in
+ * between, an append left inside a transaction) is read as before. These tests hold it to the
+ * guarantees of docs/events.md: nothing uncommitted, nothing twice, nothing missed, one order.
+ * The rest of the contract runs with the hand-over on in test/int/event-store-conformance.int.test.ts.
+ */
+import { type Kysely, sql } from "kysely";
+import type { Subscription } from "rxjs";
+import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import type { PgliteDatabase } from "../../src/adapters/pglite-database.ts";
+import { createPgliteNotificationSource } from "../../src/adapters/pglite-notifications.ts";
+import { appendToStream, currentVersion, type PreparedEvent } from "../../src/events/append-to-stream.ts";
+import type { EventActor, NewEvent, StoredEvent } from "../../src/events/envelope.ts";
+import type { SubscribeOptions, SubscriptionMessage } from "../../src/events/event-store.ts";
+import { PostgresEventStore, type PostgresEventStoreOptions } from "../../src/events/postgres-event-store.ts";
+import type { Database } from "../../src/events/schema.ts";
+import { runWriter, type WrittenEvent } from "../fixtures/event-writer.mjs";
+import { openTemplateClone } from "../support/pglite-template.ts";
+
+const actor: EventActor = { user: "tester", uid: 4242, host: "test-host", pid: 99 };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const event = (type: string, data: unknown = {}): NewEvent => ({ type, schemaVersion: 1, data });
+const prepared = (type: string): PreparedEvent => ({
+  id: crypto.randomUUID(),
+  type,
+  schemaVersion: 1,
+  data: {},
+  metadata: { actor },
+});
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(10);
+  }
+}
+
+interface Collector {
+  messages: SubscriptionMessage[];
+  events(): StoredEvent[];
+  ids(): string[];
+  subscription: Subscription;
+  caughtUp(): Promise<void>;
+  received(count: number, timeoutMs?: number): Promise<void>;
+}
+
+function collect(store: PostgresEventStore, options: SubscribeOptions): Collector {
+  const messages: SubscriptionMessage[] = [];
+  let error: unknown;
+  const events = () => messages.flatMap((m) => (m.kind === "event" ? [m.event] : []));
+  const c: Collector = {
+    messages,
+    events,
+    ids: () => events().map((e) => e.id),
+    subscription: store.subscribe(options).subscribe({
+      next: (m) => messages.push(m),
+      error: (e) => {
+        error = e;
+      },
+    }),
+    caughtUp: async () => {
+      if (!(await until(() => messages.some((m) => m.kind === "caughtUp") || error !== undefined))) {
+        throw new Error("no caughtUp within 10 s");
+      }
+      if (error) throw error;
+    },
+    received: async (count, timeoutMs = 10_000) => {
+      if (!(await until(() => events().length >= count || error !== undefined, timeoutMs))) {
+        throw new Error(`only ${events().length} of ${count} events within ${timeoutMs} ms`);
+      }
+      if (error) throw error;
+    },
+  };
+  return c;
+}
+
+describe("events handed over at commit on PGlite (singleSession)", () => {
+  let clone: PgliteDatabase;
+  let db: Kysely<Database>;
+  let store: PostgresEventStore;
+  let category: string;
+  let counter = 0;
+  /** Watermarked reads (subscription pages, head) sent to the session since the last reset. */
+  let reads = 0;
+
+  const openStore = (options: PostgresEventStoreOptions = {}) =>
+    new PostgresEventStore(db, {
+      actor: () => actor,
+      notifications: createPgliteNotificationSource(clone.pglite, db),
+      singleSession: { inTransaction: () => clone.pglite.isInTransaction() },
+      ...options,
+    });
+
+  beforeEach(async () => {
+    clone = await openTemplateClone(inject("pgliteTemplate"));
+    db = clone.db;
+    const query = clone.pglite.query.bind(clone.pglite);
+    clone.pglite.query = ((text: string, ...rest: unknown[]) => {
+      if (text.includes("pg_snapshot_xmin")) reads++;
+      return (query as (...args: unknown[]) => unknown)(text, ...rest);
+    }) as typeof clone.pglite.query;
+    store = openStore();
+    category = `h${++counter}`;
+    // A cursor to follow: on an empty store a subscription has no event for the first one to
+    // come right after, and reads instead (tests here would then not exercise the hand-over).
+    await store.append("seed-1", [event("seed")]);
+  });
+  afterEach(async () => {
+    await store.close();
+    await clone.close();
+  });
+
+  it("delivers the store's own appends before the append returns, without reading them back", async () => {
+    const sub = collect(store, { from: "end", filter: { category } });
+    await sub.caughtUp();
+    await sleep(1_100); // let the poll back off to its ceiling
+    reads = 0;
+    for (let i = 0; i < 40; i++) {
+      const result = await store.append(`${category}-${i % 3}`, [event("one"), event("two")]);
+      // At commit, before this promise resolved: the subscriber has them already.
+      expect(sub.ids().slice(-2)).toEqual(result.events.map((e) => e.id));
+    }
+    const burst = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => store.append(`${category}-${i % 5}`, [event("burst")])),
+    );
+    expect(sub.ids().slice(80)).toEqual(burst.map((r) => r.events[0]!.id));
+    expect(reads).toBeLessThanOrEqual(2); // the 1 s poll at most: 140 events, no read for them
+    expect(sub.ids()).toEqual((await store.readAll({ category })).map((e) => e.id));
+    expect(sub.messages.filter((m) => m.kind === "event").map((m) => m.checkpoint)).toEqual(
+      (await store.readAll({ category })).map((e) => expect.objectContaining({ position: e.globalPosition })),
+    );
+    sub.subscription.unsubscribe();
+  });
+
+  for (const ending of ["commits", "rolls back"] as const) {
+    it(`holds back a caller's open transaction with appendToStream inside until it ${ending}, in order`, async () => {
+      const sub = collect(store, { from: "end", filter: { category } });
+      await sub.caughtUp();
+      const trx = await db.startTransaction().execute();
+      const held = await appendToStream(trx, `${category}-held`, [prepared("held")], "any");
+      const own = store.append(`${category}-own`, [event("own")]); // waits for the session
+      await sleep(100);
+      expect(sub.events()).toEqual([]);
+      await (ending === "commits" ? trx.commit() : trx.rollback()).execute();
+      await own;
+      const expected = ending === "commits" ? ["held", "own"] : ["own"];
+      await sub.received(expected.length);
+      await sleep(50);
+      expect(sub.events().map((e) => e.type)).toEqual(expected);
+      expect(sub.ids()).toEqual((await store.readAll({ category })).map((e) => e.id));
+      if (ending === "commits") expect(sub.ids()[0]).toBe(held.events[0]!.id);
+      sub.subscription.unsubscribe();
+    });
+  }
+
+  for (const ending of ["commit", "rollback"] as const) {
+    it(`does not hand over an append left inside a raw BEGIN on the session; delivers it only after ${ending}`, async () => {
+      const sub = collect(store, { from: "end", filter: { category } });
+      await sub.caughtUp();
+      await sql`begin`.execute(db); // outside the driver's transactions: the store cannot know
+      try {
+        await store.append(`${category}-1`, [event("inside")]);
+        await sleep(100);
+        expect(sub.events()).toEqual([]);
+      } finally {
+        await sql.raw(ending).execute(db);
+      }
+      await store.append(`${category}-1`, [event("after")]);
+      const expected = ending === "commit" ? ["inside", "after"] : ["after"];
+      await sub.received(expected.length);
+      await sleep(50);
+      expect(sub.events().map((e) => e.type)).toEqual(expected);
+      sub.subscription.unsubscribe();
+    });
+  }
+
+  it("delivers every committed event once, in read order, with the store's appends racing other writers' transactions", async () => {
+    const other = openStore(); // a second store: learns of this one's appends only by NOTIFY
+    const plain = openStore({ singleSession: undefined }); // no hand-over at all
+    const filter = { category };
+    const early = collect(store, { filter });
+    const fromOther = collect(other, { from: "end", filter });
+    const fromPlain = collect(plain, { from: "end", filter });
+    await Promise.all([early.caughtUp(), fromOther.caughtUp(), fromPlain.caughtUp()]);
+    const seed = Date.now() % 100_000;
+    console.log(`[handover] writers seed ${seed}`);
+    const own: string[] = [];
+    const writing = Promise.all([
+      ...[0, 1].map((i) =>
+        runWriter({
+          db,
+          appendToStream,
+          currentVersion,
+          writer: `w${i}`,
+          category,
+          streams: 4,
+          appends: 20,
+          seed: seed + i,
+        }),
+      ),
+      (async () => {
+        for (let i = 0; i < 40; i++) {
+          const burst = Array.from({ length: 1 + (i % 3) }, (_, k) =>
+            store.append(`${category}-${(i + k) % 4}`, [event("own", { i, k })]),
+          );
+          for (const r of await Promise.all(burst)) own.push(...r.events.map((e) => e.id));
+          await sleep(i % 4);
+        }
+        return { committed: [] as WrittenEvent[], rollbacks: 0, conflicts: 0 };
+      })(),
+    ]);
+    await sleep(20);
+    const late = collect(store, { filter });
+    const restarting = [collect(store, { filter })];
+    let resumeFrom: SubscribeOptions["from"] = "start";
+    for (let r = 0; r < 3; r++) {
+      await sleep(30);
+      const previous = restarting.at(-1)!;
+      previous.subscription.unsubscribe();
+      const last = previous.messages.findLast((m) => m.kind === "event");
+      if (last?.kind === "event") resumeFrom = last.checkpoint;
+      restarting.push(collect(store, { filter, from: resumeFrom }));
+    }
+    const results = await writing;
+    const committed = new Set([...results.flatMap((r) => r.committed.map((e) => e.id)), ...own]);
+    expect(results.reduce((n, r) => n + r.rollbacks, 0)).toBeGreaterThan(0);
+    const order = (await store.readAll(filter)).map((e) => e.id);
+    expect(new Set(order)).toEqual(committed);
+    for (const c of [early, late, fromOther, fromPlain]) await c.received(order.length, 15_000);
+    await sleep(50);
+    const restarted = () => restarting.flatMap((c) => c.ids());
+    expect(await until(() => restarted().length >= order.length, 15_000)).toBe(true);
+    for (const ids of [early.ids(), late.ids(), fromOther.ids(), fromPlain.ids(), restarted()]) {
+      expect(ids).toEqual(order); // exactly once, one order: the store's read order
+    }
+    for (const c of [early, late, fromOther, fromPlain, restarting.at(-1)!]) c.subscription.unsubscribe();
+    await other.close();
+    await plain.close();
+  }, 60_000);
+});
