@@ -14,7 +14,9 @@
  * 3. the events are inserted, numbered from the version the stream step returned. Global
  *    positions are drawn only for rows inserted, after the row lock is held: a loser burns no
  *    position;
- * 4. `pg_notify('maqet_events', stream_id)` is delivered at commit.
+ * 4. with `notify` (the default), `pg_notify('maqet_events', stream_id)` is delivered at commit.
+ *    The store on a server passes false and notifies after commit ({@link notifyStreams}): a
+ *    notifying transaction holds a database-wide lock through its commit, serialising writers.
  * A function rather than one big CTE statement because PL/pgSQL caches its plans per session:
  * the CTE form spent about 1 ms planning each append.
  *
@@ -93,6 +95,7 @@ export async function appendStatement(
   streamId: string,
   events: readonly PreparedEvent[],
   expected: ExpectedVersion,
+  notify = true,
 ): Promise<AppendOutcome> {
   const count = events.length;
   const batch = JSON.stringify(
@@ -101,7 +104,9 @@ export async function appendStatement(
   const mode = expected === "any" || expected === "no_stream" || expected === "stream_exists" ? expected : "exact";
   const { rows } = await sql<OutcomeRow>`
     select * from maqet_append(${streamId}, ${batch}::jsonb, ${expected === -1 ? "no_stream" : mode},
-                               ${typeof expected === "number" ? expected : null}::bigint)`.execute(db);
+                               ${typeof expected === "number" ? expected : null}::bigint, ${notify}::boolean)`.execute(
+    db,
+  );
 
   if (rows[0]?.outcome === "duplicate") return { kind: "duplicates", rows: await duplicateRows(db, streamId, batch) };
   if (rows.length === 0) return { kind: "conflict" };
@@ -176,6 +181,19 @@ export async function appendToStream(
   if (outcome.kind === "appended") return outcome.result;
   if (outcome.kind === "duplicates") return idempotentResult(streamId, events, expected, outcome.rows);
   throw conflictError(streamId, expected, await currentVersion(db, streamId));
+}
+
+/**
+ * Wakes LISTENers of {@link EVENTS_CHANNEL}: one notification per stream id, in a statement of
+ * its own (so outside any append's transaction: its commit writes no WAL to wait for).
+ *
+ * @example
+ * ```ts
+ * await notifyStreams(db, ["vm-1", "vm-2"]);
+ * ```
+ */
+export async function notifyStreams(db: Kysely<Database>, streamIds: readonly string[]): Promise<void> {
+  await sql`select pg_notify(${EVENTS_CHANNEL}, s) from unnest(${[...streamIds]}::text[]) as s`.execute(db);
 }
 
 /**

@@ -21,8 +21,10 @@ import {
   EVENTS_CHANNEL,
   expectedVersionHolds,
   idempotentResult,
+  notifyStreams,
   type PreparedEvent,
 } from "./append-to-stream.ts";
+import { CommitNotifier } from "./commit-notifier.ts";
 import { type Checkpoint, isCheckpoint } from "./checkpoint.ts";
 import { readDeliveryHold } from "./delivery-hold.ts";
 import type { EventActor, EventMetadata, NewEvent, StoredEvent } from "./envelope.ts";
@@ -101,6 +103,12 @@ export class PostgresEventStore implements EventStore {
   readonly #db: Kysely<Database>;
   readonly #options: PostgresEventStoreOptions;
   readonly #appended = new Subject<StoredEvent>();
+  /**
+   * Not single-session (a server): other processes' wake-ups, sent after commit (see
+   * commit-notifier.ts); the append function then does not notify. Single session: undefined,
+   * the function notifies in the append's transaction (nothing there waits on its lock).
+   */
+  readonly #notifier: CommitNotifier | undefined;
   /** Single session only: each committed append's events, emitted while the session is held. */
   readonly #handovers = new Subject<HandedOverEvents>();
   /** Single session only: the stream an append of this store is writing right now. */
@@ -115,6 +123,8 @@ export class PostgresEventStore implements EventStore {
   constructor(db: Kysely<Database>, options: PostgresEventStoreOptions = {}) {
     this.#db = db;
     this.#options = options;
+    this.#notifier =
+      options.singleSession === undefined ? new CommitNotifier((ids) => notifyStreams(db, ids)) : undefined;
   }
 
   async append(streamId: string, events: readonly NewEvent[], options: AppendOptions = {}): Promise<AppendResult> {
@@ -141,7 +151,10 @@ export class PostgresEventStore implements EventStore {
         ? this.#appendPrepared(this.#db, streamId, prepared, expected)
         : this.#db.connection().execute((db) => this.#appendHoldingSession(db, session, streamId, prepared, expected)),
     );
-    if (written) for (const event of result.events) this.#appended.next(event);
+    if (written) {
+      this.#notifier?.poke(streamId);
+      for (const event of result.events) this.#appended.next(event);
+    }
     return result;
   }
 
@@ -193,7 +206,7 @@ export class PostgresEventStore implements EventStore {
     for (let attempt = 1; ; attempt++) {
       let outcome: Awaited<ReturnType<typeof appendStatement>>;
       try {
-        outcome = await appendStatement(db, streamId, prepared, expected);
+        outcome = await appendStatement(db, streamId, prepared, expected, this.#notifier === undefined);
       } catch (error) {
         if (isEventIdViolation(error) && attempt < MAX_APPEND_ATTEMPTS) continue;
         throw error;
@@ -306,6 +319,7 @@ export class PostgresEventStore implements EventStore {
     this.#appended.complete();
     this.#handovers.complete();
     try {
+      await this.#notifier?.close();
       await this.#options.notifications?.close();
     } finally {
       await this.#options.onClose?.();

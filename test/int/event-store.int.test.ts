@@ -386,14 +386,22 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
     const payloads: string[] = [];
     const unlisten = await h.listen(EVENTS_CHANNEL, (p) => payloads.push(p));
     try {
+      // On a server the store notifies after commit, coalescing appends that commit while a
+      // notification is in flight: wait for each append's before the next.
       await store.append(streamId, [event("a"), event("b")]);
+      await eventually(
+        async () => payloads,
+        (p) => p.length >= 1,
+      );
       await failure(store.append(streamId, [event("refused")], { expectedVersion: "no_stream" }));
+      await new Promise((r) => setTimeout(r, 50)); // a refused append's notification would have arrived by now
+      expect(payloads).toEqual([streamId]);
       await store.append(streamId, [event("c")], { expectedVersion: 1 });
       await eventually(
         async () => payloads,
         (p) => p.length >= 2,
       );
-      await new Promise((r) => setTimeout(r, 50)); // a refused append's notification would have arrived by now
+      await new Promise((r) => setTimeout(r, 50));
       expect(payloads).toEqual([streamId, streamId]);
     } finally {
       await unlisten();
