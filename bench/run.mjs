@@ -23,6 +23,7 @@ const MEASURES = [
   { name: "cli", file: "cli-cost.mjs" },
   { name: "memory", file: "memory.mjs" },
   { name: "subscriptions", file: "subscription-latency.mjs" },
+  { name: "emmett", file: "emmett-compare.mjs" }, // installs bench/node_modules (npm ci --prefix bench) if missing
   ...(process.argv.some((a) => a.includes("projections"))
     ? [
         { name: "projections", file: "projection-rebuild.mjs" },
