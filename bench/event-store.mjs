@@ -1,66 +1,53 @@
 // Measure 3: event store appends and reads, on the embedded PGlite (file-backed data directory)
-// and on a PostgreSQL server, against raw inserts of a same-shaped row into a plain table:
-// `pg` on the server, `pglite.query` on a second PGlite (same kind of data directory).
+// and on a PostgreSQL server run twice: with PostgreSQL's durable defaults (every commit waits
+// for its WAL flush, as in production) and with fsync/synchronous_commit off (what the CPU costs).
 //
-// - single: one event per append (store: a transaction with the expected-version check),
-//   sequential; baseline: one autocommitted single-row INSERT, and, to split the SQL shape from
-//   the code around it, the store's six statements (begin, upsert stream, lock, insert, update,
-//   commit) sent by hand on the raw driver.
-// - batch: 100 events per append; baseline: one 100-row INSERT ... VALUES statement.
+// - single: one event per append, sequential, each at the stream's expected version.
+//   Baselines (same run, same database, rounds taking turns):
+//   * "1-row INSERT": an autocommitted INSERT of the same row into a plain table with one
+//     primary key (issue 3's goal: the store >= 0.8x its commits/s);
+//   * "same row, store's indexes": the same INSERT into a table shaped like maqet_events (its
+//     five indexes): what the row itself costs, whatever writes it;
+//   * "maqet_append on the raw driver": the store's SQL function called with `pg` (or
+//     `pglite.query`) directly: the SQL's cost without the TypeScript around it.
+// - batch: 100 events per append; baselines: a 100-row `INSERT ... SELECT FROM unnest(...)` into
+//   the plain table (issue 3's goal: >= 0.5x its rows/s) and into the store-shaped table.
+// - writers (server only): 8 writers on 8 distinct streams at once, through one store (its pool
+//   holds 10 connections); baseline: 8 `pg` clients each inserting single rows into the plain
+//   table at once (issue 3's goal: >= 0.7x). PGlite has one session: nothing runs at once.
 // - readAll: every stored event; baseline: SELECT * of the same number of raw rows.
-// Store and raw take turns round by round, so noise falls on both.
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
+import { CompiledQuery } from "kysely";
 import pg from "pg";
 import { importDist, runMeasure } from "./harness.mjs";
 import { startPostgres } from "./postgres-server.mjs";
 import { nowMs, row, summarize } from "./stats.mjs";
+import { BATCH, DATA, EVENT_TYPE, METADATA, RAW_TABLE, SCHEMA_VERSION } from "./workload.mjs";
 
-const DATA = {
-  pid: 424242,
-  qmpSocket: "/run/user/1000/maqet/0b5c3f8e-4a1d-4c7e-9f00-3c2d1e0f9a8b/qmp.sock",
-  accel: "tcg",
-  qemuVersion: "7.2.22",
-  durationMs: 73.4,
-  argv: ["-name", "guest=web", "-S", "-no-shutdown", "-accel", "tcg", "-m", "64M", "-display", "none"],
-};
-const METADATA = {
-  actor: { user: "root", uid: 0, host: hostname(), pid: process.pid },
-  correlationId: crypto.randomUUID(),
-  source: "library",
-};
-const RAW_TABLE = `create table raw_events (
-  id bigserial primary key, event_id uuid not null, stream_id text not null, stream_version bigint not null,
-  type text not null, schema_version integer not null, data jsonb not null, metadata jsonb not null,
-  recorded_at timestamptz not null default now())`;
-const RAW_TXN_TABLES = [
-  "create table raw_streams (stream_id text primary key, version bigint not null default -1)",
-  "create table raw_events_tx (like raw_events including all)",
-];
+const WRITERS = 8;
+/** A table with maqet_events' columns, defaults, identity and indexes (not its trigger). */
+const SHAPED_TABLE = "create table shaped_events (like maqet_events including all)";
 const COLUMNS = "event_id, stream_id, stream_version, type, schema_version, data, metadata";
-const BATCH = 100;
+const SINGLE_VALUES = "($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)";
+const UNNEST =
+  "select * from unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::integer[], $6::jsonb[], $7::jsonb[])";
+const DATA_JSON = JSON.stringify(DATA);
+const METADATA_JSON = JSON.stringify(METADATA);
 
-const rawParams = (stream, version) => [
-  crypto.randomUUID(),
-  stream,
-  version,
-  "vm.bench-sample",
-  1,
-  JSON.stringify(DATA),
-  JSON.stringify(METADATA),
-];
-const valuesSql = (rows) =>
-  Array.from({ length: rows }, (_, r) => {
-    const p = (k) => `$${r * 7 + k}`;
-    return `(${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}::jsonb, ${p(7)}::jsonb)`;
-  }).join(", ");
-const SINGLE_SQL = `insert into raw_events (${COLUMNS}) values ${valuesSql(1)}`;
-const BATCH_SQL = `insert into raw_events (${COLUMNS}) values ${valuesSql(BATCH)}`;
+/** Columns of `count` rows of one stream from `version` on, as unnest's seven arrays. */
+function columnArrays(stream, version, count) {
+  const arrays = [[], [], [], [], [], [], []];
+  for (let i = 0; i < count; i++) {
+    const values = [crypto.randomUUID(), stream, version + i, EVENT_TYPE, SCHEMA_VERSION, DATA_JSON, METADATA_JSON];
+    for (let k = 0; k < 7; k++) arrays[k].push(values[k]);
+  }
+  return arrays;
+}
 
-/** Appends through the store; `stream` is a fresh stream per round. */
+/** Each side appends to a fresh stream per round: `newRound()`, then `append(count)`. */
 function storeSide(store) {
-  const event = () => ({ type: "vm.bench-sample", schemaVersion: 1, data: DATA, metadata: METADATA });
+  const event = () => ({ type: EVENT_TYPE, schemaVersion: SCHEMA_VERSION, data: DATA, metadata: METADATA });
   let stream;
   let version;
   return {
@@ -69,45 +56,17 @@ function storeSide(store) {
       version = "no_stream";
     },
     append: async (count) => {
-      const events = Array.from({ length: count }, event);
-      const result = await store.append(stream, events, { expectedVersion: version });
+      const result = await store.append(stream, Array.from({ length: count }, event), { expectedVersion: version });
       version = result.nextExpectedVersion;
     },
     readAll: async () => (await store.readAll()).length,
   };
 }
 
-/**
- * The store's append, statement for statement, on the raw driver: begin, create the stream row,
- * lock it, insert, bump the version, commit. Shows what the SQL shape costs without Kysely.
- */
-function rawTxnSide(query) {
-  let stream;
-  let version;
-  return {
-    newRound: () => {
-      stream = `vm-${crypto.randomUUID()}`;
-      version = 0;
-    },
-    append: async () => {
-      const params = rawParams(stream, version++);
-      await query("begin");
-      try {
-        await query("insert into raw_streams (stream_id) values ($1) on conflict do nothing", [stream]);
-        await query("select version from raw_streams where stream_id = $1 for update", [stream]);
-        await query(SINGLE_SQL.replace("raw_events", "raw_events_tx"), params);
-        await query("update raw_streams set version = $2 where stream_id = $1", [stream, version - 1]);
-        await query("commit");
-      } catch (error) {
-        await query("rollback");
-        throw error;
-      }
-    },
-  };
-}
-
-/** Raw inserts through `query(sql, params)` returning `{ rows }`. */
-function rawSide(query) {
+/** Raw inserts into `table` through `query(sql, params)`: 1 row as VALUES, more with unnest. */
+function insertSide(query, table) {
+  const single = `insert into ${table} (${COLUMNS}) values ${SINGLE_VALUES}`;
+  const batch = `insert into ${table} (${COLUMNS}) ${UNNEST}`;
   let stream;
   let version;
   return {
@@ -116,35 +75,59 @@ function rawSide(query) {
       version = 0;
     },
     append: async (count) => {
-      const params = [];
-      for (let i = 0; i < count; i++) params.push(...rawParams(stream, version++));
-      await query(count === 1 ? SINGLE_SQL : BATCH_SQL, params);
+      const arrays = columnArrays(stream, version, count);
+      version += count;
+      await (count === 1 ? query(single, arrays.flat()) : query(batch, arrays));
     },
-    readAll: async () => (await query("select * from raw_events order by id")).rows.length,
+    readAll: async () => (await query(`select * from ${table} order by id`)).rows.length,
   };
 }
 
-async function measureTarget(label, store, raw, rawTxn, config) {
-  const side = (name, impl) => ({
-    name,
-    side: impl,
-    ...{ single: [], singleRate: [], batch: [], batchRate: [], read: [], readRate: [] },
-  });
-  const sides = [side("store", store), side("raw", raw)];
-  const txn = side("rawTxn", rawTxn);
-  const turns = (r) => (r % 2 === 0 ? sides : [...sides].reverse());
-  // Warm-up: statements prepared, caches and WAL files touched.
-  txn.side.newRound();
-  for (let i = 0; i < 20; i++) await txn.side.append(1);
+/** The store's SQL function called on the raw driver, with the batch the store would send. */
+function functionSide(query) {
+  let stream;
+  let next;
+  return {
+    newRound: () => {
+      stream = `vm-${crypto.randomUUID()}`;
+      next = -1;
+    },
+    append: async (count) => {
+      const events = Array.from({ length: count }, () => ({
+        id: crypto.randomUUID(),
+        type: EVENT_TYPE,
+        schemaVersion: SCHEMA_VERSION,
+        data: DATA,
+        metadata: METADATA,
+      }));
+      const { rows } = await query("select * from maqet_append($1, $2::jsonb, $3, $4::bigint, false)", [
+        stream,
+        JSON.stringify(events),
+        next === -1 ? "no_stream" : "exact",
+        next === -1 ? null : next,
+      ]);
+      if (rows.length !== count) throw new Error(`maqet_append returned ${rows.length} rows for ${count} events`);
+      next += count;
+    },
+  };
+}
+
+/** Runs `fn` for each side in an order that alternates with the round, so noise falls on all. */
+async function inTurns(sides, round, fn) {
+  const order = round % 2 === 0 ? sides : [...sides].reverse();
+  for (const s of order) await fn(s);
+}
+
+async function measureTarget(label, sides, config) {
+  for (const s of sides) Object.assign(s, { single: [], singleRate: [], batchRate: [], readRate: [] });
+  // Warm-up: statements planned, caches and WAL files touched.
   for (const s of sides) {
     s.side.newRound();
     for (let i = 0; i < 20; i++) await s.side.append(1);
     await s.side.append(BATCH);
   }
   for (let r = 0; r < config.rounds; r++) {
-    const order = [...turns(r), txn];
-    if (r % 2 === 1) order.reverse();
-    for (const s of order) {
+    await inTurns(sides, r, async (s) => {
       s.side.newRound();
       const t0 = nowMs();
       for (let i = 0; i < config.singles; i++) {
@@ -153,117 +136,207 @@ async function measureTarget(label, store, raw, rawTxn, config) {
         s.single.push(nowMs() - a);
       }
       s.singleRate.push(config.singles / ((nowMs() - t0) / 1000));
-    }
+    });
   }
   for (let r = 0; r < config.rounds; r++) {
-    for (const s of turns(r)) {
+    await inTurns(sides, r, async (s) => {
       s.side.newRound();
       const t0 = nowMs();
-      for (let i = 0; i < config.batches; i++) {
-        const a = nowMs();
-        await s.side.append(BATCH);
-        s.batch.push(nowMs() - a);
-      }
+      for (let i = 0; i < config.batches; i++) await s.side.append(BATCH);
       s.batchRate.push((config.batches * BATCH) / ((nowMs() - t0) / 1000));
-    }
+    });
   }
-  let counts;
+  const readers = sides.filter((s) => s.key === "store" || s.key === "plain");
+  const counts = {};
   for (let r = 0; r < config.reads; r++) {
-    counts = [];
-    for (const s of turns(r)) {
+    await inTurns(readers, r, async (s) => {
       const a = nowMs();
-      const n = await s.side.readAll();
-      const ms = nowMs() - a;
-      counts.push(n);
-      s.read.push(ms);
-      s.readRate.push(n / (ms / 1000));
+      counts[s.key] = await s.side.readAll();
+      s.readRate.push(counts[s.key] / ((nowMs() - a) / 1000));
+    });
+  }
+  const [store, ...baselines] = sides;
+  const rows = [];
+  for (const b of baselines) {
+    rows.push(row(`${label}: single append latency`, "ms", summarize(store.single), b.label, summarize(b.single)));
+  }
+  for (const b of baselines) {
+    rows.push(
+      row(`${label}: single appends`, "events/s", summarize(store.singleRate), b.label, summarize(b.singleRate)),
+    );
+  }
+  for (const b of baselines.filter((x) => x.key !== "function")) {
+    rows.push(
+      row(
+        `${label}: ${BATCH}-event appends`,
+        "events/s",
+        summarize(store.batchRate),
+        `${BATCH}-row unnest INSERT${b.key === "shaped" ? ", store's indexes" : ""}`,
+        summarize(b.batchRate),
+      ),
+    );
+  }
+  const fn = baselines.find((b) => b.key === "function");
+  if (fn) {
+    rows.push(
+      row(
+        `${label}: ${BATCH}-event appends`,
+        "events/s",
+        summarize(store.batchRate),
+        fn.label,
+        summarize(fn.batchRate),
+      ),
+    );
+  }
+  const plain = readers.find((s) => s.key === "plain");
+  rows.push(
+    row(
+      `${label}: readAll (${counts.store} events)`,
+      "events/s",
+      summarize(store.readRate),
+      `SELECT * (${counts.plain} rows)`,
+      summarize(plain.readRate),
+    ),
+  );
+  return rows;
+}
+
+/** Events/s of `WRITERS` concurrent writers, `perWriter` single appends each: store vs raw clients. */
+async function measureWriters(label, store, clients, config) {
+  const storeRates = [];
+  const rawRates = [];
+  const storeRun = async () => {
+    const sides = clients.map(() => storeSide(store));
+    for (const s of sides) s.newRound();
+    const t0 = nowMs();
+    await Promise.all(
+      sides.map(async (s) => {
+        for (let i = 0; i < config.perWriter; i++) await s.append(1);
+      }),
+    );
+    storeRates.push((WRITERS * config.perWriter) / ((nowMs() - t0) / 1000));
+  };
+  const rawRun = async () => {
+    const sides = clients.map((c) => insertSide((sql, params) => c.query(sql, params), "raw_events"));
+    for (const s of sides) s.newRound();
+    const t0 = nowMs();
+    await Promise.all(
+      sides.map(async (s) => {
+        for (let i = 0; i < config.perWriter; i++) await s.append(1);
+      }),
+    );
+    rawRates.push((WRITERS * config.perWriter) / ((nowMs() - t0) / 1000));
+  };
+  await storeRun(); // warm-up: the pool opens its connections
+  await rawRun();
+  storeRates.length = 0;
+  rawRates.length = 0;
+  for (let r = 0; r < config.rounds; r++) {
+    if (r % 2 === 0) {
+      await storeRun();
+      await rawRun();
+    } else {
+      await rawRun();
+      await storeRun();
     }
   }
-  const [st, rw] = sides;
-  return {
-    rows: [
-      row(`${label}: single append latency`, "ms", summarize(st.single), "1-row INSERT", summarize(rw.single)),
-      row(
-        `${label}: single append latency`,
-        "ms",
-        summarize(st.single),
-        "same 6 statements, raw",
-        summarize(txn.single),
-      ),
-      row(`${label}: single appends`, "events/s", summarize(st.singleRate), "1-row INSERT", summarize(rw.singleRate)),
-      row(`${label}: 100-event append latency`, "ms", summarize(st.batch), "100-row INSERT", summarize(rw.batch)),
-      row(
-        `${label}: 100-event appends`,
-        "events/s",
-        summarize(st.batchRate),
-        "100-row INSERT",
-        summarize(rw.batchRate),
-      ),
-      row(
-        `${label}: readAll (${counts[0]} events)`,
-        "events/s",
-        summarize(st.readRate),
-        `SELECT * (${counts[1]} rows)`,
-        summarize(rw.readRate),
-      ),
-    ],
-  };
+  return row(
+    `${label}: ${WRITERS} writers, distinct streams`,
+    "events/s",
+    summarize(storeRates),
+    `${WRITERS} clients, 1-row INSERT`,
+    summarize(rawRates),
+  );
+}
+
+/** One server run: the store's database and the raw tables side by side. */
+async function measureServer(ctx, openEventStore, { durable }, config) {
+  const label = durable ? "PG server, durable" : "PG server, fsync off";
+  const server = await startPostgres(ctx.pgPrefix ?? `${ctx.root}-pg-`, { durable });
+  try {
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    await admin.query("create database maqet_bench");
+    await admin.end();
+    const url = server.url.replace(/\/postgres$/, "/maqet_bench");
+    const opened = await openEventStore({ databaseUrl: url, dataDir: join(ctx.root, "unused"), source: "library" });
+    const clients = [];
+    try {
+      for (let i = 0; i < WRITERS; i++) {
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        clients.push(client);
+      }
+      const query = (sql, params) => clients[0].query(sql, params);
+      await query(RAW_TABLE);
+      await query(SHAPED_TABLE);
+      const rows = await measureTarget(
+        label,
+        [
+          { key: "store", side: storeSide(opened.store) },
+          { key: "plain", label: "1-row INSERT", side: insertSide(query, "raw_events") },
+          { key: "shaped", label: "same row, store's indexes", side: insertSide(query, "shaped_events") },
+          { key: "function", label: "maqet_append on raw driver", side: functionSide(query) },
+        ],
+        config,
+      );
+      rows.push(await measureWriters(label, opened.store, clients, config));
+      return { rows, version: server.version };
+    } finally {
+      for (const c of clients) await c.end().catch(() => {});
+      await opened.close();
+    }
+  } finally {
+    await server.stop();
+  }
 }
 
 await runMeasure("store", "3. Event store: appends and readAll", async (ctx) => {
   const { openEventStore } = await importDist(ctx, "src/adapters/open-event-store.js");
   const config = ctx.quick
-    ? { rounds: 3, singles: 100, batches: 5, reads: 3 }
-    : { rounds: 5, singles: 200, batches: 10, reads: 5 };
+    ? { rounds: 3, singles: 100, batches: 5, reads: 3, perWriter: 50 }
+    : { rounds: 5, singles: 200, batches: 10, reads: 5, perWriter: 100 };
   const rows = [];
   const notes = [
     `${config.rounds} rounds per side of ${config.singles} single appends, then of ${config.batches} x ${BATCH}-event ` +
-      `appends; readAll ${config.reads}x; latency p95 is over appends, rate p95 over rounds (about the max)`,
+      `appends; ${WRITERS} writers x ${config.perWriter} appends, ${config.rounds} rounds; readAll ${config.reads}x; ` +
+      "latency p95 is over appends, rate p95 over rounds (about the max)",
   ];
 
-  // Embedded: two file-backed PGlite data directories, one for the store, one for the raw table.
+  // Embedded: two file-backed PGlite data directories, one for the store, one for the raw tables.
   const opened = await openEventStore({ dataDir: join(ctx.root, "pglite-store"), source: "library" });
   ctx.defer(() => opened.close());
   const lite = await PGlite.create({ dataDir: join(ctx.root, "pglite-raw") });
   ctx.defer(() => (lite.closed ? undefined : lite.close()));
   await lite.exec(RAW_TABLE);
-  for (const ddl of RAW_TXN_TABLES) await lite.exec(ddl);
+  const liteQuery = (sql, params) => lite.query(sql, params);
+  // The store-shaped table and the function live in the store's database (Kysely's raw query:
+  // the store's PGlite handle is not exported).
+  const storeQuery = (sql, params) => opened.db.executeQuery(CompiledQuery.raw(sql, params ?? []));
   const liteVersion = (await lite.query("select version()")).rows[0].version.split(" ").slice(0, 2).join(" ");
-  const embedded = await measureTarget(
-    "PGlite",
-    storeSide(opened.store),
-    rawSide((sql, params) => lite.query(sql, params)),
-    rawTxnSide((sql, params) => lite.query(sql, params)),
-    config,
+  const liteSides = [
+    { key: "store", side: storeSide(opened.store) },
+    { key: "plain", label: "1-row INSERT", side: insertSide(liteQuery, "raw_events") },
+  ];
+  await storeQuery(SHAPED_TABLE);
+  liteSides.push(
+    { key: "shaped", label: "same row, store's indexes", side: insertSide(storeQuery, "shaped_events") },
+    { key: "function", label: "maqet_append, Kysely raw query", side: functionSide(storeQuery) },
   );
-  rows.push(...embedded.rows);
+  rows.push(...(await measureTarget("PGlite", liteSides, config)));
   await opened.close();
   await lite.close();
 
-  // Server: one database, the store's tables and the raw table side by side.
-  // Outside ctx.root (mode 0700, ours): the server runs as another user when we are root.
-  const server = await startPostgres(ctx.pgPrefix ?? `${ctx.root}-pg-`);
-  ctx.defer(() => server.stop());
-  const admin = new pg.Client({ connectionString: server.url });
-  await admin.connect();
-  await admin.query("create database maqet_bench");
-  await admin.end();
-  const url = server.url.replace(/\/postgres$/, "/maqet_bench");
-  const openedPg = await openEventStore({ databaseUrl: url, dataDir: join(ctx.root, "unused"), source: "library" });
-  ctx.defer(() => openedPg.close());
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  ctx.defer(() => client.end());
-  await client.query(RAW_TABLE);
-  for (const ddl of RAW_TXN_TABLES) await client.query(ddl);
-  const serverRows = await measureTarget(
-    "PG server",
-    storeSide(openedPg.store),
-    rawSide((sql, params) => client.query(sql, params)),
-    rawTxnSide((sql, params) => client.query(sql, params)),
-    config,
+  // Servers, one after the other: durable (PostgreSQL's defaults), then fsync off.
+  let serverVersion;
+  for (const durable of [true, false]) {
+    const measured = await measureServer(ctx, openEventStore, { durable }, config);
+    rows.push(...measured.rows);
+    serverVersion = measured.version;
+  }
+  notes.push(
+    `PGlite reports ${liteVersion}; server ${serverVersion}: "durable" = PostgreSQL's defaults (fsync, ` +
+      'synchronous_commit, full_page_writes on); "fsync off" = the test clusters\' settings (all three off)',
   );
-  rows.push(...serverRows.rows);
-  notes.push(`PGlite reports ${liteVersion}; server ${server.version} (fsync=off, synchronous_commit=off)`);
-  return { rows, notes, info: { pgliteVersion: liteVersion, serverVersion: server.version } };
+  return { rows, notes, info: { pgliteVersion: liteVersion, serverVersion } };
 });

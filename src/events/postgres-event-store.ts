@@ -24,8 +24,8 @@ import {
   notifyStreams,
   type PreparedEvent,
 } from "./append-to-stream.ts";
-import { CommitNotifier } from "./commit-notifier.ts";
 import { type Checkpoint, isCheckpoint } from "./checkpoint.ts";
+import { CommitNotifier } from "./commit-notifier.ts";
 import { readDeliveryHold } from "./delivery-hold.ts";
 import type { EventActor, EventMetadata, NewEvent, StoredEvent } from "./envelope.ts";
 import type {
@@ -104,11 +104,16 @@ export class PostgresEventStore implements EventStore {
   readonly #options: PostgresEventStoreOptions;
   readonly #appended = new Subject<StoredEvent>();
   /**
-   * Not single-session (a server): other processes' wake-ups, sent after commit (see
-   * commit-notifier.ts); the append function then does not notify. Single session: undefined,
-   * the function notifies in the append's transaction (nothing there waits on its lock).
+   * Not single-session (a server): wake-ups for other processes. An append that starts while
+   * none of this store's appends is in flight notifies inside its own transaction (one statement,
+   * nothing of ours to hold up); one that starts while others are in flight does not, and is
+   * notified after its commit, coalesced (commit-notifier.ts): PostgreSQL serialises the commits
+   * of notifying transactions (a database-wide lock held through the WAL flush). Single session:
+   * undefined, every append notifies inside its transaction (nothing can run beside it).
    */
   readonly #notifier: CommitNotifier | undefined;
+  /** Appends of this store in flight now (decides where their wake-up is sent, see #notifier). */
+  #appending = 0;
   /** Single session only: each committed append's events, emitted while the session is held. */
   readonly #handovers = new Subject<HandedOverEvents>();
   /** Single session only: the stream an append of this store is writing right now. */
@@ -142,17 +147,23 @@ export class PostgresEventStore implements EventStore {
       return { nextExpectedVersion: current, lastGlobalPosition: await this.#lastPosition(streamId), events: [] };
     }
     const session = this.#options.singleSession;
-    const {
-      written,
-      checkpoints: _,
-      ...result
-    } = await this.#run("append to", streamId, () =>
-      session === undefined
-        ? this.#appendPrepared(this.#db, streamId, prepared, expected)
-        : this.#db.connection().execute((db) => this.#appendHoldingSession(db, session, streamId, prepared, expected)),
-    );
+    const notifyInside = this.#notifier === undefined || this.#appending === 0;
+    this.#appending++;
+    let outcome: WrittenAppend;
+    try {
+      outcome = await this.#run("append to", streamId, () =>
+        session === undefined
+          ? this.#appendPrepared(this.#db, streamId, prepared, expected, notifyInside)
+          : this.#db
+              .connection()
+              .execute((db) => this.#appendHoldingSession(db, session, streamId, prepared, expected)),
+      );
+    } finally {
+      this.#appending--;
+    }
+    const { written, checkpoints: _, ...result } = outcome;
     if (written) {
-      this.#notifier?.poke(streamId);
+      if (!notifyInside) this.#notifier?.poke(streamId);
       for (const event of result.events) this.#appended.next(event);
     }
     return result;
@@ -174,11 +185,11 @@ export class PostgresEventStore implements EventStore {
     this.#appendingTo = streamId;
     let outcome: WrittenAppend;
     try {
-      outcome = await this.#appendPrepared(db, streamId, prepared, expected);
+      outcome = await this.#appendPrepared(db, streamId, prepared, expected, true);
     } finally {
       this.#appendingTo = undefined;
     }
-    if (outcome.written && !this.#closed) {
+    if (outcome.written && this.#handovers.observed) {
       // Committed unless someone left the session inside a transaction block (a raw BEGIN
       // outside the driver's transactions): then the events are not handed over but read once
       // committed; the empty batch makes every live subscription read, as a NOTIFY would.
@@ -202,11 +213,12 @@ export class PostgresEventStore implements EventStore {
     streamId: string,
     prepared: readonly PreparedEvent[],
     expected: ExpectedVersion,
+    notify: boolean,
   ): Promise<WrittenAppend> {
     for (let attempt = 1; ; attempt++) {
       let outcome: Awaited<ReturnType<typeof appendStatement>>;
       try {
-        outcome = await appendStatement(db, streamId, prepared, expected, this.#notifier === undefined);
+        outcome = await appendStatement(db, streamId, prepared, expected, notify);
       } catch (error) {
         if (isEventIdViolation(error) && attempt < MAX_APPEND_ATTEMPTS) continue;
         throw error;

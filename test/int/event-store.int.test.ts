@@ -408,6 +408,22 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
     }
   });
 
+  it("notifies every stream of appends made at once (after their commit, coalesced, on a server)", async () => {
+    const streams = Array.from({ length: 6 }, () => newStream());
+    const payloads: string[] = [];
+    const unlisten = await h.listen(EVENTS_CHANNEL, (p) => payloads.push(p));
+    try {
+      await Promise.all(streams.map((s) => store.append(s, [event("a")], { expectedVersion: "no_stream" })));
+      await eventually(
+        async () => payloads,
+        (p) => streams.every((s) => p.includes(s)),
+      );
+      expect(new Set(payloads)).toEqual(new Set(streams));
+    } finally {
+      await unlisten();
+    }
+  });
+
   it("keeps migrations idempotent", async () => {
     expect(await migrateToLatest(h.db)).toEqual([]);
     const recorded = await sql<{ name: string }>`select name from maqet_migrations order by name`.execute(h.db);
