@@ -1,14 +1,14 @@
 /**
  * 0007: a leaner append. Four changes, each measured (docs/benchmarks.md, "Append cost"):
  *
- * 1. The duplicate-id check probes the `event_id` index once per event
- *    (`where event_id = <one id>`), and the function runs with `enable_seqscan = off`. 0002
- *    looked the ids up with `= any(array)` joined to the batch; PL/pgSQL caches a session's
- *    plans, and a plan made while the table was small or its statistics stale (a sequential
- *    scan, or a hash join over the whole table) stayed in use as the table grew until the next
- *    ANALYZE: every append then read the whole events table (single appends fell from ~2 000/s
- *    to ~300/s within 5 000 events; a probe planned right after an ANALYZE of a 100-row table
- *    cost 3 ms per append at 8 000 rows).
+ * 1. The duplicate-id check is one `exists (… event_id = any(ids))` probe of the `event_id`
+ *    index, and the function runs with `enable_seqscan = off`. 0002 joined the stored rows to
+ *    the batch; PL/pgSQL caches a session's plans, and a plan made while the table was small or
+ *    its statistics stale (a sequential scan, or a hash join over the whole table) stayed in use
+ *    as the table grew until the next ANALYZE: every append then read the whole events table
+ *    (single appends fell from ~2 000/s to ~300/s within 5 000 events; even a probe of one id,
+ *    planned right after an ANALYZE of a 100-row table, cost 3 ms per append at 8 000 rows).
+ *    With sequential scans off, the only plans left use the index.
  * 2. The function returns only what the caller does not already have: outcome, global position,
  *    stream version, recorded_at and transaction id per appended event, or ONE `duplicate` row
  *    when an id is already stored (the caller then reads those rows itself, see
@@ -54,13 +54,11 @@ const up: readonly string[] = [
      v_first bigint;
    begin
      -- 1. Any id already stored: report it and write nothing (the caller reads the stored rows).
-     for i in 0 .. v_count - 1 loop
-       perform from maqet_events e where e.event_id = (p_events->i->>'id')::uuid;
-       if found then
-         return query select 'duplicate'::text, null::bigint, null::bigint, null::timestamptz, null::text;
-         return;
-       end if;
-     end loop;
+     if exists (select from maqet_events e
+                 where e.event_id = any (array(select (x->>'id')::uuid from jsonb_array_elements(p_events) as x))) then
+       return query select 'duplicate'::text, null::bigint, null::bigint, null::timestamptz, null::text;
+       return;
+     end if;
      -- 2. The expected version, decided on the stream row (created by any/no_stream), locked to commit.
      if p_mode = 'any' or p_mode = 'no_stream' then
        insert into maqet_streams as s (stream_id, version) values (p_stream_id, v_count - 1)
