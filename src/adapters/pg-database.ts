@@ -8,10 +8,10 @@
  * try { await migrateToLatest(db); } finally { await close(); }
  * ```
  */
-import { Kysely, PostgresDialect } from "kysely";
-import type { Pool } from "pg";
+import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from "kysely";
+import type { Pool, PoolClient } from "pg";
 import { MaqetError } from "../errors/maqet-error.ts";
-import type { Database } from "../events/schema.ts";
+import { type Database, PREPARE_MARK } from "../events/schema.ts";
 
 /** An open server database. `close()` ends the pool and is idempotent. */
 export interface PgDatabase {
@@ -60,7 +60,7 @@ export async function openPgDatabase(options: OpenPgOptions): Promise<PgDatabase
       { cause: error, details: { url: redact(options.url) } },
     );
   }
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) });
   let closing: Promise<void> | undefined;
   return {
     db,
@@ -69,6 +69,35 @@ export async function openPgDatabase(options: OpenPgOptions): Promise<PgDatabase
       closing ??= db.destroy(); // ends the pool
       return closing;
     },
+  };
+}
+
+/**
+ * The pool as Kysely sees it: each client runs statements that start with {@link PREPARE_MARK}
+ * as named prepared statements (`pg` prepares a name once per connection), everything else as
+ * before: an append took ~330 µs as an unnamed statement, ~200 µs prepared (parse and plan of
+ * the call skipped). Names come from a per-process table of the marked texts, so one text has one name.
+ */
+function preparingPool(pool: Pool): PostgresPool {
+  const names = new Map<string, string>();
+  const nameOf = (text: string) => {
+    let name = names.get(text);
+    if (name === undefined) {
+      name = `maqet_${names.size + 1}`;
+      names.set(text, name);
+    }
+    return name;
+  };
+  const wrap = (client: PoolClient): PostgresPoolClient => ({
+    query: ((text: unknown, parameters?: unknown[]) =>
+      typeof text === "string" && text.startsWith(PREPARE_MARK)
+        ? client.query({ name: nameOf(text), text, values: parameters })
+        : client.query(text as string, parameters)) as unknown as PostgresPoolClient["query"],
+    release: () => client.release(),
+  });
+  return {
+    connect: async () => wrap(await pool.connect()),
+    end: () => pool.end(),
   };
 }
 

@@ -32,7 +32,7 @@ import type { Checkpoint } from "./checkpoint.ts";
 import type { EventMetadata, StoredEvent } from "./envelope.ts";
 import type { AppendResult, ExpectedVersion } from "./event-store.ts";
 import { type EventRow, toStoredEvent } from "./read-all.ts";
-import { type Database, toNumber } from "./schema.ts";
+import { type Database, PREPARE_MARK, toNumber } from "./schema.ts";
 
 /** The channel every committed append notifies, with the stream id as payload (a wake-up only). */
 export const EVENTS_CHANNEL = "maqet_events";
@@ -102,7 +102,7 @@ export async function appendStatement(
     events.map((e) => ({ id: e.id, type: e.type, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata })),
   );
   const mode = expected === "any" || expected === "no_stream" || expected === "stream_exists" ? expected : "exact";
-  const { rows } = await sql<OutcomeRow>`
+  const { rows } = await sql<OutcomeRow>`${sql.raw(PREPARE_MARK)}
     select * from maqet_append(${streamId}, ${batch}::jsonb, ${expected === -1 ? "no_stream" : mode},
                                ${typeof expected === "number" ? expected : null}::bigint, ${notify}::boolean)`.execute(
     db,

@@ -69,3 +69,15 @@ export function toNumber(value: string | number | bigint): number {
   if (!Number.isSafeInteger(n)) throw new RangeError(`not a safe integer: ${String(value)}`);
   return n;
 }
+
+/**
+ * Starts a statement worth preparing: a fixed text run often (the append). A server driver may
+ * run such statements as named prepared statements, parsed and planned once per connection
+ * (src/adapters/pg-database.ts does); to any other driver it is a comment.
+ *
+ * @example
+ * ```ts
+ * await sql`${sql.raw(PREPARE_MARK)} select * from maqet_append(${id}, ...)`.execute(db);
+ * ```
+ */
+export const PREPARE_MARK = "/* maqet:prepare */";
