@@ -5,8 +5,9 @@
 //   from the append's commit (its promise resolving in the writer) to the subscriber receiving
 //   it, p50 and p99. On the server the subscriber uses its own store (its own pool and LISTEN
 //   connection), as another process would, so it learns of appends only through NOTIFY (or its
-//   poll). On PGlite (one process) it subscribes to the writer's store. An event delivered before
-//   the writer saw its own commit acknowledged counts as 0 ms. Baseline: the same thing by hand,
+//   poll). On PGlite (one process) it subscribes to the writer's store, which hands its appends
+//   to live subscriptions at commit. An event delivered before the writer saw its own commit
+//   acknowledged counts as 0 ms (the notes say how many). Baseline: the same thing by hand,
 //   at the same rate: an autocommitted INSERT into a plain table that also sends pg_notify, and a
 //   LISTENing client that, on each wake-up, keyset-reads the new rows (`id > last`) on a second
 //   connection; latency from the INSERT's acknowledgement to the row coming back to the reader.
@@ -67,8 +68,11 @@ async function storeLatency(writer, reader, rate, seconds, tag) {
   const deadline = nowMs() + 10_000;
   while (delivered.size < ids.length && nowMs() < deadline) await sleep(10);
   sub.unsubscribe();
-  const samples = ids.filter((id) => delivered.has(id)).map((id) => Math.max(0, delivered.get(id) - committed.get(id)));
-  return { samples, missing: ids.length - samples.length, ...run };
+  const got = ids.filter((id) => delivered.has(id));
+  const samples = got.map((id) => Math.max(0, delivered.get(id) - committed.get(id)));
+  // Delivered before the writer saw its append resolve (PGlite hands its own appends over at commit).
+  const early = got.filter((id) => delivered.get(id) < committed.get(id)).length;
+  return { samples, missing: ids.length - samples.length, early, ...run };
 }
 
 /**
@@ -140,6 +144,7 @@ async function latencyRows(label, writer, reader, raw, config, notes) {
     notes.push(
       `${label} ${rate}/s: ${store.total} events in ${(store.elapsedMs / 1000).toFixed(1)} s, ` +
         `p95 ${s.p95.toFixed(2)} ms, max ${s.max.toFixed(1)} ms, ${store.missing} not delivered within 10 s, ` +
+        `${store.early} delivered before their append resolved (0 ms), ` +
         `${store.late} appends sent >100 ms late; baseline ${base.total} rows in ${(base.elapsedMs / 1000).toFixed(1)} s, ` +
         `${base.late} sent late`,
     );
