@@ -12,12 +12,12 @@
 // database (what reading alone costs); the ratio is rebuild events/s over raw-read events/s.
 // Also: what an up-to-date inline catch-up costs (what every `ls`/`status` pays first).
 //
-//   node bench/projection-rebuild.mjs [--quick] [--vms N] [--rounds N] [--chunk N] [--pglite]
+//   node bench/projection-rebuild.mjs [--quick] [--vms N] [--rounds N] [--chunk N] [--pglite] [--dist DIR]
 //   node bench/run.mjs --only projections,projections-pglite   (with the other measures' harness)
 // Server: 100 000 VMs = 1M events, 2 rebuilds (--quick: 200k events, 1 rebuild). PGlite
 // (--pglite, or bench/projection-rebuild-pglite.mjs): 50 000 VMs = 500k events, 1 rebuild, to stay
 // within the harness's time limit per measure (PGlite reads about 5x slower); `--vms 100000` for 1M.
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { CompiledQuery } from "kysely";
 import pg from "pg";
 import { importDist, runMeasure } from "./harness.mjs";
@@ -156,10 +156,18 @@ async function measureDialect(label, ctx, opened, query, config) {
 
 const pglite = process.argv.includes("--pglite");
 
+function option(name) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? undefined : process.argv[i + 1];
+}
+
 await runMeasure(
   pglite ? "projections-pglite" : "projections",
   `Projection rebuild: VM list from position 0 (${pglite ? "PGlite" : "PostgreSQL server"})`,
   async (ctx) => {
+    // Run alone, measure another build than ./dist (one that others' rebuilds of dist/ leave alone).
+    const dist = process.env.BENCH_CTX ? undefined : (option("dist") ?? process.env.BENCH_DIST);
+    if (dist !== undefined) ctx.dist = resolve(dist);
     const { openEventStore } = await importDist(ctx, "src/adapters/open-event-store.js");
     const flag = (name) => {
       const i = process.argv.indexOf(`--${name}`);

@@ -18,7 +18,7 @@ import { type Kysely, sql } from "kysely";
 import type { VmConfig } from "../config/vm-config.ts";
 import type { StoredEvent } from "../events/envelope.ts";
 import type { EventStore } from "../events/event-store.ts";
-import type { Projection } from "../events/projections/projection.ts";
+import type { Projection, ProjectionRebuilder } from "../events/projections/projection.ts";
 import type { ProjectionRunner } from "../events/projections/projection-runner.ts";
 import { vmStreamId } from "../events/vm-events.ts";
 import type { VmDirectory } from "./vm-directory.ts";
@@ -53,6 +53,18 @@ interface Folded {
 const COMPLETE = Symbol("complete");
 /** Rows kept between batches, at most (about 1 KB each); past it the cache starts over. */
 const CACHE_LIMIT = 50_000;
+/**
+ * VMs a rebuild folds in memory, at most (about 1 KB each); past it the rows folded so far are
+ * written and the rest of the history is applied batch by batch.
+ */
+const REBUILD_LIMIT = 1_000_000;
+/** Rows per INSERT statement when a rebuild writes its rows (about 1 KB each). */
+const WRITE_CHUNK = 5000;
+
+/** A VM as a rebuild folds it: its row's fields, updated in place. */
+interface Rebuilt extends Folded {
+  lastPosition: number;
+}
 
 /**
  * The `vms` projection over the `vm` category.
@@ -85,7 +97,7 @@ export const vmListProjection: Projection = {
         state.set(row.stream_id, { view: decodeView(row), firstPosition: Number(row.first_position) } satisfies Folded);
       }
     }
-    const changed: Record<string, unknown>[] = [];
+    const changed: unknown[][] = [];
     for (const [streamId, streamEvents] of byStream) {
       const before = state.get(streamId) as Folded | undefined;
       let view = before?.view;
@@ -98,13 +110,66 @@ export const vmListProjection: Projection = {
       state.set(streamId, { view, firstPosition } satisfies Folded);
       changed.push(toRow(view, firstPosition, streamEvents.at(-1)!.globalPosition));
     }
-    if (changed.length > 0) await upsert(trx, changed);
+    if (changed.length > 0) await upsert(trx, JSON.stringify(changed));
   },
   async reset(trx, { state }) {
     await sql`truncate maqet_vms`.execute(trx);
     state.set(COMPLETE, true);
   },
+  rebuilder: () => vmListRebuilder(),
 };
+
+/**
+ * The rebuild fast path: every VM folded in a Map (the same `applyVmEvent`, so the same rows as
+ * `apply`), then written once, in chunks of plain INSERTs into the emptied table.
+ */
+function vmListRebuilder(): ProjectionRebuilder {
+  const vms = new Map<string, Rebuilt>();
+  return {
+    get full() {
+      return vms.size >= REBUILD_LIMIT;
+    },
+    fold(events) {
+      for (const event of events) {
+        const vm = vms.get(event.streamId);
+        if (vm !== undefined) {
+          vm.view = applyVmEvent(vm.view, event)!; // a defined view stays defined
+          vm.lastPosition = event.globalPosition;
+          continue;
+        }
+        const view = applyVmEvent(undefined, event);
+        if (view === undefined) continue; // no vm.defined yet: nothing to list
+        vms.set(event.streamId, { view, firstPosition: event.globalPosition, lastPosition: event.globalPosition });
+      }
+    },
+    async write(trx, { state }) {
+      let sent: Promise<void> = Promise.resolve();
+      let chunk: unknown[][] = [];
+      const send = async () => {
+        const json = JSON.stringify(chunk);
+        chunk = [];
+        await sent;
+        sent = insert(trx, json);
+        sent.catch(() => {}); // awaited before the next chunk, or at the end
+        // Let the driver send it; the next chunk is encoded while the server inserts this one.
+        await new Promise((resolve) => setImmediate(resolve));
+      };
+      for (const vm of vms.values()) {
+        chunk.push(toRow(vm.view, vm.firstPosition, vm.lastPosition));
+        if (chunk.length === WRITE_CHUNK) await send();
+      }
+      if (chunk.length > 0) await send();
+      await sent;
+      // What apply would have cached: every row, when they fit.
+      if (vms.size <= CACHE_LIMIT) {
+        for (const [streamId, vm] of vms) state.set(streamId, { view: vm.view, firstPosition: vm.firstPosition });
+      } else {
+        state.clear();
+      }
+      vms.clear();
+    },
+  };
+}
 
 /**
  * A {@link VmDirectory} over `maqet_vms`: each call first catches the projection up (a cheap
@@ -165,46 +230,79 @@ async function readYourWrites(
   return view === undefined || view.status === "removed" ? undefined : view;
 }
 
-function toRow(view: VmView, firstPosition: number, lastPosition: number): Record<string, unknown> {
-  const { config, ...rest } = view;
-  return {
-    stream_id: view.streamId,
-    vm_id: view.vmId,
-    name: view.name,
-    status: view.status,
-    detail: statusDetail(view),
-    pid: view.pid ?? null,
-    qmp_socket: view.qmpSocket ?? null,
-    runtime_dir: view.runtimeDir ?? null,
-    qemu_version: view.qemuVersion ?? null,
-    accel: config.accel ?? null,
-    accel_in_use: view.accelUsed ?? null,
+/** `maqet_vms` columns, in the order {@link toRow} gives their values, and their SQL types. */
+const COLUMNS = [
+  ["stream_id", "text"],
+  ["vm_id", "text"],
+  ["name", "text"],
+  ["status", "text"],
+  ["detail", "text"],
+  ["pid", "integer"],
+  ["qmp_socket", "text"],
+  ["runtime_dir", "text"],
+  ["qemu_version", "text"],
+  ["accel", "text"],
+  ["accel_in_use", "text"],
+  ["config", "jsonb"],
+  ["config_path", "text"],
+  ["version", "bigint"],
+  ["first_position", "bigint"],
+  ["last_position", "bigint"],
+  ["defined_at", "timestamptz"],
+  ["started_at", "timestamptz"],
+  ["updated_at", "timestamptz"],
+  ["view", "jsonb"],
+] as const;
+
+/** A row as a JSON array (positional: no keys to repeat, nor to look up). */
+function toRow(view: VmView, firstPosition: number, lastPosition: number): unknown[] {
+  const config = view.config;
+  return [
+    view.streamId,
+    view.vmId,
+    view.name,
+    view.status,
+    statusDetail(view),
+    view.pid ?? null,
+    view.qmpSocket ?? null,
+    view.runtimeDir ?? null,
+    view.qemuVersion ?? null,
+    config.accel ?? null,
+    view.accelUsed ?? null,
     config,
-    config_path: view.configPath ?? null,
-    version: view.version,
-    first_position: firstPosition,
-    last_position: lastPosition,
-    defined_at: view.definedAt.toISOString(),
-    started_at: view.startedAt?.toISOString() ?? null,
-    updated_at: view.updatedAt.toISOString(),
-    view: encodeJson(rest),
-  };
+    view.configPath ?? null,
+    view.version,
+    firstPosition,
+    lastPosition,
+    view.definedAt.toISOString(),
+    view.startedAt?.toISOString() ?? null,
+    view.updatedAt.toISOString(),
+    encodeFields(view, "config"),
+  ];
 }
 
-/** Upserts rows in one statement with one parameter, whatever their number. */
-async function upsert(trx: Db, rows: Record<string, unknown>[]): Promise<void> {
+const COLUMN_NAMES = sql.raw(COLUMNS.map(([name]) => name).join(", "));
+// From each array element: text as is, jsonb without a round trip through text, the rest cast.
+const ELEMENT_VALUES = sql.raw(
+  COLUMNS.map(([, type], i) =>
+    type === "jsonb" ? `r->${i}` : type === "text" ? `r->>${i}` : `(r->>${i})::${type}`,
+  ).join(", "),
+);
+
+/** Inserts rows (a JSON array of {@link toRow} arrays) in one statement with one parameter. */
+function insertRows(rows: string) {
+  return sql`insert into maqet_vms (${COLUMN_NAMES}) select ${ELEMENT_VALUES} from jsonb_array_elements(${rows}::jsonb) as r`;
+}
+
+/** Inserts rows into the emptied table (a rebuild): no conflict to look for. */
+async function insert(trx: Db, rows: string): Promise<void> {
+  await insertRows(rows).execute(trx);
+}
+
+/** Upserts rows (a JSON array of {@link toRow} arrays) in one statement with one parameter. */
+async function upsert(trx: Db, rows: string): Promise<void> {
   await sql`
-    insert into maqet_vms (stream_id, vm_id, name, status, detail, pid, qmp_socket, runtime_dir, qemu_version,
-                           accel, accel_in_use, config, config_path, version, first_position, last_position,
-                           defined_at, started_at, updated_at, view)
-    select r.stream_id, r.vm_id, r.name, r.status, r.detail, r.pid, r.qmp_socket, r.runtime_dir, r.qemu_version,
-           r.accel, r.accel_in_use, r.config, r.config_path, r.version, r.first_position, r.last_position,
-           r.defined_at, r.started_at, r.updated_at, r.view
-      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(
-           stream_id text, vm_id text, name text, status text, detail text, pid integer, qmp_socket text,
-           runtime_dir text, qemu_version text, accel text, accel_in_use text, config jsonb, config_path text,
-           version bigint, first_position bigint, last_position bigint, defined_at timestamptz,
-           started_at timestamptz, updated_at timestamptz, view jsonb)
+    ${insertRows(rows)}
     on conflict (stream_id) do update set
            vm_id = excluded.vm_id, name = excluded.name, status = excluded.status, detail = excluded.detail,
            pid = excluded.pid, qmp_socket = excluded.qmp_socket, runtime_dir = excluded.runtime_dir,
@@ -218,14 +316,20 @@ const DATE_TAG = "$date";
 
 /** The view as JSON with every Date as `{"$date": ISO}`, so decoding restores Dates wherever they are. */
 function encodeJson(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
   if (value instanceof Date) return { [DATE_TAG]: value.toISOString() };
   if (Array.isArray(value)) return value.map(encodeJson);
-  if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [key, entry] of Object.entries(value)) if (entry !== undefined) out[key] = encodeJson(entry);
-    return out;
+  return encodeFields(value);
+}
+
+/** An object's defined fields (but `skip`), encoded by {@link encodeJson}. */
+function encodeFields(value: object, skip?: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const entry = (value as Record<string, unknown>)[key];
+    if (entry !== undefined && key !== skip) out[key] = encodeJson(entry);
   }
-  return value;
+  return out;
 }
 
 function decodeJson(value: unknown): unknown {

@@ -50,8 +50,11 @@ export function foldVmEvents(events: readonly StoredEvent[]): VmView | undefined
   return view;
 }
 
-/** Applies one event to a view; unknown event types (newer writers) only bump the version. */
-export function applyVmEvent(view: VmView | undefined, raw: StoredEvent): VmView | undefined {
+/**
+ * Applies one event to a view; unknown event types (newer writers) only bump the version. Reads
+ * neither the event's id nor its metadata (a projection rebuild does not read them).
+ */
+export function applyVmEvent(view: VmView | undefined, raw: Omit<StoredEvent, "id" | "metadata">): VmView | undefined {
   const event = asVmEvent(raw);
   if (event === undefined) return view === undefined ? view : { ...view, version: raw.streamVersion };
   if (event.type === "vm.defined") {

@@ -138,6 +138,8 @@ export const VM_EVENT_SCHEMA: { readonly [K in VmEventType]: number } = {
 
 export type NewVmEvent = { [K in VmEventType]: NewEvent<K, VmEventData[K]> }[VmEventType];
 export type StoredVmEvent = { [K in VmEventType]: StoredEvent<K, VmEventData[K]> }[VmEventType];
+/** A catalogue event without its id and metadata: what a fold reads (a projection rebuild reads no more). */
+export type VmEventFacts = { [K in VmEventType]: Omit<StoredEvent<K, VmEventData[K]>, "id" | "metadata"> }[VmEventType];
 
 /** Builds a new event of the given type at its current schema version. */
 export function vmEvent<K extends VmEventType>(type: K, data: VmEventData[K]): NewEvent<K, VmEventData[K]> {
@@ -152,7 +154,9 @@ export function isVmEventType(type: string): type is VmEventType {
  * Narrows a stored event to the catalogue, upcasting old schema versions.
  * Returns undefined for a type this version does not know (a newer writer's event).
  */
-export function asVmEvent(event: StoredEvent): StoredVmEvent | undefined {
+export function asVmEvent(event: StoredEvent): StoredVmEvent | undefined;
+export function asVmEvent(event: Omit<StoredEvent, "id" | "metadata">): VmEventFacts | undefined;
+export function asVmEvent(event: Omit<StoredEvent, "id" | "metadata">): VmEventFacts | undefined {
   if (!isVmEventType(event.type)) return undefined;
   // Upcasters, keyed by type and version.
   if (event.type === "qmp.command-executed" && event.schemaVersion === 1) {
@@ -162,9 +166,9 @@ export function asVmEvent(event: StoredEvent): StoredVmEvent | undefined {
       ...event,
       schemaVersion: 2,
       data: { ...data, tier: qmpTierOf(data.command), rule: "unchecked" },
-    } as StoredVmEvent;
+    } as VmEventFacts;
   }
-  return event as StoredVmEvent;
+  return event as VmEventFacts;
 }
 
 export function vmStreamId(vmId: string): string {

@@ -272,6 +272,182 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
     }
   });
 
+  // The rebuild fast path (Projection.rebuilder): fold in memory, swap rows and checkpoint in one
+  // transaction; the live path stays apply.
+
+  it("a rebuilder builds in memory and commits rows and checkpoint in one transaction; later events go through apply", async () => {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    await seed(category, 9);
+    const projection = countingProjection({ name: table, table, category, rebuilder: {} });
+    const runner = new ProjectionRunner({
+      db: t.db,
+      store,
+      batchSize: 4,
+      rebuildBatchSize: 4,
+      projections: [projection],
+    });
+    // The first catch-up is a build (version 0 -> 1): the fast path, 3 pages folded, 1 transaction.
+    expect(await runner.catchUp(table)).toMatchObject({ events: 9, batches: 1, rebuilt: true });
+    expect(projection.stats).toEqual({ applyCalls: 0, folds: 3, writes: 1 });
+    const events = await store.readAll({ category });
+    expect(await readCounts(t.db, table)).toEqual(events.map((e) => ({ id: e.id, position: e.globalPosition, n: 1 })));
+    expect(await runner.lag(table)).toMatchObject({ eventsApplied: 9, eventsBehind: 0, builtVersion: 1 });
+
+    await seed(category, 5);
+    expect(await runner.catchUp(table)).toMatchObject({ events: 5, batches: 2, rebuilt: false });
+    expect(projection.stats.applyCalls).toBe(2);
+
+    await sql`update ${sql.table(table)} set n = 7`.execute(t.db);
+    expect(await runner.rebuild(table)).toMatchObject({ events: 14, batches: 1, rebuilt: true });
+    expect(projection.stats).toMatchObject({ applyCalls: 2, writes: 2 });
+    const counts = await readCounts(t.db, table);
+    expect(counts).toHaveLength(14);
+    expect(counts.every((c) => c.n === 1)).toBe(true);
+    expect(await runner.lag(table)).toMatchObject({ eventsApplied: 14, eventsBehind: 0 });
+  });
+
+  it("a fast rebuild cut short (aborted while folding) leaves the previous rows and checkpoint as they were", async () => {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    await seed(category, 9);
+    const controller = new AbortController();
+    const projection = countingProjection({
+      name: table,
+      table,
+      category,
+      rebuilder: { onFold: () => (projection.stats.folds === 2 ? controller.abort() : undefined) },
+    });
+    const runner = new ProjectionRunner({
+      db: t.db,
+      store,
+      batchSize: 4,
+      rebuildBatchSize: 4,
+      projections: [projection],
+    });
+    await runner.catchUp(table);
+    await sql`update ${sql.table(table)} set n = 7`.execute(t.db); // marks the rows a rebuild would replace
+    const before = await runner.lag(table);
+    const error = await failure(runner.rebuild(table, { signal: controller.signal }));
+    expect((error as Error).name).toBe("AbortError");
+    const counts = await readCounts(t.db, table);
+    expect(counts).toHaveLength(9);
+    expect(counts.every((c) => c.n === 7)).toBe(true);
+    expect(await runner.lag(table)).toMatchObject({
+      position: before.position,
+      eventsApplied: before.eventsApplied,
+      rebuiltAt: before.rebuiltAt,
+    });
+    expect(await runner.rebuild(table)).toMatchObject({ events: 9, batches: 1 });
+    expect((await readCounts(t.db, table)).every((c) => c.n === 1)).toBe(true);
+  });
+
+  it("a rebuilder whose write fails rolls the swap back; the batch path rebuilds instead, every event once", async () => {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    await seed(category, 10);
+    const projection = countingProjection({
+      name: table,
+      table,
+      category,
+      rebuilder: {
+        onWrite: async ({ trx }) => {
+          // The rows are in (uncommitted) when this throws: the rollback must take them back.
+          expect((await readCounts(trx, table)).length).toBe(10);
+          throw new Error("lost the connection (simulated)");
+        },
+      },
+    });
+    const runner = new ProjectionRunner({
+      db: t.db,
+      store,
+      batchSize: 4,
+      rebuildBatchSize: 4,
+      projections: [projection],
+    });
+    expect(await runner.catchUp(table)).toMatchObject({ events: 10, batches: 3, rebuilt: true });
+    expect(projection.stats).toMatchObject({ writes: 1, applyCalls: 3 });
+    const counts = await readCounts(t.db, table);
+    expect(counts).toHaveLength(10);
+    expect(counts.every((c) => c.n === 1)).toBe(true);
+  });
+
+  it("a rebuilder whose fold throws falls back to the batch path, which stops at the failing event as always", async () => {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    await seed(category, 12);
+    const events = await store.readAll({ category });
+    const poison = events[7]!;
+    let broken = true;
+    const projection = countingProjection({
+      name: table,
+      table,
+      category,
+      onApply: ({ events: batch }) => {
+        if (broken && batch.some((e) => e.id === poison.id)) throw new Error("cannot apply this one");
+      },
+      rebuilder: {
+        onFold: ({ events: page }) => {
+          if (broken && page.some((e) => e.globalPosition === poison.globalPosition)) throw new Error("cannot fold it");
+        },
+      },
+    });
+    const runner = new ProjectionRunner({
+      db: t.db,
+      store,
+      batchSize: 5,
+      rebuildBatchSize: 5,
+      projections: [projection],
+    });
+    const error = await failure(runner.catchUp(table));
+    expect(isMaqetError(error, "PROJECTION_FAILED")).toBe(true);
+    expect((error as Error).message).toContain(`stopped at event ${poison.globalPosition}`);
+    expect((await readCounts(t.db, table)).map((c) => c.id)).toEqual(events.slice(0, 7).map((e) => e.id));
+    expect(projection.stats.writes).toBe(0);
+    broken = false;
+    expect(await runner.catchUp(table)).toMatchObject({ events: 5 });
+    expect((await readCounts(t.db, table)).map((c) => [c.id, c.n])).toEqual(events.map((e) => [e.id, 1]));
+  });
+
+  it("a rebuilder at its memory bound writes what it folded and applies the rest batch by batch", async () => {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    await seed(category, 11);
+    const projection = countingProjection({ name: table, table, category, rebuilder: { limit: 4 } });
+    const runner = new ProjectionRunner({
+      db: t.db,
+      store,
+      batchSize: 3,
+      rebuildBatchSize: 3,
+      projections: [projection],
+    });
+    // Folds 2 pages (6 events, past the bound of 4), swaps them in, then 5 events in 2 batches.
+    expect(await runner.rebuild(table)).toMatchObject({ events: 11, batches: 3, rebuilt: true });
+    expect(projection.stats).toMatchObject({ folds: 2, writes: 1, applyCalls: 2 });
+    const counts = await readCounts(t.db, table);
+    expect(counts.map((c) => c.id)).toEqual((await store.readAll({ category })).map((e) => e.id));
+    expect(counts.every((c) => c.n === 1)).toBe(true);
+    expect(await runner.lag(table)).toMatchObject({ eventsApplied: 11, eventsBehind: 0 });
+  });
+
+  it("a new projection version rebuilds through the rebuilder", async () => {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    await seed(category, 5);
+    const v1 = new ProjectionRunner({
+      db: t.db,
+      store,
+      projections: [countingProjection({ name: table, table, category, version: 1 })],
+    });
+    await v1.catchUp(table);
+    await sql`update ${sql.table(table)} set n = 7`.execute(t.db);
+    const projection = countingProjection({ name: table, table, category, version: 2, rebuilder: {} });
+    const v2 = new ProjectionRunner({ db: t.db, store, projections: [projection] });
+    expect(await v2.catchUp(table)).toMatchObject({ rebuilt: true, events: 5, batches: 1 });
+    expect(projection.stats).toMatchObject({ writes: 1, applyCalls: 0 });
+    expect((await readCounts(t.db, table)).every((c) => c.n === 1)).toBe(true);
+  });
+
   if (dialect !== "pg") {
     console.log(
       "[projection-runner " + dialect + "] skipped the cases with two connections or processes: PGlite has one session",
@@ -348,6 +524,87 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
       const counts = await readCounts(t.db, table);
       expect(counts.map((c) => c.id)).toEqual((await store.readAll()).map((e) => e.id));
       expect(counts.every((c) => c.n === 1)).toBe(true);
+    },
+  );
+
+  it.runIf(dialect === "pg")(
+    "two runners building with the fast path at once: one swap wins, the other goes on from its checkpoint; nothing doubled",
+    async () => {
+      const { table, category } = fresh();
+      await createCountsTable(t.db, table);
+      await seed(category, 60, 7);
+      const other = await openPgDatabase({ url: t.url! });
+      try {
+        const projections = [0, 1].map(() => countingProjection({ name: table, table, category, rebuilder: {} }));
+        const runners = [t.db, other.db].map(
+          (db, i) =>
+            new ProjectionRunner({
+              db,
+              store: new PostgresEventStore(db),
+              batchSize: 7,
+              rebuildBatchSize: 7,
+              projections: [projections[i]!],
+            }),
+        );
+        await Promise.all([runners[0]!.catchUp(table), runners[1]!.catchUp(table), runners[1]!.rebuild(table)]);
+        await seed(category, 10, 7);
+        await Promise.all([runners[0]!.rebuild(table), runners[1]!.catchUp(table)]);
+        await runners[1]!.catchUp(table);
+        const counts = await readCounts(t.db, table);
+        expect(counts.map((c) => c.id)).toEqual((await store.readAll({ category })).map((e) => e.id));
+        expect(counts.every((c) => c.n === 1)).toBe(true);
+      } finally {
+        await other.close();
+      }
+    },
+  );
+
+  it.runIf(dialect === "pg")(
+    "a runner process SIGKILLed inside the swap of a fast rebuild (rows inserted, not committed) leaves the previous rows and checkpoint",
+    async () => {
+      const { table } = fresh();
+      await createCountsTable(t.db, table);
+      await seed(fresh().category, 6);
+      // The child folds every category: so does this runner.
+      const runner = new ProjectionRunner({
+        db: t.db,
+        store,
+        projections: [countingProjection({ name: table, table })],
+      });
+      await runner.catchUp(table);
+      await sql`update ${sql.table(table)} set n = 7`.execute(t.db);
+      const before = await runner.lag(table);
+      const child = spawn(
+        process.execPath,
+        [
+          join(projectRoot, "test/fixtures/projection-child.mjs"),
+          join(projectRoot, "dist"),
+          t.url!,
+          table,
+          "100",
+          "write",
+        ],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
+      let out = "";
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on("data", (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes("hang write")) resolve();
+        });
+        child.once("exit", (code) => reject(new Error(`child exited ${code} before hanging: ${out}`)));
+      });
+      child.kill("SIGKILL");
+      await new Promise((resolve) => child.once("exit", resolve));
+      // The killed backend's transaction may take a moment to end: its lock on the table holds this read.
+      const counts = await readCounts(t.db, table);
+      expect(counts.length).toBe(before.eventsApplied);
+      expect(counts.every((c) => c.n === 7)).toBe(true);
+      expect(await runner.lag(table)).toMatchObject({
+        position: before.position,
+        eventsApplied: before.eventsApplied,
+        rebuiltAt: before.rebuiltAt,
+      });
     },
   );
 });

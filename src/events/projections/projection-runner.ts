@@ -33,9 +33,10 @@ import {
   recordStall,
   resetCheckpoint,
 } from "./checkpoint-store.ts";
-import type { Projection, ProjectionContext } from "./projection.ts";
+import type { Projection, ProjectionContext, ProjectionRebuilder, RebuildEvent } from "./projection.ts";
 import { type LagFigures, readLag } from "./projection-lag.ts";
 import { LiveLoop, type LiveOptions } from "./projection-live-loop.ts";
+import { readRebuildPage } from "./rebuild-read.ts";
 
 export type { LiveOptions } from "./projection-live-loop.ts";
 
@@ -91,6 +92,15 @@ const DEFAULT_REBUILD_BATCH = 10_000;
 /** Committed: the checkpoint this runner now holds; not: the checkpoint someone else left. */
 type BatchOutcome = { committed: boolean; checkpoint: ProjectionCheckpoint };
 
+/** Events checkpointed and transactions committed so far by one call. */
+interface Progress {
+  events: number;
+  batches: number;
+}
+
+const NOTHING_DONE: Progress = { events: 0, batches: 0 };
+const NO_EVENTS: Promise<StoredEvent[]> = Promise.resolve([]);
+
 export class ProjectionRunner {
   readonly #db: ProjectionRunnerOptions["db"];
   readonly #store: ProjectionRunnerOptions["store"];
@@ -141,9 +151,17 @@ export class ProjectionRunner {
   }
 
   /**
-   * Empties the projection's tables and replays every event from position 0. The reset commits
-   * first (rows and checkpoint together), then the replay commits batch by batch: a rebuild cut
-   * short resumes where it stopped on the next catch-up.
+   * Replays every event from position 0 into emptied tables.
+   *
+   * With a {@link Projection.rebuilder} (the fast path): folds the history in memory, then empties
+   * the tables, writes every row once and moves the checkpoint in ONE transaction; until it
+   * commits, readers see the previous rows, and a rebuild cut short leaves them (and the
+   * checkpoint) as they were. Events appended meanwhile follow through `apply`. Should the fast
+   * path fail (the fold or the write throws), it falls back to the batch path.
+   *
+   * Without one (the batch path): the reset commits first (rows and checkpoint together), then the
+   * replay commits batch by batch through `apply`: a rebuild cut short resumes where it stopped on
+   * the next catch-up.
    *
    * @example
    * ```ts
@@ -155,8 +173,8 @@ export class ProjectionRunner {
     return this.#queued(name, async () => {
       await this.#ensure(projection);
       const context = newContext();
-      await this.#reset(projection, context, () => true);
-      return this.#catchUp(projection, context, true, options.signal);
+      const done = await this.#rebuildFromStart(projection, context, () => true, options.signal);
+      return this.#catchUp(projection, context, true, options.signal, done);
     });
   }
 
@@ -215,24 +233,26 @@ export class ProjectionRunner {
     context: ProjectionContext,
     rebuilt: boolean,
     signal?: AbortSignal,
+    done: Progress = NOTHING_DONE,
   ): Promise<CatchUpResult> {
     await this.#ensure(projection);
+    let { events, batches } = done;
     let checkpoint = await this.#checkpoint(this.#db, projection);
     if (checkpoint.version !== projection.version) {
       this.#assertNotNewer(projection, checkpoint);
-      await this.#reset(projection, context, (locked) => locked.version !== projection.version);
+      const built = await this.#rebuildFromStart(
+        projection,
+        context,
+        (locked) => locked.version !== projection.version,
+        signal,
+      );
+      events += built.events;
+      batches += built.batches;
       checkpoint = await this.#checkpoint(this.#db, projection);
       rebuilt = true;
     }
     const limit = rebuilt ? this.#rebuildBatchSize : this.#batchSize;
-    const read = (after: number): Promise<StoredEvent[]> => {
-      signal?.throwIfAborted();
-      const page = this.#store.readAll({ after, limit, category: projection.category, signal });
-      page.catch(() => {}); // a prefetched page may be dropped unread; its error then goes nowhere
-      return page;
-    };
-    let events = 0;
-    let batches = 0;
+    const read = (after: number): Promise<StoredEvent[]> => this.#read(projection, after, limit, signal);
     let next = read(checkpoint.position);
     for (;;) {
       const batch = await next;
@@ -240,7 +260,7 @@ export class ProjectionRunner {
       const full = batch.length === limit;
       // Read the following page while this one is applied: reads happen outside the batch's
       // transaction, so on a server they overlap with the writes (PGlite runs them in turn).
-      next = full ? read(batch.at(-1)!.globalPosition) : Promise.resolve([]);
+      next = full ? read(batch.at(-1)!.globalPosition) : NO_EVENTS;
       const outcome = await this.#commit(projection, context, checkpoint, batch);
       if (!outcome.committed) {
         // Another runner moved the checkpoint (or rebuilt): continue from where it is now, with
@@ -248,7 +268,7 @@ export class ProjectionRunner {
         context.state.clear();
         this.#assertNotNewer(projection, outcome.checkpoint);
         if (outcome.checkpoint.version !== projection.version) {
-          return this.#catchUp(projection, context, rebuilt, signal);
+          return this.#catchUp(projection, context, rebuilt, signal, { events, batches });
         }
         checkpoint = outcome.checkpoint;
         next = read(checkpoint.position);
@@ -260,6 +280,105 @@ export class ProjectionRunner {
       if (!full) break;
     }
     return { name: projection.name, events, batches, position: checkpoint.position, rebuilt };
+  }
+
+  /** One page of the projection's events after `after`, in read order. */
+  #read(projection: Projection, after: number, limit: number, signal?: AbortSignal): Promise<StoredEvent[]> {
+    signal?.throwIfAborted();
+    const page = this.#store.readAll({ after, limit, category: projection.category, signal });
+    page.catch(() => {}); // a prefetched page may be dropped unread; its error then goes nowhere
+    return page;
+  }
+
+  /**
+   * Rebuilds from position 0 if `needed(locked checkpoint)`: in memory and swapped in by one
+   * transaction when the projection has a rebuilder (the batch path when that fails); otherwise
+   * empties the tables, and the caller's catch-up replays batch by batch.
+   */
+  async #rebuildFromStart(
+    projection: Projection,
+    context: ProjectionContext,
+    needed: (locked: ProjectionCheckpoint) => boolean,
+    signal?: AbortSignal,
+  ): Promise<Progress> {
+    if (projection.rebuilder) {
+      const done = await this.#rebuildInMemory(projection, projection.rebuilder(), context, needed, signal);
+      if (done !== undefined) return done;
+    }
+    await this.#reset(projection, context, needed);
+    return NOTHING_DONE;
+  }
+
+  /**
+   * The fast path: folds every event from position 0 in memory (reading the next page while
+   * this one folds), then in ONE transaction, if still `needed`: reset, write, checkpoint at the
+   * last folded event. Undefined when the projection's fold or write threw (nothing changed:
+   * the caller falls back to the batch path, which stops at the failing event and records it).
+   */
+  async #rebuildInMemory(
+    projection: Projection,
+    rebuilder: ProjectionRebuilder,
+    context: ProjectionContext,
+    needed: (locked: ProjectionCheckpoint) => boolean,
+    signal?: AbortSignal,
+  ): Promise<Progress | undefined> {
+    context.state.clear();
+    const limit = this.#rebuildBatchSize;
+    let events = 0;
+    let last: number | undefined;
+    const read = (after: number): Promise<RebuildEvent[]> => {
+      signal?.throwIfAborted();
+      const page = storeCall(`read events to rebuild projection '${projection.name}'`, () =>
+        readRebuildPage(this.#db, { after, limit, category: projection.category }),
+      );
+      page.catch(() => {}); // a prefetched page may be dropped unread
+      return page;
+    };
+    let next = read(0);
+    for (;;) {
+      const page = await next;
+      if (page.length === 0) break;
+      const more = page.length === limit;
+      next = more ? read(page.at(-1)!.globalPosition) : Promise.resolve([]);
+      const wanted = projection.handles ? page.filter((e) => projection.handles!(e.type)) : page;
+      try {
+        if (wanted.length > 0) rebuilder.fold(wanted);
+      } catch {
+        return undefined;
+      }
+      events += page.length;
+      last = page.at(-1)!.globalPosition;
+      if (!more || rebuilder.full) break;
+    }
+    let swapped: boolean;
+    try {
+      swapped = await this.#db.transaction().execute(async (trx) => {
+        const locked = await this.#checkpoint(trx, projection, true);
+        if (!needed(locked)) return false;
+        this.#assertNotNewer(projection, locked);
+        await projection.reset(trx, context);
+        await resetCheckpoint(trx, projection.name, projection.version);
+        if (last === undefined) return true;
+        try {
+          await rebuilder.write(trx, context);
+        } catch (cause) {
+          throw new ApplyError(cause);
+        }
+        await advanceCheckpoint(trx, projection.name, last, events);
+        return true;
+      });
+    } catch (error) {
+      // Rolled back: the previous rows and checkpoint stand; whatever write cached is void.
+      context.state.clear();
+      if (error instanceof ApplyError) return undefined;
+      return storeCall(`rebuild projection '${projection.name}'`, () => Promise.reject(error));
+    }
+    if (!swapped) {
+      // Another runner rebuilt first: continue from its checkpoint, remembering nothing.
+      context.state.clear();
+      return NOTHING_DONE;
+    }
+    return { events, batches: last === undefined ? 0 : 1 };
   }
 
   /**

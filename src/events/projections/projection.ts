@@ -50,6 +50,58 @@ export interface Projection {
   /** Empties the projection's tables (before a rebuild), inside the runner's transaction. */
   // biome-ignore lint/suspicious/noExplicitAny: each projection types its own tables
   reset(trx: Kysely<any>, context: ProjectionContext): Promise<void>;
+  /**
+   * Optional fast path for rebuilds (explicit, or because the version changed): a fresh
+   * {@link ProjectionRebuilder} that folds the history in memory and writes each row once. The
+   * live path (catch-ups) always goes through `apply`. Its rows must equal what `apply` builds
+   * from the same events: the runner falls back to `apply` when the fast path fails.
+   */
+  rebuilder?(): ProjectionRebuilder;
+}
+
+/**
+ * What a rebuild's fold gets: a stored event without its id and metadata. The rebuild reads only
+ * these columns (a narrower read: metadata is a third of what reading an event costs).
+ */
+export type RebuildEvent = Omit<StoredEvent, "id" | "metadata">;
+
+/**
+ * A rebuild in memory (see {@link Projection.rebuilder}). The runner reads the history from
+ * position 0 in the store's read order and hands every page to `fold` (only handled types, as
+ * {@link RebuildEvent}s; no database, nothing written). Then ONE transaction locks the checkpoint, calls `reset`, then
+ * `write`, and moves the checkpoint to the last folded event: rows and checkpoint change
+ * together, so a rebuild cut short (crash, kill, error) leaves the previous rows and checkpoint
+ * exactly as they were. Events appended meanwhile are applied afterwards through `apply`.
+ *
+ * Memory is the projection's business: when `full` turns true the runner stops folding, writes
+ * what it has (same transaction rules) and replays the rest batch by batch through `apply`.
+ *
+ * @example
+ * ```ts
+ * rebuilder() {
+ *   const counts = new Map<string, number>();
+ *   return {
+ *     full: false,
+ *     fold(events) { for (const e of events) counts.set(e.type, (counts.get(e.type) ?? 0) + 1); },
+ *     async write(trx) {
+ *       const rows = JSON.stringify([...counts].map(([type, n]) => ({ type, n })));
+ *       await sql`insert into counts select * from jsonb_to_recordset(${rows}::jsonb) as r(type text, n int)`.execute(trx);
+ *     },
+ *   };
+ * }
+ * ```
+ */
+export interface ProjectionRebuilder {
+  /** Folds one page of events (read order, never empty). Synchronous and pure: memory only. */
+  fold(events: readonly RebuildEvent[]): void;
+  /** True once the memory held reached the projection's bound: the runner writes it and goes on through `apply`. */
+  readonly full: boolean;
+  /**
+   * Writes what was folded into the tables `reset` has just emptied, in the runner's
+   * transaction. May fill `context.state` (what `apply` would have cached) for the batches after.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: each projection types its own tables
+  write(trx: Kysely<any>, context: ProjectionContext): Promise<void>;
 }
 
 /**
