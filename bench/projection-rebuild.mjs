@@ -3,20 +3,26 @@
 //
 // Seeded with SQL (not through the store: seeding is not what is measured): N VMs x 10 events
 // each (vm.defined, start, pause, resume, qmp, stop...), inserted --chunk VMs at a time (default
-// 1000) and ordered round-robin inside each chunk. With the default, each 10 000-event batch of
-// the rebuild holds the ten events of 1000 VMs, interleaved: one row write per VM per batch.
-// `--chunk 10000` is the worst case: every batch holds one event of each of 10 000 VMs, so every
-// event rewrites its VM's row.
+// 1000) and ordered round-robin inside each chunk. With the default, each 10 000-event page holds
+// the ten events of 1000 VMs, interleaved. `--chunk 10000` was the worst case of the batch path:
+// every batch holds one event of each of 10 000 VMs, so every event rewrites its VM's row.
 //
-// Baseline: a raw keyset read of the same events in the same order and page size on the same
-// database (what reading alone costs); the ratio is rebuild events/s over raw-read events/s.
-// Also: what an up-to-date inline catch-up costs (what every `ls`/`status` pays first).
+// What the rebuild runs: the VM list's fast path (folded in memory, each row written once in the
+// transaction that moves the checkpoint). Also measured once: the batch path (the same projection
+// without its rebuilder: what a rebuild cost before the fast path, and what a projection without
+// one pays), and the peak RSS of the process during each kind of rebuild.
+//
+// Baseline: a raw keyset read of the same events (every column, as readAll reads them) in the
+// same order and page size on the same database; the ratio is rebuild events/s over raw-read
+// events/s. Also: what an up-to-date inline catch-up costs (what every `ls`/`status` pays first).
 //
 //   node bench/projection-rebuild.mjs [--quick] [--vms N] [--rounds N] [--chunk N] [--pglite] [--dist DIR]
+//                                     [--no-batch-path]
 //   node bench/run.mjs --only projections,projections-pglite   (with the other measures' harness)
 // Server: 100 000 VMs = 1M events, 2 rebuilds (--quick: 200k events, 1 rebuild). PGlite
 // (--pglite, or bench/projection-rebuild-pglite.mjs): 50 000 VMs = 500k events, 1 rebuild, to stay
 // within the harness's time limit per measure (PGlite reads about 5x slower); `--vms 100000` for 1M.
+import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { CompiledQuery } from "kysely";
 import pg from "pg";
@@ -125,15 +131,33 @@ async function measureDialect(label, ctx, opened, query, config) {
   });
   const rebuild = [];
   const raw = [];
+  const fastRss = [];
   for (let r = 0; r < config.rounds; r++) {
     const a = nowMs();
     const n = await rawRead(query);
     raw.push(nowMs() - a);
     if (n !== events) throw new Error(`raw read returned ${n} events, expected ${events}`);
     const b = nowMs();
-    const result = await runner.rebuild("vms");
+    const { result, peak } = await withPeakRss(() => runner.rebuild("vms"));
     rebuild.push(nowMs() - b);
+    fastRss.push(peak);
     if (result.events !== events) throw new Error(`rebuild applied ${result.events} events, expected ${events}`);
+  }
+  const batchPath = [];
+  const batchRss = [];
+  if (config.batchPath) {
+    const slow = new ProjectionRunner({
+      db: opened.db,
+      store: opened.store,
+      projections: [{ ...vmListProjection, rebuilder: undefined }],
+      rebuildBatchSize: BATCH,
+    });
+    const b = nowMs();
+    const { result, peak } = await withPeakRss(() => slow.rebuild("vms"));
+    batchPath.push(nowMs() - b);
+    batchRss.push(peak);
+    if (result.events !== events) throw new Error(`batch path applied ${result.events} events, expected ${events}`);
+    await runner.rebuild("vms"); // rows as the fast path writes them, for the checks below
   }
   const rows = (await query("select count(*)::int as n from maqet_vms")).rows[0].n;
   if (rows !== config.vms) throw new Error(`maqet_vms has ${rows} rows, expected ${config.vms}`);
@@ -144,14 +168,48 @@ async function measureDialect(label, ctx, opened, query, config) {
     noop.push(nowMs() - a);
   }
   const rate = (samples) => summarize(samples.map((ms) => events / (ms / 1000)));
+  const seconds = (samples) => summarize(samples.map((ms) => ms / 1000));
+  const batchRows = batchPath.length
+    ? [
+        row(
+          `${label}: rebuild through apply (no rebuilder), 1 run`,
+          "s",
+          seconds(batchPath),
+          "fast path",
+          seconds(rebuild),
+        ),
+        row(`${label}: peak RSS, fast path`, "MiB", summarize(fastRss), "batch path", summarize(batchRss)),
+      ]
+    : [row(`${label}: peak RSS, fast path`, "MiB", summarize(fastRss))];
   return {
     rows: [
-      row(`${label}: rebuild ${events.toLocaleString("en-US")} events`, "s", summarize(rebuild.map((ms) => ms / 1000))),
+      row(
+        `${label}: rebuild ${events.toLocaleString("en-US")} events`,
+        "s",
+        seconds(rebuild),
+        "raw keyset read",
+        seconds(raw),
+      ),
       row(`${label}: rebuild`, "events/s", rate(rebuild), "raw keyset read", rate(raw)),
+      ...batchRows,
       row(`${label}: inline catch-up, nothing new`, "ms", summarize(noop)),
     ],
     seedSeconds: seedMs / 1000,
   };
+}
+
+/** Runs `fn`, sampling the process's RSS every 50 ms: `{ result, peak }` (MiB). */
+async function withPeakRss(fn) {
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 50);
+  try {
+    const result = await fn();
+    return { result, peak: Math.max(peak, process.memoryUsage.rss()) / 2 ** 20 };
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 const pglite = process.argv.includes("--pglite");
@@ -178,14 +236,16 @@ await runMeasure(
       vms: flag("vms") ?? (quick ? 20_000 : pglite ? 50_000 : 100_000),
       chunk: flag("chunk") ?? CHUNK_VMS,
       rounds: flag("rounds") ?? (quick || pglite ? 1 : 2),
+      batchPath: !process.argv.includes("--no-batch-path"),
     };
     const rows = [];
     const notes = [
       `${config.vms.toLocaleString("en-US")} VMs x 10 events, seeded by SQL ${config.chunk} VMs at a time round-robin ` +
-        `(a ${BATCH}-event batch holds ${Math.max(1, BATCH / config.chunk)} event(s) of each of ` +
-        `${Math.min(BATCH, config.chunk)} VMs); ${config.rounds} rebuild(s), batch ${BATCH}` +
+        `(a ${BATCH}-event page holds ${Math.max(1, BATCH / config.chunk)} event(s) of each of ` +
+        `${Math.min(BATCH, config.chunk)} VMs); ${config.rounds} fast rebuild(s), page/batch ${BATCH}` +
         `${config.rounds === 1 ? "; one sample: its p95 is itself" : ""}`,
     ];
+    const loadAtStart = loadavg()[0];
 
     if (!pglite) {
       const server = await startPostgres(ctx.pgPrefix ?? `${ctx.root}-pg-`);
@@ -219,6 +279,7 @@ await runMeasure(
       rows.push(...result.rows);
       notes.push(`PGlite (file-backed data directory); seeding took ${result.seedSeconds.toFixed(1)} s`);
     }
+    notes.push(`load average (1 min): ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end`);
     return { rows, notes };
   },
 );
