@@ -41,7 +41,11 @@ import { readRebuildPage } from "./rebuild-read.ts";
 export type { LiveOptions } from "./projection-live-loop.ts";
 
 export interface ProjectionRunnerOptions {
-  /** The database the store lives in; projections write their rows and checkpoints there. */
+  /**
+   * The database the store lives in; projections write their rows and checkpoints there. A
+   * rebuild's fast path ({@link Projection.rebuilder}) also reads its events from here, straight
+   * from `maqet_events` (a narrower read than `readAll`, in the same order).
+   */
   // biome-ignore lint/suspicious/noExplicitAny: projections bring their own tables
   db: Kysely<any>;
   /** Where events are read from (its `readAll`): the store over the same database. */
@@ -50,8 +54,9 @@ export interface ProjectionRunnerOptions {
   /** Events per batch (one transaction each) when catching up. Default 1000. */
   batchSize?: number;
   /**
-   * Events per batch when rebuilding (explicitly, or because the projection's version changed).
-   * Larger batches write each row fewer times; each batch is still one transaction. Default 10000.
+   * Events per batch when rebuilding (explicitly, or because the projection's version changed)
+   * through `apply`; larger batches write each row fewer times; each batch is still one
+   * transaction. Also the page size of a fast rebuild's reads. Default 10000.
    */
   rebuildBatchSize?: number;
 }
