@@ -24,7 +24,17 @@ import pg from "pg";
 import { benchDir, importDist, runMeasure } from "./harness.mjs";
 import { startPostgres } from "./postgres-server.mjs";
 import { nowMs, quantile, row, summarize } from "./stats.mjs";
-import { BATCH, DATA, EVENT_TYPE, METADATA, RAW_TABLE, SCHEMA_VERSION } from "./workload.mjs";
+import {
+  BATCH,
+  DATA,
+  EVENT_TYPE,
+  insertSide,
+  METADATA,
+  RAW_TABLE,
+  SCHEMA_VERSION,
+  shapedTable,
+  storeSide,
+} from "./workload.mjs";
 
 const EMMETT = "@event-driven-io/emmett-postgresql";
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
@@ -51,22 +61,6 @@ function ensureEmmett() {
 
 const newEvent = () => ({ type: EVENT_TYPE, schemaVersion: SCHEMA_VERSION, data: DATA, metadata: METADATA });
 
-/** maqet: `store.append(stream, events, { expectedVersion })`, a fresh stream per round. */
-function maqetSide(store) {
-  let stream;
-  let version;
-  return {
-    newRound: () => {
-      stream = `vm-${crypto.randomUUID()}`;
-      version = "no_stream";
-    },
-    append: async (count) => {
-      const result = await store.append(stream, Array.from({ length: count }, newEvent), { expectedVersion: version });
-      version = result.nextExpectedVersion;
-    },
-  };
-}
-
 /** Emmett: `eventStore.appendToStream(stream, events, { expectedStreamVersion })`, same workload. */
 function emmettSide(eventStore, { STREAM_DOES_NOT_EXIST }) {
   const event = () => ({ type: EVENT_TYPE, data: DATA, metadata: METADATA });
@@ -85,48 +79,8 @@ function emmettSide(eventStore, { STREAM_DOES_NOT_EXIST }) {
   };
 }
 
-const COLUMNS = "event_id, stream_id, stream_version, type, schema_version, data, metadata";
-const singleSql = (table) => `insert into ${table} (${COLUMNS}) values ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)`;
-const unnestSql = (table) => `insert into ${table} (${COLUMNS})
-  select * from unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[])`;
 /** maqet_events' columns, defaults, generated columns and indexes, without its trigger or the append function. */
-const SHAPED_TABLE = "create table raw_events_shaped (like maqet_events including all)";
-
-/** Raw: a 1-row INSERT, or one `unnest` INSERT of the whole batch, into `table`; autocommitted, no version check. */
-function rawSide(client, table) {
-  const single = singleSql(table);
-  const batch = unnestSql(table);
-  const data = JSON.stringify(DATA);
-  const metadata = JSON.stringify(METADATA);
-  let stream;
-  let version;
-  return {
-    newRound: () => {
-      stream = `vm-${crypto.randomUUID()}`;
-      version = 0;
-    },
-    append: async (count) => {
-      if (count === 1) {
-        await client.query(single, [
-          crypto.randomUUID(),
-          stream,
-          version++,
-          EVENT_TYPE,
-          SCHEMA_VERSION,
-          data,
-          metadata,
-        ]);
-        return;
-      }
-      const columns = [[], [], [], [], [], [], []];
-      for (let i = 0; i < count; i++) {
-        const values = [crypto.randomUUID(), stream, version++, EVENT_TYPE, SCHEMA_VERSION, data, metadata];
-        for (let c = 0; c < 7; c++) columns[c].push(values[c]);
-      }
-      await client.query(batch, columns);
-    },
-  };
-}
+const SHAPED_TABLE = shapedTable("raw_events_shaped");
 
 /** Appends of `count` events, `perRound` per round on a fresh stream, sides taking turns. */
 async function appendRounds(sides, count, perRound, rounds) {
@@ -243,10 +197,10 @@ await runMeasure("emmett", "Emmett comparison: appends and subscription latency 
   await raw.query(SHAPED_TABLE);
 
   const sides = [
-    maqetSide(opened.store),
+    storeSide(opened.store),
     emmettSide(emmett, emmettCore),
-    rawSide(raw, "raw_events"),
-    rawSide(raw, "raw_events_shaped"),
+    insertSide((sql, params) => raw.query(sql, params), "raw_events"),
+    insertSide((sql, params) => raw.query(sql, params), "raw_events_shaped"),
   ];
   // Warm-up: connections opened, plans cached, first pages of every table and index touched.
   for (const side of sides) {

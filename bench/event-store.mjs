@@ -23,65 +23,20 @@ import pg from "pg";
 import { importDist, runMeasure } from "./harness.mjs";
 import { startPostgres } from "./postgres-server.mjs";
 import { nowMs, row, summarize } from "./stats.mjs";
-import { BATCH, DATA, EVENT_TYPE, METADATA, RAW_TABLE, SCHEMA_VERSION } from "./workload.mjs";
+import {
+  BATCH,
+  DATA,
+  EVENT_TYPE,
+  insertSide,
+  METADATA,
+  RAW_TABLE,
+  SCHEMA_VERSION,
+  shapedTable,
+  storeSide,
+} from "./workload.mjs";
 
 const WRITERS = 8;
-/** A table with maqet_events' columns, defaults, identity and indexes (not its trigger). */
-const SHAPED_TABLE = "create table shaped_events (like maqet_events including all)";
-const COLUMNS = "event_id, stream_id, stream_version, type, schema_version, data, metadata";
-const SINGLE_VALUES = "($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)";
-const UNNEST =
-  "select * from unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::integer[], $6::jsonb[], $7::jsonb[])";
-const DATA_JSON = JSON.stringify(DATA);
-const METADATA_JSON = JSON.stringify(METADATA);
-
-/** Columns of `count` rows of one stream from `version` on, as unnest's seven arrays. */
-function columnArrays(stream, version, count) {
-  const arrays = [[], [], [], [], [], [], []];
-  for (let i = 0; i < count; i++) {
-    const values = [crypto.randomUUID(), stream, version + i, EVENT_TYPE, SCHEMA_VERSION, DATA_JSON, METADATA_JSON];
-    for (let k = 0; k < 7; k++) arrays[k].push(values[k]);
-  }
-  return arrays;
-}
-
-/** Each side appends to a fresh stream per round: `newRound()`, then `append(count)`. */
-function storeSide(store) {
-  const event = () => ({ type: EVENT_TYPE, schemaVersion: SCHEMA_VERSION, data: DATA, metadata: METADATA });
-  let stream;
-  let version;
-  return {
-    newRound: () => {
-      stream = `vm-${crypto.randomUUID()}`;
-      version = "no_stream";
-    },
-    append: async (count) => {
-      const result = await store.append(stream, Array.from({ length: count }, event), { expectedVersion: version });
-      version = result.nextExpectedVersion;
-    },
-    readAll: async () => (await store.readAll()).length,
-  };
-}
-
-/** Raw inserts into `table` through `query(sql, params)`: 1 row as VALUES, more with unnest. */
-function insertSide(query, table) {
-  const single = `insert into ${table} (${COLUMNS}) values ${SINGLE_VALUES}`;
-  const batch = `insert into ${table} (${COLUMNS}) ${UNNEST}`;
-  let stream;
-  let version;
-  return {
-    newRound: () => {
-      stream = `vm-${crypto.randomUUID()}`;
-      version = 0;
-    },
-    append: async (count) => {
-      const arrays = columnArrays(stream, version, count);
-      version += count;
-      await (count === 1 ? query(single, arrays.flat()) : query(batch, arrays));
-    },
-    readAll: async () => (await query(`select * from ${table} order by id`)).rows.length,
-  };
-}
+const SHAPED_TABLE = shapedTable("shaped_events");
 
 /** The store's SQL function called on the raw driver, with the batch the store would send. */
 function functionSide(query) {
