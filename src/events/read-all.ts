@@ -169,12 +169,17 @@ export async function checkpointAt(db: Kysely<Database>, position: number): Prom
 }
 
 /**
- * The filtered, watermarked, ordered page as a SELECT (usable alone or as a lateral subquery).
- * `checkpoints`: also select each row's transaction id as text (its checkpoint) and as xid8 (to
- * order the outer query); `readAll` needs neither (skipping them: PGlite readAll 0.66-0.79x -> 0.84-0.86x a raw SELECT).
+ * The WHERE conditions of the store's read order: below the transaction-id watermark, the
+ * filter, and after the cursor (a checkpoint, or the event at a position, looked up). Shared by
+ * every reader of `maqet_events` in read order (pages, `readAll`, projection rebuilds).
+ *
+ * @example
+ * ```ts
+ * const where = sql.join(readOrderConditions({ after: 40, category: "vm" }), sql` and `);
+ * ```
  */
-function pageQuery(options: ReadPageOptions, checkpoints = true): RawBuilder<unknown> {
-  const { after, limit, category, streamId, types } = options;
+export function readOrderConditions(options: ReadPageOptions): RawBuilder<unknown>[] {
+  const { after, category, streamId, types } = options;
   const conditions: RawBuilder<unknown>[] = [sql`e.transaction_id < ${WATERMARK}`];
   if (category !== undefined) conditions.push(sql`e.category = ${category}`);
   if (streamId !== undefined) conditions.push(sql`e.stream_id = ${streamId}`);
@@ -194,6 +199,16 @@ function pageQuery(options: ReadPageOptions, checkpoints = true): RawBuilder<unk
         (coalesce(${cursor("transaction_id")}, '0'::xid8), coalesce(${cursor("global_position")}, 0))`,
     );
   }
+  return conditions;
+}
+
+/**
+ * The filtered, watermarked, ordered page as a SELECT (usable alone or as a lateral subquery).
+ * `checkpoints`: also select each row's transaction id as text (its checkpoint) and as xid8 (to
+ * order the outer query); `readAll` needs neither (skipping them: PGlite readAll 0.66-0.79x -> 0.84-0.86x a raw SELECT).
+ */
+function pageQuery(options: ReadPageOptions, checkpoints = true): RawBuilder<unknown> {
+  const conditions = readOrderConditions(options);
   return sql`
     select ${sql.join(EVENT_COLUMNS.map((c) => sql.ref(`e.${c}`)))}${
       checkpoints ? sql`, e.transaction_id::text as transaction_id, e.transaction_id as tx_order` : sql``
@@ -201,7 +216,7 @@ function pageQuery(options: ReadPageOptions, checkpoints = true): RawBuilder<unk
       from maqet_events e
      where ${sql.join(conditions, sql` and `)}
      order by e.transaction_id, e.global_position
-     ${limit === undefined ? sql`` : sql`limit ${limit}`}`;
+     ${options.limit === undefined ? sql`` : sql`limit ${options.limit}`}`;
 }
 
 /**

@@ -12,6 +12,7 @@
  * ```
  */
 import { type Kysely, type RawBuilder, sql } from "kysely";
+import { readOrderConditions } from "../read-all.ts";
 import { toNumber } from "../schema.ts";
 import type { RebuildEvent } from "./projection.ts";
 
@@ -35,18 +36,7 @@ export interface RebuildPageOptions {
  */
 export async function readRebuildPage(db: AnyDb, options: RebuildPageOptions): Promise<RebuildEvent[]> {
   const { after, limit, category } = options;
-  const conditions = [sql`e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())`];
-  if (category !== undefined) conditions.push(sql`e.category = ${category}`);
-  if (after > 0) {
-    // The cursor is the event at `after`: its (xid, position), looked up once per query.
-    const cursor = (column: "transaction_id" | "global_position") =>
-      sql`(select c.${sql.ref(column)} from maqet_events c
-            where c.global_position <= ${after}::bigint order by c.global_position desc limit 1)`;
-    conditions.push(
-      sql`(e.transaction_id, e.global_position) >
-        (coalesce(${cursor("transaction_id")}, '0'::xid8), coalesce(${cursor("global_position")}, 0))`,
-    );
-  }
+  const conditions = readOrderConditions({ after, category });
   const where = sql.join(conditions, sql` and `);
   return (await inProcess(db)) ? readAsJson(db, where, limit) : readAsRows(db, where, limit);
 }
