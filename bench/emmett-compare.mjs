@@ -177,13 +177,8 @@ await runMeasure("emmett", "Emmett comparison: appends and subscription latency 
   // Outside ctx.root (mode 0700, ours): the server runs as another user when we are root.
   const server = await startPostgres(ctx.pgPrefix ?? `${ctx.root}-pg-`);
   ctx.defer(() => server.stop());
-  const admin = new pg.Client({ connectionString: server.url });
-  await admin.connect();
-  await admin.query("create database maqet_bench");
-  await admin.query("create database emmett_bench");
-  await admin.end();
-  const maqetUrl = server.url.replace(/\/postgres$/, "/maqet_bench");
-  const emmettUrl = server.url.replace(/\/postgres$/, "/emmett_bench");
+  const maqetUrl = await server.createDatabase("maqet_bench");
+  const emmettUrl = await server.createDatabase("emmett_bench");
 
   const opened = await openEventStore({ databaseUrl: maqetUrl, dataDir: join(ctx.root, "unused"), source: "library" });
   ctx.defer(() => opened.close());

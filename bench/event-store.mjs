@@ -209,11 +209,7 @@ async function measureServer(ctx, openEventStore, { durable }, config) {
   const label = durable ? "PG server, durable" : "PG server, fsync off";
   const server = await startPostgres(ctx.pgPrefix ?? `${ctx.root}-pg-`, { durable });
   try {
-    const admin = new pg.Client({ connectionString: server.url });
-    await admin.connect();
-    await admin.query("create database maqet_bench");
-    await admin.end();
-    const url = server.url.replace(/\/postgres$/, "/maqet_bench");
+    const url = await server.createDatabase("maqet_bench");
     const opened = await openEventStore({ databaseUrl: url, dataDir: join(ctx.root, "unused"), source: "library" });
     const clients = [];
     try {

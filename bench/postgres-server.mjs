@@ -9,6 +9,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import pg from "pg";
 
 const run = promisify(execFile);
 
@@ -35,7 +36,8 @@ function freePort() {
 }
 
 /**
- * Starts a server with its files in `<prefix>XXXXXX`; returns `{ url, version, durable, stop() }`.
+ * Starts a server with its files in `<prefix>XXXXXX`; returns
+ * `{ url, version, durable, createDatabase(name) → its url, stop() }`.
  * `durable: true` keeps PostgreSQL's own defaults (fsync, synchronous_commit and
  * full_page_writes on: every commit waits for its WAL flush), as a production server runs.
  */
@@ -73,10 +75,21 @@ ${pgCtl} -D '${data}' -m immediate -w stop >/dev/null 2>&1; rm -rf '${dir}'`,
     );
     watchdog.unref();
     const version = (await run(join(bin, "postgres"), ["--version"])).stdout.trim();
+    const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
     return {
-      url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+      url,
       version,
       durable,
+      createDatabase: async (name) => {
+        const admin = new pg.Client({ connectionString: url });
+        await admin.connect();
+        try {
+          await admin.query(`create database ${name}`);
+        } finally {
+          await admin.end();
+        }
+        return url.replace(/\/postgres$/, `/${name}`);
+      },
       stop: async () => {
         watchdog.kill();
         await as("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]).catch(() => {});

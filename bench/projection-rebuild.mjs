@@ -250,11 +250,7 @@ await runMeasure(
     if (!pglite) {
       const server = await startPostgres(ctx.pgPrefix ?? `${ctx.root}-pg-`);
       ctx.defer(() => server.stop());
-      const admin = new pg.Client({ connectionString: server.url });
-      await admin.connect();
-      await admin.query("create database maqet_bench");
-      await admin.end();
-      const url = server.url.replace(/\/postgres$/, "/maqet_bench");
+      const url = await server.createDatabase("maqet_bench");
       const openedPg = await openEventStore({ databaseUrl: url, dataDir: join(ctx.root, "unused"), source: "bench" });
       ctx.defer(() => openedPg.close());
       const client = new pg.Client({ connectionString: url });

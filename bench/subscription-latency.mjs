@@ -255,11 +255,7 @@ await runMeasure("subscriptions", "6. Subscriptions: delivery latency and catch-
   // Server: writer and subscriber are separate stores (pools, LISTEN connection), as two processes.
   const server = await startPostgres(ctx.pgPrefix ?? `${ctx.root}-pg-`);
   ctx.defer(() => server.stop());
-  const admin = new pg.Client({ connectionString: server.url });
-  await admin.connect();
-  await admin.query("create database maqet_bench");
-  await admin.end();
-  const url = server.url.replace(/\/postgres$/, "/maqet_bench");
+  const url = await server.createDatabase("maqet_bench");
   const writer = await openEventStore({ databaseUrl: url, dataDir: join(ctx.root, "unused"), source: "library" });
   ctx.defer(() => writer.close());
   const reader = await openEventStore({ databaseUrl: url, dataDir: join(ctx.root, "unused"), source: "library" });
