@@ -48,6 +48,46 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
     for (let i = 0; i < count; i++) await store.append(`${category}-${i % streams}`, [event("t.happened", { i })]);
   }
 
+  /**
+   * 12 events of a fresh category; the projection throws on the 8th (batch 2 at batch size 5)
+   * until `heal()`; with `foldToo`, its rebuilder's fold throws on that event as well.
+   */
+  async function poisoned(foldToo = false) {
+    const { table, category } = fresh();
+    await createCountsTable(t.db, table);
+    await seed(category, 12);
+    const events = await store.readAll({ category });
+    const poison = events[7]!;
+    let broken = true;
+    const projection = countingProjection({
+      name: table,
+      table,
+      category,
+      onApply: ({ events: batch }) => {
+        if (broken && batch.some((e) => e.id === poison.id)) throw new Error("cannot apply this one");
+      },
+      ...(foldToo
+        ? {
+            rebuilder: {
+              onFold: ({ events: page }) => {
+                if (broken && page.some((e) => e.globalPosition === poison.globalPosition)) {
+                  throw new Error("cannot fold it");
+                }
+              },
+            },
+          }
+        : {}),
+    });
+    const runner = new ProjectionRunner({
+      db: t.db,
+      store,
+      batchSize: 5,
+      rebuildBatchSize: 5,
+      projections: [projection],
+    });
+    return { table, events, poison, projection, runner, heal: () => (broken = false) };
+  }
+
   beforeAll(async () => {
     t = await open();
     store = new PostgresEventStore(t.db);
@@ -82,27 +122,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
   });
 
   it("a projection that throws on batch 2 stops at the failing event with its error recorded; resuming applies the rest exactly once", async () => {
-    const { table, category } = fresh();
-    await createCountsTable(t.db, table);
-    await seed(category, 12);
-    const events = await store.readAll({ category });
-    const poison = events[7]!; // in batch 2 (events 5..9) with batch size 5
-    let broken = true;
-    const projection = countingProjection({
-      name: table,
-      table,
-      category,
-      onApply: ({ events: batch }) => {
-        if (broken && batch.some((e) => e.id === poison.id)) throw new Error("cannot apply this one");
-      },
-    });
-    const runner = new ProjectionRunner({
-      db: t.db,
-      store,
-      batchSize: 5,
-      rebuildBatchSize: 5,
-      projections: [projection],
-    });
+    const { table, events, poison, runner, heal } = await poisoned();
     const error = await failure(runner.catchUp(table));
     expect(isMaqetError(error, "PROJECTION_FAILED")).toBe(true);
     expect((error as Error).message).toContain(`stopped at event ${poison.globalPosition}`);
@@ -121,7 +141,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
     expect(isMaqetError(await failure(runner.catchUp(table)), "PROJECTION_FAILED")).toBe(true);
     expect(await readCounts(t.db, table)).toEqual(before);
 
-    broken = false;
+    heal();
     expect(await runner.catchUp(table)).toMatchObject({ events: 5 });
     const after = await readCounts(t.db, table);
     expect(after.map((c) => c.id)).toEqual(events.map((e) => e.id));
@@ -373,38 +393,13 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
   });
 
   it("a rebuilder whose fold throws falls back to the batch path, which stops at the failing event as always", async () => {
-    const { table, category } = fresh();
-    await createCountsTable(t.db, table);
-    await seed(category, 12);
-    const events = await store.readAll({ category });
-    const poison = events[7]!;
-    let broken = true;
-    const projection = countingProjection({
-      name: table,
-      table,
-      category,
-      onApply: ({ events: batch }) => {
-        if (broken && batch.some((e) => e.id === poison.id)) throw new Error("cannot apply this one");
-      },
-      rebuilder: {
-        onFold: ({ events: page }) => {
-          if (broken && page.some((e) => e.globalPosition === poison.globalPosition)) throw new Error("cannot fold it");
-        },
-      },
-    });
-    const runner = new ProjectionRunner({
-      db: t.db,
-      store,
-      batchSize: 5,
-      rebuildBatchSize: 5,
-      projections: [projection],
-    });
+    const { table, events, poison, projection, runner, heal } = await poisoned(true);
     const error = await failure(runner.catchUp(table));
     expect(isMaqetError(error, "PROJECTION_FAILED")).toBe(true);
     expect((error as Error).message).toContain(`stopped at event ${poison.globalPosition}`);
     expect((await readCounts(t.db, table)).map((c) => c.id)).toEqual(events.slice(0, 7).map((e) => e.id));
     expect(projection.stats.writes).toBe(0);
-    broken = false;
+    heal();
     expect(await runner.catchUp(table)).toMatchObject({ events: 5 });
     expect((await readCounts(t.db, table)).map((c) => [c.id, c.n])).toEqual(events.map((e) => [e.id, 1]));
   });
