@@ -60,6 +60,7 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
         dataDir: `${dataDir}/pglite`,
         lockWaitMs: options.lockWaitMs,
         source: options.source ?? "library",
+        onStatement: options.onStatement,
       });
   const store = options.store ?? opened!.store;
   // No PATH given: the process's own environment decides, through the shared locator; otherwise
