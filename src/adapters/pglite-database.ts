@@ -17,6 +17,7 @@ import type { PGlite } from "@electric-sql/pglite";
 import { Kysely } from "kysely";
 import { MaqetError } from "../errors/maqet-error.ts";
 import type { Database } from "../events/schema.ts";
+import type { CrashHook } from "../util/crash-points.ts";
 import { acquireDataDirLock } from "./data-dir-lock.ts";
 import { PgliteDialect } from "./pglite-driver.ts";
 
@@ -34,6 +35,8 @@ export interface OpenPgliteOptions {
   /** How long to wait for another process holding the directory (default 5000 ms). */
   lockWaitMs?: number;
   signal?: AbortSignal;
+  /** Test-only crash points (docs/crash-points.md). */
+  crash?: CrashHook;
 }
 
 /**
@@ -55,9 +58,14 @@ export async function openPgliteDatabase(options: OpenPgliteOptions): Promise<Pg
       { cause: error, details: { dataDir } },
     );
   });
-  const lock = await acquireDataDirLock(dataDir, { waitMs: options.lockWaitMs, signal: options.signal });
+  const lock = await acquireDataDirLock(dataDir, {
+    waitMs: options.lockWaitMs,
+    signal: options.signal,
+    crash: options.crash,
+  });
   try {
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    if ((await mkdir(dataDir, { recursive: true, mode: 0o700 })) !== undefined)
+      options.crash?.("store.data-dir-created");
     const { PGlite } = await import("@electric-sql/pglite");
     const pglite = await PGlite.create({ dataDir });
     return wrap(pglite, () => lock.release());
