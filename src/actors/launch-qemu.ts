@@ -78,10 +78,12 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
   let launched: LaunchedProcess | undefined;
   let session: QmpSession | undefined;
   let logFile: string | undefined;
+  ports.crash?.("start.requested");
   try {
     for (const disk of config.storage) {
       const result = await ports.disks.ensure(disk, signal);
       if (result.created) {
+        ports.crash?.("start.disk-created");
         disksCreated.push({
           drive: disk.name,
           file: disk.file,
@@ -102,6 +104,7 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
     logFile = runtimePaths(runtimeDir).logFile;
     const argv = ports.buildArgv(config, paths, { kvmUsable });
     launched = await ports.processes.launch({ binary, args: argv, runtimeDir, logFile }, signal);
+    ports.crash?.("start.spawned");
     const current = launched;
     // QEMU that dies on a bad option never opens its socket: fail on its exit, not on the timeout.
     const exitedEarly = current.exit.then((exit) => {
@@ -115,6 +118,7 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
     session = await Promise.race([ports.qmp.connect(paths.qmpSocket, { timeoutMs, signal }), exitedEarly]);
     await ports.processes.secureSocket(paths.qmpSocket);
     await session.execute("cont", undefined, { signal });
+    ports.crash?.("start.resumed");
     const v = session.greeting.version.qemu;
     return {
       pid: current.pid,

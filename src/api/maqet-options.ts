@@ -53,4 +53,9 @@ export interface MaqetOptions {
    * (the CLI). Default false.
    */
   liveProjections?: boolean;
+  /**
+   * Test only: kill this process (SIGKILL) when it reaches the named crash point (the CLI reads
+   * `MAQET_CRASH_AT`). Unknown names are refused. See docs/crash-points.md. Default: none.
+   */
+  crashAt?: string;
 }

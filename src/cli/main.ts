@@ -55,6 +55,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       // Read before each QMP command only, so a broken policy file blocks QMP, not `stop`.
       qmpPolicy: async () => (await loadGlobalConfig(io.env)).config.qmp,
       onWarning: (message) => io.stderr(`maqet: warning: ${message}`),
+      // Test only (docs/crash-points.md): inert unless set.
+      crashAt: io.env.MAQET_CRASH_AT,
     });
     const progress = global.json
       ? undefined
