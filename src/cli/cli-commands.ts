@@ -34,6 +34,24 @@ export const CLI_COMMANDS: readonly CommandDescription[] = [
     options: [],
     examples: ["maqet help", "maqet help snapshot", "maqet help snapshot create"],
   },
+  {
+    name: "completion",
+    summary: "Print a shell completion script (bash, zsh or fish)",
+    positionals: [{ name: "shell", description: "bash, zsh or fish" }],
+    options: [],
+    examples: [
+      'eval "$(maqet completion bash)"  # in ~/.bashrc',
+      "maqet completion zsh > ~/.zfunc/_maqet",
+      "maqet completion fish > ~/.config/fish/completions/maqet.fish",
+    ],
+  },
+  {
+    name: "schema",
+    summary: "Print the JSON Schema of a VM config (for editors: completion and checks of YAML)",
+    positionals: [],
+    options: [],
+    examples: ["maqet schema > vm-config.schema.json"],
+  },
 ];
 
 /** Registry commands, then the CLI's own. */

@@ -21,6 +21,7 @@ import { type GlobalOptions, parseArgs } from "./parse-args.ts";
 import { pipeStream } from "./pipe-stream.ts";
 import { type ProgressSink, renderProgress } from "./progress-renderer.ts";
 import { renderResult } from "./render.ts";
+import { runStorelessCommand } from "./storeless-commands.ts";
 
 export interface CliIo {
   env: Record<string, string | undefined>;
@@ -44,6 +45,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (parsed.commandName === undefined || parsed.commandName === "help" || global.help) {
       const topic = parsed.commandName === "help" ? (parsed.input.topic as string | undefined) : parsed.commandName;
       io.stdout(renderHelp(topic));
+      return 0;
+    }
+    const offline = runStorelessCommand(parsed.commandName, parsed.input);
+    if (offline !== undefined) {
+      io.stdout(offline);
       return 0;
     }
     const maqet = createMaqet({
