@@ -80,7 +80,8 @@ export async function loadVmConfig(
   return { config };
 }
 
-async function readConfigText(file: string, given: string): Promise<string> {
+/** A config file's text: CONFIG_NOT_FOUND when missing, CONFIG_INVALID when not a regular UTF-8 file under the limit. */
+export async function readConfigText(file: string, given: string): Promise<string> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     // O_NONBLOCK: opening a FIFO must not hang; the regular-file check below then refuses it.

@@ -197,7 +197,8 @@ export function validateVmConfig(value: unknown, options: ParseVmConfigOptions):
   return config;
 }
 
-function readYaml(text: string, ctx: ConfigContext): unknown {
+/** One YAML document as plain values (the rules above: 1.2 core, unique keys, no tags); `{}` for an empty file. */
+export function readYaml(text: string, ctx: ConfigContext): unknown {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text.replace(/^\uFEFF/, ""), {
     version: "1.2",
