@@ -7,11 +7,12 @@
  * maqet add examples/demo.yaml && maqet start demo && maqet status demo --json
  * ```
  */
-import { runCli } from "./main.ts";
+// The entry loads the in-process CLI (store, XState, execa) only when no agent serves the call.
+import { runMaqet } from "./agent-entry.ts";
 
 // Files QEMU creates for us (serial log, sockets) are private to the user, like the runtime dir.
 process.umask(0o077);
-const code = await runCli(process.argv.slice(2), {
+const code = await runMaqet(process.argv.slice(2), {
   env: process.env,
   stdout: (text) => process.stdout.write(`${text}\n`),
   stderr: (text) => process.stderr.write(`${text}\n`),

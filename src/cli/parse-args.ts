@@ -15,6 +15,10 @@ export interface GlobalOptions {
   db?: string;
   dataDir?: string;
   runtimeDir?: string;
+  /** `--agent PATH`: go through this agent (see src/cli/agent-target.ts). */
+  agent?: string;
+  /** `--no-agent`: run in-process even when an agent answers. */
+  noAgent?: boolean;
   json: boolean;
   help: boolean;
   version: boolean;
@@ -39,6 +43,14 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
     value: "DIR",
     description: "root of per-VM runtime dirs (default $XDG_RUNTIME_DIR/maqet)",
   },
+  {
+    name: "agent",
+    type: "string",
+    value: "PATH",
+    description:
+      "go through the agent on this socket (env MAQET_AGENT; default: the agent's default socket when one answers)",
+  },
+  { name: "no-agent", type: "boolean", description: "run in this process even when an agent answers" },
   { name: "json", type: "boolean", description: "print JSON instead of tables" },
   { name: "help", type: "boolean", description: "show help" },
   { name: "version", type: "boolean", description: "print the version" },
@@ -161,6 +173,8 @@ function assignGlobal(global: GlobalOptions, name: string, value: string | numbe
   if (name === "db") global.db = String(value);
   else if (name === "data-dir") global.dataDir = String(value);
   else if (name === "runtime-dir") global.runtimeDir = String(value);
+  else if (name === "agent") global.agent = String(value);
+  else if (name === "no-agent") global.noAgent = value === true;
   else if (name === "json") global.json = value === true;
   else if (name === "help") global.help = value === true;
   else if (name === "version") global.version = value === true;
