@@ -36,9 +36,13 @@ export function serveEvents(
   options: EventStreamOptions = {},
 ): Promise<string | undefined> {
   let from: number | undefined;
+  let fromEnd = false;
   let types: string[];
   try {
-    from = position(req.headers["last-event-id"], "Last-Event-ID") ?? position(query.get("from") ?? undefined, "from");
+    fromEnd = query.get("from") === "end" && req.headers["last-event-id"] === undefined;
+    from =
+      position(req.headers["last-event-id"], "Last-Event-ID") ??
+      (fromEnd ? undefined : position(query.get("from") ?? undefined, "from"));
     types = query.getAll("type").filter((t) => t !== "");
     for (const key of query.keys()) {
       if (!["from", "vm", "type", "follow"].includes(key)) {
@@ -84,13 +88,16 @@ export function serveEvents(
     };
     req.on("close", () => finish());
     const subscription = maqet
-      .subscribe({ vm, from: from ?? "start", follow: format !== undefined ? follow : false })
+      .subscribe({ vm, from: fromEnd ? "end" : (from ?? "start"), follow: format !== undefined ? follow : false })
       .subscribe({
         next: (message) => {
           if (message.kind === "caughtUp") {
             if (format === undefined) return;
             start();
-            const data = JSON.stringify({ position: message.checkpoint?.position ?? null });
+            const data = JSON.stringify({
+              position: message.checkpoint?.position ?? null,
+              checkpoint: message.checkpoint,
+            });
             write(format === "sse" ? sseFrame({ event: "caught-up", data }) : `{"caughtUp":${data}}\n`);
             return;
           }

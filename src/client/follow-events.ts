@@ -11,18 +11,19 @@
  */
 import type { EventLine } from "../api/commands/events-commands.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
+import type { Checkpoint } from "../events/checkpoint.ts";
 import { type AgentEndpoint, agentFetch, describeEndpoint } from "./agent-transport.ts";
 import { createSseParser } from "./sse-parser.ts";
 
 export interface FollowEventsOptions {
   vm?: string;
-  /** Start after this global position (default: the first event). */
-  from?: number;
+  /** Start after this global position (default: the first event), or only with new events. */
+  from?: number | "end";
   /** Type prefixes to keep. */
   types?: readonly string[];
   follow: boolean;
   onEvent(line: EventLine): void;
-  onCaughtUp?(position: number | null): void;
+  onCaughtUp?(position: number | null, checkpoint: Checkpoint | null): void;
   onNote?(note: string): void;
   /** Stops following (resolves 0). Default: SIGINT/SIGTERM of this process. */
   signal?: AbortSignal;
@@ -31,6 +32,7 @@ export interface FollowEventsOptions {
 /** Resolves with exit code 0 when done (or stopped); rejects with the agent's error. */
 export async function followAgentEvents(endpoint: AgentEndpoint, options: FollowEventsOptions): Promise<number> {
   let last = options.from;
+  let caughtUp = false;
   let waiting = false;
   let connectedOnce = false;
   const stop = new AbortController();
@@ -65,7 +67,13 @@ export async function followAgentEvents(endpoint: AgentEndpoint, options: Follow
       waiting = false;
       const ended = await readFrames(res.body, signal, (frame) => {
         if (frame.event === "caught-up") {
-          options.onCaughtUp?.((JSON.parse(frame.data) as { position: number | null }).position);
+          const marker = JSON.parse(frame.data) as { position: number | null; checkpoint?: Checkpoint | null };
+          // A reconnect resumes after what the marker covers (also events the filters skipped).
+          if (marker.position !== null && (last === undefined || last === "end" || last < marker.position)) {
+            last = marker.position;
+          }
+          if (!caughtUp) options.onCaughtUp?.(marker.position, marker.checkpoint ?? null);
+          caughtUp = true;
           return;
         }
         if (frame.event !== "message") return;
