@@ -19,6 +19,10 @@ export interface GlobalOptions {
   runtimeDir?: string;
   /** Directory of the global config (`config.yaml`); MAQET's `--maqet-config-dir`. */
   configDir?: string;
+  /** `--agent PATH`: go through this agent (see src/cli/agent-target.ts). */
+  agent?: string;
+  /** `--no-agent`: run in-process even when an agent answers. */
+  noAgent?: boolean;
   json: boolean;
   help: boolean;
   version: boolean;
@@ -63,6 +67,14 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
     value: "DIR",
     description: "directory of the global config.yaml (default $XDG_CONFIG_HOME/maqet)",
   },
+  {
+    name: "agent",
+    type: "string",
+    value: "PATH",
+    description:
+      "go through the agent on this socket (env MAQET_AGENT; default: the agent's default socket when one answers)",
+  },
+  { name: "no-agent", type: "boolean", description: "run in this process even when an agent answers" },
   { name: "json", type: "boolean", description: "print JSON instead of tables" },
   {
     name: "output",
@@ -224,6 +236,8 @@ function assignGlobal(
   else if (name === "data-dir") global.dataDir = String(value);
   else if (name === "runtime-dir") global.runtimeDir = String(value);
   else if (name === "config-dir") global.configDir = String(value);
+  else if (name === "agent") global.agent = String(value);
+  else if (name === "no-agent") global.noAgent = value === true;
   else if (name === "json") global.json = value === true;
   else if (name === "help") global.help = value === true;
   else if (name === "version") global.version = value === true;
