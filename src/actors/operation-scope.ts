@@ -72,6 +72,8 @@ export interface ScopedOrchestrator {
   find(nameOrId: string): Promise<VmView>;
   define(config: VmConfig, options: { name: string; configPath?: string }): Promise<VmView>;
   actor(nameOrId: string): Promise<ScopedVm>;
+  /** The VM's actor when this process already holds it, found without a read (see Orchestrator.loadedActor). */
+  loadedActor(nameOrId: string): ScopedVm | undefined;
   liveViews(options?: { includeRemoved?: boolean }): Promise<VmView[]>;
   liveView(nameOrId: string): Promise<VmView>;
 }
@@ -103,6 +105,10 @@ export function scopedOrchestrator(orchestrator: Orchestrator, scope: OperationS
     find: (nameOrId) => orchestrator.find(nameOrId),
     define: (config, options) => orchestrator.define(config, { ...options, metadata: scope.metadata }),
     actor: async (nameOrId) => scopedVm(await orchestrator.actor(nameOrId, scope), scope),
+    loadedActor: (nameOrId) => {
+      const actor = orchestrator.loadedActor(nameOrId);
+      return actor && scopedVm(actor, scope);
+    },
     liveViews: (options) => orchestrator.liveViews(options, scope),
     liveView: (nameOrId) => orchestrator.liveView(nameOrId, scope),
   };

@@ -33,6 +33,8 @@ export class Orchestrator {
   readonly #deps: VmActorDeps;
   readonly #directory: VmDirectory;
   readonly #actors = new Map<string, Promise<VmActor>>();
+  /** The actors of #actors that finished loading (an entry counts only while #actors has it). */
+  readonly #loaded = new Map<string, VmActor>();
   /** Defines run one at a time in this process (the database's name claim covers the others). */
   #defining: Promise<unknown> = Promise.resolve();
 
@@ -108,6 +110,22 @@ export class Orchestrator {
   }
 
   /**
+   * The live actor of a VM already loaded in this process, found by name or id without a read
+   * (the hot path of a frequent command such as QMP): it holds the VM's lease, so no other
+   * process has moved its stream, and its name is its own while it lives. Undefined when none is
+   * loaded, it went stale, or the VM is removed: then {@link actor} looks it up.
+   */
+  loadedActor(nameOrId: string): VmActor | undefined {
+    for (const actor of this.#loaded.values()) {
+      const { view } = actor;
+      if (actor.stale || view.status === "removed" || !this.#actors.has(view.vmId)) continue;
+      if (view.name !== nameOrId && view.vmId !== nameOrId) continue;
+      return actor;
+    }
+    return undefined;
+  }
+
+  /**
    * The live actor of a VM (rehydrated and reconciled on first use in this process). Facts that
    * reconciling records carry `scope`'s metadata (the operation that touched the VM).
    */
@@ -132,7 +150,9 @@ export class Orchestrator {
       this.#actors.set(view.vmId, pending);
       pending.catch(() => this.#actors.delete(view.vmId));
     }
-    return pending;
+    const actor = await pending;
+    this.#loaded.set(view.vmId, actor);
+    return actor;
   }
 
   /**
@@ -172,6 +192,7 @@ export class Orchestrator {
   async close(): Promise<void> {
     const actors = [...this.#actors.values()];
     this.#actors.clear();
+    this.#loaded.clear();
     for (const pending of actors) {
       const actor = await pending.catch(() => undefined);
       await actor?.close();
