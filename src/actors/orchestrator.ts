@@ -188,6 +188,36 @@ export class Orchestrator {
     return view;
   }
 
+  /**
+   * Whether this process has a live actor for the VM (loaded or loading; not stale, not
+   * removed). A supervisor loads the VMs for which this is false.
+   */
+  holds(vmId: string): boolean {
+    if (!this.#actors.has(vmId)) return false;
+    const actor = this.#loaded.get(vmId);
+    return actor === undefined || (!actor.stale && actor.view.status !== "removed");
+  }
+
+  /**
+   * Closes the actors of removed VMs and of stale ones (another writer moved their stream),
+   * releasing their leases; returns their names. A long-lived process calls it so it holds no
+   * lease it no longer needs; a stale VM is loaded afresh by the next use.
+   */
+  async releaseDone(): Promise<string[]> {
+    const done: string[] = [];
+    for (const [vmId, actor] of [...this.#loaded]) {
+      if (!actor.stale && actor.view.status !== "removed") continue;
+      this.#loaded.delete(vmId);
+      const pending = this.#actors.get(vmId);
+      // Already replaced (and closed) by actor(): the lease is the new actor's now.
+      if (!pending || (await pending.catch(() => undefined)) !== actor) continue;
+      this.#actors.delete(vmId);
+      done.push(actor.view.name);
+      await actor.close();
+    }
+    return done;
+  }
+
   /** Stops watching every VM and closes QMP connections; QEMU processes keep running. */
   async close(): Promise<void> {
     const actors = [...this.#actors.values()];

@@ -35,6 +35,11 @@ import { watchQemu } from "./watch-qemu.ts";
 export interface VmActorDeps {
   ports: VmPorts;
   store: EventStore;
+  /**
+   * Told when a fact seen with no operation to fail (a crash, a guest power-off, a pause) could
+   * not be recorded. Otherwise the next operation on the VM surfaces it.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** What {@link VmActor.exclusive} hands to the work it runs. */
@@ -83,7 +88,15 @@ export class VmActor {
     const recordStep = (step: StopStep) => this.#observe([vmEvent("vm.stop-step", { step })]);
     const machine = vmMachine.provide({
       actors: {
-        record: fromPromise(({ input }) => recorder.record(input.events, this.#metadataNow(input.spontaneous))),
+        record: fromPromise(async ({ input }) => {
+          const unprompted = input.spontaneous === true || this.#current === undefined;
+          try {
+            return await recorder.record(input.events, this.#metadataNow(input.spontaneous));
+          } catch (error) {
+            if (unprompted) this.#warnUnrecorded(input.events, error);
+            throw error;
+          }
+        }),
         launch: fromPromise(({ input, signal }) => launchQemu(ports, { ...input, signal })),
         reattach: fromPromise(({ input, signal }) => reattachQemu(ports, { ...input, signal })),
         stop: fromPromise(({ input, signal }) => stopQemu(ports, { ...input, signal, onStep: recordStep })),
@@ -363,11 +376,18 @@ export class VmActor {
     });
   }
 
+  #warnUnrecorded(events: readonly NewEvent[], error: unknown): void {
+    const types = events.map((e) => e.type).join(", ");
+    const reason = error instanceof Error ? error.message : String(error);
+    this.#deps.onWarning?.(`VM '${this.view.name}': could not record ${types}: ${reason}`);
+  }
+
   #observe(events: NewEvent[], spontaneous = false): void {
     this.#recorder.record(events, this.#metadataNow(spontaneous)).then(
       (stored) => this.#actor.send({ type: "RECORDED", events: stored }),
       (error) => {
         this.#observationError ??= error;
+        this.#warnUnrecorded(events, error);
       },
     );
   }
