@@ -15,6 +15,7 @@ import { localLeases } from "../actors/local-leases.ts";
 import { Orchestrator } from "../actors/orchestrator.ts";
 import type { VmPorts } from "../actors/ports.ts";
 import { snapshotCatalogueProjection } from "../actors/snapshot-catalogue-projection.ts";
+import { Supervisor } from "../actors/supervisor.ts";
 import { projectedVmDirectory, vmListProjection } from "../actors/vm-list-projection.ts";
 import { crashHookFor } from "../adapters/crash-hook.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
@@ -44,6 +45,8 @@ export interface Runtime {
    * given: there is no database to project into, and VM lookups fold the streams instead.
    */
   projections?: ProjectionRunner;
+  /** Keeps an actor per VM (`supervise: true`); absent otherwise. */
+  supervisor?: Supervisor;
   /** The store's database (read models are queried there); absent with a custom `store`. */
   db?: Kysely<Database>;
   migrate(): Promise<string[]>;
@@ -108,14 +111,27 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
     });
   }
   const directory = opened && projections ? projectedVmDirectory(projections, opened.db, store) : undefined;
-  const orchestrator = new Orchestrator({ ports, store, directory });
+  const onWarning = options.supervise ? options.onWarning : undefined;
+  const orchestrator = new Orchestrator({ ports, store, directory, onWarning });
+  const supervisor = options.supervise ? new Supervisor(orchestrator, { clock: ports.clock, onWarning }) : undefined;
+  try {
+    await supervisor?.start();
+  } catch (error) {
+    await supervisor?.stop();
+    await projections?.stop();
+    await orchestrator.close();
+    await opened?.close();
+    throw error;
+  }
   return {
     store,
     orchestrator,
     projections,
+    supervisor,
     db: opened?.db,
     migrate: async () => (opened ? opened.migrate() : []),
     close: async () => {
+      await supervisor?.stop();
       await projections?.stop();
       await orchestrator.close();
       await opened?.close();

@@ -277,6 +277,13 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
       closing.abort();
       progress$.complete();
     },
+    // The agent records the identity of the connection's caller; acting for another is its decision.
+    as: () => {
+      throw new MaqetError(
+        "INVALID_ARGUMENT",
+        "as(caller) acts for another caller inside the process that runs maqet; through an agent, the agent records who is connected.",
+      );
+    },
   };
   return maqet;
 }

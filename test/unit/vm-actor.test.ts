@@ -292,8 +292,7 @@ describe("concurrent writers", () => {
     await first.close();
     world.qemus[0]!.die({ code: null, signal: "SIGKILL" });
     const later = new Orchestrator({ ports: world.ports, store });
-    later.setMetadata({ correlationId: "op-1", source: "cli" });
-    await later.actor("web");
+    await later.actor("web", { metadata: { correlationId: "op-1", source: "cli" } });
     expect(store.events.at(-1)!.metadata).toMatchObject({ correlationId: "op-1", source: "cli" });
   });
 });
