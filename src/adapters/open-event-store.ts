@@ -16,6 +16,7 @@ import type { EventActor } from "../events/envelope.ts";
 import { migrateToLatest } from "../events/migrate.ts";
 import { PostgresEventStore } from "../events/postgres-event-store.ts";
 import type { Database } from "../events/schema.ts";
+import type { CrashHook } from "../util/crash-points.ts";
 import { openPgDatabase } from "./pg-database.ts";
 import { createPgNotificationSource } from "./pg-notifications.ts";
 import { openPgliteDatabase } from "./pglite-database.ts";
@@ -33,6 +34,8 @@ export interface OpenEventStoreOptions {
   signal?: AbortSignal;
   /** Called with each statement the store's database connection sends (diagnostics, tests). */
   onStatement?: (sql: string) => void;
+  /** Test-only crash points (docs/crash-points.md). */
+  crash?: CrashHook;
 }
 
 /**
@@ -72,6 +75,7 @@ export async function openEventStore(options: OpenEventStoreOptions): Promise<Op
         lockWaitMs: options.lockWaitMs,
         signal: options.signal,
         onStatement: options.onStatement,
+        crash: options.crash,
       });
   // Subscriptions' wake-ups: a dedicated LISTEN connection on a server (opened on the first
   // subscriber only), PGlite's in-process listen when embedded.

@@ -18,6 +18,7 @@ import { Kysely } from "kysely";
 import { MaqetError } from "../errors/maqet-error.ts";
 import type { Database } from "../events/schema.ts";
 import { countingDialect } from "./counting-dialect.ts";
+import type { CrashHook } from "../util/crash-points.ts";
 import { acquireDataDirLock } from "./data-dir-lock.ts";
 import { PgliteDialect } from "./pglite-driver.ts";
 
@@ -37,6 +38,8 @@ export interface OpenPgliteOptions {
   signal?: AbortSignal;
   /** Called with each statement sent (diagnostics, statement-count tests; src/adapters/counting-dialect.ts). */
   onStatement?: (sql: string) => void;
+  /** Test-only crash points (docs/crash-points.md). */
+  crash?: CrashHook;
 }
 
 /**
@@ -58,9 +61,14 @@ export async function openPgliteDatabase(options: OpenPgliteOptions): Promise<Pg
       { cause: error, details: { dataDir } },
     );
   });
-  const lock = await acquireDataDirLock(dataDir, { waitMs: options.lockWaitMs, signal: options.signal });
+  const lock = await acquireDataDirLock(dataDir, {
+    waitMs: options.lockWaitMs,
+    signal: options.signal,
+    crash: options.crash,
+  });
   try {
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    if ((await mkdir(dataDir, { recursive: true, mode: 0o700 })) !== undefined)
+      options.crash?.("store.data-dir-created");
     const { PGlite } = await import("@electric-sql/pglite");
     const pglite = await PGlite.create({ dataDir });
     return wrap(pglite, () => lock.release(), options.onStatement);

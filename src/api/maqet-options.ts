@@ -12,6 +12,14 @@ import type { QmpRules } from "../config/qmp-rules.ts";
 import type { EventStore } from "../events/event-store.ts";
 
 export interface MaqetOptions {
+  /**
+   * Talk to a running `maqet agent` instead of opening a store: its unix socket path, or
+   * `http://HOST:PORT` (with `agentToken`). The returned instance has the same interface; see
+   * docs/agent.md ("The library, remote"). Every other option but `source` and `env` is ignored.
+   */
+  agent?: string;
+  /** Bearer token for an agent reached over TCP. */
+  agentToken?: string;
   /** PostgreSQL server URL; when absent the embedded PGlite store under `dataDir` is used. */
   databaseUrl?: string;
   /** Data directory (embedded store). Default `$XDG_DATA_HOME/maqet` from `env`, else `~/.local/share/maqet`. */
@@ -53,4 +61,9 @@ export interface MaqetOptions {
    * (the CLI). Default false.
    */
   liveProjections?: boolean;
+  /**
+   * Test only: kill this process (SIGKILL) when it reaches the named crash point (the CLI reads
+   * `MAQET_CRASH_AT`). Unknown names are refused. See docs/crash-points.md. Default: none.
+   */
+  crashAt?: string;
 }
