@@ -243,7 +243,7 @@ describe.each(dialects)("group commit on $name", ({ name, skip, open }) => {
   });
 
   it("loses no acknowledged append and acknowledges none not committed when the writer is killed mid-group", {
-    timeout: 120_000,
+    timeout: 300_000,
   }, async () => {
     const dir = await mkdtemp(join(tmpdir(), "maqet-group-crash-"));
     try {
@@ -261,13 +261,13 @@ describe.each(dialects)("group commit on $name", ({ name, skip, open }) => {
       );
       let stderr = "";
       child.stderr!.on("data", (d) => (stderr += d));
-      await killAfterAcks(child, 300, (line) => {
+      await killAfterAcks(child, 120, (line) => {
         if (line.t === "i") intents.set(line.ids[0], { stream: line.s, ids: line.ids });
         if (line.t === "a") acks.push(line);
       }).catch((error: unknown) => {
         throw new Error(`${String(error)}; writer stderr: ${stderr}`);
       });
-      expect(acks.length).toBeGreaterThanOrEqual(300);
+      expect(acks.length).toBeGreaterThanOrEqual(120);
       // Unacknowledged intents: appends in flight at the kill (a group was being written).
       const acked = new Set(acks.map((a) => a.ids[0]));
       expect([...intents.keys()].filter((id) => !acked.has(id)).length).toBeGreaterThan(0);
