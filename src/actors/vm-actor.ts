@@ -34,6 +34,11 @@ import { watchQemu } from "./watch-qemu.ts";
 export interface VmActorDeps {
   ports: VmPorts;
   store: EventStore;
+  /**
+   * Run once when the actor is loaded, after reconciling and before any operation: gives a
+   * request a dead process left open its true outcome (src/actors/recover-requests.ts).
+   */
+  recover?: (access: VmAccess) => Promise<void>;
 }
 
 /** What {@link VmActor.exclusive} hands to the work it runs. */
@@ -116,6 +121,8 @@ export class VmActor {
       await vm.#settled();
       // What reconciling observed (a reattach, a pause nobody saw) is in the store before anyone reads the view.
       await vm.flush();
+      const { recover } = deps;
+      if (recover !== undefined) await vm.exclusive((access) => recover(access));
       vm.#keepLease();
       return vm;
     } catch (error) {

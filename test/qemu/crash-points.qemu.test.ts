@@ -1,0 +1,237 @@
+/**
+ * Every named crash point (src/util/crash-points.ts, docs/crash-points.md), on the embedded store
+ * and on a PostgreSQL server: the CLI is killed there (MAQET_CRASH_AT), then the next command must
+ * succeed within its normal time, with no lock stuck, no request left open, no orphan QEMU and no
+ * event lost. Also: the docs list exactly the registry, and every hook in src/ uses a listed name.
+ * Firmware-only VMs (~30 ms to start), one sandbox per dialect, points run one after another.
+ */
+import { execFile } from "node:child_process";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join, relative } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { VM_EVENT_SCHEMA } from "../../src/events/vm-events.ts";
+import { CRASH_POINTS, type CrashPoint } from "../../src/util/crash-points.ts";
+import { projectRoot } from "../support/build-dist.ts";
+import { type CrashSandbox, createCrashSandbox, OUTCOMES, openRequests } from "../support/crash-runner.ts";
+
+const exec = promisify(execFile);
+/** "Its normal time": a CLI command here takes 1-3 s, more on a loaded machine; the lock waits 5 s at most. */
+const NORMAL_MS = 30_000;
+
+interface Scenario {
+  /** Only with the embedded store (the lock and the data dir do not exist with a server). */
+  pgliteOnly?: boolean;
+  /** Commands run first (the VM is added before them). */
+  setup?: string[][];
+  /** Something to leave behind before the killed command (a stale lock). */
+  plant?: (box: CrashSandbox) => Promise<void>;
+  /** The command that dies at the point. */
+  killed: string[];
+  /** The next command, which must recover. */
+  next: string[];
+  /** A request the killed process recorded, which must still be in the history (no event lost). */
+  request?: string;
+}
+
+const VM = "{vm}";
+const snapshotVm = [
+  ["start", VM],
+  ["stop", VM, "--force"],
+];
+
+/** The scenario of each point: the type makes a new point without one a compile error. */
+const SCENARIOS: Record<CrashPoint, Scenario> = {
+  "lock.temp-written": { pgliteOnly: true, killed: ["ls"], next: ["ls"] },
+  "lock.linked": { pgliteOnly: true, killed: ["ls"], next: ["ls"] },
+  "lock.takeover-guarded": { pgliteOnly: true, plant: plantStaleLock, killed: ["ls"], next: ["ls"] },
+  "lock.stale-removed": { pgliteOnly: true, plant: plantStaleLock, killed: ["ls"], next: ["ls"] },
+  "store.data-dir-created": {
+    pgliteOnly: true,
+    killed: ["--data-dir", "{fresh}", "ls"],
+    next: ["--data-dir", "{fresh}", "ls"],
+  },
+  "start.requested": { killed: ["start", VM], next: ["status", VM, "--json"], request: "vm.start-requested" },
+  "start.disk-created": { killed: ["start", VM], next: ["status", VM, "--json"], request: "vm.start-requested" },
+  "start.spawned": { killed: ["start", VM], next: ["status", VM, "--json"], request: "vm.start-requested" },
+  "start.resumed": { killed: ["start", VM], next: ["status", VM, "--json"], request: "vm.start-requested" },
+  "stop.requested": {
+    setup: [["start", VM]],
+    killed: ["stop", VM, "--timeout", "1"],
+    next: ["status", VM, "--json"],
+    request: "vm.stop-requested",
+  },
+  "stop.quit-sent": {
+    setup: [["start", VM]],
+    killed: ["stop", VM, "--timeout", "1"],
+    next: ["status", VM, "--json"],
+    request: "vm.stop-requested",
+  },
+  "stop.exited": {
+    setup: [["start", VM]],
+    killed: ["stop", VM, "--timeout", "1"],
+    next: ["status", VM, "--json"],
+    request: "vm.stop-requested",
+  },
+  "snapshot.requested": {
+    setup: snapshotVm,
+    killed: ["snapshot", "create", VM, "t1"],
+    next: ["snapshot", "list", VM, "--json"],
+    request: "snapshot.create-requested",
+  },
+  "snapshot.job-started": {
+    setup: [["start", VM]],
+    killed: ["snapshot", "create", VM, "t1"],
+    next: ["snapshot", "list", VM, "--json"],
+    request: "snapshot.create-requested",
+  },
+  "snapshot.applied": {
+    setup: snapshotVm,
+    killed: ["snapshot", "create", VM, "t1"],
+    next: ["snapshot", "list", VM, "--json"],
+    request: "snapshot.create-requested",
+  },
+  "projection.batch-written": { killed: ["ls"], next: ["ls", "--json"] },
+};
+
+async function plantStaleLock(box: CrashSandbox): Promise<void> {
+  const { stdout } = await exec(process.execPath, ["-e", "console.log(process.pid)"]);
+  const dead = Number(stdout.trim());
+  const lock = join(box.dataDir, "pglite.lock");
+  await writeFile(
+    lock,
+    JSON.stringify({ pid: dead, host: hostname(), since: "2020-01-01T00:00:00.000Z", command: "dead" }),
+  );
+}
+
+async function sourceFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await sourceFiles(path)));
+    else if (entry.name.endsWith(".ts")) out.push(path);
+  }
+  return out;
+}
+
+describe("the crash-point registry", () => {
+  it("docs/crash-points.md lists exactly the registry's points", async () => {
+    const doc = await readFile(join(projectRoot, "docs/crash-points.md"), "utf8");
+    const listed = [...doc.matchAll(/^\| `([a-z0-9.-]+)` \|/gm)].map((m) => m[1]);
+    expect(listed.sort()).toEqual(Object.keys(CRASH_POINTS).sort());
+  });
+
+  it("every hook in src/ uses a listed name, and every listed name has a hook", async () => {
+    const used = new Map<string, string[]>();
+    for (const file of await sourceFiles(join(projectRoot, "src"))) {
+      const text = await readFile(file, "utf8");
+      // crash("x"), crash?.("x"), this.#crash("x"), and the lock's { written: "x", linked: "x" } pair.
+      for (const m of text.matchAll(/crash\??\.?\(\s*"([^"]+)"|(?:written|linked):\s*"([^"]+)"/g)) {
+        const name = (m[1] ?? m[2])!;
+        used.set(name, [...(used.get(name) ?? []), relative(projectRoot, file)]);
+      }
+    }
+    const unlisted = [...used.keys()].filter((n) => !Object.hasOwn(CRASH_POINTS, n));
+    expect(unlisted, `hooks with names the registry does not list: ${JSON.stringify(unlisted)}`).toEqual([]);
+    expect(Object.keys(CRASH_POINTS).filter((n) => !used.has(n))).toEqual([]);
+  });
+
+  it("every *-requested event type has its outcomes known to the open-request check", () => {
+    const requests = Object.keys(VM_EVENT_SCHEMA).filter((t) => t.endsWith("-requested"));
+    expect(requests.sort()).toEqual(Object.keys(OUTCOMES).sort());
+  });
+
+  it("an unknown MAQET_CRASH_AT is refused (exit 3), not ignored", async () => {
+    const box = await createCrashSandbox("pglite");
+    try {
+      const r = await box.run(["ls"], { crashAt: "no.such-point" });
+      expect(r.code).toBe(3);
+      expect(r.stderr).toContain("Unknown crash point 'no.such-point'");
+    } finally {
+      await box.cleanup();
+    }
+  }, 60_000);
+});
+
+const serverUrl = inject("databaseUrl");
+
+for (const dialect of ["pglite", "pg"] as const) {
+  describe.skipIf(dialect === "pg" && !serverUrl)(`kill at every crash point (${dialect})`, () => {
+    let box: CrashSandbox;
+    let n = 0;
+    beforeAll(async () => {
+      box = await createCrashSandbox(dialect, serverUrl);
+      expect((await box.run(["ls"])).code).toBe(0);
+    }, 60_000);
+    afterAll(async () => {
+      const listed = await box.run(["ls", "--json"]);
+      for (const vm of listed.code === 0 ? listed.json<{ name: string }[]>() : []) {
+        await box.run(["stop", vm.name, "--force"]);
+      }
+      await box.cleanup();
+    }, 120_000);
+
+    for (const [point, scenario] of Object.entries(SCENARIOS) as [CrashPoint, Scenario][]) {
+      const skip =
+        dialect === "pg" && scenario.pgliteOnly ? "the PGlite lock and data dir are not used with a server" : "";
+      it.skipIf(skip !== "")(
+        `${point}${skip ? ` (skipped: ${skip})` : ""}`,
+        async () => {
+          n += 1;
+          const vm = `cp${n}`;
+          const fresh = join(box.home, `fresh-${n}`);
+          const fill = (args: string[]) => args.map((a) => a.replace(VM, vm).replace("{fresh}", fresh));
+          await writeFile(
+            join(box.home, `${vm}.yaml`),
+            `name: ${vm}\naccel: tcg\nmemory: 32M\nstorage:\n  - {name: hdd, type: qcow2, file: ${vm}.qcow2, size: 8M}\n`,
+          );
+          const added = await box.run(["add", `${vm}.yaml`, "--json"]);
+          expect(added.code, added.stderr).toBe(0);
+          const vmId = added.json<{ vmId: string }>().vmId;
+          for (const args of scenario.setup ?? []) {
+            const r = await box.run(fill(args));
+            expect(r.code, `${fill(args).join(" ")}: ${r.stderr}`).toBe(0);
+          }
+          await scenario.plant?.(box);
+          const before = await box.history(vm);
+
+          const killed = await box.run(fill(scenario.killed), { crashAt: point });
+          expect(killed.signal, `${point} was not reached: exit ${killed.code}, ${killed.stderr}`).toBe("SIGKILL");
+          expect(killed.stderr).toContain(`crash point ${point}`);
+
+          const next = await box.run(fill(scenario.next));
+          expect(next.code, `the next command failed after ${point}: ${next.stderr}`).toBe(0);
+          expect(next.ms).toBeLessThan(NORMAL_MS);
+
+          // No lock stuck: no lock file, takeover guard or temporary lock file left.
+          for (const dataDir of [box.dataDir, fresh]) {
+            const left = await readdir(dataDir).catch(() => [] as string[]);
+            expect(
+              left.filter((f) => f.startsWith("pglite.lock")),
+              `lock files in ${dataDir}`,
+            ).toEqual([]);
+          }
+          // No request left open, no event lost (the history before is a prefix, versions without gaps).
+          const after = await box.history(vm);
+          expect(openRequests(after)).toEqual([]);
+          expect(after.slice(0, before.length)).toEqual(before);
+          expect(after.map((e) => e.version)).toEqual(after.map((_, i) => i));
+          if (scenario.request) expect(after.slice(before.length).map((e) => e.type)).toContain(scenario.request);
+          // No orphan QEMU: a QEMU runs only if the history says the VM is running, and then exactly one.
+          const status = await box.run(["status", vm, "--json"]);
+          expect(status.code, status.stderr).toBe(0);
+          const { status: state, pid } = status.json<{ status: string; pid?: number }>();
+          const qemu = box.qemuOf(vmId);
+          if (state === "running" || state === "paused") expect(qemu).toEqual([pid]);
+          else expect(qemu, `QEMU left running for ${vm} (${state})`).toEqual([]);
+          // The VM list (a projection) agrees with the stream.
+          const listed = await box.run(["ls", "--json"]);
+          expect(listed.json<{ name: string; status: string }[]>().find((v) => v.name === vm)?.status).toBe(state);
+          if (state === "running" || state === "paused") expect((await box.run(["stop", vm, "--force"])).code).toBe(0);
+        },
+        180_000,
+      );
+    }
+  });
+}
