@@ -65,7 +65,7 @@ export async function createCrashSandbox(dialect: "pglite" | "pg", baseUrl?: str
       child.stderr.on("data", (d) => {
         stderr += String(d);
       });
-      const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 120_000);
+      const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 900_000);
       child.on("error", reject);
       child.on("close", (code, signal) => {
         clearTimeout(timer);
