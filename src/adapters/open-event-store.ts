@@ -32,6 +32,8 @@ export interface OpenEventStoreOptions {
   /** Default `metadata.source` of appended events ("cli", "library", "agent"...). */
   source?: string;
   signal?: AbortSignal;
+  /** Called with each statement the store's database connection sends (diagnostics, tests). */
+  onStatement?: (sql: string) => void;
   /** Test-only crash points (docs/crash-points.md). */
   crash?: CrashHook;
 }
@@ -67,11 +69,12 @@ export interface OpenedEventStore {
 export async function openEventStore(options: OpenEventStoreOptions): Promise<OpenedEventStore> {
   const dialect = options.databaseUrl ? "pg" : "pglite";
   const opened = options.databaseUrl
-    ? await openPgDatabase({ url: options.databaseUrl })
+    ? await openPgDatabase({ url: options.databaseUrl, onStatement: options.onStatement })
     : await openPgliteDatabase({
         dataDir: options.dataDir,
         lockWaitMs: options.lockWaitMs,
         signal: options.signal,
+        onStatement: options.onStatement,
         crash: options.crash,
       });
   // Subscriptions' wake-ups: a dedicated LISTEN connection on a server (opened on the first

@@ -63,6 +63,7 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
         dataDir: `${dataDir}/pglite`,
         lockWaitMs: options.lockWaitMs,
         source: options.source ?? "library",
+        onStatement: options.onStatement,
         crash,
       });
   const store = options.store ?? opened!.store;
