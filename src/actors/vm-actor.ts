@@ -40,6 +40,11 @@ export interface VmActorDeps {
    * not be recorded. Otherwise the next operation on the VM surfaces it.
    */
   onWarning?: (message: string) => void;
+  /**
+   * Run once when the actor is loaded, after reconciling and before any operation: gives a
+   * request a dead process left open its true outcome (src/actors/recover-requests.ts).
+   */
+  recover?: (access: VmAccess) => Promise<void>;
 }
 
 /** What {@link VmActor.exclusive} hands to the work it runs. */
@@ -140,6 +145,8 @@ export class VmActor {
       } finally {
         vm.#current = undefined;
       }
+      const { recover } = deps;
+      if (recover !== undefined) await vm.exclusive((access) => recover(access), scope);
       vm.#keepLease();
       return vm;
     } catch (error) {

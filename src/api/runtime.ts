@@ -14,6 +14,7 @@ import type { Kysely } from "kysely";
 import { localLeases } from "../actors/local-leases.ts";
 import { Orchestrator } from "../actors/orchestrator.ts";
 import type { VmPorts } from "../actors/ports.ts";
+import { recoverOpenRequests } from "../actors/recover-requests.ts";
 import { snapshotCatalogueProjection } from "../actors/snapshot-catalogue-projection.ts";
 import { Supervisor } from "../actors/supervisor.ts";
 import { projectedVmDirectory, vmListProjection } from "../actors/vm-list-projection.ts";
@@ -34,7 +35,7 @@ import { LeaseStore } from "../events/lease-store.ts";
 import { auditProjection } from "../events/projections/audit-projection.ts";
 import { ProjectionRunner } from "../events/projections/projection-runner.ts";
 import type { Database } from "../events/schema.ts";
-import { locatorFor } from "./disk-tools.ts";
+import { diskToolsFor, locatorFor } from "./disk-tools.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
 
 export interface Runtime {
@@ -112,7 +113,18 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
   }
   const directory = opened && projections ? projectedVmDirectory(projections, opened.db, store) : undefined;
   const onWarning = options.supervise ? options.onWarning : undefined;
-  const orchestrator = new Orchestrator({ ports, store, directory, onWarning });
+  const tools = diskToolsFor(options);
+  const orchestrator = new Orchestrator({
+    ports,
+    store,
+    directory,
+    onWarning,
+    // A snapshot request a dead process left open gets its outcome before the VM is used.
+    recover: (access) =>
+      access.view.openSnapshot === undefined && access.session === undefined
+        ? Promise.resolve()
+        : recoverOpenRequests(access, { tool: tools.qemuImg, files: tools.files, clock: ports.clock }),
+  });
   const supervisor = options.supervise ? new Supervisor(orchestrator, { clock: ports.clock, onWarning }) : undefined;
   try {
     await supervisor?.start();

@@ -185,6 +185,16 @@ describe("acquireDataDirLock", () => {
     expect(JSON.parse(await readFile(lockPathOf(dataDir), "utf8")).pid).toBe(dead);
   });
 
+  it("clears a takeover guard whose taker died after removing the stale lock", async () => {
+    await writeFile(
+      `${lockPathOf(dataDir)}.takeover`,
+      JSON.stringify({ pid: deadPid(), host: hostname(), since: "x", command: "takeover" }),
+    );
+    const lock = await acquireDataDirLock(dataDir, { waitMs: 0 });
+    await expect(stat(`${lockPathOf(dataDir)}.takeover`)).rejects.toMatchObject({ code: "ENOENT" });
+    await lock.release();
+  });
+
   it("never leaves a temporary file behind, and sweeps those of dead writers", async () => {
     const orphan = `${lockPathOf(dataDir)}.${deadPid()}.0badc0de.tmp`;
     await writeFile(orphan, "{}");
