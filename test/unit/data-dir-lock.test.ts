@@ -141,7 +141,11 @@ describe("acquireDataDirLock", () => {
       `${lockPathOf(dataDir)}.takeover`,
       JSON.stringify({ pid: dead, host: hostname(), since: "x", command: "takeover" }),
     );
-    const lock = await acquireDataDirLock(dataDir, { waitMs: 500, pollMs: 10 });
+    // No waiting allowed: the dead taker's guard is cleared and the lock taken at once.
+    const lock = await acquireDataDirLock(dataDir, { waitMs: 0 });
+    expect(lock.holder.pid).toBe(process.pid);
+    expect(JSON.parse(await readFile(lockPathOf(dataDir), "utf8"))).toMatchObject({ pid: process.pid });
+    await expect(stat(`${lockPathOf(dataDir)}.takeover`)).rejects.toMatchObject({ code: "ENOENT" });
     await lock.release();
   });
 
