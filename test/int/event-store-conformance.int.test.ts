@@ -45,6 +45,7 @@ import type { Database } from "../../src/events/schema.ts";
 import { runWriter, type WrittenEvent } from "../fixtures/event-writer.mjs";
 import { projectRoot } from "../support/build-dist.ts";
 import { MemoryEventStore } from "../support/memory-event-store.ts";
+import { waitForLockWaiters } from "../support/pg-locks.ts";
 import { openTemplateClone } from "../support/pglite-template.ts";
 import { createTestDatabase, startTestPostgres } from "../support/postgres-cluster.ts";
 
@@ -207,19 +208,6 @@ function collect(store: EventStore, options: SubscribeOptions = {}): Collector {
     },
   });
   return c;
-}
-
-/** Waits until `count` backends of this database are blocked on a lock. */
-async function waitForLockWaiters(db: Kysely<Database>, count: number): Promise<void> {
-  const ok = await until(
-    async () =>
-      ((
-        await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock'`.execute(db)
-      ).rows[0]?.n ?? 0) >= count,
-    5_000,
-  );
-  if (!ok) throw new Error(`fewer than ${count} lock waiters after 5 s`);
 }
 
 /** The backends LISTENing for this database's stores. */

@@ -19,7 +19,9 @@ import type { ExpectedVersion } from "../../src/events/event-store.ts";
 import { migrateToLatest } from "../../src/events/migrate.ts";
 import { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
 import type { Database } from "../../src/events/schema.ts";
+import { waitForLockWaiters } from "../support/pg-locks.ts";
 import { openTemplateClone } from "../support/pglite-template.ts";
+import { waitUntil } from "../support/poll.ts";
 import { createTestDatabase } from "../support/postgres-cluster.ts";
 
 const actor: EventActor = { user: "tester", uid: 4242, host: "test-host", pid: 99 };
@@ -93,15 +95,6 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
 }
 
 /** Polls `read` until `done` holds: on the shared server another test file's open transaction may hold the watermark back for a moment. */
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 const ids = (events: readonly StoredEvent[]) => events.map((e) => e.id);
 
 describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) => {
@@ -338,9 +331,11 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
     await store.append(vm, [event("v1"), event("v2")]);
     await store.append(other, [event("h1")]);
     await store.append(vm, [event("v3")]);
-    const all = await eventually(
+    const all = await waitUntil(
+      "the four appends to be visible",
       () => store.readAll({ after: start }),
       (events) => events.length >= 4,
+      { timeoutMs: 10_000 },
     );
     // Only this test's streams: on a shared server another file's open transaction can hold an
     // earlier event back past `start`, and it then shows up here too (the watermark is cluster-wide).
@@ -389,17 +384,25 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
       // On a server the store notifies after commit, coalescing appends that commit while a
       // notification is in flight: wait for each append's before the next.
       await store.append(streamId, [event("a"), event("b")]);
-      await eventually(
-        async () => payloads,
+      await waitUntil(
+        "the first append's notification",
+        () => [...payloads],
         (p) => p.length >= 1,
+        {
+          timeoutMs: 10_000,
+        },
       );
       await failure(store.append(streamId, [event("refused")], { expectedVersion: "no_stream" }));
       await new Promise((r) => setTimeout(r, 50)); // a refused append's notification would have arrived by now
       expect(payloads).toEqual([streamId]);
       await store.append(streamId, [event("c")], { expectedVersion: 1 });
-      await eventually(
-        async () => payloads,
+      await waitUntil(
+        "the second append's notification",
+        () => [...payloads],
         (p) => p.length >= 2,
+        {
+          timeoutMs: 10_000,
+        },
       );
       await new Promise((r) => setTimeout(r, 50));
       expect(payloads).toEqual([streamId, streamId]);
@@ -414,9 +417,11 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
     const unlisten = await h.listen(EVENTS_CHANNEL, (p) => payloads.push(p));
     try {
       await Promise.all(streams.map((s) => store.append(s, [event("a")], { expectedVersion: "no_stream" })));
-      await eventually(
-        async () => payloads,
+      await waitUntil(
+        "a notification naming each of the six streams",
+        () => [...payloads],
         (p) => streams.every((s) => p.includes(s)),
+        { timeoutMs: 10_000 },
       );
       expect(new Set(payloads)).toEqual(new Set(streams));
     } finally {
@@ -483,19 +488,6 @@ async function lastVisiblePosition(store: PostgresEventStore): Promise<number> {
     if (page.length === 0) return after;
     after = page.at(-1)!.globalPosition;
   }
-}
-
-/** Waits until `count` backends of this database are blocked on a lock. */
-async function waitForLockWaiters(db: Kysely<Database>, count: number): Promise<void> {
-  await eventually(
-    async () =>
-      (
-        await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock'`.execute(db)
-      ).rows[0]?.n ?? 0,
-    (n) => n >= count,
-    5000,
-  );
 }
 
 if (!databaseUrl) console.log(`[event-store] PostgreSQL server tests skipped: ${inject("databaseSkipReason")}`);
