@@ -351,7 +351,7 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
       expect(won.length).toBe(outcome.ok);
       expect(lost.length).toBe(outcome.conflicts);
       for (const error of lost) {
-        expect(isMaqetError(error, "CONCURRENCY_CONFLICT")).toBe(true);
+        expect(error).toBeMaqetError("CONCURRENCY_CONFLICT");
         expect((error as { details: unknown }).details).toEqual({ streamId, expected, actual: outcome.actual });
       }
       expect(won.map((r) => r.nextExpectedVersion).sort()).toEqual(outcome.versions ?? []);
@@ -381,7 +381,7 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
     expect(won.length).toBe(1);
     expect(lost.length).toBe(4);
     for (const error of lost) {
-      expect(isMaqetError(error, "CONCURRENCY_CONFLICT")).toBe(true);
+      expect(error).toBeMaqetError("CONCURRENCY_CONFLICT");
       expect((error as { details: unknown }).details).toEqual({ streamId, expected: 0, actual: 2 });
     }
     const stream = await store.readStream(streamId);
@@ -440,7 +440,7 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
       ];
       for (const [reason, what, attempt] of cases) {
         const error = await failure(attempt());
-        expect(isMaqetError(error, "EVENT_ID_CONFLICT"), what).toBe(true);
+        expect(error, what).toBeMaqetError("EVENT_ID_CONFLICT");
         expect((error as { details: { reason: string } }).details.reason, what).toBe(reason);
       }
       expect(await store.streamVersion(streamId)).toBe(1);
@@ -546,9 +546,9 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
           /Invalid subscription start/,
         );
       }
-      expect(
-        isMaqetError(await failure(store.readAll({ after: { transactionId: "1" } as never })), "INVALID_ARGUMENT"),
-      ).toBe(true);
+      await expect(store.readAll({ after: { transactionId: "1" } as never })).rejects.toBeMaqetError(
+        "INVALID_ARGUMENT",
+      );
     });
 
     if (name === "pg") {

@@ -12,7 +12,6 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { migrations } from "../../migrations/index.ts";
 import { openEventStore } from "../../src/adapters/open-event-store.ts";
 import { openPgDatabase } from "../../src/adapters/pg-database.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 import { EVENTS_CHANNEL } from "../../src/events/append-to-stream.ts";
 import type { EventActor, NewEvent, StoredEvent } from "../../src/events/envelope.ts";
 import type { ExpectedVersion } from "../../src/events/event-store.ts";
@@ -199,7 +198,7 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
       return;
     }
     const error = await failure(store.append(streamId, [event("next")], { expectedVersion: expected }));
-    expect(isMaqetError(error, "CONCURRENCY_CONFLICT")).toBe(true);
+    expect(error).toBeMaqetError("CONCURRENCY_CONFLICT");
     expect((error as { details: unknown }).details).toEqual({ streamId, expected, actual });
     expect((error as Error).message).toContain(streamId);
     expect(await store.streamVersion(streamId)).toBe(actual);
@@ -220,7 +219,7 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
       store.append(streamId, [{ type: "x", schemaVersion: 0, data: {} }]),
       store.append(streamId, [event("a")], { expectedVersion: -2 }),
     ]) {
-      expect(isMaqetError(await failure(attempt), "INVALID_ARGUMENT")).toBe(true);
+      expect(await failure(attempt)).toBeMaqetError("INVALID_ARGUMENT");
     }
     expect(await store.streamVersion(streamId)).toBe(-1);
   });
@@ -231,7 +230,7 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
     await store.append(first, [event("a", {}, { id })]);
     const second = newStream();
     const error = await failure(store.append(second, [event("b"), event("c", {}, { id })]));
-    expect(isMaqetError(error, "EVENT_ID_CONFLICT")).toBe(true);
+    expect(error).toBeMaqetError("EVENT_ID_CONFLICT");
     expect((error as Error).message).toContain(id);
     expect((error as { details: unknown }).details).toMatchObject({
       streamId: second,
@@ -250,9 +249,9 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
       lastGlobalPosition,
       events: [],
     });
-    expect(
-      isMaqetError(await failure(store.append(streamId, [], { expectedVersion: "no_stream" })), "CONCURRENCY_CONFLICT"),
-    ).toBe(true);
+    await expect(store.append(streamId, [], { expectedVersion: "no_stream" })).rejects.toBeMaqetError(
+      "CONCURRENCY_CONFLICT",
+    );
   });
 
   it("lets exactly one of two racing appends win; the loser burns no position", async () => {
@@ -286,7 +285,7 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
     expect(won.length).toBe(1);
     expect(lost.length).toBe(1);
     const error = (lost[0] as PromiseRejectedResult).reason;
-    expect(isMaqetError(error, "CONCURRENCY_CONFLICT")).toBe(true);
+    expect(error).toBeMaqetError("CONCURRENCY_CONFLICT");
     const winnerEvents = (await store.readStream(streamId)).slice(1);
     expect((error as { details: unknown }).details).toEqual({ streamId, expected: 0, actual: winnerEvents.length });
 
@@ -319,7 +318,7 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
     }
     expect(results.filter((r) => r.status === "fulfilled").length).toBe(1);
     const lost = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
-    expect(lost.reason).toSatisfy((e: unknown) => isMaqetError(e, "CONCURRENCY_CONFLICT"));
+    expect(lost.reason).toBeMaqetError("CONCURRENCY_CONFLICT");
     expect((lost.reason as { details: unknown }).details).toEqual({ streamId, expected: "no_stream", actual: 0 });
     expect((await store.readStream(streamId)).length).toBe(1);
   });
@@ -458,7 +457,7 @@ describe.each(dialects)("openEventStore on $name", ({ name, skip }) => {
       expect(appended.events[0]?.metadata.source).toBe("test");
       if (name === "pglite") {
         const second = await failure(openEventStore(options));
-        expect(isMaqetError(second, "STORE_LOCKED")).toBe(true);
+        expect(second).toBeMaqetError("STORE_LOCKED");
         expect((second as { details: { holderPid: number } }).details.holderPid).toBe(process.pid);
       }
       let completed = false;

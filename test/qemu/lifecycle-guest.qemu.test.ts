@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createMaqet, isMaqetError, type Maqet } from "../../src/mod.ts";
+import { createMaqet, type Maqet } from "../../src/mod.ts";
 import { createCliSandbox, processAlive, waitFor } from "../support/cli-runner.ts";
 import { ensureGuest, type Guest, guestVmConfig } from "../support/guest.ts";
 
@@ -74,7 +74,7 @@ describe("wait conditions (firmware-only VMs)", { timeout: 120_000 }, () => {
 
   it("a wait that times out: TIMEOUT (exit 2), vm.wait-failed, the VM still running and accurate", async () => {
     const error = await maqet.start("fw", { waitFor: "serial:NEVER-PRINTED", timeoutMs: 1500 }).catch((e) => e);
-    expect(isMaqetError(error, "TIMEOUT")).toBe(true);
+    expect(error).toBeMaqetError("TIMEOUT");
     expect(error.exitCode).toBe(2);
     const status = await maqet.status("fw");
     expect(status.state).toBe("running");

@@ -11,7 +11,6 @@ import { filter, take, toArray } from "rxjs/operators";
 import { afterEach, describe, expect, it } from "vitest";
 import type { QmpEvent, QmpSession } from "../../src/actors/ports.ts";
 import { createQmpConnector, QmpCommandError } from "../../src/adapters/qmp-client.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 
 const QEMU = "/usr/bin/qemu-system-x86_64";
 
@@ -72,7 +71,7 @@ describe.skipIf(!existsSync(QEMU))("QmpClient against QEMU", () => {
     const { qmp } = await startSession();
     const error = await qmp.execute("no-such-command").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(QmpCommandError);
-    expect(isMaqetError(error, "QMP_ERROR")).toBe(true);
+    expect(error).toBeMaqetError("QMP_ERROR");
     expect((error as QmpCommandError).errorClass).toBe("CommandNotFound");
     // The session survives a refused command.
     await expect(qmp.execute("query-status")).resolves.toBeDefined();
@@ -114,10 +113,10 @@ describe.skipIf(!existsSync(QEMU))("QmpClient against QEMU", () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     qemu.child.kill("SIGKILL");
     const error = await pending;
-    expect(isMaqetError(error, "QMP_DISCONNECTED")).toBe(true);
+    expect(error).toBeMaqetError("QMP_DISCONNECTED");
     expect(await all).toEqual([]);
     const info = await qmp.closed;
-    expect(isMaqetError(info.error, "QMP_DISCONNECTED")).toBe(true);
+    expect(info.error).toBeMaqetError("QMP_DISCONNECTED");
     expect(await qemu.exited).toMatchObject({ signal: "SIGKILL" });
   });
 });

@@ -10,7 +10,6 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { acquireDataDirLock, isProcessAlive, lockPathOf, removeStaleLock } from "../../src/adapters/data-dir-lock.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 
 let dir: string;
 let dataDir: string;
@@ -63,7 +62,7 @@ describe("acquireDataDirLock", () => {
     const started = Date.now();
     const error = await rejection(acquireDataDirLock(dataDir, { waitMs: 250, pollMs: 20 }));
     expect(Date.now() - started).toBeGreaterThanOrEqual(240);
-    expect(isMaqetError(error, "STORE_LOCKED")).toBe(true);
+    expect(error).toBeMaqetError("STORE_LOCKED");
     expect((error as { details: unknown }).details).toEqual({
       holderPid: process.pid,
       holderHost: hostname(),
@@ -104,7 +103,7 @@ describe("acquireDataDirLock", () => {
     const won = results.filter((r) => r.status === "fulfilled");
     expect(won.length).toBe(1);
     for (const r of results) {
-      if (r.status === "rejected") expect(isMaqetError(r.reason, "STORE_LOCKED")).toBe(true);
+      if (r.status === "rejected") expect(r.reason).toBeMaqetError("STORE_LOCKED");
     }
     await (won[0] as PromiseFulfilledResult<{ release(): Promise<void> }>).value.release();
   });
@@ -123,14 +122,14 @@ describe("acquireDataDirLock", () => {
   it("never takes over a lock held from another host, whatever its pid", async () => {
     await writeLock({ pid: deadPid(), host: "elsewhere.example", since: "2020-01-01T00:00:00.000Z", command: "maqet" });
     const error = await rejection(acquireDataDirLock(dataDir, { waitMs: 50, pollMs: 10 }));
-    expect(isMaqetError(error, "STORE_LOCKED")).toBe(true);
+    expect(error).toBeMaqetError("STORE_LOCKED");
     expect((error as { details: { holderHost: string } }).details.holderHost).toBe("elsewhere.example");
   });
 
   it("reports an unreadable lock file with the way out", async () => {
     await writeFile(lockPathOf(dataDir), "");
     const error = await rejection(acquireDataDirLock(dataDir, { waitMs: 50, pollMs: 10 }));
-    expect(isMaqetError(error, "STORE_LOCKED")).toBe(true);
+    expect(error).toBeMaqetError("STORE_LOCKED");
     expect((error as Error).message).toContain("delete that file");
   });
 
