@@ -228,9 +228,12 @@ console.log(JSON.stringify({ pid: q.pid, parent: process.pid }));
 // no process.exit(): the event loop must empty by itself once QEMU is unref'd`,
     );
     const out = await new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, ["--import", register, parent], { timeout: 15_000 }, (error, stdout, stderr) =>
-        error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout),
-      );
+      execFile(process.execPath, ["--import", register, parent], { timeout: 25_000 }, (error, stdout, stderr) => {
+        if (!error) return resolve(stdout);
+        // A parent still there after 25 s was killed by the timeout: say so, not "Command failed".
+        const why = error.killed ? `did not exit on its own within 25 s (killed with ${error.signal})` : error.message;
+        reject(new Error(`the launching parent ${why}\nstdout: ${stdout}\nstderr: ${stderr}`));
+      });
     });
     const { pid, parent: parentPid } = JSON.parse(out) as { pid: number; parent: number };
     spawned.push(pid);
@@ -369,15 +372,21 @@ describe("prepareRuntimeDir", () => {
     await expect(viaAlias.prepareRuntimeDir("ok")).rejects.toMatchObject({ code: "PATH_REFUSED" });
   });
 
-  it.skipIf(process.getuid?.() !== 0)("refuses a root created by another user (a /tmp squatter)", async () => {
-    const root = join(work, "squatted");
-    await mkdir(root, { mode: 0o777 });
-    await chown(root, 65534, 65534);
-    await expect(createProcessControl({ runtimeRoot: root }).prepareRuntimeDir("web")).rejects.toMatchObject({
-      code: "PATH_REFUSED",
-      message: expect.stringContaining("owned by uid 65534"),
-    });
-  });
+  // Only root can make a directory belong to another user; as anyone else this case cannot be set up.
+  if (process.getuid?.() !== 0)
+    console.log("[process-control] skipped 'a /tmp squatter': needs root to chown a directory");
+  it.skipIf(process.getuid?.() !== 0)(
+    "refuses a root created by another user (a /tmp squatter; needs root)",
+    async () => {
+      const root = join(work, "squatted");
+      await mkdir(root, { mode: 0o777 });
+      await chown(root, 65534, 65534);
+      await expect(createProcessControl({ runtimeRoot: root }).prepareRuntimeDir("web")).rejects.toMatchObject({
+        code: "PATH_REFUSED",
+        message: expect.stringContaining("owned by uid 65534"),
+      });
+    },
+  );
 
   it("removes a previous run's socket and pidfile, and keeps logs", async () => {
     const pc = createProcessControl({ runtimeRoot });
