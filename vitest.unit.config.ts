@@ -7,7 +7,9 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     name: "unit",
-    include: ["test/**/*.test.ts"],
+    // MUTATION_TESTS="test/unit/a.test.ts,test/unit/b.test.ts" narrows a mutation run to the
+    // tests that exercise the files it mutates (docs/testing.md#mutation-testing).
+    include: process.env.MUTATION_TESTS ? process.env.MUTATION_TESTS.split(",") : ["test/**/*.test.ts"],
     exclude: ["test/**/*.int.test.ts", "test/**/*.qemu.test.ts", "test/deno/**"],
     setupFiles: ["./test/support/maqet-matchers.ts"],
     pool: "forks",
