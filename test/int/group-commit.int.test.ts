@@ -26,7 +26,6 @@ import { type Kysely, sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { openEventStore } from "../../src/adapters/open-event-store.ts";
 import { openPgDatabase } from "../../src/adapters/pg-database.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 import type { EventActor, NewEvent } from "../../src/events/envelope.ts";
 import type { AppendResult } from "../../src/events/event-store.ts";
 import { migrateToLatest } from "../../src/events/migrate.ts";
@@ -176,9 +175,9 @@ describe.each(dialects)("group commit on $name", ({ name, skip, open }) => {
     expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "rejected", "fulfilled"]);
     const [c, m, e, y] = settled;
     const reason = (s: PromiseSettledResult<unknown> | undefined) => (s as PromiseRejectedResult).reason as unknown;
-    expect(isMaqetError(reason(m), "CONCURRENCY_CONFLICT")).toBe(true);
+    expect(reason(m)).toBeMaqetError("CONCURRENCY_CONFLICT");
     expect((reason(m) as { details: unknown }).details).toEqual({ streamId: moved, expected: 0, actual: 1 });
-    expect(isMaqetError(reason(e), "CONCURRENCY_CONFLICT")).toBe(true);
+    expect(reason(e)).toBeMaqetError("CONCURRENCY_CONFLICT");
     expect((reason(e) as { details: unknown }).details).toEqual({
       streamId: existing,
       expected: "no_stream",

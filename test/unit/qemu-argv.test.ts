@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { accelFor, buildQemuArgv, escapeOption } from "../../src/adapters/qemu-argv.ts";
 import type { DiskDevice, VmConfig } from "../../src/config/vm-config.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 
 const vmId = "0b5c3f8e-4a1d-4c7e-9f00-3c2d1e0f9a8b";
 const runtime = { vmId, name: "web", qmpSocket: "/run/maqet/web/qmp.sock", pidFile: "/run/maqet/web/qemu.pid" };
@@ -54,7 +53,7 @@ describe("buildQemuArgv", () => {
     } catch (e) {
       error = e;
     }
-    expect(isMaqetError(error, "INVALID_ARGUMENT")).toBe(true);
+    expect(error).toBeMaqetError("INVALID_ARGUMENT");
     expect((error as Error).message).toContain('VM id "vm-1" is not a UUID');
   });
 
