@@ -82,10 +82,12 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
   let launched: LaunchedProcess | undefined;
   let session: QmpSession | undefined;
   let logFile: string | undefined;
+  ports.crash?.("start.requested");
   try {
     for (const disk of createdDisks(config)) {
       const result = await ports.disks.ensure(disk, signal);
       if (result.created) {
+        ports.crash?.("start.disk-created");
         disksCreated.push({
           drive: disk.name,
           file: disk.file,
@@ -106,6 +108,7 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
     logFile = config.logFile ?? runtimePaths(runtimeDir).logFile;
     const argv = ports.buildArgv(config, paths, { kvmUsable });
     launched = await ports.processes.launch({ binary, args: argv, runtimeDir, logFile }, signal);
+    ports.crash?.("start.spawned");
     const current = launched;
     const exitError = (exit: { code: number | null; signal: string | null }) =>
       new MaqetError(
@@ -133,6 +136,7 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
     await ports.processes.secureSocket(paths.qmpSocket);
     const accel = await runningAccel(session, config, argv, signal);
     await session.execute("cont", undefined, { signal });
+    ports.crash?.("start.resumed");
     const v = session.greeting.version.qemu;
     return {
       pid: current.pid,

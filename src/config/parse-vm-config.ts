@@ -202,7 +202,11 @@ export function validateVmConfig(value: unknown, options: ParseVmConfigOptions):
   return config;
 }
 
-function readYaml(text: string, ctx: ConfigContext, onWarning?: (message: string) => void): unknown {
+/**
+ * One YAML document as plain values (the rules above: 1.2 core, a repeated key is last-wins with
+ * a warning to `onWarning`, no tags); `{}` for an empty file.
+ */
+export function readYaml(text: string, ctx: ConfigContext, onWarning?: (message: string) => void): unknown {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text.replace(/^\uFEFF/, ""), {
     version: "1.2",

@@ -97,6 +97,19 @@ export interface VmEventData extends SnapshotEventData {
   /** QEMU reported a guest panic (QMP GUEST_PANICKED); what QEMU did next follows as its own fact. */
   "vm.guest-panicked": { action?: string };
   "vm.removed": { force: boolean };
+  /**
+   * A stopped VM's config was changed in place (`maqet apply`, `maqet edit`): same VM, same id,
+   * same stream. `before` and `after` are whole configs; `changed` the top-level keys that differ;
+   * `reason` the why (given, or the command that did it). Who did it is the envelope's actor.
+   */
+  "vm.reconfigured": {
+    before: VmConfig;
+    after: VmConfig;
+    changed: string[];
+    via: "apply" | "edit" | "library";
+    reason: string;
+    configPaths?: string[];
+  };
   "disk.created": { drive: string; file: string; format: string; size?: string; durationMs: number };
   "qmp.command-executed": {
     command: string;
@@ -138,6 +151,7 @@ export const VM_EVENT_SCHEMA: { readonly [K in VmEventType]: number } = {
   "vm.reset": 1,
   "vm.guest-panicked": 1,
   "vm.removed": 1,
+  "vm.reconfigured": 1,
   "disk.created": 1,
   "qmp.command-executed": 2,
   "vm.tainted": 1,

@@ -19,6 +19,13 @@ import { toVmStatus, type VmStatus } from "../vm-status.ts";
 export interface AddOptions {
   /** VM name; overrides `name:` in the config. */
   name?: string;
+  /**
+   * The config file's YAML, read by the caller (a remote client): the path is then not read,
+   * only used for the relative paths inside and recorded. See docs/agent.md.
+   */
+  text?: string;
+  /** Where an object config's relative paths resolve (default: the current directory). */
+  baseDir?: string;
 }
 
 export interface StartOptions {
@@ -64,6 +71,8 @@ export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
       const loaded = await loadVmConfig(configOrPath, {
         nameOverride: addOptions.name,
         onWarning: ctx.options.onWarning,
+        ...(addOptions.text === undefined ? {} : { text: addOptions.text }),
+        ...(addOptions.baseDir === undefined ? {} : { cwd: addOptions.baseDir }),
       });
       return ctx.operation(async (_rt, orchestrator) => {
         const name = addOptions.name ?? loaded.config.name ?? `vm-${crypto.randomUUID().slice(0, 8)}`;
