@@ -27,6 +27,7 @@ import { type DiskOps, diskOps } from "./ops/disk-ops.ts";
 import { type DoctorOps, doctorOps } from "./ops/doctor-ops.ts";
 import { type EventsOps, eventsOps } from "./ops/events-ops.ts";
 import { type HistoryOps, historyOps } from "./ops/history-ops.ts";
+import { type InspectOps, inspectOps } from "./ops/inspect-ops.ts";
 import { type LifecycleOps, lifecycleOps } from "./ops/lifecycle-ops.ts";
 import { type MaqetCompatOps, maqetCompatOps } from "./ops/maqet-compat-ops.ts";
 import { type ProgressOps, progressOps } from "./ops/progress-ops.ts";
@@ -45,6 +46,7 @@ export type { ConvertDiskOptions, CreateDiskOptions, DiskConverted, DiskCreated,
 export type { DoctorCheck, DoctorOps, DoctorReport } from "./ops/doctor-ops.ts";
 export type { EventsMessage, EventsOps, EventsSubscribeOptions } from "./ops/events-ops.ts";
 export type { HistoryOps } from "./ops/history-ops.ts";
+export type { InspectOps, VmInspection } from "./ops/inspect-ops.ts";
 export type { AddOptions, LifecycleOps, StartOptions, StopVmOptions, VmConfigInput } from "./ops/lifecycle-ops.ts";
 export type {
   AddConfigsOptions,
@@ -98,6 +100,7 @@ export interface CallerOps {
  */
 export interface Maqet
   extends LifecycleOps,
+    InspectOps,
     QmpOps,
     HistoryOps,
     EventsOps,
@@ -137,6 +140,7 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
 function facade(ctx: MaqetContext): Maqet {
   return {
     ...lifecycleOps(ctx),
+    ...inspectOps(ctx),
     ...qmpOps(ctx),
     ...historyOps(ctx),
     ...eventsOps(ctx),

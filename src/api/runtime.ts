@@ -50,6 +50,10 @@ export interface Runtime {
   supervisor?: Supervisor;
   /** The store's database (read models are queried there); absent with a custom `store`. */
   db?: Kysely<Database>;
+  /** The adapters the VMs use (`inspect` builds the argv a start would). */
+  ports: VmPorts;
+  /** Where each VM's runtime directory goes (`<runtimeRoot>/<vmId>`). */
+  runtimeRoot: string;
   migrate(): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -141,6 +145,8 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
     projections,
     supervisor,
     db: opened?.db,
+    ports,
+    runtimeRoot,
     migrate: async () => (opened ? opened.migrate() : []),
     close: async () => {
       await supervisor?.stop();
