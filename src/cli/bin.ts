@@ -8,9 +8,11 @@
  * ```
  */
 import { runCli } from "./main.ts";
+import { installProcessGuards } from "./process-guards.ts";
 
 // Files QEMU creates for us (serial log, sockets) are private to the user, like the runtime dir.
 process.umask(0o077);
+installProcessGuards(process, process.env);
 const code = await runCli(process.argv.slice(2), {
   env: process.env,
   stdout: (text) => process.stdout.write(`${text}\n`),

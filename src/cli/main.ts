@@ -96,7 +96,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
           ? JSON.stringify(result, null, 2)
           : renderResult(parsed.command!.name, result),
       );
-      return 0;
+      return parsed.command!.exitCode?.(parsed.input, result) ?? 0;
     } finally {
       progress?.unsubscribe();
       await maqet.close();
