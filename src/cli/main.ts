@@ -22,6 +22,7 @@ import { pipeStream } from "./pipe-stream.ts";
 import { type ProgressSink, renderProgress } from "./progress-renderer.ts";
 import { renderResult } from "./render.ts";
 import { runStorelessCommand } from "./storeless-commands.ts";
+import { debugTrace, openRunLog, type RunLog, renderYaml, withRunLog } from "./run-log.ts";
 
 export interface CliIo {
   env: Record<string, string | undefined>;
@@ -31,13 +32,26 @@ export interface CliIo {
   write?: (text: string) => void;
   /** Where long operations draw progress (a bar on a TTY). Default: plain lines through `stderr`. */
   progress?: ProgressSink;
+  /** A yes/no question on the terminal (`rm --all`); absent when stdin is not a terminal. */
+  confirm?: (question: string) => Promise<boolean>;
 }
 
-export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
-  let global: GlobalOptions = { json: argv.includes("--json"), help: false, version: false };
+export async function runCli(argv: readonly string[], cliIo: CliIo): Promise<number> {
+  let io = cliIo;
+  let global: GlobalOptions = {
+    json: argv.includes("--json"),
+    help: false,
+    version: false,
+    verbosity: 0,
+    debug: argv.includes("--debug"),
+  };
+  let log: RunLog | undefined;
   try {
     const parsed = parseArgs(argv);
     global = parsed.global;
+    log = global.logFile === undefined ? undefined : openRunLog(global.logFile, argv);
+    io = withRunLog(io, log);
+    if (global.configDir !== undefined) io = { ...io, env: { ...io.env, MAQET_CONFIG_DIR: global.configDir } };
     if (global.version) {
       io.stdout(version());
       return 0;
@@ -61,6 +75,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       // Read before each QMP command only, so a broken policy file blocks QMP, not `stop`.
       qmpPolicy: async () => (await loadGlobalConfig(io.env)).config.qmp,
       onWarning: (message) => io.stderr(`maqet: warning: ${message}`),
+      // Test only (docs/crash-points.md): inert unless set.
+      crashAt: io.env.MAQET_CRASH_AT,
     });
     const progress = global.json
       ? undefined
@@ -74,7 +90,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         });
         return 0;
       }
-      const result = await parsed.command!.invoke(maqet, parsed.input);
+      const result = await parsed.command!.invoke(maqet, parsed.input, { env: io.env, confirm: io.confirm });
       if (isStreamedValues(result)) {
         // Values read from the store as they come (`events --follow`): the instance stays open
         // until the stream ends or Ctrl-C; one line each, text or JSON (JSONL).
@@ -94,21 +110,28 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stdout(
         global.json || parsed.command!.name === "qmp"
           ? JSON.stringify(result, null, 2)
-          : renderResult(parsed.command!.name, result),
+          : global.format === "yaml"
+            ? renderYaml(result)
+            : renderResult(parsed.command!.name, result),
       );
-      return parsed.command!.exitCode?.(parsed.input, result) ?? 0;
+      const code = parsed.command!.exitCode?.(parsed.input, result) ?? 0;
+      log?.write(`exit ${code}`);
+      return code;
     } finally {
       progress?.unsubscribe();
       await maqet.close();
     }
   } catch (error) {
-    return reportError(error, global.json, io);
+    const code = reportError(error, global.json, io, global.debug || global.verbosity >= 3);
+    log?.write(`exit ${code}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    return code;
   }
 }
 
-function reportError(error: unknown, json: boolean, io: CliIo): number {
+function reportError(error: unknown, json: boolean, io: CliIo, debug = false): number {
   if (isMaqetError(error)) {
     io.stderr(`maqet: ${error.message}`);
+    if (debug) io.stderr(debugTrace(error));
     if (json) io.stdout(JSON.stringify({ error: error.toJSON() }, null, 2));
     return error.exitCode;
   }
