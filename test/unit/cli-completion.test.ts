@@ -65,7 +65,7 @@ describe("bash completion", () => {
     expect(complete("snapshot", "")).toEqual(expect.arrayContaining(["create", "load", "delete", "list"]));
     expect(complete("disk", "c")).toEqual(["create", "check", "convert"]);
     expect(complete("start", "web", "--ti")).toEqual(["--timeout"]);
-    expect(complete("snapshot", "create", "web", "--o")).toEqual(["--overwrite"]);
+    expect(complete("snapshot", "create", "web", "--ov")).toEqual(["--overwrite"]);
     expect(complete("help", "sn")).toEqual(["snapshot"]);
     // A value-taking global option's value is not a command: the next word still completes commands.
     expect(complete("--db", "postgres://x", "sta")).toEqual(expect.arrayContaining(["start", "status", "stats"]));
