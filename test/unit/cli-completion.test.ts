@@ -73,7 +73,7 @@ describe("bash completion", () => {
     // `history --version N` is history's option (a value), listed once.
     const history = complete("history", "web", "--");
     expect(history.filter((w) => w === "--version")).toHaveLength(1);
-    expect(complete("history", "web", "--version", "3", "--a")).toEqual(["--at"]);
+    expect(complete("history", "web", "--version", "3", "--at")).toEqual(["--at"]);
   });
 
   it("every registry command and option completes", () => {
