@@ -23,6 +23,7 @@ import type { CreateImageSpec, DiskImageTool } from "../actors/disk-image-port.t
 import type { BinaryLocator, DiskProvisioner } from "../actors/ports.ts";
 import type { DiskDevice } from "../config/vm-config.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
+import { formatBytes } from "../util/format-bytes.ts";
 import { claimFile, freeBytes, isReadableFile, missingDisks, pathExists } from "./disk-files.ts";
 import { assertDiskPathAllowed, assertSharePathAllowed, type PathGuard } from "./path-safety.ts";
 import { createQemuImg, qemuImgFor } from "./qemu-img.ts";
@@ -191,24 +192,7 @@ export function sizeInBytes(size: string): number {
   return Number(match[1]) * 1024 ** power;
 }
 
-/**
- * Human-readable binary size, e.g. `1.5 GiB`.
- *
- * @example
- * ```ts
- * formatBytes(1610612736); // "1.5 GiB"
- * ```
- */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : Number(value.toFixed(1))} ${units[unit]}`;
-}
+export { formatBytes };
 
 async function checkFreeSpace(
   file: string,

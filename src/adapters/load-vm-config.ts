@@ -26,6 +26,12 @@ export interface LoadVmConfigOptions {
   onWarning?: (message: string) => void;
   /** Directory relative file names (and an object config's relative paths) resolve against. */
   cwd?: string;
+  /**
+   * The file's content, already read by the caller (the agent receives it in the request body,
+   * since it may not see the caller's files): the path is then not read, only used for relative
+   * paths inside and recorded as where the config came from.
+   */
+  text?: string;
 }
 
 export interface LoadedVmConfig {
@@ -45,7 +51,7 @@ export interface LoadedVmConfig {
  */
 export async function loadVmConfigFile(path: string, options: LoadVmConfigOptions = {}): Promise<VmConfig> {
   const file = resolve(options.cwd ?? process.cwd(), path);
-  const text = await readConfigText(file, path);
+  const text = options.text ?? (await readConfigText(file, path));
   return parseVmConfig(text, {
     source: file,
     baseDir: dirname(file),

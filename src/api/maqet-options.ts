@@ -12,6 +12,14 @@ import type { QmpRules } from "../config/qmp-rules.ts";
 import type { EventStore } from "../events/event-store.ts";
 
 export interface MaqetOptions {
+  /**
+   * Talk to a running `maqet agent` instead of opening a store: its unix socket path, or
+   * `http://HOST:PORT` (with `agentToken`). The returned instance has the same interface; see
+   * docs/agent.md ("The library, remote"). Every other option but `source` and `env` is ignored.
+   */
+  agent?: string;
+  /** Bearer token for an agent reached over TCP. */
+  agentToken?: string;
   /** PostgreSQL server URL; when absent the embedded PGlite store under `dataDir` is used. */
   databaseUrl?: string;
   /** Data directory (embedded store). Default `$XDG_DATA_HOME/maqet` from `env`, else `~/.local/share/maqet`. */
@@ -28,6 +36,12 @@ export interface MaqetOptions {
   onWarning?: (message: string) => void;
   /** How long to wait for another process holding the embedded store. Default 5000 ms. */
   lockWaitMs?: number;
+  /**
+   * Called with the SQL of each statement sent to the store's database (BEGIN/COMMIT included),
+   * before it is sent: diagnostics, and tests that hold a path to its statement count (a warm
+   * `maqet.qmp()` sends one). Default: none.
+   */
+  onStatement?: (sql: string) => void;
   /**
    * Global QMP rules (`allow`/`deny`, as in a VM config's `qmp:` section): checked before the VM
    * is looked up, for every VM. A function is called before each QMP command (so an edited
@@ -47,4 +61,9 @@ export interface MaqetOptions {
    * (the CLI). Default false.
    */
   liveProjections?: boolean;
+  /**
+   * Test only: kill this process (SIGKILL) when it reaches the named crash point (the CLI reads
+   * `MAQET_CRASH_AT`). Unknown names are refused. See docs/crash-points.md. Default: none.
+   */
+  crashAt?: string;
 }

@@ -16,6 +16,7 @@
  * await maqet.close();
  * ```
  */
+import { createRemoteMaqet } from "../client/remote-maqet.ts";
 import type { MaqetContext } from "./maqet-context.ts";
 import { createMaqetContext } from "./maqet-context.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
@@ -97,6 +98,14 @@ function storeOps(ctx: MaqetContext): StoreOps {
 }
 
 export function createMaqet(options: MaqetOptions = {}): Maqet {
+  if (options.agent !== undefined) {
+    return createRemoteMaqet({
+      agent: options.agent,
+      ...(options.agentToken ? { token: options.agentToken } : {}),
+      ...(options.source ? { source: options.source } : {}),
+      ...(options.env ? { env: options.env } : {}),
+    });
+  }
   const ctx = createMaqetContext(options);
   return {
     ...lifecycleOps(ctx),

@@ -7,11 +7,12 @@
  * maqet add examples/demo.yaml && maqet start demo && maqet status demo --json
  * ```
  */
-import { createInterface } from "node:readline/promises";
-import { runCli } from "./main.ts";
+// The entry loads the in-process CLI (store, XState, execa) only when no agent serves the call.
+import { runMaqet } from "./agent-entry.ts";
 
 /** A y/N question on the terminal (only when stdin is one: a script never gets a guess). */
 async function confirm(question: string): Promise<boolean> {
+  const { createInterface } = await import("node:readline/promises");
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
     return /^y(es)?$/i.test((await rl.question(`${question} [y/N]: `)).trim());
@@ -22,7 +23,7 @@ async function confirm(question: string): Promise<boolean> {
 
 // Files QEMU creates for us (serial log, sockets) are private to the user, like the runtime dir.
 process.umask(0o077);
-const code = await runCli(process.argv.slice(2), {
+const code = await runMaqet(process.argv.slice(2), {
   env: process.env,
   stdout: (text) => process.stdout.write(`${text}\n`),
   stderr: (text) => process.stderr.write(`${text}\n`),

@@ -13,14 +13,15 @@ import { defaultDataDir } from "../adapters/default-dirs.ts";
 import { loadGlobalConfig } from "../adapters/load-global-config.ts";
 import { isStreamedResult, streamedResult } from "../api/commands/streamed-result.ts";
 import { isStreamedValues } from "../api/commands/streamed-values.ts";
-import { COMMANDS, findCommand } from "../api/commands.ts";
 import { createMaqet } from "../api/maqet.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
 import { runDemo } from "./demo.ts";
-import { GLOBAL_OPTIONS, type GlobalOptions, parseArgs } from "./parse-args.ts";
+import { renderHelp } from "./help.ts";
+import { type GlobalOptions, parseArgs } from "./parse-args.ts";
 import { pipeStream } from "./pipe-stream.ts";
 import { type ProgressSink, renderProgress } from "./progress-renderer.ts";
 import { renderResult } from "./render.ts";
+import { runStorelessCommand } from "./storeless-commands.ts";
 import { debugTrace, openRunLog, type RunLog, renderYaml, withRunLog } from "./run-log.ts";
 
 export interface CliIo {
@@ -57,7 +58,12 @@ export async function runCli(argv: readonly string[], cliIo: CliIo): Promise<num
     }
     if (parsed.commandName === undefined || parsed.commandName === "help" || global.help) {
       const topic = parsed.commandName === "help" ? (parsed.input.topic as string | undefined) : parsed.commandName;
-      io.stdout(help(topic));
+      io.stdout(renderHelp(topic));
+      return 0;
+    }
+    const offline = runStorelessCommand(parsed.commandName, parsed.input);
+    if (offline !== undefined) {
+      io.stdout(offline);
       return 0;
     }
     const maqet = createMaqet({
@@ -69,6 +75,8 @@ export async function runCli(argv: readonly string[], cliIo: CliIo): Promise<num
       // Read before each QMP command only, so a broken policy file blocks QMP, not `stop`.
       qmpPolicy: async () => (await loadGlobalConfig(io.env)).config.qmp,
       onWarning: (message) => io.stderr(`maqet: warning: ${message}`),
+      // Test only (docs/crash-points.md): inert unless set.
+      crashAt: io.env.MAQET_CRASH_AT,
     });
     const progress = global.json
       ? undefined
@@ -145,45 +153,4 @@ function version(): string {
     };
     return pkg.version ?? "unknown";
   }
-}
-
-function help(topic: string | undefined): string {
-  const command = topic === undefined ? undefined : findCommand(topic);
-  const globals = GLOBAL_OPTIONS.map((o) => `  --${o.name}${o.value ? ` ${o.value}` : ""}`.padEnd(24) + o.description);
-  if (command) {
-    const args = command.positionals.map((p) => (p.optional ? `[${p.name}]` : `<${p.name}>`)).join(" ");
-    const options = command.options.map(
-      (o) => `  --${o.name}${o.value ? ` ${o.value}` : ""}`.padEnd(24) + o.description,
-    );
-    return [
-      `Usage: maqet ${command.name}${args ? ` ${args}` : ""}${command.options.length ? " [options]" : ""}`,
-      "",
-      command.summary,
-      "",
-      ...(command.positionals.length
-        ? ["Arguments:", ...command.positionals.map((p) => `  ${p.name}`.padEnd(24) + p.description), ""]
-        : []),
-      ...(options.length ? ["Options:", ...options, ""] : []),
-      "Global options:",
-      ...globals,
-      "",
-      "Examples:",
-      ...command.examples.map((e) => `  ${e}`),
-    ].join("\n");
-  }
-  return [
-    "Usage: maqet <command> [arguments] [options]",
-    "",
-    "Event-sourced QEMU orchestration: VMs from YAML, driven over QMP, every transition recorded.",
-    "",
-    "Commands:",
-    ...COMMANDS.map((c) => `  ${c.name}`.padEnd(12) + c.summary),
-    `  ${"demo".padEnd(10)}Add, start, query, stop and show the history of the example VM`,
-    "",
-    "Global options:",
-    ...globals,
-    "",
-    "Exit codes: 0 ok, 1 failure, 2 timeout, 3 invalid input or not found, 4 refused for security.",
-    "Run `maqet <command> --help` for a command's options.",
-  ].join("\n");
 }

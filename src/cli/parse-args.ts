@@ -8,8 +8,10 @@
  * parseArgs(["stop", "web", "--force"]); // { command: stop spec, input: { vm: "web", force: true }, global: {...} }
  * ```
  */
-import { type CommandInput, type CommandSpec, findCommand, type OptionSpec } from "../api/commands.ts";
+import { COMMANDS, type CommandInput, type CommandSpec, findCommand, type OptionSpec } from "../api/commands.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
+import { CLI_COMMANDS, type CommandDescription, commandGroups, groupCommands } from "./cli-commands.ts";
+import { didYouMean } from "./suggest.ts";
 
 export interface GlobalOptions {
   db?: string;
@@ -17,6 +19,10 @@ export interface GlobalOptions {
   runtimeDir?: string;
   /** Directory of the global config (`config.yaml`); MAQET's `--maqet-config-dir`. */
   configDir?: string;
+  /** `--agent PATH`: go through this agent (see src/cli/agent-target.ts). */
+  agent?: string;
+  /** `--no-agent`: run in-process even when an agent answers. */
+  noAgent?: boolean;
   json: boolean;
   help: boolean;
   version: boolean;
@@ -61,6 +67,14 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
     value: "DIR",
     description: "directory of the global config.yaml (default $XDG_CONFIG_HOME/maqet)",
   },
+  {
+    name: "agent",
+    type: "string",
+    value: "PATH",
+    description:
+      "go through the agent on this socket (env MAQET_AGENT; default: the agent's default socket when one answers)",
+  },
+  { name: "no-agent", type: "boolean", description: "run in this process even when an agent answers" },
   { name: "json", type: "boolean", description: "print JSON instead of tables" },
   {
     name: "output",
@@ -86,8 +100,8 @@ export interface ParsedArgs {
 
 const SHORT: Record<string, string> = { "-h": "--help", "-V": "--version", "-f": "--force" };
 
-/** CLI-only commands that are not library operations. */
-export const CLI_ONLY_COMMANDS = ["demo", "help"] as const;
+/** CLI-only commands that are not library operations (described in cli-commands.ts). */
+export const CLI_ONLY_COMMANDS: readonly string[] = CLI_COMMANDS.map((c) => c.name);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const global: GlobalOptions = { json: false, help: false, version: false, verbosity: 0, debug: false };
@@ -123,7 +137,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         while (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("-")) raw.push([name, argv[++i]!]);
       }
     } else {
-      throw usage(`unknown option '${argv[i]}'`, positionals[0]);
+      throw usage(`unknown option '${argv[i]}'.${didYouMean(argv[i]!, Object.keys(SHORT))}`, positionals[0]);
     }
   }
   // A two-word command (`snapshot create`, `qmp keys`) wins over a one-word one, unless `--`
@@ -133,28 +147,38 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   const commandName = twoWords !== undefined && findCommand(twoWords) ? twoWords : positionals[0];
   positionals.splice(0, commandName === undefined ? 0 : commandName.split(" ").length);
   const command = commandName === undefined ? undefined : findCommand(commandName);
-  if (
-    commandName !== undefined &&
-    command === undefined &&
-    !(CLI_ONLY_COMMANDS as readonly string[]).includes(commandName)
-  ) {
-    throw usage(`unknown command '${commandName}'`, undefined);
+  const cliOnly = command ? undefined : CLI_COMMANDS.find((c) => c.name === commandName);
+  // A group's name alone (`maqet snapshot`) asks for the group's help.
+  const group = commandName !== undefined && !command && !cliOnly && groupCommands(commandName).length > 0;
+  if (group && positionals.length > 0) {
+    const typed = `${commandName} ${positionals[0]}`;
+    const names = groupCommands(commandName!).map((c) => c.name.split(" ")[1]!);
+    throw usage(`unknown command '${typed}'.${didYouMean(positionals[0]!, names, `${commandName} `)}`, commandName);
   }
+  if (commandName !== undefined && !command && !cliOnly && !group) {
+    throw usage(`unknown command '${commandName}'.${didYouMean(commandName, commandNames())}`, undefined);
+  }
+  const described: CommandDescription | undefined = command ?? cliOnly;
   const input: CommandInput = {};
   for (const [typed, value] of raw) {
     // A command's own option wins over a global one of the same name (`history --version N`).
-    const commandSpec = command?.options.find((o) => named(o, typed));
+    const commandSpec = described?.options.find((o) => named(o, typed));
     const globalSpec = commandSpec ? undefined : GLOBAL_OPTIONS.find((o) => named(o, typed));
     const spec = commandSpec ?? globalSpec;
-    if (spec === undefined) throw usage(`unknown option '--${typed}'`, commandName);
+    if (spec === undefined) {
+      const known = [...(described?.options ?? []), ...GLOBAL_OPTIONS].map((o) => o.name);
+      throw usage(`unknown option '--${typed}'.${didYouMean(typed, known, "--")}`, commandName);
+    }
     const converted = convert(spec, value, commandName);
     if (globalSpec) assignGlobal(global, spec.name, converted, commandName);
     else if (spec.multiple)
       input[spec.name] = [...((input[spec.name] as string[] | undefined) ?? []), String(converted)];
     else input[spec.name] = converted;
   }
-  if (command && !global.help) {
-    for (const p of command.positionals) {
+  if (commandName === "help") {
+    input.topic = positionals.length > 0 ? positionals.splice(0).join(" ") : undefined;
+  } else if (described && !global.help) {
+    for (const p of described.positionals) {
       if (p.variadic) {
         if (positionals.length === 0 && !p.optional)
           throw usage(`missing <${p.name}…> (${p.description})`, commandName);
@@ -167,9 +191,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       input[p.name] = value;
     }
     if (positionals.length > 0) throw usage(`unexpected argument '${positionals[0]}'`, commandName);
-  } else if (commandName === "help") {
-    input.topic = positionals.shift();
   }
+  if (group) global.help = true;
   return { commandName, command, input, global };
 }
 
@@ -213,6 +236,8 @@ function assignGlobal(
   else if (name === "data-dir") global.dataDir = String(value);
   else if (name === "runtime-dir") global.runtimeDir = String(value);
   else if (name === "config-dir") global.configDir = String(value);
+  else if (name === "agent") global.agent = String(value);
+  else if (name === "no-agent") global.noAgent = value === true;
   else if (name === "json") global.json = value === true;
   else if (name === "help") global.help = value === true;
   else if (name === "version") global.version = value === true;
@@ -228,9 +253,16 @@ function assignGlobal(
   }
 }
 
+/** Every command, group and alias a user may type first. */
+function commandNames(): string[] {
+  const names = [...COMMANDS, ...CLI_COMMANDS].flatMap((c) => [c.name, ...(c.aliases ?? [])]);
+  return [...names.filter((n) => !n.includes(" ")), ...commandGroups()];
+}
+
 function usage(problem: string, commandName: string | undefined): MaqetError {
   const hint = commandName
     ? `Run \`maqet ${commandName} --help\` for its usage.`
     : "Run `maqet --help` for the list of commands.";
-  return new MaqetError("INVALID_ARGUMENT", `Invalid arguments: ${problem}. ${hint}`);
+  const sentence = problem.endsWith("?") ? problem : `${problem.replace(/\.$/, "")}.`;
+  return new MaqetError("INVALID_ARGUMENT", `Invalid arguments: ${sentence} ${hint}`);
 }

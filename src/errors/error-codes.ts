@@ -25,9 +25,15 @@ export const ERROR_CODES = {
   SNAPSHOT_EXISTS: 3,
   /** Snapshots need qcow2; the drive is raw (or a VirtFS share). */
   SNAPSHOT_UNSUPPORTED: 3,
+  /** The agent has no route for that method and path. */
+  ROUTE_NOT_FOUND: 3,
+  /** A request body over the agent's size limit. */
+  REQUEST_TOO_LARGE: 3,
   // refused for security (4)
   PATH_REFUSED: 4,
   QMP_REFUSED: 4,
+  /** A TCP request to the agent without the right bearer token. */
+  UNAUTHORIZED: 4,
   // timeouts (2)
   TIMEOUT: 2,
   QMP_TIMEOUT: 2,
@@ -57,6 +63,10 @@ export const ERROR_CODES = {
   PROCESS_ERROR: 1,
   /** `audit verify` found a broken link in the audit trail's hash chain. */
   AUDIT_TAMPERED: 1,
+  /** Another agent serves this socket or data directory (its pid is named). */
+  AGENT_RUNNING: 1,
+  /** The agent named by --agent / MAQET_AGENT does not answer, or went away mid-request. */
+  AGENT_UNAVAILABLE: 1,
   INTERNAL: 1,
 } as const;
 

@@ -1,8 +1,11 @@
 /**
  * Runs the built CLI (`node dist/src/cli/bin.js`) as a user would, each call a separate
  * process, in a sandbox with its own HOME, XDG data and runtime dirs.
+ *
+ * With `MAQET_TEST_AGENT=1` each sandbox also runs `maqet agent` (on the sandbox's default
+ * socket), so every call goes through it: the whole e2e suite runs in both modes.
  */
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +23,70 @@ export interface CliSandbox {
   env: Record<string, string>;
   run(args: string[], extraEnv?: Record<string, string>): Promise<CliResult>;
   cleanup(): Promise<void>;
+  /** The sandbox's agent when MAQET_TEST_AGENT=1 (its log lines so far). */
+  agent?: SandboxAgent;
+}
+
+export interface SandboxAgent {
+  readonly process: ChildProcess;
+  readonly socket: string;
+  log(): string;
+}
+
+/** True when the e2e suite runs through an agent (MAQET_TEST_AGENT=1). */
+export const AGENT_MODE = process.env.MAQET_TEST_AGENT === "1";
+
+/**
+ * Starts `maqet agent` with `env` and waits until it listens; resolves with it.
+ *
+ * @example
+ * ```ts
+ * const agent = await startSandboxAgent(box.env, box.home);
+ * ```
+ */
+export async function startSandboxAgent(
+  env: Record<string, string>,
+  cwd: string,
+  extraArgs: string[] = [],
+): Promise<SandboxAgent> {
+  const bin = join(projectRoot, "dist/src/cli/bin.js");
+  const child = spawn(process.execPath, [bin, "agent", "--log-format", "json", ...extraArgs], {
+    cwd,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let log = "";
+  child.stdout?.on("data", (c: Buffer) => {
+    log += c.toString();
+  });
+  child.stderr?.on("data", (c: Buffer) => {
+    log += c.toString();
+  });
+  const socket = extraArgs.includes("--socket")
+    ? extraArgs[extraArgs.indexOf("--socket") + 1]!
+    : join(env.XDG_RUNTIME_DIR!, "maqet", "agent.sock");
+  const exited = new Promise<number>((resolve) => child.once("exit", (code) => resolve(code ?? 1)));
+  const ready = await Promise.race([
+    waitFor(async () => log.includes("listening on"), 110_000),
+    exited.then(() => false),
+  ]);
+  if (!ready) {
+    child.kill("SIGKILL");
+    throw new Error(`maqet agent did not start: ${log}`);
+  }
+  return { process: child, socket, log: () => log };
+}
+
+/** SIGTERM, then wait for the agent to exit (SIGKILL after 20 s). */
+export async function stopSandboxAgent(agent: SandboxAgent): Promise<number | null> {
+  const child = agent.process;
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  const code = await exited;
+  clearTimeout(timer);
+  return code;
 }
 
 export async function createCliSandbox(): Promise<CliSandbox> {
@@ -32,9 +99,11 @@ export async function createCliSandbox(): Promise<CliSandbox> {
     USER: process.env.USER ?? "root",
   };
   const bin = join(projectRoot, "dist/src/cli/bin.js");
+  const agent = AGENT_MODE ? await startSandboxAgent(env, home) : undefined;
   return {
     home,
     env,
+    ...(agent ? { agent } : {}),
     run: (args, extraEnv = {}) =>
       new Promise((resolve) => {
         execFile(
@@ -52,7 +121,10 @@ export async function createCliSandbox(): Promise<CliSandbox> {
           },
         );
       }),
-    cleanup: () => rm(home, { recursive: true, force: true }),
+    cleanup: async () => {
+      if (agent) await stopSandboxAgent(agent);
+      await rm(home, { recursive: true, force: true });
+    },
   };
 }
 

@@ -8,7 +8,6 @@
  * await findCommand("events")!.invoke(maqet, { vm: "web", from: 40 }); // a streamed result
  * ```
  */
-import { filter, map } from "rxjs";
 import { MaqetError } from "../../errors/maqet-error.ts";
 import type { Checkpoint } from "../../events/checkpoint.ts";
 import type { EventMetadata } from "../../events/envelope.ts";
@@ -67,6 +66,8 @@ export const EVENTS_COMMANDS: readonly CommandSpec[] = [
           { details: { from } },
         );
       }
+      // rxjs is loaded here, not at import: the CLI's path through the agent imports the registry.
+      const { filter, map } = await import("rxjs");
       const messages = m.subscribe({
         vm: typeof i.vm === "string" ? i.vm : undefined,
         from: typeof from === "number" ? from : "start",

@@ -8,6 +8,7 @@
  * ```
  */
 
+import { orderLostNote } from "../../actors/launch-qemu.ts";
 import type { VmActor } from "../../actors/vm-actor.ts";
 import type { VmOutcome } from "../../actors/vm-machine.ts";
 import { parseWaitCondition, type WaitCondition } from "../../actors/wait-condition.ts";
@@ -18,6 +19,13 @@ import { toVmStatus, type VmStatus } from "../vm-status.ts";
 export interface AddOptions {
   /** VM name; overrides `name:` in the config. */
   name?: string;
+  /**
+   * The config file's YAML, read by the caller (a remote client): the path is then not read,
+   * only used for the relative paths inside and recorded. See docs/agent.md.
+   */
+  text?: string;
+  /** Where an object config's relative paths resolve (default: the current directory). */
+  baseDir?: string;
 }
 
 export interface StartOptions {
@@ -63,6 +71,8 @@ export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
       const loaded = await loadVmConfig(configOrPath, {
         nameOverride: addOptions.name,
         onWarning: ctx.options.onWarning,
+        ...(addOptions.text === undefined ? {} : { text: addOptions.text }),
+        ...(addOptions.baseDir === undefined ? {} : { cwd: addOptions.baseDir }),
       });
       return ctx.operation(async (_rt, orchestrator) => {
         const name = addOptions.name ?? loaded.config.name ?? `vm-${crypto.randomUUID().slice(0, 8)}`;
@@ -75,6 +85,8 @@ export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
       const waitFor =
         typeof startOptions.waitFor === "string" ? parseWaitCondition(startOptions.waitFor) : startOptions.waitFor;
       return ctx.withVm(name, async (vm) => {
+        const lost = vm.view.config.argumentOrderLost;
+        if (lost !== undefined && lost.length > 0) ctx.options.onWarning?.(orderLostNote(vm.view.name, lost));
         await vm.start({ timeoutMs: startOptions.timeoutMs, waitFor });
         return toVmStatus(vm.view);
       });

@@ -7,7 +7,7 @@
  * ```
  */
 import type { ImageCheck, ImageInfo } from "../../actors/disk-image-port.ts";
-import { formatBytes } from "../../adapters/disk-provisioner.ts";
+import { formatBytes } from "../../util/format-bytes.ts";
 import type { DiskConverted, DiskCreated } from "../../api/ops/disk-ops.ts";
 import type { Renderer } from "./renderer.ts";
 

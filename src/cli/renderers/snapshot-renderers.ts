@@ -7,7 +7,7 @@
  * ```
  */
 import type { SnapshotListing, SnapshotOutcome } from "../../actors/snapshot-operations.ts";
-import { formatBytes } from "../../adapters/disk-provisioner.ts";
+import { formatBytes } from "../../util/format-bytes.ts";
 import { renderTable } from "../table.ts";
 import type { Renderer } from "./renderer.ts";
 

@@ -1,0 +1,328 @@
+/**
+ * The agent's request handler: authenticates (TCP only: bearer token, constant-time), routes
+ * (`/v1/version`, `/v1/events`, then one route per registry command), turns the request into the
+ * command's input, runs `spec.invoke` on the caller's view of the instance (`maqet.as(caller)`),
+ * and answers JSON, a stream of progress, or a text stream (`console --follow`). Every failure is
+ * an error body with a fitting status; nothing a client sends can throw out of it. Operations in
+ * flight are tracked for a graceful stop.
+ *
+ * @example
+ * ```ts
+ * const handler = createAgentHandler({ maqet, version: "0.1.0", host: "web01", tcp: false });
+ * http.createServer(handler.handle).listen("/run/user/1000/maqet/agent.sock");
+ * ```
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { COMMAND_ROUTES, type CommandRoute, inputFromRequest } from "../api/command-routes.ts";
+import type { CommandInput } from "../api/commands/command-spec.ts";
+import { isStreamedResult } from "../api/commands/streamed-result.ts";
+import { isStreamedValues } from "../api/commands/streamed-values.ts";
+import type { Maqet } from "../api/maqet.ts";
+import { MaqetError } from "../errors/maqet-error.ts";
+import { tokenMatches } from "./agent-token.ts";
+import { asCaller, hasPerCallerMetadata } from "./as-caller.ts";
+import { type CallerIdentity, callerOf } from "./caller-identity.ts";
+import { serveEvents } from "./event-stream.ts";
+import { sendError, sendJson, streamFormat } from "./http-reply.ts";
+import { streamOperation } from "./operation-stream.ts";
+import { DEFAULT_BODY_LIMIT, readJsonBody } from "./request-body.ts";
+import { compileRoutes } from "./route-table.ts";
+
+/** The API's major version: in every path (`/v1`); features are announced as extensions. */
+export const API_VERSION = 1;
+
+/** Named features of this API; a client checks for one instead of comparing versions. */
+export const API_EXTENSIONS = [
+  "commands",
+  "events-sse",
+  "events-ndjson",
+  "operation-progress",
+  "caller-identity",
+  "add-config-text",
+  "console-follow",
+  "tcp-bearer-token",
+] as const;
+
+export interface RequestLogEntry {
+  time: string;
+  method: string;
+  path: string;
+  status: number;
+  ms: number;
+  command?: string;
+  code?: string;
+  correlationId?: string;
+  user?: string;
+  uid?: number;
+  pid?: number;
+  source?: string;
+  host?: string;
+}
+
+export interface AgentHandlerOptions {
+  maqet: Maqet;
+  /** maqet's version, for `/v1/version`. */
+  version: string;
+  /** This host's name (the caller's host over the unix socket). */
+  host: string;
+  /** Over TCP every request needs the bearer token. */
+  tcp: boolean;
+  token?: string;
+  bodyLimit?: number;
+  heartbeatMs?: number;
+  /** What `/v1/version` says about this agent (socket, store…). */
+  about?: Record<string, unknown>;
+  log?: (entry: RequestLogEntry) => void;
+}
+
+export interface AgentHandler {
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Operations running now (not streams). */
+  readonly inFlight: number;
+  /** Resolves when no operation runs (or at once). */
+  idle(): Promise<void>;
+  /** Ends every open stream (event feeds, console follows); clients resume later. */
+  endStreams(): void;
+}
+
+const ROUTES = compileRoutes(COMMAND_ROUTES);
+
+export function createAgentHandler(options: AgentHandlerOptions): AgentHandler {
+  const running = new Set<Promise<unknown>>();
+  const streams = new Set<ServerResponse>();
+  const track = <T>(work: Promise<T>): Promise<T> => {
+    running.add(work);
+    void work.catch(() => undefined).finally(() => running.delete(work));
+    return work;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = performance.now();
+    const url = new URL(req.url ?? "/", "http://maqet");
+    const caller = callerOf(req, { host: options.host, tcp: options.tcp });
+    caller.correlationId ??= crypto.randomUUID();
+    const headers = { "maqet-correlation-id": caller.correlationId };
+    let command: string | undefined;
+    let code: string | undefined;
+    res.on("close", () => {
+      options.log?.({
+        time: new Date().toISOString(),
+        method: req.method ?? "?",
+        path: url.pathname,
+        status: res.statusCode,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+        ...(command ? { command } : {}),
+        ...(code ? { code } : {}),
+        correlationId: caller.correlationId,
+        ...identity(caller),
+      });
+    });
+    try {
+      if (options.tcp && !tokenMatches(req.headers.authorization, options.token)) {
+        res.setHeader("www-authenticate", 'Bearer realm="maqet"');
+        throw new MaqetError(
+          "UNAUTHORIZED",
+          "Unauthorized: requests over TCP need `Authorization: Bearer <token>` with the agent's token.",
+        );
+      }
+      if (url.pathname === "/v1/version" || url.pathname === "/v1/_ping") {
+        if (req.method !== "GET" && req.method !== "HEAD") throw notAllowed(["GET"]);
+        return sendJson(res, 200, versionBody(options), headers);
+      }
+      if (url.pathname === "/v1/events" && req.method === "GET") {
+        command = "events";
+        streams.add(res);
+        res.on("close", () => streams.delete(res));
+        code = await serveEvents(options.maqet, req, res, url.searchParams, { heartbeatMs: options.heartbeatMs });
+        return;
+      }
+      const match = ROUTES.match(req.method ?? "GET", url.pathname);
+      if (match.kind === "method") throw notAllowed(match.allowed, res);
+      if (match.kind === "none") {
+        throw new MaqetError(
+          "ROUTE_NOT_FOUND",
+          `No route for ${req.method} ${url.pathname}. The API's routes are listed in docs/agent.md; GET /v1/version names this agent's extensions.`,
+        );
+      }
+      const { route, params } = match;
+      command = route.command;
+      const body =
+        route.method === "POST" ? await readJsonBody(req, options.bodyLimit ?? DEFAULT_BODY_LIMIT) : undefined;
+      const view = asCaller(options.maqet, caller);
+      const run = prepare(route, view, params, url.searchParams, body);
+      const format = streamFormat(req);
+      if (format && route.streams !== "text") {
+        code = await track(
+          streamOperation(res, {
+            maqet: options.maqet,
+            format,
+            correlationId: caller.correlationId,
+            subjects: subjectsOf(run.input, route),
+            run: run.invoke,
+          }),
+        );
+        return;
+      }
+      const result = await track(run.invoke());
+      if (isStreamedResult(result) || isStreamedValues(result)) {
+        streams.add(res);
+        res.on("close", () => streams.delete(res));
+        return await pipeResult(req, res, result, headers);
+      }
+      sendJson(res, route.command === "add" ? 201 : 200, result ?? null, headers);
+    } catch (error) {
+      code = sendError(res, error, headers);
+    }
+  };
+
+  return {
+    handle: (req, res) => {
+      handle(req, res).catch((error: unknown) => {
+        // Last line of defence: answer if still possible, never let a request take the agent down.
+        try {
+          sendError(res, error);
+        } catch {
+          res.destroy();
+        }
+      });
+    },
+    get inFlight() {
+      return running.size;
+    },
+    idle: async () => {
+      while (running.size) await Promise.allSettled([...running]);
+    },
+    endStreams: () => {
+      for (const res of streams) res.end();
+      streams.clear();
+    },
+  };
+}
+
+interface PreparedCall {
+  input: CommandInput;
+  invoke(): Promise<unknown>;
+}
+
+/** The command input of a request and the call that runs it; `add` takes its config in the body. */
+function prepare(
+  route: CommandRoute,
+  maqet: Maqet,
+  params: Record<string, string>,
+  query: URLSearchParams,
+  body: Record<string, unknown> | undefined,
+): PreparedCall {
+  if (route.configFile !== undefined) return prepareAdd(maqet, body ?? {});
+  const input = inputFromRequest(route, params, query, body);
+  return { input, invoke: () => route.spec.invoke(maqet, input) };
+}
+
+/**
+ * `POST /v1/vms`: `{"config": "<YAML text>", "path": "/abs/vm.yaml", "name"?}` (the client read
+ * the file; relative paths in it resolve against the path's directory on this host), or
+ * `{"config": {…object…}, "baseDir"?: "/abs/dir", "name"?}`.
+ */
+function prepareAdd(maqet: Maqet, body: Record<string, unknown>): PreparedCall {
+  const { config, path, name, baseDir } = body;
+  for (const key of Object.keys(body)) {
+    if (!["config", "path", "name", "baseDir"].includes(key)) {
+      throw new MaqetError(
+        "INVALID_ARGUMENT",
+        `Invalid request for POST /v1/vms (add): unknown field '${key}' (use config, path, name, baseDir).`,
+      );
+    }
+  }
+  if (name !== undefined && typeof name !== "string") throw addField("name", "a string");
+  const options = name === undefined ? {} : { name };
+  if (typeof config === "string") {
+    if (typeof path !== "string" || !path.startsWith("/")) {
+      throw addField("path", "the config file's absolute path (relative paths inside resolve against its directory)");
+    }
+    return { input: { config: path }, invoke: () => maqet.add(path, { ...options, text: config }) };
+  }
+  if (typeof config === "object" && config !== null && !Array.isArray(config)) {
+    if (baseDir !== undefined && (typeof baseDir !== "string" || !baseDir.startsWith("/"))) {
+      throw addField("baseDir", "an absolute directory");
+    }
+    const extra = typeof baseDir === "string" ? { baseDir } : {};
+    return { input: {}, invoke: () => maqet.add(config as Record<string, unknown>, { ...options, ...extra }) };
+  }
+  throw addField("config", "the YAML text of a VM config, or a config object");
+}
+
+function addField(field: string, what: string): MaqetError {
+  return new MaqetError("INVALID_ARGUMENT", `Invalid request for POST /v1/vms (add): '${field}' must be ${what}.`);
+}
+
+function subjectsOf(input: CommandInput, route: CommandRoute): string[] {
+  const subjects = typeof input.vm === "string" ? [input.vm] : [];
+  for (const p of route.localPaths) if (typeof input[p] === "string") subjects.push(input[p] as string);
+  return subjects;
+}
+
+/** A text stream (console --follow) as chunks; a value stream as JSON lines. Ends with the stream. */
+function pipeResult(
+  req: IncomingMessage,
+  res: ServerResponse,
+  result: unknown,
+  headers: Record<string, string>,
+): Promise<void> {
+  const text = isStreamedResult(result);
+  const ndjson = !text || streamFormat(req) === "ndjson";
+  res.writeHead(200, {
+    "content-type": ndjson ? "application/x-ndjson; charset=utf-8" : "text/plain; charset=utf-8",
+    "cache-control": "no-store",
+    ...(text ? { "maqet-about": JSON.stringify(result.about) } : {}),
+    ...headers,
+  });
+  const source$ = isStreamedResult(result) ? result.output$ : isStreamedValues(result) ? result.values$ : undefined;
+  return new Promise((resolve) => {
+    const subscription = source$!.subscribe({
+      next: (value: unknown) => {
+        res.write(text && !ndjson ? String(value) : `${JSON.stringify(text ? { text: value } : value)}\n`);
+      },
+      error: (error: unknown) => {
+        res.write(`${JSON.stringify({ error: { message: String(error) } })}\n`);
+        res.end();
+        resolve();
+      },
+      complete: () => {
+        res.end();
+        resolve();
+      },
+    });
+    req.on("close", () => {
+      subscription.unsubscribe();
+      resolve();
+    });
+  });
+}
+
+function versionBody(options: AgentHandlerOptions): Record<string, unknown> {
+  return {
+    api: API_VERSION,
+    apiVersion: `${API_VERSION}.0`,
+    maqet: options.version,
+    extensions: [...API_EXTENSIONS, ...(hasPerCallerMetadata(options.maqet) ? ["per-operation-caller"] : [])],
+    pid: process.pid,
+    host: options.host,
+    ...options.about,
+  };
+}
+
+function notAllowed(allowed: string[], res?: ServerResponse): MaqetError {
+  res?.setHeader("allow", allowed.join(", "));
+  return new MaqetError("ROUTE_NOT_FOUND", `Method not allowed here; this path takes ${allowed.join(", ")}.`, {
+    details: { allowed },
+  });
+}
+
+function identity(caller: CallerIdentity): Partial<RequestLogEntry> {
+  const out: Partial<RequestLogEntry> = {};
+  if (caller.user !== undefined) out.user = caller.user;
+  if (caller.uid !== undefined) out.uid = caller.uid;
+  if (caller.pid !== undefined) out.pid = caller.pid;
+  if (caller.source !== undefined) out.source = caller.source;
+  if (caller.host !== undefined) out.host = caller.host;
+  return out;
+}

@@ -1,0 +1,80 @@
+/**
+ * The `maqet` executable's first step, kept light: `maqet agent` runs the agent; a command with
+ * an agent to go through (see agent-target.ts) runs as an API call (agent-cli.ts), importing no
+ * store, XState or execa; anything else (no agent answering, `--no-agent`, help, `demo`) loads
+ * the in-process CLI (main.ts) as before.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await runMaqet(process.argv.slice(2), io);
+ * ```
+ */
+import { lstat } from "node:fs/promises";
+import { routeOf } from "../api/command-routes.ts";
+import { isMaqetError } from "../errors/maqet-error.ts";
+import { agentTarget } from "./agent-target.ts";
+import type { CliIo } from "./main.ts";
+import { type ParsedArgs, parseArgs } from "./parse-args.ts";
+
+const VALUE_FLAGS = new Set(["--db", "--data-dir", "--runtime-dir", "--agent"]);
+
+/** True when the command is `agent` (after any global options). */
+export function isAgentCommand(argv: readonly string[]): boolean {
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!;
+    if (VALUE_FLAGS.has(token)) i++;
+    else if (!token.startsWith("-")) return token === "agent";
+  }
+  return false;
+}
+
+export async function runMaqet(argv: readonly string[], io: CliIo): Promise<number> {
+  if (isAgentCommand(argv)) {
+    const { runAgent } = await import("../agent/run-agent.ts");
+    return runAgent(argv, { env: io.env, stdout: io.stdout, stderr: io.stderr });
+  }
+  const parsed = tryParse(argv);
+  const target = parsed ? agentTarget(parsed.global, io.env) : undefined;
+  if (parsed?.command && target && routeOf(parsed.command.name) && !parsed.global.help && !parsed.global.version) {
+    if (target.explicit || (await isSocket(target.socket))) {
+      try {
+        const { FALL_BACK, runThroughAgent } = await import("./agent-cli.ts");
+        const code = await runThroughAgent(parsed, io, target);
+        if (code !== FALL_BACK) return code;
+      } catch (error) {
+        return reportError(error, parsed.global.json, io);
+      }
+    }
+  }
+  const { runCli } = await import("./main.ts");
+  return runCli(argv, io);
+}
+
+function tryParse(argv: readonly string[]): ParsedArgs | undefined {
+  try {
+    return parseArgs(argv);
+  } catch {
+    return undefined; // the in-process CLI reports it, as it always has
+  }
+}
+
+async function isSocket(path: string | undefined): Promise<boolean> {
+  if (path === undefined) return false;
+  try {
+    return (await lstat(path)).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+function reportError(error: unknown, json: boolean, io: CliIo): number {
+  if (isMaqetError(error)) {
+    io.stderr(`maqet: ${error.message}`);
+    if (json) io.stdout(JSON.stringify({ error: error.toJSON() }, null, 2));
+    return error.exitCode ?? 1;
+  }
+  const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  io.stderr(`maqet: internal error: ${message}\nThis is a bug; please report it with the command you ran.`);
+  if (json) io.stdout(JSON.stringify({ error: { code: "INTERNAL", message: String(error) } }, null, 2));
+  return 1;
+}

@@ -1,0 +1,137 @@
+/**
+ * HTTP/1.1 to a maqet agent over its unix socket (or TCP with a bearer token), with `node:http`
+ * only (Node and Deno both have it; no dependency, a few milliseconds to import). One request, a
+ * JSON answer or a streamed body. A connection that cannot be made is AGENT_UNAVAILABLE; one that
+ * breaks before the answer is too, with a note that the operation may have run.
+ *
+ * @example
+ * ```ts
+ * const endpoint = { socket: "/run/user/1000/maqet/agent.sock" };
+ * const res = await agentFetch(endpoint, { method: "GET", path: "/v1/vms" });
+ * console.log(res.status, await res.json());
+ * ```
+ */
+import { type IncomingMessage, request } from "node:http";
+import { MaqetError } from "../errors/maqet-error.ts";
+
+/** Where the agent is: a unix socket, or `http://HOST:PORT` with its token. */
+export interface AgentEndpoint {
+  socket?: string;
+  url?: string;
+  token?: string;
+  /** Headers sent with every request (the caller's identity). */
+  headers?: Record<string, string>;
+}
+
+export interface AgentRequest {
+  method: string;
+  path: string;
+  body?: unknown;
+  accept?: string;
+  headers?: Record<string, string>;
+  /** Give up connecting after this long (default 2000 ms). */
+  connectTimeoutMs?: number;
+}
+
+export interface AgentResponse {
+  status: number;
+  headers: IncomingMessage["headers"];
+  /** The body as it comes (for streams). */
+  body: IncomingMessage;
+  text(): Promise<string>;
+  json<T = unknown>(): Promise<T>;
+}
+
+/** Where an endpoint points, for messages. */
+export function describeEndpoint(endpoint: AgentEndpoint): string {
+  return endpoint.socket ?? endpoint.url ?? "(no agent)";
+}
+
+export function agentFetch(endpoint: AgentEndpoint, req: AgentRequest): Promise<AgentResponse> {
+  const payload = req.body === undefined ? undefined : JSON.stringify(req.body);
+  const headers: Record<string, string> = {
+    accept: req.accept ?? "application/json",
+    ...endpoint.headers,
+    ...req.headers,
+  };
+  if (payload !== undefined) {
+    headers["content-type"] = "application/json";
+    headers["content-length"] = String(new TextEncoder().encode(payload).length);
+  }
+  if (endpoint.token) headers.authorization = `Bearer ${endpoint.token}`;
+  const target = endpoint.socket
+    ? { socketPath: endpoint.socket, path: req.path }
+    : (() => {
+        const url = new URL(req.path, endpoint.url);
+        return { host: url.hostname, port: Number(url.port || 80), path: url.pathname + url.search };
+      })();
+  return new Promise((resolve, reject) => {
+    let connected = false;
+    const r = request({ ...target, method: req.method, headers, agent: false }, (res) => {
+      const text = () =>
+        new Promise<string>((done, fail) => {
+          const chunks: Uint8Array[] = [];
+          res.on("data", (c: Uint8Array) => chunks.push(c));
+          res.on("end", () => done(new TextDecoder().decode(concat(chunks))));
+          res.on("error", fail);
+          res.on("aborted", () => fail(broken(endpoint)));
+        });
+      resolve({
+        status: res.statusCode ?? 0,
+        headers: res.headers,
+        body: res,
+        text,
+        json: async <T>() => JSON.parse(await text()) as T,
+      });
+    });
+    const timer = setTimeout(() => {
+      if (!connected) r.destroy(new Error("connect timeout"));
+    }, req.connectTimeoutMs ?? 2000);
+    r.on("socket", (socket) => {
+      socket.once("connect", () => {
+        connected = true;
+        clearTimeout(timer);
+      });
+    });
+    r.on("error", (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(connected ? broken(endpoint, error) : unavailable(endpoint, error));
+    });
+    r.end(payload);
+  });
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const c of chunks) size += c.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** True for the error of an agent that is not there (no socket, nobody listening). */
+export function isUnavailable(error: unknown): boolean {
+  return error instanceof MaqetError && error.code === "AGENT_UNAVAILABLE" && error.details.connected === false;
+}
+
+function unavailable(endpoint: AgentEndpoint, cause: NodeJS.ErrnoException): MaqetError {
+  return new MaqetError(
+    "AGENT_UNAVAILABLE",
+    `No maqet agent answers at ${describeEndpoint(endpoint)} (${cause.code ?? cause.message}). Start one with \`maqet agent\`, or run without it: --no-agent.`,
+    { cause, details: { endpoint: describeEndpoint(endpoint), connected: false } },
+  );
+}
+
+function broken(endpoint: AgentEndpoint, cause?: unknown): MaqetError {
+  return new MaqetError(
+    "AGENT_UNAVAILABLE",
+    `The connection to the maqet agent at ${describeEndpoint(endpoint)} broke before its answer; the operation may have run (\`maqet history VM\` says).`,
+    { cause, details: { endpoint: describeEndpoint(endpoint), connected: true } },
+  );
+}
+
+export { broken as brokenConnectionError };
