@@ -6,8 +6,10 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { decodeStoredConfig } from "../../src/config/stored-config.ts";
 import { type CliSandbox, createCliSandbox, processAlive } from "../support/cli-runner.ts";
+import { createTestDatabase } from "../support/postgres-cluster.ts";
 
 interface Status {
   name: string;
@@ -24,20 +26,28 @@ interface Entry {
   data: Record<string, unknown>;
 }
 
-describe("maqet apply / edit (real QEMU, built CLI)", { timeout: 240_000 }, () => {
+describe("maqet apply / edit (real QEMU, built CLI)", { timeout: 900_000 }, () => {
   let box: CliSandbox;
+  let db: { url: string; drop(): Promise<void> } | undefined;
   beforeAll(async () => {
     box = await createCliSandbox();
+    // Each CLI call is a process; on a busy box the embedded store costs tens of seconds to open,
+    // a server database a fraction. MAQET_CORPUS_STORE=embedded runs these on the embedded store.
+    if (process.env.MAQET_CORPUS_STORE !== "embedded") {
+      db = await createTestDatabase(inject("databaseUrl"));
+      box.env.MAQET_DATABASE_URL = db.url;
+    }
     await writeFile(
       join(box.home, "web.yaml"),
       "name: web\nbinary: /usr/bin/qemu-system-x86_64\naccel: tcg\nmemory: 64M\narguments:\n  - smp: 1\n",
     );
     await writeFile(join(box.home, "bigger.yaml"), "arguments:\n  - smp: 2\n");
-  });
+  }, 300_000);
   afterAll(async () => {
     await box.run(["stop", "web", "--force"]);
+    await db?.drop();
     await box.cleanup();
-  });
+  }, 300_000);
 
   it("apply on a stopped VM: same id, one stream, vm.reconfigured in history and audit; history --at shows the old config", async () => {
     expect((await box.run(["add", "web.yaml"])).code).toBe(0);
@@ -57,8 +67,9 @@ describe("maqet apply / edit (real QEMU, built CLI)", { timeout: 240_000 }, () =
     expect(history.map((e) => e.type)).toEqual(["vm.defined", "vm.reconfigured"]);
     const change = history[1]!.data;
     expect(change).toMatchObject({ via: "apply", reason: "more room", changed: ["arguments", "memory"] });
-    expect((change.before as { memory: string }).memory).toBe("64M");
-    expect((change.after as { memory: string; arguments: unknown[] }).arguments).toEqual([{ smp: 2 }]);
+    // history prints the configs as stored (ordered pairs, docs/events.md); decoded, they say:
+    expect(decodeStoredConfig(change.before as never).memory).toBe("64M");
+    expect(decodeStoredConfig(change.after as never).arguments).toEqual([{ smp: 2 }]);
     expect(change.configPaths).toEqual([join(box.home, "bigger.yaml")]);
 
     const audit = (await box.run(["audit", "--vm", "web", "--json"])).json<

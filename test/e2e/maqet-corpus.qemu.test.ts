@@ -10,11 +10,12 @@
 import { cp, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { splitCommandLine } from "../../src/adapters/run-editor.ts";
 import { createMaqet, type Maqet } from "../../src/api/maqet.ts";
 import { projectRoot } from "../support/build-dist.ts";
 import { type CliSandbox, createCliSandbox } from "../support/cli-runner.ts";
+import { createTestDatabase } from "../support/postgres-cluster.ts";
 
 const corpus = join(projectRoot, "test/fixtures/maqet-corpus");
 
@@ -77,14 +78,14 @@ describe("MAQET corpus: configs from MAQET's docs, added and started as document
       env: { PATH: process.env.PATH, HOME: dir },
       source: "test",
     });
-  });
+  }, 600_000);
   afterAll(async () => {
     for (const vm of await maqet.list().catch(() => [])) {
       if (vm.state !== "stopped") await maqet.stop(vm.name, { force: true }).catch(() => undefined);
     }
     await maqet.close();
     await rm(dir, { recursive: true, force: true });
-  });
+  }, 600_000);
 
   it("has at least 30 configs, each naming its source", () => {
     expect(configs.length).toBeGreaterThanOrEqual(30);
@@ -102,7 +103,9 @@ describe("MAQET corpus: configs from MAQET's docs, added and started as document
       const added = await maqet.add(join(home, config.file), { name });
       expect(added).toMatchObject({ name, state: "stopped" });
     });
-    if (config.start === "yes") {
+    if (config.gap) {
+      it.skip(`${config.file}: start skipped — the add is a known gap (${config.gap})`, () => {});
+    } else if (config.start === "yes") {
       it(`${config.file}: maqet start (firmware only), its arguments on QEMU's command line, stop`, async () => {
         const status = await maqet.start(name, { timeoutMs: 90_000 });
         expect(status.state).toBe("running");
@@ -125,17 +128,27 @@ describe("MAQET corpus: configs from MAQET's docs, added and started as document
   }
 });
 
-describe("MAQET corpus: command lines from MAQET's docs, through the built CLI", { timeout: 900_000 }, () => {
+describe("MAQET corpus: command lines from MAQET's docs, through the built CLI", { timeout: 1_800_000 }, () => {
   let box: CliSandbox;
+  let db: { url: string; drop(): Promise<void> } | undefined;
+  // A fresh HOME; the store is a fresh database on the test PostgreSQL server (MAQET_DATABASE_URL):
+  // each command is its own process, and opening the embedded store costs seconds a call on a busy
+  // box. MAQET_CORPUS_STORE=embedded runs the same lines on the embedded store.
+  const embedded = process.env.MAQET_CORPUS_STORE === "embedded";
   beforeAll(async () => {
     box = await createCliSandbox();
     await cp(join(corpus, "home"), box.home, { recursive: true });
-  });
+    if (!embedded) {
+      db = await createTestDatabase(inject("databaseUrl"));
+      box.env.MAQET_DATABASE_URL = db.url;
+    }
+  }, 600_000);
   afterAll(async () => {
     await box.run(["rm", "--all", "--force"]);
     await box.run(["--maqet-data-dir", join(box.home, "maqet-data"), "rm", "--all", "--force"]);
+    await db?.drop();
     await box.cleanup();
-  });
+  }, 600_000);
 
   it("has at least 30 command lines, each naming its source", () => {
     expect(commands.length).toBeGreaterThanOrEqual(30);
