@@ -286,7 +286,7 @@ export const MAQET_COMPAT_COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "storage verify",
-    summary: "Check that every file a VM's config names exists (exit 1 when one is missing)",
+    summary: "Check that every file a VM's config names exists (exit 3 when one is missing)",
     positionals: [VM],
     options: [],
     examples: ["maqet storage verify web"],
