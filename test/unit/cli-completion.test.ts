@@ -58,12 +58,12 @@ describe("bash completion", () => {
   });
 
   it("completes commands, group commands, options per command, and help topics", () => {
-    expect(complete("st")).toEqual(["start", "stop", "status", "stats"]);
+    expect(complete("st")).toEqual(["start", "stop", "status", "stats", "storage"]);
     expect(complete("sn")).toEqual(["snapshot"]);
     expect(complete("snapshot", "")).toEqual(expect.arrayContaining(["create", "load", "delete", "list"]));
     expect(complete("disk", "c")).toEqual(["create", "check", "convert"]);
     expect(complete("start", "web", "--ti")).toEqual(["--timeout"]);
-    expect(complete("snapshot", "create", "web", "--o")).toEqual(["--overwrite"]);
+    expect(complete("snapshot", "create", "web", "--o")).toEqual(["--overwrite", "--output"]);
     expect(complete("help", "sn")).toEqual(["snapshot"]);
     // A value-taking global option's value is not a command: the next word still completes commands.
     expect(complete("--db", "postgres://x", "sta")).toEqual(["start", "status", "stats"]);
