@@ -36,6 +36,8 @@ export interface CommandRoute {
   readonly configFile?: string;
   /** How a streamed result travels: `events` (SSE from the store) or `text` (chunks). */
   readonly streams?: "events" | "text";
+  /** Rewrites the CLI's input before it becomes a request (see {@link oneWordIsTheName}). */
+  readonly normalize?: (input: CommandInput) => CommandInput;
 }
 
 interface Override {
@@ -44,6 +46,14 @@ interface Override {
   localPaths?: string[];
   configFile?: string;
   streams?: "events" | "text";
+  normalize?: (input: CommandInput) => CommandInput;
+}
+
+/** `snapshot load web snap`: the CLI reads one word after the VM as the drive slot; it is the name. */
+function oneWordIsTheName(input: CommandInput): CommandInput {
+  if (input.name !== undefined || input.drive === undefined) return input;
+  const { drive, ...rest } = input;
+  return { ...rest, name: drive };
 }
 
 /** Resource-style routes; every other command gets one by rule (see the module comment). */
@@ -60,9 +70,9 @@ export const ROUTE_OVERRIDES: Readonly<Record<string, Override>> = {
   audit: { method: "GET", path: "/v1/audit" },
   "audit verify": { method: "GET", path: "/v1/audit/verify" },
   stats: { method: "GET", path: "/v1/stats" },
-  "snapshot create": { method: "POST", path: "/v1/vms/:vm/snapshots" },
-  "snapshot load": { method: "POST", path: "/v1/vms/:vm/snapshots/:name/load" },
-  "snapshot delete": { method: "DELETE", path: "/v1/vms/:vm/snapshots/:name" },
+  "snapshot create": { method: "POST", path: "/v1/vms/:vm/snapshots", normalize: oneWordIsTheName },
+  "snapshot load": { method: "POST", path: "/v1/vms/:vm/snapshots/:name/load", normalize: oneWordIsTheName },
+  "snapshot delete": { method: "DELETE", path: "/v1/vms/:vm/snapshots/:name", normalize: oneWordIsTheName },
   "snapshot list": { method: "GET", path: "/v1/vms/:vm/snapshots" },
   "disk create": { method: "POST", path: "/v1/disks", localPaths: ["file", "backing"] },
   "disk info": { method: "GET", path: "/v1/disks/info", localPaths: ["file"] },
@@ -88,6 +98,7 @@ function derive(spec: CommandSpec): CommandRoute {
     localPaths: base.localPaths ?? [],
     ...(base.configFile ? { configFile: base.configFile } : {}),
     ...(base.streams ? { streams: base.streams } : {}),
+    ...(override?.normalize ? { normalize: override.normalize } : {}),
   };
 }
 
@@ -125,7 +136,8 @@ export interface CommandRequest {
  * requestFor(routeOf("history")!, { vm: "web", version: 3 }); // GET /v1/vms/web/history?version=3
  * ```
  */
-export function requestFor(route: CommandRoute, input: CommandInput): CommandRequest {
+export function requestFor(route: CommandRoute, given: CommandInput): CommandRequest {
+  const input = route.normalize ? route.normalize(given) : given;
   const params = new Set(pathParams(route.path));
   for (const p of params) {
     if (input[p] === undefined || Array.isArray(input[p])) {
