@@ -13,8 +13,9 @@
 // - batch: 100 events per append; baselines: a 100-row `INSERT ... SELECT FROM unnest(...)` into
 //   the plain table (issue 3's goal: >= 0.5x its rows/s) and into the store-shaped table.
 // - writers (server only): 8 writers on 8 distinct streams at once, through one store (its pool
-//   holds 10 connections); baseline: 8 `pg` clients each inserting single rows into the plain
-//   table at once (issue 3's goal: >= 0.7x). PGlite has one session: nothing runs at once.
+//   holds 10 connections; group commit on, as opened), and through a store on the same pool with
+//   group commit off; baseline: 8 `pg` clients each inserting single rows into the plain table at
+//   once (issue 15's goal: >= 1.0x, durable). PGlite has one session: nothing runs at once.
 // - readAll: every stored event; baseline: SELECT * of the same number of raw rows.
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
@@ -156,10 +157,25 @@ async function measureTarget(label, sides, config) {
   return rows;
 }
 
-/** Events/s of `WRITERS` concurrent writers, `perWriter` single appends each: store vs raw clients. */
-async function measureWriters(label, store, clients, config) {
+/**
+ * Events/s of `WRITERS` concurrent writers, `perWriter` single appends each: store (group commit
+ * on, as opened) vs raw clients, and the store with group commit off (`ungrouped`, same pool).
+ */
+async function measureWriters(label, store, ungrouped, clients, config) {
   const storeRates = [];
   const rawRates = [];
+  const ungroupedRates = [];
+  const run = async (target, rates) => {
+    const sides = clients.map(() => storeSide(target));
+    for (const s of sides) s.newRound();
+    const t0 = nowMs();
+    await Promise.all(
+      sides.map(async (s) => {
+        for (let i = 0; i < config.perWriter; i++) await s.append(1);
+      }),
+    );
+    rates.push((WRITERS * config.perWriter) / ((nowMs() - t0) / 1000));
+  };
   const storeRun = async () => {
     const sides = clients.map(() => storeSide(store));
     for (const s of sides) s.newRound();
@@ -184,28 +200,41 @@ async function measureWriters(label, store, clients, config) {
   };
   await storeRun(); // warm-up: the pool opens its connections
   await rawRun();
+  await run(ungrouped, ungroupedRates);
   storeRates.length = 0;
   rawRates.length = 0;
+  ungroupedRates.length = 0;
   for (let r = 0; r < config.rounds; r++) {
     if (r % 2 === 0) {
       await storeRun();
       await rawRun();
+      await run(ungrouped, ungroupedRates);
     } else {
+      await run(ungrouped, ungroupedRates);
       await rawRun();
       await storeRun();
     }
   }
-  return row(
-    `${label}: ${WRITERS} writers, distinct streams`,
-    "events/s",
-    summarize(storeRates),
-    `${WRITERS} clients, 1-row INSERT`,
-    summarize(rawRates),
-  );
+  return [
+    row(
+      `${label}: ${WRITERS} writers, distinct streams`,
+      "events/s",
+      summarize(storeRates),
+      `${WRITERS} clients, 1-row INSERT`,
+      summarize(rawRates),
+    ),
+    row(
+      `${label}: ${WRITERS} writers, group commit off`,
+      "events/s",
+      summarize(ungroupedRates),
+      `${WRITERS} clients, 1-row INSERT`,
+      summarize(rawRates),
+    ),
+  ];
 }
 
 /** One server run: the store's database and the raw tables side by side. */
-async function measureServer(ctx, openEventStore, { durable }, config) {
+async function measureServer(ctx, { openEventStore, PostgresEventStore }, { durable }, config) {
   const label = durable ? "PG server, durable" : "PG server, fsync off";
   const server = await startPostgres(ctx.pgPrefix ?? `${ctx.root}-pg-`, { durable });
   try {
@@ -231,7 +260,8 @@ async function measureServer(ctx, openEventStore, { durable }, config) {
         ],
         config,
       );
-      rows.push(await measureWriters(label, opened.store, clients, config));
+      const ungrouped = new PostgresEventStore(opened.db, { source: "library", groupCommit: false });
+      rows.push(...(await measureWriters(label, opened.store, ungrouped, clients, config)));
       return { rows, version: server.version };
     } finally {
       for (const c of clients) await c.end().catch(() => {});
@@ -244,6 +274,7 @@ async function measureServer(ctx, openEventStore, { durable }, config) {
 
 await runMeasure("store", "3. Event store: appends and readAll", async (ctx) => {
   const { openEventStore } = await importDist(ctx, "src/adapters/open-event-store.js");
+  const { PostgresEventStore } = await importDist(ctx, "src/events/postgres-event-store.js");
   const config = ctx.quick
     ? { rounds: 3, singles: 100, batches: 5, reads: 3, perWriter: 50 }
     : { rounds: 5, singles: 200, batches: 10, reads: 5, perWriter: 100 };
@@ -281,7 +312,7 @@ await runMeasure("store", "3. Event store: appends and readAll", async (ctx) => 
   // Servers, one after the other: durable (PostgreSQL's defaults), then fsync off.
   let serverVersion;
   for (const durable of [true, false]) {
-    const measured = await measureServer(ctx, openEventStore, { durable }, config);
+    const measured = await measureServer(ctx, { openEventStore, PostgresEventStore }, { durable }, config);
     rows.push(...measured.rows);
     serverVersion = measured.version;
   }

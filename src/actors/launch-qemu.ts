@@ -78,10 +78,12 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
   let launched: LaunchedProcess | undefined;
   let session: QmpSession | undefined;
   let logFile: string | undefined;
+  ports.crash?.("start.requested");
   try {
     for (const disk of config.storage) {
       const result = await ports.disks.ensure(disk, signal);
       if (result.created) {
+        ports.crash?.("start.disk-created");
         disksCreated.push({
           drive: disk.name,
           file: disk.file,
@@ -102,6 +104,7 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
     logFile = runtimePaths(runtimeDir).logFile;
     const argv = ports.buildArgv(config, paths, { kvmUsable });
     launched = await ports.processes.launch({ binary, args: argv, runtimeDir, logFile }, signal);
+    ports.crash?.("start.spawned");
     const current = launched;
     // QEMU that dies on a bad option never opens its socket: fail on its exit, not on the timeout.
     const exitedEarly = current.exit.then((exit) => {
@@ -115,6 +118,7 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
     session = await Promise.race([ports.qmp.connect(paths.qmpSocket, { timeoutMs, signal }), exitedEarly]);
     await ports.processes.secureSocket(paths.qmpSocket);
     await session.execute("cont", undefined, { signal });
+    ports.crash?.("start.resumed");
     const v = session.greeting.version.qemu;
     return {
       pid: current.pid,
@@ -137,7 +141,12 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
       await Promise.race([launched.exit, ports.clock.sleep(2000)]).catch(() => undefined);
     }
     const stderr = logFile === undefined ? undefined : await ports.processes.readLogTail(logFile, 4096);
-    throw new LaunchError(withStderr(error, name, stderr), disksCreated, ports.clock.now() - t0, stderr);
+    throw new LaunchError(
+      withOrderNote(withStderr(error, name, stderr), name, config),
+      disksCreated,
+      ports.clock.now() - t0,
+      stderr,
+    );
   }
 }
 
@@ -148,6 +157,29 @@ function withStderr(error: unknown, name: string, stderr: string | undefined): u
   return new MaqetError("START_FAILED", `VM '${name}' failed to start: ${lastLine}`, {
     cause: error,
     details: error.details,
+  });
+}
+
+/**
+ * What to tell a user whose VM was recorded before maqet kept key order (schema 1 `vm.defined`):
+ * which `arguments` mappings may have lost their order, and how to re-record the config.
+ *
+ * @example
+ * ```ts
+ * orderLostNote("web", ["arguments[1]"]);
+ * // "VM 'web' was recorded before maqet kept the key order of arguments (arguments[1]): QEMU gets their keys in the order the store kept. Re-record the config: maqet apply web FILE (or rm and add)."
+ * ```
+ */
+export function orderLostNote(name: string, paths: readonly string[]): string {
+  return `VM '${name}' was recorded before maqet kept the key order of arguments (${paths.join(", ")}): QEMU gets their keys in the order the store kept. Re-record the config: maqet apply ${name} FILE (or rm and add).`;
+}
+
+function withOrderNote(error: unknown, name: string, config: VmConfig): unknown {
+  const lost = config.argumentOrderLost;
+  if (lost === undefined || lost.length === 0 || !isMaqetError(error, "START_FAILED")) return error;
+  return new MaqetError("START_FAILED", `${error.message} ${orderLostNote(name, lost)}`, {
+    cause: error.cause ?? error,
+    details: { ...error.details, argumentOrderLost: lost },
   });
 }
 

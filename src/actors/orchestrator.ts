@@ -31,6 +31,8 @@ export class Orchestrator {
   readonly #deps: VmActorDeps;
   readonly #directory: VmDirectory;
   readonly #actors = new Map<string, Promise<VmActor>>();
+  /** The actors of #actors that finished loading (an entry counts only while #actors has it). */
+  readonly #loaded = new Map<string, VmActor>();
   /** Defines run one at a time in this process (the database's name claim covers the others). */
   #defining: Promise<unknown> = Promise.resolve();
   #metadata: Partial<EventMetadata> = {};
@@ -115,6 +117,23 @@ export class Orchestrator {
     return view;
   }
 
+  /**
+   * The live actor of a VM already loaded in this process, found by name or id without a read
+   * (the hot path of a frequent command such as QMP): it holds the VM's lease, so no other
+   * process has moved its stream, and its name is its own while it lives. Undefined when none is
+   * loaded, it went stale, or the VM is removed: then {@link actor} looks it up.
+   */
+  loadedActor(nameOrId: string): VmActor | undefined {
+    for (const actor of this.#loaded.values()) {
+      const { view } = actor;
+      if (actor.stale || view.status === "removed" || !this.#actors.has(view.vmId)) continue;
+      if (view.name !== nameOrId && view.vmId !== nameOrId) continue;
+      actor.setMetadata(this.#metadata);
+      return actor;
+    }
+    return undefined;
+  }
+
   /** The live actor of a VM (rehydrated and reconciled on first use in this process). */
   async actor(nameOrId: string): Promise<VmActor> {
     const view = await this.find(nameOrId);
@@ -138,6 +157,7 @@ export class Orchestrator {
       pending.catch(() => this.#actors.delete(view.vmId));
     }
     const actor = await pending;
+    this.#loaded.set(view.vmId, actor);
     actor.setMetadata(this.#metadata);
     return actor;
   }
@@ -179,6 +199,7 @@ export class Orchestrator {
   async close(): Promise<void> {
     const actors = [...this.#actors.values()];
     this.#actors.clear();
+    this.#loaded.clear();
     for (const pending of actors) {
       const actor = await pending.catch(() => undefined);
       await actor?.close();

@@ -7,8 +7,10 @@
  * const ports: VmPorts = { qmp: createQmpConnector(), processes: createProcessControl(), ... };
  * ```
  */
+
 import type { Observable } from "rxjs";
 import type { DiskDevice, VirtfsShare, VmConfig } from "../config/vm-config.ts";
+import type { CrashHook } from "../util/crash-points.ts";
 
 // ---------------------------------------------------------------- QMP
 
@@ -219,4 +221,6 @@ export interface VmPorts {
   buildArgv: QemuArgvBuilder;
   leases: VmLeases;
   files: FileReader;
+  /** Test-only crash points between two writes that belong together (docs/crash-points.md). Default: none. */
+  crash?: CrashHook;
 }

@@ -25,6 +25,8 @@ export interface QmpJobOptions {
   onProgress?: (percent: number) => void;
   /** Job id (default `maqet-<command>-<random>`). */
   jobId?: string;
+  /** Called once QEMU accepted the job (it runs on even if this process dies now). */
+  onStarted?: (id: string) => void;
 }
 
 export interface QmpJobInfo {
@@ -66,6 +68,7 @@ export async function runQmpJob(
   report(0);
   const started = clock.now();
   await session.execute(command, { "job-id": id, ...args }, { signal });
+  options.onStarted?.(id);
 
   const stopPolling = new AbortController();
   const poll = (async () => {

@@ -22,6 +22,7 @@ import { isValidVmName } from "../config/vm-config.ts";
 import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
 import type { DriveSnapshots, SnapshotMethod, SnapshotRecord } from "../events/snapshot-events.ts";
 import { vmEvent } from "../events/vm-events.ts";
+import type { CrashHook } from "../util/crash-points.ts";
 import { type DiskImageTool, type ImageFiles, parseImageSnapshot } from "./disk-image-port.ts";
 import type { Clock, QmpSession } from "./ports.ts";
 import { runQmpJob } from "./qmp-job.ts";
@@ -32,6 +33,8 @@ export interface SnapshotDeps {
   tool: DiskImageTool;
   files: ImageFiles;
   clock: Clock;
+  /** Test-only crash points (docs/crash-points.md); default: the VM's ports' hook. */
+  crash?: CrashHook;
 }
 
 export interface SnapshotRequest {
@@ -139,7 +142,7 @@ export function createSnapshot(
   request: SnapshotRequest & { overwrite?: boolean },
 ): Promise<SnapshotOutcome> {
   const overwrite = request.overwrite === true;
-  return runOperation("create", access, deps, request, { overwrite }, async (disks, live) => {
+  return runOperation("create", access, deps, request, { overwrite }, async (disks, live, deps) => {
     if (live) {
       const session = liveSession(access);
       const nodes = await liveNodes(session, disks, access.view.name);
@@ -185,7 +188,7 @@ export function createSnapshot(
 }
 
 export function loadSnapshot(access: VmAccess, deps: SnapshotDeps, request: SnapshotRequest): Promise<SnapshotOutcome> {
-  return runOperation("load", access, deps, request, {}, async (disks, live) => {
+  return runOperation("load", access, deps, request, {}, async (disks, live, deps) => {
     if (live) {
       const session = liveSession(access);
       const nodes = await liveNodes(session, disks, access.view.name);
@@ -234,7 +237,7 @@ export function deleteSnapshot(
   deps: SnapshotDeps,
   request: SnapshotRequest,
 ): Promise<SnapshotOutcome> {
-  return runOperation("delete", access, deps, request, {}, async (disks, live) => {
+  return runOperation("delete", access, deps, request, {}, async (disks, live, deps) => {
     if (live) {
       const session = liveSession(access);
       const nodes = await liveNodes(session, disks, access.view.name);
@@ -335,12 +338,13 @@ const FACTS = {
 async function runOperation(
   kind: OperationKind,
   access: VmAccess,
-  deps: SnapshotDeps,
+  given: SnapshotDeps,
   request: SnapshotRequest,
   extra: { overwrite?: boolean },
-  body: (disks: DiskDevice[], live: boolean) => Promise<{ replaced?: boolean }>,
+  body: (disks: DiskDevice[], live: boolean, deps: SnapshotDeps) => Promise<{ replaced?: boolean }>,
 ): Promise<SnapshotOutcome> {
   assertValidTag(request.tag);
+  const deps: SnapshotDeps = { ...given, crash: given.crash ?? access.ports.crash };
   const vm = access.view.name;
   const disks = snapshotDrives(access.view.config, vm, request.drive);
   const live = access.running;
@@ -354,9 +358,11 @@ async function runOperation(
       ? vmEvent("snapshot.create-requested", { ...base, overwrite: extra.overwrite === true })
       : vmEvent(requested as "snapshot.load-requested", base),
   ]);
+  deps.crash?.("snapshot.requested");
   let result: { replaced?: boolean };
   try {
-    result = await body(disks, live);
+    result = await body(disks, live, deps);
+    deps.crash?.("snapshot.applied");
   } catch (error) {
     const durationMs = deps.clock.now() - t0;
     const code = isMaqetError(error) ? error.code : "INTERNAL";
@@ -469,6 +475,7 @@ function jobOptions(deps: SnapshotDeps, request: SnapshotRequest, from: number, 
     signal: request.signal,
     timeoutMs: request.timeoutMs,
     onProgress: (p: number) => request.onProgress?.(Math.floor(from + ((to - from) * p) / 100)),
+    onStarted: () => deps.crash?.("snapshot.job-started"),
   };
 }
 

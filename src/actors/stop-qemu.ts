@@ -39,10 +39,12 @@ export const ESCALATION_STEP_MS = { quit: 3000, sigterm: 3000, sigkill: 5000 } a
 export async function stopQemu(ports: VmPorts, input: StopInput): Promise<StopOutcome> {
   const { processes, clock } = ports;
   const { pid, marker, session, signal } = input;
+  ports.crash?.("stop.requested");
   if (processes.probe(pid, marker) !== "alive") {
     return { detail: "exited-unsupervised", method: "none", pid };
   }
   const finish = async (base: Omit<StopOutcome, "pid">): Promise<StopOutcome> => {
+    ports.crash?.("stop.exited");
     const exit = input.launched ? await settled(input.launched.exit, clock, 50) : undefined;
     return { ...base, pid, exitCode: exit?.code ?? null, signal: exit?.signal ?? null };
   };
@@ -101,6 +103,7 @@ export async function escalateStop(
       if (session === undefined || session.isClosed) continue;
       input.onStep?.(step);
       await session.execute("quit", undefined, { timeoutMs: ESCALATION_STEP_MS.quit, signal }).catch(() => undefined);
+      ports.crash?.("stop.quit-sent");
     } else {
       input.onStep?.(step);
       ports.processes.kill(pid, step === "sigterm" ? "SIGTERM" : "SIGKILL");

@@ -15,7 +15,7 @@
  * ```
  */
 import { type Kysely, sql } from "kysely";
-import type { VmConfig } from "../config/vm-config.ts";
+import { decodeStoredConfig, encodeStoredConfig } from "../config/stored-config.ts";
 import type { StoredEvent } from "../events/envelope.ts";
 import type { EventStore } from "../events/event-store.ts";
 import type { Projection, ProjectionRebuilder } from "../events/projections/projection.ts";
@@ -269,7 +269,7 @@ function toRow(view: VmView, firstPosition: number, lastPosition: number): unkno
     view.qemuVersion ?? null,
     config.accel ?? null,
     view.accelUsed ?? null,
-    config,
+    encodeStoredConfig(config), // ordered: jsonb would reorder the keys MAQET's arguments depend on
     view.configPath ?? null,
     view.version,
     firstPosition,
@@ -349,7 +349,7 @@ function decodeJson(value: unknown): unknown {
 
 function decodeView(row: VmRow): VmView {
   const view = decodeJson(parse(row.view)) as Omit<VmView, "config">;
-  return { ...view, config: parse(row.config) as VmConfig };
+  return { ...view, config: decodeStoredConfig(parse(row.config)) };
 }
 
 /** jsonb arrives parsed from both drivers; a string only if a driver was told not to parse. */

@@ -128,6 +128,10 @@ export function applyVmEvent(view: VmView | undefined, raw: Omit<StoredEvent, "i
     case "vm.removed":
       next.status = "removed";
       break;
+    case "vm.reconfigured":
+      next.config = event.data.after;
+      if (event.data.configPaths?.length) next.configPath = event.data.configPaths[0];
+      break;
     case "vm.wait-failed":
     case "vm.reset":
     case "vm.guest-panicked":

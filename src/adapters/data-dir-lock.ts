@@ -2,14 +2,18 @@
  * One process at a time per PGlite data directory.
  *
  * PGlite is a single-user Postgres: two processes opening the same directory corrupt it. The
- * lock is a file next to the directory (`<dataDir>.lock`) created with O_CREAT|O_EXCL, holding
- * `{pid, host, since, command}` as JSON. A lock whose holder died on this host is taken over;
- * a live (or remote) holder is waited for, then reported.
+ * lock is a file next to the directory (`<dataDir>.lock`) holding `{pid, host, since, command}`
+ * as JSON. It is written complete or not at all: the content goes to a private temporary file,
+ * which is then hard-linked to the lock's name (link(2) fails when the name exists, so creation
+ * stays exclusive; a rename would replace a live lock). A lock whose holder died on this host is
+ * taken over; an unreadable one (empty, cut short: left by an older maqet killed between
+ * creating and writing it) is taken over once it is older than a short grace; a live (or remote)
+ * holder is waited for, then reported with the file and what to do.
  *
- * Taking over must not let two racing takers both win. A taker first creates
- * `<dataDir>.lock.takeover` (O_EXCL), re-reads the lock and removes it only if it is still the
- * very lock it judged dead (same pid and since), then competes for a fresh lock with O_EXCL like
- * anyone else. Losers never delete anything they did not verify.
+ * Taking over must not let two racing takers both win. A taker first places
+ * `<dataDir>.lock.takeover` the same way, re-reads the lock and removes it only if it is still the
+ * very lock it judged stale (same pid and since, or the same unreadable file), then competes for a
+ * fresh lock like anyone else. Losers never delete anything they did not verify.
  *
  * @example
  * ```ts
@@ -18,10 +22,15 @@
  * ```
  */
 import { readFileSync, unlinkSync } from "node:fs";
-import { open, readFile, unlink } from "node:fs/promises";
+import { link, open, readdir, readFile, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
+import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { MaqetError } from "../errors/maqet-error.ts";
+import { type CrashHook, type CrashPoint, noCrash } from "../util/crash-points.ts";
+
+/** How old an unreadable lock or takeover file must be before it counts as stale. */
+export const DEFAULT_STALE_GRACE_MS = 2000;
 
 /** What the lock file says about its holder. */
 export interface LockHolder {
@@ -38,6 +47,10 @@ export interface DataDirLockOptions {
   /** Poll interval while waiting. Default 100 ms. */
   pollMs?: number;
   signal?: AbortSignal;
+  /** An unreadable (empty, cut short) lock older than this is stale. Default {@link DEFAULT_STALE_GRACE_MS}. */
+  staleGraceMs?: number;
+  /** Test-only crash points (docs/crash-points.md). */
+  crash?: CrashHook;
 }
 
 /** A held lock. `release()` is idempotent and only removes the file if it is still ours. */
@@ -68,16 +81,29 @@ export async function acquireDataDirLock(dataDir: string, options: DataDirLockOp
     since: new Date().toISOString(),
     command: process.argv.join(" ").slice(0, 500),
   };
+  const graceMs = options.staleGraceMs ?? DEFAULT_STALE_GRACE_MS;
+  const crash = options.crash ?? noCrash;
   for (;;) {
     options.signal?.throwIfAborted();
-    if (await createExclusive(path, me)) return held(path, me);
-    const holder = await readHolder(path);
-    if (holder === "absent") continue; // released between our create and read: try again now
-    if (holder !== "unreadable" && holder.host === me.host && !isProcessAlive(holder.pid)) {
-      if (await removeStaleLock(path, holder)) continue;
+    if (await placeExclusive(path, me, crash, { written: "lock.temp-written", linked: "lock.linked" })) {
+      await sweepTemporaries(path);
+      return held(path, me);
     }
-    if (Date.now() >= deadline) throw lockedError(dataDir, path, holder, waitMs);
+    const holder = await readHolder(path);
+    if (holder === "absent") continue; // released between our attempt and read: try again now
+    if (isStale(holder, graceMs) && (await removeStaleLock(path, holder, { graceMs, crash }))) continue;
+    if (Date.now() >= deadline) throw lockedError(dataDir, path, holder, waitMs, graceMs);
     await sleep(pollMs, options.signal);
+  }
+}
+
+/** Removes temporary lock files left by processes that died between writing and linking them. */
+async function sweepTemporaries(path: string): Promise<void> {
+  const prefix = `${basename(path)}.`;
+  const names = await readdir(dirname(path)).catch(() => [] as string[]);
+  for (const name of names) {
+    const m = name.startsWith(prefix) ? /\.(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name) : null;
+    if (m && !isProcessAlive(Number(m[1]))) await unlink(join(dirname(path), name)).catch(() => {});
   }
 }
 
@@ -121,20 +147,54 @@ export function isProcessAlive(pid: number): boolean {
   }
 }
 
-async function createExclusive(path: string, holder: LockHolder): Promise<boolean> {
+/** Places `holder` at `path` complete or not at all; false when `path` exists. */
+async function placeExclusive(
+  path: string,
+  holder: LockHolder,
+  crash: CrashHook,
+  points?: { written: CrashPoint; linked: CrashPoint },
+): Promise<boolean> {
+  // Written in full to a private temporary file, then hard-linked into place: link(2) fails with
+  // EEXIST when `path` exists (rename would replace it), so exclusive creation holds, and
+  // nobody ever reads a half-written lock.
+  const temp = `${path}.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  try {
+    const file = await open(temp, "wx", 0o600);
+    try {
+      await file.writeFile(JSON.stringify(holder));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw cannotCreate(path, error);
+  }
+  try {
+    if (points) crash(points.written);
+    await link(temp, path);
+    if (points) crash(points.linked);
+    return true;
+  } catch (error) {
+    if (errnoOf(error) === "EEXIST") return false;
+    // A file system without hard links: the old way, exclusive create then write (a kill in
+    // between leaves an empty file, which the grace below turns into a stale lock).
+    if (["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK"].includes(errnoOf(error) ?? "")) {
+      return createThenWrite(path, holder);
+    }
+    throw cannotCreate(path, error);
+  } finally {
+    await unlink(temp).catch(() => {});
+  }
+}
+
+async function createThenWrite(path: string, holder: LockHolder): Promise<boolean> {
   let file: Awaited<ReturnType<typeof open>>;
   try {
     file = await open(path, "wx", 0o600);
   } catch (error) {
     if (errnoOf(error) === "EEXIST") return false;
-    throw new MaqetError(
-      "STORE_ERROR",
-      `Cannot create the lock file ${path}: ${String(error)}. Check the permissions of its directory.`,
-      {
-        cause: error,
-        details: { path },
-      },
-    );
+    throw cannotCreate(path, error);
   }
   try {
     await file.writeFile(JSON.stringify(holder));
@@ -144,18 +204,36 @@ async function createExclusive(path: string, holder: LockHolder): Promise<boolea
   return true;
 }
 
-/** The holder, "absent" when there is no lock file, "unreadable" while it is being written or is corrupt. */
-async function readHolder(path: string): Promise<LockHolder | "absent" | "unreadable"> {
+function cannotCreate(path: string, error: unknown): MaqetError {
+  return new MaqetError(
+    "STORE_ERROR",
+    `Cannot create the lock file ${path}: ${String(error)}. Check the permissions of its directory.`,
+    { cause: error, details: { path } },
+  );
+}
+
+/** A lock file that cannot be parsed (empty, cut short, not maqet's): how old it is, and which file. */
+interface Unreadable {
+  kind: "unreadable";
+  ageMs: number;
+  ino: number;
+}
+
+/** The holder, "absent" when there is no lock file, unreadable when it is empty or corrupt. */
+async function readHolder(path: string): Promise<LockHolder | "absent" | Unreadable> {
   let text: string;
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
+    info = await stat(path);
     text = await readFile(path, "utf8");
   } catch (error) {
     if (errnoOf(error) === "ENOENT") return "absent";
-    return "unreadable";
+    return { kind: "unreadable", ageMs: 0, ino: -1 };
   }
+  const unreadable: Unreadable = { kind: "unreadable", ageMs: Date.now() - info.mtimeMs, ino: info.ino };
   try {
     const parsed = JSON.parse(text) as Partial<LockHolder>;
-    if (typeof parsed.pid !== "number" || typeof parsed.host !== "string") return "unreadable";
+    if (typeof parsed.pid !== "number" || typeof parsed.host !== "string") return unreadable;
     return {
       pid: parsed.pid,
       host: parsed.host,
@@ -163,41 +241,71 @@ async function readHolder(path: string): Promise<LockHolder | "absent" | "unread
       command: String(parsed.command ?? ""),
     };
   } catch {
-    return "unreadable";
+    return unreadable;
   }
 }
 
+function isUnreadable(value: LockHolder | "absent" | Unreadable): value is Unreadable {
+  return typeof value === "object" && "kind" in value;
+}
+
 /**
- * Removes the lock at `path` if it is still exactly the one `dead` describes, under the takeover
+ * True when a lock (or takeover guard) found at a path may be removed: its holder died on this
+ * host, or it is unreadable (empty, cut short) and older than the grace. maqet writes its locks
+ * complete, so only a crash of an older writer or a damaged file leaves one unreadable; a young
+ * one may still be in the middle of being written by such a writer and is left alone.
+ */
+function isStale(found: LockHolder | Unreadable, graceMs: number): boolean {
+  if (isUnreadable(found)) return found.ino !== -1 && found.ageMs >= graceMs;
+  return found.host === hostname() && !isProcessAlive(found.pid);
+}
+
+/** The same lock as judged a moment ago: same holder (pid and since), or the same unreadable file. */
+function isSameLock(now: LockHolder | "absent" | Unreadable, judged: LockHolder | Unreadable): boolean {
+  if (now === "absent") return false;
+  if (isUnreadable(judged)) return isUnreadable(now) && now.ino === judged.ino;
+  return !isUnreadable(now) && now.pid === judged.pid && now.since === judged.since;
+}
+
+/**
+ * Removes the lock at `path` if it is still exactly the one `stale` describes, under the takeover
  * guard; true when the caller should retry creating the lock at once. A taker that judged a lock
- * dead a moment ago but finds someone else's fresh lock there now removes nothing.
+ * stale a moment ago but finds someone else's fresh lock there now removes nothing.
  *
  * @example
  * ```ts
  * if (!isProcessAlive(holder.pid) && (await removeStaleLock(path, holder))) retry();
  * ```
  */
-export async function removeStaleLock(path: string, dead: LockHolder): Promise<boolean> {
+export async function removeStaleLock(
+  path: string,
+  stale: LockHolder | Unreadable,
+  options: { graceMs?: number; crash?: CrashHook } = {},
+): Promise<boolean> {
   const guard = `${path}.takeover`;
+  const graceMs = options.graceMs ?? DEFAULT_STALE_GRACE_MS;
+  const crash = options.crash ?? noCrash;
   const me: LockHolder = { pid: process.pid, host: hostname(), since: new Date().toISOString(), command: "takeover" };
-  if (!(await createExclusive(guard, me))) {
-    // A taker that died inside the guard would block takeovers forever; clear its guard. (Two
-    // processes clearing the same dead guard at once is the one race left, and needs a crash
-    // inside a few-microsecond window first.)
+  if (!(await placeExclusive(guard, me, crash))) {
+    // A taker that died inside the guard (or an older one that left it empty) would block
+    // takeovers forever: clear its guard, if it is still the one judged.
     const other = await readHolder(guard);
-    if (other !== "absent" && other !== "unreadable" && other.host === me.host && !isProcessAlive(other.pid)) {
-      await unlink(guard).catch(() => {});
+    if (other === "absent") return true;
+    if (isStale(other, graceMs)) {
+      if (isSameLock(await readHolder(guard), other)) await unlink(guard).catch(() => {});
       return true;
     }
-    return other === "absent";
+    return false;
   }
   try {
     const now = await readHolder(path);
     if (now === "absent") return true;
-    if (now === "unreadable" || now.pid !== dead.pid || now.since !== dead.since) return false;
+    if (!isSameLock(now, stale)) return false;
+    crash("lock.takeover-guarded");
     await unlink(path).catch((error) => {
       if (errnoOf(error) !== "ENOENT") throw error;
     });
+    crash("lock.stale-removed");
     return true;
   } finally {
     await unlink(guard).catch(() => {});
@@ -222,20 +330,31 @@ function held(path: string, holder: LockHolder): DataDirLock {
   return { path, holder, release: async () => releaseSync() };
 }
 
-function lockedError(dataDir: string, path: string, holder: LockHolder | "unreadable", waitMs: number): MaqetError {
-  if (holder === "unreadable") {
+function lockedError(
+  dataDir: string,
+  path: string,
+  holder: LockHolder | Unreadable,
+  waitMs: number,
+  graceMs: number,
+): MaqetError {
+  if (isUnreadable(holder)) {
     return new MaqetError(
       "STORE_LOCKED",
-      `The maqet data directory ${dataDir} is locked by ${path}, which cannot be read (waited ${waitMs} ms). ` +
-        "If no maqet process is running, delete that file; or use a PostgreSQL server with --db.",
+      `The maqet data directory ${dataDir} is locked by the lock file ${path}, which cannot be read and is only ` +
+        `${Math.round(holder.ageMs)} ms old (waited ${waitMs} ms; maqet takes an unreadable lock over once it is ${graceMs} ms old). ` +
+        `Run the command again; if no maqet process is running, you may delete ${path}. Or use a PostgreSQL server with --db.`,
       { details: { dataDir, lockPath: path } },
     );
   }
+  const here = holder.host === hostname();
+  const action = here
+    ? `Wait for it to finish (or stop it: kill ${holder.pid}) and run the command again; if pid ${holder.pid} is not a maqet process, delete ${path}.`
+    : `It runs on another host: wait for it, or if no maqet process runs on ${holder.host} any more, delete ${path}.`;
   return new MaqetError(
     "STORE_LOCKED",
     `The maqet data directory ${dataDir} is in use by pid ${holder.pid} on ${holder.host} since ${holder.since} ` +
-      `(${holder.command || "unknown command"}); waited ${waitMs} ms. Wait for it to finish, ` +
-      "or use a PostgreSQL server with --db so several processes can share the store.",
+      `(${holder.command || "unknown command"}), as its lock file ${path} says; waited ${waitMs} ms. ${action} ` +
+      "Or use a PostgreSQL server with --db so several processes can share the store.",
     {
       details: {
         holderPid: holder.pid,
@@ -243,6 +362,7 @@ function lockedError(dataDir: string, path: string, holder: LockHolder | "unread
         since: holder.since,
         command: holder.command,
         dataDir,
+        lockPath: path,
       },
     },
   );

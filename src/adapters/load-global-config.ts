@@ -11,7 +11,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
-import { isAbsolute, join } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import { type GlobalConfig, parseGlobalConfig } from "../config/parse-global-config.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import type { DirsEnv } from "./default-dirs.ts";
@@ -28,6 +28,9 @@ const MAX_BYTES = 1024 * 1024;
  * ```
  */
 export function globalConfigPath(env: DirsEnv): string {
+  // `--config-dir` / MAQET's `--maqet-config-dir` (the CLI sets it): the directory itself.
+  const dir = env.MAQET_CONFIG_DIR;
+  if (dir !== undefined && dir !== "") return join(resolve(dir), "config.yaml");
   const xdg = env.XDG_CONFIG_HOME;
   if (xdg !== undefined && xdg !== "" && isAbsolute(xdg)) return join(xdg, "maqet", "config.yaml");
   const home = env.HOME !== undefined && isAbsolute(env.HOME) ? env.HOME : homedir();

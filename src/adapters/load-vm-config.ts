@@ -86,6 +86,7 @@ export async function loadVmConfig(
   return { config };
 }
 
+/** A config file's text: CONFIG_NOT_FOUND when missing, CONFIG_INVALID when not a regular UTF-8 file under the limit. */
 export async function readConfigText(file: string, given: string): Promise<string> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {

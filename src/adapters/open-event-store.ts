@@ -16,6 +16,7 @@ import type { EventActor } from "../events/envelope.ts";
 import { migrateToLatest } from "../events/migrate.ts";
 import { PostgresEventStore } from "../events/postgres-event-store.ts";
 import type { Database } from "../events/schema.ts";
+import type { CrashHook } from "../util/crash-points.ts";
 import { openPgDatabase } from "./pg-database.ts";
 import { createPgNotificationSource } from "./pg-notifications.ts";
 import { openPgliteDatabase } from "./pglite-database.ts";
@@ -31,6 +32,10 @@ export interface OpenEventStoreOptions {
   /** Default `metadata.source` of appended events ("cli", "library", "agent"...). */
   source?: string;
   signal?: AbortSignal;
+  /** Called with each statement the store's database connection sends (diagnostics, tests). */
+  onStatement?: (sql: string) => void;
+  /** Test-only crash points (docs/crash-points.md). */
+  crash?: CrashHook;
 }
 
 /**
@@ -64,8 +69,14 @@ export interface OpenedEventStore {
 export async function openEventStore(options: OpenEventStoreOptions): Promise<OpenedEventStore> {
   const dialect = options.databaseUrl ? "pg" : "pglite";
   const opened = options.databaseUrl
-    ? await openPgDatabase({ url: options.databaseUrl })
-    : await openPgliteDatabase({ dataDir: options.dataDir, lockWaitMs: options.lockWaitMs, signal: options.signal });
+    ? await openPgDatabase({ url: options.databaseUrl, onStatement: options.onStatement })
+    : await openPgliteDatabase({
+        dataDir: options.dataDir,
+        lockWaitMs: options.lockWaitMs,
+        signal: options.signal,
+        onStatement: options.onStatement,
+        crash: options.crash,
+      });
   // Subscriptions' wake-ups: a dedicated LISTEN connection on a server (opened on the first
   // subscriber only), PGlite's in-process listen when embedded.
   const notifications =

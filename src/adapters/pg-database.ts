@@ -8,10 +8,12 @@
  * try { await migrateToLatest(db); } finally { await close(); }
  * ```
  */
+
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from "kysely";
 import type { Pool, PoolClient } from "pg";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { type Database, PREPARE_MARK } from "../events/schema.ts";
+import { countingDialect } from "./counting-dialect.ts";
 
 /** An open server database. `close()` ends the pool and is idempotent. */
 export interface PgDatabase {
@@ -28,6 +30,8 @@ export interface OpenPgOptions {
   maxConnections?: number;
   /** Shown in `pg_stat_activity` (default "maqet"). */
   applicationName?: string;
+  /** Called with each statement sent (diagnostics, statement-count tests; src/adapters/counting-dialect.ts). */
+  onStatement?: (sql: string) => void;
 }
 
 /**
@@ -60,7 +64,10 @@ export async function openPgDatabase(options: OpenPgOptions): Promise<PgDatabase
       { cause: error, details: { url: redact(options.url) } },
     );
   }
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) });
+  const dialect = new PostgresDialect({ pool: preparingPool(pool) });
+  const db = new Kysely<Database>({
+    dialect: options.onStatement ? countingDialect(dialect, options.onStatement) : dialect,
+  });
   let closing: Promise<void> | undefined;
   return {
     db,

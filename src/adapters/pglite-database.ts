@@ -17,6 +17,8 @@ import type { PGlite } from "@electric-sql/pglite";
 import { Kysely } from "kysely";
 import { MaqetError } from "../errors/maqet-error.ts";
 import type { Database } from "../events/schema.ts";
+import { countingDialect } from "./counting-dialect.ts";
+import type { CrashHook } from "../util/crash-points.ts";
 import { acquireDataDirLock } from "./data-dir-lock.ts";
 import { PgliteDialect } from "./pglite-driver.ts";
 
@@ -34,6 +36,10 @@ export interface OpenPgliteOptions {
   /** How long to wait for another process holding the directory (default 5000 ms). */
   lockWaitMs?: number;
   signal?: AbortSignal;
+  /** Called with each statement sent (diagnostics, statement-count tests; src/adapters/counting-dialect.ts). */
+  onStatement?: (sql: string) => void;
+  /** Test-only crash points (docs/crash-points.md). */
+  crash?: CrashHook;
 }
 
 /**
@@ -55,12 +61,17 @@ export async function openPgliteDatabase(options: OpenPgliteOptions): Promise<Pg
       { cause: error, details: { dataDir } },
     );
   });
-  const lock = await acquireDataDirLock(dataDir, { waitMs: options.lockWaitMs, signal: options.signal });
+  const lock = await acquireDataDirLock(dataDir, {
+    waitMs: options.lockWaitMs,
+    signal: options.signal,
+    crash: options.crash,
+  });
   try {
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    if ((await mkdir(dataDir, { recursive: true, mode: 0o700 })) !== undefined)
+      options.crash?.("store.data-dir-created");
     const { PGlite } = await import("@electric-sql/pglite");
     const pglite = await PGlite.create({ dataDir });
-    return wrap(pglite, () => lock.release());
+    return wrap(pglite, () => lock.release(), options.onStatement);
   } catch (error) {
     await lock.release();
     throw new MaqetError(
@@ -88,8 +99,9 @@ export async function openPgliteFromDump(dump: Blob | string): Promise<PgliteDat
   return wrap(pglite, async () => {});
 }
 
-function wrap(pglite: PGlite, afterClose: () => Promise<void>): PgliteDatabase {
-  const db = new Kysely<Database>({ dialect: new PgliteDialect({ pglite }) });
+function wrap(pglite: PGlite, afterClose: () => Promise<void>, onStatement?: (sql: string) => void): PgliteDatabase {
+  const dialect = new PgliteDialect({ pglite });
+  const db = new Kysely<Database>({ dialect: onStatement ? countingDialect(dialect, onStatement) : dialect });
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {

@@ -38,6 +38,12 @@ export interface CommandRoute {
   readonly streams?: "events" | "text";
   /** Rewrites the CLI's input before it becomes a request (see {@link oneWordIsTheName}). */
   readonly normalize?: (input: CommandInput) => CommandInput;
+  /**
+   * True for an input the CLI must run in its own process, even with an agent: it needs this
+   * terminal (`edit` opens $EDITOR; `rm --all` without --force asks). The route still serves
+   * programs, which cannot be asked.
+   */
+  readonly needsTerminal?: (input: CommandInput) => boolean;
 }
 
 interface Override {
@@ -47,6 +53,7 @@ interface Override {
   configFile?: string;
   streams?: "events" | "text";
   normalize?: (input: CommandInput) => CommandInput;
+  needsTerminal?: (input: CommandInput) => boolean;
 }
 
 /** `snapshot load web snap`: the CLI reads one word after the VM as the drive slot; it is the name. */
@@ -58,10 +65,16 @@ function oneWordIsTheName(input: CommandInput): CommandInput {
 
 /** Resource-style routes; every other command gets one by rule (see the module comment). */
 export const ROUTE_OVERRIDES: Readonly<Record<string, Override>> = {
-  add: { method: "POST", path: "/v1/vms", configFile: "config" },
+  add: { method: "POST", path: "/v1/vms", configFile: "config", localPaths: ["config", "vm-config"] },
+  apply: { method: "POST", path: "/v1/vms/:vm/apply", localPaths: ["config", "vm-config"] },
+  edit: { method: "POST", path: "/v1/vms/:vm/edit", needsTerminal: () => true },
+  info: { method: "GET", path: "/v1/vms/:vm/info" },
+  "storage orphaned": { method: "GET", path: "/v1/storage/orphaned" },
+  "storage verify": { method: "GET", path: "/v1/vms/:vm/storage/verify" },
+  "storage attach": { method: "POST", path: "/v1/storage/attach", localPaths: ["path", "config", "vm-config"] },
   ls: { method: "GET", path: "/v1/vms" },
   status: { method: "GET", path: "/v1/vms/:vm" },
-  rm: { method: "DELETE", path: "/v1/vms/:vm" },
+  rm: { method: "DELETE", path: "/v1/vms/:vm", needsTerminal: (i) => i.all === true },
   history: { method: "GET", path: "/v1/vms/:vm/history" },
   console: { method: "GET", path: "/v1/vms/:vm/console", streams: "text" },
   qmp: { method: "POST", path: "/v1/vms/:vm/qmp" },
@@ -99,6 +112,7 @@ function derive(spec: CommandSpec): CommandRoute {
     ...(base.configFile ? { configFile: base.configFile } : {}),
     ...(base.streams ? { streams: base.streams } : {}),
     ...(override?.normalize ? { normalize: override.normalize } : {}),
+    ...(override?.needsTerminal ? { needsTerminal: override.needsTerminal } : {}),
   };
 }
 
@@ -181,7 +195,7 @@ export function inputFromRequest(
     if (!option && !positional) throw bad(route, `unknown field '${name}'`);
     const fromQuery = route.method !== "POST";
     const values = fromQuery ? (raw as string[]) : [raw];
-    if (positional?.variadic) {
+    if (positional?.variadic || option?.multiple) {
       const list = fromQuery ? values : raw;
       if (!Array.isArray(list) || !list.every((v) => typeof v === "string")) {
         throw bad(route, `'${name}' must be a list of strings`);

@@ -19,12 +19,13 @@ import { DOCTOR_COMMANDS } from "./commands/doctor-commands.ts";
 import { EVENTS_COMMANDS } from "./commands/events-commands.ts";
 import { HISTORY_COMMANDS } from "./commands/history-commands.ts";
 import { LIFECYCLE_COMMANDS } from "./commands/lifecycle-commands.ts";
+import { MAQET_COMPAT_COMMANDS } from "./commands/maqet-compat-commands.ts";
 import { PROJECTION_COMMANDS } from "./commands/projection-commands.ts";
 import { QMP_COMMANDS } from "./commands/qmp-commands.ts";
 import { SNAPSHOT_COMMANDS } from "./commands/snapshot-commands.ts";
 import { STORE_COMMANDS } from "./commands/store-commands.ts";
 
-export type { CommandInput, CommandSpec, OptionSpec, PositionalSpec } from "./commands/command-spec.ts";
+export type { CommandInput, CommandIo, CommandSpec, OptionSpec, PositionalSpec } from "./commands/command-spec.ts";
 
 export const COMMANDS: readonly CommandSpec[] = [
   ...LIFECYCLE_COMMANDS,
@@ -38,6 +39,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...DOCTOR_COMMANDS,
   ...STORE_COMMANDS,
   ...PROJECTION_COMMANDS,
+  ...MAQET_COMPAT_COMMANDS,
 ];
 
 /** A command by name or alias. */

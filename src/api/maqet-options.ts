@@ -37,6 +37,12 @@ export interface MaqetOptions {
   /** How long to wait for another process holding the embedded store. Default 5000 ms. */
   lockWaitMs?: number;
   /**
+   * Called with the SQL of each statement sent to the store's database (BEGIN/COMMIT included),
+   * before it is sent: diagnostics, and tests that hold a path to its statement count (a warm
+   * `maqet.qmp()` sends one). Default: none.
+   */
+  onStatement?: (sql: string) => void;
+  /**
    * Global QMP rules (`allow`/`deny`, as in a VM config's `qmp:` section): checked before the VM
    * is looked up, for every VM. A function is called before each QMP command (so an edited
    * policy applies at once); if it throws, the command is not run. The CLI passes one that reads
@@ -55,4 +61,9 @@ export interface MaqetOptions {
    * (the CLI). Default false.
    */
   liveProjections?: boolean;
+  /**
+   * Test only: kill this process (SIGKILL) when it reaches the named crash point (the CLI reads
+   * `MAQET_CRASH_AT`). Unknown names are refused. See docs/crash-points.md. Default: none.
+   */
+  crashAt?: string;
 }

@@ -27,9 +27,11 @@ import { type DoctorOps, doctorOps } from "./ops/doctor-ops.ts";
 import { type EventsOps, eventsOps } from "./ops/events-ops.ts";
 import { type HistoryOps, historyOps } from "./ops/history-ops.ts";
 import { type LifecycleOps, lifecycleOps } from "./ops/lifecycle-ops.ts";
+import { type MaqetCompatOps, maqetCompatOps } from "./ops/maqet-compat-ops.ts";
 import { type ProgressOps, progressOps } from "./ops/progress-ops.ts";
 import { type ProjectionOps, projectionOps } from "./ops/projection-ops.ts";
 import { type QmpOps, qmpOps } from "./ops/qmp-ops.ts";
+import { type ReconfigureOps, reconfigureOps } from "./ops/reconfigure-ops.ts";
 import { type SnapshotOps, snapshotOps } from "./ops/snapshot-ops.ts";
 import { type StatsOps, statsOps } from "./ops/stats-ops.ts";
 import { type TimeTravelOps, timeTravelOps } from "./ops/time-travel-ops.ts";
@@ -42,9 +44,18 @@ export type { DoctorCheck, DoctorOps, DoctorReport } from "./ops/doctor-ops.ts";
 export type { EventsMessage, EventsOps, EventsSubscribeOptions } from "./ops/events-ops.ts";
 export type { HistoryOps } from "./ops/history-ops.ts";
 export type { AddOptions, LifecycleOps, StartOptions, StopVmOptions, VmConfigInput } from "./ops/lifecycle-ops.ts";
+export type {
+  AddConfigsOptions,
+  CleanupReport,
+  MaqetCompatOps,
+  OrphanReport,
+  StorageVerification,
+  VmInfo,
+} from "./ops/maqet-compat-ops.ts";
 export type { OperationProgress, ProgressOps } from "./ops/progress-ops.ts";
 export type { ProjectionInfo, ProjectionOps, RebuildResult } from "./ops/projection-ops.ts";
 export type { KeyOptions, QmpOps, QmpOptions, ScreendumpOptions } from "./ops/qmp-ops.ts";
+export type { ApplyOptions, ReconfigureOps, ReconfigureResult, ReplaceConfigOptions } from "./ops/reconfigure-ops.ts";
 export type { SnapshotListing, SnapshotOps, SnapshotOptions, SnapshotOutcome } from "./ops/snapshot-ops.ts";
 export type { MaqetStats, StatsOps } from "./ops/stats-ops.ts";
 export type { HistoryAt, HistoryPoint, ReplayStep, TimeTravelOps } from "./ops/time-travel-ops.ts";
@@ -75,6 +86,8 @@ export interface Maqet
     DoctorOps,
     ProgressOps,
     ProjectionOps,
+    ReconfigureOps,
+    MaqetCompatOps,
     StoreOps {}
 
 function storeOps(ctx: MaqetContext): StoreOps {
@@ -108,6 +121,8 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
     ...doctorOps(ctx),
     ...progressOps(ctx),
     ...projectionOps(ctx),
+    ...reconfigureOps(ctx),
+    ...maqetCompatOps(ctx),
     ...storeOps(ctx),
   };
 }

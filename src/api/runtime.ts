@@ -16,6 +16,7 @@ import { Orchestrator } from "../actors/orchestrator.ts";
 import type { VmPorts } from "../actors/ports.ts";
 import { snapshotCatalogueProjection } from "../actors/snapshot-catalogue-projection.ts";
 import { projectedVmDirectory, vmListProjection } from "../actors/vm-list-projection.ts";
+import { crashHookFor } from "../adapters/crash-hook.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
 import { missingDisks } from "../adapters/disk-files.ts";
 import { createDiskProvisioner } from "../adapters/disk-provisioner.ts";
@@ -53,6 +54,7 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
   const env = options.env ?? {};
   const dataDir = options.dataDir ?? defaultDataDir(env);
   const runtimeRoot = options.runtimeDir ?? defaultRuntimeRoot(env);
+  const crash = crashHookFor(options.crashAt);
   const opened = options.store
     ? undefined
     : await openEventStore({
@@ -60,6 +62,8 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
         dataDir: `${dataDir}/pglite`,
         lockWaitMs: options.lockWaitMs,
         source: options.source ?? "library",
+        onStatement: options.onStatement,
+        crash,
       });
   const store = options.store ?? opened!.store;
   // No PATH given: the process's own environment decides, through the shared locator; otherwise
@@ -85,6 +89,7 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
     buildArgv: buildQemuArgv,
     leases,
     files: fileReader,
+    crash,
     ...options.ports,
   };
   const projections = opened
@@ -92,6 +97,7 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
         db: opened.db,
         store,
         projections: [vmListProjection, auditProjection, snapshotCatalogueProjection],
+        crash,
       })
     : undefined;
   if (projections && options.liveProjections) {

@@ -8,7 +8,18 @@
  * ```
  */
 // The entry loads the in-process CLI (store, XState, execa) only when no agent serves the call.
+import { createInterface } from "node:readline/promises";
 import { runMaqet } from "./agent-entry.ts";
+
+/** A y/N question on the terminal (only when stdin is one: a script never gets a guess). */
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N]: `)).trim());
+  } finally {
+    rl.close();
+  }
+}
 
 // Files QEMU creates for us (serial log, sockets) are private to the user, like the runtime dir.
 process.umask(0o077);
@@ -17,6 +28,7 @@ const code = await runMaqet(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(`${text}\n`),
   stderr: (text) => process.stderr.write(`${text}\n`),
   write: (text) => process.stdout.write(text),
+  ...(process.stdin.isTTY === true ? { confirm } : {}),
   progress: {
     isTTY: process.stderr.isTTY === true,
     columns: process.stderr.columns,

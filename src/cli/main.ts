@@ -13,14 +13,16 @@ import { defaultDataDir } from "../adapters/default-dirs.ts";
 import { loadGlobalConfig } from "../adapters/load-global-config.ts";
 import { isStreamedResult, streamedResult } from "../api/commands/streamed-result.ts";
 import { isStreamedValues } from "../api/commands/streamed-values.ts";
-import { COMMANDS, findCommand } from "../api/commands.ts";
 import { createMaqet } from "../api/maqet.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
 import { runDemo } from "./demo.ts";
-import { GLOBAL_OPTIONS, type GlobalOptions, parseArgs } from "./parse-args.ts";
+import { renderHelp } from "./help.ts";
+import { type GlobalOptions, parseArgs } from "./parse-args.ts";
 import { pipeStream } from "./pipe-stream.ts";
 import { type ProgressSink, renderProgress } from "./progress-renderer.ts";
 import { renderResult } from "./render.ts";
+import { runStorelessCommand } from "./storeless-commands.ts";
+import { debugTrace, openRunLog, type RunLog, renderYaml, withRunLog } from "./run-log.ts";
 
 export interface CliIo {
   env: Record<string, string | undefined>;
@@ -30,20 +32,38 @@ export interface CliIo {
   write?: (text: string) => void;
   /** Where long operations draw progress (a bar on a TTY). Default: plain lines through `stderr`. */
   progress?: ProgressSink;
+  /** A yes/no question on the terminal (`rm --all`); absent when stdin is not a terminal. */
+  confirm?: (question: string) => Promise<boolean>;
 }
 
-export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
-  let global: GlobalOptions = { json: argv.includes("--json"), help: false, version: false };
+export async function runCli(argv: readonly string[], cliIo: CliIo): Promise<number> {
+  let io = cliIo;
+  let global: GlobalOptions = {
+    json: argv.includes("--json"),
+    help: false,
+    version: false,
+    verbosity: 0,
+    debug: argv.includes("--debug"),
+  };
+  let log: RunLog | undefined;
   try {
     const parsed = parseArgs(argv);
     global = parsed.global;
+    log = global.logFile === undefined ? undefined : openRunLog(global.logFile, argv);
+    io = withRunLog(io, log);
+    if (global.configDir !== undefined) io = { ...io, env: { ...io.env, MAQET_CONFIG_DIR: global.configDir } };
     if (global.version) {
       io.stdout(version());
       return 0;
     }
     if (parsed.commandName === undefined || parsed.commandName === "help" || global.help) {
       const topic = parsed.commandName === "help" ? (parsed.input.topic as string | undefined) : parsed.commandName;
-      io.stdout(help(topic));
+      io.stdout(renderHelp(topic));
+      return 0;
+    }
+    const offline = runStorelessCommand(parsed.commandName, parsed.input);
+    if (offline !== undefined) {
+      io.stdout(offline);
       return 0;
     }
     const maqet = createMaqet({
@@ -55,6 +75,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       // Read before each QMP command only, so a broken policy file blocks QMP, not `stop`.
       qmpPolicy: async () => (await loadGlobalConfig(io.env)).config.qmp,
       onWarning: (message) => io.stderr(`maqet: warning: ${message}`),
+      // Test only (docs/crash-points.md): inert unless set.
+      crashAt: io.env.MAQET_CRASH_AT,
     });
     const progress = global.json
       ? undefined
@@ -68,7 +90,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         });
         return 0;
       }
-      const result = await parsed.command!.invoke(maqet, parsed.input);
+      const result = await parsed.command!.invoke(maqet, parsed.input, { env: io.env, confirm: io.confirm });
       if (isStreamedValues(result)) {
         // Values read from the store as they come (`events --follow`): the instance stays open
         // until the stream ends or Ctrl-C; one line each, text or JSON (JSONL).
@@ -88,21 +110,27 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stdout(
         global.json || parsed.command!.name === "qmp"
           ? JSON.stringify(result, null, 2)
-          : renderResult(parsed.command!.name, result),
+          : global.format === "yaml"
+            ? renderYaml(result)
+            : renderResult(parsed.command!.name, result),
       );
+      log?.write(`exit 0`);
       return 0;
     } finally {
       progress?.unsubscribe();
       await maqet.close();
     }
   } catch (error) {
-    return reportError(error, global.json, io);
+    const code = reportError(error, global.json, io, global.debug || global.verbosity >= 3);
+    log?.write(`exit ${code}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    return code;
   }
 }
 
-function reportError(error: unknown, json: boolean, io: CliIo): number {
+function reportError(error: unknown, json: boolean, io: CliIo, debug = false): number {
   if (isMaqetError(error)) {
     io.stderr(`maqet: ${error.message}`);
+    if (debug) io.stderr(debugTrace(error));
     if (json) io.stdout(JSON.stringify({ error: error.toJSON() }, null, 2));
     return error.exitCode;
   }
@@ -125,45 +153,4 @@ function version(): string {
     };
     return pkg.version ?? "unknown";
   }
-}
-
-function help(topic: string | undefined): string {
-  const command = topic === undefined ? undefined : findCommand(topic);
-  const globals = GLOBAL_OPTIONS.map((o) => `  --${o.name}${o.value ? ` ${o.value}` : ""}`.padEnd(24) + o.description);
-  if (command) {
-    const args = command.positionals.map((p) => (p.optional ? `[${p.name}]` : `<${p.name}>`)).join(" ");
-    const options = command.options.map(
-      (o) => `  --${o.name}${o.value ? ` ${o.value}` : ""}`.padEnd(24) + o.description,
-    );
-    return [
-      `Usage: maqet ${command.name}${args ? ` ${args}` : ""}${command.options.length ? " [options]" : ""}`,
-      "",
-      command.summary,
-      "",
-      ...(command.positionals.length
-        ? ["Arguments:", ...command.positionals.map((p) => `  ${p.name}`.padEnd(24) + p.description), ""]
-        : []),
-      ...(options.length ? ["Options:", ...options, ""] : []),
-      "Global options:",
-      ...globals,
-      "",
-      "Examples:",
-      ...command.examples.map((e) => `  ${e}`),
-    ].join("\n");
-  }
-  return [
-    "Usage: maqet <command> [arguments] [options]",
-    "",
-    "Event-sourced QEMU orchestration: VMs from YAML, driven over QMP, every transition recorded.",
-    "",
-    "Commands:",
-    ...COMMANDS.map((c) => `  ${c.name}`.padEnd(12) + c.summary),
-    `  ${"demo".padEnd(10)}Add, start, query, stop and show the history of the example VM`,
-    "",
-    "Global options:",
-    ...globals,
-    "",
-    "Exit codes: 0 ok, 1 failure, 2 timeout, 3 invalid input or not found, 4 refused for security.",
-    "Run `maqet <command> --help` for a command's options.",
-  ].join("\n");
 }

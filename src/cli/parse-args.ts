@@ -8,8 +8,10 @@
  * parseArgs(["stop", "web", "--force"]); // { command: stop spec, input: { vm: "web", force: true }, global: {...} }
  * ```
  */
-import { type CommandInput, type CommandSpec, findCommand, type OptionSpec } from "../api/commands.ts";
+import { COMMANDS, type CommandInput, type CommandSpec, findCommand, type OptionSpec } from "../api/commands.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
+import { CLI_COMMANDS, type CommandDescription, commandGroups, groupCommands } from "./cli-commands.ts";
+import { didYouMean } from "./suggest.ts";
 
 export interface GlobalOptions {
   db?: string;
@@ -19,10 +21,23 @@ export interface GlobalOptions {
   agent?: string;
   /** `--no-agent`: run in-process even when an agent answers. */
   noAgent?: boolean;
+  /** Directory of the global config (`config.yaml`); MAQET's `--maqet-config-dir`. */
+  configDir?: string;
   json: boolean;
   help: boolean;
   version: boolean;
+  /** MAQET's `--format`: auto (default), json, yaml, plain, table. `json` also sets `json`. */
+  format?: OutputFormat;
+  /** `-v` 1, `-vv` 2, `-vvv` 3 (MAQET: warnings, info, debug; maqet prints warnings always). */
+  verbosity: number;
+  /** Full stack traces on errors. */
+  debug: boolean;
+  /** Append a debug log of the run (argv, outcome, warnings) to this file. */
+  logFile?: string;
 }
+
+export const OUTPUT_FORMATS = ["auto", "json", "yaml", "plain", "table"] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
   {
@@ -33,12 +48,14 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
   },
   {
     name: "data-dir",
+    aliases: ["maqet-data-dir"],
     type: "string",
     value: "DIR",
     description: "data directory of the embedded store (default $XDG_DATA_HOME/maqet)",
   },
   {
     name: "runtime-dir",
+    aliases: ["maqet-runtime-dir"],
     type: "string",
     value: "DIR",
     description: "root of per-VM runtime dirs (default $XDG_RUNTIME_DIR/maqet)",
@@ -51,7 +68,24 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
       "go through the agent on this socket (env MAQET_AGENT; default: the agent's default socket when one answers)",
   },
   { name: "no-agent", type: "boolean", description: "run in this process even when an agent answers" },
+  {
+    name: "config-dir",
+    aliases: ["maqet-config-dir"],
+    type: "string",
+    value: "DIR",
+    description: "directory of the global config.yaml (default $XDG_CONFIG_HOME/maqet)",
+  },
   { name: "json", type: "boolean", description: "print JSON instead of tables" },
+  {
+    name: "output",
+    aliases: ["format"],
+    type: "string",
+    value: "FORMAT",
+    description: "auto (default), json, yaml, plain or table (MAQET's --format; a command's own --format wins)",
+  },
+  { name: "verbose", type: "boolean", description: "-v, -vv, -vvv: more detail on errors (-vvv: as --debug)" },
+  { name: "debug", type: "boolean", description: "print full stack traces on errors" },
+  { name: "log-file", type: "string", value: "FILE", description: "append a debug log of this run to FILE" },
   { name: "help", type: "boolean", description: "show help" },
   { name: "version", type: "boolean", description: "print the version" },
 ];
@@ -66,11 +100,11 @@ export interface ParsedArgs {
 
 const SHORT: Record<string, string> = { "-h": "--help", "-V": "--version", "-f": "--force" };
 
-/** CLI-only commands that are not library operations. */
-export const CLI_ONLY_COMMANDS = ["demo", "help"] as const;
+/** CLI-only commands that are not library operations (described in cli-commands.ts). */
+export const CLI_ONLY_COMMANDS: readonly string[] = CLI_COMMANDS.map((c) => c.name);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
-  const global: GlobalOptions = { json: false, help: false, version: false };
+  const global: GlobalOptions = { json: false, help: false, version: false, verbosity: 0, debug: false };
   const positionals: string[] = [];
   const raw: Array<[string, string | undefined]> = [];
   let onlyPositionals = false;
@@ -79,6 +113,9 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     const token = SHORT[argv[i]!] ?? argv[i]!;
     if (onlyPositionals || !token.startsWith("-") || token === "-") {
       positionals.push(token);
+    } else if (/^-v+$/.test(token)) {
+      // MAQET's -v / -vv / -vvv (argparse's count).
+      global.verbosity += token.length - 1;
     } else if (token === "--") {
       onlyPositionals = true;
       positionalsBeforeDashDash = positionals.length;
@@ -95,8 +132,12 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         raw[raw.length - 1] = [name, value];
         i++;
       }
+      // argparse's nargs '*': `--vm-config a.yaml b.yaml` takes every word up to the next option.
+      if (spec?.greedy) {
+        while (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("-")) raw.push([name, argv[++i]!]);
+      }
     } else {
-      throw usage(`unknown option '${argv[i]}'`, positionals[0]);
+      throw usage(`unknown option '${argv[i]}'.${didYouMean(argv[i]!, Object.keys(SHORT))}`, positionals[0]);
     }
   }
   // A two-word command (`snapshot create`, `qmp keys`) wins over a one-word one, unless `--`
@@ -106,26 +147,38 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   const commandName = twoWords !== undefined && findCommand(twoWords) ? twoWords : positionals[0];
   positionals.splice(0, commandName === undefined ? 0 : commandName.split(" ").length);
   const command = commandName === undefined ? undefined : findCommand(commandName);
-  if (
-    commandName !== undefined &&
-    command === undefined &&
-    !(CLI_ONLY_COMMANDS as readonly string[]).includes(commandName)
-  ) {
-    throw usage(`unknown command '${commandName}'`, undefined);
+  const cliOnly = command ? undefined : CLI_COMMANDS.find((c) => c.name === commandName);
+  // A group's name alone (`maqet snapshot`) asks for the group's help.
+  const group = commandName !== undefined && !command && !cliOnly && groupCommands(commandName).length > 0;
+  if (group && positionals.length > 0) {
+    const typed = `${commandName} ${positionals[0]}`;
+    const names = groupCommands(commandName!).map((c) => c.name.split(" ")[1]!);
+    throw usage(`unknown command '${typed}'.${didYouMean(positionals[0]!, names, `${commandName} `)}`, commandName);
   }
+  if (commandName !== undefined && !command && !cliOnly && !group) {
+    throw usage(`unknown command '${commandName}'.${didYouMean(commandName, commandNames())}`, undefined);
+  }
+  const described: CommandDescription | undefined = command ?? cliOnly;
   const input: CommandInput = {};
-  for (const [name, value] of raw) {
+  for (const [typed, value] of raw) {
     // A command's own option wins over a global one of the same name (`history --version N`).
-    const commandSpec = command?.options.find((o) => o.name === name);
-    const globalSpec = commandSpec ? undefined : GLOBAL_OPTIONS.find((o) => o.name === name);
+    const commandSpec = described?.options.find((o) => named(o, typed));
+    const globalSpec = commandSpec ? undefined : GLOBAL_OPTIONS.find((o) => named(o, typed));
     const spec = commandSpec ?? globalSpec;
-    if (spec === undefined) throw usage(`unknown option '--${name}'`, commandName);
+    if (spec === undefined) {
+      const known = [...(described?.options ?? []), ...GLOBAL_OPTIONS].map((o) => o.name);
+      throw usage(`unknown option '--${typed}'.${didYouMean(typed, known, "--")}`, commandName);
+    }
     const converted = convert(spec, value, commandName);
-    if (globalSpec) assignGlobal(global, name, converted);
-    else input[name] = converted;
+    if (globalSpec) assignGlobal(global, spec.name, converted, commandName);
+    else if (spec.multiple)
+      input[spec.name] = [...((input[spec.name] as string[] | undefined) ?? []), String(converted)];
+    else input[spec.name] = converted;
   }
-  if (command && !global.help) {
-    for (const p of command.positionals) {
+  if (commandName === "help") {
+    input.topic = positionals.length > 0 ? positionals.splice(0).join(" ") : undefined;
+  } else if (described && !global.help) {
+    for (const p of described.positionals) {
       if (p.variadic) {
         if (positionals.length === 0 && !p.optional)
           throw usage(`missing <${p.name}…> (${p.description})`, commandName);
@@ -138,15 +191,19 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       input[p.name] = value;
     }
     if (positionals.length > 0) throw usage(`unexpected argument '${positionals[0]}'`, commandName);
-  } else if (commandName === "help") {
-    input.topic = positionals.shift();
   }
+  if (group) global.help = true;
   return { commandName, command, input, global };
+}
+
+/** True when `typed` is the option's name or one of its other spellings. */
+function named(spec: OptionSpec, typed: string): boolean {
+  return spec.name === typed || spec.aliases?.includes(typed) === true;
 }
 
 function optionSpec(name: string, seen: readonly string[]): OptionSpec | undefined {
   const command = (seen.length >= 2 ? findCommand(`${seen[0]} ${seen[1]}`) : undefined) ?? findCommand(seen[0] ?? "");
-  return command?.options.find((o) => o.name === name) ?? GLOBAL_OPTIONS.find((o) => o.name === name);
+  return command?.options.find((o) => named(o, name)) ?? GLOBAL_OPTIONS.find((o) => named(o, name));
 }
 
 function convert(
@@ -169,20 +226,43 @@ function convert(
   return value;
 }
 
-function assignGlobal(global: GlobalOptions, name: string, value: string | number | boolean): void {
+function assignGlobal(
+  global: GlobalOptions,
+  name: string,
+  value: string | number | boolean,
+  commandName: string | undefined,
+): void {
   if (name === "db") global.db = String(value);
   else if (name === "data-dir") global.dataDir = String(value);
   else if (name === "runtime-dir") global.runtimeDir = String(value);
   else if (name === "agent") global.agent = String(value);
   else if (name === "no-agent") global.noAgent = value === true;
+  else if (name === "config-dir") global.configDir = String(value);
   else if (name === "json") global.json = value === true;
   else if (name === "help") global.help = value === true;
   else if (name === "version") global.version = value === true;
+  else if (name === "verbose") global.verbosity += value === true ? 1 : 0;
+  else if (name === "debug") global.debug = value === true;
+  else if (name === "log-file") global.logFile = String(value);
+  else if (name === "output") {
+    if (!(OUTPUT_FORMATS as readonly string[]).includes(String(value))) {
+      throw usage(`--format must be one of ${OUTPUT_FORMATS.join(", ")} (got '${String(value)}')`, commandName);
+    }
+    global.format = value as OutputFormat;
+    if (value === "json") global.json = true;
+  }
+}
+
+/** Every command, group and alias a user may type first. */
+function commandNames(): string[] {
+  const names = [...COMMANDS, ...CLI_COMMANDS].flatMap((c) => [c.name, ...(c.aliases ?? [])]);
+  return [...names.filter((n) => !n.includes(" ")), ...commandGroups()];
 }
 
 function usage(problem: string, commandName: string | undefined): MaqetError {
   const hint = commandName
     ? `Run \`maqet ${commandName} --help\` for its usage.`
     : "Run `maqet --help` for the list of commands.";
-  return new MaqetError("INVALID_ARGUMENT", `Invalid arguments: ${problem}. ${hint}`);
+  const sentence = problem.endsWith("?") ? problem : `${problem.replace(/\.$/, "")}.`;
+  return new MaqetError("INVALID_ARGUMENT", `Invalid arguments: ${sentence} ${hint}`);
 }

@@ -16,6 +16,7 @@ import { DOCTOR_RENDERERS } from "./renderers/doctor-renderers.ts";
 import { EVENTS_RENDERERS } from "./renderers/events-renderers.ts";
 import { HISTORY_RENDERERS } from "./renderers/history-renderers.ts";
 import { LIFECYCLE_RENDERERS } from "./renderers/lifecycle-renderers.ts";
+import { MAQET_COMPAT_RENDERERS } from "./renderers/maqet-compat-renderers.ts";
 import { PROJECTION_RENDERERS } from "./renderers/projection-renderers.ts";
 import { QMP_RENDERERS } from "./renderers/qmp-renderers.ts";
 import type { Renderer } from "./renderers/renderer.ts";
@@ -34,6 +35,7 @@ const RENDERERS: Record<string, Renderer> = {
   ...DOCTOR_RENDERERS,
   ...STORE_RENDERERS,
   ...PROJECTION_RENDERERS,
+  ...MAQET_COMPAT_RENDERERS,
 };
 
 export function renderResult(command: string, result: unknown): string {

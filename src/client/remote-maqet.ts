@@ -232,6 +232,37 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
     progress$: progress$.asObservable(),
     projections: () => call("projections", {}),
     rebuildProjection: (name) => call("projections rebuild", { name }),
+    addConfigs: (files, o = {}) =>
+      call("add", {
+        config: files.map((f) => resolve(o.cwd ?? ".", f)),
+        name: o.name,
+        empty: o.empty,
+        ...overrideInput(o.overrides),
+      }),
+    info: (vm) => call("info", { vm }),
+    listByStatus: (status) => call("ls", { status }),
+    removeAll: () => noRoute("removeAll() (rm --all)", "remove() each VM"),
+    storageOrphaned: () => call("storage orphaned", {}),
+    storageVerify: (vm) => call("storage verify", { vm }),
+    storageAttach: (name, path, files, o = {}) =>
+      call("storage attach", {
+        name,
+        path: resolve(o.cwd ?? ".", path),
+        config: files.map((f) => resolve(o.cwd ?? ".", f)),
+      }),
+    cleanup: (o = {}) => call("cleanup", { "dry-run": o.dryRun }),
+    apply: (vm, o = {}) => {
+      if (o.config !== undefined) return noRoute("apply() with a config object", "give files");
+      return call("apply", {
+        vm,
+        config: (o.files ?? []).map((f) => resolve(o.cwd ?? ".", f)),
+        restart: o.restart,
+        reason: o.reason,
+        ...overrideInput(o.overrides),
+      });
+    },
+    configYaml: () => noRoute("configYaml()", "use info()"),
+    replaceConfig: () => noRoute("replaceConfig()", "use apply() with files"),
     migrate: async () => (await call<{ applied: string[] }>("migrate", {})).applied,
     close: async () => {
       closing.abort();
@@ -239,6 +270,16 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
     },
   };
   return maqet;
+}
+
+function noRoute(what: string, instead: string): Promise<never> {
+  return Promise.reject(
+    new MaqetError("INVALID_ARGUMENT", `${what} has no agent route yet; ${instead}, or use maqet in-process.`),
+  );
+}
+
+function overrideInput(o: { memory?: string; cpu?: number; binary?: string; enableKvm?: boolean } = {}): CommandInput {
+  return { memory: o.memory, cpu: o.cpu, binary: o.binary, "enable-kvm": o.enableKvm };
 }
 
 function clean(input: CommandInput): CommandInput {

@@ -23,7 +23,7 @@
  * config.memory; // "1G"
  * ```
  */
-import { isScalar, LineCounter, parseDocument, visit } from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { type ConfigContext, configError, expectString, resolvePath, show, suggest } from "./config-errors.ts";
 import { parseStorage } from "./parse-storage-config.ts";
@@ -197,7 +197,8 @@ export function validateVmConfig(value: unknown, options: ParseVmConfigOptions):
   return config;
 }
 
-function readYaml(text: string, ctx: ConfigContext): unknown {
+/** One YAML document as plain values (the rules above: 1.2 core, unique keys, no tags); `{}` for an empty file. */
+export function readYaml(text: string, ctx: ConfigContext): unknown {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text.replace(/^\uFEFF/, ""), {
     version: "1.2",
@@ -245,7 +246,48 @@ function readYaml(text: string, ctx: ConfigContext): unknown {
       { cause, details: { source: ctx.source } },
     );
   }
+  const argumentsNode = isMap(doc.contents) ? doc.contents.get("arguments", true) : undefined;
+  const moved = findMovedKey(argumentsNode, "arguments");
+  if (moved !== undefined) {
+    yamlError(
+      `the key '${moved.key}' at ${moved.path} is a whole number, and a whole-number key cannot keep its place in a mapping (it would move before the named keys and change the argv)`,
+      moved.offset,
+      "Put whole-number keys first and in increasing order, or write the option as one string, e.g. - blockdev: driver=quorum,children.0=d1.",
+    );
+  }
   return value ?? {}; // an empty file is an empty VM, as MAQET's `add --empty`
+}
+
+/**
+ * JavaScript objects put keys that are whole numbers (`0`, `17`) first, in increasing order: the
+ * first such key under `arguments` that would not stay where it is written (its mapping's order
+ * is its meaning there).
+ */
+function findMovedKey(
+  node: unknown,
+  path: string,
+): { key: string; path: string; offset: number | undefined } | undefined {
+  if (isSeq(node)) {
+    for (const [i, item] of node.items.entries()) {
+      const found = findMovedKey(item, `${path}[${i}]`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (!isMap(node)) return undefined;
+  const written = node.items.map((pair) => String(isScalar(pair.key) ? pair.key.value : pair.key));
+  const order = Object.keys(Object.fromEntries(written.map((key) => [key, true])));
+  const index = written.findIndex((key, i) => order[i] !== key);
+  if (index >= 0) {
+    const key = order[index] as string; // the whole-number key that would jump to this place
+    const pair = node.items[written.indexOf(key)];
+    return { key, path, offset: (pair?.key as { range?: number[] } | null)?.range?.[0] };
+  }
+  for (const [i, pair] of node.items.entries()) {
+    const found = findMovedKey(pair.value, `${path}.${written[i]}`);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 function checkTopLevelKeys(raw: Record<string, unknown>, ctx: ConfigContext, onWarning?: (m: string) => void): void {

@@ -72,6 +72,13 @@ export interface VmConfig {
   shares?: VirtfsShare[];
   /** Which QMP commands may run on this VM (`qmp: {allow, deny}`, see docs/security.md). */
   qmp?: QmpRules;
+  /**
+   * Set only when read from a config stored before maqet kept key order (a schema 1 `vm.defined`,
+   * see src/config/stored-config.ts): the `arguments` mappings whose key order reaches the argv
+   * and may have been lost (`arguments[1]`, `arguments[2].object`). A start warns; re-record the
+   * config (`maqet apply VM FILE`, or `rm` and `add`) to clear it.
+   */
+  argumentOrderLost?: string[];
 }
 
 /** Strict VM and snapshot name rule: no leading `-`, no `/`, no `..`. */

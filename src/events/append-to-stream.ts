@@ -62,7 +62,7 @@ export type AppendOutcome =
   | { kind: "duplicates"; rows: DuplicateRow[] };
 
 /** What `maqet_append` returns per appended event, or once for `duplicate` (other columns null). */
-interface OutcomeRow {
+export interface OutcomeRow {
   outcome: "appended" | "duplicate";
   global_position: string | number | null;
   stream_version: string | number | null;
@@ -97,7 +97,6 @@ export async function appendStatement(
   expected: ExpectedVersion,
   notify = true,
 ): Promise<AppendOutcome> {
-  const count = events.length;
   const batch = JSON.stringify(
     events.map((e) => ({ id: e.id, type: e.type, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata })),
   );
@@ -110,9 +109,27 @@ export async function appendStatement(
 
   if (rows[0]?.outcome === "duplicate") return { kind: "duplicates", rows: await duplicateRows(db, streamId, batch) };
   if (rows.length === 0) return { kind: "conflict" };
+  return appendedOutcome(streamId, events, JSON.parse(batch), rows);
+}
+
+/**
+ * The `appended` outcome from the rows `maqet_append` returned for `events`: the stored events
+ * are built from what was sent (`sent`: the batch as JSON gave it back, so undefined is dropped
+ * and dates are strings, as the database stored them) and the rows' positions, versions, times.
+ *
+ * @example
+ * ```ts
+ * const outcome = appendedOutcome("vm-1", events, JSON.parse(batch), rows);
+ * ```
+ */
+export function appendedOutcome(
+  streamId: string,
+  events: readonly PreparedEvent[],
+  sent: ReadonlyArray<{ data?: unknown; metadata: EventMetadata }>,
+  rows: readonly OutcomeRow[],
+): AppendOutcome & { kind: "appended" } {
+  const count = events.length;
   if (rows.length !== count) throw new Error(`append to '${streamId}': ${rows.length} of ${count} rows came back`);
-  // What was sent, as the database stored it: JSON drops undefined and turns dates into strings.
-  const sent = JSON.parse(batch) as Array<{ data?: unknown; metadata: EventMetadata }>;
   const appended = rows
     .map((r) => ({ row: r, version: toNumber(r.stream_version!) }))
     .sort((a, b) => a.version - b.version)
@@ -145,7 +162,7 @@ export async function appendStatement(
  * type, schema version and data, compared as jsonb). A statement of its own, planned with its
  * actual arguments: it runs only when an append meets ids already stored.
  */
-async function duplicateRows(db: Kysely<Database>, streamId: string, batch: string): Promise<DuplicateRow[]> {
+export async function duplicateRows(db: Kysely<Database>, streamId: string, batch: string): Promise<DuplicateRow[]> {
   const { rows } = await sql<DuplicateEventRow>`
     select e.global_position, e.event_id, e.stream_id, e.stream_version, e.type, e.schema_version, e.data,
            e.metadata, e.recorded_at,

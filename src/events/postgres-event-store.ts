@@ -13,6 +13,7 @@
 import type { Kysely } from "kysely";
 import { filter, merge, NEVER, type Observable, Subject, takeUntil } from "rxjs";
 import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
+import { appendGroupStatement, type GroupedAppend, type GroupedOutcome } from "./append-group.ts";
 import {
   appendStatement,
   checkExpectedVersion,
@@ -39,10 +40,12 @@ import type {
   SubscribeOptions,
   SubscriptionMessage,
 } from "./event-store.ts";
+import { type GroupCommitOptions, GroupCommitter, type Settled } from "./group-commit.ts";
 import { type NotificationSource, type SleepClock, timerClock } from "./notifications.ts";
 import { checkpointAt, EVENT_COLUMNS, readAll, readHead, readPage, toStoredEvent } from "./read-all.ts";
 import { type Database, toNumber } from "./schema.ts";
 import { type HandedOverEvents, type Handover, pollingSubscription } from "./subscription.ts";
+import { uuidv7 } from "./uuidv7.ts";
 
 /** Recorded when no actor supplier is given (the adapters always give one). */
 export const UNKNOWN_ACTOR: EventActor = Object.freeze({ user: "unknown", uid: -1, host: "unknown", pid: -1 });
@@ -75,6 +78,12 @@ export interface PostgresEventStoreOptions {
    * being read back (see {@link PostgresEventStore.subscribe}). Never set it for a server.
    */
   singleSession?: SingleSession;
+  /**
+   * Group commit (default on): appends that arrive while others are being written go together in
+   * the next transaction (one commit, one WAL flush), each with its own expected-version check
+   * and outcome; a lone append goes at once. `false`: every append is its own transaction.
+   */
+  groupCommit?: GroupCommitOptions | false;
 }
 
 /** What the store needs to know about a single-session database. */
@@ -112,12 +121,12 @@ export class PostgresEventStore implements EventStore {
    * undefined, every append notifies inside its transaction (nothing can run beside it).
    */
   readonly #notifier: CommitNotifier | undefined;
-  /** Appends of this store in flight now (decides where their wake-up is sent, see #notifier). */
-  #appending = 0;
-  /** Single session only: each committed append's events, emitted while the session is held. */
+  /** Appends waiting for, or being written in, a group transaction (src/events/group-commit.ts). */
+  readonly #groups: GroupCommitter<GroupedAppend, GroupedOutcome>;
+  /** Single session only: each committed group's events, emitted while the session is held. */
   readonly #handovers = new Subject<HandedOverEvents>();
-  /** Single session only: the stream an append of this store is writing right now. */
-  #appendingTo: string | undefined;
+  /** Single session only: the streams an append group of this store is writing right now. */
+  readonly #appendingTo = new Set<string>();
   /** Emits once, on close: ends every subscription. */
   readonly #closing = new Subject<void>();
   #closed = false;
@@ -130,6 +139,11 @@ export class PostgresEventStore implements EventStore {
     this.#options = options;
     this.#notifier =
       options.singleSession === undefined ? new CommitNotifier((ids) => notifyStreams(db, ids)) : undefined;
+    const grouping =
+      options.groupCommit === false
+        ? { maxGroup: 1, maxInFlight: Number.MAX_SAFE_INTEGER }
+        : { ...options.groupCommit, ...(options.singleSession ? { maxInFlight: 1 } : {}) };
+    this.#groups = new GroupCommitter((batch) => this.#writeGroup(batch), grouping);
   }
 
   async append(streamId: string, events: readonly NewEvent[], options: AppendOptions = {}): Promise<AppendResult> {
@@ -146,89 +160,98 @@ export class PostgresEventStore implements EventStore {
       checkExpectedVersion(streamId, expected, current);
       return { nextExpectedVersion: current, lastGlobalPosition: await this.#lastPosition(streamId), events: [] };
     }
-    const session = this.#options.singleSession;
-    const notifyInside = this.#notifier === undefined || this.#appending === 0;
-    this.#appending++;
-    let outcome: WrittenAppend;
-    try {
-      outcome = await this.#run("append to", streamId, () =>
-        session === undefined
-          ? this.#appendPrepared(this.#db, streamId, prepared, expected, notifyInside)
-          : this.#db
-              .connection()
-              .execute((db) => this.#appendHoldingSession(db, session, streamId, prepared, expected)),
-      );
-    } finally {
-      this.#appending--;
-    }
+    const outcome = await this.#run("append to", streamId, () =>
+      this.#appendPrepared({ streamId, events: prepared, expected }),
+    );
     const { written, checkpoints: _, ...result } = outcome;
-    if (written) {
-      if (!notifyInside) this.#notifier?.poke(streamId);
-      for (const event of result.events) this.#appended.next(event);
-    }
+    if (written) for (const event of result.events) this.#appended.next(event);
     return result;
   }
 
   /**
-   * The append on a single-session database, run while holding the session: no other statement
-   * can run between the append's commit and the hand-over, so the subscriptions see the events
-   * before anything that commits after them. The NOTIFY this append sends arrives during its
-   * statement and is dropped (see {@link subscribe}): the hand-over replaces it.
+   * Writes one group (src/events/group-commit.ts): alone through `maqet_append`, several through
+   * `maqet_append_group`, one transaction either way. On a server, a lone append with nothing
+   * else in flight notifies inside its transaction; otherwise the written streams are notified
+   * after commit, coalesced (#notifier). On a single-session database the group runs holding the
+   * session ({@link #groupHoldingSession}).
    */
-  async #appendHoldingSession(
+  async #writeGroup(batch: readonly GroupedAppend[]): Promise<Array<Settled<GroupedOutcome>>> {
+    const session = this.#options.singleSession;
+    let outcomes: GroupedOutcome[];
+    if (session !== undefined) {
+      outcomes = await this.#db.connection().execute((db) => this.#groupHoldingSession(db, session, batch));
+    } else {
+      const notifyInside = this.#notifier === undefined || (batch.length === 1 && this.#groups.inFlight <= 1);
+      outcomes = await writeAppends(this.#db, batch, notifyInside);
+      if (!notifyInside) {
+        batch.forEach((a, i) => {
+          if (outcomes[i]!.kind === "appended") this.#notifier?.poke(a.streamId);
+        });
+      }
+    }
+    return outcomes.map((value) => ({ ok: true, value }));
+  }
+
+  /**
+   * A group on a single-session database, run while holding the session: no other statement
+   * can run between the group's commit and the hand-over, so the subscriptions see its events
+   * (in position order) before anything that commits after them. The NOTIFYs the group sends
+   * arrive during its statement and are dropped (see {@link subscribe}): the hand-over replaces them.
+   */
+  async #groupHoldingSession(
     db: Kysely<Database>,
     session: SingleSession,
-    streamId: string,
-    prepared: readonly PreparedEvent[],
-    expected: ExpectedVersion,
-  ): Promise<WrittenAppend> {
-    this.#appendingTo = streamId;
-    let outcome: WrittenAppend;
+    batch: readonly GroupedAppend[],
+  ): Promise<GroupedOutcome[]> {
+    for (const a of batch) this.#appendingTo.add(a.streamId);
+    let outcomes: GroupedOutcome[];
     try {
-      outcome = await this.#appendPrepared(db, streamId, prepared, expected, true);
+      outcomes = await writeAppends(db, batch, true);
     } finally {
-      this.#appendingTo = undefined;
+      this.#appendingTo.clear();
     }
-    if (outcome.written && this.#handovers.observed) {
+    const written = outcomes.flatMap((o) =>
+      o.kind === "appended" ? o.result.events.map((event, i) => ({ event, checkpoint: o.checkpoints[i]! })) : [],
+    );
+    if (written.length > 0 && this.#handovers.observed) {
       // Committed unless someone left the session inside a transaction block (a raw BEGIN
       // outside the driver's transactions): then the events are not handed over but read once
       // committed; the empty batch makes every live subscription read, as a NOTIFY would.
       const committed = !session.inTransaction();
-      this.#handovers.next(
-        committed ? outcome.events.map((event, i) => ({ event, checkpoint: outcome.checkpoints[i]! })) : [],
-      );
+      this.#handovers.next(committed ? written.sort((a, b) => a.event.globalPosition - b.event.globalPosition) : []);
     }
-    return outcome;
+    return outcomes;
   }
 
   /**
-   * One statement decides and writes (see append-to-stream.ts). Some outcomes are run again: a
-   * unique violation on an event id, or a conflict after which our ids turn out stored (an
-   * identical append committed after this statement's snapshot: the next run sees it and answers
-   * as a retry); and a conflict whose fresh read shows the stream already in the expected state
-   * (it moved there after the decision; deciding again is as if this append arrived a moment later).
+   * One append: first in a group (group commit), then, when the outcome asks for it, again on
+   * its own. Run again: a part of a group that raised (`error`: alone, the error is met exactly
+   * as a lone append meets it); a unique violation on an event id, or a conflict after which our
+   * ids turn out stored (an identical append committed after this statement's snapshot: the
+   * next run sees it and answers as a retry); and a conflict whose fresh read shows the stream
+   * already in the expected state (it moved there after the decision; deciding again is as if
+   * this append arrived a moment later).
    */
-  async #appendPrepared(
-    db: Kysely<Database>,
-    streamId: string,
-    prepared: readonly PreparedEvent[],
-    expected: ExpectedVersion,
-    notify: boolean,
-  ): Promise<WrittenAppend> {
+  async #appendPrepared(append: GroupedAppend): Promise<WrittenAppend> {
+    const { streamId, events: prepared, expected } = append;
     for (let attempt = 1; ; attempt++) {
-      let outcome: Awaited<ReturnType<typeof appendStatement>>;
+      let outcome: GroupedOutcome;
       try {
-        outcome = await appendStatement(db, streamId, prepared, expected, notify);
+        outcome = attempt === 1 ? await this.#groups.submit(append) : await this.#alone(append);
       } catch (error) {
         if (isEventIdViolation(error) && attempt < MAX_APPEND_ATTEMPTS) continue;
         throw error;
+      }
+      if (outcome.kind === "error") {
+        if (attempt < MAX_APPEND_ATTEMPTS) continue;
+        throw new Error(`append failed in its group with SQLSTATE ${outcome.sqlState}`);
       }
       if (outcome.kind === "appended") return { ...outcome.result, written: true, checkpoints: outcome.checkpoints };
       if (outcome.kind === "duplicates") {
         return { ...idempotentResult(streamId, prepared, expected, outcome.rows), written: false, checkpoints: [] };
       }
       const { actual, idsStored } = await conflictFacts(
-        db,
+        this.#db,
         streamId,
         prepared.map((e) => e.id),
       );
@@ -236,6 +259,13 @@ export class PostgresEventStore implements EventStore {
         throw conflictError(streamId, expected, actual);
       }
     }
+  }
+
+  /** One append in a transaction of its own, now (not queued): a retry. */
+  async #alone(append: GroupedAppend): Promise<GroupedOutcome> {
+    const [settled] = await this.#writeGroup([append]);
+    if (!settled!.ok) throw settled!.error;
+    return settled!.value;
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<StoredEvent[]> {
@@ -280,7 +310,9 @@ export class PostgresEventStore implements EventStore {
     const notified = notifications ? notifications.wakeups(EVENTS_CHANNEL) : NEVER;
     const single = this.#options.singleSession !== undefined;
     const wakeups = single
-      ? notified.pipe(filter((w) => !(w.reason === "notification" && w.payload === this.#appendingTo)))
+      ? notified.pipe(
+          filter((w) => !(w.reason === "notification" && w.payload !== undefined && this.#appendingTo.has(w.payload))),
+        )
       : merge(this.#appended, notified);
     const handover: Handover | undefined = single
       ? { batches: this.#handovers, follows: (cursor, next) => followsInOneSession(cursor, next) }
@@ -353,7 +385,7 @@ export class PostgresEventStore implements EventStore {
     if (this.#options.source !== undefined) metadata.source = this.#options.source;
     for (const [key, value] of Object.entries(event.metadata ?? {})) if (value !== undefined) metadata[key] = value;
     return {
-      id: event.id ?? crypto.randomUUID(),
+      id: event.id ?? uuidv7(),
       type: event.type,
       schemaVersion: event.schemaVersion,
       data: event.data,
@@ -457,4 +489,17 @@ function invalid(streamId: string, what: string, fix: string): MaqetError {
   return new MaqetError("INVALID_ARGUMENT", `Append to stream '${streamId}' refused: ${what}; ${fix}.`, {
     details: { streamId },
   });
+}
+
+/** One append alone (`maqet_append`, whose errors come through as thrown), several as a group. */
+async function writeAppends(
+  db: Kysely<Database>,
+  batch: readonly GroupedAppend[],
+  notify: boolean,
+): Promise<GroupedOutcome[]> {
+  if (batch.length === 1) {
+    const { streamId, events, expected } = batch[0]!;
+    return [await appendStatement(db, streamId, events, expected, notify)];
+  }
+  return appendGroupStatement(db, batch, notify);
 }

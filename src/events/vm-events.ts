@@ -8,6 +8,7 @@
  * const e = vmEvent("vm.stop-requested", { force: false, timeoutMs: 30000 });
  * ```
  */
+import { decodeStoredConfig, encodeStoredConfig } from "../config/stored-config.ts";
 import type { VmConfig } from "../config/vm-config.ts";
 import type { NewEvent, StoredEvent } from "./envelope.ts";
 import { type QmpTier, qmpTierOf } from "./qmp-events.ts";
@@ -41,6 +42,13 @@ export type PausedDetail =
 export type StopMethod = "powerdown" | "quit" | "sigterm" | "sigkill" | "none";
 
 export interface VmEventData extends SnapshotEventData {
+  /**
+   * Schema 2: `config` is stored in its ordered form (src/config/stored-config.ts: mappings as
+   * `[key, value]` pairs, which jsonb cannot reorder); {@link vmEvent} encodes and
+   * {@link asVmEvent} decodes, so readers see a {@link VmConfig}. Schema 1 stored the config as
+   * plain JSON objects, whose key order jsonb lost: read as before, flagged
+   * (`config.argumentOrderLost`).
+   */
   "vm.defined": { vmId: string; name: string; config: VmConfig; configPath?: string };
   /** `runtimeDir`: where this run's pidfile and sockets go, so an interrupted start can be found. */
   "vm.start-requested": { timeoutMs: number; runtimeDir?: string };
@@ -89,6 +97,19 @@ export interface VmEventData extends SnapshotEventData {
   /** QEMU reported a guest panic (QMP GUEST_PANICKED); what QEMU did next follows as its own fact. */
   "vm.guest-panicked": { action?: string };
   "vm.removed": { force: boolean };
+  /**
+   * A stopped VM's config was changed in place (`maqet apply`, `maqet edit`): same VM, same id,
+   * same stream. `before` and `after` are whole configs; `changed` the top-level keys that differ;
+   * `reason` the why (given, or the command that did it). Who did it is the envelope's actor.
+   */
+  "vm.reconfigured": {
+    before: VmConfig;
+    after: VmConfig;
+    changed: string[];
+    via: "apply" | "edit" | "library";
+    reason: string;
+    configPaths?: string[];
+  };
   "disk.created": { drive: string; file: string; format: string; size?: string; durationMs: number };
   "qmp.command-executed": {
     command: string;
@@ -116,7 +137,7 @@ export type VmEventType = keyof VmEventData;
 
 /** The current schema version of each event type. */
 export const VM_EVENT_SCHEMA: { readonly [K in VmEventType]: number } = {
-  "vm.defined": 1,
+  "vm.defined": 2,
   "vm.start-requested": 1,
   "vm.reattached": 1,
   "vm.started": 1,
@@ -130,6 +151,7 @@ export const VM_EVENT_SCHEMA: { readonly [K in VmEventType]: number } = {
   "vm.reset": 1,
   "vm.guest-panicked": 1,
   "vm.removed": 1,
+  "vm.reconfigured": 1,
   "disk.created": 1,
   "qmp.command-executed": 2,
   "vm.tainted": 1,
@@ -141,8 +163,17 @@ export type StoredVmEvent = { [K in VmEventType]: StoredEvent<K, VmEventData[K]>
 /** A catalogue event without its id and metadata: what a fold reads (a projection rebuild reads no more). */
 export type VmEventFacts = { [K in VmEventType]: Omit<StoredEvent<K, VmEventData[K]>, "id" | "metadata"> }[VmEventType];
 
-/** Builds a new event of the given type at its current schema version. */
+/**
+ * Builds a new event of the given type at its current schema version. A `vm.defined` config is
+ * put in its stored (ordered) form here: `data` is then what the store keeps, and
+ * {@link asVmEvent} gives the {@link VmConfig} back.
+ */
 export function vmEvent<K extends VmEventType>(type: K, data: VmEventData[K]): NewEvent<K, VmEventData[K]> {
+  if (type === "vm.defined") {
+    const defined = data as VmEventData["vm.defined"];
+    const stored = { ...defined, config: encodeStoredConfig(defined.config) };
+    return { type, schemaVersion: VM_EVENT_SCHEMA[type], data: stored as unknown as VmEventData[K] };
+  }
   return { type, schemaVersion: VM_EVENT_SCHEMA[type], data };
 }
 
@@ -159,6 +190,12 @@ export function asVmEvent(event: Omit<StoredEvent, "id" | "metadata">): VmEventF
 export function asVmEvent(event: Omit<StoredEvent, "id" | "metadata">): VmEventFacts | undefined {
   if (!isVmEventType(event.type)) return undefined;
   // Upcasters, keyed by type and version.
+  if (event.type === "vm.defined") {
+    // Schema 2 is decoded from its ordered form; schema 1 is read as stored and flagged where the
+    // lost key order changes the argv (decodeStoredConfig tells them apart by `$ordered`).
+    const data = event.data as VmEventData["vm.defined"];
+    return { ...event, schemaVersion: 2, data: { ...data, config: decodeStoredConfig(data.config) } } as VmEventFacts;
+  }
   if (event.type === "qmp.command-executed" && event.schemaVersion === 1) {
     // Schema 1 predates QMP tiers: the tier follows from the name; no policy ran.
     const data = event.data as Omit<VmEventData["qmp.command-executed"], "tier" | "rule">;

@@ -4,7 +4,7 @@
  * `--follow` streams events other processes commit until Ctrl-C, then exits 0.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -163,10 +163,16 @@ describe.each([
       // The embedded store admits one process: the follower holds it, so nobody else can write.
       const follower = follow(["--json", ...dataArgs()], env);
       await follower.waitLines(2);
-      const blocked = await run(["add", "--name", "x", "/nonexistent.yaml", ...dataArgs()], env);
-      expect(blocked.code).not.toBe(0);
+      // A valid config, so the only thing in the way is the store's lock.
+      const config = join(home, "x.yaml");
+      await writeFile(config, "name: x\nmemory: 64M\n");
+      const blocked = await run(["add", config, ...dataArgs()], env);
+      expect(blocked.stderr).toMatch(/STORE_LOCKED|is in use by pid \d+/);
+      expect(blocked.code).toBe(1);
       expect(await follower.stop()).toBe(0);
       expect(follower.lines.length).toBe(2);
+      // Once the follower lets go, the same command goes through.
+      expect(await run(["add", config, ...dataArgs()], env)).toMatchObject({ code: 0 });
       return;
     }
     const follower = follow(["--vm", "web"], env);

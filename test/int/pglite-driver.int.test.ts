@@ -82,23 +82,38 @@ describe("PgliteDialect", () => {
     expect(selected.rows).toEqual([{ one: 1 }]);
   });
 
-  it("streams a result in chunks", async () => {
-    const chunks: number[] = [];
-    for await (const row of db.selectFrom("t").selectAll().stream(1)) chunks.push(row.step);
-    expect(chunks.length).toBe(1);
+  it("streams a result in chunks of the asked size, every row once and in order", async () => {
+    await sql`truncate t`.execute(db);
+    await db
+      .insertInto("t")
+      .values([0, 1, 2, 3, 4].map((step) => ({ who: "s", step })))
+      .execute();
+    const query = db.selectFrom("t").select("step").orderBy("step").compile();
+    const chunks = await db.getExecutor().provideConnection(async (connection) => {
+      const seen: number[][] = [];
+      for await (const chunk of connection.streamQuery<{ step: number }>(query, 2)) seen.push(chunk.rows.map((r) => r.step));
+      return seen;
+    });
+    expect(chunks).toEqual([[0, 1], [2, 3], [4]]);
+    const rows: number[] = [];
+    for await (const row of db.selectFrom("t").select("step").orderBy("step").stream(2)) rows.push(row.step);
+    expect(rows).toEqual([0, 1, 2, 3, 4]);
   });
 
   it("waits for an open transaction before closing", async () => {
     const own = await openTemplateClone(inject("pgliteTemplate"));
     const trx = await own.db.startTransaction().execute();
-    let committed = false;
-    const closing = own.close();
+    const order: string[] = [];
+    const closing = own.close().then(() => order.push("closed"));
     await pause(20);
-    await sql`select 1`.execute(trx);
+    // Still open: close() is waiting for the transaction, which can go on working.
+    expect(order).toEqual([]);
+    expect(own.pglite.closed).toBe(false);
+    expect((await sql<{ one: number }>`select 1 as one`.execute(trx)).rows).toEqual([{ one: 1 }]);
     await trx.commit().execute();
-    committed = true;
+    order.push("committed");
     await closing;
-    expect(committed).toBe(true);
+    expect(order).toEqual(["committed", "closed"]);
     expect(own.pglite.closed).toBe(true);
   });
 });

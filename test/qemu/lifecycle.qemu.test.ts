@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMaqet, type Maqet } from "../../src/mod.ts";
 import { processAlive, waitFor } from "../support/cli-runner.ts";
+import { waitUntil } from "../support/poll.ts";
 
 describe("VM lifecycle through the library (real QEMU)", () => {
   let dir: string;
@@ -83,11 +84,20 @@ describe("VM lifecycle through the library (real QEMU)", () => {
   it("events$ replays the store and then goes live", async () => {
     const seen: string[] = [];
     const sub = maqet.events$.subscribe((e) => seen.push(e.type));
-    await waitFor(async () => seen.length >= 10, 3000);
+    // Replay: exactly what the store holds, in its order (the two tests above wrote it).
+    const stored = (await maqet.history("lib")).map((h) => h.type);
+    expect(stored.length).toBeGreaterThan(0);
+    await waitUntil("events$ to replay the stored history", () => [...seen], (s) => s.length >= stored.length, {
+      timeoutMs: 3000,
+    });
+    expect(seen).toEqual(stored);
     const before = seen.length;
     await maqet.start("lib");
     await maqet.stop("lib", { force: true });
-    await waitFor(async () => seen.length >= before + 5, 3000);
+    // Live: the five facts of this start/stop, and nothing else.
+    await waitUntil("events$ to deliver the live start/stop", () => seen.slice(before), (s) => s.length >= 5, {
+      timeoutMs: 3000,
+    });
     sub.unsubscribe();
     expect(seen.slice(before)).toEqual([
       "vm.start-requested",

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import type { Clock } from "../../src/actors/ports.ts";
 import { createBinaryLocator } from "../../src/adapters/binary-locator.ts";
 import { createQemuImg, qemuImgFor } from "../../src/adapters/qemu-img.ts";
@@ -88,14 +88,30 @@ describe.skipIf(qemuIo === undefined)("3. a held lock: retried with back-off, th
   it("succeeds on a later try when the other process lets go", async () => {
     const file = join(dir, "released.qcow2");
     await run(qemuImgPath, ["create", "-q", "-f", "qcow2", "--", file, "16M"]);
-    // Held 1.5 s: long enough to be seen on a loaded machine, short enough for the back-off
-    // (300, 600, 1200 ms) to outlast it.
-    const holder = await holdLock(file, 1500);
-    const clock = recordingClock();
+    // Held until the first back-off wait begins; then the holder lets go (and is gone) before
+    // that wait ends. So the first try is refused for the lock and the second one succeeds,
+    // however slow the machine.
+    const holder = await holdLock(file, 600_000);
+    onTestFinished(() => {
+      holder.kill("SIGKILL");
+    });
+    const gone = new Promise((resolve) => holder.once("exit", resolve));
+    const inner = recordingClock();
+    const clock: Clock & { sleeps: number[] } = {
+      ...inner,
+      sleep: async (ms, signal) => {
+        const wait = inner.sleep(ms, signal);
+        if (ms < 10_000 && inner.sleeps.filter((s) => s < 10_000).length === 1) {
+          holder.kill("SIGKILL");
+          await gone;
+        }
+        return wait;
+      },
+    };
     const img = createQemuImg({ locator: realLocator, clock, retry: { initialDelayMs: 300, attempts: 4 } });
     await img.snapshotCreate(file, "s1");
-    holder.kill("SIGKILL");
-    expect(clock.sleeps.length).toBeGreaterThanOrEqual(1);
+    // Exactly one back-off wait (the others are the per-run time limits): refused once, then done.
+    expect(clock.sleeps.filter((ms) => ms < 10_000)).toEqual([300]);
     expect((await img.snapshotList(file)).map((s) => s.name)).toEqual(["s1"]);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -30,6 +30,12 @@ function deadPid(): number {
 
 async function writeLock(holder: Record<string, unknown>): Promise<void> {
   await writeFile(lockPathOf(dataDir), JSON.stringify(holder), { mode: 0o600 });
+}
+
+/** Sets a file's mtime `seconds` into the past. */
+async function age(path: string, seconds: number): Promise<void> {
+  const then = new Date(Date.now() - seconds * 1000);
+  await utimes(path, then, then);
 }
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
@@ -70,8 +76,11 @@ describe("acquireDataDirLock", () => {
       since: lock.holder.since,
       command: lock.holder.command,
       dataDir,
+      lockPath: lock.path,
     });
     expect((error as Error).message).toContain(`pid ${process.pid}`);
+    expect((error as Error).message).toContain(`lock file ${lock.path}`);
+    expect((error as Error).message).toContain(`kill ${process.pid}`);
     expect((error as Error).message).toContain("--db");
     await lock.release();
   });
@@ -127,11 +136,62 @@ describe("acquireDataDirLock", () => {
     expect((error as { details: { holderHost: string } }).details.holderHost).toBe("elsewhere.example");
   });
 
-  it("reports an unreadable lock file with the way out", async () => {
+  it("respects a fresh unreadable lock (it may still be being written), naming the file and the way out", async () => {
     await writeFile(lockPathOf(dataDir), "");
-    const error = await rejection(acquireDataDirLock(dataDir, { waitMs: 50, pollMs: 10 }));
+    const error = await rejection(acquireDataDirLock(dataDir, { waitMs: 50, pollMs: 10, staleGraceMs: 60_000 }));
     expect(isMaqetError(error, "STORE_LOCKED")).toBe(true);
-    expect((error as Error).message).toContain("delete that file");
+    expect((error as Error).message).toContain(`lock file ${lockPathOf(dataDir)}`);
+    expect((error as Error).message).toContain(`delete ${lockPathOf(dataDir)}`);
+    expect((error as { details: unknown }).details).toEqual({ dataDir, lockPath: lockPathOf(dataDir) });
+    expect(await readFile(lockPathOf(dataDir), "utf8")).toBe("");
+  });
+
+  it("takes over an empty lock older than the grace (a writer killed between create and write)", async () => {
+    await writeFile(lockPathOf(dataDir), "");
+    await age(lockPathOf(dataDir), 3);
+    const lock = await acquireDataDirLock(dataDir, { waitMs: 0, staleGraceMs: 2000 });
+    expect(JSON.parse(await readFile(lock.path, "utf8")).pid).toBe(process.pid);
+    await lock.release();
+  });
+
+  it("takes over a cut-short lock older than the grace too, and only one of racing takers wins it", async () => {
+    await writeFile(lockPathOf(dataDir), '{"pid": 12');
+    await age(lockPathOf(dataDir), 3);
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, () => acquireDataDirLock(dataDir, { waitMs: 300, pollMs: 10 })),
+    );
+    const won = results.filter((r) => r.status === "fulfilled");
+    expect(won.length).toBe(1);
+    await (won[0] as PromiseFulfilledResult<{ release(): Promise<void> }>).value.release();
+  });
+
+  it("takes over a dead holder's lock behind an empty takeover guard older than the grace", async () => {
+    await writeLock({ pid: deadPid(), host: hostname(), since: "2020-01-01T00:00:00.000Z", command: "dead" });
+    await writeFile(`${lockPathOf(dataDir)}.takeover`, "");
+    await age(`${lockPathOf(dataDir)}.takeover`, 3);
+    const lock = await acquireDataDirLock(dataDir, { waitMs: 0 });
+    expect(JSON.parse(await readFile(lock.path, "utf8")).pid).toBe(process.pid);
+    await expect(stat(`${lockPathOf(dataDir)}.takeover`)).rejects.toMatchObject({ code: "ENOENT" });
+    await lock.release();
+  });
+
+  it("waits behind a fresh empty takeover guard, then reports the dead holder with the file", async () => {
+    const dead = deadPid();
+    await writeLock({ pid: dead, host: hostname(), since: "2020-01-01T00:00:00.000Z", command: "dead" });
+    await writeFile(`${lockPathOf(dataDir)}.takeover`, "");
+    const error = await rejection(acquireDataDirLock(dataDir, { waitMs: 50, pollMs: 10, staleGraceMs: 60_000 }));
+    expect(isMaqetError(error, "STORE_LOCKED")).toBe(true);
+    expect((error as Error).message).toContain(`lock file ${lockPathOf(dataDir)}`);
+    expect(JSON.parse(await readFile(lockPathOf(dataDir), "utf8")).pid).toBe(dead);
+  });
+
+  it("never leaves a temporary file behind, and sweeps those of dead writers", async () => {
+    const orphan = `${lockPathOf(dataDir)}.${deadPid()}.0badc0de.tmp`;
+    await writeFile(orphan, "{}");
+    const lock = await acquireDataDirLock(dataDir);
+    const left = (await readdir(dir)).filter((n) => n.endsWith(".tmp"));
+    expect(left).toEqual([]);
+    await lock.release();
   });
 
   it("clears a takeover guard left by a dead taker", async () => {

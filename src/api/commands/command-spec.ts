@@ -25,6 +25,12 @@ export interface OptionSpec {
   description: string;
   /** Placeholder shown in help, e.g. SECONDS. */
   value?: string;
+  /** Other spellings accepted (MAQET's, older ones); help shows only `name`. */
+  aliases?: string[];
+  /** May be given several times; the input gets every value, in order, as `string[]`. */
+  multiple?: boolean;
+  /** With `multiple`: also takes the words after it up to the next option (`--vm-config a.yaml b.yaml`, argparse's nargs `*`). */
+  greedy?: boolean;
 }
 
 export type CommandInput = Record<string, string | number | boolean | string[] | undefined>;
@@ -35,6 +41,16 @@ export function list(input: CommandInput, key: string): string[] {
   return Array.isArray(value) ? value : value === undefined ? [] : [String(value)];
 }
 
+/**
+ * What the CLI (not the library) offers a command that talks to the user: the environment, and a
+ * yes/no question on a terminal. Absent when a command runs without a user (library, agent).
+ */
+export interface CommandIo {
+  env: Record<string, string | undefined>;
+  /** Asks on the terminal; absent when stdin is not a terminal (then a command must not guess). */
+  confirm?: (question: string) => Promise<boolean>;
+}
+
 export interface CommandSpec {
   /** One word (`start`) or a group and a word (`snapshot create`, `qmp keys`). */
   name: string;
@@ -43,7 +59,7 @@ export interface CommandSpec {
   positionals: PositionalSpec[];
   options: OptionSpec[];
   examples: string[];
-  invoke(maqet: Maqet, input: CommandInput): Promise<unknown>;
+  invoke(maqet: Maqet, input: CommandInput, io?: CommandIo): Promise<unknown>;
 }
 
 export const seconds = (value: unknown): number | undefined =>

@@ -1,21 +1,63 @@
 /**
- * Lifecycle commands: add, start, stop, rm, ls, status.
+ * Lifecycle commands: add, start, stop, rm, ls, status (with MAQET's flags: add of several files,
+ * `--memory/--cpu/--binary/--enable-kvm`, `--empty`; `start --detach`; `rm --all`; `ls --status`).
  *
  * @example
  * ```ts
  * LIFECYCLE_COMMANDS.map((c) => c.name);
  * ```
  */
-import { type CommandSpec, positiveSeconds, seconds, TIMEOUT, text } from "./command-spec.ts";
+import { MaqetError } from "../../errors/maqet-error.ts";
+import type { Maqet } from "../maqet.ts";
+import { type CommandIo, type CommandSpec, positiveSeconds, seconds, TIMEOUT, text } from "./command-spec.ts";
+import { CONFIG_OVERRIDE_OPTIONS, configFiles, overridesOf } from "./maqet-compat-commands.ts";
+
+/** `rm --all`, as MAQET: it always asks (on a terminal) unless --force; a script must say --force. */
+async function removeAll(m: Maqet, force: boolean, io: CommandIo | undefined) {
+  if (!force) {
+    const names = (await m.list()).map((v) => `${v.name} (${v.state})`);
+    if (names.length === 0) return { name: "all", removed: true, vms: [] };
+    if (io?.confirm === undefined) {
+      throw new MaqetError(
+        "INVALID_ARGUMENT",
+        `rm --all would remove ${names.length} VM(s): ${names.join(", ")}. It asks first, and there is no terminal to ask on: add --force to remove them all.`,
+      );
+    }
+    if (!(await io.confirm(`Remove all ${names.length} VM(s): ${names.join(", ")}?`))) {
+      return { name: "all", removed: false, vms: [] };
+    }
+  }
+  // Asked (or --force): running VMs still need --force, as for one `rm`.
+  const removed = await m.removeAll({ force });
+  return { name: "all", removed: true, vms: removed.map((r) => r.name) };
+}
 
 export const LIFECYCLE_COMMANDS: readonly CommandSpec[] = [
   {
     name: "add",
-    summary: "Define a VM from a YAML config file",
-    positionals: [{ name: "config", description: "path of the VM's YAML config" }],
-    options: [{ name: "name", type: "string", value: "NAME", description: "VM name (overrides `name:` in the file)" }],
-    examples: ["maqet add examples/demo.yaml", "maqet add vm.yaml --name web"],
-    invoke: (m, i) => m.add(text(i, "config"), { name: i.name === undefined ? undefined : String(i.name) }),
+    summary: "Define a VM from YAML config file(s), merged left to right (MAQET's rules)",
+    positionals: [{ name: "config", description: "path(s) of the VM's YAML config", optional: true, variadic: true }],
+    options: [
+      { name: "name", type: "string", value: "NAME", description: "VM name (overrides `name:` in the file)" },
+      ...CONFIG_OVERRIDE_OPTIONS,
+      { name: "empty", type: "boolean", description: "define an empty VM (no config; fill it with `maqet apply`)" },
+    ],
+    examples: [
+      "maqet add examples/demo.yaml",
+      "maqet add vm.yaml --name web",
+      "maqet add base.yaml web.yaml --memory 8G",
+      "maqet add --vm-config base.yaml --vm-config custom.yaml --name web",
+      "maqet add --name scratch --empty",
+    ],
+    invoke: (m, i) => {
+      const files = configFiles(i);
+      const name = i.name === undefined ? undefined : String(i.name);
+      const overrides = overridesOf(i);
+      // One file, no flags: the plain path (object configs and single files behave as before).
+      if (files.length === 1 && Object.keys(overrides).length === 0 && i.empty !== true)
+        return m.add(files[0]!, { name });
+      return m.addConfigs(files, { ...(name !== undefined ? { name } : {}), overrides, empty: i.empty === true });
+    },
   },
   {
     name: "start",
@@ -29,6 +71,7 @@ export const LIFECYCLE_COMMANDS: readonly CommandSpec[] = [
         value: "CONDITION",
         description: "qmp (default: handshake, cont, guest running), process, file:/PATH, serial:REGEX",
       },
+      { name: "detach", type: "boolean", description: "accepted for MAQET: QEMU always runs detached" },
     ],
     examples: [
       "maqet start web",
@@ -55,13 +98,25 @@ export const LIFECYCLE_COMMANDS: readonly CommandSpec[] = [
   {
     name: "rm",
     aliases: ["remove"],
-    summary: "Remove a VM (its history stays in the store)",
-    positionals: [{ name: "vm", description: "VM name or id" }],
+    summary: "Remove a VM, or every VM with --all (their history stays in the store)",
+    positionals: [{ name: "vm", description: "VM name or id (or --all)", optional: true }],
     options: [
-      { name: "force", type: "boolean", description: "remove a running VM too: kill its QEMU first (SIGKILL)" },
+      {
+        name: "force",
+        type: "boolean",
+        description: "remove a running VM too: kill its QEMU first (SIGKILL); with --all, do not ask",
+      },
+      { name: "all", type: "boolean", description: "remove every VM (asks first on a terminal; --force to skip)" },
     ],
-    examples: ["maqet rm web", "maqet rm web --force"],
-    invoke: async (m, i) => {
+    examples: ["maqet rm web", "maqet rm web --force", "maqet rm --all", "maqet rm --all --force"],
+    invoke: async (m, i, io) => {
+      if (i.all === true) return removeAll(m, i.force === true, io);
+      if (i.vm === undefined) {
+        throw new MaqetError(
+          "INVALID_ARGUMENT",
+          "Invalid arguments: missing <vm> (or --all). Run `maqet rm --help` for its usage.",
+        );
+      }
       await m.remove(text(i, "vm"), { force: i.force === true });
       return { name: text(i, "vm"), removed: true };
     },
@@ -71,9 +126,16 @@ export const LIFECYCLE_COMMANDS: readonly CommandSpec[] = [
     aliases: ["list"],
     summary: "List VMs with their state",
     positionals: [],
-    options: [],
-    examples: ["maqet ls", "maqet ls --json"],
-    invoke: (m) => m.list(),
+    options: [
+      {
+        name: "status",
+        type: "string",
+        value: "STATE",
+        description: "only VMs in this state: running, paused, stopped, created (never started), failed, …",
+      },
+    ],
+    examples: ["maqet ls", "maqet ls --json", "maqet ls --status running"],
+    invoke: (m, i) => (i.status === undefined ? m.list() : m.listByStatus(String(i.status))),
   },
   {
     name: "status",

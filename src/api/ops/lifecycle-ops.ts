@@ -8,6 +8,7 @@
  * ```
  */
 
+import { orderLostNote } from "../../actors/launch-qemu.ts";
 import type { VmActor } from "../../actors/vm-actor.ts";
 import type { VmOutcome } from "../../actors/vm-machine.ts";
 import { parseWaitCondition, type WaitCondition } from "../../actors/wait-condition.ts";
@@ -84,6 +85,8 @@ export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
       const waitFor =
         typeof startOptions.waitFor === "string" ? parseWaitCondition(startOptions.waitFor) : startOptions.waitFor;
       return ctx.withVm(name, async (vm) => {
+        const lost = vm.view.config.argumentOrderLost;
+        if (lost !== undefined && lost.length > 0) ctx.options.onWarning?.(orderLostNote(vm.view.name, lost));
         await vm.start({ timeoutMs: startOptions.timeoutMs, waitFor });
         return toVmStatus(vm.view);
       });

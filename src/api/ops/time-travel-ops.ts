@@ -13,6 +13,7 @@
 import { defer, from, mergeMap, type Observable } from "rxjs";
 import { replayVmEvents } from "../../actors/replay-vm.ts";
 import type { VmView } from "../../actors/vm-view.ts";
+import type { VmConfig } from "../../config/vm-config.ts";
 import { isMaqetError, MaqetError } from "../../errors/maqet-error.ts";
 import { vmStreamId } from "../../events/vm-events.ts";
 import { type HistoryEntry, toHistoryEntry } from "../history-entry.ts";
@@ -42,6 +43,8 @@ export interface HistoryAt {
   /** The events up to the point, in order. */
   events: HistoryEntry[];
   state: VmStatus;
+  /** The VM's whole config at that point (a later `vm.reconfigured` does not show here). */
+  config: VmConfig;
 }
 
 export interface TimeTravelOps {
@@ -52,16 +55,21 @@ export interface TimeTravelOps {
 }
 
 export function timeTravelOps(ctx: MaqetContext): TimeTravelOps {
-  const steps = async (name: string, limit: HistoryPoint): Promise<{ vm: string; steps: ReplayStep[] }> =>
+  const steps = async (
+    name: string,
+    limit: HistoryPoint,
+  ): Promise<{ vm: string; steps: ReplayStep[]; config?: VmConfig }> =>
     ctx.operation(async (rt) => {
       const view = await findIncludingRemoved(rt, name);
       const events = await rt.store.readStream(vmStreamId(view.vmId));
       const out: ReplayStep[] = [];
+      let config: VmConfig | undefined;
       for (const { event, view: state } of replayVmEvents(events, { until: limit.at, version: limit.version })) {
         // Only a stream that does not start with vm.defined folds to nothing; history shows it anyway.
         if (state) out.push({ event: toHistoryEntry(event), state: toVmStatus(state) });
+        config = state?.config ?? config;
       }
-      return { vm: view.name, steps: out };
+      return { vm: view.name, steps: out, config };
     });
   return {
     historyAt: async (name, point) => {
@@ -77,7 +85,7 @@ export function timeTravelOps(ctx: MaqetContext): TimeTravelOps {
       if (point.version !== undefined && (!Number.isInteger(point.version) || point.version < 0)) {
         throw new MaqetError("INVALID_ARGUMENT", `Invalid --version ${point.version}: a stream version, 0 or more.`);
       }
-      const { vm, steps: all } = await steps(name, point);
+      const { vm, steps: all, config } = await steps(name, point);
       const last = all.at(-1);
       if (last === undefined) {
         throw new MaqetError(
@@ -92,6 +100,7 @@ export function timeTravelOps(ctx: MaqetContext): TimeTravelOps {
         version: last.event.version,
         events: all.map((s) => s.event),
         state: last.state,
+        config: config!,
       };
     },
     replay: (name, options = {}) =>

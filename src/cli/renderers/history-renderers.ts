@@ -23,6 +23,9 @@ function renderHistoryAt(h: HistoryAt): string {
     ["state", s.detail ? `${s.state} (${s.detail})` : s.state],
     ["version", String(h.version)],
     ["pid", s.pid?.toString() ?? "-"],
+    ["memory", s.memory ?? "-"],
+    ["cpu", s.cpu?.toString() ?? "-"],
+    ["disks", s.disks.map((d) => `${d.name}=${d.file}`).join(", ") || "-"],
     ["tainted", s.tainted ? `${s.tainted.reason} (${s.tainted.command})` : "no"],
     ["updated", s.updatedAt],
   ];
@@ -58,6 +61,8 @@ export function summarize(e: Pick<HistoryEntry, "type" | "data">): string {
   switch (e.type) {
     case "vm.defined":
       return `name=${d.name}`;
+    case "vm.reconfigured":
+      return `changed=${(d.changed as string[] | undefined)?.join(",")} via=${d.via} reason=${JSON.stringify(d.reason)}`;
     case "vm.start-requested":
       return `timeout=${Number(d.timeoutMs) / 1000}s`;
     case "vm.started":

@@ -19,8 +19,10 @@
  * await runner.rebuild("vms");          // empty the rows, replay from position 0
  * ```
  */
+
 import type { Kysely } from "kysely";
 import { isMaqetError, MaqetError } from "../../errors/maqet-error.ts";
+import { type CrashHook, noCrash } from "../../util/crash-points.ts";
 import type { StoredEvent } from "../envelope.ts";
 import type { EventStore } from "../event-store.ts";
 import {
@@ -59,6 +61,8 @@ export interface ProjectionRunnerOptions {
    * transaction. Also the page size of a fast rebuild's reads. Default 10000.
    */
   rebuildBatchSize?: number;
+  /** Test-only crash points (docs/crash-points.md). */
+  crash?: CrashHook;
 }
 
 /** What one catch-up did. */
@@ -116,9 +120,11 @@ export class ProjectionRunner {
   /** One catch-up or rebuild at a time per projection in this process (others wait their turn). */
   readonly #queues = new Map<string, Promise<unknown>>();
   #live: LiveLoop | undefined;
+  readonly #crash: CrashHook;
 
   constructor(options: ProjectionRunnerOptions) {
     this.#db = options.db;
+    this.#crash = options.crash ?? noCrash;
     this.#store = options.store;
     this.#batchSize = batchOption("batchSize", options.batchSize ?? DEFAULT_BATCH);
     this.#rebuildBatchSize = batchOption("rebuildBatchSize", options.rebuildBatchSize ?? DEFAULT_REBUILD_BATCH);
@@ -453,6 +459,7 @@ export class ProjectionRunner {
           throw new ApplyError(cause);
         }
       }
+      this.#crash("projection.batch-written");
       const last = batch.at(-1)!.globalPosition;
       await advanceCheckpoint(trx, projection.name, last, batch.length);
       return { committed: true, checkpoint: { ...locked, position: last } };

@@ -1,0 +1,68 @@
+/**
+ * The QMP hot path (issue 15): `maqet.qmp()` on a VM whose actor this instance holds costs the
+ * QMP round trip plus ONE statement, the append of its `qmp.command-executed`: no VM lookup, no
+ * projection catch-up, no other read. Counted at the driver (MaqetOptions.onStatement, every
+ * statement including BEGIN/COMMIT), against real QEMU and the embedded store, so a regression
+ * that adds a statement fails here.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createMaqet, type Maqet } from "../../src/mod.ts";
+
+describe("maqet.qmp() hot path (real QEMU, embedded store)", { timeout: 60_000 }, () => {
+  let dir: string;
+  let maqet: Maqet;
+  let statements: string[] | undefined;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "maqet-hotpath-"));
+    maqet = createMaqet({
+      dataDir: join(dir, "data"),
+      runtimeDir: join(dir, "run"),
+      env: { PATH: process.env.PATH },
+      onStatement: (sql) => statements?.push(sql),
+    });
+    await writeFile(join(dir, "hot.yaml"), "name: hot\nbinary: qemu-system-x86_64\naccel: tcg\nmemory: 64M\n");
+    await maqet.add(join(dir, "hot.yaml"));
+    await maqet.start("hot");
+  });
+  afterAll(async () => {
+    await maqet?.stop("hot", { force: true }).catch(() => undefined);
+    await maqet?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("sends one statement per warm call: the append of its qmp.command-executed", async () => {
+    await maqet.qmp("hot", "query-status"); // the actor is loaded by start already; one warm-up call
+    const before = (await maqet.history("hot")).length;
+    const perCall: string[][] = [];
+    for (let i = 0; i < 5; i++) {
+      statements = [];
+      const reply = (await maqet.qmp("hot", "query-status")) as { status: string };
+      expect(reply.status).toBe("running");
+      perCall.push(statements);
+      statements = undefined;
+    }
+    for (const sent of perCall) {
+      expect(sent, sent.join("\n---\n")).toHaveLength(1);
+      expect(sent[0]).toContain("maqet_append(");
+    }
+    // And the fact was recorded each time (the one statement is the append).
+    const history = await maqet.history("hot");
+    expect(history.length - before).toBe(5);
+    expect(history.slice(-5).map((e) => e.type)).toEqual(Array(5).fill("qmp.command-executed"));
+  });
+
+  it("looks the VM up by its id too, and still refuses what the policy refuses before QEMU sees it", async () => {
+    const { id } = await maqet.status("hot");
+    statements = [];
+    await maqet.qmp(id, "query-status");
+    expect(statements).toHaveLength(1);
+    statements = undefined;
+    await expect(maqet.qmp("hot", "human-monitor-command", { "command-line": "info status" })).rejects.toMatchObject({
+      code: "QMP_REFUSED",
+    });
+  });
+});
