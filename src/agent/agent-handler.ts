@@ -299,7 +299,8 @@ function pipeResult(
         resolve();
       },
     });
-    req.on("close", () => {
+    // The response's close (not the request's: that fires once the request is read).
+    res.on("close", () => {
       subscription.unsubscribe();
       resolve();
     });
