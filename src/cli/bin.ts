@@ -8,11 +8,11 @@
  * ```
  */
 // The entry loads the in-process CLI (store, XState, execa) only when no agent serves the call.
-import { createInterface } from "node:readline/promises";
 import { runMaqet } from "./agent-entry.ts";
 
 /** A y/N question on the terminal (only when stdin is one: a script never gets a guess). */
 async function confirm(question: string): Promise<boolean> {
+  const { createInterface } = await import("node:readline/promises");
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
     return /^y(es)?$/i.test((await rl.question(`${question} [y/N]: `)).trim());

@@ -17,12 +17,12 @@ export interface GlobalOptions {
   db?: string;
   dataDir?: string;
   runtimeDir?: string;
+  /** Directory of the global config (`config.yaml`); MAQET's `--maqet-config-dir`. */
+  configDir?: string;
   /** `--agent PATH`: go through this agent (see src/cli/agent-target.ts). */
   agent?: string;
   /** `--no-agent`: run in-process even when an agent answers. */
   noAgent?: boolean;
-  /** Directory of the global config (`config.yaml`); MAQET's `--maqet-config-dir`. */
-  configDir?: string;
   json: boolean;
   help: boolean;
   version: boolean;
@@ -61,6 +61,13 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
     description: "root of per-VM runtime dirs (default $XDG_RUNTIME_DIR/maqet)",
   },
   {
+    name: "config-dir",
+    aliases: ["maqet-config-dir"],
+    type: "string",
+    value: "DIR",
+    description: "directory of the global config.yaml (default $XDG_CONFIG_HOME/maqet)",
+  },
+  {
     name: "agent",
     type: "string",
     value: "PATH",
@@ -68,13 +75,6 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
       "go through the agent on this socket (env MAQET_AGENT; default: the agent's default socket when one answers)",
   },
   { name: "no-agent", type: "boolean", description: "run in this process even when an agent answers" },
-  {
-    name: "config-dir",
-    aliases: ["maqet-config-dir"],
-    type: "string",
-    value: "DIR",
-    description: "directory of the global config.yaml (default $XDG_CONFIG_HOME/maqet)",
-  },
   { name: "json", type: "boolean", description: "print JSON instead of tables" },
   {
     name: "output",
@@ -235,9 +235,9 @@ function assignGlobal(
   if (name === "db") global.db = String(value);
   else if (name === "data-dir") global.dataDir = String(value);
   else if (name === "runtime-dir") global.runtimeDir = String(value);
+  else if (name === "config-dir") global.configDir = String(value);
   else if (name === "agent") global.agent = String(value);
   else if (name === "no-agent") global.noAgent = value === true;
-  else if (name === "config-dir") global.configDir = String(value);
   else if (name === "json") global.json = value === true;
   else if (name === "help") global.help = value === true;
   else if (name === "version") global.version = value === true;

@@ -198,6 +198,46 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
       call("snapshot load", { vm, drive: o.drive, name: o.tag, timeout: seconds(o.timeoutMs) }, o.onProgress),
     deleteSnapshot: (vm, o) =>
       call("snapshot delete", { vm, drive: o.drive, name: o.tag, timeout: seconds(o.timeoutMs) }, o.onProgress),
+    // MAQET's compatibility operations (src/api/ops/maqet-compat-ops.ts, reconfigure-ops.ts):
+    // files travel as absolute paths of this host (an agent on another host does not see them).
+    addConfigs: (files, o = {}) =>
+      call("add", {
+        config: files.map((f) => resolve(f)),
+        name: o.name,
+        memory: o.overrides?.memory,
+        cpu: o.overrides?.cpu,
+        binary: o.overrides?.binary,
+        "enable-kvm": o.overrides?.enableKvm,
+        empty: o.empty,
+      }),
+    info: (vm) => call("info", { vm }),
+    listByStatus: (status) => call("ls", { status }),
+    removeAll: async (o = {}) => {
+      const done = await call<{ vms: string[] }>("rm", { all: true, force: o.force ?? true });
+      return done.vms.map((name) => ({ name, removed: true }));
+    },
+    storageOrphaned: () => call("storage orphaned", {}),
+    storageVerify: (vm) => call("storage verify", { vm }),
+    storageAttach: (name, path, files) =>
+      call("storage attach", { name, path: resolve(path), config: files.map((f) => resolve(f)) }),
+    cleanup: (o = {}) => call("cleanup", { "dry-run": o.dryRun }),
+    apply: (vm, o = {}) =>
+      call("apply", {
+        vm,
+        config: (o.files ?? []).map((f) => resolve(f)),
+        memory: o.overrides?.memory,
+        cpu: o.overrides?.cpu,
+        binary: o.overrides?.binary,
+        "enable-kvm": o.overrides?.enableKvm,
+        restart: o.restart,
+        reason: o.reason,
+      }),
+    configYaml: () => {
+      throw new MaqetError("INVALID_ARGUMENT", "configYaml() has no agent route yet; use info() or --no-agent.");
+    },
+    replaceConfig: () => {
+      throw new MaqetError("INVALID_ARGUMENT", "replaceConfig() has no agent route yet; use apply() or --no-agent.");
+    },
     listSnapshots: (vm, o = {}) => call("snapshot list", { vm, drive: o.drive }),
     createDisk: (file, o) =>
       call("disk create", {
@@ -232,37 +272,6 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
     progress$: progress$.asObservable(),
     projections: () => call("projections", {}),
     rebuildProjection: (name) => call("projections rebuild", { name }),
-    addConfigs: (files, o = {}) =>
-      call("add", {
-        config: files.map((f) => resolve(o.cwd ?? ".", f)),
-        name: o.name,
-        empty: o.empty,
-        ...overrideInput(o.overrides),
-      }),
-    info: (vm) => call("info", { vm }),
-    listByStatus: (status) => call("ls", { status }),
-    removeAll: () => noRoute("removeAll() (rm --all)", "remove() each VM"),
-    storageOrphaned: () => call("storage orphaned", {}),
-    storageVerify: (vm) => call("storage verify", { vm }),
-    storageAttach: (name, path, files, o = {}) =>
-      call("storage attach", {
-        name,
-        path: resolve(o.cwd ?? ".", path),
-        config: files.map((f) => resolve(o.cwd ?? ".", f)),
-      }),
-    cleanup: (o = {}) => call("cleanup", { "dry-run": o.dryRun }),
-    apply: (vm, o = {}) => {
-      if (o.config !== undefined) return noRoute("apply() with a config object", "give files");
-      return call("apply", {
-        vm,
-        config: (o.files ?? []).map((f) => resolve(o.cwd ?? ".", f)),
-        restart: o.restart,
-        reason: o.reason,
-        ...overrideInput(o.overrides),
-      });
-    },
-    configYaml: () => noRoute("configYaml()", "use info()"),
-    replaceConfig: () => noRoute("replaceConfig()", "use apply() with files"),
     migrate: async () => (await call<{ applied: string[] }>("migrate", {})).applied,
     close: async () => {
       closing.abort();
@@ -270,16 +279,6 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
     },
   };
   return maqet;
-}
-
-function noRoute(what: string, instead: string): Promise<never> {
-  return Promise.reject(
-    new MaqetError("INVALID_ARGUMENT", `${what} has no agent route yet; ${instead}, or use maqet in-process.`),
-  );
-}
-
-function overrideInput(o: { memory?: string; cpu?: number; binary?: string; enableKvm?: boolean } = {}): CommandInput {
-  return { memory: o.memory, cpu: o.cpu, binary: o.binary, "enable-kvm": o.enableKvm };
 }
 
 function clean(input: CommandInput): CommandInput {
