@@ -22,12 +22,12 @@ describe("the agent with many callers, and the remote library", { timeout: 600_0
     box = await createCliSandbox();
     agent = box.agent ?? (await startSandboxAgent(box.env, box.home));
     endpoint = { socket: agent.socket };
-  });
+  }, 300_000); // a first agent creates its PGlite store: a minute or more on a loaded 2-core box
   afterAll(async () => {
     for (const vm of [...VMS, "remote-node", "deno-remote"]) await api(endpoint, "POST", `/v1/vms/${vm}/stop`, { force: true });
     await stopSandboxAgent(agent);
     await box.cleanup();
-  });
+  }, 300_000);
 
   it("50 concurrent API clients on 10 VMs: every event carries its own caller and correlation id", async (ctx) => {
     const version = await api<{ extensions: string[] }>(endpoint, "GET", "/v1/version");

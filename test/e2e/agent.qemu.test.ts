@@ -53,12 +53,12 @@ describe("maqet agent (real agent process, real QEMU, PGlite)", { timeout: 300_0
     box = await createCliSandbox();
     agent = box.agent ?? (await startSandboxAgent(box.env, box.home));
     endpoint = { socket: agent.socket };
-  });
+  }, 300_000); // a first agent creates its PGlite store: a minute or more on a loaded 2-core box
   afterAll(async () => {
     for (const name of ["web", "k-start", "k-stop"]) await box.run(["stop", name, "--force"]);
     await stopSandboxAgent(agent);
     await box.cleanup();
-  });
+  }, 300_000);
 
   it("a new user's session goes through the agent: add, start, ls, status, qmp, stop, history (the log shows each)", async () => {
     const socket = await lstat(agent.socket);

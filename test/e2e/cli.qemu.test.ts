@@ -31,7 +31,7 @@ describe("maqet CLI, end to end (real QEMU, embedded store)", { timeout: 180_000
   let box: CliSandbox;
   beforeAll(async () => {
     box = await createCliSandbox();
-  });
+  }, 300_000); // with MAQET_TEST_AGENT=1 an agent creates its store first: minutes on a loaded box
   afterAll(async () => {
     // Leave no QEMU behind, whatever happened.
     for (const name of ["web", "crashy", "nodisk"]) await box.run(["stop", name, "--force"]);
