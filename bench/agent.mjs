@@ -54,7 +54,7 @@ await runMeasure("agent", "Agent: CLI and API through `maqet agent` (embedded PG
   });
   const t0 = nowMs();
   while (!log.includes("listening on")) {
-    if (nowMs() - t0 > 180_000 || agent.exitCode !== null) throw new Error(`agent did not start: ${log}`);
+    if (nowMs() - t0 > 600_000 || agent.exitCode !== null) throw new Error(`agent did not start: ${log}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   const config = join(ctx.root, "bench.yaml");
