@@ -11,7 +11,7 @@
 import { COMMANDS, type CommandInput, type CommandSpec, findCommand, type OptionSpec } from "../api/commands.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { CLI_COMMANDS, type CommandDescription, commandGroups, groupCommands } from "./cli-commands.ts";
-import { didYouMean } from "./suggest.ts";
+import { didYouMean, nearest } from "./suggest.ts";
 
 export interface GlobalOptions {
   db?: string;
@@ -147,6 +147,20 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   const commandName = twoWords !== undefined && findCommand(twoWords) ? twoWords : positionals[0];
   positionals.splice(0, commandName === undefined ? 0 : commandName.split(" ").length);
   const command = commandName === undefined ? undefined : findCommand(commandName);
+  // A one-word command that is also a group (`snapshot VM ACTION…`, MAQET's order, beside
+  // `snapshot create VM…`): a near miss of one of the group's words is a typo, not a VM name.
+  if (command && !command.name.includes(" ") && positionals.length > 0 && positionalsBeforeDashDash >= 2) {
+    const words = groupCommands(command.name).map((c) => c.name.split(" ")[1]!);
+    const typo = nearest(positionals[0]!, words);
+    if (typo !== undefined && typo !== positionals[0]) {
+      throw usage(
+        `unknown command '${command.name} ${positionals[0]}'. Did you mean '${command.name} ${typo}'?`,
+        command.name,
+      );
+    }
+  }
+  // The same command alone (`maqet snapshot`) asks for its page, which lists the group too.
+  if (command && positionals.length === 0 && groupCommands(command.name).length > 0) global.help = true;
   const cliOnly = command ? undefined : CLI_COMMANDS.find((c) => c.name === commandName);
   // A group's name alone (`maqet snapshot`) asks for the group's help.
   const group = commandName !== undefined && !command && !cliOnly && groupCommands(commandName).length > 0;

@@ -58,7 +58,7 @@ describe("bash completion", () => {
   });
 
   it("completes commands, group commands, options per command, and help topics", () => {
-    expect(complete("st")).toEqual(["start", "stop", "status", "stats"]);
+    expect(complete("st")).toEqual(["start", "stop", "status", "stats", "storage"]);
     expect(complete("sn")).toEqual(["snapshot"]);
     expect(complete("snapshot", "")).toEqual(expect.arrayContaining(["create", "load", "delete", "list"]));
     expect(complete("disk", "c")).toEqual(["create", "check", "convert"]);
