@@ -151,7 +151,7 @@ describe("maqet agent (real agent process, real QEMU, PGlite)", { timeout: 300_0
     expect(dangerous.status).toBe(403);
     expect(dangerous.body.error).toMatchObject({ code: "QMP_REFUSED", exitCode: 4 });
     const recorded = (await storedEvents(endpoint)).slice(afterStart);
-    expect(recorded.map((e) => e.type)).toEqual(["qmp.command-refused"]);
+    expect(recorded.map((e) => e.type)).toEqual(["qmp.command-rejected"]);
     expect((await api(endpoint, "GET", "/v1/version")).status).toBe(200);
     expect((await box.run(["stop", "web", "--force"])).code).toBe(0);
   });
