@@ -21,6 +21,7 @@ const MEASURES = [
   { name: "vm", file: "vm-start.mjs" },
   { name: "store", file: "event-store.mjs" },
   { name: "cli", file: "cli-cost.mjs" },
+  { name: "agent", file: "agent.mjs" },
   { name: "memory", file: "memory.mjs" },
   { name: "subscriptions", file: "subscription-latency.mjs" },
   { name: "emmett", file: "emmett-compare.mjs" }, // installs bench/node_modules (npm ci --prefix bench) if missing

@@ -121,7 +121,7 @@ export async function startSandboxAgent(
     : join(env.XDG_RUNTIME_DIR!, "maqet", "agent.sock");
   const exited = new Promise<number>((resolve) => child.once("exit", (code) => resolve(code ?? 1)));
   const ready = await Promise.race([
-    waitFor(async () => log.includes("listening on"), 110_000),
+    waitFor(async () => log.includes("listening on"), 280_000),
     exited.then(() => false),
   ]);
   if (!ready) {

@@ -10,7 +10,6 @@
  * ```
  */
 import { dirname } from "node:path";
-import { openEditSession } from "../../adapters/run-editor.ts";
 import type { ConfigOverrides } from "../../config/merge-configs.ts";
 import { isMaqetError, MaqetError } from "../../errors/maqet-error.ts";
 import type { Maqet } from "../maqet.ts";
@@ -186,6 +185,8 @@ export const MAQET_COMPAT_COMMANDS: readonly CommandSpec[] = [
         );
       }
       const before = await m.configYaml(vm);
+      // Loaded here: the editor runner pulls execa, which the CLI's path through the agent avoids.
+      const { openEditSession } = await import("../../adapters/run-editor.ts");
       const session = await openEditSession(`${status.name}.yaml`, before);
       const after = await session.edit(io.env);
       if (after === before) {
