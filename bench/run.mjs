@@ -21,6 +21,7 @@ const MEASURES = [
   { name: "vm", file: "vm-start.mjs" },
   { name: "store", file: "event-store.mjs" },
   { name: "cli", file: "cli-cost.mjs" },
+  { name: "agent", file: "agent.mjs" },
   { name: "memory", file: "memory.mjs" },
   { name: "subscriptions", file: "subscription-latency.mjs" },
   { name: "emmett", file: "emmett-compare.mjs" }, // installs bench/node_modules (npm ci --prefix bench) if missing
@@ -43,7 +44,8 @@ const rev = option("rev");
 const distSource = rev ? buildRevision(rev) : resolve(option("dist") ?? join(projectRoot, "dist"));
 const stamp = new Date().toISOString().replaceAll(":", "-").replace(/\..*/, "");
 const jsonOut = resolve(option("json") ?? join(projectRoot, ".tmp", "bench", `results-${stamp}.json`));
-const measureTimeoutMs = (quick ? 120 : 240) * 1000;
+// --timeout S: a loaded machine (load 20+) needs longer than the defaults.
+const measureTimeoutMs = (Number(option("timeout")) || (quick ? 120 : 240)) * 1000;
 
 if (!existsSync(join(distSource, "src", "mod.js"))) {
   console.error(`bench: no build in ${distSource}. Run \`npm run build\` first (or pass --dist DIR).`);

@@ -64,4 +64,22 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 fi
 say "building"
 npm run --silent build
+
+# Put `maqet` on PATH: a symlink to the built CLI, in /usr/local/bin as root, else in
+# ~/.local/bin (named if that is not on PATH). An existing `maqet` that is not ours is left alone.
+bin="$PWD/dist/src/cli/bin.js"
+chmod +x "$bin"
+if [ "$(id -u)" = 0 ]; then link_dir=/usr/local/bin; else link_dir="$HOME/.local/bin"; fi
+mkdir -p "$link_dir"
+link="$link_dir/maqet"
+if [ -e "$link" ] && [ ! -L "$link" ]; then
+  say "$link exists and is not a symlink; left alone (run $bin directly)" >&2
+else
+  ln -sfn "$bin" "$link"
+  say "maqet -> $link"
+  case ":$PATH:" in
+    *":$link_dir:"*) ;;
+    *) say "$link_dir is not on your PATH: add it (export PATH=\"$link_dir:\$PATH\") to run \`maqet\`" ;;
+  esac
+fi
 say "ready"

@@ -212,7 +212,15 @@ function prepare(
   query: URLSearchParams,
   body: Record<string, unknown> | undefined,
 ): PreparedCall {
-  if (route.configFile !== undefined) return prepareAdd(maqet, body ?? {});
+  // `add` with the YAML (or a config object) in the body; with file paths it is a plain command.
+  if (
+    route.configFile !== undefined &&
+    body !== undefined &&
+    body.config !== undefined &&
+    !Array.isArray(body.config)
+  ) {
+    return prepareAdd(maqet, body);
+  }
   const input = inputFromRequest(route, params, query, body);
   return { input, invoke: () => route.spec.invoke(maqet, input) };
 }
@@ -291,7 +299,8 @@ function pipeResult(
         resolve();
       },
     });
-    req.on("close", () => {
+    // The response's close (not the request's: that fires once the request is read).
+    res.on("close", () => {
       subscription.unsubscribe();
       resolve();
     });

@@ -86,7 +86,7 @@ export function serveEvents(
       res.write(text);
       if (res.writableLength > maxBuffered) finish("SLOW_CLIENT");
     };
-    req.on("close", () => finish());
+    res.on("close", () => finish());
     const subscription = maqet
       .subscribe({ vm, from: fromEnd ? "end" : (from ?? "start"), follow: format !== undefined ? follow : false })
       .subscribe({

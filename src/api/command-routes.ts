@@ -36,6 +36,14 @@ export interface CommandRoute {
   readonly configFile?: string;
   /** How a streamed result travels: `events` (SSE from the store) or `text` (chunks). */
   readonly streams?: "events" | "text";
+  /** Rewrites the CLI's input before it becomes a request (see {@link oneWordIsTheName}). */
+  readonly normalize?: (input: CommandInput) => CommandInput;
+  /**
+   * True for an input the CLI must run in its own process, even with an agent: it needs this
+   * terminal (`edit` opens $EDITOR; `rm --all` without --force asks). The route still serves
+   * programs, which cannot be asked.
+   */
+  readonly needsTerminal?: (input: CommandInput) => boolean;
 }
 
 interface Override {
@@ -44,14 +52,29 @@ interface Override {
   localPaths?: string[];
   configFile?: string;
   streams?: "events" | "text";
+  normalize?: (input: CommandInput) => CommandInput;
+  needsTerminal?: (input: CommandInput) => boolean;
+}
+
+/** `snapshot load web snap`: the CLI reads one word after the VM as the drive slot; it is the name. */
+function oneWordIsTheName(input: CommandInput): CommandInput {
+  if (input.name !== undefined || input.drive === undefined) return input;
+  const { drive, ...rest } = input;
+  return { ...rest, name: drive };
 }
 
 /** Resource-style routes; every other command gets one by rule (see the module comment). */
 export const ROUTE_OVERRIDES: Readonly<Record<string, Override>> = {
-  add: { method: "POST", path: "/v1/vms", configFile: "config" },
+  add: { method: "POST", path: "/v1/vms", configFile: "config", localPaths: ["config", "vm-config"] },
+  apply: { method: "POST", path: "/v1/vms/:vm/apply", localPaths: ["config", "vm-config"] },
+  edit: { method: "POST", path: "/v1/vms/:vm/edit", needsTerminal: () => true },
+  info: { method: "GET", path: "/v1/vms/:vm/info" },
+  "storage orphaned": { method: "GET", path: "/v1/storage/orphaned" },
+  "storage verify": { method: "GET", path: "/v1/vms/:vm/storage/verify" },
+  "storage attach": { method: "POST", path: "/v1/storage/attach", localPaths: ["path", "config", "vm-config"] },
   ls: { method: "GET", path: "/v1/vms" },
   status: { method: "GET", path: "/v1/vms/:vm" },
-  rm: { method: "DELETE", path: "/v1/vms/:vm" },
+  rm: { method: "DELETE", path: "/v1/vms/:vm", needsTerminal: (i) => i.all === true },
   history: { method: "GET", path: "/v1/vms/:vm/history" },
   console: { method: "GET", path: "/v1/vms/:vm/console", streams: "text" },
   qmp: { method: "POST", path: "/v1/vms/:vm/qmp" },
@@ -60,9 +83,9 @@ export const ROUTE_OVERRIDES: Readonly<Record<string, Override>> = {
   audit: { method: "GET", path: "/v1/audit" },
   "audit verify": { method: "GET", path: "/v1/audit/verify" },
   stats: { method: "GET", path: "/v1/stats" },
-  "snapshot create": { method: "POST", path: "/v1/vms/:vm/snapshots" },
-  "snapshot load": { method: "POST", path: "/v1/vms/:vm/snapshots/:name/load" },
-  "snapshot delete": { method: "DELETE", path: "/v1/vms/:vm/snapshots/:name" },
+  "snapshot create": { method: "POST", path: "/v1/vms/:vm/snapshots", normalize: oneWordIsTheName },
+  "snapshot load": { method: "POST", path: "/v1/vms/:vm/snapshots/:name/load", normalize: oneWordIsTheName },
+  "snapshot delete": { method: "DELETE", path: "/v1/vms/:vm/snapshots/:name", normalize: oneWordIsTheName },
   "snapshot list": { method: "GET", path: "/v1/vms/:vm/snapshots" },
   "disk create": { method: "POST", path: "/v1/disks", localPaths: ["file", "backing"] },
   "disk info": { method: "GET", path: "/v1/disks/info", localPaths: ["file"] },
@@ -88,6 +111,8 @@ function derive(spec: CommandSpec): CommandRoute {
     localPaths: base.localPaths ?? [],
     ...(base.configFile ? { configFile: base.configFile } : {}),
     ...(base.streams ? { streams: base.streams } : {}),
+    ...(override?.normalize ? { normalize: override.normalize } : {}),
+    ...(override?.needsTerminal ? { needsTerminal: override.needsTerminal } : {}),
   };
 }
 
@@ -125,7 +150,8 @@ export interface CommandRequest {
  * requestFor(routeOf("history")!, { vm: "web", version: 3 }); // GET /v1/vms/web/history?version=3
  * ```
  */
-export function requestFor(route: CommandRoute, input: CommandInput): CommandRequest {
+export function requestFor(route: CommandRoute, given: CommandInput): CommandRequest {
+  const input = route.normalize ? route.normalize(given) : given;
   const params = new Set(pathParams(route.path));
   for (const p of params) {
     if (input[p] === undefined || Array.isArray(input[p])) {
@@ -169,7 +195,7 @@ export function inputFromRequest(
     if (!option && !positional) throw bad(route, `unknown field '${name}'`);
     const fromQuery = route.method !== "POST";
     const values = fromQuery ? (raw as string[]) : [raw];
-    if (positional?.variadic) {
+    if (positional?.variadic || option?.multiple) {
       const list = fromQuery ? values : raw;
       if (!Array.isArray(list) || !list.every((v) => typeof v === "string")) {
         throw bad(route, `'${name}' must be a list of strings`);

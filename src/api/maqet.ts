@@ -17,6 +17,7 @@
  * ```
  */
 import { createRemoteMaqet } from "../client/remote-maqet.ts";
+import type { CallerIdentity } from "./caller-identity.ts";
 import type { MaqetContext } from "./maqet-context.ts";
 import { createMaqetContext } from "./maqet-context.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
@@ -37,6 +38,7 @@ import { type SnapshotOps, snapshotOps } from "./ops/snapshot-ops.ts";
 import { type StatsOps, statsOps } from "./ops/stats-ops.ts";
 import { type TimeTravelOps, timeTravelOps } from "./ops/time-travel-ops.ts";
 
+export type { CallerIdentity } from "./caller-identity.ts";
 export type { MaqetOptions } from "./maqet-options.ts";
 export type { AuditBreak, AuditEntry, AuditFilter, AuditOps, AuditVerification } from "./ops/audit-ops.ts";
 export type { ConsoleOps, FollowOptions, SerialConsole } from "./ops/console-ops.ts";
@@ -66,8 +68,30 @@ export type { HistoryAt, HistoryPoint, ReplayStep, TimeTravelOps } from "./ops/t
 export interface StoreOps {
   /** Applies pending schema migrations (also done on open); returns their names. */
   migrate(): Promise<string[]>;
-  /** Closes QMP connections and the store. Running VMs keep running. */
+  /** Closes QMP connections and the store (of the instance, also when called on an `as()` view). Running VMs keep running. */
   close(): Promise<void>;
+}
+
+/** Acting for another caller (an agent serving many users). */
+export interface CallerOps {
+  /**
+   * A view of this same instance (same store, same live VMs) whose every operation stamps
+   * `caller` on the events it appends (`metadata.actor`: the identity fields given;
+   * `metadata.source`), with that operation's own fresh correlation id (or
+   * `caller.correlationId` when given). Views share nothing mutable: 50 callers acting at once
+   * each find their own identity and correlation id on their own events. Operations on one VM
+   * run one at a time, in call order (a caller that must wait sees `vm.wait` on `progress$`);
+   * operations on different VMs run in parallel.
+   *
+   * @example
+   * ```ts
+   * const maqet = createMaqet({ source: "agent" });
+   * const alice = maqet.as({ user: "alice", uid: 1000, pid: 4242, host: "lab1" });
+   * await alice.start("web");
+   * (await maqet.history("web")).at(-1)?.actor; // { user: "alice", uid: 1000, pid: 4242, host: "lab1" }
+   * ```
+   */
+  as(caller: CallerIdentity): Maqet;
 }
 
 /**
@@ -91,7 +115,8 @@ export interface Maqet
     ProjectionOps,
     ReconfigureOps,
     MaqetCompatOps,
-    StoreOps {}
+    StoreOps,
+    CallerOps {}
 
 function storeOps(ctx: MaqetContext): StoreOps {
   return {
@@ -109,7 +134,10 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
       ...(options.env ? { env: options.env } : {}),
     });
   }
-  const ctx = createMaqetContext(options);
+  return facade(createMaqetContext(options));
+}
+
+function facade(ctx: MaqetContext): Maqet {
   return {
     ...lifecycleOps(ctx),
     ...inspectOps(ctx),
@@ -128,5 +156,6 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
     ...reconfigureOps(ctx),
     ...maqetCompatOps(ctx),
     ...storeOps(ctx),
+    as: (caller) => facade(ctx.as(caller)),
   };
 }

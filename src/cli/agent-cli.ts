@@ -56,6 +56,10 @@ export async function runThroughAgent(parsed: ParsedArgs, io: CliIo, target: Age
     if (res.status >= 400) return await printError(res, json, io);
     if (follow) return await pipeText(res, io);
     const result = progress ? await progressThenResult(res, io) : await res.json();
+    if (!json && name !== "qmp" && parsed.global.format === "yaml") {
+      io.stdout((await import("./run-log.ts")).renderYaml(result));
+      return 0;
+    }
     if (!json && name !== "qmp") await loadRenderers();
     print(name, result, parsed.input, json, io);
     return 0;
@@ -95,10 +99,19 @@ async function localInput(
   env: Record<string, string | undefined>,
 ): Promise<CommandInput> {
   const out: CommandInput = { ...input };
-  for (const key of localPaths) if (typeof out[key] === "string") out[key] = resolve(out[key] as string);
-  if (configFile !== undefined && typeof input[configFile] === "string") {
+  for (const key of localPaths) {
+    const value = out[key];
+    if (typeof value === "string") out[key] = resolve(value);
+    else if (Array.isArray(value)) out[key] = value.map((v) => resolve(v));
+  }
+  // `add FILE` alone: the YAML travels in the body (the agent may not see this file). With several
+  // files or flags, the agent reads the files at their absolute paths (same host).
+  const files = configFile === undefined ? [] : ((input[configFile] as string[] | string | undefined) ?? []);
+  const only = Array.isArray(files) ? files : [files];
+  const plain = Object.keys(input).every((k) => k === configFile || k === "name");
+  if (configFile !== undefined && only.length === 1 && plain) {
     const { loadConfigText } = await import("../client/config-text.ts");
-    const { text, path } = await loadConfigText(input[configFile] as string);
+    const { text, path } = await loadConfigText(only[0]!);
     return { ...(input.name !== undefined ? { name: input.name } : {}), config: text, path } as CommandInput;
   }
   void env;

@@ -35,7 +35,15 @@ export async function runMaqet(argv: readonly string[], io: CliIo): Promise<numb
   }
   const parsed = tryParse(argv);
   const target = parsed ? agentTarget(parsed.global, io.env) : undefined;
-  if (parsed?.command && target && routeOf(parsed.command.name) && !parsed.global.help && !parsed.global.version) {
+  const route = parsed?.command ? routeOf(parsed.command.name) : undefined;
+  if (
+    parsed &&
+    route &&
+    target &&
+    !parsed.global.help &&
+    !parsed.global.version &&
+    !route.needsTerminal?.(parsed.input)
+  ) {
     if (target.explicit || (await isSocket(target.socket))) {
       try {
         const { FALL_BACK, runThroughAgent } = await import("./agent-cli.ts");

@@ -7,6 +7,7 @@
  * allCommandDescriptions().map((c) => c.name); // ["add", "start", …, "demo", "help", "completion", "schema"]
  * ```
  */
+import { AGENT_FLAGS } from "../agent/agent-args.ts";
 import { COMMANDS, type OptionSpec, type PositionalSpec } from "../api/commands.ts";
 
 /** What help, completion and the docs test need of a command (a registry entry has more). */
@@ -20,6 +21,24 @@ export interface CommandDescription {
 }
 
 export const CLI_COMMANDS: readonly CommandDescription[] = [
+  {
+    name: "agent",
+    summary: "Run the agent: one long-lived maqet serving the HTTP API that every command then goes through",
+    positionals: [],
+    // --db/--data-dir/--runtime-dir are the global options; the agent's own flags follow.
+    options: AGENT_FLAGS.filter((f) => !["db", "data-dir", "runtime-dir"].includes(f.name)).map((f) => ({
+      name: f.name,
+      type: "string" as const,
+      description: f.description,
+      ...(f.value ? { value: f.value } : {}),
+    })),
+    examples: [
+      "maqet agent",
+      "maqet agent --log-format json",
+      "maqet agent --socket /run/maqet/agent.sock --group maqet",
+      "maqet agent --listen 127.0.0.1:7420 --token-file /etc/maqet/token",
+    ],
+  },
   {
     name: "demo",
     summary: "Add, start, query, stop and show the history of the example VM",

@@ -29,7 +29,7 @@ export interface AgentRequest {
   body?: unknown;
   accept?: string;
   headers?: Record<string, string>;
-  /** Give up connecting after this long (default 2000 ms). */
+  /** Give up connecting after this long (default 10 000 ms: a loaded host can be slow to schedule us). */
   connectTimeoutMs?: number;
 }
 
@@ -86,7 +86,7 @@ export function agentFetch(endpoint: AgentEndpoint, req: AgentRequest): Promise<
     });
     const timer = setTimeout(() => {
       if (!connected) r.destroy(new Error("connect timeout"));
-    }, req.connectTimeoutMs ?? 2000);
+    }, req.connectTimeoutMs ?? 10_000);
     r.on("socket", (socket) => {
       socket.once("connect", () => {
         connected = true;
@@ -113,16 +113,25 @@ function concat(chunks: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** True for the error of an agent that is not there (no socket, nobody listening). */
+/**
+ * True for the error of an agent that is not there: no socket file, or nobody listening on it. A
+ * slow agent (connect timeout) is not "not there": falling back to the store it holds would only
+ * wait on its lock.
+ */
 export function isUnavailable(error: unknown): boolean {
-  return error instanceof MaqetError && error.code === "AGENT_UNAVAILABLE" && error.details.connected === false;
+  return (
+    error instanceof MaqetError &&
+    error.code === "AGENT_UNAVAILABLE" &&
+    error.details.connected === false &&
+    ["ENOENT", "ECONNREFUSED", "ENOTSOCK"].includes(String(error.details.errno))
+  );
 }
 
 function unavailable(endpoint: AgentEndpoint, cause: NodeJS.ErrnoException): MaqetError {
   return new MaqetError(
     "AGENT_UNAVAILABLE",
     `No maqet agent answers at ${describeEndpoint(endpoint)} (${cause.code ?? cause.message}). Start one with \`maqet agent\`, or run without it: --no-agent.`,
-    { cause, details: { endpoint: describeEndpoint(endpoint), connected: false } },
+    { cause, details: { endpoint: describeEndpoint(endpoint), connected: false, errno: cause.code ?? "timeout" } },
   );
 }
 

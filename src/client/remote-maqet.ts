@@ -20,6 +20,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Observable, Subject } from "rxjs";
+import type { CallerIdentity } from "../agent/caller-identity.ts";
 import { requestFor, routeOf } from "../api/command-routes.ts";
 import type { CommandInput } from "../api/commands/command-spec.ts";
 import type { EventLine } from "../api/commands/events-commands.ts";
@@ -32,6 +33,11 @@ import { callerHeaders } from "./caller-headers.ts";
 import { agentError, followAgentEvents } from "./follow-events.ts";
 
 export interface RemoteMaqetOptions {
+  /**
+   * Who calls (sent as the `Maqet-*` headers, recorded on the events), over this process's user
+   * and pid; `as(caller)` makes a client with another one.
+   */
+  caller?: CallerIdentity;
   /** The agent's unix socket, or `http://HOST:PORT` (then `token`). */
   agent: string;
   /** Bearer token for a TCP agent. */
@@ -49,7 +55,7 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
   const endpoint: AgentEndpoint = {
     ...(/^https?:\/\//.test(options.agent) ? { url: options.agent } : { socket: options.agent }),
     ...(options.token ? { token: options.token } : {}),
-    headers: callerHeaders(options.source ?? "library", options.env ?? {}),
+    headers: { ...callerHeaders(options.source ?? "library", options.env ?? {}), ...identityHeaders(options.caller) },
   };
   const progress$ = new Subject<OperationProgress>();
   const closing = new AbortController();
@@ -278,8 +284,29 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
       closing.abort();
       progress$.complete();
     },
+    // The agent records the identity of the connection's caller; acting for another is its decision.
+    as: () => {
+      throw new MaqetError(
+        "INVALID_ARGUMENT",
+        "as(caller) acts for another caller inside the process that runs maqet; through an agent, the agent records who is connected.",
+      );
+    },
   };
-  return maqet;
+  // The core's per-caller view (`maqet.as(caller)`): here, a client that sends that caller.
+  return Object.assign(maqet, {
+    as: (caller: CallerIdentity) => createRemoteMaqet({ ...options, caller: { ...options.caller, ...caller } }),
+  });
+}
+
+function identityHeaders(caller: CallerIdentity | undefined): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (caller === undefined) return headers;
+  if (caller.user !== undefined) headers["maqet-user"] = caller.user;
+  if (caller.uid !== undefined) headers["maqet-uid"] = String(caller.uid);
+  if (caller.pid !== undefined) headers["maqet-pid"] = String(caller.pid);
+  if (caller.source !== undefined) headers["maqet-source"] = caller.source;
+  if (caller.correlationId !== undefined) headers["maqet-correlation-id"] = caller.correlationId;
+  return headers;
 }
 
 function clean(input: CommandInput): CommandInput {

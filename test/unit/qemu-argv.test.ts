@@ -57,7 +57,7 @@ describe("buildQemuArgv", () => {
     } catch (e) {
       error = e;
     }
-    expect(isMaqetError(error, "INVALID_ARGUMENT")).toBe(true);
+    expect(error).toBeMaqetError("INVALID_ARGUMENT");
     expect((error as Error).message).toContain('VM id "vm-1" is not a UUID');
   });
 

@@ -109,7 +109,7 @@ export const LIFECYCLE_COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "rm",
-    aliases: ["remove"],
+    aliases: ["remove", "delete"],
     summary: "Remove a VM, or every VM with --all (their history stays in the store)",
     positionals: [{ name: "vm", description: "VM name or id (or --all)", optional: true }],
     options: [

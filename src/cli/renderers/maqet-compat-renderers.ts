@@ -7,10 +7,11 @@
  * MAQET_COMPAT_RENDERERS.info(await maqet.info("web"));
  * ```
  */
-import { formatBytes } from "../../adapters/disk-provisioner.ts";
+
 import type { CleanupReport, OrphanReport, StorageVerification, VmInfo } from "../../api/maqet.ts";
 import type { ReconfigureResult } from "../../api/ops/reconfigure-ops.ts";
 import type { VmStatus } from "../../api/vm-status.ts";
+import { formatBytes } from "../../util/format-bytes.ts";
 import { renderTable } from "../table.ts";
 import { LIFECYCLE_RENDERERS } from "./lifecycle-renderers.ts";
 import type { Renderer } from "./renderer.ts";

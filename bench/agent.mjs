@@ -1,0 +1,182 @@
+// Measure: the agent (issue 10). With one `maqet agent` on an embedded store holding one running
+// firmware-only VM, interleaved with their baselines:
+//   - CLI calls through the agent (`maqet ls`, `status`, `qmp VM query-status`) vs `node -e 0`;
+//   - the CLI process's peak RSS through the agent;
+//   - GET /v1/vms/NAME round trip (p50) vs GET /v1/version (the HTTP floor of the same socket);
+//   - POST /v1/vms/NAME/qmp query-status vs the CLI through the agent;
+//   - SSE delivery: event recorded (appended) -> SSE client, with QMP calls at ~200 events/s.
+// Each process sample is one child; load average in the notes.
+import { spawn, spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { request } from "node:http";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { runMeasure } from "./harness.mjs";
+import { nowMs, row, summarize } from "./stats.mjs";
+
+function http(socket, method, path, body) {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      { socketPath: socket, method, path, headers: payload ? { "content-type": "application/json" } : {} },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c) => {
+          text += c;
+        });
+        res.on("end", () => resolve({ status: res.statusCode, text }));
+      },
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
+await runMeasure("agent", "Agent: CLI and API through `maqet agent` (embedded PGlite store)", async (ctx) => {
+  const rounds = ctx.quick ? 5 : 15;
+  const bin = join(ctx.dist, "src/cli/bin.js");
+  const socket = join(ctx.root, "agent.sock");
+  const env = { PATH: process.env.PATH, HOME: join(ctx.root, "home"), LANG: "C" };
+  const dirs = ["--data-dir", join(ctx.root, "data"), "--runtime-dir", join(ctx.root, "rt")];
+  const agent = spawn(process.execPath, [bin, "agent", "--socket", socket, ...dirs], {
+    env,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  agent.stderr.on("data", (c) => {
+    log += c;
+  });
+  ctx.defer(async () => {
+    spawnSync(process.execPath, [bin, "--agent", socket, "stop", "bench", "--force"], { env, timeout: 60_000 });
+    agent.kill("SIGTERM");
+    await new Promise((r) => agent.once("exit", r));
+  });
+  const t0 = nowMs();
+  while (!log.includes("listening on")) {
+    if (nowMs() - t0 > 600_000 || agent.exitCode !== null) throw new Error(`agent did not start: ${log}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const config = join(ctx.root, "bench.yaml");
+  writeFileSync(config, "name: bench\nmemory: 32M\naccel: tcg\nargs: [-nodefaults]\n");
+  const cli = (...words) => [bin, "--agent", socket, ...words];
+  const wall = (args, what) => {
+    const start = nowMs();
+    const r = spawnSync(process.execPath, args, { env, encoding: "utf8", timeout: 60_000 });
+    const ms = nowMs() - start;
+    if (r.status !== 0) throw new Error(`${what} exited ${r.status}: ${r.stderr}`);
+    return { ms, stderr: r.stderr };
+  };
+  wall(cli("add", config), "add");
+  wall(cli("start", "bench"), "start");
+
+  const rssPreload = `data:text/javascript,process.on("exit",()=>process.stderr.write("\\nMAXRSS "+process.resourceUsage().maxRSS+"\\n"))`;
+  const kinds = {
+    node: { args: ["-e", "0"], samples: [] },
+    ls: { args: cli("ls"), samples: [] },
+    status: { args: cli("status", "bench"), samples: [] },
+    qmp: { args: cli("qmp", "bench", "query-status"), samples: [] },
+  };
+  const rss = [];
+  for (const k of Object.values(kinds)) wall(k.args, "warm-up");
+  for (let r = 0; r < rounds; r++) {
+    const order = Object.entries(kinds);
+    if (r % 2 === 1) order.reverse();
+    for (const [name, k] of order) k.samples.push(wall(k.args, name).ms);
+    const probe = wall(["--import", rssPreload, ...cli("ls")], "ls rss").stderr.match(/MAXRSS (\d+)/);
+    if (probe) rss.push(Number(probe[1]) / 1024);
+  }
+  const nodeRss = [];
+  for (let r = 0; r < 3; r++) {
+    const probe = wall(["--import", rssPreload, "-e", "0"], "node rss").stderr.match(/MAXRSS (\d+)/);
+    if (probe) nodeRss.push(Number(probe[1]) / 1024);
+  }
+
+  // API round trips from this process (one keep-alive-free request each).
+  const api = { status: [], version: [], qmp: [] };
+  const calls = ctx.quick ? 50 : 200;
+  for (let i = 0; i < calls; i++) {
+    let s = nowMs();
+    await http(socket, "GET", "/v1/version");
+    api.version.push(nowMs() - s);
+    s = nowMs();
+    const r = await http(socket, "GET", "/v1/vms/bench");
+    if (r.status !== 200) throw new Error(`GET /v1/vms/bench: ${r.status} ${r.text}`);
+    api.status.push(nowMs() - s);
+    if (i % 4 === 0) {
+      s = nowMs();
+      await http(socket, "POST", "/v1/vms/bench/qmp", { command: "query-status" });
+      api.qmp.push(nowMs() - s);
+    }
+  }
+
+  // SSE delivery latency at ~200 events/s (each QMP call appends one event).
+  const latencies = [];
+  const sse = await new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath: socket, path: "/v1/events?from=end&type=qmp.", headers: { accept: "text/event-stream" } },
+      (res) => {
+        res.setEncoding("utf8");
+        let buffer = "";
+        res.on("data", (chunk) => {
+          const at = Date.now();
+          buffer += chunk;
+          let end = buffer.indexOf("\n\n");
+          while (end !== -1) {
+            const frame = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const data = frame.split("\n").find((l) => l.startsWith("data: "));
+            if (data && frame.startsWith("id:")) latencies.push(at - Date.parse(JSON.parse(data.slice(6)).at));
+            end = buffer.indexOf("\n\n");
+          }
+        });
+        resolve(req);
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+  const sseEvents = ctx.quick ? 200 : 600;
+  const started = nowMs();
+  const pending = [];
+  for (let i = 0; i < sseEvents; i++) {
+    const due = started + i * 5; // 200/s
+    const wait = due - nowMs();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    pending.push(http(socket, "POST", "/v1/vms/bench/qmp", { command: "query-status" }));
+  }
+  await Promise.all(pending);
+  const rate = sseEvents / ((nowMs() - started) / 1000);
+  const deadline = nowMs() + 10_000;
+  while (latencies.length < sseEvents && nowMs() < deadline) await new Promise((r) => setTimeout(r, 20));
+  sse.destroy();
+
+  const node = summarize(kinds.node.samples);
+  return {
+    rows: [
+      row("maqet ls through the agent", "ms", summarize(kinds.ls.samples), "node -e 0", node),
+      row("maqet status VM through the agent", "ms", summarize(kinds.status.samples), "node -e 0", node),
+      row("maqet qmp VM query-status through the agent", "ms", summarize(kinds.qmp.samples), "node -e 0", node),
+      row(
+        "CLI process peak RSS (ls through the agent)",
+        "MiB",
+        summarize(rss),
+        "node -e 0 peak RSS",
+        summarize(nodeRss),
+      ),
+      row("GET /v1/vms/NAME", "ms", summarize(api.status), "GET /v1/version", summarize(api.version)),
+      row("POST /v1/vms/NAME/qmp query-status", "ms", summarize(api.qmp), "GET /v1/vms/NAME", summarize(api.status)),
+      row(
+        `SSE delivery, append -> client (${latencies.length}/${sseEvents} events at ${rate.toFixed(0)}/s)`,
+        "ms",
+        summarize(latencies),
+      ),
+    ],
+    notes: [
+      `${rounds} samples of each CLI kind, interleaved; ${calls} API round trips; load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(" ")} at the end`,
+      "SSE latency: the event's recordedAt (set at append, before commit) to its arrival at the client: an upper bound of commit -> client",
+    ],
+  };
+});
