@@ -25,7 +25,8 @@ const argumentItem = {
 
 const diskEntry = {
   type: "object",
-  description: "A disk image (qcow2 or raw); created at first start when missing and `size` is given.",
+  description:
+    "A disk image (qcow2 or raw; created at first start when missing, size default 10G), or a CD-ROM (media: cdrom).",
   properties: {
     name: { type: "string", pattern: "^[A-Za-z][A-Za-z0-9_.-]{0,30}$", description: "drive id (default hdd<i>)" },
     type: { enum: ["qcow2", "raw"], description: "image format (virtfs: a shared directory instead)" },
@@ -48,8 +49,12 @@ const diskEntry = {
       description: "qemu-img create -o options, e.g. {cluster_size: 64K}",
       additionalProperties: { type: ["string", "number", "boolean"] },
     },
+    media: {
+      const: "cdrom",
+      description: "a read-only CD-ROM drive for an ISO (type raw, interface ide/sata/scsi, never created)",
+    },
   },
-  required: ["type"],
+  anyOf: [{ required: ["type"] }, { required: ["media"] }],
   additionalProperties: false,
 };
 
@@ -105,6 +110,7 @@ export function vmConfigSchema() {
       kernel: { type: "string", description: "direct kernel boot: the kernel image" },
       initrd: { type: "string", description: "initrd (with kernel)" },
       append: { type: "string", description: "kernel command line (with kernel)" },
+      log_file: { type: "string", description: "QEMU's output log (default <runtime dir>/qemu.log)" },
       args: {
         type: "array",
         items: { type: ["string", "number"] },
