@@ -9,6 +9,7 @@
  * try { await store.append("vm-1", events, { expectedVersion: "no_stream" }); } finally { await close(); }
  * ```
  */
+
 import { hostname, userInfo } from "node:os";
 import process from "node:process";
 import type { Kysely } from "kysely";
@@ -17,6 +18,7 @@ import { migrateToLatest } from "../events/migrate.ts";
 import { PostgresEventStore } from "../events/postgres-event-store.ts";
 import type { Database } from "../events/schema.ts";
 import type { CrashHook } from "../util/crash-points.ts";
+import { checkDatabaseUrl } from "./database-url.ts";
 import { openPgDatabase } from "./pg-database.ts";
 import { createPgNotificationSource } from "./pg-notifications.ts";
 import { openPgliteDatabase } from "./pglite-database.ts";
@@ -67,6 +69,7 @@ export interface OpenedEventStore {
  * ```
  */
 export async function openEventStore(options: OpenEventStoreOptions): Promise<OpenedEventStore> {
+  if (options.databaseUrl) checkDatabaseUrl(options.databaseUrl);
   const dialect = options.databaseUrl ? "pg" : "pglite";
   const opened = options.databaseUrl
     ? await openPgDatabase({ url: options.databaseUrl, onStatement: options.onStatement })

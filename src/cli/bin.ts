@@ -9,6 +9,7 @@
  */
 // The entry loads the in-process CLI (store, XState, execa) only when no agent serves the call.
 import { runMaqet } from "./agent-entry.ts";
+import { installProcessGuards } from "./process-guards.ts";
 
 /** A y/N question on the terminal (only when stdin is one: a script never gets a guess). */
 async function confirm(question: string): Promise<boolean> {
@@ -23,6 +24,7 @@ async function confirm(question: string): Promise<boolean> {
 
 // Files QEMU creates for us (serial log, sockets) are private to the user, like the runtime dir.
 process.umask(0o077);
+installProcessGuards(process, process.env);
 const code = await runMaqet(process.argv.slice(2), {
   env: process.env,
   stdout: (text) => process.stdout.write(`${text}\n`),

@@ -114,8 +114,9 @@ export async function runCli(argv: readonly string[], cliIo: CliIo): Promise<num
             ? renderYaml(result)
             : renderResult(parsed.command!.name, result),
       );
-      log?.write(`exit 0`);
-      return 0;
+      const code = parsed.command!.exitCode?.(parsed.input, result) ?? 0;
+      log?.write(`exit ${code}`);
+      return code;
     } finally {
       progress?.unsubscribe();
       await maqet.close();

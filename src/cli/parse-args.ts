@@ -159,8 +159,16 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       );
     }
   }
-  // The same command alone (`maqet snapshot`) asks for its page, which lists the group too.
-  if (command && positionals.length === 0 && groupCommands(command.name).length > 0) global.help = true;
+  // The same command alone (`maqet snapshot`) asks for its page, which lists the group too;
+  // one that runs without arguments (`maqet audit`, `maqet projections`) runs.
+  if (
+    command &&
+    positionals.length === 0 &&
+    groupCommands(command.name).length > 0 &&
+    command.positionals.some((p) => !p.optional)
+  ) {
+    global.help = true;
+  }
   const cliOnly = command ? undefined : CLI_COMMANDS.find((c) => c.name === commandName);
   // A group's name alone (`maqet snapshot`) asks for the group's help.
   const group = commandName !== undefined && !command && !cliOnly && groupCommands(commandName).length > 0;

@@ -4,7 +4,7 @@
  * stale QMP socket (its listener SIGKILLed) reported with the fix.
  */
 import { spawn } from "node:child_process";
-import { chmod, mkdir, mkdtemp, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -113,5 +113,38 @@ describe("maqet doctor", () => {
     const report = JSON.parse(missing.stdout) as DoctorReport;
     expect(report.ok).toBe(false);
     expect(report.checks.find((c) => c.name === "binary:qemu-img")).toMatchObject({ status: "fail" });
+  });
+
+  it("reports the accelerator `accel: auto` really gets at start (the one in QEMU's argv)", {
+    timeout: 60_000,
+  }, async () => {
+    const report = JSON.parse((await maqet(["doctor", "--json", "--skip-kvm"])).stdout) as DoctorReport;
+    expect(["kvm", "tcg"]).toContain(report.accelerator.auto);
+    const text = await maqet(["doctor", "--skip-kvm"]);
+    expect(text.stdout).toContain(`accel: auto picks ${report.accelerator.auto} on this host`);
+
+    const config = join(dir, "auto.yaml");
+    await writeFile(config, "name: auto\nmemory: 64M\naccel: auto\nmachine: q35\ndisplay: none\n");
+    expect((await maqet(["add", config])).code).toBe(0);
+    expect((await maqet(["start", "auto"])).code).toBe(0);
+    try {
+      const status = JSON.parse((await maqet(["status", "auto", "--json"])).stdout) as { pid: number };
+      const argv = (await readFile(`/proc/${status.pid}/cmdline`, "utf8")).split("\0");
+      expect(argv[argv.indexOf("-accel") + 1]).toBe(report.accelerator.auto);
+    } finally {
+      expect((await maqet(["stop", "auto", "--force"])).code).toBe(0);
+    }
+  });
+
+  it("--strict exits 1 when a check fails, 0 when none does; without it a failed check still exits 0", {
+    timeout: 60_000,
+  }, async () => {
+    const missing = { MAQET_QEMU_IMG: join(dir, "nope") };
+    expect((await maqet(["doctor", "--skip-kvm", "--strict"], missing)).code).toBe(1);
+    expect((await maqet(["doctor", "--skip-kvm", "--strict", "--json"], missing)).code).toBe(1);
+    expect((await maqet(["doctor", "--skip-kvm"], missing)).code).toBe(0);
+    const healthy = await maqet(["doctor", "--skip-kvm", "--strict"]);
+    expect(healthy.stdout).toContain("No failures.");
+    expect(healthy.code).toBe(0);
   });
 });

@@ -60,6 +60,8 @@ export interface CommandSpec {
   options: OptionSpec[];
   examples: string[];
   invoke(maqet: Maqet, input: CommandInput, io?: CommandIo): Promise<unknown>;
+  /** The CLI's exit code for a result that is not an error (default 0), e.g. `doctor --strict` with a failed check: 1. */
+  exitCode?(input: CommandInput, result: unknown): number;
 }
 
 export const seconds = (value: unknown): number | undefined =>

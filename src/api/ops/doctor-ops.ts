@@ -20,6 +20,8 @@ import { migrations } from "../../../migrations/index.ts";
 import { binaryVersion, type KvmProbe, probeKvm } from "../../adapters/accel-probe.ts";
 import type { CountingBinaryLocator } from "../../adapters/binary-locator.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../../adapters/default-dirs.ts";
+import { createHostInfo } from "../../adapters/host-info.ts";
+import { accelFor } from "../../adapters/qemu-argv.ts";
 import { inspectRuntimeRoot } from "../../adapters/runtime-dir-report.ts";
 import { isMaqetError } from "../../errors/maqet-error.ts";
 import { diskToolsFor } from "../disk-tools.ts";
@@ -52,7 +54,13 @@ export interface DoctorReport {
   ok: boolean;
   checks: DoctorCheck[];
   binaries: DoctorBinary[];
-  accelerator: { kvm: KvmProbe | { works: false; skipped: string }; recommended: "kvm" | "tcg" };
+  accelerator: {
+    kvm: KvmProbe | { works: false; skipped: string };
+    /** What `accel: auto` picks at `start` on this host (the same test start makes: /dev/kvm read-write). */
+    auto: "kvm" | "tcg";
+    /** What we advise for real (kernel) guests: kvm only when a vCPU really ran under it on hardware virtualization. */
+    recommended: "kvm" | "tcg";
+  };
   store: {
     reachable: boolean;
     kind: "postgres" | "pglite";
@@ -66,6 +74,7 @@ export interface DoctorReport {
 }
 
 export interface DoctorOps {
+  /** Checks this host; `ok` is false when a check failed (the CLI's `--strict` exits 1 then). */
   doctor(options?: { skipKvm?: boolean }): Promise<DoctorReport>;
 }
 
@@ -150,6 +159,8 @@ export function doctorOps(ctx: MaqetContext): DoctorOps {
         });
       }
       const recommended = kvm.works && !("skipped" in kvm) && kvm.hardwareVirtualization !== false ? "kvm" : "tcg";
+      // What start does with accel: auto, asked the way start asks it.
+      const auto = accelFor("auto", await createHostInfo().kvmUsable());
 
       // ---- store
       const kind = ctx.options.databaseUrl ? "postgres" : "pglite";
@@ -243,7 +254,7 @@ export function doctorOps(ctx: MaqetContext): DoctorOps {
         ok: !checks.some((c) => c.status === "fail"),
         checks,
         binaries,
-        accelerator: { kvm, recommended },
+        accelerator: { kvm, auto, recommended },
         store,
         runtimeDir,
         staleSockets,

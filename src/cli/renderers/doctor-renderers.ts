@@ -18,7 +18,16 @@ export const DOCTOR_RENDERERS: Record<string, Renderer> = {
     const lines = r.checks.map((c) => `${MARK[c.status]}  ${c.name.padEnd(width)}  ${c.summary}`);
     const fixes = r.checks.filter((c) => c.status !== "ok" && c.fix).map((c) => `  ${c.name}: ${c.fix}`);
     if (fixes.length) lines.push("", "To do:", ...fixes);
-    lines.push("", `Accelerator for accel: auto on this host: ${r.accelerator.recommended}.`);
+    const { auto, recommended } = r.accelerator;
+    lines.push(
+      "",
+      `accel: auto picks ${auto} on this host${auto === "kvm" ? " (/dev/kvm is read-write)" : " (/dev/kvm is not usable)"}.`,
+    );
+    if (recommended !== auto) {
+      lines.push(
+        `Recommended for kernel guests: ${recommended}${recommended === "tcg" ? " (write accel: tcg in the config; see the kvm checks above)" : ""}.`,
+      );
+    }
     lines.push(r.ok ? "No failures." : `${r.checks.filter((c) => c.status === "fail").length} check(s) failed.`);
     return lines.join("\n");
   },
