@@ -18,8 +18,9 @@ try {
   const stopped = new Promise<void>((r) => {
     resolveStopped = r;
   });
-  const sub = maqet.subscribe({ vm: "deno-remote", from: "start" }).subscribe((m) => {
-    if (m.kind !== "event") return;
+  // From the end, every VM (this one does not exist yet): its events are picked by name.
+  const sub = maqet.subscribe({ from: "end" }).subscribe((m) => {
+    if (m.kind !== "event" || m.vmName !== "deno-remote") return;
     seen.push(m.event.type);
     if (m.event.type === "vm.stopped") resolveStopped();
   });
