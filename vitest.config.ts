@@ -5,6 +5,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     globalSetup: ["./test/global-setup.ts"],
+    setupFiles: ["./test/support/maqet-matchers.ts"],
     pool: "forks",
     maxWorkers: 2,
     testTimeout: 30_000,

@@ -17,6 +17,7 @@
 //   group commit off; baseline: 8 `pg` clients each inserting single rows into the plain table at
 //   once (issue 15's goal: >= 1.0x, durable). PGlite has one session: nothing runs at once.
 // - readAll: every stored event; baseline: SELECT * of the same number of raw rows.
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { CompiledQuery } from "kysely";
@@ -165,7 +166,26 @@ async function measureWriters(label, store, ungrouped, clients, config) {
   const storeRates = [];
   const rawRates = [];
   const ungroupedRates = [];
-  const run = async (target, rates) => {
+  // CPU per event, which the machine's load does not inflate: this process (the client side)
+  // plus every process of the server (backends, WAL writer, checkpointer), from /proc.
+  const cpu = { store: [], raw: [], ungrouped: [] };
+  const backendPid = (await clients[0].query("select pg_backend_pid() as pid")).rows[0].pid;
+  const serverPids = async () => serverProcesses(backendPid);
+  const cpuNow = async () => {
+    const client = process.cpuUsage();
+    let server = 0;
+    for (const pid of new Set(await serverPids())) server += schedNs(pid);
+    return { client: (client.user + client.system) * 1000, server };
+  };
+  const cpuOf = async (key, body) => {
+    const a = await cpuNow();
+    await body();
+    const b = await cpuNow();
+    const n = WRITERS * config.perWriter;
+    cpu[key].push({ client: (b.client - a.client) / 1000 / n, server: (b.server - a.server) / 1000 / n });
+  };
+  const run = async (target, rates) => cpuOf("ungrouped", () => runUngrouped(target, rates));
+  const runUngrouped = async (target, rates) => {
     const sides = clients.map(() => storeSide(target));
     for (const s of sides) s.newRound();
     const t0 = nowMs();
@@ -176,7 +196,8 @@ async function measureWriters(label, store, ungrouped, clients, config) {
     );
     rates.push((WRITERS * config.perWriter) / ((nowMs() - t0) / 1000));
   };
-  const storeRun = async () => {
+  const storeRun = async () => cpuOf("store", storeRunTimed);
+  const storeRunTimed = async () => {
     const sides = clients.map(() => storeSide(store));
     for (const s of sides) s.newRound();
     const t0 = nowMs();
@@ -187,7 +208,8 @@ async function measureWriters(label, store, ungrouped, clients, config) {
     );
     storeRates.push((WRITERS * config.perWriter) / ((nowMs() - t0) / 1000));
   };
-  const rawRun = async () => {
+  const rawRun = async () => cpuOf("raw", rawRunTimed);
+  const rawRunTimed = async () => {
     const sides = clients.map((c) => insertSide((sql, params) => c.query(sql, params), "raw_events"));
     for (const s of sides) s.newRound();
     const t0 = nowMs();
@@ -204,6 +226,7 @@ async function measureWriters(label, store, ungrouped, clients, config) {
   storeRates.length = 0;
   rawRates.length = 0;
   ungroupedRates.length = 0;
+  for (const k of Object.keys(cpu)) cpu[k].length = 0;
   for (let r = 0; r < config.rounds; r++) {
     if (r % 2 === 0) {
       await storeRun();
@@ -230,7 +253,46 @@ async function measureWriters(label, store, ungrouped, clients, config) {
       `${WRITERS} clients, 1-row INSERT`,
       summarize(rawRates),
     ),
+    ...["client", "server"].flatMap((side) => [
+      row(
+        `${label}: ${WRITERS} writers, ${side} CPU per event`,
+        "µs",
+        summarize(cpu.store.map((c) => c[side])),
+        `${WRITERS} clients, 1-row INSERT`,
+        summarize(cpu.raw.map((c) => c[side])),
+      ),
+      row(
+        `${label}: ${WRITERS} writers, group commit off, ${side} CPU per event`,
+        "µs",
+        summarize(cpu.ungrouped.map((c) => c[side])),
+        `${WRITERS} clients, 1-row INSERT`,
+        summarize(cpu.raw.map((c) => c[side])),
+      ),
+    ]),
   ];
+}
+
+/** CPU time a process has had, in ns (0 when it is gone). */
+function schedNs(pid) {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]);
+  } catch {
+    return 0;
+  }
+}
+
+/** Every process of the server `backendPid` belongs to: its postmaster's children (backends, WAL writer...). */
+function serverProcesses(backendPid) {
+  const ppidOf = (pid) => Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")[1]);
+  const postmaster = ppidOf(backendPid);
+  const pids = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (ppidOf(entry) === postmaster) pids.push(Number(entry));
+    } catch {}
+  }
+  return pids;
 }
 
 /** One server run: the store's database and the raw tables side by side. */

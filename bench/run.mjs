@@ -43,7 +43,8 @@ const rev = option("rev");
 const distSource = rev ? buildRevision(rev) : resolve(option("dist") ?? join(projectRoot, "dist"));
 const stamp = new Date().toISOString().replaceAll(":", "-").replace(/\..*/, "");
 const jsonOut = resolve(option("json") ?? join(projectRoot, ".tmp", "bench", `results-${stamp}.json`));
-const measureTimeoutMs = (quick ? 120 : 240) * 1000;
+// --timeout S: a loaded machine (load 20+) needs longer than the defaults.
+const measureTimeoutMs = (Number(option("timeout")) || (quick ? 120 : 240)) * 1000;
 
 if (!existsSync(join(distSource, "src", "mod.js"))) {
   console.error(`bench: no build in ${distSource}. Run \`npm run build\` first (or pass --dist DIR).`);

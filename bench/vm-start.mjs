@@ -22,6 +22,35 @@ export const BENCH_VM = {
 
 await runMeasure("vm", "2. VM start / stop (firmware-only q35, TCG, 64 MiB, no disk)", async (ctx) => {
   const { createMaqet } = await importDist(ctx, "src/mod.js");
+  const { openEventStore } = await importDist(ctx, "src/adapters/open-event-store.js");
+  // Issue 15's bound for a warm maqet.qmp(): the raw round trip plus ONE append. The append side
+  // of that baseline: the same event appended to an embedded store of its own (the library's
+  // store is held by the maqet instance), right after each raw round trip.
+  const appendStore = await openEventStore({ dataDir: join(ctx.root, "append-only"), source: "library" });
+  ctx.defer(() => appendStore.close());
+  const appendStream = `vm-${crypto.randomUUID()}`;
+  let appendVersion = "no_stream";
+  const appendOne = async (durationMs) => {
+    const result = await appendStore.store.append(
+      appendStream,
+      [
+        {
+          type: "qmp.command-executed",
+          schemaVersion: 2,
+          data: {
+            command: "query-status",
+            argumentNames: [],
+            outcome: "ok",
+            durationMs,
+            tier: "query",
+            rule: "tier:query",
+          },
+        },
+      ],
+      { expectedVersion: appendVersion },
+    );
+    appendVersion = result.nextExpectedVersion;
+  };
   const iterations = ctx.quick ? 5 : 10;
   const qmpCalls = ctx.quick ? 50 : 100;
   const runtimeDir = join(ctx.root, "rt");
@@ -50,7 +79,7 @@ await runMeasure("vm", "2. VM start / stop (firmware-only q35, TCG, 64 MiB, no d
   const rawSocket = join(rawDir, "qmp.sock");
 
   const t = { start: [], stop: [], qmp: [], qmpRounds: [] };
-  const b = { start: [], stop: [], qmp: [], qmpRounds: [] };
+  const b = { start: [], stop: [], qmp: [], qmpRounds: [], qmpAppend: [] };
   let rawQemu;
   ctx.defer(async () => rawQemu && (await killAndWait(rawQemu)));
 
@@ -81,7 +110,10 @@ await runMeasure("vm", "2. VM start / stop (firmware-only q35, TCG, 64 MiB, no d
     for (let i = 0; i < qmpCalls; i++) {
       t0 = nowMs();
       await qmp.execute("query-status");
-      b.qmp.push((nowMs() - t0) * 1000);
+      const rtt = nowMs() - t0;
+      b.qmp.push(rtt * 1000);
+      await appendOne(rtt);
+      b.qmpAppend.push((nowMs() - t0) * 1000);
     }
     b.qmpRounds.push({ samples: b.qmp.slice(-qmpCalls) });
     await qmp.close();
@@ -106,6 +138,13 @@ await runMeasure("vm", "2. VM start / stop (firmware-only q35, TCG, 64 MiB, no d
       row("start (running, QMP ready)", "ms", summarize(t.start), "spawn+greeting+caps+cont", summarize(b.start)),
       row("stop --force", "ms", summarize(t.stop), "SIGKILL + wait for exit", summarize(b.stop)),
       row("maqet.qmp(query-status), all runs", "µs", summarize(t.qmp), "raw socket, same VM kind", summarize(b.qmp)),
+      row(
+        "maqet.qmp(query-status), all runs",
+        "µs",
+        summarize(t.qmp),
+        "raw socket + one store append",
+        summarize(b.qmpAppend),
+      ),
       row(
         `maqet.qmp, first run (${first.events} events in stream)`,
         "µs",

@@ -26,6 +26,7 @@ export type {
   AuditEntry,
   AuditFilter,
   AuditVerification,
+  CallerIdentity,
   ConvertDiskOptions,
   CreateDiskOptions,
   DiskConverted,

@@ -8,10 +8,14 @@
  * await run.session.execute("query-status");
  * ```
  */
+import { chosenAccelerator } from "../config/accelerator-choice.ts";
 import type { VmConfig } from "../config/vm-config.ts";
 import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
 import type { LaunchedProcess, QmpSession, VmPorts } from "./ports.ts";
 import { runtimePaths } from "./runtime-paths.ts";
+
+/** How long a failed QMP connect waits for QEMU's exit before blaming the socket. */
+const EXIT_GRACE_MS = 2000;
 
 export interface LaunchInput {
   vmId: string;
@@ -67,7 +71,7 @@ export class LaunchError extends MaqetError {
  */
 export async function preflightLaunch(ports: VmPorts, config: VmConfig): Promise<void> {
   await ports.locator.locate(config.binary ?? "qemu-system-x86_64");
-  if ((await ports.disks.missing(config.storage)).length > 0) await ports.locator.locate("qemu-img");
+  if ((await ports.disks.missing(createdDisks(config))).length > 0) await ports.locator.locate("qemu-img");
   for (const share of config.shares ?? []) await ports.disks.checkShare?.(share);
 }
 
@@ -80,7 +84,7 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
   let logFile: string | undefined;
   ports.crash?.("start.requested");
   try {
-    for (const disk of config.storage) {
+    for (const disk of createdDisks(config)) {
       const result = await ports.disks.ensure(disk, signal);
       if (result.created) {
         ports.crash?.("start.disk-created");
@@ -101,22 +105,36 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
       name,
       ...runtimePaths(runtimeDir),
     };
-    logFile = runtimePaths(runtimeDir).logFile;
+    logFile = config.logFile ?? runtimePaths(runtimeDir).logFile;
     const argv = ports.buildArgv(config, paths, { kvmUsable });
     launched = await ports.processes.launch({ binary, args: argv, runtimeDir, logFile }, signal);
     ports.crash?.("start.spawned");
     const current = launched;
-    // QEMU that dies on a bad option never opens its socket: fail on its exit, not on the timeout.
-    const exitedEarly = current.exit.then((exit) => {
-      throw new MaqetError(
+    const exitError = (exit: { code: number | null; signal: string | null }) =>
+      new MaqetError(
         "START_FAILED",
         `QEMU for VM '${name}' exited during start (code ${exit.code}, signal ${exit.signal}).`,
-        { details: { exit } },
+        {
+          details: { exit },
+        },
       );
+    // QEMU that dies on a bad option never opens its socket: fail on its exit, not on the timeout.
+    const exitedEarly = current.exit.then((exit) => {
+      throw exitError(exit);
     });
     exitedEarly.catch(() => undefined);
-    session = await Promise.race([ports.qmp.connect(paths.qmpSocket, { timeoutMs, signal }), exitedEarly]);
+    session = await Promise.race([ports.qmp.connect(paths.qmpSocket, { timeoutMs, signal }), exitedEarly]).catch(
+      async (error: unknown) => {
+        // QEMU refusing a late option (a -netdev, a -device) opens the socket, then closes it and
+        // exits: the socket's "closed before the greeting" can win the race against the exit.
+        // When QEMU is exiting, its exit (and so its stderr) is the reason, not the socket.
+        if (isMaqetError(error, "START_FAILED") || signal?.aborted) throw error;
+        const exit = await Promise.race([current.exit, ports.clock.sleep(EXIT_GRACE_MS).then(() => undefined)]);
+        throw exit === undefined ? error : exitError(exit);
+      },
+    );
     await ports.processes.secureSocket(paths.qmpSocket);
+    const accel = await runningAccel(session, config, argv, signal);
     await session.execute("cont", undefined, { signal });
     ports.crash?.("start.resumed");
     const v = session.greeting.version.qemu;
@@ -129,7 +147,7 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
       pidFile: paths.pidFile,
       argv,
       binary,
-      accel: accelOf(argv),
+      accel,
       qemuVersion: `${v.major}.${v.minor}.${v.micro}`,
       durationMs: ports.clock.now() - t0,
       disksCreated,
@@ -142,7 +160,7 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
     }
     const stderr = logFile === undefined ? undefined : await ports.processes.readLogTail(logFile, 4096);
     throw new LaunchError(
-      withOrderNote(withStderr(error, name, stderr), name, config),
+      withOrderNote(withKvmNote(withStderr(error, name, stderr), config, stderr), name, config),
       disksCreated,
       ports.clock.now() - t0,
       stderr,
@@ -174,6 +192,41 @@ export function orderLostNote(name: string, paths: readonly string[]): string {
   return `VM '${name}' was recorded before maqet kept the key order of arguments (${paths.join(", ")}): QEMU gets their keys in the order the store kept. Re-record the config: maqet apply ${name} FILE (or rm and add).`;
 }
 
+/**
+ * The accelerator QEMU really runs, for `vm.started`: QEMU's own `query-kvm` answer (a fallback
+ * list like `kvm:tcg`, or `enable-kvm`, is resolved by QEMU, not by maqet), else what the argv asks.
+ */
+async function runningAccel(
+  session: QmpSession,
+  config: VmConfig,
+  argv: string[],
+  signal?: AbortSignal,
+): Promise<string> {
+  const asked = accelOf(argv) ?? chosenAccelerator(config)?.accel ?? "default";
+  const answer = await session.execute("query-kvm", undefined, { signal }).catch(() => undefined);
+  const enabled = (answer as { enabled?: unknown } | undefined)?.enabled;
+  if (enabled === true) return "kvm";
+  if (enabled === false) {
+    const others = asked.split(":").filter((a) => a !== "kvm");
+    return others[0] ?? "tcg";
+  }
+  return asked;
+}
+
+/** A refused start of a VM that asks for KVM on a host where it does not work: say so. */
+function withKvmNote(error: unknown, config: VmConfig, stderr: string | undefined): unknown {
+  if (!isMaqetError(error, "START_FAILED") || !/\bkvm\b/i.test(stderr ?? "")) return error;
+  const choice = chosenAccelerator(config);
+  const wantsKvm = choice === undefined ? config.accel === "kvm" : choice.accel.split(":")[0] === "kvm";
+  if (!wantsKvm) return error;
+  const by = choice === undefined ? "accel: kvm" : choice.source;
+  return new MaqetError(
+    "START_FAILED",
+    `${error.message} The config asks for KVM (${by}), which this host cannot provide (see \`maqet doctor\`). Use accel: tcg, or accel: auto without enable-kvm, to run here.`,
+    { cause: error.cause ?? error, details: error.details },
+  );
+}
+
 function withOrderNote(error: unknown, name: string, config: VmConfig): unknown {
   const lost = config.argumentOrderLost;
   if (lost === undefined || lost.length === 0 || !isMaqetError(error, "START_FAILED")) return error;
@@ -183,7 +236,12 @@ function withOrderNote(error: unknown, name: string, config: VmConfig): unknown 
   });
 }
 
-function accelOf(argv: string[]): string {
+/** The disks a start creates when missing: not CD-ROMs (an ISO is the user's, never created). */
+function createdDisks(config: VmConfig): VmConfig["storage"] {
+  return config.storage.filter((disk) => disk.media !== "cdrom");
+}
+
+function accelOf(argv: string[]): string | undefined {
   const i = argv.indexOf("-accel");
-  return i >= 0 ? (argv[i + 1] ?? "default") : "default";
+  return i >= 0 ? argv[i + 1] : undefined;
 }

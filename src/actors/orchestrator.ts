@@ -2,13 +2,14 @@
  * The system actor: finds VMs by name or id, defines new ones, and keeps one live {@link VmActor}
  * per VM in this process. Reads (`views`, `find`) come from the VM directory (the VM list
  * projection, or a fold of the streams when there is no projection database) and never wait
- * behind a VM's long operation.
+ * behind a VM's long operation. Many operations use one orchestrator at once: each passes its
+ * own metadata or scope (src/actors/operation-scope.ts); the orchestrator keeps none.
  *
  * @example
  * ```ts
  * const orchestrator = new Orchestrator({ ports, store });
- * const view = await orchestrator.define(config, { name: "web" });
- * const vm = await orchestrator.actor("web");
+ * const view = await orchestrator.define(config, { name: "web", metadata: { correlationId: "op-1" } });
+ * const vm = await orchestrator.actor("web", { metadata: { correlationId: "op-2" } });
  * ```
  */
 import type { VmConfig } from "../config/vm-config.ts";
@@ -17,6 +18,7 @@ import { vmBusyError } from "../errors/vm-busy-error.ts";
 import type { EventMetadata } from "../events/envelope.ts";
 import { vmEvent, vmStreamId } from "../events/vm-events.ts";
 import { isVmNameTaken } from "../events/vm-name-claim.ts";
+import type { OperationScope } from "./operation-scope.ts";
 import type { LeaseHolder } from "./ports.ts";
 import { VmActor, type VmActorDeps } from "./vm-actor.ts";
 import { foldingVmDirectory, type VmDirectory } from "./vm-directory.ts";
@@ -35,21 +37,10 @@ export class Orchestrator {
   readonly #loaded = new Map<string, VmActor>();
   /** Defines run one at a time in this process (the database's name claim covers the others). */
   #defining: Promise<unknown> = Promise.resolve();
-  #metadata: Partial<EventMetadata> = {};
 
   constructor(deps: OrchestratorDeps) {
     this.#deps = deps;
     this.#directory = deps.directory ?? foldingVmDirectory(deps.store);
-  }
-
-  /** Metadata stamped on the events appended from now on (correlation id, source). */
-  setMetadata(metadata: Partial<EventMetadata>): void {
-    this.#metadata = metadata;
-  }
-
-  /** The metadata of the current operation, for facts appended outside a VM's stream. */
-  get metadata(): Partial<EventMetadata> {
-    return this.#metadata;
   }
 
   /** Every VM (removed ones only when asked), in definition order. */
@@ -73,9 +64,10 @@ export class Orchestrator {
    * Records `vm.defined` for a new VM; the name must be free. On PGlite and PostgreSQL the append
    * claims the name in its own transaction (src/events/vm-name-claim.ts): of two processes
    * racing to add one name, one fails with VM_EXISTS. A store without that claim (in memory) is
-   * checked through the directory first, one define at a time in this process.
+   * checked through the directory first, one define at a time in this process. `metadata`: the
+   * defining operation's (correlation id, caller), stamped on `vm.defined`.
    */
-  async define(config: VmConfig, options: { name: string; configPath?: string }): Promise<VmView> {
+  async define(config: VmConfig, options: DefineOptions): Promise<VmView> {
     const run = this.#defining.then(
       () => this.#define(config, options),
       () => this.#define(config, options),
@@ -84,7 +76,7 @@ export class Orchestrator {
     return run;
   }
 
-  async #define(config: VmConfig, options: { name: string; configPath?: string }): Promise<VmView> {
+  async #define(config: VmConfig, options: DefineOptions): Promise<VmView> {
     const { name } = options;
     // Where the store claims names itself, its answer is the one to trust: a lagging directory
     // could still show a VM removed a moment ago and refuse a name that is free.
@@ -101,7 +93,7 @@ export class Orchestrator {
         config: stored,
         ...(options.configPath ? { configPath: options.configPath } : {}),
       }),
-      metadata: this.#metadata,
+      metadata: options.metadata ?? {},
     };
     let result: Awaited<ReturnType<VmActorDeps["store"]["append"]>>;
     try {
@@ -128,14 +120,16 @@ export class Orchestrator {
       const { view } = actor;
       if (actor.stale || view.status === "removed" || !this.#actors.has(view.vmId)) continue;
       if (view.name !== nameOrId && view.vmId !== nameOrId) continue;
-      actor.setMetadata(this.#metadata);
       return actor;
     }
     return undefined;
   }
 
-  /** The live actor of a VM (rehydrated and reconciled on first use in this process). */
-  async actor(nameOrId: string): Promise<VmActor> {
+  /**
+   * The live actor of a VM (rehydrated and reconciled on first use in this process). Facts that
+   * reconciling records carry `scope`'s metadata (the operation that touched the VM).
+   */
+  async actor(nameOrId: string, scope?: OperationScope): Promise<VmActor> {
     const view = await this.find(nameOrId);
     let pending = this.#actors.get(view.vmId);
     const cached = pending ? await pending.catch(() => undefined) : undefined;
@@ -146,7 +140,7 @@ export class Orchestrator {
       pending = undefined;
     }
     if (!pending) {
-      pending = VmActor.load(this.#deps, view.vmId, this.#metadata).catch((error: unknown) => {
+      pending = VmActor.load(this.#deps, view.vmId, scope).catch((error: unknown) => {
         // The lease table knows only ids: say which VM, by its name.
         if (isMaqetError(error, "VM_BUSY") && error.details.holder) {
           throw vmBusyError(view.name, view.vmId, error.details.holder as LeaseHolder);
@@ -158,7 +152,6 @@ export class Orchestrator {
     }
     const actor = await pending;
     this.#loaded.set(view.vmId, actor);
-    actor.setMetadata(this.#metadata);
     return actor;
   }
 
@@ -166,26 +159,27 @@ export class Orchestrator {
    * Views with liveness checked: a VM the stream calls running whose process is gone is
    * reconciled (its fact recorded) before it is reported. A live one is reported as recorded.
    */
-  async liveViews(options: { includeRemoved?: boolean } = {}): Promise<VmView[]> {
+  async liveViews(options: { includeRemoved?: boolean } = {}, scope?: OperationScope): Promise<VmView[]> {
     const out: VmView[] = [];
-    for (const view of await this.views(options)) out.push(await this.#checked(view));
+    for (const view of await this.views(options)) out.push(await this.#checked(view, scope));
     return out;
   }
 
   /** One VM's view, liveness checked as in {@link liveViews}; VM_NOT_FOUND when unknown. */
-  async liveView(nameOrId: string): Promise<VmView> {
-    return this.#checked(await this.find(nameOrId));
+  async liveView(nameOrId: string, scope?: OperationScope): Promise<VmView> {
+    return this.#checked(await this.find(nameOrId), scope);
   }
 
-  async #checked(view: VmView): Promise<VmView> {
+  async #checked(view: VmView, scope: OperationScope | undefined): Promise<VmView> {
     const loaded = this.#actors.get(view.vmId);
     if (loaded) return (await loaded).view;
     // Mid-operation (starting, stopping) or a process gone: whoever can take the lease finds out.
     // A live driver keeps its lease and this read just reports what the stream says.
-    const midOperation = view.status === "starting" || view.status === "stopping";
+    // An open snapshot request counts too: a dead process's request gets its outcome now (recover-requests.ts).
+    const midOperation = view.status === "starting" || view.status === "stopping" || view.openSnapshot !== undefined;
     if (midOperation || (mayHaveProcess(view) && this.#processGone(view))) {
       try {
-        return (await this.actor(view.vmId)).view;
+        return (await this.actor(view.vmId, scope)).view;
       } catch (error) {
         // Another live process drives this VM: recording what happened is its job; a read never waits.
         if (isMaqetError(error, "VM_BUSY")) return view;
@@ -193,6 +187,36 @@ export class Orchestrator {
       }
     }
     return view;
+  }
+
+  /**
+   * Whether this process has a live actor for the VM (loaded or loading; not stale, not
+   * removed). A supervisor loads the VMs for which this is false.
+   */
+  holds(vmId: string): boolean {
+    if (!this.#actors.has(vmId)) return false;
+    const actor = this.#loaded.get(vmId);
+    return actor === undefined || (!actor.stale && actor.view.status !== "removed");
+  }
+
+  /**
+   * Closes the actors of removed VMs and of stale ones (another writer moved their stream),
+   * releasing their leases; returns their names. A long-lived process calls it so it holds no
+   * lease it no longer needs; a stale VM is loaded afresh by the next use.
+   */
+  async releaseDone(): Promise<string[]> {
+    const done: string[] = [];
+    for (const [vmId, actor] of [...this.#loaded]) {
+      if (!actor.stale && actor.view.status !== "removed") continue;
+      this.#loaded.delete(vmId);
+      const pending = this.#actors.get(vmId);
+      // Already replaced (and closed) by actor(): the lease is the new actor's now.
+      if (!pending || (await pending.catch(() => undefined)) !== actor) continue;
+      this.#actors.delete(vmId);
+      done.push(actor.view.name);
+      await actor.close();
+    }
+    return done;
   }
 
   /** Stops watching every VM and closes QMP connections; QEMU processes keep running. */
@@ -212,6 +236,13 @@ export class Orchestrator {
     if (view.pid === undefined) return false;
     return this.#deps.ports.processes.probe(view.pid, view.vmId) !== "alive";
   }
+}
+
+export interface DefineOptions {
+  name: string;
+  configPath?: string;
+  /** The defining operation's metadata (correlation id, caller), stamped on `vm.defined`. */
+  metadata?: Partial<EventMetadata>;
 }
 
 function vmExists(name: string, vmId: string | undefined, cause?: unknown): MaqetError {

@@ -27,6 +27,12 @@ export interface QmpJobOptions {
   jobId?: string;
   /** Called once QEMU accepted the job (it runs on even if this process dies now). */
   onStarted?: (id: string) => void;
+  /**
+   * Leave the concluded job in QEMU's job list (the caller dismisses it with {@link dismissQmpJob}
+   * once the outcome is recorded): until then `query-jobs` still tells a later process how it
+   * ended, should this one die first. Default false (dismissed at once).
+   */
+  keep?: boolean;
 }
 
 export interface QmpJobInfo {
@@ -113,7 +119,7 @@ export async function runQmpJob(
     );
   }
   const job = (await findJob(session, id)) ?? { id, status: "concluded" };
-  await session.execute("job-dismiss", { id }).catch(() => undefined);
+  if (options.keep !== true) await dismissQmpJob(session, id);
   if (job.error !== undefined) {
     throw new MaqetError("SNAPSHOT_FAILED", `QEMU's ${command} job failed: ${job.error}.`, {
       details: { job: id, command, qemuError: job.error },
@@ -121,6 +127,30 @@ export async function runQmpJob(
   }
   report(100);
   return job;
+}
+
+/**
+ * Dismisses a concluded job (best effort: a job already gone is fine).
+ *
+ * @example
+ * ```ts
+ * await dismissQmpJob(session, "maqet-snapshot-save-1a2b3c4d");
+ * ```
+ */
+export async function dismissQmpJob(session: QmpSession, id: string): Promise<void> {
+  await session.execute("job-dismiss", { id }).catch(() => undefined);
+}
+
+/**
+ * QEMU's jobs (`query-jobs`).
+ *
+ * @example
+ * ```ts
+ * (await queryQmpJobs(session)).filter((j) => j.id.startsWith("maqet-"));
+ * ```
+ */
+export function queryQmpJobs(session: QmpSession): Promise<QmpJobInfo[]> {
+  return session.execute<QmpJobInfo[]>("query-jobs");
 }
 
 async function findJob(session: QmpSession, id: string): Promise<QmpJobInfo | undefined> {

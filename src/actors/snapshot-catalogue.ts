@@ -115,7 +115,9 @@ export function applySnapshotFact(catalogue: SnapshotCatalogue, raw: StoredEvent
     case "snapshot.create-failed":
     case "snapshot.load-failed":
     case "snapshot.delete-failed":
-      markStale(event.data.drives);
+      // A recovered failure says what the drives held when it was found out; others do not.
+      if (event.data.after === undefined) markStale(event.data.drives);
+      else setAll(event.data.after);
       break;
     case "qmp.command-executed":
       if (SNAPSHOT_CHANGING_QMP_COMMANDS.includes(event.data.command)) markStale(undefined);

@@ -25,7 +25,7 @@ import { vmEvent } from "../events/vm-events.ts";
 import type { CrashHook } from "../util/crash-points.ts";
 import { type DiskImageTool, type ImageFiles, parseImageSnapshot } from "./disk-image-port.ts";
 import type { Clock, QmpSession } from "./ports.ts";
-import { runQmpJob } from "./qmp-job.ts";
+import { dismissQmpJob, runQmpJob } from "./qmp-job.ts";
 import { isEntryFresh, type SnapshotCatalogue } from "./snapshot-catalogue.ts";
 import type { VmAccess } from "./vm-actor.ts";
 
@@ -35,6 +35,11 @@ export interface SnapshotDeps {
   clock: Clock;
   /** Test-only crash points (docs/crash-points.md); default: the VM's ports' hook. */
   crash?: CrashHook;
+  /**
+   * Set by the operation for itself: the QMP jobs it started, dismissed only after its outcome
+   * is recorded (so QEMU's job list tells a later process how they ended if this one dies).
+   */
+  jobs?: string[];
 }
 
 export interface SnapshotRequest {
@@ -344,7 +349,7 @@ async function runOperation(
   body: (disks: DiskDevice[], live: boolean, deps: SnapshotDeps) => Promise<{ replaced?: boolean }>,
 ): Promise<SnapshotOutcome> {
   assertValidTag(request.tag);
-  const deps: SnapshotDeps = { ...given, crash: given.crash ?? access.ports.crash };
+  const deps: SnapshotDeps = { ...given, crash: given.crash ?? access.ports.crash, jobs: [] };
   const vm = access.view.name;
   const disks = snapshotDrives(access.view.config, vm, request.drive);
   const live = access.running;
@@ -367,9 +372,11 @@ async function runOperation(
     const durationMs = deps.clock.now() - t0;
     const code = isMaqetError(error) ? error.code : "INTERNAL";
     const message = error instanceof Error ? error.message : String(error);
-    await access
-      .record([vmEvent(failed as "snapshot.create-failed", { ...base, code, message, durationMs })])
-      .catch(() => undefined);
+    // The jobs are dismissed only once their outcome is in the store.
+    await access.record([vmEvent(failed as "snapshot.create-failed", { ...base, code, message, durationMs })]).then(
+      () => dismissJobs(access, deps),
+      () => undefined,
+    );
     throw error;
   }
   const durationMs = deps.clock.now() - t0;
@@ -382,6 +389,7 @@ async function runOperation(
       ? vmEvent("snapshot.created", { ...done, replaced: result.replaced === true })
       : vmEvent(completed as "snapshot.loaded", done),
   ]);
+  await dismissJobs(access, deps);
   return {
     vm,
     operation: kind,
@@ -394,7 +402,21 @@ async function runOperation(
   };
 }
 
-async function readDrives(
+async function dismissJobs(access: VmAccess, deps: SnapshotDeps): Promise<void> {
+  if (access.session === undefined) return;
+  for (const id of deps.jobs ?? []) await dismissQmpJob(access.session, id);
+}
+
+/**
+ * What the drives hold now: from QEMU (`query-block`) when the VM runs, else from the images
+ * (qemu-img, with each image's stamp).
+ *
+ * @example
+ * ```ts
+ * const drives = await readDrives(access, deps, snapshotDrives(access.view.config, access.view.name, undefined));
+ * ```
+ */
+export async function readDrives(
   access: VmAccess,
   deps: SnapshotDeps,
   disks: readonly DiskDevice[],
@@ -475,7 +497,11 @@ function jobOptions(deps: SnapshotDeps, request: SnapshotRequest, from: number, 
     signal: request.signal,
     timeoutMs: request.timeoutMs,
     onProgress: (p: number) => request.onProgress?.(Math.floor(from + ((to - from) * p) / 100)),
-    onStarted: () => deps.crash?.("snapshot.job-started"),
+    keep: deps.jobs !== undefined,
+    onStarted: (id: string) => {
+      deps.jobs?.push(id);
+      deps.crash?.("snapshot.job-started");
+    },
   };
 }
 

@@ -6,7 +6,7 @@
  * @example
  * ```ts
  * const recorder = new StreamRecorder(store, "vm-1", 0);
- * await recorder.record([vmEvent("vm.start-requested", { timeoutMs: 30000 })]);
+ * await recorder.record([vmEvent("vm.start-requested", { timeoutMs: 30000 })], { correlationId: "op-1" });
  * ```
  */
 import { isMaqetError } from "../errors/maqet-error.ts";
@@ -18,8 +18,6 @@ export class StreamRecorder {
   #version: number;
   /** Set when an append hit CONCURRENCY_CONFLICT: the known version is no longer the stream's. */
   conflicted = false;
-  /** Metadata merged into every event (correlation id of the current operation, source). */
-  metadata: Partial<EventMetadata> = {};
 
   constructor(
     private readonly store: EventStore,
@@ -37,11 +35,13 @@ export class StreamRecorder {
   /**
    * Appends events after every earlier record call has settled, expecting the version this
    * recorder last saw. A conflict (another process wrote the stream) rejects and changes nothing.
+   * `metadata` is the recording operation's (its correlation id, caller, source): merged under
+   * each event's own metadata. Each call brings its own; the recorder keeps none.
    */
-  record(events: readonly NewEvent[]): Promise<StoredEvent[]> {
+  record(events: readonly NewEvent[], metadata: Partial<EventMetadata> = {}): Promise<StoredEvent[]> {
     const run = async (): Promise<StoredEvent[]> => {
       if (events.length === 0) return [];
-      const withMetadata = events.map((e) => ({ ...e, metadata: { ...this.metadata, ...e.metadata } }));
+      const withMetadata = events.map((e) => ({ ...e, metadata: { ...metadata, ...e.metadata } }));
       const result = await this.store
         .append(this.streamId, withMetadata, { expectedVersion: this.#version })
         .catch((error: unknown) => {

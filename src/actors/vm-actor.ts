@@ -21,12 +21,13 @@ import type { EventMetadata, NewEvent, StoredEvent } from "../events/envelope.ts
 import type { EventStore } from "../events/event-store.ts";
 import { vmEvent, vmStreamId } from "../events/vm-events.ts";
 import { launchQemu, preflightLaunch } from "./launch-qemu.ts";
+import type { LockHolder, OperationScope } from "./operation-scope.ts";
 import type { LeaseHolder, QmpExecuteOptions, QmpSession, VmPorts } from "./ports.ts";
 import { decideQmp, QMP_VALUE_SAFE_COMMANDS, type QmpDecision, qmpRefusedError } from "./qmp-policy.ts";
 import { reattachQemu } from "./reattach-qemu.ts";
 import { escalateStop, type StopStep, stopQemu } from "./stop-qemu.ts";
 import { StreamRecorder } from "./stream-recorder.ts";
-import { type VmCommand, type VmOutcome, vmMachine } from "./vm-machine.ts";
+import { type RecordInput, type VmCommand, type VmOutcome, vmMachine } from "./vm-machine.ts";
 import { foldVmEvents, type VmView } from "./vm-view.ts";
 import { awaitStartCondition, type WaitCondition } from "./wait-condition.ts";
 import { watchQemu } from "./watch-qemu.ts";
@@ -34,6 +35,16 @@ import { watchQemu } from "./watch-qemu.ts";
 export interface VmActorDeps {
   ports: VmPorts;
   store: EventStore;
+  /**
+   * Told when a fact seen with no operation to fail (a crash, a guest power-off, a pause) could
+   * not be recorded. Otherwise the next operation on the VM surfaces it.
+   */
+  onWarning?: (message: string) => void;
+  /**
+   * Run once when the actor is loaded, after reconciling and before any operation: gives a
+   * request a dead process left open its true outcome (src/actors/recover-requests.ts).
+   */
+  recover?: (access: VmAccess) => Promise<void>;
 }
 
 /** What {@link VmActor.exclusive} hands to the work it runs. */
@@ -68,6 +79,10 @@ export class VmActor {
   #observationError: unknown;
   /** Observations made while a QMP command runs, recorded right after the command's own fact. */
   #heldObservations: NewEvent[] | undefined;
+  /** The operation holding the VM first, then those waiting for it, in order (FIFO). */
+  readonly #queue: Array<LockHolder & { scope?: OperationScope }> = [];
+  /** The scope whose events are being recorded now: the holder's once it runs, the loader's while loading. */
+  #current: OperationScope | undefined;
   #leaseTimer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(deps: VmActorDeps, view: VmView, recoveredFrom?: LeaseHolder) {
@@ -78,7 +93,15 @@ export class VmActor {
     const recordStep = (step: StopStep) => this.#observe([vmEvent("vm.stop-step", { step })]);
     const machine = vmMachine.provide({
       actors: {
-        record: fromPromise(({ input }) => recorder.record(input.events)),
+        record: fromPromise(async ({ input }) => {
+          const unprompted = input.spontaneous === true || this.#current === undefined;
+          try {
+            return await recorder.record(input.events, this.#metadataNow(input.spontaneous));
+          } catch (error) {
+            if (unprompted) this.#warnUnrecorded(input.events, error);
+            throw error;
+          }
+        }),
         launch: fromPromise(({ input, signal }) => launchQemu(ports, { ...input, signal })),
         reattach: fromPromise(({ input, signal }) => reattachQemu(ports, { ...input, signal })),
         stop: fromPromise(({ input, signal }) => stopQemu(ports, { ...input, signal, onStep: recordStep })),
@@ -88,9 +111,11 @@ export class VmActor {
         watch: fromCallback(({ input, sendBack }) => (input ? watchQemu(ports, input, sendBack) : undefined)),
       },
       actions: {
-        observe: (_args, params: { events: NewEvent[] }) => {
+        observe: (_args, params: RecordInput) => {
           // During a QMP command its own fact goes first: cause before effect in the history.
-          if (this.#heldObservations) this.#heldObservations.push(...params.events);
+          // What the guest did on its own is no command's effect: recorded at once, as its own.
+          if (params.spontaneous) this.#observe(params.events, true);
+          else if (this.#heldObservations) this.#heldObservations.push(...params.events);
           else this.#observe(params.events);
         },
       },
@@ -99,7 +124,7 @@ export class VmActor {
   }
 
   /** Rehydrates a VM from its stream and reconciles it with reality. */
-  static async load(deps: VmActorDeps, vmId: string, metadata: Partial<EventMetadata> = {}): Promise<VmActor> {
+  static async load(deps: VmActorDeps, vmId: string, scope?: OperationScope): Promise<VmActor> {
     // The lease first: this process becomes the VM's one driver (or learns who is), and only
     // then reads the stream, so what it reconciles is what the previous driver left.
     const lease = await deps.ports.leases.acquire(vmId, await deps.store.streamVersion(vmStreamId(vmId)));
@@ -111,11 +136,17 @@ export class VmActor {
       }
       const vm = new VmActor(deps, view, lease.takenOverFrom);
       // Facts recorded while reconciling belong to the operation that touched the VM.
-      vm.setMetadata(metadata);
-      vm.#actor.start();
-      await vm.#settled();
-      // What reconciling observed (a reattach, a pause nobody saw) is in the store before anyone reads the view.
-      await vm.flush();
+      vm.#current = scope;
+      try {
+        vm.#actor.start();
+        await vm.#settled();
+        // What reconciling observed (a reattach, a pause nobody saw) is in the store before anyone reads the view.
+        await vm.flush();
+      } finally {
+        vm.#current = undefined;
+      }
+      const { recover } = deps;
+      if (recover !== undefined) await vm.exclusive((access) => recover(access), scope);
       vm.#keepLease();
       return vm;
     } catch (error) {
@@ -151,16 +182,35 @@ export class VmActor {
     return typeof value === "string" ? value : Object.entries(value).map(([k, v]) => `${k}.${String(v)}`)[0]!;
   }
 
-  /** Metadata (correlation id, source) stamped on the events of the operations that follow. */
-  setMetadata(metadata: Partial<EventMetadata>): void {
-    this.#recorder.metadata = metadata;
+  /**
+   * The operation holding this VM and how many wait behind it (undefined when idle). Operations
+   * on one VM run one at a time, in the order they were called.
+   */
+  get busy(): { holder: LockHolder; waiting: number } | undefined {
+    const [head, ...rest] = this.#queue;
+    if (head === undefined) return undefined;
+    const { scope: _scope, ...holder } = head;
+    return { holder, waiting: rest.length };
+  }
+
+  /**
+   * The metadata of the events recorded now: the running operation's, or, for what QEMU or the
+   * guest did on its own (`spontaneous`: a crash, a guest reset or power-off, even while some
+   * operation holds the VM; or anything seen with no operation running), a fresh correlation id
+   * of its own: nobody's operation caused it.
+   */
+  #metadataNow(spontaneous = false): Partial<EventMetadata> {
+    return (spontaneous ? undefined : this.#current?.metadata) ?? { correlationId: crypto.randomUUID() };
   }
 
   /**
    * Starts the VM and waits for `waitFor` (default `qmp`) within `timeoutMs` (default 30 s) from
    * the call. A wait that times out records `vm.wait-failed` and throws TIMEOUT; the VM keeps running.
    */
-  async start(options: { timeoutMs?: number; waitFor?: WaitCondition } = {}): Promise<VmOutcome> {
+  async start(
+    options: { timeoutMs?: number; waitFor?: WaitCondition } = {},
+    scope?: OperationScope,
+  ): Promise<VmOutcome> {
     const { ports } = this.#deps;
     const timeoutMs = options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     const deadline = ports.clock.now() + timeoutMs;
@@ -172,58 +222,66 @@ export class VmActor {
       runtimeDir: ports.processes.runtimeDirOf(this.view.vmId),
     };
     // Only a start that will really launch needs the binaries; "already running" says so itself.
-    const outcome = await this.#command(command, async () => {
+    const outcome = await this.#command(command, scope, async () => {
       if (this.#actor.getSnapshot().matches("stopped")) await preflightLaunch(ports, this.view.config);
     });
     if (waitFor.kind === "process") return outcome;
-    await this.exclusive((access) => awaitStartCondition(access, waitFor, { deadline, timeoutMs }));
+    await this.#exclusive(`start (waiting for ${waitFor.kind})`, scope, () =>
+      this.#withAccess((access) => awaitStartCondition(access, waitFor, { deadline, timeoutMs })),
+    );
     return outcome;
   }
 
-  stop(options: StopOptions = {}): Promise<VmOutcome> {
-    return this.#command({
-      type: "STOP",
-      opId: this.#nextOp(),
-      force: options.force ?? false,
-      timeoutMs: options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
-    });
+  stop(options: StopOptions = {}, scope?: OperationScope): Promise<VmOutcome> {
+    return this.#command(
+      {
+        type: "STOP",
+        opId: this.#nextOp(),
+        force: options.force ?? false,
+        timeoutMs: options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
+      },
+      scope,
+    );
   }
 
-  remove(options: StopOptions = {}): Promise<VmOutcome> {
-    return this.#command({
-      type: "REMOVE",
-      opId: this.#nextOp(),
-      force: options.force ?? false,
-      timeoutMs: options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
-    });
+  remove(options: StopOptions = {}, scope?: OperationScope): Promise<VmOutcome> {
+    return this.#command(
+      {
+        type: "REMOVE",
+        opId: this.#nextOp(),
+        force: options.force ?? false,
+        timeoutMs: options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
+      },
+      scope,
+    );
   }
 
   /**
    * Pauses the guest's vCPUs (QMP `stop`). The fact is QEMU's STOP event, recorded as
    * `vm.paused` (detail `user`); pausing a paused VM does nothing.
    */
-  pause(): Promise<VmOutcome> {
-    return this.#runState("pause", "stop", (s) => s.matches({ running: "paused" }));
+  pause(scope?: OperationScope): Promise<VmOutcome> {
+    return this.#runState("pause", "stop", (s) => s.matches({ running: "paused" }), scope);
   }
 
   /** Resumes a paused guest (QMP `cont`), recorded as `vm.resumed`; a running VM is left alone. */
-  resume(): Promise<VmOutcome> {
-    return this.#runState("resume", "cont", (s) => s.matches({ running: "active" }));
+  resume(scope?: OperationScope): Promise<VmOutcome> {
+    return this.#runState("resume", "cont", (s) => s.matches({ running: "active" }), scope);
   }
 
   /** Resets the machine (QMP `system_reset`), recorded as `vm.reset` (guest false). */
-  reset(): Promise<VmOutcome> {
-    return this.#runState("reset", "system_reset", () => false);
+  reset(scope?: OperationScope): Promise<VmOutcome> {
+    return this.#runState("reset", "system_reset", () => false, scope);
   }
 
   #runState(
     verb: string,
     command: string,
     alreadyThere: (snapshot: ReturnType<VmMachineActor["getSnapshot"]>) => boolean,
+    scope: OperationScope | undefined,
   ): Promise<VmOutcome> {
     const opId = this.#nextOp();
-    return this.#exclusive(async () => {
-      await this.#settled();
+    return this.#exclusive(verb, scope, async () => {
       const snapshot = this.#actor.getSnapshot();
       const session = snapshot.context.session;
       if (!snapshot.matches("running") || session === undefined || session.isClosed) {
@@ -251,13 +309,12 @@ export class VmActor {
   qmp<T = unknown>(
     command: string,
     args?: Record<string, unknown>,
-    options: QmpExecuteOptions & { decision?: QmpDecision } = {},
+    options: QmpExecuteOptions & { decision?: QmpDecision; scope?: OperationScope } = {},
   ): Promise<T> {
     const decision = options.decision ?? decideQmp(command, { vm: this.view.config.qmp, vmName: this.view.name });
     if (!decision.allowed || decision.command !== command)
       return Promise.reject(qmpRefusedError(decision, this.view.name));
-    return this.#exclusive(async () => {
-      await this.#settled();
+    return this.#exclusive(`qmp ${command}`, options.scope, async () => {
       const snapshot = this.#actor.getSnapshot();
       const session = snapshot.context.session;
       if (!snapshot.matches("running") || session === undefined || session.isClosed) {
@@ -278,35 +335,44 @@ export class VmActor {
       };
       // Once per run, as libvirt logs a taint flag once; every use stays in qmp.command-executed.
       if (decision.taint && this.view.taint === undefined) {
-        const tainted = await this.#recorder.record([vmEvent("vm.tainted", { reason: "custom-monitor", command })]);
+        const tainted = await this.#recorder.record(
+          [vmEvent("vm.tainted", { reason: "custom-monitor", command })],
+          this.#metadataNow(),
+        );
         this.#actor.send({ type: "RECORDED", events: tainted });
       }
       this.#heldObservations = [];
       try {
         const result = await session.execute<T>(command, args, options);
-        await this.#recorder.record([
-          vmEvent("qmp.command-executed", {
-            command,
-            argumentNames,
-            outcome: "ok",
-            durationMs: clock.now() - t0,
-            ...policy,
-          }),
-        ]);
-        return result;
-      } catch (error) {
-        if (isMaqetError(error) && (error.code === "QMP_ERROR" || error.code === "QMP_TIMEOUT")) {
-          await this.#recorder.record([
+        await this.#recorder.record(
+          [
             vmEvent("qmp.command-executed", {
               command,
               argumentNames,
-              outcome: "error",
-              errorClass: String(error.details.class ?? error.code),
-              errorDesc: typeof error.details.desc === "string" ? error.details.desc : error.message,
+              outcome: "ok",
               durationMs: clock.now() - t0,
               ...policy,
             }),
-          ]);
+          ],
+          this.#metadataNow(),
+        );
+        return result;
+      } catch (error) {
+        if (isMaqetError(error) && (error.code === "QMP_ERROR" || error.code === "QMP_TIMEOUT")) {
+          await this.#recorder.record(
+            [
+              vmEvent("qmp.command-executed", {
+                command,
+                argumentNames,
+                outcome: "error",
+                errorClass: String(error.details.class ?? error.code),
+                errorDesc: typeof error.details.desc === "string" ? error.details.desc : error.message,
+                durationMs: clock.now() - t0,
+                ...policy,
+              }),
+            ],
+            this.#metadataNow(),
+          );
         }
         throw error;
       } finally {
@@ -317,11 +383,18 @@ export class VmActor {
     });
   }
 
-  #observe(events: NewEvent[]): void {
-    this.#recorder.record(events).then(
+  #warnUnrecorded(events: readonly NewEvent[], error: unknown): void {
+    const types = events.map((e) => e.type).join(", ");
+    const reason = error instanceof Error ? error.message : String(error);
+    this.#deps.onWarning?.(`VM '${this.view.name}': could not record ${types}: ${reason}`);
+  }
+
+  #observe(events: NewEvent[], spontaneous = false): void {
+    this.#recorder.record(events, this.#metadataNow(spontaneous)).then(
       (stored) => this.#actor.send({ type: "RECORDED", events: stored }),
       (error) => {
         this.#observationError ??= error;
+        this.#warnUnrecorded(events, error);
       },
     );
   }
@@ -332,22 +405,24 @@ export class VmActor {
    * which appends facts to the VM's stream in order and applies them to the view.
    * For features built on the VM actor (snapshots, disk operations...).
    */
-  exclusive<T>(work: (access: VmAccess) => Promise<T>): Promise<T> {
-    return this.#exclusive(async () => {
-      await this.#settled();
-      const snapshot = this.#actor.getSnapshot();
-      const session = snapshot.context.session;
-      return work({
-        view: this.view,
-        running: snapshot.matches("running") && session !== undefined && !session.isClosed,
-        session: session?.isClosed ? undefined : session,
-        ports: this.#deps.ports,
-        record: async (events) => {
-          const stored = await this.#recorder.record(events);
-          this.#actor.send({ type: "RECORDED", events: stored });
-          return stored;
-        },
-      });
+  exclusive<T>(work: (access: VmAccess) => Promise<T>, scope?: OperationScope): Promise<T> {
+    return this.#exclusive("exclusive", scope, () => this.#withAccess(work));
+  }
+
+  #withAccess<T>(work: (access: VmAccess) => Promise<T>): Promise<T> {
+    const snapshot = this.#actor.getSnapshot();
+    const session = snapshot.context.session;
+    const metadata = this.#metadataNow();
+    return work({
+      view: this.view,
+      running: snapshot.matches("running") && session !== undefined && !session.isClosed,
+      session: session?.isClosed ? undefined : session,
+      ports: this.#deps.ports,
+      record: async (events) => {
+        const stored = await this.#recorder.record(events, metadata);
+        this.#actor.send({ type: "RECORDED", events: stored });
+        return stored;
+      },
     });
   }
 
@@ -375,9 +450,8 @@ export class VmActor {
     return `${this.view.vmId}:${this.#opCounter}`;
   }
 
-  #command(command: VmCommand, preflight?: () => Promise<void>): Promise<VmOutcome> {
-    return this.#exclusive(async () => {
-      await this.#settled();
+  #command(command: VmCommand, scope: OperationScope | undefined, preflight?: () => Promise<void>): Promise<VmOutcome> {
+    return this.#exclusive(command.type.toLowerCase(), scope, async () => {
       await preflight?.();
       const snapshot = this.#actor.getSnapshot();
       if (snapshot.status !== "active" || !snapshot.can(command)) {
@@ -402,8 +476,30 @@ export class VmActor {
     });
   }
 
-  #exclusive<T>(run: () => Promise<T>): Promise<T> {
-    const next = this.#lock.then(run, run);
+  /**
+   * Runs `run` as this VM's one operation, after those called before it (FIFO), once the machine
+   * has settled (no transition of a QEMU event in flight, so what it records is not this
+   * operation's). A caller that has to wait is told through its scope's `onWait`.
+   */
+  #exclusive<T>(operation: string, scope: OperationScope | undefined, run: () => Promise<T>): Promise<T> {
+    const entry = { operation, correlationId: scope?.metadata.correlationId, ...userOf(scope), since: 0, scope };
+    const holder = this.busy?.holder;
+    const ahead = this.#queue.length;
+    this.#queue.push(entry);
+    const waited = holder ? scope?.onWait?.(this.view.name, holder, ahead) : undefined;
+    const guarded = async (): Promise<T> => {
+      waited?.();
+      await this.#settled();
+      entry.since = this.#deps.ports.clock.now();
+      this.#current = scope;
+      try {
+        return await run();
+      } finally {
+        this.#current = undefined;
+        this.#queue.splice(this.#queue.indexOf(entry), 1);
+      }
+    };
+    const next = this.#lock.then(guarded, guarded);
     this.#lock = next.catch(() => undefined);
     return next;
   }
@@ -413,4 +509,9 @@ export class VmActor {
       timeout: Number.POSITIVE_INFINITY,
     });
   }
+}
+
+function userOf(scope: OperationScope | undefined): { user?: string } {
+  const user = scope?.metadata.actor?.user;
+  return typeof user === "string" ? { user } : {};
 }

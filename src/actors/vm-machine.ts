@@ -47,6 +47,19 @@ function notProvided(name: string): never {
 const applied = (view: VmView, events: StoredEvent[]): VmView =>
   events.reduce<VmView>((v, e) => (e.streamVersion <= v.version ? v : (applyVmEvent(v, e) ?? v)), view);
 
+/**
+ * What the machine records or observes. `spontaneous`: QEMU or the guest did it on its own (a
+ * crash, a guest reset or power-off, a pause on I/O error): recorded under a correlation id of
+ * its own, never as part of whatever operation happens to hold the VM.
+ */
+export interface RecordInput {
+  events: NewEvent[];
+  spontaneous?: boolean;
+}
+
+/** Pauses a host command causes (`stop`, a live snapshot job); any other STOP is the guest's. */
+const HOST_PAUSES = ["paused", "snapshot"];
+
 export const vmMachine = setup({
   types: {
     context: {} as VmMachineContext,
@@ -54,7 +67,7 @@ export const vmMachine = setup({
     input: {} as { view: VmView; recoveredFrom?: LeaseHolder },
   },
   actors: {
-    record: fromPromise<StoredEvent[], { events: NewEvent[] }>(async () => notProvided("record")),
+    record: fromPromise<StoredEvent[], RecordInput>(async () => notProvided("record")),
     launch: fromPromise<LaunchedVm, Omit<LaunchInput, "signal">>(async () => notProvided("launch")),
     reattach: fromPromise<ReattachResult, Omit<ReattachInput, "signal">>(async () => notProvided("reattach")),
     stop: fromPromise<StopOutcome, Omit<StopInput, "signal">>(async () => notProvided("stop")),
@@ -63,7 +76,7 @@ export const vmMachine = setup({
   },
   actions: {
     /** Records an observation (pause/resume) in order, without holding the machine up. */
-    observe: (_args, _params: { events: NewEvent[] }) => notProvided("observe"),
+    observe: (_args, _params: RecordInput) => notProvided("observe"),
     closeSession: ({ context }) => {
       context.session?.close().catch(() => undefined);
     },
@@ -320,13 +333,19 @@ export const vmMachine = setup({
         "QMP.RESET": {
           actions: {
             type: "observe",
-            params: ({ event }) => ({ events: [vmEvent("vm.reset", { guest: event.guest, reason: event.reason })] }),
+            params: ({ event }) => ({
+              events: [vmEvent("vm.reset", { guest: event.guest, reason: event.reason })],
+              spontaneous: event.guest,
+            }),
           },
         },
         "QMP.GUEST_PANICKED": {
           actions: {
             type: "observe",
-            params: ({ event }) => ({ events: [vmEvent("vm.guest-panicked", { action: event.action })] }),
+            params: ({ event }) => ({
+              events: [vmEvent("vm.guest-panicked", { action: event.action })],
+              spontaneous: true,
+            }),
           },
         },
       },
@@ -342,7 +361,10 @@ export const vmMachine = setup({
                 assign({ observedRunning: false }),
                 {
                   type: "observe",
-                  params: { events: [vmEvent("vm.paused", { detail: "suspended", reason: "suspended" })] },
+                  params: {
+                    events: [vmEvent("vm.paused", { detail: "suspended", reason: "suspended" })],
+                    spontaneous: true,
+                  },
                 },
               ],
             },
@@ -354,6 +376,8 @@ export const vmMachine = setup({
                   type: "observe",
                   params: ({ event }) => ({
                     events: [vmEvent("vm.paused", { detail: pausedDetailOf(event.status), reason: event.status })],
+                    // io-error, watchdog, guest-panicked: the guest's doing, not a command's.
+                    spontaneous: event.status !== undefined && !HOST_PAUSES.includes(event.status),
                   }),
                 },
               ],
@@ -471,6 +495,7 @@ export const vmMachine = setup({
             src: "record",
             input: ({ context }) => ({
               events: shutdownFacts(context.view, context.shutdown),
+              spontaneous: context.shutdown?.guest === true,
             }),
             onDone: {
               target: "#vm.stopped",
@@ -488,6 +513,7 @@ export const vmMachine = setup({
         src: "record",
         input: ({ context }) => ({
           events: crashFacts(context.view, context.exit),
+          spontaneous: true,
         }),
         onDone: {
           target: "stopped",

@@ -38,9 +38,26 @@ export interface VmView {
   pausedDetail?: string;
   /** Set when a dangerous QMP command ran during the current (or last) run; cleared by the next start. */
   taint?: { reason: string; command: string; at: Date };
+  /**
+   * A snapshot operation requested and not yet given its outcome: in flight, or left open by a
+   * process that died (the next driver finds out what happened and records it).
+   */
+  openSnapshot?: OpenSnapshotRequest;
   definedAt: Date;
   startedAt?: Date;
   updatedAt: Date;
+}
+
+/** An open `snapshot.<op>-requested`: what was asked, and when. */
+export interface OpenSnapshotRequest {
+  operation: "create" | "load" | "delete";
+  tag: string;
+  drives: string[];
+  live: boolean;
+  overwrite: boolean;
+  /** Its stream version and time. */
+  version: number;
+  at: Date;
 }
 
 /** Folds one stream's events (in version order) into a view; undefined for an empty stream. */
@@ -142,6 +159,33 @@ export function applyVmEvent(view: VmView | undefined, raw: Omit<StoredEvent, "i
       break;
     case "disk.created":
     case "qmp.command-executed":
+    case "snapshot.observed":
+      break;
+    case "snapshot.create-requested":
+    case "snapshot.load-requested":
+    case "snapshot.delete-requested":
+      next.openSnapshot = {
+        operation:
+          event.type === "snapshot.create-requested"
+            ? "create"
+            : event.type === "snapshot.load-requested"
+              ? "load"
+              : "delete",
+        tag: event.data.tag,
+        drives: event.data.drives,
+        live: event.data.live,
+        overwrite: event.type === "snapshot.create-requested" && event.data.overwrite,
+        version: event.streamVersion,
+        at: event.recordedAt,
+      };
+      break;
+    case "snapshot.created":
+    case "snapshot.create-failed":
+    case "snapshot.loaded":
+    case "snapshot.load-failed":
+    case "snapshot.deleted":
+    case "snapshot.delete-failed":
+      next.openSnapshot = undefined;
       break;
   }
   return next;

@@ -86,7 +86,7 @@ export async function acquireDataDirLock(dataDir: string, options: DataDirLockOp
   for (;;) {
     options.signal?.throwIfAborted();
     if (await placeExclusive(path, me, crash, { written: "lock.temp-written", linked: "lock.linked" })) {
-      await sweepTemporaries(path);
+      await sweepLeftovers(path, graceMs);
       return held(path, me);
     }
     const holder = await readHolder(path);
@@ -97,13 +97,21 @@ export async function acquireDataDirLock(dataDir: string, options: DataDirLockOp
   }
 }
 
-/** Removes temporary lock files left by processes that died between writing and linking them. */
-async function sweepTemporaries(path: string): Promise<void> {
+/**
+ * Removes what dead processes left next to the lock: temporary lock files (killed between writing
+ * and linking them) and a takeover guard (killed while taking over). A live taker's guard stays.
+ */
+async function sweepLeftovers(path: string, graceMs: number): Promise<void> {
   const prefix = `${basename(path)}.`;
   const names = await readdir(dirname(path)).catch(() => [] as string[]);
   for (const name of names) {
     const m = name.startsWith(prefix) ? /\.(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name) : null;
     if (m && !isProcessAlive(Number(m[1]))) await unlink(join(dirname(path), name)).catch(() => {});
+  }
+  const guard = `${path}.takeover`;
+  const found = await readHolder(guard);
+  if (found !== "absent" && isStale(found, graceMs) && isSameLock(await readHolder(guard), found)) {
+    await unlink(guard).catch(() => {});
   }
 }
 

@@ -60,7 +60,7 @@ export async function readConfigLayers(
   const paths = files.map((f) => resolve(cwd, f));
   const layers: ConfigLayer[] = [];
   for (const [i, path] of paths.entries()) {
-    const value = readYaml(await readConfigText(path, files[i]!), { source: path });
+    const value = readYaml(await readConfigText(path, files[i]!), { source: path }, options.onWarning);
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
       throw new MaqetError(
         "CONFIG_INVALID",

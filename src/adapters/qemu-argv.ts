@@ -15,7 +15,9 @@
  *   CD-ROM), so MAQET configs behave the same. Add `nodefaults` to `arguments` to drop them.
  * - `-display none` unless `display` is set or the user's arguments/args choose a display
  *   (`-display`, `-nographic`): a VM started by a service must not try to open a window.
- * - `-accel kvm|tcg` (`auto` → kvm when the host can use it); no default `-machine`, `-m`, `-smp`.
+ * - `-accel kvm|tcg` (`auto` → kvm when the host can use it), unless the user's words already
+ *   choose one (`enable-kvm`, `-accel`, `-machine accel=`, `machine: …,accel=`; see
+ *   src/config/accelerator-choice.ts); no default `-machine`, `-m`, `-smp`.
  * - Disks: `-drive file=<abs>,if=<if>,format=<fmt>,id=<name>` with commas in paths doubled.
  *   `id` only, no `node-name`: QEMU refuses a node-name equal to a drive id, and QMP block
  *   commands (snapshots, query-block) address the drive by its id. `if=sata` and `if=scsi` do not
@@ -24,6 +26,8 @@
  * - VirtFS shares: `-virtfs local,path=<abs>,mount_tag=<tag>,security_model=<m>,id=<id>[,readonly=on]`
  *   plus MAQET's extra `options:` as key=value; `/` is refused here too (the config parser and the
  *   start preflight refuse it first, the latter on the real path).
+ * - A CD-ROM (`media: cdrom`): the same `-drive` plus `media=cdrom,readonly=on` (`ide-cd` / `scsi-cd`
+ *   behind a sata / scsi controller).
  * - `-serial file:<serialLog>` when given, unless the user's arguments/args set `-serial`.
  *
  * @example
@@ -33,6 +37,7 @@
  * ```
  */
 import type { QemuRuntimePaths } from "../actors/ports.ts";
+import { checkAcceleratorChoice } from "../config/accelerator-choice.ts";
 import { renderArguments } from "../config/render-arguments.ts";
 import type { DiskDevice, VirtfsShare, VmConfig } from "../config/vm-config.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
@@ -75,9 +80,12 @@ export function buildQemuArgv(config: VmConfig, runtime: QemuRuntimePaths, host:
     runtime.pidFile,
     "-qmp",
     `unix:${escapeOption(runtime.qmpSocket)},server=on,wait=off`,
-    "-accel",
-    accelFor(config.accel, host.kvmUsable),
   ];
+  // The user's own choice stands (a second one would make QEMU refuse both); a contradicting
+  // `accel:` is an error, not a guess.
+  if (checkAcceleratorChoice(config, "the VM's config") === undefined) {
+    argv.push("-accel", accelFor(config.accel, host.kvmUsable));
+  }
   if (config.machine !== undefined) argv.push("-machine", config.machine);
   if (config.memory !== undefined) argv.push("-m", config.memory);
   if (config.cpu !== undefined) argv.push("-smp", String(config.cpu));
@@ -130,16 +138,19 @@ function driveArgs(disks: readonly DiskDevice[]): string[] {
   if (scsi.length > 0) argv.push("-device", `virtio-scsi-pci,id=${SCSI_CONTROLLER_ID}`);
   for (const disk of disks) {
     const viaDevice = disk.interface === "sata" || disk.interface === "scsi";
+    const cdrom = disk.media === "cdrom";
     const drive = [
       `file=${escapeOption(disk.file)}`,
       `if=${viaDevice ? "none" : disk.interface}`,
       `format=${disk.type}`,
       `id=${disk.name}`,
     ];
+    if (cdrom) drive.push("media=cdrom", "readonly=on");
     argv.push("-drive", drive.join(","));
+    const kind = cdrom ? "cd" : "hd";
     if (disk.interface === "sata")
-      argv.push("-device", `ide-hd,drive=${disk.name},bus=${AHCI_CONTROLLER_ID}.${sata.indexOf(disk)}`);
-    if (disk.interface === "scsi") argv.push("-device", `scsi-hd,drive=${disk.name},bus=${SCSI_CONTROLLER_ID}.0`);
+      argv.push("-device", `ide-${kind},drive=${disk.name},bus=${AHCI_CONTROLLER_ID}.${sata.indexOf(disk)}`);
+    if (disk.interface === "scsi") argv.push("-device", `scsi-${kind},drive=${disk.name},bus=${SCSI_CONTROLLER_ID}.0`);
   }
   return argv;
 }

@@ -1,34 +1,53 @@
 /**
  * What every group of facade operations shares: the lazily opened runtime, the orchestrator,
- * and the rule that each operation gets a fresh correlation id. The facade (`createMaqet`) is
- * the sum of the operation groups in `src/api/ops/`, each built on this context.
+ * and the rule that each operation carries its own scope (src/actors/operation-scope.ts): a
+ * fresh correlation id and its caller, stamped on the events it appends, never set on the
+ * shared orchestrator or actors, so concurrent operations never stamp each other's. The facade
+ * (`createMaqet`) is the sum of the operation groups in `src/api/ops/`, each built on this
+ * context; `ctx.as(caller)` is a view of the same instance acting for another caller.
  *
  * @example
  * ```ts
  * const ctx = createMaqetContext(options);
- * const ops = lifecycleOps(ctx);
+ * const ops = lifecycleOps(ctx.as({ user: "alice", source: "agent" }));
  * ```
  */
-import type { Orchestrator } from "../actors/orchestrator.ts";
-import type { VmActor } from "../actors/vm-actor.ts";
+import {
+  type OperationScope,
+  type ScopedOrchestrator,
+  type ScopedVm,
+  scopedOrchestrator,
+} from "../actors/operation-scope.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
+import { type CallerIdentity, operationMetadata } from "./caller-identity.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
+import { progressHub } from "./progress-hub.ts";
 import { openRuntime, type Runtime } from "./runtime.ts";
 
 export interface MaqetContext {
   readonly options: MaqetOptions;
+  /** The caller this view acts for (undefined: this process itself). */
+  readonly caller?: CallerIdentity;
+  /** The same object for every view of one instance: the key of per-instance state. */
+  readonly instance: object;
   /** The runtime (store, ports, orchestrator), opened on first use. */
   open(): Promise<Runtime>;
-  /** Runs one operation with a fresh correlation id stamped on the events it appends. */
-  operation<T>(run: (rt: Runtime, orchestrator: Orchestrator) => Promise<T>): Promise<T>;
+  /**
+   * Runs one operation with its own scope: a fresh correlation id (or the caller's) and the
+   * caller, stamped on every event it appends through `orchestrator`.
+   */
+  operation<T>(run: (rt: Runtime, orchestrator: ScopedOrchestrator, scope: OperationScope) => Promise<T>): Promise<T>;
   /** Runs one operation on a VM's live actor (looked up by name or id). */
-  withVm<T>(name: string, run: (vm: VmActor, rt: Runtime) => Promise<T>): Promise<T>;
+  withVm<T>(name: string, run: (vm: ScopedVm, rt: Runtime) => Promise<T>): Promise<T>;
+  /** A view of this instance whose operations act for `caller`. */
+  as(caller: CallerIdentity): MaqetContext;
   close(): Promise<void>;
 }
 
 export function createMaqetContext(options: MaqetOptions): MaqetContext {
   let runtime: Promise<Runtime> | undefined;
   let closed = false;
+  const instance = {};
   const open = (): Promise<Runtime> => {
     if (closed) {
       return Promise.reject(new MaqetError("INVALID_ARGUMENT", "This maqet instance is closed; create a new one."));
@@ -39,23 +58,44 @@ export function createMaqetContext(options: MaqetOptions): MaqetContext {
     });
     return runtime;
   };
-  const operation = async <T>(run: (rt: Runtime, orchestrator: Orchestrator) => Promise<T>): Promise<T> => {
-    const rt = await open();
-    rt.orchestrator.setMetadata({ correlationId: crypto.randomUUID(), source: options.source ?? "library" });
-    return run(rt, rt.orchestrator);
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    const pending = runtime;
+    runtime = undefined;
+    const rt = await pending?.catch(() => undefined);
+    await rt?.close();
   };
-  return {
-    options,
-    open,
-    operation,
-    withVm: (name, run) => operation(async (rt, orchestrator) => run(await orchestrator.actor(name), rt)),
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      const pending = runtime;
-      runtime = undefined;
-      const rt = await pending?.catch(() => undefined);
-      await rt?.close();
-    },
+  const view = (caller: CallerIdentity | undefined): MaqetContext => {
+    const ctx: MaqetContext = {
+      options,
+      caller,
+      instance,
+      open,
+      operation: async (run) => {
+        const rt = await open();
+        const scope: OperationScope = {
+          metadata: operationMetadata(caller, options.source ?? "library"),
+          onWait: (vmName, holder, ahead) => waitReporter(ctx, vmName, holder.operation, ahead),
+        };
+        return run(rt, scopedOrchestrator(rt.orchestrator, scope), scope);
+      },
+      withVm: (name, run) => ctx.operation(async (rt, orchestrator) => run(await orchestrator.actor(name), rt)),
+      as: (next) => view(next),
+      close,
+    };
+    return ctx;
   };
+  return view(undefined);
+}
+
+/**
+ * A wait for a busy VM is visible: on the instance's progress stream (`vm.wait`, the VM's name)
+ * from the moment the operation queues until the VM is its.
+ */
+function waitReporter(ctx: MaqetContext, vmName: string, holder: string, ahead: number): () => void {
+  const hub = progressHub(ctx);
+  const message = `waiting for VM '${vmName}': ${holder} in progress${ahead > 1 ? `, ${ahead - 1} more queued ahead` : ""}`;
+  hub.next({ operation: "vm.wait", subject: vmName, percent: 0, message });
+  return () => hub.next({ operation: "vm.wait", subject: vmName, percent: 100, done: true, ok: true });
 }

@@ -62,6 +62,19 @@ export interface MaqetOptions {
    */
   liveProjections?: boolean;
   /**
+   * For long-lived processes (the agent, a service embedding maqet): keep one live actor per VM.
+   * When the instance opens (its first call), every VM that is not removed is loaded and a
+   * running QEMU reattached (what happened while nobody watched is recorded then); while it
+   * runs, every QEMU is watched: an exit is recorded within a second (`crashed`, or `shutdown`
+   * after a guest power-off), and what the guest does on its own (reset, panic, pause on I/O
+   * error, suspend) as it happens, with no command running. The instance holds the VMs' leases
+   * (other processes get VM_BUSY for commands that change a VM) and renews them; a sweep every
+   * 2 s takes VMs added since or let go by another process. `close()` stops watching and
+   * releases the leases; QEMU keeps running. Problems go to `onWarning` (prefixed
+   * `supervision:`). See docs/lifecycle.md. Default false.
+   */
+  supervise?: boolean;
+  /**
    * Test only: kill this process (SIGKILL) when it reaches the named crash point (the CLI reads
    * `MAQET_CRASH_AT`). Unknown names are refused. See docs/crash-points.md. Default: none.
    */

@@ -17,6 +17,7 @@
  * ```
  */
 import { createRemoteMaqet } from "../client/remote-maqet.ts";
+import type { CallerIdentity } from "./caller-identity.ts";
 import type { MaqetContext } from "./maqet-context.ts";
 import { createMaqetContext } from "./maqet-context.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
@@ -26,6 +27,7 @@ import { type DiskOps, diskOps } from "./ops/disk-ops.ts";
 import { type DoctorOps, doctorOps } from "./ops/doctor-ops.ts";
 import { type EventsOps, eventsOps } from "./ops/events-ops.ts";
 import { type HistoryOps, historyOps } from "./ops/history-ops.ts";
+import { type InspectOps, inspectOps } from "./ops/inspect-ops.ts";
 import { type LifecycleOps, lifecycleOps } from "./ops/lifecycle-ops.ts";
 import { type MaqetCompatOps, maqetCompatOps } from "./ops/maqet-compat-ops.ts";
 import { type ProgressOps, progressOps } from "./ops/progress-ops.ts";
@@ -36,6 +38,7 @@ import { type SnapshotOps, snapshotOps } from "./ops/snapshot-ops.ts";
 import { type StatsOps, statsOps } from "./ops/stats-ops.ts";
 import { type TimeTravelOps, timeTravelOps } from "./ops/time-travel-ops.ts";
 
+export type { CallerIdentity } from "./caller-identity.ts";
 export type { MaqetOptions } from "./maqet-options.ts";
 export type { AuditBreak, AuditEntry, AuditFilter, AuditOps, AuditVerification } from "./ops/audit-ops.ts";
 export type { ConsoleOps, FollowOptions, SerialConsole } from "./ops/console-ops.ts";
@@ -43,6 +46,7 @@ export type { ConvertDiskOptions, CreateDiskOptions, DiskConverted, DiskCreated,
 export type { DoctorCheck, DoctorOps, DoctorReport } from "./ops/doctor-ops.ts";
 export type { EventsMessage, EventsOps, EventsSubscribeOptions } from "./ops/events-ops.ts";
 export type { HistoryOps } from "./ops/history-ops.ts";
+export type { InspectOps, VmInspection } from "./ops/inspect-ops.ts";
 export type { AddOptions, LifecycleOps, StartOptions, StopVmOptions, VmConfigInput } from "./ops/lifecycle-ops.ts";
 export type {
   AddConfigsOptions,
@@ -64,8 +68,30 @@ export type { HistoryAt, HistoryPoint, ReplayStep, TimeTravelOps } from "./ops/t
 export interface StoreOps {
   /** Applies pending schema migrations (also done on open); returns their names. */
   migrate(): Promise<string[]>;
-  /** Closes QMP connections and the store. Running VMs keep running. */
+  /** Closes QMP connections and the store (of the instance, also when called on an `as()` view). Running VMs keep running. */
   close(): Promise<void>;
+}
+
+/** Acting for another caller (an agent serving many users). */
+export interface CallerOps {
+  /**
+   * A view of this same instance (same store, same live VMs) whose every operation stamps
+   * `caller` on the events it appends (`metadata.actor`: the identity fields given;
+   * `metadata.source`), with that operation's own fresh correlation id (or
+   * `caller.correlationId` when given). Views share nothing mutable: 50 callers acting at once
+   * each find their own identity and correlation id on their own events. Operations on one VM
+   * run one at a time, in call order (a caller that must wait sees `vm.wait` on `progress$`);
+   * operations on different VMs run in parallel.
+   *
+   * @example
+   * ```ts
+   * const maqet = createMaqet({ source: "agent" });
+   * const alice = maqet.as({ user: "alice", uid: 1000, pid: 4242, host: "lab1" });
+   * await alice.start("web");
+   * (await maqet.history("web")).at(-1)?.actor; // { user: "alice", uid: 1000, pid: 4242, host: "lab1" }
+   * ```
+   */
+  as(caller: CallerIdentity): Maqet;
 }
 
 /**
@@ -74,6 +100,7 @@ export interface StoreOps {
  */
 export interface Maqet
   extends LifecycleOps,
+    InspectOps,
     QmpOps,
     HistoryOps,
     EventsOps,
@@ -88,7 +115,8 @@ export interface Maqet
     ProjectionOps,
     ReconfigureOps,
     MaqetCompatOps,
-    StoreOps {}
+    StoreOps,
+    CallerOps {}
 
 function storeOps(ctx: MaqetContext): StoreOps {
   return {
@@ -106,9 +134,13 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
       ...(options.env ? { env: options.env } : {}),
     });
   }
-  const ctx = createMaqetContext(options);
+  return facade(createMaqetContext(options));
+}
+
+function facade(ctx: MaqetContext): Maqet {
   return {
     ...lifecycleOps(ctx),
+    ...inspectOps(ctx),
     ...qmpOps(ctx),
     ...historyOps(ctx),
     ...eventsOps(ctx),
@@ -124,5 +156,6 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
     ...reconfigureOps(ctx),
     ...maqetCompatOps(ctx),
     ...storeOps(ctx),
+    as: (caller) => facade(ctx.as(caller)),
   };
 }

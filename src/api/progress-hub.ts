@@ -18,19 +18,22 @@ export interface OperationProgress {
   subject: string;
   /** 0–100, never decreasing within one operation. */
   percent: number;
+  /** What it is doing, when a percentage says nothing (e.g. `vm.wait`: which operation holds the VM). */
+  message?: string;
   /** Set on the last value of an operation (success or failure). */
   done?: boolean;
   /** False on the last value of an operation that failed. */
   ok?: boolean;
 }
 
-const hubs = new WeakMap<MaqetContext, Subject<OperationProgress>>();
+const hubs = new WeakMap<object, Subject<OperationProgress>>();
 
+/** The instance's hub (one for every `as()` view of it). */
 export function progressHub(ctx: MaqetContext): Subject<OperationProgress> {
-  let hub = hubs.get(ctx);
+  let hub = hubs.get(ctx.instance);
   if (hub === undefined) {
     hub = new Subject();
-    hubs.set(ctx, hub);
+    hubs.set(ctx.instance, hub);
   }
   return hub;
 }

@@ -20,14 +20,14 @@ export interface QmpCount {
   count: number;
 }
 
-const counters = new WeakMap<MaqetContext, Map<string, QmpCount>>();
+const counters = new WeakMap<object, Map<string, QmpCount>>();
 
 /** Adds one command to this instance's counters. */
 export function countQmp(ctx: MaqetContext, entry: Omit<QmpCount, "count">, n = 1): void {
-  let map = counters.get(ctx);
+  let map = counters.get(ctx.instance);
   if (map === undefined) {
     map = new Map();
-    counters.set(ctx, map);
+    counters.set(ctx.instance, map);
   }
   const key = `${entry.command}\0${entry.tier}\0${entry.outcome}`;
   const current = map.get(key);
@@ -37,7 +37,7 @@ export function countQmp(ctx: MaqetContext, entry: Omit<QmpCount, "count">, n = 
 
 /** This instance's counters, sorted by command, tier, outcome. */
 export function qmpCounters(ctx: MaqetContext): QmpCount[] {
-  return [...(counters.get(ctx)?.values() ?? [])]
+  return [...(counters.get(ctx.instance)?.values() ?? [])]
     .map((c) => ({ ...c }))
     .sort((a, b) => (a.command + a.tier + a.outcome < b.command + b.tier + b.outcome ? -1 : 1));
 }

@@ -14,7 +14,9 @@ import type { Kysely } from "kysely";
 import { localLeases } from "../actors/local-leases.ts";
 import { Orchestrator } from "../actors/orchestrator.ts";
 import type { VmPorts } from "../actors/ports.ts";
+import { recoverOpenRequests } from "../actors/recover-requests.ts";
 import { snapshotCatalogueProjection } from "../actors/snapshot-catalogue-projection.ts";
+import { Supervisor } from "../actors/supervisor.ts";
 import { projectedVmDirectory, vmListProjection } from "../actors/vm-list-projection.ts";
 import { crashHookFor } from "../adapters/crash-hook.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
@@ -33,7 +35,7 @@ import { LeaseStore } from "../events/lease-store.ts";
 import { auditProjection } from "../events/projections/audit-projection.ts";
 import { ProjectionRunner } from "../events/projections/projection-runner.ts";
 import type { Database } from "../events/schema.ts";
-import { locatorFor } from "./disk-tools.ts";
+import { diskToolsFor, locatorFor } from "./disk-tools.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
 
 export interface Runtime {
@@ -44,8 +46,14 @@ export interface Runtime {
    * given: there is no database to project into, and VM lookups fold the streams instead.
    */
   projections?: ProjectionRunner;
+  /** Keeps an actor per VM (`supervise: true`); absent otherwise. */
+  supervisor?: Supervisor;
   /** The store's database (read models are queried there); absent with a custom `store`. */
   db?: Kysely<Database>;
+  /** The adapters the VMs use (`inspect` builds the argv a start would). */
+  ports: VmPorts;
+  /** Where each VM's runtime directory goes (`<runtimeRoot>/<vmId>`). */
+  runtimeRoot: string;
   migrate(): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -108,14 +116,40 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
     });
   }
   const directory = opened && projections ? projectedVmDirectory(projections, opened.db, store) : undefined;
-  const orchestrator = new Orchestrator({ ports, store, directory });
+  const onWarning = options.supervise ? options.onWarning : undefined;
+  const tools = diskToolsFor(options);
+  const orchestrator = new Orchestrator({
+    ports,
+    store,
+    directory,
+    onWarning,
+    // A snapshot request a dead process left open gets its outcome before the VM is used.
+    recover: (access) =>
+      access.view.openSnapshot === undefined && access.session === undefined
+        ? Promise.resolve()
+        : recoverOpenRequests(access, { tool: tools.qemuImg, files: tools.files, clock: ports.clock }),
+  });
+  const supervisor = options.supervise ? new Supervisor(orchestrator, { clock: ports.clock, onWarning }) : undefined;
+  try {
+    await supervisor?.start();
+  } catch (error) {
+    await supervisor?.stop();
+    await projections?.stop();
+    await orchestrator.close();
+    await opened?.close();
+    throw error;
+  }
   return {
     store,
     orchestrator,
     projections,
+    supervisor,
     db: opened?.db,
+    ports,
+    runtimeRoot,
     migrate: async () => (opened ? opened.migrate() : []),
     close: async () => {
+      await supervisor?.stop();
       await projections?.stop();
       await orchestrator.close();
       await opened?.close();

@@ -120,6 +120,7 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
     },
     list: () => call("ls", {}),
     status: (vm) => call("status", { vm }),
+    inspect: (vm, o = {}) => (o.planned === true ? call("start", { vm, "dry-run": true }) : call("inspect", { vm })),
     pause: (vm) => call("pause", { vm }),
     resume: (vm) => call("resume", { vm }),
     reset: (vm) => call("reset", { vm }),
@@ -276,6 +277,13 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
     close: async () => {
       closing.abort();
       progress$.complete();
+    },
+    // The agent records the identity of the connection's caller; acting for another is its decision.
+    as: () => {
+      throw new MaqetError(
+        "INVALID_ARGUMENT",
+        "as(caller) acts for another caller inside the process that runs maqet; through an agent, the agent records who is connected.",
+      );
     },
   };
   return maqet;

@@ -17,6 +17,7 @@ const STORAGE_KEYS = [
   "backing_format",
   "file",
   "interface",
+  "media",
   "name",
   "options",
   "size",
@@ -39,6 +40,9 @@ const INTERFACES: readonly DiskInterface[] = ["virtio", "sata", "ide", "scsi", "
 /** QEMU's id rule (letter first; letters, digits, `-`, `.`, `_`), kept short for node names. */
 const STORAGE_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,30}$/;
 const SIZE_PATTERN = /^\d+[KMGT]?$/i;
+/** MAQET's size for a disk that gives none (and has no backing file). */
+export const DEFAULT_DISK_SIZE = "10G";
+const CDROM_INTERFACES: readonly DiskInterface[] = ["ide", "sata", "scsi"];
 /** One AHCI controller has six ports. */
 const MAX_SATA_DISKS = 6;
 
@@ -101,6 +105,12 @@ export function parseStorage(
       shares.push(share);
       return;
     }
+    const cdrom = item.media !== undefined && item.media !== null;
+    if (cdrom && item.media !== "cdrom") configError(ctx, `${at}.media`, "cdrom (or left out for a disk)", item.media);
+    if (cdrom && item.type !== undefined && item.type !== null && item.type !== "raw") {
+      configError(ctx, `${at}.type`, "raw (or left out) for a CD-ROM image", item.type);
+    }
+    if (cdrom) item.type ??= "raw";
     if (!FORMATS.includes(item.type as DiskFormat)) configError(ctx, `${at}.type`, "qcow2, raw or virtfs", item.type);
     const type = item.type as DiskFormat;
     const fileValue =
@@ -109,7 +119,29 @@ export function parseStorage(
     const sameFile = byFile.get(file);
     if (sameFile !== undefined) configError(ctx, `${at}.file`, `a different file from storage[${sameFile}]`, file);
     byFile.set(file, i);
-    const disk: DiskDevice = { name, type, file, interface: "virtio" };
+    const disk: DiskDevice = { name, type, file, interface: cdrom ? "ide" : "virtio" };
+    if (cdrom) {
+      if (item.file === undefined || item.file === null) {
+        configError(
+          ctx,
+          `${at}.file`,
+          "the ISO image of the CD-ROM (e.g. file: ./install.iso)",
+          item.file,
+          "Add file:",
+        );
+      }
+      for (const key of ["size", "backing_file", "backing_format", "options"]) {
+        if (item[key] !== undefined && item[key] !== null) {
+          configError(
+            ctx,
+            `${at}.${key}`,
+            "left out for a CD-ROM (media: cdrom): its image is never created",
+            item[key],
+          );
+        }
+      }
+      disk.media = "cdrom";
+    }
     if (item.size !== undefined && item.size !== null) {
       const size = typeof item.size === "number" && Number.isSafeInteger(item.size) ? String(item.size) : item.size;
       if (typeof size !== "string" || !SIZE_PATTERN.test(size))
@@ -121,6 +153,9 @@ export function parseStorage(
         configError(ctx, `${at}.interface`, `one of ${INTERFACES.join(", ")}`, item.interface);
       }
       disk.interface = item.interface as DiskInterface;
+      if (cdrom && !CDROM_INTERFACES.includes(disk.interface)) {
+        configError(ctx, `${at}.interface`, "ide, sata or scsi for a CD-ROM", item.interface);
+      }
     }
     if (item.backing_file !== undefined && item.backing_file !== null) {
       // Relative to the image's directory, as qemu-img (and MAQET) read it.
@@ -157,6 +192,8 @@ export function parseStorage(
         "qemu-img create options such as {cluster_size: 64K}",
       );
     }
+    // MAQET's default: a disk that names no size (and has no backing file to inherit one) is 10G.
+    if (!cdrom && disk.size === undefined && disk.backingFile === undefined) disk.size = DEFAULT_DISK_SIZE;
     disks.push(disk);
     indexOf.set(disk, i);
   });

@@ -25,6 +25,7 @@
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import { MaqetError } from "../errors/maqet-error.ts";
+import { checkAcceleratorChoice } from "./accelerator-choice.ts";
 import { type ConfigContext, configError, expectString, resolvePath, show, suggest } from "./config-errors.ts";
 import { parseStorage } from "./parse-storage-config.ts";
 import { parseQmpRules } from "./qmp-rules.ts";
@@ -54,6 +55,7 @@ export const VM_CONFIG_KEYS = [
   "display",
   "initrd",
   "kernel",
+  "log_file",
   "machine",
   "memory",
   "name",
@@ -98,7 +100,7 @@ const MIB = 1024 * 1024;
  * ```
  */
 export function parseVmConfig(text: string, options: ParseVmConfigOptions): VmConfig {
-  return validateVmConfig(readYaml(text, { source: options.source ?? "the config" }), options);
+  return validateVmConfig(readYaml(text, { source: options.source ?? "the config" }, options.onWarning), options);
 }
 
 /**
@@ -179,6 +181,8 @@ export function validateVmConfig(value: unknown, options: ParseVmConfigOptions):
       configError(ctx, key, "used together with 'kernel' (QEMU allows it only with -kernel)", raw[key], "Add kernel:");
     }
   }
+  const logFile = optionalString(raw, "log_file", ctx);
+  if (logFile !== undefined) config.logFile = resolvePath(options.baseDir, logFile, "log_file", ctx);
   config.args = parseArgs(raw.args, ctx);
   if (raw.arguments !== undefined && raw.arguments !== null) {
     if (!Array.isArray(raw.arguments))
@@ -194,17 +198,22 @@ export function validateVmConfig(value: unknown, options: ParseVmConfigOptions):
   if (storage.shares.length > 0) config.shares = storage.shares;
   const qmp = parseQmpRules(raw.qmp, { keyPath: "qmp", source: ctx.source });
   if (qmp !== undefined) config.qmp = qmp;
+  checkAcceleratorChoice(config, ctx.source);
   return config;
 }
 
-/** One YAML document as plain values (the rules above: 1.2 core, unique keys, no tags); `{}` for an empty file. */
-export function readYaml(text: string, ctx: ConfigContext): unknown {
+/**
+ * One YAML document as plain values (the rules above: 1.2 core, a repeated key is last-wins with
+ * a warning to `onWarning`, no tags); `{}` for an empty file.
+ */
+export function readYaml(text: string, ctx: ConfigContext, onWarning?: (message: string) => void): unknown {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text.replace(/^\uFEFF/, ""), {
     version: "1.2",
     schema: "core",
     merge: true,
-    uniqueKeys: true,
+    // A repeated key is MAQET's (PyYAML's) last-wins, with a warning naming the lines (below).
+    uniqueKeys: false,
     prettyErrors: false,
     lineCounter,
   });
@@ -225,6 +234,22 @@ export function readYaml(text: string, ctx: ConfigContext): unknown {
     yamlError(warning.message, warning.pos[0], "maqet reads plain YAML (1.2 core schema); remove the tag.");
   }
   visit(doc, {
+    Map(_, map) {
+      const seen = new Map<string, number | undefined>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const key = String(pair.key.value);
+        const offset = pair.key.range?.[0];
+        if (seen.has(key)) {
+          const first = lineCounter.linePos(seen.get(key) ?? 0).line;
+          const again = lineCounter.linePos(offset ?? 0).line;
+          onWarning?.(
+            `'${key}' is given twice in ${ctx.source} (line ${first} and line ${again}); the last one (line ${again}) is used, as in MAQET. Remove one of them.`,
+          );
+        }
+        seen.set(key, offset);
+      }
+    },
     Pair(_, pair) {
       if (pair.key !== null && !isScalar(pair.key)) {
         yamlError(
@@ -275,7 +300,8 @@ function findMovedKey(
     return undefined;
   }
   if (!isMap(node)) return undefined;
-  const written = node.items.map((pair) => String(isScalar(pair.key) ? pair.key.value : pair.key));
+  // A repeated key keeps its first place (and its last value), in YAML as in a JavaScript object.
+  const written = [...new Set(node.items.map((pair) => String(isScalar(pair.key) ? pair.key.value : pair.key)))];
   const order = Object.keys(Object.fromEntries(written.map((key) => [key, true])));
   const index = written.findIndex((key, i) => order[i] !== key);
   if (index >= 0) {
@@ -283,8 +309,8 @@ function findMovedKey(
     const pair = node.items[written.indexOf(key)];
     return { key, path, offset: (pair?.key as { range?: number[] } | null)?.range?.[0] };
   }
-  for (const [i, pair] of node.items.entries()) {
-    const found = findMovedKey(pair.value, `${path}.${written[i]}`);
+  for (const pair of node.items) {
+    const found = findMovedKey(pair.value, `${path}.${String(isScalar(pair.key) ? pair.key.value : pair.key)}`);
     if (found) return found;
   }
   return undefined;

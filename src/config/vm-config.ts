@@ -29,6 +29,11 @@ export interface DiskDevice {
   backingFormat?: DiskFormat;
   /** `qemu-img create -o` options (e.g. cluster_size, preallocation), used when the file is created. */
   options?: Record<string, string | number | boolean>;
+  /**
+   * `cdrom` (MAQET's `media: cdrom`): a read-only CD-ROM drive for an ISO; never created, no size.
+   * Interface `ide` (default), `sata` (an `ide-cd` on the AHCI controller) or `scsi` (`scsi-cd`).
+   */
+  media?: "cdrom";
 }
 
 export type VirtfsSecurityModel = "passthrough" | "mapped-xattr" | "mapped-file" | "mapped" | "none";
@@ -65,6 +70,11 @@ export interface VmConfig {
   append?: string;
   /** Extra argv words appended verbatim. */
   args: string[];
+  /**
+   * MAQET's `log_file`: where QEMU's own output (stdout and stderr) is appended, instead of
+   * `<runtime dir>/qemu.log`. Absolute (relative in YAML resolves against the config's directory).
+   */
+  logFile?: string;
   /** MAQET's structured argument forms, rendered by the argv builder. */
   arguments: ArgumentItem[];
   storage: DiskDevice[];

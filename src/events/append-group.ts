@@ -7,8 +7,10 @@
  * that part was rolled back alone, and the caller runs that append again by itself, which
  * reproduces the error exactly as a lone append would meet it (or succeeds, if the cause went).
  *
- * The appends are sent sorted by stream id (stable: two appends to one stream keep their
- * order), so groups of concurrent writers lock stream rows in one order.
+ * On a server the appends are sent sorted by stream id (stable: two appends to one stream keep
+ * their order), so groups of concurrent writers lock stream rows in one order. On a single
+ * session (`sortByStream` false) no other writer can hold a row lock, and they go in arrival
+ * order: positions then follow the order the appends were made in, as they did one by one.
  *
  * @example
  * ```ts
@@ -67,10 +69,12 @@ export async function appendGroupStatement(
   db: Kysely<Database>,
   appends: readonly GroupedAppend[],
   notify: boolean,
+  sortByStream = true,
 ): Promise<GroupedOutcome[]> {
-  const order = appends
-    .map((a, i) => ({ a, i }))
-    .sort((p, q) => (p.a.streamId < q.a.streamId ? -1 : p.a.streamId > q.a.streamId ? 1 : p.i - q.i));
+  const order = appends.map((a, i) => ({ a, i }));
+  if (sortByStream) {
+    order.sort((p, q) => (p.a.streamId < q.a.streamId ? -1 : p.a.streamId > q.a.streamId ? 1 : p.i - q.i));
+  }
   const payload = JSON.stringify(
     order.map(({ a }): SentAppend => {
       const mode =

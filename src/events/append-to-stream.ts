@@ -161,6 +161,11 @@ export function appendedOutcome(
  * the index of the new event with the same id and whether it is the same fact (same stream,
  * type, schema version and data, compared as jsonb). A statement of its own, planned with its
  * actual arguments: it runs only when an append meets ids already stored.
+ *
+ * @example
+ * ```ts
+ * const rows = await duplicateRows(db, "vm-1", JSON.stringify(events));
+ * ```
  */
 export async function duplicateRows(db: Kysely<Database>, streamId: string, batch: string): Promise<DuplicateRow[]> {
   const { rows } = await sql<DuplicateEventRow>`

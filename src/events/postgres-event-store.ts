@@ -206,7 +206,7 @@ export class PostgresEventStore implements EventStore {
     for (const a of batch) this.#appendingTo.add(a.streamId);
     let outcomes: GroupedOutcome[];
     try {
-      outcomes = await writeAppends(db, batch, true);
+      outcomes = await writeAppends(db, batch, true, false);
     } finally {
       this.#appendingTo.clear();
     }
@@ -496,10 +496,11 @@ async function writeAppends(
   db: Kysely<Database>,
   batch: readonly GroupedAppend[],
   notify: boolean,
+  sortByStream = true,
 ): Promise<GroupedOutcome[]> {
   if (batch.length === 1) {
     const { streamId, events, expected } = batch[0]!;
     return [await appendStatement(db, streamId, events, expected, notify)];
   }
-  return appendGroupStatement(db, batch, notify);
+  return appendGroupStatement(db, batch, notify, sortByStream);
 }

@@ -54,13 +54,28 @@ interface SnapshotDone extends SnapshotRequest {
   durationMs: number;
   /** The drives' snapshots right after the operation (keeps the catalogue current). */
   after?: DriveSnapshots[];
+  /**
+   * Schema 2: true when the process that requested it died before recording this outcome, and a
+   * later process found out what happened (from qemu-img, `query-block` or QEMU's job list) and
+   * recorded it (`durationMs` is then 0: the real duration is unknown).
+   */
+  recovered?: boolean;
 }
 
+/** Why an operation has no other outcome: it was interrupted (its process died) and did not happen. */
+export type SnapshotFailureReason = "interrupted";
+
 interface SnapshotFailed extends SnapshotRequest {
-  /** The error code (SNAPSHOT_NOT_FOUND, SNAPSHOT_EXISTS, QEMU_IMG_FAILED, SNAPSHOT_FAILED...). */
+  /** The error code (SNAPSHOT_NOT_FOUND, SNAPSHOT_EXISTS, QEMU_IMG_FAILED, SNAPSHOT_FAILED, INTERRUPTED...). */
   code: string;
   message: string;
   durationMs: number;
+  /** Schema 2: `interrupted` when the requesting process died and a later one found it not done. */
+  reason?: SnapshotFailureReason;
+  /** Schema 2: recorded by a later process (see {@link SnapshotDone.recovered}). */
+  recovered?: boolean;
+  /** Schema 2: the drives' snapshots as the recovering process found them (keeps the catalogue true). */
+  after?: DriveSnapshots[];
 }
 
 export interface SnapshotEventData {
@@ -80,13 +95,15 @@ export interface SnapshotEventData {
 
 export const SNAPSHOT_EVENT_SCHEMA: { readonly [K in keyof SnapshotEventData]: number } = {
   "snapshot.create-requested": 1,
-  "snapshot.created": 1,
-  "snapshot.create-failed": 1,
+  // Schema 2 of the outcomes adds optional fields only (recovered, reason, after on failures):
+  // a schema 1 payload reads as is (not recovered).
+  "snapshot.created": 2,
+  "snapshot.create-failed": 2,
   "snapshot.load-requested": 1,
-  "snapshot.loaded": 1,
-  "snapshot.load-failed": 1,
+  "snapshot.loaded": 2,
+  "snapshot.load-failed": 2,
   "snapshot.delete-requested": 1,
-  "snapshot.deleted": 1,
-  "snapshot.delete-failed": 1,
+  "snapshot.deleted": 2,
+  "snapshot.delete-failed": 2,
   "snapshot.observed": 1,
 };

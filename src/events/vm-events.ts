@@ -151,7 +151,7 @@ export const VM_EVENT_SCHEMA: { readonly [K in VmEventType]: number } = {
   "vm.reset": 1,
   "vm.guest-panicked": 1,
   "vm.removed": 1,
-  "vm.reconfigured": 1,
+  "vm.reconfigured": 2,
   "disk.created": 1,
   "qmp.command-executed": 2,
   "vm.tainted": 1,
@@ -172,6 +172,12 @@ export function vmEvent<K extends VmEventType>(type: K, data: VmEventData[K]): N
   if (type === "vm.defined") {
     const defined = data as VmEventData["vm.defined"];
     const stored = { ...defined, config: encodeStoredConfig(defined.config) };
+    return { type, schemaVersion: VM_EVENT_SCHEMA[type], data: stored as unknown as VmEventData[K] };
+  }
+  if (type === "vm.reconfigured") {
+    // Both configs in the same ordered form as vm.defined's (schema 2).
+    const change = data as VmEventData["vm.reconfigured"];
+    const stored = { ...change, before: encodeStoredConfig(change.before), after: encodeStoredConfig(change.after) };
     return { type, schemaVersion: VM_EVENT_SCHEMA[type], data: stored as unknown as VmEventData[K] };
   }
   return { type, schemaVersion: VM_EVENT_SCHEMA[type], data };
@@ -195,6 +201,15 @@ export function asVmEvent(event: Omit<StoredEvent, "id" | "metadata">): VmEventF
     // lost key order changes the argv (decodeStoredConfig tells them apart by `$ordered`).
     const data = event.data as VmEventData["vm.defined"];
     return { ...event, schemaVersion: 2, data: { ...data, config: decodeStoredConfig(data.config) } } as VmEventFacts;
+  }
+  if (event.type === "vm.reconfigured") {
+    // Schema 2 stores both configs ordered; schema 1 (before config fidelity) is read as stored.
+    const data = event.data as VmEventData["vm.reconfigured"];
+    return {
+      ...event,
+      schemaVersion: 2,
+      data: { ...data, before: decodeStoredConfig(data.before), after: decodeStoredConfig(data.after) },
+    } as VmEventFacts;
   }
   if (event.type === "qmp.command-executed" && event.schemaVersion === 1) {
     // Schema 1 predates QMP tiers: the tier follows from the name; no policy ran.

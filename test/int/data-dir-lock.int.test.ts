@@ -12,7 +12,6 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { acquireDataDirLock, lockPathOf } from "../../src/adapters/data-dir-lock.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 
 const built = fileURLToPath(new URL("../../dist/src/adapters/data-dir-lock.js", import.meta.url));
 
@@ -65,7 +64,7 @@ describe("data-dir lock across processes", () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(isMaqetError(error, "STORE_LOCKED")).toBe(true);
+    expect(error).toBeMaqetError("STORE_LOCKED");
     const details = (error as { details: Record<string, unknown> }).details;
     expect(details).toMatchObject({ holderPid: holder.pid, holderHost: hostname(), dataDir });
     expect(details.command).toContain("node");

@@ -5,7 +5,6 @@
 import type { Kysely } from "kysely";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { openPgDatabase } from "../../src/adapters/pg-database.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 import { type LeaseIdentity, LeaseStore } from "../../src/events/lease-store.ts";
 import { migrateToLatest } from "../../src/events/migrate.ts";
 import { openTemplateClone } from "../support/pglite-template.ts";
@@ -65,7 +64,7 @@ describe.each(dialects)("VM leases on $name", ({ open }) => {
     expect(await a.acquire("vm-1", 3)).toEqual({});
     expect(await a.acquire("vm-1", 4)).toEqual({}); // again, as the holder
     const busy = await b.acquire("vm-1", 4).catch((e) => e);
-    expect(isMaqetError(busy, "VM_BUSY")).toBe(true);
+    expect(busy).toBeMaqetError("VM_BUSY");
     expect(busy.message).toMatch(/VM 'web' is being driven by pid 100 on host h1 since \d{4}-/);
     await a.release("vm-1");
     expect(await b.acquire("vm-1", 4)).toEqual({});
@@ -88,7 +87,7 @@ describe.each(dialects)("VM leases on $name", ({ open }) => {
     const remote = new LeaseStore(handle.db, who(100, "other-host"), { isAlive });
     await remote.acquire("vm-1", 0);
     const local = new LeaseStore(handle.db, who(200), { isAlive, ttlMs: 300 });
-    expect(isMaqetError(await local.acquire("vm-1", 0).catch((e) => e), "VM_BUSY")).toBe(true);
+    await expect(local.acquire("vm-1", 0)).rejects.toBeMaqetError("VM_BUSY");
     await new Promise((r) => setTimeout(r, 400));
     expect((await local.acquire("vm-1", 0)).takenOverFrom).toMatchObject({ host: "other-host" });
   });
@@ -99,6 +98,6 @@ describe.each(dialects)("VM leases on $name", ({ open }) => {
     const stores = [1, 2, 3, 4, 5].map((i) => new LeaseStore(db, who(100 + i), { isAlive: () => true }));
     const results = await Promise.allSettled(stores.map((s) => s.acquire("vm-race", 0)));
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
-    for (const r of results) if (r.status === "rejected") expect(isMaqetError(r.reason, "VM_BUSY")).toBe(true);
+    for (const r of results) if (r.status === "rejected") expect(r.reason).toBeMaqetError("VM_BUSY");
   });
 });

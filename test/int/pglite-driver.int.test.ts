@@ -91,7 +91,8 @@ describe("PgliteDialect", () => {
     const query = db.selectFrom("t").select("step").orderBy("step").compile();
     const chunks = await db.getExecutor().provideConnection(async (connection) => {
       const seen: number[][] = [];
-      for await (const chunk of connection.streamQuery<{ step: number }>(query, 2)) seen.push(chunk.rows.map((r) => r.step));
+      for await (const chunk of connection.streamQuery<{ step: number }>(query, 2))
+        seen.push(chunk.rows.map((r) => r.step));
       return seen;
     });
     expect(chunks).toEqual([[0, 1], [2, 3], [4]]);

@@ -4,14 +4,15 @@
  * and no QEMU is left that maqet does not know about. Real QEMU, embedded store.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProcessControl } from "../../src/adapters/process-control.ts";
 import { createMaqet, type Maqet } from "../../src/mod.ts";
 import { projectRoot } from "../support/build-dist.ts";
-import { processAlive } from "../support/cli-runner.ts";
+import { processAlive, waitFor } from "../support/cli-runner.ts";
+import { waitUntil } from "../support/poll.ts";
 
 let dir: string;
 let dataDir: string;
@@ -66,8 +67,15 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "maqet-crash-"));
   dataDir = join(dir, "data");
   runtimeDir = join(dir, "run");
-  // A QEMU that takes 1.5 s to appear: a kill during start lands while it is being spawned.
-  await writeFile(join(dir, "slow-qemu"), `#!/bin/sh\nsleep 1.5\nexec /usr/bin/qemu-system-x86_64 "$@"\n`);
+  // A QEMU held back until told to go (the file slow-qemu.go, at most 30 s): a kill during start
+  // lands while it is being spawned however slow the machine. It writes its pid first, so the
+  // test knows the spawn has begun.
+  await writeFile(
+    join(dir, "slow-qemu"),
+    `#!/bin/sh\necho $$ > ${join(dir, "slow-qemu.pid")}\ni=0\n` +
+      `while [ ! -e ${join(dir, "slow-qemu.go")} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n` +
+      `exec /usr/bin/qemu-system-x86_64 "$@"\n`,
+  );
   await chmod(join(dir, "slow-qemu"), 0o755);
   for (const name of ["held", "slow", "stubborn"]) {
     const binary = name === "slow" ? `binary: ${join(dir, "slow-qemu")}\n` : "";
@@ -106,7 +114,13 @@ describe("crash-only recovery (real QEMU)", { timeout: 120_000 }, () => {
     await withMaqet((m) => m.add(join(dir, "slow.yaml")));
     const d = driver("start", "slow");
     await d.said("event vm.start-requested");
-    await new Promise((r) => setTimeout(r, 300)); // the slow QEMU is being spawned, not up yet
+    // The wrapper is running (QEMU is being spawned), and held: not up yet.
+    const wrapper = await waitUntil(
+      "the slow QEMU wrapper to be spawned",
+      () => readFile(join(dir, "slow-qemu.pid"), "utf8").then(Number, () => 0),
+      (pid) => pid > 0,
+      { timeoutMs: 20_000 },
+    );
     await killHard(d.child);
     await withMaqet(async (m) => {
       const status = await m.status("slow");
@@ -115,10 +129,12 @@ describe("crash-only recovery (real QEMU)", { timeout: 120_000 }, () => {
       expect(status.detail).toBe("failed");
       expect(history.slice(-2)).toEqual(["vm.start-requested", "vm.start-failed"]);
       expect(qemuOf(status.id)).toEqual([]);
-      // Nothing appears later either (the slow wrapper was killed before its exec).
-      await new Promise((r) => setTimeout(r, 2000));
+      // Nothing appears later either: the held wrapper dies with its start (had it exec'd into
+      // QEMU, its pid would live on as that QEMU and this wait would fail saying so).
+      await waitFor(async () => !(await processAlive(wrapper)), 10_000, `the wrapper (pid ${wrapper}) to be gone`);
       expect(qemuOf(status.id)).toEqual([]);
       // And it starts normally now.
+      await writeFile(join(dir, "slow-qemu.go"), "");
       expect((await m.start("slow")).state).toBe("running");
       await m.stop("slow", { force: true });
     });

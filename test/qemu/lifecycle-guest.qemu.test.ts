@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createMaqet, isMaqetError, type Maqet } from "../../src/mod.ts";
+import { createMaqet, type Maqet } from "../../src/mod.ts";
 import { createCliSandbox, processAlive, waitFor } from "../support/cli-runner.ts";
 import { ensureGuest, type Guest, guestVmConfig } from "../support/guest.ts";
 
@@ -67,14 +67,28 @@ describe("wait conditions (firmware-only VMs)", { timeout: 120_000 }, () => {
     expect((await maqet.start("fw", { waitFor: "process" })).state).toBe("running");
     await maqet.stop("fw", { force: true });
     const flag = join(dir, "ready.flag");
-    setTimeout(() => void writeFile(flag, "ok"), 700);
-    expect((await maqet.start("fw", { waitFor: `file:${flag}`, timeoutMs: 10_000 })).state).toBe("running");
+    // The file appears once QEMU is up (on vm.started), so the start is really waiting for it
+    // however slow the machine (a timer could fire before the start, testing "already there").
+    const before = (await maqet.history("fw")).length;
+    let caughtUp: () => void = () => {};
+    const live = new Promise<void>((resolve) => (caughtUp = resolve));
+    const writer = maqet.subscribe({ vm: "fw", from: "end" }).subscribe((m) => {
+      if (m.kind === "caughtUp") caughtUp();
+      else if (m.event.type === "vm.started") void writeFile(flag, "ok");
+    });
+    await live;
+    try {
+      expect((await maqet.start("fw", { waitFor: `file:${flag}`, timeoutMs: 10_000 })).state).toBe("running");
+    } finally {
+      writer.unsubscribe();
+    }
+    expect((await maqet.history("fw")).slice(before).map((h) => h.type)).toContain("vm.started");
     await maqet.stop("fw", { force: true });
   });
 
   it("a wait that times out: TIMEOUT (exit 2), vm.wait-failed, the VM still running and accurate", async () => {
     const error = await maqet.start("fw", { waitFor: "serial:NEVER-PRINTED", timeoutMs: 1500 }).catch((e) => e);
-    expect(isMaqetError(error, "TIMEOUT")).toBe(true);
+    expect(error).toBeMaqetError("TIMEOUT");
     expect(error.exitCode).toBe(2);
     const status = await maqet.status("fw");
     expect(status.state).toBe("running");

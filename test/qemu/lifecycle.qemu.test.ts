@@ -87,17 +87,27 @@ describe("VM lifecycle through the library (real QEMU)", () => {
     // Replay: exactly what the store holds, in its order (the two tests above wrote it).
     const stored = (await maqet.history("lib")).map((h) => h.type);
     expect(stored.length).toBeGreaterThan(0);
-    await waitUntil("events$ to replay the stored history", () => [...seen], (s) => s.length >= stored.length, {
-      timeoutMs: 3000,
-    });
+    await waitUntil(
+      "events$ to replay the stored history",
+      () => [...seen],
+      (s) => s.length >= stored.length,
+      {
+        timeoutMs: 3000,
+      },
+    );
     expect(seen).toEqual(stored);
     const before = seen.length;
     await maqet.start("lib");
     await maqet.stop("lib", { force: true });
     // Live: the five facts of this start/stop, and nothing else.
-    await waitUntil("events$ to deliver the live start/stop", () => seen.slice(before), (s) => s.length >= 5, {
-      timeoutMs: 3000,
-    });
+    await waitUntil(
+      "events$ to deliver the live start/stop",
+      () => seen.slice(before),
+      (s) => s.length >= 5,
+      {
+        timeoutMs: 3000,
+      },
+    );
     sub.unsubscribe();
     expect(seen.slice(before)).toEqual([
       "vm.start-requested",

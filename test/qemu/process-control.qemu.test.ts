@@ -5,14 +5,18 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { lstat, mkdtemp, rm } from "node:fs/promises";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { LaunchedProcess, ProcessControl } from "../../src/actors/ports.ts";
+import { createBinaryLocator } from "../../src/adapters/binary-locator.ts";
 import { createProcessControl } from "../../src/adapters/process-control.ts";
+import { waitForValue } from "../support/poll.ts";
+import { qmpGreeting } from "../support/qmp-greeting.ts";
 
-const QEMU = "/usr/bin/qemu-system-x86_64";
+// Found on PATH like every other qemu test; missing, the file fails with BINARY_NOT_FOUND and
+// how to install it (a skip would hide that the tier did not run).
+const QEMU = await createBinaryLocator({ env: process.env }).locate("qemu-system-x86_64");
 
 let work: string;
 let pc: ProcessControl;
@@ -36,31 +40,6 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-async function until<T>(read: () => Promise<T | undefined> | T | undefined, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** Connects once QEMU serves QMP (its SIGTERM handler exists from then on) and returns the greeting. */
-async function qmpGreeting(socketPath: string): Promise<string> {
-  return until(
-    () =>
-      new Promise<string | undefined>((resolve) => {
-        const socket = connect(socketPath);
-        socket.once("error", () => resolve(undefined));
-        socket.once("data", (data) => {
-          socket.destroy();
-          resolve(String(data));
-        });
-      }),
-  );
-}
-
 async function startQemu(extra: string[] = []) {
   const vmId = randomUUID();
   const dir = await pc.prepareRuntimeDir(vmId);
@@ -73,17 +52,17 @@ async function startQemu(extra: string[] = []) {
   return { vmId, dir, qemu, ...paths };
 }
 
-describe.skipIf(!existsSync(QEMU))("process control with real QEMU", () => {
+describe("process control with real QEMU", () => {
   it("launches QEMU detached, recognises it by its marker, and sees it die of SIGKILL", async () => {
     const { vmId, qemu, pidFile, socket } = await startQemu();
-    expect(await until(() => pc.readPidFile(pidFile))).toBe(qemu.pid);
+    expect(await waitForValue("QEMU's pid file", () => pc.readPidFile(pidFile))).toBe(qemu.pid);
     const stat = readFileSync(`/proc/${qemu.pid}/stat`, "latin1");
     const [, , , session] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     expect(Number(session)).toBe(qemu.pid);
     expect(pc.probe(qemu.pid, vmId)).toBe("alive");
     expect(pc.probe(qemu.pid, randomUUID())).toBe("foreign");
 
-    await until(async () => ((await lstat(socket).catch(() => undefined)) ? true : undefined));
+    await waitForValue("the QMP socket", async () => ((await lstat(socket).catch(() => undefined)) ? true : undefined));
     await pc.secureSocket(socket);
     expect((await lstat(socket)).mode & 0o777).toBe(0o600);
 
@@ -95,8 +74,8 @@ describe.skipIf(!existsSync(QEMU))("process control with real QEMU", () => {
 
   it("clears what a killed QEMU left behind before the next start", async () => {
     const { vmId, dir, qemu, pidFile, socket } = await startQemu();
-    await until(() => pc.readPidFile(pidFile));
-    await until(async () => ((await lstat(socket).catch(() => undefined)) ? true : undefined));
+    await waitForValue("QEMU's pid file", () => pc.readPidFile(pidFile));
+    await waitForValue("the QMP socket", async () => ((await lstat(socket).catch(() => undefined)) ? true : undefined));
     await expect(pc.prepareRuntimeDir(vmId)).rejects.toMatchObject({ code: "PROCESS_ERROR" });
 
     pc.kill(qemu.pid, "SIGKILL");
@@ -109,7 +88,7 @@ describe.skipIf(!existsSync(QEMU))("process control with real QEMU", () => {
 
   it("observes the exit after SIGTERM: clean (code 0, message, pidfile removed) or by the signal", async () => {
     const { vmId, qemu, pidFile, socket, log } = await startQemu();
-    await until(() => pc.readPidFile(pidFile));
+    await waitForValue("QEMU's pid file", () => pc.readPidFile(pidFile));
     await qmpGreeting(socket);
     pc.kill(qemu.pid, "SIGTERM");
     const exit = await qemu.exit;

@@ -38,9 +38,13 @@ describe("ensure creates missing images", () => {
     ["raw", "1G", 1024 * MiB],
   ] as const)("%s of %s, mode 0600, parent made 0700", async (type, size, bytes) => {
     const file = join(dir, `new-${type}`, `disk.${type}`);
+    const started = Date.now();
     const result = await disks.ensure(disk({ type, size, file }));
+    const elapsed = Date.now() - started;
     expect(result.created).toBe(true);
+    // The time this call took, in milliseconds: never more than the caller saw pass.
     expect(result.durationMs).toBeGreaterThanOrEqual(0);
+    expect(result.durationMs).toBeLessThanOrEqual(elapsed + 1);
     const info = await qemuImgInfo(file, { locator });
     expect(info.format).toBe(type);
     expect(info.virtualSize).toBe(bytes);

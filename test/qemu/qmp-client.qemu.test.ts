@@ -3,18 +3,19 @@
  * here is SIGKILLed in afterEach if it is still running.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
 import { firstValueFrom } from "rxjs";
 import { filter, take, toArray } from "rxjs/operators";
 import { afterEach, describe, expect, it } from "vitest";
 import type { QmpEvent, QmpSession } from "../../src/actors/ports.ts";
+import { createBinaryLocator } from "../../src/adapters/binary-locator.ts";
 import { createQmpConnector, QmpCommandError } from "../../src/adapters/qmp-client.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 
-const QEMU = "/usr/bin/qemu-system-x86_64";
+// Found on PATH like every other qemu test; missing, the file fails with BINARY_NOT_FOUND and
+// how to install it (a skip would hide that the tier did not run).
+const QEMU = await createBinaryLocator({ env: process.env }).locate("qemu-system-x86_64");
 
 interface Qemu {
   child: ChildProcess;
@@ -58,13 +59,7 @@ async function startSession(): Promise<{ qemu: Qemu; qmp: QmpSession }> {
   return { qemu, qmp };
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-describe.skipIf(!existsSync(QEMU))("QmpClient against QEMU", () => {
+describe("QmpClient against QEMU", () => {
   it("reads a 7.x greeting, negotiates and answers query-status and query-version", async () => {
     const { qmp } = await startSession();
     expect(qmp.greeting.version.qemu.major).toBe(7);
@@ -79,7 +74,7 @@ describe.skipIf(!existsSync(QEMU))("QmpClient against QEMU", () => {
     const { qmp } = await startSession();
     const error = await qmp.execute("no-such-command").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(QmpCommandError);
-    expect(isMaqetError(error, "QMP_ERROR")).toBe(true);
+    expect(error).toBeMaqetError("QMP_ERROR");
     expect((error as QmpCommandError).errorClass).toBe("CommandNotFound");
     // The session survives a refused command.
     await expect(qmp.execute("query-status")).resolves.toBeDefined();
@@ -121,34 +116,10 @@ describe.skipIf(!existsSync(QEMU))("QmpClient against QEMU", () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     qemu.child.kill("SIGKILL");
     const error = await pending;
-    expect(isMaqetError(error, "QMP_DISCONNECTED")).toBe(true);
+    expect(error).toBeMaqetError("QMP_DISCONNECTED");
     expect(await all).toEqual([]);
     const info = await qmp.closed;
-    expect(isMaqetError(info.error, "QMP_DISCONNECTED")).toBe(true);
+    expect(info.error).toBeMaqetError("QMP_DISCONNECTED");
     expect(await qemu.exited).toMatchObject({ signal: "SIGKILL" });
-  });
-
-  it("measures spawn → negotiated session and query-status round trips", async () => {
-    const connectMs: number[] = [];
-    for (let run = 0; run < 10; run++) {
-      const started = performance.now();
-      const { qemu, qmp } = await startSession();
-      connectMs.push(performance.now() - started);
-      await qmp.execute("quit");
-      await qemu.exited;
-    }
-    const { qmp } = await startSession();
-    const roundTripMs: number[] = [];
-    for (let call = 0; call < 1000; call++) {
-      const started = performance.now();
-      await qmp.execute("query-status");
-      roundTripMs.push(performance.now() - started);
-    }
-    const p99 = [...roundTripMs].sort((a, b) => a - b)[989]!;
-    console.log(
-      `spawn → negotiated: median ${median(connectMs).toFixed(1)} ms over 10 (min ${Math.min(...connectMs).toFixed(1)}, max ${Math.max(...connectMs).toFixed(1)}); ` +
-        `query-status: median ${median(roundTripMs).toFixed(3)} ms over 1000 (p99 ${p99.toFixed(3)})`,
-    );
-    expect(roundTripMs).toHaveLength(1000);
   });
 });

@@ -27,7 +27,7 @@ describe("maqet.qmp() hot path (real QEMU, embedded store)", { timeout: 60_000 }
     await writeFile(join(dir, "hot.yaml"), "name: hot\nbinary: qemu-system-x86_64\naccel: tcg\nmemory: 64M\n");
     await maqet.add(join(dir, "hot.yaml"));
     await maqet.start("hot");
-  });
+  }, 300_000); // a fresh embedded store takes ~100 s to create at load 30 on 2 cores
   afterAll(async () => {
     await maqet?.stop("hot", { force: true }).catch(() => undefined);
     await maqet?.close();

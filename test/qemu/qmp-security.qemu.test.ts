@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { QmpRules } from "../../src/config/qmp-rules.ts";
-import { createMaqet, isMaqetError, type Maqet, type MaqetError, type StoredEvent } from "../../src/mod.ts";
+import { createMaqet, type Maqet, type MaqetError, type StoredEvent } from "../../src/mod.ts";
 import { waitFor } from "../support/cli-runner.ts";
 
 const vm = (name: string, extra: string) =>
@@ -23,7 +23,7 @@ async function refused(p: Promise<unknown>): Promise<MaqetError> {
     },
     (e) => e,
   )) as MaqetError;
-  expect(isMaqetError(error, "QMP_REFUSED"), String(error)).toBe(true);
+  expect(error, String(error)).toBeMaqetError("QMP_REFUSED");
   expect(error.exitCode).toBe(4);
   return error;
 }
@@ -89,7 +89,7 @@ describe("QMP security tiers and helpers (real QEMU)", { timeout: 60_000 }, () =
     await waitFor(async () => rejections().some((r) => (r as { vm: string }).vm === "no-such-vm"), 2000);
     // An allowed command for an unknown VM is a plain not-found.
     const notFound = await maqet.qmp("no-such-vm", "query-status").catch((e) => e);
-    expect(isMaqetError(notFound, "VM_NOT_FOUND")).toBe(true);
+    expect(notFound).toBeMaqetError("VM_NOT_FOUND");
   });
 
   it("dangerous with allowDangerous: runs (QEMU pauses), the VM is tainted, status shows it", async () => {
@@ -177,7 +177,7 @@ describe("QMP security tiers and helpers (real QEMU)", { timeout: 60_000 }, () =
     expect(await waitFor(async () => (await traced()).length >= before + expected.length, 3000)).toBe(true);
     expect((await traced()).slice(before)).toEqual(expected);
     const bad = await maqet.typeText("sec", "héllo").catch((e) => e);
-    expect(isMaqetError(bad, "INVALID_ARGUMENT")).toBe(true);
+    expect(bad).toBeMaqetError("INVALID_ARGUMENT");
     expect(bad.message).toContain('"é"');
     await new Promise((r) => setTimeout(r, 200));
     expect((await traced()).length).toBe(before + expected.length); // nothing of "héllo" was sent
@@ -192,7 +192,7 @@ describe("QMP security tiers and helpers (real QEMU)", { timeout: 60_000 }, () =
     expect(png.format).toBe("png");
     expect([...(await readFile(png.file)).subarray(0, 4)]).toEqual([0x89, 0x50, 0x4e, 0x47]);
     const blind = await maqet.screendump("blind", join(dir, "blind.ppm")).catch((e) => e);
-    expect(isMaqetError(blind, "QMP_ERROR")).toBe(true);
+    expect(blind).toBeMaqetError("QMP_ERROR");
     expect(blind.message).toMatch(/no display device/);
     expect(blind.message).toContain("-device, VGA");
   });
@@ -220,6 +220,6 @@ describe("QMP security tiers and helpers (real QEMU)", { timeout: 60_000 }, () =
       arguments: { id: "kbd1" },
     });
     const missing = await maqet.deviceDel("sec", "kbd1").catch((e) => e);
-    expect(isMaqetError(missing, "QMP_ERROR")).toBe(true);
+    expect(missing).toBeMaqetError("QMP_ERROR");
   });
 });

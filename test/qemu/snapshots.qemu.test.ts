@@ -56,6 +56,7 @@ describe.skipIf(qemuIo === undefined)("snapshots with real qemu-img and QEMU (qe
   });
 
   it("1. offline: create, list, load (restores the contents), delete through qemu-img; recorded with durations", async () => {
+    const testStarted = Date.now();
     await write(disk, "0xab");
     const created = await maqet.createSnapshot("snap", { tag: "clean" });
     expect(created).toMatchObject({ tag: "clean", drives: ["hdd"], live: false, method: "qemu-img", replaced: false });
@@ -98,7 +99,10 @@ describe.skipIf(qemuIo === undefined)("snapshots with real qemu-img and QEMU (qe
       "snapshot.deleted",
     ]);
     for (const h of facts.filter((f) => /(created|loaded|deleted|failed)$/.test(f.type))) {
-      expect((h.data as { durationMs: number }).durationMs).toBeGreaterThanOrEqual(0);
+      // Milliseconds this operation took: no more than this whole test has run so far.
+      const { durationMs } = h.data as { durationMs: number };
+      expect(Number.isInteger(durationMs) && durationMs >= 0, `${h.type} durationMs ${durationMs}`).toBe(true);
+      expect(durationMs).toBeLessThanOrEqual(Date.now() - testStarted);
     }
     expect(facts[6]!.data).toMatchObject({ code: "SNAPSHOT_NOT_FOUND", tag: "nope" });
   });

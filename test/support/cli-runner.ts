@@ -10,12 +10,66 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { projectRoot } from "./build-dist.ts";
+import { waitUntil } from "./poll.ts";
 
 export interface CliResult {
-  code: number;
+  /** The exit code; null when a signal ended the process (see `signal`). */
+  code: number | null;
+  /** The signal that ended the process, if one did. */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** stdout parsed as JSON; when it is not JSON, throws showing the exit, stdout and stderr. */
   json<T = unknown>(): T;
+}
+
+/** How long one CLI call may take before the harness kills it and fails the test. */
+const CALL_TIMEOUT_MS = 120_000;
+/** More output than this is a runaway, not a result. */
+const MAX_BUFFER = 64 * 1024 * 1024;
+
+/**
+ * One finished CLI process as a CliResult; a call killed by the harness (time limit, output
+ * limit) throws saying so, with the output so far, instead of passing for "exit 1".
+ *
+ * @example
+ * ```ts
+ * execFile(node, args, (error, stdout, stderr) => resolve(cliResult(args, error, stdout, stderr)));
+ * ```
+ */
+export function cliResult(
+  args: readonly string[],
+  error: (Error & { code?: unknown; killed?: boolean; signal?: NodeJS.Signals | null }) | null,
+  stdout: string,
+  stderr: string,
+): CliResult {
+  const shown = `maqet ${args.join(" ")}`;
+  if (error?.code === "ERR_CHILD_PROCESS_STDIO_MAXBUFFER") {
+    throw new Error(`${shown}: printed more than ${MAX_BUFFER} bytes and was killed\nstderr: ${stderr.slice(-2000)}`);
+  }
+  if (error?.killed) {
+    throw new Error(
+      `${shown}: still running after ${CALL_TIMEOUT_MS} ms, killed with ${error.signal}\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`,
+    );
+  }
+  if (error && typeof error.code !== "number" && !error.signal) throw error; // could not start it at all
+  const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
+  const signal = error?.signal ?? null;
+  return {
+    code,
+    signal,
+    stdout,
+    stderr,
+    json: <T>() => {
+      try {
+        return JSON.parse(stdout) as T;
+      } catch (e) {
+        throw new Error(
+          `${shown}: stdout is not JSON (${(e as Error).message}); exit ${code ?? signal}\nstdout: ${stdout.slice(0, 2000)}\nstderr: ${stderr.slice(0, 2000)}`,
+        );
+      }
+    },
+  };
 }
 
 export interface CliSandbox {
@@ -105,19 +159,17 @@ export async function createCliSandbox(): Promise<CliSandbox> {
     env,
     ...(agent ? { agent } : {}),
     run: (args, extraEnv = {}) =>
-      new Promise((resolve) => {
+      new Promise((resolve, reject) => {
         execFile(
           process.execPath,
           [bin, ...args],
-          { cwd: home, env: { ...env, ...extraEnv }, timeout: 120_000 },
+          { cwd: home, env: { ...env, ...extraEnv }, timeout: CALL_TIMEOUT_MS, maxBuffer: MAX_BUFFER },
           (error, stdout, stderr) => {
-            const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
-            resolve({
-              code,
-              stdout,
-              stderr,
-              json: <T>() => JSON.parse(stdout) as T,
-            });
+            try {
+              resolve(cliResult(args, error, stdout, stderr));
+            } catch (failure) {
+              reject(failure);
+            }
           },
         );
       }),
@@ -140,11 +192,17 @@ export async function processAlive(pid: number): Promise<boolean> {
   }
 }
 
-export async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return check();
+/**
+ * Waits until `check` holds; true, or throws naming the condition (its source unless `what` is
+ * given) after `timeoutMs`. A boolean form of {@link waitUntil}, for conditions with no value
+ * worth showing.
+ *
+ * @example
+ * ```ts
+ * await waitFor(async () => !(await processAlive(pid)), 3000, `pid ${pid} to exit`);
+ * ```
+ */
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what?: string): Promise<true> {
+  await waitUntil(what ?? String(check).replace(/\s+/g, " "), check, (ok) => ok, { timeoutMs });
+  return true;
 }

@@ -3,6 +3,11 @@
  * actors and as the reference model of the property-based conformance test
  * (test/int/event-store-conformance.int.test.ts). It is deliberately naive: one writer, so read
  * order is append order and a checkpoint's transaction id is simply its position.
+ *
+ * Data and metadata are kept as PostgreSQL's jsonb keeps them (test/support/jsonb.ts): what is
+ * read back has jsonb's key order, a retry is recognised by jsonb equality (key order ignored),
+ * and data jsonb refuses throws. Like the real store, append's own answer carries the events as
+ * they were sent (JSON round trip, the caller's key order); reads carry them as stored.
  */
 import { concat, defer, filter, from, map, type Observable, of, Subject, takeUntil } from "rxjs";
 import { MaqetError } from "../../src/errors/maqet-error.ts";
@@ -21,6 +26,7 @@ import type {
   SubscribeOptions,
   SubscriptionMessage,
 } from "../../src/events/event-store.ts";
+import { jsonbEqual, toJsonb } from "./jsonb.ts";
 
 export class MemoryEventStore implements EventStore {
   readonly events: StoredEvent[] = [];
@@ -61,18 +67,24 @@ export class MemoryEventStore implements EventStore {
         globalPosition: this.events.length + 1 + i,
         type: e.type,
         schemaVersion: e.schemaVersion,
-        data: structuredClone(e.data),
-        metadata: { actor: this.actor, ...e.metadata },
+        data: toJsonb(e.data),
+        metadata: toJsonb({ actor: this.actor, ...e.metadata }) as StoredEvent["metadata"],
         recordedAt: new Date(this.#t + 1000 * (i + 1)),
       }),
     );
     this.#t += 1000 * appended.length;
     this.events.push(...appended);
     for (const e of appended) this.appended$.next(e);
-    return { nextExpectedVersion: current + appended.length, lastGlobalPosition: this.events.length, events: appended };
+    // The answer carries what was sent, as JSON gives it back (the real store does the same).
+    const sent = appended.map((e, i) => ({
+      ...e,
+      data: JSON.parse(JSON.stringify(events[i]!.data ?? null)),
+      metadata: JSON.parse(JSON.stringify({ actor: this.actor, ...events[i]!.metadata })),
+    }));
+    return { nextExpectedVersion: current + appended.length, lastGlobalPosition: this.events.length, events: sent };
   }
 
-  /** The idempotency rule, stated plainly: an exact replay returns the original events. */
+  /** The idempotency rule, stated plainly: an exact replay (data equal as jsonb) returns the original events. */
   #retry(
     streamId: string,
     events: readonly NewEvent[],
@@ -90,7 +102,7 @@ export class MemoryEventStore implements EventStore {
           e.streamId === streamId &&
           e.type === events[i]!.type &&
           e.schemaVersion === events[i]!.schemaVersion &&
-          JSON.stringify(e.data) === JSON.stringify(events[i]!.data ?? null) &&
+          jsonbEqual(e.data, events[i]!.data ?? null) &&
           e.streamVersion === first + i,
       ) && holds(expected, first - 1);
     if (!faithful) {

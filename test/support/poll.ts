@@ -65,3 +65,20 @@ function describe(value: unknown): string {
   if (value instanceof Error) return `${value.name}: ${value.message}`;
   return inspect(value, { depth: 4, breakLength: Number.POSITIVE_INFINITY, maxStringLength: 2_000 });
 }
+
+/**
+ * Reads until `read` gives something other than undefined and returns it; throws like
+ * {@link waitUntil}. For facts real processes produce (a pid file, a socket, a greeting).
+ *
+ * @example
+ * ```ts
+ * const pid = await waitForValue("QEMU's pid file", () => pc.readPidFile(pidFile));
+ * ```
+ */
+export async function waitForValue<T>(
+  what: string,
+  read: () => T | undefined | Promise<T | undefined>,
+  options: WaitOptions = {},
+): Promise<T> {
+  return (await waitUntil(what, read, (value) => value !== undefined, { everyMs: 5, ...options })) as T;
+}

@@ -7,7 +7,6 @@ import { createBinaryLocator } from "../../src/adapters/binary-locator.ts";
 import { findCommand } from "../../src/api/commands.ts";
 import { createMaqet } from "../../src/api/maqet.ts";
 import { renderResult } from "../../src/cli/render.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 import { createFakeWorld } from "../support/fake-ports.ts";
 import { MemoryEventStore } from "../support/memory-event-store.ts";
 
@@ -69,7 +68,7 @@ describe("audit and stats (custom store: built in memory)", () => {
     const table = renderResult("audit", await audit.invoke(maqet, {}));
     expect(table).toMatch(/qmp\.command-rejected\s+refused\s+dangerous\s+inject-nmi, rule tier:dangerous/);
     const bad = await audit.invoke(maqet, { format: "xml" }).catch((e) => e);
-    expect(isMaqetError(bad, "INVALID_ARGUMENT")).toBe(true);
+    expect(bad).toBeMaqetError("INVALID_ARGUMENT");
     expect(renderResult("audit verify", await findCommand("audit verify")!.invoke(maqet, {}))).toMatch(
       /Audit trail intact: \d+ entries/,
     );

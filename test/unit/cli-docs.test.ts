@@ -32,13 +32,21 @@ function between(start: string, end: RegExp): string {
 
 describe("docs/cli.md covers the registry", () => {
   const bySection = sections();
+  /** Every section about a command: headed by its name, its first word, or a heading starting with that word. */
+  const sectionOf = (name: string): string | undefined => {
+    const first = name.split(" ")[0]!;
+    const texts = [...bySection.entries()]
+      .filter(([heading]) => heading === name || heading === first || heading.startsWith(`${first} `))
+      .map(([, text]) => text);
+    return texts.length > 0 ? [...new Set(texts)].join("\n") : undefined;
+  };
 
   it("every command is in the command table and has a section", () => {
     const table = between("## Commands", /^### /m);
     const missing: string[] = [];
     for (const command of allCommandDescriptions()) {
       const [first] = command.name.split(" ");
-      const section = bySection.get(command.name) ?? bySection.get(first!);
+      const section = sectionOf(command.name);
       if (!table.includes(first!)) missing.push(`'${command.name}' in the table under ## Commands`);
       if (section === undefined) missing.push(`a '### ${first}' section for '${command.name}'`);
       else if (!section.includes(`maqet ${command.name}`)) missing.push(`'maqet ${command.name}' in '### ${first}'`);
@@ -49,7 +57,7 @@ describe("docs/cli.md covers the registry", () => {
   it("every option of every command is in that command's section", () => {
     const missing: string[] = [];
     for (const command of allCommandDescriptions()) {
-      const section = bySection.get(command.name) ?? bySection.get(command.name.split(" ")[0]!) ?? "";
+      const section = sectionOf(command.name) ?? "";
       for (const option of command.options) {
         if (!section.includes(`--${option.name}`)) missing.push(`${command.name} --${option.name}`);
       }

@@ -7,7 +7,6 @@ import { columns, renderHelp } from "../../src/cli/help.ts";
 import { runCli } from "../../src/cli/main.ts";
 import { parseArgs } from "../../src/cli/parse-args.ts";
 import { editDistance, nearest } from "../../src/cli/suggest.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 
 async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -20,7 +19,7 @@ function refusal(argv: string[]): string {
   try {
     parseArgs(argv);
   } catch (error) {
-    expect(isMaqetError(error, "INVALID_ARGUMENT")).toBe(true);
+    expect(error).toBeMaqetError("INVALID_ARGUMENT");
     return (error as Error).message;
   }
   throw new Error(`${argv.join(" ")} was accepted`);

@@ -12,7 +12,6 @@ import { isStreamedResult, type StreamedResult, streamedResult } from "../../src
 import { findCommand } from "../../src/api/commands.ts";
 import { createMaqet, type Maqet } from "../../src/api/maqet.ts";
 import { pipeStream } from "../../src/cli/pipe-stream.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 import { createFakeWorld, type FakeWorld } from "../support/fake-ports.ts";
 import { MemoryEventStore } from "../support/memory-event-store.ts";
 
@@ -38,7 +37,7 @@ describe("console (fakes)", () => {
   it("refuses a VM that never ran (nothing to show yet), exit 1", async () => {
     await maqet.add({ name: "web", accel: "tcg" });
     const error = await maqet.console("web").catch((e) => e);
-    expect(isMaqetError(error, "VM_INVALID_STATE")).toBe(true);
+    expect(error).toBeMaqetError("VM_INVALID_STATE");
     expect(error.exitCode).toBe(1);
     expect(error.message).toContain("never run");
     expect(error.message).toContain("maqet start web");
@@ -49,13 +48,13 @@ describe("console (fakes)", () => {
     await maqet.add({ name: "own", accel: "tcg", args: ["-serial", "stdio"] });
     await maqet.start("own");
     const error = await maqet.console("own").catch((e) => e);
-    expect(isMaqetError(error, "VM_INVALID_STATE")).toBe(true);
+    expect(error).toBeMaqetError("VM_INVALID_STATE");
     expect(error.message).toContain("-serial");
     expect((await maqet.status("own")).serialLog).toBeNull();
   });
 
   it("says an unknown VM is not found", async () => {
-    expect(isMaqetError(await maqet.console("ghost").catch((e) => e), "VM_NOT_FOUND")).toBe(true);
+    await expect(maqet.console("ghost")).rejects.toBeMaqetError("VM_NOT_FOUND");
   });
 
   it("reads serial.log in the VM's runtime dir ('' before QEMU created it)", async () => {

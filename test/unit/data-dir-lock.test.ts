@@ -10,7 +10,6 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { acquireDataDirLock, isProcessAlive, lockPathOf, removeStaleLock } from "../../src/adapters/data-dir-lock.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 
 let dir: string;
 let dataDir: string;
@@ -69,7 +68,7 @@ describe("acquireDataDirLock", () => {
     const started = Date.now();
     const error = await rejection(acquireDataDirLock(dataDir, { waitMs: 250, pollMs: 20 }));
     expect(Date.now() - started).toBeGreaterThanOrEqual(240);
-    expect(isMaqetError(error, "STORE_LOCKED")).toBe(true);
+    expect(error).toBeMaqetError("STORE_LOCKED");
     expect((error as { details: unknown }).details).toEqual({
       holderPid: process.pid,
       holderHost: hostname(),
@@ -113,7 +112,7 @@ describe("acquireDataDirLock", () => {
     const won = results.filter((r) => r.status === "fulfilled");
     expect(won.length).toBe(1);
     for (const r of results) {
-      if (r.status === "rejected") expect(isMaqetError(r.reason, "STORE_LOCKED")).toBe(true);
+      if (r.status === "rejected") expect(r.reason).toBeMaqetError("STORE_LOCKED");
     }
     await (won[0] as PromiseFulfilledResult<{ release(): Promise<void> }>).value.release();
   });
@@ -132,14 +131,14 @@ describe("acquireDataDirLock", () => {
   it("never takes over a lock held from another host, whatever its pid", async () => {
     await writeLock({ pid: deadPid(), host: "elsewhere.example", since: "2020-01-01T00:00:00.000Z", command: "maqet" });
     const error = await rejection(acquireDataDirLock(dataDir, { waitMs: 50, pollMs: 10 }));
-    expect(isMaqetError(error, "STORE_LOCKED")).toBe(true);
+    expect(error).toBeMaqetError("STORE_LOCKED");
     expect((error as { details: { holderHost: string } }).details.holderHost).toBe("elsewhere.example");
   });
 
   it("respects a fresh unreadable lock (it may still be being written), naming the file and the way out", async () => {
     await writeFile(lockPathOf(dataDir), "");
     const error = await rejection(acquireDataDirLock(dataDir, { waitMs: 50, pollMs: 10, staleGraceMs: 60_000 }));
-    expect(isMaqetError(error, "STORE_LOCKED")).toBe(true);
+    expect(error).toBeMaqetError("STORE_LOCKED");
     expect((error as Error).message).toContain(`lock file ${lockPathOf(dataDir)}`);
     expect((error as Error).message).toContain(`delete ${lockPathOf(dataDir)}`);
     expect((error as { details: unknown }).details).toEqual({ dataDir, lockPath: lockPathOf(dataDir) });
@@ -180,9 +179,19 @@ describe("acquireDataDirLock", () => {
     await writeLock({ pid: dead, host: hostname(), since: "2020-01-01T00:00:00.000Z", command: "dead" });
     await writeFile(`${lockPathOf(dataDir)}.takeover`, "");
     const error = await rejection(acquireDataDirLock(dataDir, { waitMs: 50, pollMs: 10, staleGraceMs: 60_000 }));
-    expect(isMaqetError(error, "STORE_LOCKED")).toBe(true);
+    expect(error).toBeMaqetError("STORE_LOCKED");
     expect((error as Error).message).toContain(`lock file ${lockPathOf(dataDir)}`);
     expect(JSON.parse(await readFile(lockPathOf(dataDir), "utf8")).pid).toBe(dead);
+  });
+
+  it("clears a takeover guard whose taker died after removing the stale lock", async () => {
+    await writeFile(
+      `${lockPathOf(dataDir)}.takeover`,
+      JSON.stringify({ pid: deadPid(), host: hostname(), since: "x", command: "takeover" }),
+    );
+    const lock = await acquireDataDirLock(dataDir, { waitMs: 0 });
+    await expect(stat(`${lockPathOf(dataDir)}.takeover`)).rejects.toMatchObject({ code: "ENOENT" });
+    await lock.release();
   });
 
   it("never leaves a temporary file behind, and sweeps those of dead writers", async () => {
@@ -201,7 +210,11 @@ describe("acquireDataDirLock", () => {
       `${lockPathOf(dataDir)}.takeover`,
       JSON.stringify({ pid: dead, host: hostname(), since: "x", command: "takeover" }),
     );
-    const lock = await acquireDataDirLock(dataDir, { waitMs: 500, pollMs: 10 });
+    // No waiting allowed: the dead taker's guard is cleared and the lock taken at once.
+    const lock = await acquireDataDirLock(dataDir, { waitMs: 0 });
+    expect(lock.holder.pid).toBe(process.pid);
+    expect(JSON.parse(await readFile(lockPathOf(dataDir), "utf8"))).toMatchObject({ pid: process.pid });
+    await expect(stat(`${lockPathOf(dataDir)}.takeover`)).rejects.toMatchObject({ code: "ENOENT" });
     await lock.release();
   });
 

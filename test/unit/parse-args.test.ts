@@ -2,7 +2,6 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { CommandSpec } from "../../src/api/commands/command-spec.ts";
 import { COMMANDS } from "../../src/api/commands.ts";
 import { parseArgs } from "../../src/cli/parse-args.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 
 const fake: CommandSpec = {
   name: "grp act",
@@ -59,7 +58,7 @@ describe("CLI argument parsing", () => {
         return e;
       }
     })();
-    expect(isMaqetError(error, "INVALID_ARGUMENT")).toBe(true);
+    expect(error).toBeMaqetError("INVALID_ARGUMENT");
     expect((error as Error).message).toMatch(message);
     expect((error as Error).message).toMatch(/--help/);
   });

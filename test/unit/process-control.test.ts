@@ -8,13 +8,15 @@ import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { chmod, chown, lstat, mkdir, mkdtemp, readdir, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { connect, createServer } from "node:net";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createProcessControl, readLogTail } from "../../src/adapters/process-control.ts";
 import { FakeClock } from "../support/fake-clock.ts";
+import { waitForValue } from "../support/poll.ts";
+import { qmpGreeting } from "../support/qmp-greeting.ts";
 
 const FAKE_QEMU = fileURLToPath(new URL("../fixtures/fake-qemu.mjs", import.meta.url));
 const PROCESS_CONTROL_SRC = fileURLToPath(new URL("../../src/adapters/process-control.ts", import.meta.url));
@@ -42,32 +44,6 @@ afterEach(async () => {
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
-
-/** Real-time polling for facts that only real processes produce. */
-async function until<T>(read: () => T | undefined | Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** Connects once QEMU serves QMP (its SIGTERM handler exists from then on) and returns the greeting. */
-async function qmpGreeting(socketPath: string): Promise<string> {
-  return until(
-    () =>
-      new Promise<string | undefined>((resolve) => {
-        const socket = connect(socketPath);
-        socket.once("error", () => resolve(undefined));
-        socket.once("data", (data) => {
-          socket.destroy();
-          resolve(String(data));
-        });
-      }),
-  );
-}
 
 /** Fields of /proc/<pid>/stat after the command name: [state, ppid, pgrp, session, ...]. */
 function statFields(pid: number): string[] {
@@ -115,7 +91,7 @@ function startSleep(): ChildProcess & { pid: number } {
 describe("launch", () => {
   it("starts QEMU detached in its own session, writing its output to a 0600 log", async () => {
     const { pc, dir, vmId, launched } = await launchFake();
-    expect(await until(() => pc.readPidFile(`${dir}/qemu.pid`))).toBe(launched.pid);
+    expect(await waitForValue("QEMU's pid file", () => pc.readPidFile(`${dir}/qemu.pid`))).toBe(launched.pid);
     const [state, , pgrp, session] = statFields(launched.pid);
     expect(state).not.toBe("Z");
     expect(Number(session)).toBe(launched.pid);
@@ -194,7 +170,9 @@ describe("launch", () => {
     expect(existsSync(`${dir}/qemu.log`)).toBe(false);
   });
 
-  it("outlives the process that launched it, which exits on its own", async () => {
+  // A whole Node with a TypeScript hook starts in the parent: seconds on a busy machine, so the
+  // parent gets 90 s to exit on its own (a parent that hangs fails saying so).
+  it("outlives the process that launched it, which exits on its own", { timeout: 120_000 }, async () => {
     // A throwaway Node parent that loads the TypeScript source through a type-stripping hook.
     const vite = pathToFileURL(createRequire(import.meta.url).resolve("vite")).href;
     const hooks = join(work, "ts-hooks.mjs");
@@ -228,9 +206,12 @@ console.log(JSON.stringify({ pid: q.pid, parent: process.pid }));
 // no process.exit(): the event loop must empty by itself once QEMU is unref'd`,
     );
     const out = await new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, ["--import", register, parent], { timeout: 15_000 }, (error, stdout, stderr) =>
-        error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout),
-      );
+      execFile(process.execPath, ["--import", register, parent], { timeout: 90_000 }, (error, stdout, stderr) => {
+        if (!error) return resolve(stdout);
+        // A parent still there after 90 s was killed by the timeout: say so, not "Command failed".
+        const why = error.killed ? `did not exit on its own within 90 s (killed with ${error.signal})` : error.message;
+        reject(new Error(`the launching parent ${why}\nstdout: ${stdout}\nstderr: ${stderr}`));
+      });
     });
     const { pid, parent: parentPid } = JSON.parse(out) as { pid: number; parent: number };
     spawned.push(pid);
@@ -240,13 +221,17 @@ console.log(JSON.stringify({ pid: q.pid, parent: process.pid }));
     const [, ppid, , session] = statFields(pid);
     expect(Number(session)).toBe(pid);
     expect(Number(ppid)).not.toBe(parentPid);
-    expect(await until(() => pc.readPidFile(join(runtimeRoot, vmId, "qemu.pid")))).toBe(pid);
+    expect(await waitForValue("QEMU's pid file", () => pc.readPidFile(join(runtimeRoot, vmId, "qemu.pid")))).toBe(pid);
 
     // Not our child: once killed, it is a zombie until its new parent reaps it (PID 1: up to ~2 s).
     pc.kill(pid, "SIGKILL");
     expect(await pc.waitGone(pid, vmId, 5_000)).toBe(true);
-    expect(await until(() => (existsSync(`/proc/${pid}`) ? undefined : true), 10_000)).toBe(true);
-  }, 30_000);
+    expect(
+      await waitForValue(`pid ${pid} to be gone`, () => (existsSync(`/proc/${pid}`) ? undefined : true), {
+        timeoutMs: 10_000,
+      }),
+    ).toBe(true);
+  });
 });
 
 describe("probe", () => {
@@ -262,7 +247,7 @@ describe("probe", () => {
     const holder = spawn("sh", ["-c", "sleep 0 & echo $!; exec sleep 30"], { stdio: ["ignore", "pipe", "ignore"] });
     children.push(holder);
     const zombie = Number(await new Promise<string>((resolve) => holder.stdout?.once("data", (d) => resolve(`${d}`))));
-    await until(() => (statFields(zombie)[0] === "Z" ? true : undefined));
+    await waitForValue("the child to be a zombie", () => (statFields(zombie)[0] === "Z" ? true : undefined));
     expect(() => process.kill(zombie, 0)).not.toThrow();
     expect(createProcessControl({ runtimeRoot }).probe(zombie, "sleep")).toBe("gone");
   });
@@ -369,15 +354,21 @@ describe("prepareRuntimeDir", () => {
     await expect(viaAlias.prepareRuntimeDir("ok")).rejects.toMatchObject({ code: "PATH_REFUSED" });
   });
 
-  it.skipIf(process.getuid?.() !== 0)("refuses a root created by another user (a /tmp squatter)", async () => {
-    const root = join(work, "squatted");
-    await mkdir(root, { mode: 0o777 });
-    await chown(root, 65534, 65534);
-    await expect(createProcessControl({ runtimeRoot: root }).prepareRuntimeDir("web")).rejects.toMatchObject({
-      code: "PATH_REFUSED",
-      message: expect.stringContaining("owned by uid 65534"),
-    });
-  });
+  // Only root can make a directory belong to another user; as anyone else this case cannot be set up.
+  if (process.getuid?.() !== 0)
+    console.log("[process-control] skipped 'a /tmp squatter': needs root to chown a directory");
+  it.skipIf(process.getuid?.() !== 0)(
+    "refuses a root created by another user (a /tmp squatter; needs root)",
+    async () => {
+      const root = join(work, "squatted");
+      await mkdir(root, { mode: 0o777 });
+      await chown(root, 65534, 65534);
+      await expect(createProcessControl({ runtimeRoot: root }).prepareRuntimeDir("web")).rejects.toMatchObject({
+        code: "PATH_REFUSED",
+        message: expect.stringContaining("owned by uid 65534"),
+      });
+    },
+  );
 
   it("removes a previous run's socket and pidfile, and keeps logs", async () => {
     const pc = createProcessControl({ runtimeRoot });
@@ -396,7 +387,7 @@ describe("prepareRuntimeDir", () => {
 
   it("refuses to clear the directory of a QEMU that still runs", async () => {
     const { pc, dir, vmId, launched } = await launchFake("busy");
-    await until(() => pc.readPidFile(`${dir}/qemu.pid`));
+    await waitForValue("QEMU's pid file", () => pc.readPidFile(`${dir}/qemu.pid`));
     await expect(pc.prepareRuntimeDir(vmId)).rejects.toMatchObject({
       code: "PROCESS_ERROR",
       details: { pid: launched.pid },
@@ -428,7 +419,7 @@ describe("pidfile, socket and log helpers", () => {
 
   it("tightens QEMU's socket to 0600 and touches nothing but a socket", async () => {
     const { pc, dir, launched } = await launchFake();
-    const socket = await until(async () =>
+    const socket = await waitForValue("the socket", async () =>
       (await lstat(`${dir}/qmp.sock`).catch(() => undefined)) ? true : undefined,
     );
     expect(socket).toBe(true);

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { accelFor, buildQemuArgv, escapeOption } from "../../src/adapters/qemu-argv.ts";
+import { checkAcceleratorChoice, chosenAccelerator } from "../../src/config/accelerator-choice.ts";
+import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
 import type { DiskDevice, VmConfig } from "../../src/config/vm-config.ts";
+import { exitCodeOf } from "../../src/errors/error-codes.ts";
 import { isMaqetError } from "../../src/errors/maqet-error.ts";
 
 const vmId = "0b5c3f8e-4a1d-4c7e-9f00-3c2d1e0f9a8b";
@@ -54,7 +57,7 @@ describe("buildQemuArgv", () => {
     } catch (e) {
       error = e;
     }
-    expect(isMaqetError(error, "INVALID_ARGUMENT")).toBe(true);
+    expect(error).toBeMaqetError("INVALID_ARGUMENT");
     expect((error as Error).message).toContain('VM id "vm-1" is not a UUID');
   });
 
@@ -260,7 +263,7 @@ describe("buildQemuArgv", () => {
       cfg({
         memory: "256M",
         storage: [disk({})],
-        arguments: ["enable-kvm", { netdev: "user", id: "n0" }, { m: "512M" }],
+        arguments: ["nodefaults", { netdev: "user", id: "n0" }, { m: "512M" }],
         args: ["-no-reboot", "-d", "guest_errors"],
       }),
       { ...runtime, serialLog: "/s.log" },
@@ -275,7 +278,7 @@ describe("buildQemuArgv", () => {
       "file=/vms/hdd0.qcow2,if=virtio,format=qcow2,id=hdd0",
       "-serial",
       "file:/s.log",
-      "-enable-kvm",
+      "-nodefaults",
       "-netdev",
       "user,id=n0",
       "-m",
@@ -310,5 +313,58 @@ describe("escapeOption", () => {
     ["", ""],
   ])("%j -> %j", (input, expected) => {
     expect(escapeOption(input)).toBe(expected);
+  });
+});
+
+describe("accelerator chosen by the config's QEMU words", () => {
+  const base: VmConfig = { accel: "auto", args: [], arguments: [], storage: [] };
+  const runtime = {
+    vmId: "0b5c3f8e-4a1d-4c7e-9f00-3c2d1e0f9a8b",
+    name: "a",
+    qmpSocket: "/run/m/qmp.sock",
+    pidFile: "/run/m/qemu.pid",
+  };
+  const accelWords = (argv: string[]) => argv.filter((w, i) => w === "-accel" || argv[i - 1] === "-accel");
+
+  it.each([
+    [{ arguments: ["enable-kvm"] }, "kvm", "enable-kvm in arguments"],
+    [{ arguments: [{ "enable-kvm": null }] }, "kvm", "enable-kvm in arguments"],
+    [{ args: ["--enable-kvm"] }, "kvm", "enable-kvm in args"],
+    [{ machine: "q35,accel=kvm" }, "kvm", "machine: q35,accel=kvm"],
+    [{ arguments: [{ machine: "q35", accel: "tcg" }] }, "tcg", "-machine q35,accel=tcg in arguments"],
+    [{ args: ["-accel", "tcg,thread=single"] }, "tcg", "-accel tcg,thread=single in args"],
+    [{ args: ["-M", "pc,accel=kvm:tcg"] }, "kvm:tcg", "-M pc,accel=kvm:tcg in args"],
+  ] as const)("%o chooses %s: maqet adds no -accel", (extra, accel, source) => {
+    const config = { ...base, ...extra } as VmConfig;
+    expect(chosenAccelerator(config)).toEqual({ accel, source });
+    const argv = buildQemuArgv(config, runtime, { kvmUsable: false });
+    expect(accelWords(argv)).toEqual(config.args.includes("-accel") ? ["-accel", "tcg,thread=single"] : []);
+  });
+
+  it("adds -accel from accel: when the words choose nothing", () => {
+    expect(chosenAccelerator({ ...base, arguments: [{ smp: 2 }], machine: "q35" })).toBeUndefined();
+    expect(accelWords(buildQemuArgv({ ...base, machine: "q35" }, runtime, { kvmUsable: false }))).toEqual([
+      "-accel",
+      "tcg",
+    ]);
+  });
+
+  it("accel: written in agreement stands; a contradiction is CONFIG_INVALID naming both", () => {
+    expect(checkAcceleratorChoice({ ...base, accel: "kvm", arguments: ["enable-kvm"] }, "x.yaml")?.accel).toBe("kvm");
+    expect(checkAcceleratorChoice({ ...base, accel: "kvm", machine: "pc,accel=kvm:tcg" }, "x.yaml")?.accel).toBe(
+      "kvm:tcg",
+    );
+    const error = (() => {
+      try {
+        parseVmConfig("accel: tcg\narguments:\n  - enable-kvm\n", { baseDir: "/tmp", source: "x.yaml" });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(isMaqetError(error, "CONFIG_INVALID")).toBe(true);
+    expect((error as Error).message).toBe(
+      "Invalid config: 'accel: tcg' contradicts enable-kvm in arguments (kvm) in x.yaml. Keep one of them: remove accel:, or change the QEMU option to the accelerator you want.",
+    );
+    expect(exitCodeOf("CONFIG_INVALID")).toBe(3);
   });
 });

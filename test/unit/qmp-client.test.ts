@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { QmpEvent, QmpSession } from "../../src/actors/ports.ts";
 import { createQmpConnector, QmpClient, QmpCommandError } from "../../src/adapters/qmp-client.ts";
-import { isMaqetError, type MaqetError } from "../../src/errors/maqet-error.ts";
+import type { MaqetError } from "../../src/errors/maqet-error.ts";
 import { FakeQmpServer, type FakeQmpServerOptions } from "../fixtures/fake-qmp-server.ts";
 
 // Real unix sockets, so a few milliseconds of real time; every wait is bounded.
@@ -65,7 +65,7 @@ describe("QmpClient: connect", () => {
     const temp = FakeQmpServer.tempSocketPath();
     cleanups.push(temp.remove);
     const error = await rejection(createQmpConnector().connect(temp.socketPath, { timeoutMs: 50 }));
-    expect(isMaqetError(error, "TIMEOUT")).toBe(true);
+    expect(error).toBeMaqetError("TIMEOUT");
     expect(error.message).toContain(temp.socketPath);
     expect(error.message).toMatch(/ENOENT/);
     expect(error.details).toMatchObject({ timeoutMs: 50, step: "waiting for the socket to accept" });
@@ -75,19 +75,19 @@ describe("QmpClient: connect", () => {
     const server = await FakeQmpServer.start({ greeting: null });
     cleanups.push(() => server.close());
     const error = await rejection(createQmpConnector().connect(server.socketPath, { timeoutMs: 50 }));
-    expect(isMaqetError(error, "TIMEOUT")).toBe(true);
+    expect(error).toBeMaqetError("TIMEOUT");
     expect(error.message).toMatch(/greeting.*another client may hold it/);
   });
 
   it("fails at once with QMP_DISCONNECTED when the path cannot be a socket", async () => {
     const error = await rejection(createQmpConnector().connect("/etc/passwd/qmp.sock", { timeoutMs: 5_000 }));
-    expect(isMaqetError(error, "QMP_DISCONNECTED")).toBe(true);
+    expect(error).toBeMaqetError("QMP_DISCONNECTED");
     expect(error.message).toMatch(/ENOTDIR.*Check the path/);
   });
 
   it("refuses a path longer than a unix socket allows instead of retrying", async () => {
     const error = await rejection(createQmpConnector().connect(`/tmp/${"x".repeat(120)}.sock`, { timeoutMs: 5_000 }));
-    expect(isMaqetError(error, "INVALID_ARGUMENT")).toBe(true);
+    expect(error).toBeMaqetError("INVALID_ARGUMENT");
     expect(error.message).toMatch(/107-byte limit/);
   });
 
@@ -96,7 +96,7 @@ describe("QmpClient: connect", () => {
     cleanups.push(() => server.close());
     server.nextConnection().then((connection) => connection.destroy());
     const error = await rejection(createQmpConnector().connect(server.socketPath, { timeoutMs: 2_000 }));
-    expect(isMaqetError(error, "QMP_DISCONNECTED")).toBe(true);
+    expect(error).toBeMaqetError("QMP_DISCONNECTED");
     expect(error.message).toMatch(/closed before QEMU sent its greeting/);
   });
 
@@ -104,12 +104,12 @@ describe("QmpClient: connect", () => {
     const server = await FakeQmpServer.start({ greeting: "(qemu) \r\n" });
     cleanups.push(() => server.close());
     const error = await rejection(createQmpConnector().connect(server.socketPath, { timeoutMs: 1_000 }));
-    expect(isMaqetError(error, "QMP_PROTOCOL")).toBe(true);
+    expect(error).toBeMaqetError("QMP_PROTOCOL");
 
     const server2 = await FakeQmpServer.start({ greeting: { hello: "world" } });
     cleanups.push(() => server2.close());
     const error2 = await rejection(createQmpConnector().connect(server2.socketPath, { timeoutMs: 1_000 }));
-    expect(isMaqetError(error2, "QMP_PROTOCOL")).toBe(true);
+    expect(error2).toBeMaqetError("QMP_PROTOCOL");
     expect(error2.message).toMatch(/Bad QMP greeting/);
   });
 
@@ -119,7 +119,7 @@ describe("QmpClient: connect", () => {
     const connecting = createQmpConnector().connect(server.socketPath, { timeoutMs: 1_000 });
     await (await server.nextCommand()).fail("CommandNotFound", "Capabilities negotiation is already complete");
     const error = await rejection(connecting);
-    expect(isMaqetError(error, "QMP_PROTOCOL")).toBe(true);
+    expect(error).toBeMaqetError("QMP_PROTOCOL");
     expect(error.message).toMatch(/negotiation failed/);
   });
 
@@ -155,7 +155,7 @@ describe("QmpClient: execute", () => {
     await (await server.nextCommand()).fail("CommandNotFound", "The command no-such-command has not been found");
     const error = await rejection(pending);
     expect(error).toBeInstanceOf(QmpCommandError);
-    expect(isMaqetError(error, "QMP_ERROR")).toBe(true);
+    expect(error).toBeMaqetError("QMP_ERROR");
     expect(error).toMatchObject({ errorClass: "CommandNotFound", command: "no-such-command" });
     expect(error.details).toMatchObject({ class: "CommandNotFound", command: "no-such-command" });
     expect(error.message).toContain(server.socketPath);
@@ -166,7 +166,7 @@ describe("QmpClient: execute", () => {
     const slow = qmp.execute("query-slow", undefined, { timeoutMs: 20 });
     const command = await server.nextCommand();
     const error = await rejection(slow);
-    expect(isMaqetError(error, "QMP_TIMEOUT")).toBe(true);
+    expect(error).toBeMaqetError("QMP_TIMEOUT");
     expect(error.details).toMatchObject({ command: "query-slow", timeoutMs: 20 });
     await command.reply("too late");
     const next = qmp.execute("query-fast");
@@ -205,7 +205,7 @@ describe("QmpClient: execute", () => {
     const [, cb] = await server.nextCommands(2);
     await cb?.connection.send({ error: { class: "GenericError", desc: "JSON parse error, missing value" } });
     const error = await rejection(first);
-    expect(isMaqetError(error, "QMP_PROTOCOL")).toBe(true);
+    expect(error).toBeMaqetError("QMP_PROTOCOL");
     expect(error.details).toMatchObject({ command: "query-a", desc: "JSON parse error, missing value" });
     await cb?.reply("b");
     expect(await second).toBe("b");
@@ -271,15 +271,15 @@ describe("QmpClient: disconnect and close", () => {
     const [ca] = await server.nextCommands(2);
     ca?.connection.destroy();
     const [ea, eb] = await Promise.all([rejection(a), rejection(b)]);
-    expect(isMaqetError(ea, "QMP_DISCONNECTED")).toBe(true);
+    expect(ea).toBeMaqetError("QMP_DISCONNECTED");
     expect(ea.details).toMatchObject({ command: "query-a" });
-    expect(isMaqetError(eb, "QMP_DISCONNECTED")).toBe(true);
+    expect(eb).toBeMaqetError("QMP_DISCONNECTED");
     await seen.completed;
     const info = await qmp.closed;
-    expect(isMaqetError(info.error, "QMP_DISCONNECTED")).toBe(true);
+    expect(info.error).toBeMaqetError("QMP_DISCONNECTED");
     expect(qmp.isClosed).toBe(true);
     const after = await rejection(qmp.execute("query-status"));
-    expect(isMaqetError(after, "QMP_DISCONNECTED")).toBe(true);
+    expect(after).toBeMaqetError("QMP_DISCONNECTED");
     expect(after.message).toMatch(/is closed. Connect again/);
   });
 
@@ -289,8 +289,8 @@ describe("QmpClient: disconnect and close", () => {
     const command = await server.nextCommand();
     await command.connection.sendRaw("this is not json\r\n");
     const error = await rejection(pending);
-    expect(isMaqetError(error, "QMP_DISCONNECTED")).toBe(true);
-    expect(isMaqetError((await qmp.closed).error, "QMP_PROTOCOL")).toBe(true);
+    expect(error).toBeMaqetError("QMP_DISCONNECTED");
+    expect((await qmp.closed).error).toBeMaqetError("QMP_PROTOCOL");
   });
 
   it("resolves quit when QEMU closes the socket without replying", async () => {
@@ -326,8 +326,8 @@ describe("QmpClient: disconnect and close", () => {
     // Keep writing while the close is in flight: EPIPE or a closed-session rejection, never a crash.
     const writes = Array.from({ length: 20 }, () => qmp.execute("query-status").catch((e: unknown) => e));
     const results = await Promise.all(writes);
-    for (const result of results) expect(isMaqetError(result, "QMP_DISCONNECTED")).toBe(true);
-    expect(isMaqetError(await rejection(first), "QMP_DISCONNECTED")).toBe(true);
+    for (const result of results) expect(result).toBeMaqetError("QMP_DISCONNECTED");
+    expect(await rejection(first)).toBeMaqetError("QMP_DISCONNECTED");
     // SHUTDOWN announced the exit: not an unexpected close.
     expect(await qmp.closed).toEqual({});
   });
@@ -343,7 +343,7 @@ describe("QmpClient: disconnect and close", () => {
     command.connection.destroy();
     const status = qmp.execute("query-status").catch((e: unknown) => e);
     const quit = qmp.execute("quit");
-    expect(isMaqetError(await status, "QMP_DISCONNECTED")).toBe(true);
+    expect(await status).toBeMaqetError("QMP_DISCONNECTED");
     expect(await quit).toEqual({});
     expect(await qmp.closed).toEqual({});
   });
@@ -356,7 +356,7 @@ describe("QmpClient: disconnect and close", () => {
     await Promise.all([qmp.close(), qmp.close()]);
     await qmp.close();
     const error = await pending;
-    expect(isMaqetError(error, "QMP_DISCONNECTED")).toBe(true);
+    expect(error).toBeMaqetError("QMP_DISCONNECTED");
     expect(error.message).toMatch(/closed by the caller/);
     await seen.completed;
     expect(await qmp.closed).toEqual({});

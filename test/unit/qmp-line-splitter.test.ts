@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { QmpLineSplitter } from "../../src/adapters/qmp-line-splitter.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 
@@ -93,7 +92,7 @@ describe("QmpLineSplitter", () => {
       } catch (e) {
         error = e;
       }
-      expect(isMaqetError(error, "QMP_PROTOCOL")).toBe(true);
+      expect(error).toBeMaqetError("QMP_PROTOCOL");
       expect((error as Error).message).toMatch(/more than 8 bytes/);
       // The partial line was dropped; the splitter keeps working.
       expect(splitter.bufferedBytes).toBe(0);

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { createMaqet } from "../../src/api/maqet.ts";
-import { isMaqetError, type MaqetError } from "../../src/errors/maqet-error.ts";
+import type { MaqetError } from "../../src/errors/maqet-error.ts";
 import { createFakeWorld, type FakeSession } from "../support/fake-ports.ts";
 import { MemoryEventStore } from "../support/memory-event-store.ts";
 
@@ -38,7 +38,7 @@ const refusal = async (p: Promise<unknown>) => {
     () => undefined,
     (e) => e,
   );
-  expect(isMaqetError(error, "QMP_REFUSED")).toBe(true);
+  expect(error).toBeMaqetError("QMP_REFUSED");
   expect(error.exitCode).toBe(4);
   return error;
 };
@@ -76,7 +76,7 @@ describe("QMP policy through the facade (fakes)", () => {
   it("a malformed name is invalid input (exit 3), decided before the store opens", async () => {
     const maqet = createMaqet({ store: new MemoryEventStore(), ports: createFakeWorld().ports });
     const error = (await maqet.qmp("ghost", "Query;rm").catch((e) => e)) as MaqetError;
-    expect(isMaqetError(error, "INVALID_ARGUMENT")).toBe(true);
+    expect(error).toBeMaqetError("INVALID_ARGUMENT");
     expect(error.exitCode).toBe(3);
   });
 
@@ -173,7 +173,7 @@ describe("QMP helpers (fakes)", () => {
     expect(correlation.size).toBe(1);
     const count = sent.length;
     const error = await maqet.typeText("web", "naïve").catch((e) => e);
-    expect(isMaqetError(error, "INVALID_ARGUMENT")).toBe(true);
+    expect(error).toBeMaqetError("INVALID_ARGUMENT");
     expect(error.message).toContain('"ï"');
     expect(error.message).toContain("U+00EF");
     expect(sent.length).toBe(count);
@@ -197,6 +197,6 @@ describe("QMP helpers (fakes)", () => {
     expect(result).toEqual({ vm: "web", file: "/tmp/maqet-unit.png", format: "png" });
     expect(sent.at(-1)!.args).toEqual({ filename: "/tmp/maqet-unit.png", format: "png" });
     const error = await maqet.screendump("web", "/etc/shot.ppm").catch((e) => e);
-    expect(isMaqetError(error, "PATH_REFUSED")).toBe(true);
+    expect(error).toBeMaqetError("PATH_REFUSED");
   });
 });

@@ -3,7 +3,6 @@ import { decideQmp } from "../../src/actors/qmp-policy.ts";
 import { parseGlobalConfig } from "../../src/config/parse-global-config.ts";
 import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
 import { parseQmpRules } from "../../src/config/qmp-rules.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 import { qmpTierOf } from "../../src/events/qmp-events.ts";
 import { asVmEvent } from "../../src/events/vm-events.ts";
 
@@ -57,7 +56,7 @@ describe("decideQmp", () => {
           return e;
         }
       })();
-      expect(isMaqetError(error, "INVALID_ARGUMENT")).toBe(true);
+      expect(error).toBeMaqetError("INVALID_ARGUMENT");
     }
   });
 
@@ -104,7 +103,7 @@ describe("qmp: rules in configs", () => {
           return e;
         }
       })();
-      expect(isMaqetError(error, "CONFIG_INVALID")).toBe(true);
+      expect(error).toBeMaqetError("CONFIG_INVALID");
       expect((error as { details: { keyPath: string } }).details.keyPath).toBe(keyPath);
     }
   });

@@ -8,7 +8,6 @@ import { buildQemuArgv } from "../../src/adapters/qemu-argv.ts";
 import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
 import { decodeStoredConfig, encodeStoredConfig } from "../../src/config/stored-config.ts";
 import type { VmConfig } from "../../src/config/vm-config.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 import { asVmEvent, vmEvent } from "../../src/events/vm-events.ts";
 import { jsonbRoundTrip } from "../support/jsonb-order.ts";
 
@@ -131,7 +130,7 @@ describe("stored config", () => {
         return error;
       }
     })();
-    expect(isMaqetError(refused, "CONFIG_INVALID")).toBe(true);
+    expect(refused).toBeMaqetError("CONFIG_INVALID");
     expect((refused as Error).message).toContain("the key '0' at arguments[0].blockdev");
     expect((refused as Error).message).toContain("line 2");
     // In place (first, increasing) they are kept.

@@ -8,7 +8,6 @@ import { foldVmEvents } from "../../src/actors/vm-view.ts";
 import { parseTimeArg } from "../../src/api/commands/time-arg.ts";
 import { createMaqet } from "../../src/api/maqet.ts";
 import { toVmStatus } from "../../src/api/vm-status.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
 import { createFakeWorld } from "../support/fake-ports.ts";
 import { MemoryEventStore } from "../support/memory-event-store.ts";
 
@@ -52,7 +51,7 @@ describe("time travel (fakes)", () => {
     expect(h.state.state).toBe("stopped");
     expect(h.version).toBe(0);
     const early = await maqet.historyAt("web", { at: new Date("2000-01-01T00:00:00Z") }).catch((e) => e);
-    expect(isMaqetError(early, "INVALID_ARGUMENT")).toBe(true);
+    expect(early).toBeMaqetError("INVALID_ARGUMENT");
     expect(early.message).toContain("did not exist yet");
   });
 

@@ -72,17 +72,29 @@ export const LIFECYCLE_COMMANDS: readonly CommandSpec[] = [
         description: "qmp (default: handshake, cont, guest running), process, file:/PATH, serial:REGEX",
       },
       { name: "detach", type: "boolean", description: "accepted for MAQET: QEMU always runs detached" },
+      { name: "dry-run", type: "boolean", description: "print the QEMU command line a start would run; start nothing" },
     ],
     examples: [
       "maqet start web",
       "maqet start web --timeout 60",
       "maqet start web --wait-for 'serial:login:' --timeout 120",
+      "maqet start web --dry-run",
     ],
     invoke: (m, i) =>
-      m.start(text(i, "vm"), {
-        timeoutMs: positiveSeconds(i.timeout, "start"),
-        waitFor: i["wait-for"] === undefined ? undefined : String(i["wait-for"]),
-      }),
+      i["dry-run"] === true
+        ? m.inspect(text(i, "vm"), { planned: true })
+        : m.start(text(i, "vm"), {
+            timeoutMs: positiveSeconds(i.timeout, "start"),
+            waitFor: i["wait-for"] === undefined ? undefined : String(i["wait-for"]),
+          }),
+  },
+  {
+    name: "inspect",
+    summary: "Show the exact QEMU command line of a VM (its current run, or what a start would run)",
+    positionals: [{ name: "vm", description: "VM name or id" }],
+    options: [],
+    examples: ["maqet inspect web", "maqet inspect web --json"],
+    invoke: (m, i) => m.inspect(text(i, "vm")),
   },
   {
     name: "stop",
@@ -97,7 +109,7 @@ export const LIFECYCLE_COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "rm",
-    aliases: ["remove"],
+    aliases: ["remove", "delete"],
     summary: "Remove a VM, or every VM with --all (their history stays in the store)",
     positionals: [{ name: "vm", description: "VM name or id (or --all)", optional: true }],
     options: [

@@ -14,7 +14,15 @@ import { openEditSession } from "../../adapters/run-editor.ts";
 import type { ConfigOverrides } from "../../config/merge-configs.ts";
 import { isMaqetError, MaqetError } from "../../errors/maqet-error.ts";
 import type { Maqet } from "../maqet.ts";
-import { type CommandInput, type CommandSpec, list, type OptionSpec, positiveSeconds, text } from "./command-spec.ts";
+import {
+  type CommandInput,
+  type CommandSpec,
+  list,
+  type OptionSpec,
+  positiveSeconds,
+  seconds,
+  text,
+} from "./command-spec.ts";
 import { QMP_COMMANDS } from "./qmp-commands.ts";
 
 const VM = { name: "vm", description: "VM name or id" };
@@ -66,6 +74,12 @@ const RESTART: OptionSpec = {
   name: "restart",
   type: "boolean",
   description: "a running VM: stop it, apply, start it again (otherwise refused)",
+};
+const RESTART_TIMEOUT: OptionSpec = {
+  name: "timeout",
+  type: "number",
+  value: "SECONDS",
+  description: "with --restart: how long the guest gets to power off (default 30)",
 };
 const REASON: OptionSpec = {
   name: "reason",
@@ -133,7 +147,7 @@ export const MAQET_COMPAT_COMMANDS: readonly CommandSpec[] = [
       VM,
       { name: "config", description: "config file(s) merged over the VM's config", optional: true, variadic: true },
     ],
-    options: [...CONFIG_OVERRIDE_OPTIONS, RESTART, REASON],
+    options: [...CONFIG_OVERRIDE_OPTIONS, RESTART, RESTART_TIMEOUT, REASON],
     examples: [
       "maqet apply web bigger.yaml",
       "maqet apply web --memory 8G --cpu 4",
@@ -145,6 +159,7 @@ export const MAQET_COMPAT_COMMANDS: readonly CommandSpec[] = [
         files: configFiles(i),
         overrides: overridesOf(i),
         restart: i.restart === true,
+        ...(i.timeout !== undefined ? { stopTimeoutMs: seconds(i.timeout) } : {}),
         ...(i.reason !== undefined ? { reason: String(i.reason) } : {}),
       }),
   },
@@ -152,7 +167,7 @@ export const MAQET_COMPAT_COMMANDS: readonly CommandSpec[] = [
     name: "edit",
     summary: "Open a stopped VM's config in $VISUAL/$EDITOR and apply what you save (vm.reconfigured)",
     positionals: [VM],
-    options: [RESTART, REASON],
+    options: [RESTART, RESTART_TIMEOUT, REASON],
     examples: ["maqet edit web", "EDITOR='code --wait' maqet edit web", "maqet edit web --restart"],
     invoke: async (m, i, io) => {
       if (io === undefined) {
@@ -182,6 +197,7 @@ export const MAQET_COMPAT_COMMANDS: readonly CommandSpec[] = [
         const result = await m.replaceConfig(vm, after, {
           via: "edit",
           restart: i.restart === true,
+          ...(i.timeout !== undefined ? { stopTimeoutMs: seconds(i.timeout) } : {}),
           ...(i.reason !== undefined ? { reason: String(i.reason) } : {}),
           ...(info.configPath ? { baseDir: dirname(info.configPath) } : {}),
         });
@@ -270,7 +286,7 @@ export const MAQET_COMPAT_COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "storage verify",
-    summary: "Check that every file a VM's config names exists (exit 1 when one is missing)",
+    summary: "Check that every file a VM's config names exists (exit 3 when one is missing)",
     positionals: [VM],
     options: [],
     examples: ["maqet storage verify web"],

@@ -9,7 +9,7 @@
  */
 
 import { orderLostNote } from "../../actors/launch-qemu.ts";
-import type { VmActor } from "../../actors/vm-actor.ts";
+import type { ScopedVm } from "../../actors/operation-scope.ts";
 import type { VmOutcome } from "../../actors/vm-machine.ts";
 import { parseWaitCondition, type WaitCondition } from "../../actors/wait-condition.ts";
 import { loadVmConfig } from "../../adapters/load-vm-config.ts";
@@ -111,7 +111,7 @@ export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
 function runState(
   ctx: MaqetContext,
   name: string,
-  change: (vm: VmActor) => Promise<VmOutcome>,
+  change: (vm: ScopedVm) => Promise<VmOutcome>,
 ): Promise<VmStatus & { changed: boolean }> {
   return ctx.withVm(name, async (vm) => {
     const outcome = await change(vm);

@@ -38,6 +38,8 @@ export interface ApplyOptions {
   overrides?: ConfigOverrides;
   /** Stop a running VM, change it and start it again (otherwise a running VM is refused). */
   restart?: boolean;
+  /** With `restart`: how long the guest gets to power off before quit/SIGTERM/SIGKILL. Default 30 s. */
+  stopTimeoutMs?: number;
   /** Why (recorded in `vm.reconfigured`); default: what was applied. */
   reason?: string;
   /** Directory relative file names resolve against. Default: the process's. */
@@ -46,6 +48,8 @@ export interface ApplyOptions {
 
 export interface ReplaceConfigOptions {
   restart?: boolean;
+  /** With `restart`: how long the guest gets to power off. Default 30 s. */
+  stopTimeoutMs?: number;
   reason?: string;
   /** Directory relative paths in the text resolve against. Default: the VM's config file's, else the process's. */
   baseDir?: string;
@@ -96,7 +100,7 @@ export function reconfigureOps(ctx: MaqetContext): ReconfigureOps {
         });
       if (existing === undefined) return createByApply(ctx, name, raw, layers.baseDir, layers.source, options, cwd);
       const source = layers.source;
-      return reconfigure(ctx, name, options.restart === true, (current) => {
+      return reconfigure(ctx, name, restartOf(options), (current) => {
         const probe = { arguments: [...current.arguments, ...(Array.isArray(raw.arguments) ? raw.arguments : [])] };
         const withFlags = hasOverrides(options.overrides)
           ? mergeConfigValues(raw, resolveLayerPaths(overridesLayer(options.overrides!, probe), cwd))
@@ -124,7 +128,7 @@ export function reconfigureOps(ctx: MaqetContext): ReconfigureOps {
         );
       }),
     replaceConfig: (name, yaml, options = {}) =>
-      reconfigure(ctx, name, options.restart === true, (current, view) => {
+      reconfigure(ctx, name, restartOf(options), (current, view) => {
         const source = `the edited config of '${view.name}'`;
         const baseDir = options.baseDir ?? (view.configPath ? dirnameOf(view.configPath) : process.cwd());
         const parsed = parseVmConfig(yaml, { source, baseDir, onWarning: warn });
@@ -152,17 +156,23 @@ interface Change {
 }
 
 /** The one path every reconfiguration takes: refuse or stop a running VM, record, restart. */
+function restartOf(options: { restart?: boolean; stopTimeoutMs?: number }): Restart {
+  return options.restart === true ? { timeoutMs: options.stopTimeoutMs } : false;
+}
+
+type Restart = false | { timeoutMs?: number };
+
 async function reconfigure(
   ctx: MaqetContext,
   name: string,
-  restart: boolean,
+  restart: Restart,
   compute: (current: VmConfig, view: VmActor["view"]) => Change,
 ): Promise<ReconfigureResult> {
   return ctx.withVm(name, async (vm) => {
     let restarted = false;
     if (vm.view.status !== "stopped") {
-      if (!restart) throw runningError(vm.view.name, vm.view.status);
-      await vm.stop();
+      if (restart === false) throw runningError(vm.view.name, vm.view.status);
+      await vm.stop(restart.timeoutMs === undefined ? {} : { timeoutMs: restart.timeoutMs });
       restarted = true;
     }
     const changed = await vm.exclusive(async (access) => {

@@ -109,11 +109,11 @@ export function summarize(e: Pick<HistoryEntry, "type" | "data">): string {
     case "snapshot.created":
     case "snapshot.loaded":
     case "snapshot.deleted":
-      return `${d.tag} via ${d.method} in ${d.durationMs}ms${d.replaced ? " (replaced)" : ""}`;
+      return `${d.tag} via ${d.method} in ${d.durationMs}ms${d.replaced ? " (replaced)" : ""}${d.recovered ? " (recovered)" : ""}`;
     case "snapshot.create-failed":
     case "snapshot.load-failed":
     case "snapshot.delete-failed":
-      return `${d.tag} ${d.code} in ${d.durationMs}ms`;
+      return `${d.tag} ${d.code}${d.reason ? ` (${d.reason})` : ""} in ${d.durationMs}ms`;
     case "snapshot.observed":
       return `${(d.drives as { drive: string; snapshots: unknown[] }[]).map((x) => `${x.drive}:${x.snapshots.length}`).join(" ")} via ${d.source}`;
     default:

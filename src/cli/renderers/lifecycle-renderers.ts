@@ -6,6 +6,7 @@
  * LIFECYCLE_RENDERERS.ls(await maqet.list());
  * ```
  */
+import type { VmInspection } from "../../api/ops/inspect-ops.ts";
 import type { VmStatus } from "../../api/vm-status.ts";
 import { renderTable } from "../table.ts";
 import type { Renderer } from "./renderer.ts";
@@ -16,6 +17,7 @@ export const LIFECYCLE_RENDERERS: Record<string, Renderer> = {
     return `Added VM '${s.name}' (id ${s.id}). Start it with \`maqet start ${s.name}\`.`;
   },
   start: (result) => {
+    if (isInspection(result)) return renderInspection(result); // --dry-run
     const s = result as VmStatus;
     return `Started VM '${s.name}' (pid ${s.pid}, QEMU ${s.qemuVersion ?? "?"}).`;
   },
@@ -37,7 +39,20 @@ export const LIFECYCLE_RENDERERS: Record<string, Renderer> = {
   rm: (result) => `Removed VM '${(result as { name: string }).name}'. Its history stays in the store.`,
   ls: (result) => renderList(result as VmStatus[]),
   status: (result) => renderStatus(result as VmStatus),
+  inspect: (result) => renderInspection(result as VmInspection),
 };
+
+function isInspection(result: unknown): result is VmInspection {
+  return typeof result === "object" && result !== null && "command" in result && "argv" in result;
+}
+
+/** The shell-quoted command line, after `#` notes a copy-paste into a shell ignores. */
+function renderInspection(i: VmInspection): string {
+  const what = i.source === "running" ? `running (${i.state})` : "what a start would run now";
+  const accel = `accelerator ${i.accel.resolved}${i.accel.chosenBy ? ` (chosen by ${i.accel.chosenBy})` : ` (accel: ${i.accel.config})`}`;
+  const notes = [`# VM '${i.name}': ${what}; ${accel}`, ...i.warnings.map((w) => `# warning: ${w}`)];
+  return [...notes, i.command].join("\n");
+}
 
 function renderList(vms: VmStatus[]): string {
   if (vms.length === 0) return "No VMs. Define one with `maqet add config.yaml`.";

@@ -1,0 +1,113 @@
+/**
+ * Runs the built CLI in a sandbox (own HOME, data and runtime dirs; the embedded store, or a
+ * fresh database on the test server) with `MAQET_CRASH_AT` when asked, and reports how each run
+ * ended, a SIGKILL included. Used by the crash-point and snapshot-recovery tests.
+ */
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createProcessControl } from "../../src/adapters/process-control.ts";
+import { projectRoot } from "./build-dist.ts";
+import { createTestDatabase } from "./postgres-cluster.ts";
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+  json<T = unknown>(): T;
+}
+
+export interface CrashSandbox {
+  home: string;
+  runtimeDir: string;
+  dataDir: string;
+  /** The database URL (pg dialect), or undefined (embedded store under dataDir). */
+  databaseUrl?: string;
+  run(args: string[], options?: { crashAt?: string; timeoutMs?: number }): Promise<RunResult>;
+  /** The VM's events (`maqet history <vm> --json`). */
+  history(vm: string): Promise<{ type: string; version: number; data: Record<string, unknown> }[]>;
+  /** Live QEMU processes carrying this VM id (an orphan is one the stream does not call running). */
+  qemuOf(vmId: string): number[];
+  cleanup(): Promise<void>;
+}
+
+export async function createCrashSandbox(dialect: "pglite" | "pg", baseUrl?: string): Promise<CrashSandbox> {
+  const home = await mkdtemp(join(tmpdir(), "maqet-crash-"));
+  const runtimeDir = join(home, "run");
+  const dataDir = join(home, ".local/share/maqet");
+  const db = dialect === "pg" ? await createTestDatabase(baseUrl!) : undefined;
+  const env: Record<string, string> = {
+    HOME: home,
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    XDG_DATA_HOME: join(home, ".local/share"),
+    XDG_RUNTIME_DIR: runtimeDir,
+    XDG_CONFIG_HOME: join(home, ".config"),
+    USER: process.env.USER ?? "root",
+    ...(db ? { MAQET_DATABASE_URL: db.url } : {}),
+  };
+  const bin = join(projectRoot, "dist/src/cli/bin.js");
+  const run: CrashSandbox["run"] = (args, options = {}) =>
+    new Promise((resolve, reject) => {
+      const t0 = Date.now();
+      const child = spawn(process.execPath, [bin, ...args], {
+        cwd: home,
+        env: { ...env, ...(options.crashAt ? { MAQET_CRASH_AT: options.crashAt } : {}) },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => {
+        stdout += String(d);
+      });
+      child.stderr.on("data", (d) => {
+        stderr += String(d);
+      });
+      const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 900_000);
+      child.on("error", reject);
+      child.on("close", (code, signal) => {
+        clearTimeout(timer);
+        resolve({ code, signal, stdout, stderr, ms: Date.now() - t0, json: <T>() => JSON.parse(stdout) as T });
+      });
+    });
+  const processes = createProcessControl({ runtimeRoot: join(runtimeDir, "maqet") });
+  return {
+    home,
+    runtimeDir,
+    dataDir,
+    databaseUrl: db?.url,
+    run,
+    history: async (vm) => {
+      const result = await run(["history", vm, "--json"]);
+      if (result.code !== 0) throw new Error(`history ${vm} failed (${result.code}): ${result.stderr}`);
+      return result.json();
+    },
+    qemuOf: (vmId) => processes.findProcesses(vmId),
+    cleanup: async () => {
+      await db?.drop().catch(() => undefined);
+      await rm(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Outcome types of each request type. */
+export const OUTCOMES: Record<string, string[]> = {
+  "vm.start-requested": ["vm.started", "vm.start-failed"],
+  "vm.stop-requested": ["vm.stopped", "vm.reattached"],
+  "snapshot.create-requested": ["snapshot.created", "snapshot.create-failed"],
+  "snapshot.load-requested": ["snapshot.loaded", "snapshot.load-failed"],
+  "snapshot.delete-requested": ["snapshot.deleted", "snapshot.delete-failed"],
+};
+
+/** Requests in a history with no outcome after them (a later request of another kind closes nothing). */
+export function openRequests(events: readonly { type: string; version: number }[]): string[] {
+  const open: string[] = [];
+  for (const [i, e] of events.entries()) {
+    const outcomes = OUTCOMES[e.type];
+    if (outcomes === undefined) continue;
+    if (!events.slice(i + 1).some((later) => outcomes.includes(later.type))) open.push(`${e.type}@${e.version}`);
+  }
+  return open;
+}
