@@ -86,8 +86,7 @@ function overview(): string {
     "Global options:",
     ...globalOptions(),
     "",
-    "Exit codes: 0 ok, 1 failure, 2 timeout, 3 invalid input or not found, 4 refused for security,",
-    "130 interrupted (Ctrl-C).",
+    "Exit codes: 0 ok, 1 failure, 2 timeout, 3 invalid input or not found, 4 refused for security.",
     "Run `maqet <command> --help` for a command's options, `maqet <group> --help` for a group's commands.",
   ].join("\n");
 }

@@ -21,8 +21,8 @@ import { type GlobalOptions, parseArgs } from "./parse-args.ts";
 import { pipeStream } from "./pipe-stream.ts";
 import { type ProgressSink, renderProgress } from "./progress-renderer.ts";
 import { renderResult } from "./render.ts";
-import { runStorelessCommand } from "./storeless-commands.ts";
 import { debugTrace, openRunLog, type RunLog, renderYaml, withRunLog } from "./run-log.ts";
+import { runStorelessCommand } from "./storeless-commands.ts";
 
 export interface CliIo {
   env: Record<string, string | undefined>;

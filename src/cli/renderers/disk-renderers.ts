@@ -7,8 +7,8 @@
  * ```
  */
 import type { ImageCheck, ImageInfo } from "../../actors/disk-image-port.ts";
-import { formatBytes } from "../../util/format-bytes.ts";
 import type { DiskConverted, DiskCreated } from "../../api/ops/disk-ops.ts";
+import { formatBytes } from "../../util/format-bytes.ts";
 import type { Renderer } from "./renderer.ts";
 
 function info(result: unknown): string {
