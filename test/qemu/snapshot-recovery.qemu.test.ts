@@ -140,7 +140,7 @@ describe("an interrupted snapshot request gets its true outcome from the next co
 
     // The VM ran on throughout, and maqet left none of its jobs in QEMU.
     const status = await box.run(["status", "snap", "--json"]);
-    expect(status.json<{ status: string }>().status).toBe("running");
+    expect(status.json<{ state: string }>().state).toBe("running");
     const jobs = await box.run(["qmp", "snap", "query-jobs", "--json"]);
     expect(jobs.code, jobs.stderr).toBe(0);
     expect(JSON.stringify(jobs.json())).not.toContain("maqet-snapshot-");

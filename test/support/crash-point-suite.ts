@@ -172,7 +172,7 @@ export function crashPointSuite(dialect: "pglite" | "pg"): void {
           expect(after.map((e) => e.version)).toEqual(after.map((_, i) => i));
           if (scenario.request) expect(after.map((e) => e.type)).toContain(scenario.request);
           // No orphan QEMU: a QEMU runs only if the history says the VM is running, and then exactly one.
-          const { status: state, pid } = status.json<{ status: string; pid?: number }>();
+          const { state, pid } = status.json<{ state: string; pid?: number | null }>();
           const qemu = box.qemuOf(vmId);
           if (state === "running" || state === "paused") {
             expect(qemu).toEqual([pid]);
