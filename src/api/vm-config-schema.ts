@@ -29,6 +29,7 @@ const diskEntry = {
   properties: {
     name: { type: "string", pattern: "^[A-Za-z][A-Za-z0-9_.-]{0,30}$", description: "drive id (default hdd<i>)" },
     type: { enum: ["qcow2", "raw"], description: "image format (virtfs: a shared directory instead)" },
+    // `type` may be left out for `media: cdrom` (raw).
     file: { type: "string", description: "image path, relative to the config file (default <name>.<type>)" },
     size: {
       anyOf: [
@@ -41,6 +42,7 @@ const diskEntry = {
       enum: ["virtio", "sata", "ide", "scsi", "none"],
       description: "how the guest sees it (default virtio)",
     },
+    media: { const: "cdrom", description: "a CD-ROM drive for an ISO image (file:), never created; MAQET's key" },
     backing_file: { type: "string", description: "create as a qcow2 overlay on this image (relative to the image)" },
     backing_format: { enum: ["qcow2", "raw"], description: "the backing image's format (default qcow2)" },
     options: {
@@ -49,7 +51,7 @@ const diskEntry = {
       additionalProperties: { type: ["string", "number", "boolean"] },
     },
   },
-  required: ["type"],
+  anyOf: [{ required: ["type"] }, { required: ["media"] }],
   additionalProperties: false,
 };
 
@@ -105,6 +107,7 @@ export function vmConfigSchema() {
       kernel: { type: "string", description: "direct kernel boot: the kernel image" },
       initrd: { type: "string", description: "initrd (with kernel)" },
       append: { type: "string", description: "kernel command line (with kernel)" },
+      log_file: { type: "string", description: "QEMU's log file (-D), relative to the config file; MAQET's key" },
       args: {
         type: "array",
         items: { type: ["string", "number"] },
