@@ -30,6 +30,7 @@ const diskEntry = {
   properties: {
     name: { type: "string", pattern: "^[A-Za-z][A-Za-z0-9_.-]{0,30}$", description: "drive id (default hdd<i>)" },
     type: { enum: ["qcow2", "raw"], description: "image format (virtfs: a shared directory instead)" },
+    // `type` may be left out for `media: cdrom` (raw).
     file: { type: "string", description: "image path, relative to the config file (default <name>.<type>)" },
     size: {
       anyOf: [
