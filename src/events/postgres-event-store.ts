@@ -41,6 +41,7 @@ import type {
   SubscriptionMessage,
 } from "./event-store.ts";
 import { type GroupCommitOptions, GroupCommitter, type Settled } from "./group-commit.ts";
+import { asJsonb } from "./jsonb-order.ts";
 import { type NotificationSource, type SleepClock, timerClock } from "./notifications.ts";
 import { checkpointAt, EVENT_COLUMNS, readAll, readHead, readPage, toStoredEvent } from "./read-all.ts";
 import { type Database, toNumber } from "./schema.ts";
@@ -211,7 +212,13 @@ export class PostgresEventStore implements EventStore {
       this.#appendingTo.clear();
     }
     const written = outcomes.flatMap((o) =>
-      o.kind === "appended" ? o.result.events.map((event, i) => ({ event, checkpoint: o.checkpoints[i]! })) : [],
+      o.kind === "appended"
+        ? o.result.events.map((event, i) => ({
+            // What a reader of this event gets from jsonb (key order included), not what was sent.
+            event: { ...event, data: asJsonb(event.data), metadata: asJsonb(event.metadata) } as StoredEvent,
+            checkpoint: o.checkpoints[i]!,
+          }))
+        : [],
     );
     if (written.length > 0 && this.#handovers.observed) {
       // Committed unless someone left the session inside a transaction block (a raw BEGIN

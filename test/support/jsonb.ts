@@ -12,23 +12,9 @@
  * ```
  */
 
-const utf8 = new TextEncoder();
+import { compareJsonbKeys } from "../../src/events/jsonb-order.ts";
 
-/**
- * Orders two object keys as jsonb stores them: by UTF-8 length, then byte by byte.
- *
- * @example
- * ```ts
- * ["é", "ab", "b"].sort(compareJsonbKeys); // ["b", "ab", "é"]
- * ```
- */
-export function compareJsonbKeys(a: string, b: string): number {
-  const x = utf8.encode(a);
-  const y = utf8.encode(b);
-  if (x.length !== y.length) return x.length - y.length;
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
-  return 0;
-}
+export { compareJsonbKeys };
 
 /**
  * The value jsonb would give back for `value` sent as JSON (`null` for undefined).
