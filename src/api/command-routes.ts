@@ -74,6 +74,7 @@ export const ROUTE_OVERRIDES: Readonly<Record<string, Override>> = {
   "storage attach": { method: "POST", path: "/v1/storage/attach", localPaths: ["path", "config", "vm-config"] },
   ls: { method: "GET", path: "/v1/vms" },
   status: { method: "GET", path: "/v1/vms/:vm" },
+  inspect: { method: "GET", path: "/v1/vms/:vm/inspect" },
   rm: { method: "DELETE", path: "/v1/vms/:vm", needsTerminal: (i) => i.all === true },
   history: { method: "GET", path: "/v1/vms/:vm/history" },
   console: { method: "GET", path: "/v1/vms/:vm/console", streams: "text" },
