@@ -168,7 +168,7 @@ describe("config as YAML (maqet edit)", () => {
       "  - netdev: user",
       "    id: n0",
       "  - device: {driver: virtio-net-pci, netdev: n0}",
-      "  - enable-kvm: null",
+      "  - nodefaults: null", // (enable-kvm beside accel: tcg is a contradiction since the accelerator rules)
       "  - no-reboot",
       "args: [-snapshot]",
       "storage:",
