@@ -6,7 +6,7 @@
  * kills a process at each and checks that the next command recovers. Inert unless set.
  *
  * This registry is the one list: docs/crash-points.md must list exactly these names (the test
- * compares them) and no `crash("…")` call in src/ may use another. New code that adds a
+ * compares them) and no crash-hook call in src/ may name another. New code that adds a
  * two-step write adds its point here, a line in the docs and a scenario in the test.
  *
  * @example
