@@ -13,16 +13,9 @@
  */
 import type { IncomingMessage } from "node:http";
 
-/** The contract shared with the core's `maqet.as(caller)`. */
-export interface CallerIdentity {
-  user?: string;
-  uid?: number;
-  pid?: number;
-  host?: string;
-  source?: string;
-  correlationId?: string;
-  causationId?: string;
-}
+import type { CallerIdentity } from "../api/caller-identity.ts";
+
+export type { CallerIdentity };
 
 const SAFE = /^[\w.@:+-]{1,128}$/;
 

@@ -20,7 +20,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Observable, Subject } from "rxjs";
-import type { CallerIdentity } from "../agent/caller-identity.ts";
+import type { CallerIdentity } from "../api/caller-identity.ts";
 import { requestFor, routeOf } from "../api/command-routes.ts";
 import type { CommandInput } from "../api/commands/command-spec.ts";
 import type { EventLine } from "../api/commands/events-commands.ts";
