@@ -8,17 +8,13 @@
  * ```
  */
 import { AGENT_FLAGS } from "../agent/agent-args.ts";
-import { COMMANDS, type OptionSpec, type PositionalSpec } from "../api/commands.ts";
+import { COMMANDS, type CommandSpec } from "../api/commands.ts";
 
 /** What help, completion and the docs test need of a command (a registry entry has more). */
-export interface CommandDescription {
-  name: string;
-  aliases?: string[];
-  summary: string;
-  positionals: PositionalSpec[];
-  options: OptionSpec[];
-  examples: string[];
-}
+export type CommandDescription = Pick<
+  CommandSpec,
+  "name" | "aliases" | "summary" | "positionals" | "options" | "examples"
+>;
 
 export const CLI_COMMANDS: readonly CommandDescription[] = [
   {
