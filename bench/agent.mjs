@@ -11,7 +11,7 @@ import { writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { loadavg } from "node:os";
 import { join } from "node:path";
-import { runMeasure } from "./harness.mjs";
+import { cliEntry, runMeasure } from "./harness.mjs";
 import { nowMs, row, summarize } from "./stats.mjs";
 
 function http(socket, method, path, body) {
@@ -35,7 +35,7 @@ function http(socket, method, path, body) {
 
 await runMeasure("agent", "Agent: CLI and API through `maqet agent` (embedded PGlite store)", async (ctx) => {
   const rounds = ctx.quick ? 5 : 15;
-  const bin = join(ctx.dist, "src/cli/bin.js");
+  const bin = cliEntry(ctx.dist);
   const socket = join(ctx.root, "agent.sock");
   const env = { PATH: process.env.PATH, HOME: join(ctx.root, "home"), LANG: "C" };
   const dirs = ["--data-dir", join(ctx.root, "data"), "--runtime-dir", join(ctx.root, "rt")];

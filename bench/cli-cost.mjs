@@ -1,4 +1,4 @@
-// Measure 4: what one CLI call costs. Wall time of `maqet ls` (node dist/src/cli/bin.js) on an
+// Measure 4: what one CLI call costs. Wall time of `maqet ls` (node dist/src/bin/maqet.js) on an
 // existing embedded store holding one VM, against `node -e 0` (Node's own start), importing the
 // CLI's modules without running a command, and a bare PGlite open+close of that same data
 // directory (what every CLI call pays before it does anything). Also the first-ever command,
@@ -6,14 +6,14 @@
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { benchDir, runMeasure } from "./harness.mjs";
+import { benchDir, cliEntry, runMeasure } from "./harness.mjs";
 import { nowMs, row, summarize } from "./stats.mjs";
 
 await runMeasure("cli", "4. CLI per-command cost (embedded PGlite store)", async (ctx) => {
   // Each `ls` is seconds, not milliseconds: sample counts are kept low to stay in the time budget.
   const rounds = ctx.quick ? 3 : 7;
   const firsts = ctx.quick ? 1 : 3;
-  const bin = join(ctx.dist, "src/cli/bin.js");
+  const bin = cliEntry(ctx.dist);
   const env = { PATH: process.env.PATH, HOME: join(ctx.root, "home"), LANG: "C" };
   const dataDir = join(ctx.root, "cli-data");
   const cli = (dir, ...words) => [bin, "--data-dir", dir, "--runtime-dir", join(ctx.root, "cli-rt"), ...words];

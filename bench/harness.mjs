@@ -4,7 +4,7 @@
 // Run by bench/run.mjs, a measure gets its context in BENCH_CTX and writes its result as JSON to
 // ctx.resultFile. Run alone (`node bench/qmp-roundtrip.mjs [--quick]`) it makes its own context
 // from ./dist and prints its table.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { resultTable } from "./stats.mjs";
@@ -17,6 +17,16 @@ function context() {
   if (process.env.BENCH_CTX) return { ...JSON.parse(process.env.BENCH_CTX), owned: false };
   const root = mkdtempSync("/tmp/mqb-");
   return { quick: process.argv.includes("--quick"), dist: join(projectRoot, "dist"), root, owned: true };
+}
+
+/**
+ * The `maqet` executable of the build under test: the bundle `npm run build` writes
+ * (dist/src/bin/maqet.js, package.json's `bin`), or for a build older than the bundle the
+ * unbundled entry.
+ */
+export function cliEntry(dist) {
+  const bundled = join(dist, "src/bin/maqet.js");
+  return existsSync(bundled) ? bundled : join(dist, "src/cli/bin.js");
 }
 
 /** Imports a module of the build under test, e.g. `importDist(ctx, "src/mod.js")`. */

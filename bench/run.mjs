@@ -11,7 +11,17 @@
 // PostgreSQL process the bench starts lives under one scratch directory (/tmp/mqb-XXXXXX); at the
 // end any process whose command line still names it is killed, and the run says so.
 import { execFileSync, spawn } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { benchDir, formatResult, projectRoot } from "./harness.mjs";
@@ -61,11 +71,17 @@ function buildRevision(revision) {
   if (!existsSync(join(dir, "dist", "src", "mod.js"))) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
-    const files = "src migrations package.json tsconfig.json tsconfig.build.json";
+    const files = "src migrations package.json tsconfig.json tsconfig.build.json scripts";
     execFileSync("sh", ["-c", `git -C '${projectRoot}' archive ${sha} ${files} | tar -x -C '${dir}'`]);
     try {
-      const tsc = join(projectRoot, "node_modules/typescript/bin/tsc");
-      execFileSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: dir, stdio: "inherit" });
+      if (existsSync(join(dir, "scripts/build.mjs"))) {
+        // tsc and the bundled `maqet` (dist/src/bin/), with this checkout's node_modules.
+        symlinkSync(join(projectRoot, "node_modules"), join(dir, "node_modules"));
+        execFileSync(process.execPath, [join(dir, "scripts/build.mjs")], { cwd: dir, stdio: "inherit" });
+      } else {
+        const tsc = join(projectRoot, "node_modules/typescript/bin/tsc");
+        execFileSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: dir, stdio: "inherit" });
+      }
     } catch {
       rmSync(dir, { recursive: true, force: true });
       console.error(`bench: commit ${sha} does not build; pick another with --rev.`);

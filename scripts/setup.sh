@@ -67,7 +67,7 @@ npm run --silent build
 
 # Put `maqet` on PATH: a symlink to the built CLI, in /usr/local/bin as root, else in
 # ~/.local/bin (named if that is not on PATH). An existing `maqet` that is not ours is left alone.
-bin="$PWD/dist/src/cli/bin.js"
+bin="$PWD/dist/src/bin/maqet.js"
 chmod +x "$bin"
 if [ "$(id -u)" = 0 ]; then link_dir=/usr/local/bin; else link_dir="$HOME/.local/bin"; fi
 mkdir -p "$link_dir"

@@ -1,6 +1,6 @@
 /**
  * Runs once per `vitest run`, before any worker:
- * - builds dist/ (the e2e tests run the CLI as a user would: `node dist/src/cli/bin.js`);
+ * - builds dist/ (the e2e tests run the CLI as a user would: `node dist/src/bin/maqet.js`);
  * - starts a throwaway PostgreSQL 15 cluster unless MAQET_TEST_DATABASE_URL points at one;
  * - builds one migrated PGlite template that tests clone instead of paying ~4 s per instance.
  */

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AgentEndpoint } from "../../src/client/agent-transport.ts";
 import { followAgentEvents } from "../../src/client/follow-events.ts";
 import { api, qemuPidsOf, storedEvents } from "../support/agent-helpers.ts";
-import { projectRoot } from "../support/build-dist.ts";
+import { cliBin, projectRoot } from "../support/build-dist.ts";
 import {
   type CliSandbox,
   createCliSandbox,
@@ -36,11 +36,8 @@ interface Status {
 
 function runBin(args: string[], env: Record<string, string>, cwd: string): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [join(projectRoot, "dist/src/cli/bin.js"), ...args],
-      { env, cwd, timeout: 120_000 },
-      (error, _out, stderr) => resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stderr }),
+    execFile(process.execPath, [cliBin, ...args], { env, cwd, timeout: 120_000 }, (error, _out, stderr) =>
+      resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stderr }),
     );
   });
 }

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { openEventStore } from "../../src/adapters/open-event-store.ts";
 import { vmEvent, vmStreamId } from "../../src/events/vm-events.ts";
 import { createMaqet } from "../../src/mod.ts";
-import { projectRoot } from "../support/build-dist.ts";
+import { cliBin, projectRoot } from "../support/build-dist.ts";
 import { type CliSandbox, createCliSandbox, processAlive } from "../support/cli-runner.ts";
 import { createTestDatabase } from "../support/postgres-cluster.ts";
 
@@ -51,7 +51,7 @@ function cliInBackground(args: string[]): {
   child: ChildProcess;
   done: Promise<{ code: number | null; stderr: string }>;
 } {
-  const child = spawn(process.execPath, [join(projectRoot, "dist/src/cli/bin.js"), ...args], {
+  const child = spawn(process.execPath, [cliBin, ...args], {
     cwd: box.home,
     env: box.env,
     stdio: ["ignore", "pipe", "pipe"],

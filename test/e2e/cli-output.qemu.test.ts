@@ -6,10 +6,10 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMaqet } from "../../src/api/maqet.ts";
-import { projectRoot } from "../support/build-dist.ts";
+import { cliBin, projectRoot } from "../support/build-dist.ts";
 import { type CliSandbox, createCliSandbox } from "../support/cli-runner.ts";
 
-const bin = join(projectRoot, "dist/src/cli/bin.js");
+const bin = cliBin;
 
 /** Runs a bash pipeline; returns each command's exit status and maqet's stderr. */
 function pipeline(

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { projectRoot } from "../support/build-dist.ts";
+import { cliBin, projectRoot } from "../support/build-dist.ts";
 import { type CliSandbox, createCliSandbox, waitFor } from "../support/cli-runner.ts";
 import { ensureGuest, GUEST_LINES, guestAppend, markerLine } from "../support/guest.ts";
 
@@ -23,7 +23,7 @@ describe("maqet console on the test guest (real QEMU, TCG, embedded store)", { t
   const followers: Follower[] = [];
 
   const follow = (): Follower => {
-    const child = spawn(process.execPath, [join(projectRoot, "dist/src/cli/bin.js"), "console", "g", "--follow"], {
+    const child = spawn(process.execPath, [cliBin, "console", "g", "--follow"], {
       cwd: box.home,
       env: box.env,
       stdio: ["ignore", "pipe", "pipe"],

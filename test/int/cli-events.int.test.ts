@@ -10,10 +10,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type EventLine, toEventLine } from "../../src/api/commands/events-commands.ts";
 import { createMaqet, type Maqet } from "../../src/api/maqet.ts";
-import { projectRoot } from "../support/build-dist.ts";
+import { cliBin, projectRoot } from "../support/build-dist.ts";
 import { createTestDatabase } from "../support/postgres-cluster.ts";
 
-const bin = join(projectRoot, "dist/src/cli/bin.js");
+const bin = cliBin;
 const databaseUrl = inject("databaseUrl");
 const vm = (name: string) => ({ name, memory: "64M", cpu: 1, accel: "tcg", display: "none" });
 

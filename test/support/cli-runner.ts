@@ -1,5 +1,5 @@
 /**
- * Runs the built CLI (`node dist/src/cli/bin.js`) as a user would, each call a separate
+ * Runs the built CLI (`node dist/src/bin/maqet.js`) as a user would, each call a separate
  * process, in a sandbox with its own HOME, XDG data and runtime dirs.
  *
  * With `MAQET_TEST_AGENT=1` each sandbox also runs `maqet agent` (on the sandbox's default
@@ -9,7 +9,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { projectRoot } from "./build-dist.ts";
+import { cliBin, projectRoot } from "./build-dist.ts";
 import { waitUntil } from "./poll.ts";
 
 export interface CliResult {
@@ -103,7 +103,7 @@ export async function startSandboxAgent(
   cwd: string,
   extraArgs: string[] = [],
 ): Promise<SandboxAgent> {
-  const bin = join(projectRoot, "dist/src/cli/bin.js");
+  const bin = cliBin;
   const child = spawn(process.execPath, [bin, "agent", "--log-format", "json", ...extraArgs], {
     cwd,
     env,
@@ -152,7 +152,7 @@ export async function createCliSandbox(): Promise<CliSandbox> {
     XDG_RUNTIME_DIR: join(home, "run"),
     USER: process.env.USER ?? "root",
   };
-  const bin = join(projectRoot, "dist/src/cli/bin.js");
+  const bin = cliBin;
   const agent = AGENT_MODE ? await startSandboxAgent(env, home) : undefined;
   return {
     home,

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createProcessControl } from "../../src/adapters/process-control.ts";
-import { projectRoot } from "./build-dist.ts";
+import { cliBin, projectRoot } from "./build-dist.ts";
 import { createTestDatabase } from "./postgres-cluster.ts";
 
 export interface RunResult {
@@ -48,7 +48,7 @@ export async function createCrashSandbox(dialect: "pglite" | "pg", baseUrl?: str
     USER: process.env.USER ?? "root",
     ...(db ? { MAQET_DATABASE_URL: db.url } : {}),
   };
-  const bin = join(projectRoot, "dist/src/cli/bin.js");
+  const bin = cliBin;
   const run: CrashSandbox["run"] = (args, options = {}) =>
     new Promise((resolve, reject) => {
       const t0 = Date.now();
