@@ -28,7 +28,14 @@ import { sendError, sendJson, streamFormat } from "./http-reply.ts";
 import { streamOperation } from "./operation-stream.ts";
 import { DEFAULT_BODY_LIMIT, readJsonBody } from "./request-body.ts";
 import { compileRoutes } from "./route-table.ts";
-import { type AuthKind, isSafeMethod, originRefused, SECURITY_HEADERS, sameOrigin, type WebConsole } from "./web-console.ts";
+import {
+  type AuthKind,
+  isSafeMethod,
+  originRefused,
+  SECURITY_HEADERS,
+  sameOrigin,
+  type WebConsole,
+} from "./web-console.ts";
 
 /** The API's major version: in every path (`/v1`); features are announced as extensions. */
 export const API_VERSION = 1;

@@ -93,7 +93,16 @@ export async function runAgent(argv: readonly string[], io: AgentIo): Promise<nu
       const tokenFile = args.tokenFile ?? join(runtimeDir, "agent.token");
       const token = args.tokenFile ? await readTokenFile(args.tokenFile) : await generateTokenFile(tokenFile);
       const web = createWebConsole({ token, sessions: createWebSessions() });
-      const tcp = createAgentHandler({ maqet, version, host: hostname(), tcp: true, token, web, about, log: log.request });
+      const tcp = createAgentHandler({
+        maqet,
+        version,
+        host: hostname(),
+        tcp: true,
+        token,
+        web,
+        about,
+        log: log.request,
+      });
       servers.push(await listen(createServer(tcp.handle), args.listen.port, args.listen.host));
       handlers.push(tcp);
       tokenNote = `; TCP ${args.listen.host}:${args.listen.port}, bearer token in ${args.tokenFile ?? tokenFile}`;

@@ -74,21 +74,22 @@ export function createWebConsole(options: WebConsoleOptions): WebConsole {
   const assets = loadAssets(options.assetsDir ?? defaultAssetsDir());
   const { sessions } = options;
 
-  const page = (res: ServerResponse, status: number, name: string, extra: Record<string, string> = {}) => {
+  const page = (res: ServerResponse, status: number, name: string, extra: Record<string, string> = {}): undefined => {
     const asset = assets.get(`/ui/${name}`);
     if (!asset) throw new MaqetError("INTERNAL", `The web console's ${name} is missing from the package.`);
     res.writeHead(status, { ...SECURITY_HEADERS, "content-type": asset.type, "cache-control": "no-store", ...extra });
     res.end(asset.body);
   };
-  const loginPage = (res: ServerResponse, status: number, message: string) => {
+  const loginPage = (res: ServerResponse, status: number, message: string): string => {
     const asset = assets.get("/ui/login.html");
     if (!asset) throw new MaqetError("INTERNAL", "The web console's login.html is missing from the package.");
     // The message is one of this file's constant sentences, never request text.
     const body = asset.body.toString("utf8").replace("<!--MESSAGE-->", message);
     res.writeHead(status, { ...SECURITY_HEADERS, "content-type": asset.type, "cache-control": "no-store" });
     res.end(body);
+    return "UNAUTHORIZED";
   };
-  const redirect = (res: ServerResponse, location: string, cookie?: string) => {
+  const redirect = (res: ServerResponse, location: string, cookie?: string): undefined => {
     res.writeHead(303, {
       ...SECURITY_HEADERS,
       location,
@@ -113,29 +114,35 @@ export function createWebConsole(options: WebConsoleOptions): WebConsole {
         if (path === "/login" && method === "GET") {
           const token = url.searchParams.get("token");
           if (token === null) {
-            if (how === "session") return redirect(res, "/"), undefined;
-            return loginPage(res, 401, "Open the login URL the agent printed, or give the agent's token."), "UNAUTHORIZED";
+            if (how === "session") return redirect(res, "/");
+            return loginPage(res, 401, "Open the login URL the agent printed, or give the agent's token.");
           }
           const cookie = sessions.redeemLoginToken(token);
           if (!cookie) {
-            loginPage(res, 401, "That login link was used already or has expired. Give the agent's token instead.");
-            return "UNAUTHORIZED";
+            return loginPage(
+              res,
+              401,
+              "That login link was used already or has expired. Give the agent's token instead.",
+            );
           }
-          return redirect(res, "/", cookie), undefined;
+          return redirect(res, "/", cookie);
         }
         if (path === "/login" && method === "POST") {
           if (!sameOrigin(req)) throw originRefused();
           const form = new URLSearchParams(await readSmallBody(req));
           const given = form.get("token") ?? "";
           if (!tokenMatches(`Bearer ${given}`, options.token)) {
-            loginPage(res, 401, "That is not the agent's token. It is in the token file the agent named at start.");
-            return "UNAUTHORIZED";
+            return loginPage(
+              res,
+              401,
+              "That is not the agent's token. It is in the token file the agent named at start.",
+            );
           }
-          return redirect(res, "/", sessions.open()), undefined;
+          return redirect(res, "/", sessions.open());
         }
         if (path === "/logout" && method === "POST") {
           if (!sameOrigin(req)) throw originRefused();
-          return redirect(res, "/login", sessions.close(req.headers.cookie)), undefined;
+          return redirect(res, "/login", sessions.close(req.headers.cookie));
         }
         const asset = assets.get(path);
         if (asset && PUBLIC_ASSETS.has(path) && (method === "GET" || method === "HEAD")) {
@@ -145,10 +152,13 @@ export function createWebConsole(options: WebConsoleOptions): WebConsole {
         }
         if (how === "none") {
           if (path.startsWith("/ui/api/")) throw unauthorized();
-          loginPage(res, 401, "Log in to see this page: open the login URL the agent printed, or give its token.");
-          return "UNAUTHORIZED";
+          return loginPage(
+            res,
+            401,
+            "Log in to see this page: open the login URL the agent printed, or give its token.",
+          );
         }
-        if (path === "/" && (method === "GET" || method === "HEAD")) return page(res, 200, "index.html"), undefined;
+        if (path === "/" && (method === "GET" || method === "HEAD")) return page(res, 200, "index.html");
         if (asset && (method === "GET" || method === "HEAD")) {
           res.writeHead(200, { ...SECURITY_HEADERS, "content-type": asset.type, "cache-control": "no-cache" });
           res.end(method === "HEAD" ? undefined : asset.body);

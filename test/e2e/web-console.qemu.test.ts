@@ -31,7 +31,8 @@ import { ensureGuest, type Guest } from "../support/guest.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`web console browser tests skipped: ${CHROMIUM} is missing (scripts/setup.sh --test installs it)`);
+if (!hasChromium)
+  console.warn(`web console browser tests skipped: ${CHROMIUM} is missing (scripts/setup.sh --test installs it)`);
 
 const IMG = join(projectRoot, "docs/img");
 const WAIT = 90_000;
@@ -110,7 +111,9 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
       expect(res.status, path).toBe(401);
       await res.arrayBuffer();
     }
-    const wrongCookie = await fetch(`${base}/v1/vms`, { headers: { cookie: "maqet_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" } });
+    const wrongCookie = await fetch(`${base}/v1/vms`, {
+      headers: { cookie: "maqet_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" },
+    });
     expect(wrongCookie.status).toBe(401);
     const bearer = await fetch(`${base}/v1/vms`, { headers: { authorization: `Bearer ${token}` } });
     expect(bearer.status).toBe(200);
@@ -138,12 +141,19 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
     const session = (await context.cookies()).find((c) => c.name === "maqet_session")!;
     const cookie = `maqet_session=${session.value}`;
     const post = (headers: Record<string, string>) =>
-      fetch(`${base}/v1/vms/demo/pause`, { method: "POST", headers: { cookie, "content-type": "application/json", ...headers }, body: "{}" });
+      fetch(`${base}/v1/vms/demo/pause`, {
+        method: "POST",
+        headers: { cookie, "content-type": "application/json", ...headers },
+        body: "{}",
+      });
     const evil = await post({ origin: "http://evil.example" });
     expect(evil.status).toBe(403);
     expect(((await evil.json()) as { error: { code: string } }).error.code).toBe("ORIGIN_REFUSED");
     expect((await post({})).status).toBe(403);
-    const del = await fetch(`${base}/v1/vms/demo`, { method: "DELETE", headers: { cookie, origin: "http://evil.example" } });
+    const del = await fetch(`${base}/v1/vms/demo`, {
+      method: "DELETE",
+      headers: { cookie, origin: "http://evil.example" },
+    });
     expect(del.status).toBe(403);
     // Same origin: the request runs (demo is stopped, so pause is refused for its state, not for CSRF).
     const same = await post({ origin: base });
@@ -193,7 +203,7 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
 
     // No reload from here on: a mark on the window survives only if the page is never reloaded.
     await page.evaluate(() => {
-      (window as unknown as { __noReload: boolean }).__noReload = true;
+      (globalThis as unknown as { __noReload: boolean }).__noReload = true;
     });
     let navigations = 0;
     page.on("framenavigated", (frame) => {
@@ -209,7 +219,7 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
     await row.locator(".cell-state", { hasText: "paused" }).waitFor();
     await row.locator('button[data-action="resume"]').click();
     await row.locator(".cell-state", { hasText: "running" }).waitFor();
-    expect(await page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true);
+    expect(await page.evaluate(() => (globalThis as unknown as { __noReload?: boolean }).__noReload)).toBe(true);
     expect(navigations).toBe(0);
 
     // Phone width: the same list as cards.
@@ -225,11 +235,15 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
     await page.locator("pre.console", { hasText: "<script>window.__xss=1</script>" }).waitFor();
     expect(await page.locator("pre.console").textContent()).toContain("<img src=x onerror=window.__xss=2>");
     expect(await page.locator("pre.console *").count()).toBe(0);
-    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss)).toBeUndefined();
 
     // A QMP reply carrying guest-controlled text (an error naming the path asked for) stays text.
     await page.locator("#qmp-command").fill("qom-get");
-    await page.locator("#qmp-args").fill(JSON.stringify({ path: "/<script>window.__xss=3</script>", property: "<img src=x onerror=window.__xss=4>" }));
+    await page
+      .locator("#qmp-args")
+      .fill(
+        JSON.stringify({ path: "/<script>window.__xss=3</script>", property: "<img src=x onerror=window.__xss=4>" }),
+      );
     await page.locator("form.qmp button").click();
     await page.locator("pre.qmp-reply", { hasText: "<script>window.__xss=3</script>" }).waitFor();
     expect(await page.locator("pre.qmp-reply *").count()).toBe(0);
@@ -244,15 +258,14 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
     await page.locator("form.qmp button").click();
     await page.locator("pre.qmp-reply", { hasText: "QMP_REFUSED" }).waitFor();
     await page.locator(".qmp-fact code", { hasText: "qmp.command-rejected" }).waitFor();
-    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss)).toBeUndefined();
 
     // A screenshot on demand (screendump through the agent).
     await page.locator("button", { hasText: "Take screenshot" }).click();
     await page.locator("img.screen:not([hidden])").waitFor();
-    await page.waitForFunction(() => {
-      const img = document.querySelector<HTMLImageElement>("img.screen");
-      return img !== null && img.complete && img.naturalWidth > 0;
-    });
+    await page.waitForFunction(
+      "(() => { const img = document.querySelector('img.screen'); return Boolean(img && img.complete && img.naturalWidth > 0); })()",
+    );
     await page.screenshot({ path: join(IMG, "web-vm.png"), fullPage: true });
 
     // Stop (graceful, with its timeout): the guest powers off on the ACPI button.
@@ -276,14 +289,18 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
     await page.locator(".tt-state h2", { hasText: `As of version ${startedVersion - 1}` }).waitFor();
     await page.locator(".tt-state .tt-now .badge", { hasText: "starting" }).waitFor();
     // One more step back (click the fact before vm.start-requested): stopped.
-    const requested = Number(await page.locator('.timeline li[data-type="vm.start-requested"]').first().getAttribute("data-version"));
+    const requested = Number(
+      await page.locator('.timeline li[data-type="vm.start-requested"]').first().getAttribute("data-version"),
+    );
     await page.locator(`.timeline li[data-version="${requested - 1}"] button`).click();
     await page.locator(".tt-state h2", { hasText: `As of version ${requested - 1}` }).waitFor();
     await page.locator(".tt-state .tt-now .badge", { hasText: "stopped" }).waitFor();
     // The API agrees: the same fold as `history --version`.
     const session = (await context.cookies()).find((c) => c.name === "maqet_session")!;
     const at = (await (
-      await fetch(`${base}/v1/vms/g1/history?version=${requested - 1}`, { headers: { cookie: `maqet_session=${session.value}` } })
+      await fetch(`${base}/v1/vms/g1/history?version=${requested - 1}`, {
+        headers: { cookie: `maqet_session=${session.value}` },
+      })
     ).json()) as { state: { state: string } };
     expect(at.state.state).toBe("stopped");
     await page.screenshot({ path: join(IMG, "web-timeline.png"), fullPage: true });
@@ -295,7 +312,9 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
     await page.locator("#ev-vm").fill("g1");
     await page.locator("#ev-type").fill("vm.");
     await page.locator('table.events tr[data-type="vm.started"]').first().waitFor();
-    const types = await page.locator("table.events tbody tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-type")));
+    const types = await page
+      .locator("table.events tbody tr")
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-type")));
     expect(types.length).toBeGreaterThan(0);
     expect(types.every((t) => t?.startsWith("vm."))).toBe(true);
     await page.locator("#ev-vm").fill("");
@@ -309,10 +328,20 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
     const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
     expect(download.suggestedFilename()).toBe("maqet-audit.jsonl");
     const jsonl = await readFile((await download.path())!, "utf8");
-    const lines = jsonl.trim().split("\n").map((l) => JSON.parse(l) as { operation: string; outcome: string });
+    const lines = jsonl
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { operation: string; outcome: string });
     expect(lines.some((l) => l.operation === "qmp.command-rejected" && l.outcome === "refused")).toBe(true);
     await page.screenshot({ path: join(IMG, "web-events.png"), fullPage: false });
-    for (const name of ["web-vms.png", "web-vms-phone.png", "web-vm.png", "web-timeline.png", "web-timeline-demo.png", "web-events.png"]) {
+    for (const name of [
+      "web-vms.png",
+      "web-vms-phone.png",
+      "web-vm.png",
+      "web-timeline.png",
+      "web-timeline-demo.png",
+      "web-events.png",
+    ]) {
       expect((await stat(join(IMG, name))).size, name).toBeGreaterThan(5_000);
     }
   });

@@ -49,7 +49,7 @@ export async function runAction(action, vm, out, options = {}) {
     });
     out.dataset.outcome = "ok";
     const fact = events.at(-1)?.type;
-    show(steps.length ? "" : fact ?? "", " ✓ ", result?.state ? `now ${result.state}` : "done");
+    show(steps.length ? "" : (fact ?? ""), " ✓ ", result?.state ? `now ${result.state}` : "done");
     return result;
   } catch (error) {
     out.dataset.outcome = "error";
@@ -62,25 +62,29 @@ export async function runAction(action, vm, out, options = {}) {
 export function actionButton(action, onRun) {
   let armed = false;
   let timer;
-  const button = h("button", {
-    type: "button",
-    class: `act act-${action.id}`,
-    "data-action": action.id,
-    onclick: () => {
-      if (action.confirm && !armed) {
-        armed = true;
-        button.textContent = `Confirm ${action.label.toLowerCase()}`;
-        timer = setTimeout(() => {
-          armed = false;
-          button.textContent = action.label;
-        }, 5000);
-        return;
-      }
-      clearTimeout(timer);
-      armed = false;
-      button.textContent = action.label;
-      onRun();
+  const button = h(
+    "button",
+    {
+      type: "button",
+      class: `act act-${action.id}`,
+      "data-action": action.id,
+      onclick: () => {
+        if (action.confirm && !armed) {
+          armed = true;
+          button.textContent = `Confirm ${action.label.toLowerCase()}`;
+          timer = setTimeout(() => {
+            armed = false;
+            button.textContent = action.label;
+          }, 5000);
+          return;
+        }
+        clearTimeout(timer);
+        armed = false;
+        button.textContent = action.label;
+        onRun();
+      },
     },
-  }, action.label);
+    action.label,
+  );
   return button;
 }

@@ -19,7 +19,10 @@ export async function call(method, path, body) {
   const res = await fetch(path, {
     method,
     credentials: "same-origin",
-    headers: body === undefined ? { accept: "application/json" } : { accept: "application/json", "content-type": "application/json" },
+    headers:
+      body === undefined
+        ? { accept: "application/json" }
+        : { accept: "application/json", "content-type": "application/json" },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   loggedOut(res.status);
@@ -79,7 +82,10 @@ export async function operation(method, path, body, onFrame, signal) {
     if ("result" in frame) return { result: frame.result, events };
     if (frame.error) throw Object.assign(new ApiError(200, frame.error), { events });
   }
-  throw new ApiError(0, { code: "STREAM_ENDED", message: "The agent closed the stream before the outcome (see the history)." });
+  throw new ApiError(0, {
+    code: "STREAM_ENDED",
+    message: "The agent closed the stream before the outcome (see the history).",
+  });
 }
 
 export const enc = encodeURIComponent;

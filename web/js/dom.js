@@ -52,14 +52,20 @@ export function when(iso) {
 
 /** A state badge. */
 export function badge(state, detail) {
-  return h("span", { class: `badge state-${String(state).replace(/[^a-z-]/g, "")}` }, state, detail ? ` (${detail})` : "");
+  return h(
+    "span",
+    { class: `badge state-${String(state).replace(/[^a-z-]/g, "")}` },
+    state,
+    detail ? ` (${detail})` : "",
+  );
 }
 
 /** Who did it: user@host via source. */
 export function who(e) {
   const a = e.actor ?? {};
-  const user = a.user ?? (a.uid !== undefined ? `uid ${a.uid}` : "?");
-  return `${user}${a.host ? `@${a.host}` : ""}${e.source ? ` via ${e.source}` : ""}`;
+  const user = a.user ?? (a.uid !== undefined ? `uid ${a.uid}` : "");
+  const where = a.host ? (user ? `@${a.host}` : a.host) : "";
+  return `${user}${where}${e.source ? ` via ${e.source}` : ""}` || "unknown";
 }
 
 /** Why, in one phrase, from an event's data (a reason, a detail, an error). */
@@ -80,7 +86,8 @@ export function eventTone(e) {
   const t = e.type ?? "";
   const d = e.data ?? {};
   if (t.endsWith("refused") || t.endsWith("rejected") || d.outcome === "refused") return "tone-refused";
-  if (d.detail === "crashed" || t.endsWith("failed") || t.includes("crash") || d.detail === "failed") return "tone-crash";
+  if (d.detail === "crashed" || t.endsWith("failed") || t.includes("crash") || d.detail === "failed")
+    return "tone-crash";
   if (d.tainted || d.taint || d.tier === "dangerous" || t.includes("taint")) return "tone-taint";
   return "";
 }

@@ -9,7 +9,12 @@ const TAIL = 200;
 
 export function eventsPage() {
   const vmFilter = h("input", { id: "ev-vm", type: "search", autocomplete: "off", placeholder: "all VMs" });
-  const typeFilter = h("input", { id: "ev-type", type: "search", autocomplete: "off", placeholder: "e.g. vm. or qmp." });
+  const typeFilter = h("input", {
+    id: "ev-type",
+    type: "search",
+    autocomplete: "off",
+    placeholder: "e.g. vm. or qmp.",
+  });
   const tail = h("tbody");
   const count = h("p", { class: "hint", "aria-live": "polite" });
 
@@ -39,7 +44,11 @@ export function eventsPage() {
   // Audit.
   const auditBody = h("tbody");
   const verify = h("p", { class: "verify", role: "status" }, "Verifying the hash chain…");
-  const exportLink = h("a", { class: "button", download: "maqet-audit.jsonl", href: "#", "aria-disabled": "true" }, "Export JSONL");
+  const exportLink = h(
+    "a",
+    { class: "button", download: "maqet-audit.jsonl", href: "#", "aria-disabled": "true" },
+    "Export JSONL",
+  );
   let exportUrl;
   const loadAudit = debounce(async () => {
     const vm = vmFilter.value.trim();
@@ -53,7 +62,15 @@ export function eventsPage() {
           .map((a) =>
             h(
               "tr",
-              { class: a.outcome === "refused" ? "tone-refused" : a.outcome === "failed" || a.outcome === "error" ? "tone-crash" : "", "data-operation": a.operation },
+              {
+                class:
+                  a.outcome === "refused"
+                    ? "tone-refused"
+                    : a.outcome === "failed" || a.outcome === "error"
+                      ? "tone-crash"
+                      : "",
+                "data-operation": a.operation,
+              },
               h("td", { "data-label": "Seq" }, a.seq),
               h("td", { "data-label": "When" }, when(a.at)),
               h("td", { "data-label": "VM" }, a.vm ?? "–"),
@@ -66,7 +83,12 @@ export function eventsPage() {
           ),
       );
       if (exportUrl) URL.revokeObjectURL(exportUrl);
-      exportUrl = URL.createObjectURL(new Blob(entries.map((a) => `${JSON.stringify(a)}\n`), { type: "application/x-ndjson" }));
+      exportUrl = URL.createObjectURL(
+        new Blob(
+          entries.map((a) => `${JSON.stringify(a)}\n`),
+          { type: "application/x-ndjson" },
+        ),
+      );
       exportLink.href = exportUrl;
       exportLink.removeAttribute("aria-disabled");
     } catch (e) {
@@ -119,7 +141,15 @@ export function eventsPage() {
         "table",
         { class: "events responsive" },
         h("caption", { class: "visually-hidden" }, "Live event tail"),
-        h("thead", null, h("tr", null, ["Pos", "When", "VM", "Type", "Who", "Why"].map((t) => h("th", { scope: "col" }, t)))),
+        h(
+          "thead",
+          null,
+          h(
+            "tr",
+            null,
+            ["Pos", "When", "VM", "Type", "Who", "Why"].map((t) => h("th", { scope: "col" }, t)),
+          ),
+        ),
         tail,
       ),
     ),
@@ -131,7 +161,17 @@ export function eventsPage() {
       h(
         "table",
         { class: "audit responsive", "aria-labelledby": "audit-title" },
-        h("thead", null, h("tr", null, ["Seq", "When", "VM", "Operation", "Tier", "Outcome", "Detail", "Who"].map((t) => h("th", { scope: "col" }, t)))),
+        h(
+          "thead",
+          null,
+          h(
+            "tr",
+            null,
+            ["Seq", "When", "VM", "Operation", "Tier", "Outcome", "Detail", "Who"].map((t) =>
+              h("th", { scope: "col" }, t),
+            ),
+          ),
+        ),
         auditBody,
       ),
     ),

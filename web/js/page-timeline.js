@@ -28,7 +28,13 @@ export function timelinePage(name) {
       put(
         state,
         h("h2", { id: "tt-state-title" }, `As of version ${at.version}`),
-        h("p", { class: "tt-now" }, "State: ", badge(s.state, s.detail), s.tainted ? h("span", { class: "badge tone-taint" }, "tainted") : ""),
+        h(
+          "p",
+          { class: "tt-now" },
+          "State: ",
+          badge(s.state, s.detail),
+          s.tainted ? h("span", { class: "badge tone-taint" }, "tainted") : "",
+        ),
         h(
           "dl",
           { class: "facts" },
@@ -39,11 +45,19 @@ export function timelinePage(name) {
             ["PID", s.pid ?? "–"],
             ["Accel", s.accelInUse ?? `${s.accel} (config)`],
             ["Memory / CPU", `${s.memory ?? "default"} / ${s.cpu ?? 1}`],
-            ["Last stop", s.lastStop ? `${s.lastStop.detail}${s.lastStop.reason ? ` (${s.lastStop.reason})` : ""}` : "–"],
+            [
+              "Last stop",
+              s.lastStop ? `${s.lastStop.detail}${s.lastStop.reason ? ` (${s.lastStop.reason})` : ""}` : "–",
+            ],
             ["Last error", s.lastError ? `${s.lastError.reason}: ${s.lastError.message}` : "–"],
           ].flatMap(([k, v]) => [h("dt", null, k), h("dd", null, String(v))]),
         ),
-        h("details", null, h("summary", null, "Config at this version"), h("pre", { class: "config" }, JSON.stringify(at.config, null, 2))),
+        h(
+          "details",
+          null,
+          h("summary", null, "Config at this version"),
+          h("pre", { class: "config" }, JSON.stringify(at.config, null, 2)),
+        ),
       );
       put(error);
     } catch (e) {
@@ -63,7 +77,10 @@ export function timelinePage(name) {
     const nodes = [];
     if (previous) {
       const gap = Date.parse(e.at) - Date.parse(previous.at);
-      if (gap > GAP_MS) nodes.push(h("li", { class: "gap", "aria-label": `gap of ${duration(gap)}` }, `… ${duration(gap)} without a fact …`));
+      if (gap > GAP_MS)
+        nodes.push(
+          h("li", { class: "gap", "aria-label": `gap of ${duration(gap)}` }, `… ${duration(gap)} without a fact …`),
+        );
     }
     const tone = eventTone(e);
     const li = h(
@@ -90,7 +107,10 @@ export function timelinePage(name) {
     try {
       entries = await call("GET", `/v1/vms/${enc(name)}/history`);
       items.clear();
-      put(list, entries.map((e, i) => itemFor(e, entries[i - 1])));
+      put(
+        list,
+        entries.map((e, i) => itemFor(e, entries[i - 1])),
+      );
       slider.max = String(Math.max(0, entries.length - 1));
       if (entries.length) setVersion(entries.length - 1);
     } catch (e) {
@@ -114,7 +134,14 @@ export function timelinePage(name) {
   const el = h(
     "article",
     { class: "tt", "aria-labelledby": "tt-title" },
-    h("p", { class: "crumbs" }, h("a", { href: "#/" }, "VMs"), " / ", h("a", { href: `#/vm/${enc(name)}` }, name), " / timeline"),
+    h(
+      "p",
+      { class: "crumbs" },
+      h("a", { href: "#/" }, "VMs"),
+      " / ",
+      h("a", { href: `#/vm/${enc(name)}` }, name),
+      " / timeline",
+    ),
     h("h1", { id: "tt-title" }, `Timeline of ${name}`),
     error,
     h(
@@ -123,7 +150,15 @@ export function timelinePage(name) {
       h("label", { for: "tt-version" }, "Show the state as of version"),
       slider,
       sliderLabel,
-      h("p", { class: "legend" }, h("span", { class: "flag tone-crash" }, "crash / failure"), " ", h("span", { class: "flag tone-refused" }, "refused"), " ", h("span", { class: "flag tone-taint" }, "taint")),
+      h(
+        "p",
+        { class: "legend" },
+        h("span", { class: "flag tone-crash" }, "crash / failure"),
+        " ",
+        h("span", { class: "flag tone-refused" }, "refused"),
+        " ",
+        h("span", { class: "flag tone-taint" }, "taint"),
+      ),
     ),
     h("div", { class: "tt-body" }, list, state),
   );

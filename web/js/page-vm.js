@@ -40,7 +40,12 @@ export function vmPage(name) {
         ["QEMU", status.qemuVersion ?? "–"],
         ["Version", status.version],
         ["Defined", when(status.definedAt)],
-        ["Last stop", status.lastStop ? `${status.lastStop.detail} at ${when(status.lastStop.at)}${status.lastStop.reason ? ` (${status.lastStop.reason})` : ""}` : "–"],
+        [
+          "Last stop",
+          status.lastStop
+            ? `${status.lastStop.detail} at ${when(status.lastStop.at)}${status.lastStop.reason ? ` (${status.lastStop.reason})` : ""}`
+            : "–",
+        ],
         ["Last error", status.lastError ? `${status.lastError.reason}: ${status.lastError.message}` : "–"],
         ["Taint", status.tainted ? `${status.tainted.command}: ${status.tainted.reason}` : "none"],
       ].flatMap(([k, v]) => [h("dt", null, k), h("dd", null, String(v))]),
@@ -52,8 +57,22 @@ export function vmPage(name) {
         ? h(
             "table",
             null,
-            h("thead", null, h("tr", null, ["Name", "Format", "File"].map((t) => h("th", { scope: "col" }, t)))),
-            h("tbody", null, status.disks.map((d) => h("tr", null, h("td", null, d.name), h("td", null, d.format), h("td", null, h("code", null, d.file))))),
+            h(
+              "thead",
+              null,
+              h(
+                "tr",
+                null,
+                ["Name", "Format", "File"].map((t) => h("th", { scope: "col" }, t)),
+              ),
+            ),
+            h(
+              "tbody",
+              null,
+              status.disks.map((d) =>
+                h("tr", null, h("td", null, d.name), h("td", null, d.format), h("td", null, h("code", null, d.file))),
+              ),
+            ),
           )
         : h("p", null, "No disks."),
     );
@@ -88,7 +107,15 @@ export function vmPage(name) {
           ? h(
               "table",
               null,
-              h("thead", null, h("tr", null, ["Name", "Drive", "Taken", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
+              h(
+                "thead",
+                null,
+                h(
+                  "tr",
+                  null,
+                  ["Name", "Drive", "Taken", "Actions"].map((t) => h("th", { scope: "col" }, t)),
+                ),
+              ),
               h(
                 "tbody",
                 null,
@@ -102,9 +129,25 @@ export function vmPage(name) {
                     h(
                       "td",
                       null,
-                      h("button", { type: "button", onclick: () => snapOp("Apply", "POST", `/v1/vms/${enc(name)}/snapshots/${enc(s.name ?? s.tag)}/load`) }, "Apply"),
+                      h(
+                        "button",
+                        {
+                          type: "button",
+                          onclick: () =>
+                            snapOp("Apply", "POST", `/v1/vms/${enc(name)}/snapshots/${enc(s.name ?? s.tag)}/load`),
+                        },
+                        "Apply",
+                      ),
                       " ",
-                      h("button", { type: "button", onclick: () => snapOp("Delete", "DELETE", `/v1/vms/${enc(name)}/snapshots/${enc(s.name ?? s.tag)}`) }, "Delete"),
+                      h(
+                        "button",
+                        {
+                          type: "button",
+                          onclick: () =>
+                            snapOp("Delete", "DELETE", `/v1/vms/${enc(name)}/snapshots/${enc(s.name ?? s.tag)}`),
+                        },
+                        "Delete",
+                      ),
                     ),
                   ),
                 ),
@@ -113,7 +156,9 @@ export function vmPage(name) {
           : h("p", null, listing.drives?.length ? "No snapshots." : "No qcow2 drive: snapshots need one."),
       );
     } catch (e) {
-      put(snapList, h("p", { class: "error" }, `${e.code}: ${e.message}`));
+      // A VM without a qcow2 drive simply has no snapshots: say so, not as an error.
+      if (e.code === "SNAPSHOT_UNSUPPORTED") put(snapList, h("p", { class: "hint" }, e.message));
+      else put(snapList, h("p", { class: "error" }, `${e.code}: ${e.message}`));
     }
   };
   const snapOp = async (label, method, path, body) => {
@@ -157,7 +202,9 @@ export function vmPage(name) {
       const res = await fetch(`/ui/api/vms/${enc(name)}/screenshot`, { method: "POST", credentials: "same-origin" });
       if (!res.ok) {
         const body = await res.json().catch(() => ({}));
-        throw Object.assign(new Error(body.error?.message ?? `HTTP ${res.status}`), { code: body.error?.code ?? res.status });
+        throw Object.assign(new Error(body.error?.message ?? `HTTP ${res.status}`), {
+          code: body.error?.code ?? res.status,
+        });
       }
       const blob = await res.blob();
       if (shotImg.src) URL.revokeObjectURL(shotImg.src);
@@ -185,19 +232,43 @@ export function vmPage(name) {
   const el = h(
     "article",
     { class: "vm", "aria-labelledby": "vm-title" },
-    h("p", { class: "crumbs" }, h("a", { href: "#/" }, "VMs"), " / ", name, " · ", h("a", { href: `#/vm/${enc(name)}/timeline` }, "Timeline")),
+    h(
+      "p",
+      { class: "crumbs" },
+      h("a", { href: "#/" }, "VMs"),
+      " / ",
+      name,
+      " · ",
+      h("a", { href: `#/vm/${enc(name)}/timeline` }, "Timeline"),
+    ),
     head,
     error,
     h("div", { class: "buttons" }, [...buttons.values()]),
     out,
-    h("div", { class: "grid" },
+    h(
+      "div",
+      { class: "grid" },
       h("section", { "aria-labelledby": "st-title" }, h("h2", { id: "st-title" }, "Status"), facts),
       h("section", { "aria-labelledby": "cf-title" }, h("h2", { id: "cf-title" }, "Config"), config),
     ),
     h("section", { "aria-labelledby": "dk-title" }, h("h2", { id: "dk-title" }, "Disks"), disks),
-    h("section", { "aria-labelledby": "sn-title" }, h("h2", { id: "sn-title" }, "Snapshots"), snapList, snapForm, snapOut),
+    h(
+      "section",
+      { "aria-labelledby": "sn-title" },
+      h("h2", { id: "sn-title" }, "Snapshots"),
+      snapList,
+      snapForm,
+      snapOut,
+    ),
     h("section", { "aria-labelledby": "sc-title" }, h("h2", { id: "sc-title" }, "Serial console"), serial.el),
-    h("section", { "aria-labelledby": "ss-title" }, h("h2", { id: "ss-title" }, "Screen"), h("button", { type: "button", onclick: shot }, "Take screenshot"), shotOut, shotImg),
+    h(
+      "section",
+      { "aria-labelledby": "ss-title" },
+      h("h2", { id: "ss-title" }, "Screen"),
+      h("button", { type: "button", onclick: shot }, "Take screenshot"),
+      shotOut,
+      shotImg,
+    ),
     h("section", { "aria-labelledby": "qmp-title" }, h("h2", { id: "qmp-title" }, "QMP"), qmpBox(name)),
   );
   return {
@@ -211,4 +282,3 @@ export function vmPage(name) {
     },
   };
 }
-

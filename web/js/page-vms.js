@@ -1,7 +1,8 @@
 // The VMs page: a live list (state, pid, uptime, accel, memory/CPU, last event) refreshed from
 // the event stream with no reload, lifecycle buttons with progress, and "add a VM from YAML".
-import { call } from "./api.js";
+
 import { ACTIONS, actionButton, runAction } from "./actions.js";
+import { call } from "./api.js";
 import { badge, duration, h, put, when } from "./dom.js";
 import { debounce, lastByVm, onEvent } from "./hub.js";
 
@@ -17,7 +18,14 @@ export function vmsPage() {
   const tbody = h("tbody");
   const empty = h("p", { class: "empty", hidden: true }, "No VMs yet. Add one below from its YAML.");
   const listError = h("p", { class: "error", role: "alert" });
-  const stopTimeout = h("input", { id: "stop-timeout", type: "number", min: "1", max: "3600", value: "30", inputmode: "numeric" });
+  const stopTimeout = h("input", {
+    id: "stop-timeout",
+    type: "number",
+    min: "1",
+    max: "3600",
+    value: "30",
+    inputmode: "numeric",
+  });
 
   const rowFor = (vm) => {
     let row = rows.get(vm.name);
@@ -49,13 +57,20 @@ export function vmsPage() {
 
   const paint = (row) => {
     const vm = row.status;
-    put(row.cells.state, badge(vm.state, vm.state === "stopped" ? vm.detail : null), vm.tainted ? h("span", { class: "badge tone-taint" }, "tainted") : "");
+    put(
+      row.cells.state,
+      badge(vm.state, vm.state === "stopped" ? vm.detail : null),
+      vm.tainted ? h("span", { class: "badge tone-taint" }, "tainted") : "",
+    );
     put(row.cells.pid, vm.pid ?? "–");
     put(row.cells.uptime, vm.startedAt ? duration(Date.now() - Date.parse(vm.startedAt)) : "–");
     put(row.cells.accel, vm.accelInUse ? `${vm.accelInUse}` : `${vm.accel} (config)`);
     put(row.cells.size, `${vm.memory ?? "default"} / ${vm.cpu ?? 1} CPU`);
     const last = lastByVm.get(vm.name);
-    put(row.cells.last, last ? [h("code", null, last.type), h("br"), h("small", null, when(last.at))] : `v${vm.version}`);
+    put(
+      row.cells.last,
+      last ? [h("code", null, last.type), h("br"), h("small", null, when(last.at))] : `v${vm.version}`,
+    );
     for (const action of ACTIONS) row.buttons.get(action.id).disabled = !action.when.includes(vm.state);
   };
 
@@ -85,8 +100,17 @@ export function vmsPage() {
   }, 120);
 
   // Add a VM from YAML.
-  const yaml = h("textarea", { id: "add-yaml", rows: "8", spellcheck: "false", "aria-describedby": "add-help" }, EXAMPLE);
-  const addName = h("input", { id: "add-name", type: "text", autocomplete: "off", pattern: "[A-Za-z0-9_][A-Za-z0-9._-]{0,62}" });
+  const yaml = h(
+    "textarea",
+    { id: "add-yaml", rows: "8", spellcheck: "false", "aria-describedby": "add-help" },
+    EXAMPLE,
+  );
+  const addName = h("input", {
+    id: "add-name",
+    type: "text",
+    autocomplete: "off",
+    pattern: "[A-Za-z0-9_][A-Za-z0-9._-]{0,62}",
+  });
   const addOut = h("output", { id: "add-result", class: "progress", "aria-live": "polite" });
   const form = h(
     "form",
@@ -101,7 +125,12 @@ export function vmsPage() {
           if (addName.value.trim()) body.name = addName.value.trim();
           const vm = await call("POST", "/v1/vms", body);
           addOut.dataset.outcome = "ok";
-          put(addOut, "Added ", h("a", { href: `#/vm/${encodeURIComponent(vm.name)}` }, vm.name), ` (vm.defined, version ${vm.version}).`);
+          put(
+            addOut,
+            "Added ",
+            h("a", { href: `#/vm/${encodeURIComponent(vm.name)}` }, vm.name),
+            ` (vm.defined, version ${vm.version}).`,
+          );
           refresh();
         } catch (error) {
           addOut.dataset.outcome = "error";
@@ -117,7 +146,11 @@ export function vmsPage() {
     },
     h("label", { for: "add-yaml" }, "VM config (YAML)"),
     yaml,
-    h("p", { id: "add-help", class: "hint" }, "The same keys as a config file (docs/config.md). Relative paths resolve against the agent's directory."),
+    h(
+      "p",
+      { id: "add-help", class: "hint" },
+      "The same keys as a config file (docs/config.md). Relative paths resolve against the agent's directory.",
+    ),
     h("label", { for: "add-name" }, "Name (optional, overrides name:)"),
     addName,
     h("button", { type: "submit" }, "Add VM"),
@@ -143,7 +176,17 @@ export function vmsPage() {
         "table",
         { class: "vms responsive" },
         h("caption", { class: "visually-hidden" }, "VMs, updated live"),
-        h("thead", null, h("tr", null, ["Name", "State", "PID", "Uptime", "Accel", "Memory / CPU", "Last event", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
+        h(
+          "thead",
+          null,
+          h(
+            "tr",
+            null,
+            ["Name", "State", "PID", "Uptime", "Accel", "Memory / CPU", "Last event", "Actions"].map((t) =>
+              h("th", { scope: "col" }, t),
+            ),
+          ),
+        ),
         tbody,
       ),
     ),

@@ -5,7 +5,14 @@ import { enc, operation } from "./api.js";
 import { h, put } from "./dom.js";
 
 export function qmpBox(vm) {
-  const command = h("input", { id: "qmp-command", type: "text", autocomplete: "off", spellcheck: "false", value: "query-status", required: true });
+  const command = h("input", {
+    id: "qmp-command",
+    type: "text",
+    autocomplete: "off",
+    spellcheck: "false",
+    value: "query-status",
+    required: true,
+  });
   const args = h("textarea", { id: "qmp-args", rows: "3", spellcheck: "false", placeholder: '{"key": "value"}' });
   const reply = h("pre", { class: "qmp-reply", "aria-live": "polite", tabindex: "0", "aria-label": "QMP reply" });
   const fact = h("p", { class: "qmp-fact", "aria-live": "polite" });
@@ -44,7 +51,11 @@ export function qmpBox(vm) {
           put(
             fact,
             "Recorded: ",
-            h("code", { class: d.outcome === "refused" || last.type.endsWith("rejected") ? "tone-refused" : "" }, last.type),
+            h(
+              "code",
+              { class: d.outcome === "refused" || last.type.endsWith("rejected") ? "tone-refused" : "" },
+              last.type,
+            ),
             ` at position ${last.position}`,
             d.tier ? `, tier ${d.tier}` : "",
             d.rule ? `, rule ${d.rule}` : "",
@@ -58,7 +69,11 @@ export function qmpBox(vm) {
     h("label", { for: "qmp-args" }, "Arguments (JSON object, optional)"),
     args,
     h("button", { type: "submit" }, "Run"),
-    h("p", { class: "hint" }, "Dangerous commands (human-monitor-command, inject-nmi) are refused here; the refusal is recorded in the audit trail."),
+    h(
+      "p",
+      { class: "hint" },
+      "Dangerous commands (human-monitor-command, inject-nmi) are refused here; the refusal is recorded in the audit trail.",
+    ),
   );
   return h("div", null, form, reply, fact);
 }

@@ -48,7 +48,8 @@ export function serialConsole(vm) {
         if (typeof line.text === "string") write(line.text);
         else if (line.error) put(state, `Console stream error: ${line.error.message}`);
       }
-      if (mine === controller) put(state, "QEMU is not running: the log above is the last run's. It follows again at the next start.");
+      if (mine === controller)
+        put(state, "QEMU is not running: the log above is the last run's. It follows again at the next start.");
     } catch (error) {
       if (error.name !== "AbortError") put(state, `Console closed: ${error.message}`);
     }
