@@ -19,6 +19,9 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 /** The session cookie's name. */
 export const SESSION_COOKIE = "maqet_session";
 
+/** Live sessions kept at most (a new one past it ends the oldest). */
+export const MAX_SESSIONS = 256;
+
 export interface WebSessionOptions {
   /** A session ends after this long without a request (default 12 h). */
   idleMs?: number;
@@ -68,6 +71,9 @@ export function createWebSessions(options: WebSessionOptions = {}): WebSessions 
     return found;
   };
   const newSession = (): string => {
+    prune(sessions);
+    // Only token holders open sessions; still, memory stays bounded: the oldest goes first.
+    if (sessions.length >= MAX_SESSIONS) sessions.shift();
     const secret = randomBytes(32).toString("base64url");
     sessions.push({ digest: sha256(secret), expires: now() + idleMs });
     return cookie(secret, Math.round(idleMs / 1000));

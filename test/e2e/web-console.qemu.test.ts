@@ -39,6 +39,15 @@ const WAIT = 90_000;
 /** Guest text that must stay text: on the kernel command line, which the kernel prints at boot. */
 const EVIL_SERIAL = "<script>window.__xss=1</script> <img src=x onerror=window.__xss=2>";
 
+/** Form controls on the page that no label names (by <label for>, wrapping label or aria-label). */
+function unlabelled(page: Page): Promise<string[]> {
+  return page.evaluate(
+    `[...document.querySelectorAll("input, textarea, select")]
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
+      .map((el) => el.outerHTML.slice(0, 80))`,
+  ) as Promise<string[]>;
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -172,7 +181,24 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
     for (const type of ["vm.defined", "vm.start-requested", "vm.started", "vm.stopped"]) {
       await page.locator(`.timeline li[data-type="${type}"]`).first().waitFor();
     }
+    expect(await unlabelled(page)).toEqual([]);
     await page.screenshot({ path: join(IMG, "web-timeline-demo.png"), fullPage: false });
+  });
+
+  it("snapshots of the demo VM (offline, qcow2): create, apply and delete, each with its outcome", async () => {
+    await page.goto(`${base}/#/vm/demo`);
+    await page.locator("#vm-title").waitFor();
+    expect(await unlabelled(page)).toEqual([]);
+    await page.locator("#snap-name").fill("before-web");
+    await page.locator("button", { hasText: "Create snapshot" }).click();
+    await page.locator("output", { hasText: /Create: .*snapshot\..* ✓/ }).waitFor();
+    const row = page.locator("tr", { hasText: "before-web" });
+    await row.waitFor();
+    await row.locator("button", { hasText: "Apply" }).click();
+    await page.locator("output", { hasText: /Apply: .* ✓/ }).waitFor();
+    await page.locator("tr", { hasText: "before-web" }).locator("button", { hasText: "Delete" }).click();
+    await page.locator("output", { hasText: /Delete: .* ✓/ }).waitFor();
+    await page.locator("tr", { hasText: "before-web" }).waitFor({ state: "detached" });
   });
 
   it("add a VM from YAML (a bad key shows its path), start it, see running with no reload, pause, resume, follow the serial console, stop", async () => {
@@ -224,6 +250,9 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
 
     // Phone width: the same list as cards.
     await page.setViewportSize({ width: 390, height: 844 });
+    // Nothing wider than the phone: tables become cards, buttons wrap.
+    expect(await page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+    expect(await unlabelled(page)).toEqual([]);
     await page.screenshot({ path: join(IMG, "web-vms-phone.png"), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 860 });
 
@@ -323,6 +352,7 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
     await refused.waitFor();
     expect(await refused.textContent()).toContain("human-monitor-command");
     await page.locator(".verify", { hasText: "Hash chain verified" }).waitFor();
+    expect(await unlabelled(page)).toEqual([]);
     const link = page.locator("a[download='maqet-audit.jsonl']");
     expect(await link.getAttribute("href")).toMatch(/^blob:/);
     const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);

@@ -9,7 +9,7 @@ import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { defaultAssetsDir, SECURITY_HEADERS, sameOrigin } from "../../src/agent/web-console.ts";
-import { cookieValue, createWebSessions, SESSION_COOKIE } from "../../src/agent/web-session.ts";
+import { cookieValue, createWebSessions, MAX_SESSIONS, SESSION_COOKIE } from "../../src/agent/web-session.ts";
 
 const secretOf = (setCookie: string) => /^maqet_session=([^;]*)/.exec(setCookie)![1]!;
 
@@ -66,6 +66,16 @@ describe("web sessions", () => {
     const header = `maqet_session=${secretOf(sessions.open())}`;
     expect(sessions.close(header)).toBe("maqet_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     expect(sessions.valid(header)).toBe(false);
+  });
+
+  it("keeps at most MAX_SESSIONS: a new one past it ends the oldest", () => {
+    const sessions = createWebSessions();
+    const first = `maqet_session=${secretOf(sessions.open())}`;
+    let last = "";
+    for (let i = 0; i < MAX_SESSIONS; i++) last = `maqet_session=${secretOf(sessions.open())}`;
+    expect(sessions.size).toBe(MAX_SESSIONS);
+    expect(sessions.valid(first)).toBe(false);
+    expect(sessions.valid(last)).toBe(true);
   });
 
   it("reads only a well-formed session cookie", () => {
