@@ -105,7 +105,7 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
     page = await context.newPage();
     page.setDefaultTimeout(WAIT);
     await mkdir(IMG, { recursive: true });
-  }, 400_000);
+  }, 600_000);
 
   afterAll(async () => {
     await browser?.close().catch(() => undefined);
@@ -363,9 +363,13 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
       .split("\n")
       .map((l) => JSON.parse(l) as { operation: string; outcome: string });
     expect(lines.some((l) => l.operation === "qmp.command-rejected" && l.outcome === "refused")).toBe(true);
+    await page.evaluate("document.getElementById('audit-title').scrollIntoView()");
+    await page.screenshot({ path: join(IMG, "web-audit.png"), fullPage: false });
+    await page.evaluate("window.scrollTo(0, 0)");
     await page.screenshot({ path: join(IMG, "web-events.png"), fullPage: false });
     for (const name of [
       "web-vms.png",
+      "web-audit.png",
       "web-vms-phone.png",
       "web-vm.png",
       "web-timeline.png",

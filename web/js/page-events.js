@@ -78,7 +78,11 @@ export function eventsPage() {
               h("td", { "data-label": "Tier" }, a.tier ?? "–"),
               h("td", { "data-label": "Outcome" }, a.outcome),
               h("td", { "data-label": "Detail" }, a.detail ?? ""),
-              h("td", { "data-label": "Who" }, `${a.user ?? "?"}${a.source ? ` via ${a.source}` : ""}`),
+              h(
+                "td",
+                { "data-label": "Who" },
+                who({ actor: { user: a.user ?? undefined, host: a.host ?? undefined }, source: a.source }),
+              ),
             ),
           ),
       );
