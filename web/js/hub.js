@@ -18,6 +18,12 @@ export function startHub(statusEl) {
   source.onerror = () => {
     statusEl.textContent = "reconnecting…";
     statusEl.dataset.state = "error";
+    // EventSource retries by itself; a session that ended (logout, agent restarted) never comes back.
+    fetch("/v1/version", { credentials: "same-origin" })
+      .then((res) => {
+        if (res.status === 401) location.assign("/login");
+      })
+      .catch(() => {});
   };
   source.addEventListener("caught-up", () => {
     caughtUp = true;
