@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh clone: QEMU (qemu-system-x86, qemu-utils), npm dependencies, the build.
-# With --test it also makes sure the PostgreSQL server binaries the test harness needs exist.
+# With --test it also makes sure the PostgreSQL server binaries the test harness needs exist, and
+# Debian's chromium for the web console's browser tests.
 # Installs with apt when run as root; otherwise prints the exact command and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,8 @@ pg_bin=""
 if [ "$want_test" = 1 ]; then
   pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then missing+=(postgresql); fi
+  # The web console's browser tests drive Debian's chromium (playwright-core, no browser download).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -53,6 +56,7 @@ if [ "$want_test" = 1 ]; then
     say "the test harness runs the server as the 'postgres' user, which does not exist: apt-get install postgresql creates it" >&2
     exit 1
   fi
+  say "Chromium (browser tests): $(/usr/bin/chromium --version 2>/dev/null | head -n 1)"
 fi
 
 # npm ci when the lockfile changed since the last install (or on a fresh clone).

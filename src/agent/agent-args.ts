@@ -27,7 +27,11 @@ export const AGENT_FLAGS: ReadonlyArray<{ name: string; value?: string; descript
   { name: "socket", value: "PATH", description: "unix socket to serve (default $XDG_RUNTIME_DIR/maqet/agent.sock)" },
   { name: "log-format", value: "text|json", description: "one line per request on stderr (default text)" },
   { name: "group", value: "NAME", description: "make the socket 0660 for this group (default 0600, owner only)" },
-  { name: "listen", value: "HOST:PORT", description: "also serve TCP, every request with a bearer token" },
+  {
+    name: "listen",
+    value: "HOST:PORT",
+    description: "also serve TCP (bearer token) and the web console (prints its one-time login URL)",
+  },
   {
     name: "token-file",
     value: "FILE",
@@ -101,6 +105,7 @@ export function agentHelp(): string {
     "  maqet agent --log-format json",
     "  maqet agent --socket /run/maqet/agent.sock --group maqet",
     "  maqet agent --listen 127.0.0.1:7420 --token-file /etc/maqet/token",
+    "  maqet agent --listen 127.0.0.1:8080    # then open the login URL it prints (docs/web-console.md)",
     "",
     "See docs/agent.md (systemd units, the API).",
   ].join("\n");

@@ -18,6 +18,7 @@ import type { CommandInput } from "../api/commands/command-spec.ts";
 import { isStreamedResult } from "../api/commands/streamed-result.ts";
 import { isStreamedValues } from "../api/commands/streamed-values.ts";
 import type { Maqet } from "../api/maqet.ts";
+import { readYaml } from "../config/parse-vm-config.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { tokenMatches } from "./agent-token.ts";
 import { asCaller, hasPerCallerMetadata } from "./as-caller.ts";
@@ -27,6 +28,14 @@ import { sendError, sendJson, streamFormat } from "./http-reply.ts";
 import { streamOperation } from "./operation-stream.ts";
 import { DEFAULT_BODY_LIMIT, readJsonBody } from "./request-body.ts";
 import { compileRoutes } from "./route-table.ts";
+import {
+  type AuthKind,
+  isSafeMethod,
+  originRefused,
+  SECURITY_HEADERS,
+  sameOrigin,
+  type WebConsole,
+} from "./web-console.ts";
 
 /** The API's major version: in every path (`/v1`); features are announced as extensions. */
 export const API_VERSION = 1;
@@ -41,6 +50,7 @@ export const API_EXTENSIONS = [
   "add-config-text",
   "console-follow",
   "tcp-bearer-token",
+  "web-console",
 ] as const;
 
 export interface RequestLogEntry {
@@ -68,6 +78,8 @@ export interface AgentHandlerOptions {
   /** Over TCP every request needs the bearer token. */
   tcp: boolean;
   token?: string;
+  /** The web console (TCP only): pages, login and session cookies beside the bearer token. */
+  web?: WebConsole;
   bodyLimit?: number;
   heartbeatMs?: number;
   /** What `/v1/version` says about this agent (socket, store…). */
@@ -101,7 +113,10 @@ export function createAgentHandler(options: AgentHandlerOptions): AgentHandler {
     const url = new URL(req.url ?? "/", "http://maqet");
     const caller = callerOf(req, { host: options.host, tcp: options.tcp });
     caller.correlationId ??= crypto.randomUUID();
-    const headers = { "maqet-correlation-id": caller.correlationId };
+    const headers: Record<string, string> = {
+      "maqet-correlation-id": caller.correlationId,
+      ...(options.tcp ? SECURITY_HEADERS : {}),
+    };
     let command: string | undefined;
     let code: string | undefined;
     res.on("close", () => {
@@ -118,12 +133,26 @@ export function createAgentHandler(options: AgentHandlerOptions): AgentHandler {
       });
     });
     try {
-      if (options.tcp && !tokenMatches(req.headers.authorization, options.token)) {
-        res.setHeader("www-authenticate", 'Bearer realm="maqet"');
-        throw new MaqetError(
-          "UNAUTHORIZED",
-          "Unauthorized: requests over TCP need `Authorization: Bearer <token>` with the agent's token.",
-        );
+      if (options.tcp) {
+        const how: AuthKind = options.web
+          ? options.web.authOf(req)
+          : tokenMatches(req.headers.authorization, options.token)
+            ? "bearer"
+            : "none";
+        if (how === "session") caller.source = "web";
+        if (options.web && !url.pathname.startsWith("/v1/")) {
+          code = await options.web.serve(req, res, url, how, asCaller(options.maqet, caller));
+          return;
+        }
+        if (how === "none") {
+          res.setHeader("www-authenticate", 'Bearer realm="maqet"');
+          throw new MaqetError(
+            "UNAUTHORIZED",
+            `Unauthorized: requests over TCP need \`Authorization: Bearer <token>\` with the agent's token${options.web ? ", or a web-console session (the login URL the agent printed)" : ""}.`,
+          );
+        }
+        // A cookie rides along with any request the browser makes: writes must come from our pages.
+        if (how === "session" && !isSafeMethod(req.method) && !sameOrigin(req)) throw originRefused();
       }
       if (url.pathname === "/v1/version" || url.pathname === "/v1/_ping") {
         if (req.method !== "GET" && req.method !== "HEAD") throw notAllowed(["GET"]);
@@ -228,6 +257,7 @@ function prepare(
 /**
  * `POST /v1/vms`: `{"config": "<YAML text>", "path": "/abs/vm.yaml", "name"?}` (the client read
  * the file; relative paths in it resolve against the path's directory on this host), or
+ * `{"config": "<YAML text>", "baseDir"?: "/abs/dir", "name"?}` (text typed in the web console), or
  * `{"config": {…object…}, "baseDir"?: "/abs/dir", "name"?}`.
  */
 function prepareAdd(maqet: Maqet, body: Record<string, unknown>): PreparedCall {
@@ -242,6 +272,16 @@ function prepareAdd(maqet: Maqet, body: Record<string, unknown>): PreparedCall {
   }
   if (name !== undefined && typeof name !== "string") throw addField("name", "a string");
   const options = name === undefined ? {} : { name };
+  if (typeof config === "string" && path === undefined) {
+    // YAML text with no file behind it (the web console's editor): read exactly as a file is,
+    // relative paths against `baseDir` (default: the agent's directory).
+    if (baseDir !== undefined && (typeof baseDir !== "string" || !baseDir.startsWith("/"))) {
+      throw addField("baseDir", "an absolute directory");
+    }
+    const parsed = readYaml(config, { source: "the config text" });
+    const extra = typeof baseDir === "string" ? { baseDir } : {};
+    return { input: {}, invoke: () => maqet.add(parsed as Record<string, unknown>, { ...options, ...extra }) };
+  }
   if (typeof config === "string") {
     if (typeof path !== "string" || !path.startsWith("/")) {
       throw addField("path", "the config file's absolute path (relative paths inside resolve against its directory)");

@@ -25,6 +25,8 @@ import { createAgentLog } from "./agent-log.ts";
 import { claimAgentSocket } from "./agent-socket.ts";
 import { generateTokenFile, readTokenFile } from "./agent-token.ts";
 import { packageVersion } from "./package-version.ts";
+import { createWebConsole } from "./web-console.ts";
+import { createWebSessions } from "./web-session.ts";
 
 export interface AgentIo {
   env: Record<string, string | undefined>;
@@ -86,18 +88,32 @@ export async function runAgent(argv: readonly string[], io: AgentIo): Promise<nu
     await place.secure();
     const handlers = [unix];
     let tokenNote = "";
+    let loginUrl: string | undefined;
     if (args.listen) {
       const tokenFile = args.tokenFile ?? join(runtimeDir, "agent.token");
       const token = args.tokenFile ? await readTokenFile(args.tokenFile) : await generateTokenFile(tokenFile);
-      const tcp = createAgentHandler({ maqet, version, host: hostname(), tcp: true, token, about, log: log.request });
+      const web = createWebConsole({ token, sessions: createWebSessions() });
+      const tcp = createAgentHandler({
+        maqet,
+        version,
+        host: hostname(),
+        tcp: true,
+        token,
+        web,
+        about,
+        log: log.request,
+      });
       servers.push(await listen(createServer(tcp.handle), args.listen.port, args.listen.host));
       handlers.push(tcp);
-      tokenNote = `; TCP ${args.listen.host}:${args.listen.port}, bearer token in ${tokenFile}`;
+      tokenNote = `; TCP ${args.listen.host}:${args.listen.port}, bearer token in ${args.tokenFile ?? tokenFile}`;
+      loginUrl = `${consoleBase(args.listen)}/login?token=${web.sessions.mintLoginToken()}`;
     }
     log.note(
       `listening on ${socket} (pid ${process.pid}, ${vms.length} VM(s), store ${databaseUrl ? "postgresql" : dataDir}${tokenNote})`,
       { socket, pid: process.pid },
     );
+    // The Jupyter pattern: a one-time link that logs a browser in (then the token file's token does).
+    if (loginUrl) log.note(`web console: open ${loginUrl}`, { url: loginUrl });
     await stopSignal(io);
     log.note(`stopping: no new requests; ${handlers.reduce((n, h) => n + h.inFlight, 0)} operation(s) running`);
     for (const server of servers) {
@@ -119,6 +135,12 @@ export async function runAgent(argv: readonly string[], io: AgentIo): Promise<nu
     await place?.release().catch(() => undefined);
     return fail(error, io);
   }
+}
+
+/** The console's address as a browser reaches it (a wildcard address means this machine). */
+function consoleBase(listen: { host: string; port: number }): string {
+  const host = listen.host === "0.0.0.0" || listen.host === "::" ? "127.0.0.1" : listen.host;
+  return `http://${host.includes(":") ? `[${host}]` : host}:${listen.port}`;
 }
 
 function listen(server: Server, pathOrPort: string | number, host?: string): Promise<Server> {

@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   QMP_REFUSED: 4,
   /** A TCP request to the agent without the right bearer token. */
   UNAUTHORIZED: 4,
+  /** A state-changing browser request whose `Origin` is not the agent's own (CSRF). */
+  ORIGIN_REFUSED: 4,
   // timeouts (2)
   TIMEOUT: 2,
   QMP_TIMEOUT: 2,
