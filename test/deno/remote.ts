@@ -18,12 +18,19 @@ try {
   const stopped = new Promise<void>((r) => {
     resolveStopped = r;
   });
-  // From the end, every VM (this one does not exist yet): its events are picked by name.
+  let resolveLive!: () => void;
+  const live = new Promise<void>((r) => {
+    resolveLive = r;
+  });
+  // From the end, every VM (this one does not exist yet): its events are picked by name. "end" is
+  // the end when the stream opens, over the network: act once it is live (caughtUp).
   const sub = maqet.subscribe({ from: "end" }).subscribe((m) => {
+    if (m.kind === "caughtUp") resolveLive();
     if (m.kind !== "event" || m.vmName !== "deno-remote") return;
     seen.push(m.event.type);
     if (m.event.type === "vm.stopped") resolveStopped();
   });
+  await live;
   await maqet.add({ name: "deno-remote", accel: "tcg", memory: "64M" });
   const started = await maqet.start("deno-remote");
   if (started.state !== "running" || !started.pid) throw new Error(`not running: ${JSON.stringify(started)}`);

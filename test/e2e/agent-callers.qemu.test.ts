@@ -75,9 +75,14 @@ describe("the agent with many callers, and the remote library", { timeout: 600_0
   it("the remote library (Node): the Maqet interface over the agent, events$ included, no store opened", async () => {
     const maqet = createMaqet({ agent: agent.socket, source: "remote-test", env: { USER: "remote-user" } });
     const types: string[] = [];
+    let live!: () => void;
+    const caughtUp = new Promise<void>((resolve) => (live = resolve));
     const sub = maqet.subscribe({ vm: undefined, from: "end" }).subscribe((m) => {
+      if (m.kind === "caughtUp") live();
       if (m.kind === "event" && m.vmName === "remote-node") types.push(m.event.type);
     });
+    // "end" is the end when the stream opens (over the network, after this line): act once it is live.
+    await caughtUp;
     await maqet.add({ name: "remote-node", accel: "tcg", memory: "32M" });
     const started = await maqet.start("remote-node");
     expect(started).toMatchObject({ name: "remote-node", state: "running" });
