@@ -51,8 +51,10 @@ export interface OpenedEventStore {
   /** Migrations applied while opening (empty when the schema was already current). */
   applied: string[];
   /**
-   * Runs migrations again (a no-op unless another process added some) and returns every
-   * migration this handle applied, those applied while opening included.
+   * Runs migrations again (a no-op unless another process added some) and returns the migrations
+   * this handle applied that no earlier call reported: the first call includes those applied
+   * while opening (a CLI process opens, then reports them), later ones only their own (a
+   * long-lived agent answers "up to date" the second time, not the opening's list forever).
    */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
@@ -89,6 +91,7 @@ export async function openEventStore(options: OpenEventStoreOptions): Promise<Op
         ? createPgliteNotificationSource(opened.pglite, opened.db)
         : undefined;
   const applied: string[] = [];
+  let reported = 0; // how many of `applied` migrate() has returned
   try {
     applied.push(...(await migrateToLatest(opened.db)));
   } catch (error) {
@@ -111,7 +114,9 @@ export async function openEventStore(options: OpenEventStoreOptions): Promise<Op
     applied: [...applied],
     migrate: async () => {
       applied.push(...(await migrateToLatest(opened.db)));
-      return [...applied];
+      const fresh = applied.slice(reported);
+      reported = applied.length;
+      return fresh;
     },
     close: () => store.close(),
   };

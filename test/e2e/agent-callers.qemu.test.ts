@@ -10,7 +10,13 @@ import type { AgentEndpoint } from "../../src/client/agent-transport.ts";
 import { createMaqet } from "../../src/mod.ts";
 import { api, storedEvents } from "../support/agent-helpers.ts";
 import { projectRoot } from "../support/build-dist.ts";
-import { type CliSandbox, createCliSandbox, type SandboxAgent, startSandboxAgent, stopSandboxAgent } from "../support/cli-runner.ts";
+import {
+  type CliSandbox,
+  createCliSandbox,
+  type SandboxAgent,
+  startSandboxAgent,
+  stopSandboxAgent,
+} from "../support/cli-runner.ts";
 
 const VMS = Array.from({ length: 10 }, (_, i) => `c${i}`);
 
@@ -24,7 +30,8 @@ describe("the agent with many callers, and the remote library", { timeout: 600_0
     endpoint = { socket: agent.socket };
   }, 300_000); // a first agent creates its PGlite store: a minute or more on a loaded 2-core box
   afterAll(async () => {
-    for (const vm of [...VMS, "remote-node", "deno-remote"]) await api(endpoint, "POST", `/v1/vms/${vm}/stop`, { force: true });
+    for (const vm of [...VMS, "remote-node", "deno-remote"])
+      await api(endpoint, "POST", `/v1/vms/${vm}/stop`, { force: true });
     await stopSandboxAgent(agent);
     await box.cleanup();
   }, 300_000);
@@ -68,7 +75,9 @@ describe("the agent with many callers, and the remote library", { timeout: 600_0
     // Every one of the 50 operations appended events, each under its own id.
     expect(byClient.size).toBe(50);
     for (let n = 10; n < 50; n++) {
-      expect(events.filter((e) => e.correlationId === `corr-${n}`).map((e) => e.type)).toEqual(["qmp.command-executed"]);
+      expect(events.filter((e) => e.correlationId === `corr-${n}`).map((e) => e.type)).toEqual([
+        "qmp.command-executed",
+      ]);
     }
   });
 
@@ -94,7 +103,9 @@ describe("the agent with many callers, and the remote library", { timeout: 600_0
     while (!types.includes("vm.stopped") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     sub.unsubscribe();
     await maqet.close();
-    expect(types).toEqual(expect.arrayContaining(["vm.defined", "vm.start-requested", "vm.started", "qmp.command-executed", "vm.stopped"]));
+    expect(types).toEqual(
+      expect.arrayContaining(["vm.defined", "vm.start-requested", "vm.started", "qmp.command-executed", "vm.stopped"]),
+    );
     const history = (await storedEvents(endpoint, "remote-node")).map((e) => e.source);
     expect(history.every((s) => s === "remote-test" || s === "agent")).toBe(true);
   });
@@ -109,7 +120,9 @@ describe("the agent with many callers, and the remote library", { timeout: 600_0
           resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, out: `${stdout}\n${stderr}` }),
       );
     });
-    expect(r.out).toMatch(/deno remote: ok vm\.defined,vm\.start-requested,.*vm\.started,.*qmp\.command-executed,.*vm\.stopped/);
+    expect(r.out).toMatch(
+      /deno remote: ok vm\.defined,vm\.start-requested,.*vm\.started,.*qmp\.command-executed,.*vm\.stopped/,
+    );
     expect(r.code).toBe(0);
   });
 });

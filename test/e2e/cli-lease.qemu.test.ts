@@ -70,8 +70,16 @@ describe("leases across CLI processes (PostgreSQL server)", { timeout: 180_000 }
   it("start and stop at once: one drives, the other exits 1 naming the driver; the stream is not interleaved", async () => {
     expect((await box.run(["add", "busy.yaml", "--db", db.url])).code).toBe(0);
     const start = cliInBackground(["start", "busy", "--db", db.url]);
-    await untilLastFact("vm.start-requested"); // the start holds the lease; QEMU is seconds from up
-    const stop = await box.run(["stop", "busy", "--db", db.url]);
+    await untilLastFact("vm.start-requested"); // the start holds the lease
+    // Held mid-start (SIGSTOP: alive, lease kept), so the stop meets a driver however fast the
+    // start would have finished on its own; resumed once the stop has answered.
+    start.child.kill("SIGSTOP");
+    let stop: Awaited<ReturnType<CliSandbox["run"]>>;
+    try {
+      stop = await box.run(["stop", "busy", "--db", db.url]);
+    } finally {
+      start.child.kill("SIGCONT");
+    }
     expect(stop.code).toBe(1);
     expect(stop.stderr).toMatch(
       new RegExp(`VM 'busy' is being driven by pid ${start.child.pid} on host \\S+ since \\d{4}-`),

@@ -39,14 +39,16 @@ describe("CLI output: pipes, warnings, --db", { timeout: 240_000 }, () => {
   beforeAll(async () => {
     box = await createCliSandbox();
     // More event text than a pipe holds (64 KiB): the rest is written after `head` has gone.
-    const maqet = createMaqet({ dataDir: join(box.env.XDG_DATA_HOME!, "maqet"), env: box.env });
-    try {
-      for (let i = 0; i < 25; i++) {
-        await maqet.add({ name: `vm${i}`, memory: "64M", args: ["-name", `vm${i}-${"x".repeat(4000)}`] });
+    await box.withStoreFree(async () => {
+      const maqet = createMaqet({ dataDir: join(box.env.XDG_DATA_HOME!, "maqet"), env: box.env });
+      try {
+        for (let i = 0; i < 25; i++) {
+          await maqet.add({ name: `vm${i}`, memory: "64M", args: ["-name", `vm${i}-${"x".repeat(4000)}`] });
+        }
+      } finally {
+        await maqet.close();
       }
-    } finally {
-      await maqet.close();
-    }
+    });
   }, 200_000);
   afterAll(() => box.cleanup());
 

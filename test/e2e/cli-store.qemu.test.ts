@@ -29,36 +29,38 @@ describe("maqet CLI and its stores", { timeout: 180_000 }, () => {
     expect(again.stdout).toMatch(/up to date/);
   });
 
-  it("a second process meets the embedded store's lock: waits, then exits 1 naming the holder", async () => {
-    const dataDir = join(box.env.XDG_DATA_HOME!, "maqet", "pglite");
-    // A holder that keeps the lock for 20 s, like a long `maqet stop --timeout 20` would.
-    const holder = spawn(
-      process.execPath,
-      [
-        "--input-type=module",
-        "-e",
-        `import { acquireDataDirLock } from ${JSON.stringify(join(projectRoot, "dist/src/adapters/data-dir-lock.js"))};
+  it("a second process meets the embedded store's lock: waits, then exits 1 naming the holder", () =>
+    // The in-process CLI meets the lock: with an agent (MAQET_TEST_AGENT=1) it is stopped meanwhile.
+    box.withStoreFree(async () => {
+      const dataDir = join(box.env.XDG_DATA_HOME!, "maqet", "pglite");
+      // A holder that keeps the lock for 20 s, like a long `maqet stop --timeout 20` would.
+      const holder = spawn(
+        process.execPath,
+        [
+          "--input-type=module",
+          "-e",
+          `import { acquireDataDirLock } from ${JSON.stringify(join(projectRoot, "dist/src/adapters/data-dir-lock.js"))};
          const lock = await acquireDataDirLock(${JSON.stringify(dataDir)});
          console.log("locked"); setTimeout(() => lock.release().then(() => process.exit(0)), 20000);`,
-      ],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
-    try {
-      await new Promise<void>((resolve) => holder.stdout!.once("data", () => resolve()));
-      const t0 = Date.now();
-      const r = await box.run(["ls"]);
-      const waited = Date.now() - t0;
-      expect(r.code).toBe(1);
-      expect(r.stderr).toContain(String(holder.pid));
-      expect(r.stderr).toMatch(/--db/);
-      expect(waited).toBeGreaterThanOrEqual(4000);
-    } finally {
-      holder.kill("SIGKILL");
-    }
-    // The holder died without releasing: the next command takes the stale lock over.
-    await waitFor(async () => !(await processAlive(holder.pid!)), 3000);
-    expect((await box.run(["ls"])).code).toBe(0);
-  });
+        ],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
+      try {
+        await new Promise<void>((resolve) => holder.stdout!.once("data", () => resolve()));
+        const t0 = Date.now();
+        const r = await box.run(["ls"]);
+        const waited = Date.now() - t0;
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(String(holder.pid));
+        expect(r.stderr).toMatch(/--db/);
+        expect(waited).toBeGreaterThanOrEqual(4000);
+      } finally {
+        holder.kill("SIGKILL");
+      }
+      // The holder died without releasing: the next command takes the stale lock over.
+      await waitFor(async () => !(await processAlive(holder.pid!)), 3000);
+      expect((await box.run(["ls"])).code).toBe(0);
+    }));
 
   it("the same lifecycle on a PostgreSQL server with --db, and with MAQET_DATABASE_URL", async () => {
     const db = await createTestDatabase(inject("databaseUrl"));

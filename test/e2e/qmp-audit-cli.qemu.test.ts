@@ -157,9 +157,11 @@ describe("QMP policy, history --at and audit through the CLI (real QEMU)", { tim
     expect(ok.stdout).toMatch(/Audit trail intact: \d+ entries, each matching its event/);
 
     const target = entries.find((e) => e.operation === "vm.tainted");
-    const db = await openPgliteDatabase({ dataDir: join(box.env.XDG_DATA_HOME!, "maqet", "pglite") });
-    await sql`update maqet_audit set actor_user = 'someone-else' where seq = ${target.seq}`.execute(db.db);
-    await db.close();
+    await box.withStoreFree(async () => {
+      const db = await openPgliteDatabase({ dataDir: join(box.env.XDG_DATA_HOME!, "maqet", "pglite") });
+      await sql`update maqet_audit set actor_user = 'someone-else' where seq = ${target.seq}`.execute(db.db);
+      await db.close();
+    });
     const broken = await box.run(["audit", "verify", "--json"]);
     expect(broken.code).toBe(1);
     expect(broken.stderr).toContain(`Audit trail broken at entry ${target.seq}`);

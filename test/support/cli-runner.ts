@@ -79,6 +79,12 @@ export interface CliSandbox {
   cleanup(): Promise<void>;
   /** The sandbox's agent when MAQET_TEST_AGENT=1 (its log lines so far). */
   agent?: SandboxAgent;
+  /**
+   * Runs `fn` with the embedded store free for this test process (opening it, editing its
+   * tables): with an agent (MAQET_TEST_AGENT=1), which holds the store, the agent is stopped for
+   * `fn` and started again after; without one, just runs `fn`.
+   */
+  withStoreFree<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 export interface SandboxAgent {
@@ -153,11 +159,22 @@ export async function createCliSandbox(): Promise<CliSandbox> {
     USER: process.env.USER ?? "root",
   };
   const bin = cliBin;
-  const agent = AGENT_MODE ? await startSandboxAgent(env, home) : undefined;
+  let agent = AGENT_MODE ? await startSandboxAgent(env, home) : undefined;
   return {
     home,
     env,
-    ...(agent ? { agent } : {}),
+    get agent() {
+      return agent;
+    },
+    withStoreFree: async (fn) => {
+      if (!agent) return fn();
+      await stopSandboxAgent(agent);
+      try {
+        return await fn();
+      } finally {
+        agent = await startSandboxAgent(env, home);
+      }
+    },
     run: (args, extraEnv = {}) =>
       new Promise((resolve, reject) => {
         execFile(
