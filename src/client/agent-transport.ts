@@ -71,19 +71,20 @@ export function agentFetch(endpoint: AgentEndpoint, req: AgentRequest): Promise<
   // compiles a large regular expression — a few milliseconds of every CLI call through the agent.
   headers.host ??= endpoint.socket ? "localhost" : new URL(endpoint.url ?? "http://localhost").host;
   // One JSON value back: read whole over node:net (plain-http.ts says why); streams: node:http.
-  if (headers.accept === "application/json") return plainFetch(endpoint, target, req, headers, payload);
-  return httpFetch(endpoint, target, req, headers, payload);
+  const call: Call = { endpoint, target, req, headers, payload };
+  return headers.accept === "application/json" ? plainFetch(call) : httpFetch(call);
 }
 
-type Target = { socketPath: string; path: string } | { host: string; port: number; path: string };
+/** One request, ready to send. */
+interface Call {
+  endpoint: AgentEndpoint;
+  target: { socketPath: string; path: string } | { host: string; port: number; path: string };
+  req: AgentRequest;
+  headers: Record<string, string>;
+  payload: string | undefined;
+}
 
-async function plainFetch(
-  endpoint: AgentEndpoint,
-  target: Target,
-  req: AgentRequest,
-  headers: Record<string, string>,
-  payload: string | undefined,
-): Promise<AgentResponse> {
+async function plainFetch({ endpoint, target, req, headers, payload }: Call): Promise<AgentResponse> {
   try {
     const answer = await plainExchange("socketPath" in target ? { socket: target.socketPath } : target, {
       method: req.method,
@@ -108,13 +109,7 @@ async function plainFetch(
   }
 }
 
-async function httpFetch(
-  endpoint: AgentEndpoint,
-  target: Target,
-  req: AgentRequest,
-  headers: Record<string, string>,
-  payload: string | undefined,
-): Promise<AgentResponse> {
+async function httpFetch({ endpoint, target, req, headers, payload }: Call): Promise<AgentResponse> {
   const { request } = await import("node:http");
   return new Promise((resolve, reject) => {
     let connected = false;
