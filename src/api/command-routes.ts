@@ -78,6 +78,9 @@ export const ROUTE_OVERRIDES: Readonly<Record<string, Override>> = {
   rm: { method: "DELETE", path: "/v1/vms/:vm", needsTerminal: (i) => i.all === true },
   history: { method: "GET", path: "/v1/vms/:vm/history" },
   console: { method: "GET", path: "/v1/vms/:vm/console", streams: "text" },
+  port: { method: "GET", path: "/v1/vms/:vm/ports" },
+  // Runs the OpenSSH client on the caller's terminal: the CLI always runs it itself.
+  ssh: { method: "POST", path: "/v1/vms/:vm/ssh", needsTerminal: () => true },
   qmp: { method: "POST", path: "/v1/vms/:vm/qmp" },
   "qmp screendump": { method: "POST", path: "/v1/vms/:vm/qmp/screendump", localPaths: ["file"] },
   events: { method: "GET", path: "/v1/events", streams: "events" },

@@ -79,18 +79,44 @@ export function buildIso9660Image(input: IsoImageInput): Uint8Array {
 
   const primaryRoot = 23;
   const jolietRoot = 24;
-  writeDescriptor(image, view, 16, { joliet: false, volumeId: input.volumeId, totalSectors, root: primaryRoot, pathL: 19, pathM: 20, date });
-  writeDescriptor(image, view, 17, { joliet: true, volumeId: input.volumeId, totalSectors, root: jolietRoot, pathL: 21, pathM: 22, date });
+  writeDescriptor(image, view, 16, {
+    joliet: false,
+    volumeId: input.volumeId,
+    totalSectors,
+    root: primaryRoot,
+    pathL: 19,
+    pathM: 20,
+    date,
+  });
+  writeDescriptor(image, view, 17, {
+    joliet: true,
+    volumeId: input.volumeId,
+    totalSectors,
+    root: jolietRoot,
+    pathL: 21,
+    pathM: 22,
+    date,
+  });
   // Volume descriptor set terminator.
   image.set([255, ...ascii("CD001"), 1], 18 * ISO_SECTOR);
   writePathTables(image, view, 19, 20, primaryRoot);
   writePathTables(image, view, 21, 22, jolietRoot);
 
-  const jolietOrder = [...files.keys()].sort((a, b) =>
-    compareBytes(ucs2(files[a]!.name), ucs2(files[b]!.name)),
+  const jolietOrder = [...files.keys()].sort((a, b) => compareBytes(ucs2(files[a]!.name), ucs2(files[b]!.name)));
+  writeDirectory(
+    image,
+    view,
+    primaryRoot,
+    date,
+    files.map((file, i) => ({ id: ascii(primaryName(file.name)), extent: extents[i]!, size: file.data.length })),
   );
-  writeDirectory(image, view, primaryRoot, date, files.map((file, i) => ({ id: ascii(primaryName(file.name)), extent: extents[i]!, size: file.data.length })));
-  writeDirectory(image, view, jolietRoot, date, jolietOrder.map((i) => ({ id: ucs2(files[i]!.name), extent: extents[i]!, size: files[i]!.data.length })));
+  writeDirectory(
+    image,
+    view,
+    jolietRoot,
+    date,
+    jolietOrder.map((i) => ({ id: ucs2(files[i]!.name), extent: extents[i]!, size: files[i]!.data.length })),
+  );
   files.forEach((file, i) => {
     image.set(file.data, extents[i]! * ISO_SECTOR);
   });
@@ -136,7 +162,13 @@ function writeDescriptor(image: Uint8Array, view: DataView, sector: number, d: D
   both32(view, at + 132, 10); // path table size: one record of 10 bytes (the root)
   view.setUint32(at + 140, d.pathL, true);
   view.setUint32(at + 148, d.pathM, false);
-  writeRecord(image, view, at + 156, { id: new Uint8Array([0]), extent: d.root, size: ISO_SECTOR, directory: true, date: d.date });
+  writeRecord(image, view, at + 156, {
+    id: new Uint8Array([0]),
+    extent: d.root,
+    size: ISO_SECTOR,
+    directory: true,
+    date: d.date,
+  });
   text(190, 128, "");
   text(318, 128, "");
   text(446, 128, "");
@@ -175,7 +207,13 @@ function writeDirectory(image: Uint8Array, view: DataView, sector: number, date:
   let at = sector * ISO_SECTOR;
   const end = at + ISO_SECTOR;
   for (const id of [0, 1]) {
-    at += writeRecord(image, view, at, { id: new Uint8Array([id]), extent: sector, size: ISO_SECTOR, directory: true, date });
+    at += writeRecord(image, view, at, {
+      id: new Uint8Array([id]),
+      extent: sector,
+      size: ISO_SECTOR,
+      directory: true,
+      date,
+    });
   }
   for (const entry of entries) {
     const length = recordLength(entry.id.length);
@@ -200,7 +238,15 @@ function writeRecord(
   both32(view, at + 10, r.size);
   const d = r.date;
   image.set(
-    [d.getUTCFullYear() - 1900, d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds(), 0],
+    [
+      d.getUTCFullYear() - 1900,
+      d.getUTCMonth() + 1,
+      d.getUTCDate(),
+      d.getUTCHours(),
+      d.getUTCMinutes(),
+      d.getUTCSeconds(),
+      0,
+    ],
     at + 18,
   );
   image[at + 25] = r.directory ? 2 : 0;

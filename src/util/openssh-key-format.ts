@@ -49,7 +49,10 @@ export function formatEd25519Keys(
   const secret = concat(seed, publicKey);
   let section = concat(u32(check), u32(check), string(type), string(publicKey), string(secret), string(utf8(comment)));
   const padding = (8 - (section.length % 8)) % 8;
-  section = concat(section, Uint8Array.from({ length: padding }, (_, i) => i + 1));
+  section = concat(
+    section,
+    Uint8Array.from({ length: padding }, (_, i) => i + 1),
+  );
   const body = concat(
     utf8("openssh-key-v1\0"),
     string(utf8("none")),
