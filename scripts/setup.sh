@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh clone: QEMU (qemu-system-x86, qemu-utils), npm dependencies, the build.
-# With --test it also makes sure the PostgreSQL server binaries the test harness needs exist.
+# With --test it also makes sure the PostgreSQL server binaries the test harness needs exist,
+# and the OpenSSH client (`maqet ssh` runs the system ssh; the guest e2e tests log in with it).
 # Installs with apt when run as root; otherwise prints the exact command and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,7 @@ pg_bin=""
 if [ "$want_test" = 1 ]; then
   pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then missing+=(postgresql); fi
+  command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
