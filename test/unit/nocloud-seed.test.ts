@@ -33,7 +33,13 @@ function readIso(image: Uint8Array): ReadIso {
     if (type === 255) break;
     const joliet = type === 2 && buf.toString("ascii", at + 88, at + 91).startsWith("%/");
     const text = (from: number, to: number) =>
-      joliet ? buf.subarray(at + from, at + to).swap16().toString("utf16le").trim() : buf.toString("ascii", at + from, at + to).trim();
+      joliet
+        ? buf
+            .subarray(at + from, at + to)
+            .swap16()
+            .toString("utf16le")
+            .trim()
+        : buf.toString("ascii", at + from, at + to).trim();
     if (type === 1) result.label = text(40, 72);
     if (joliet) result.jolietLabel = text(40, 72);
     expect(buf.readUInt32LE(at + 80)).toBe(image.length / ISO_SECTOR);
@@ -87,15 +93,27 @@ describe("ISO 9660 writer", () => {
     const input = { volumeId: "cidata", files: [{ name: "a", data: Buffer.from("1") }], date: new Date(0) };
     expect(Buffer.from(buildIso9660Image(input)).equals(Buffer.from(buildIso9660Image(input)))).toBe(true);
     expect(() => buildIso9660Image({ volumeId: "c i", files: [] })).toThrow(/volume id/);
-    expect(() => buildIso9660Image({ volumeId: "c", files: [{ name: "a/b", data: new Uint8Array() }] })).toThrow(/file name/);
+    expect(() => buildIso9660Image({ volumeId: "c", files: [{ name: "a/b", data: new Uint8Array() }] })).toThrow(
+      /file name/,
+    );
     expect(() =>
-      buildIso9660Image({ volumeId: "c", files: [{ name: "a", data: new Uint8Array() }, { name: "A", data: new Uint8Array() }] }),
+      buildIso9660Image({
+        volumeId: "c",
+        files: [
+          { name: "a", data: new Uint8Array() },
+          { name: "A", data: new Uint8Array() },
+        ],
+      }),
     ).toThrow(/twice/);
   });
 });
 
 describe("NoCloud seed", () => {
-  const vm = { vmId: "0b5c3f8e-4a1d-4c7e-9f00-3c2d1e0f9a8b", name: "web_1", publicKey: "ssh-ed25519 AAAAC3Nza maqet:web_1" };
+  const vm = {
+    vmId: "0b5c3f8e-4a1d-4c7e-9f00-3c2d1e0f9a8b",
+    name: "web_1",
+    publicKey: "ssh-ed25519 AAAAC3Nza maqet:web_1",
+  };
 
   it("user-data is cloud-config with the key added; root logins allowed when ssh logs in as root", () => {
     const config = parseVmConfig("cloud-init:\n  ssh_authorized_keys: [ssh-rsa AAAB old]\n  runcmd: [[touch, /x]]\n", {
@@ -121,7 +139,10 @@ describe("NoCloud seed", () => {
     const data = parseYaml(files.userData) as { users: unknown[]; disable_root?: boolean };
     expect(data.users).toEqual(["default", { name: "ada", sudo: "ALL", ssh_authorized_keys: [vm.publicKey] }]);
     expect(data.disable_root).toBeUndefined();
-    const other = nocloudSeedFiles({ ...config.cloudInit!, userData: { ...config.cloudInit!.userData, packages: ["nginx"] } }, vm);
+    const other = nocloudSeedFiles(
+      { ...config.cloudInit!, userData: { ...config.cloudInit!.userData, packages: ["nginx"] } },
+      vm,
+    );
     expect(parseYaml(other.metaData)["instance-id"]).not.toBe(parseYaml(files.metaData)["instance-id"]);
     expect(nocloudSeedFiles(config.cloudInit!, vm).metaData).toBe(files.metaData);
   });
@@ -141,7 +162,9 @@ describe("NoCloud seed", () => {
     ["cloud-init: {users: [{name: Root!}]}\n", "cloud-init.users[0].name"],
     ["cloud-init: {user: {name: 5}}\n", "cloud-init.user.name"],
   ])("errors name the key: %s", (yaml, keyPath) => {
-    expect(() => parseVmConfig(yaml, { baseDir: "/srv" })).toThrow(expect.objectContaining({ details: expect.objectContaining({ keyPath }) }));
+    expect(() => parseVmConfig(yaml, { baseDir: "/srv" })).toThrow(
+      expect.objectContaining({ details: expect.objectContaining({ keyPath }) }),
+    );
   });
 
   it("the image holds both files under label cidata", () => {
@@ -162,7 +185,9 @@ describe("OpenSSH ed25519 key format", () => {
     expect([type, comment]).toEqual(["ssh-ed25519", "maqet:web"]);
     const raw = publicKey.export({ format: "der", type: "spki" }).subarray(-32);
     expect(Buffer.from(blob!, "base64").subarray(-32).equals(raw)).toBe(true);
-    expect(texts.privateKey).toMatch(/^-----BEGIN OPENSSH PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END OPENSSH PRIVATE KEY-----\n$/);
+    expect(texts.privateKey).toMatch(
+      /^-----BEGIN OPENSSH PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END OPENSSH PRIVATE KEY-----\n$/,
+    );
   });
 
   let sshKeygen = true;
@@ -171,14 +196,17 @@ describe("OpenSSH ed25519 key format", () => {
   } catch (error) {
     sshKeygen = (error as NodeJS.ErrnoException).code !== "ENOENT";
   }
-  it.skipIf(!sshKeygen)("ssh-keygen reads the private key and derives the same public key (skipped: no ssh-keygen)", () => {
-    const dir = mkdtempSync(join(tmpdir(), "maqet-key-"));
-    try {
-      writeFileSync(join(dir, "id"), texts.privateKey, { mode: 0o600 });
-      const derived = execFileSync("ssh-keygen", ["-y", "-f", join(dir, "id")], { encoding: "utf8" }).trim();
-      expect(derived.split(" ").slice(0, 2)).toEqual(texts.publicKey.split(" ").slice(0, 2));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it.skipIf(!sshKeygen)(
+    "ssh-keygen reads the private key and derives the same public key (skipped: no ssh-keygen)",
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), "maqet-key-"));
+      try {
+        writeFileSync(join(dir, "id"), texts.privateKey, { mode: 0o600 });
+        const derived = execFileSync("ssh-keygen", ["-y", "-f", join(dir, "id")], { encoding: "utf8" }).trim();
+        expect(derived.split(" ").slice(0, 2)).toEqual(texts.publicKey.split(" ").slice(0, 2));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

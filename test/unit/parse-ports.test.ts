@@ -87,7 +87,9 @@ describe("ports: with the config's own networking", () => {
   });
 
   it("other back-ends stay as further NICs", () => {
-    const config = parse('ports: ["2222:22"]\nargs: [-netdev, "tap,id=t0,ifname=tap0,script=no", -device, "e1000,netdev=t0"]\n');
+    const config = parse(
+      'ports: ["2222:22"]\nargs: [-netdev, "tap,id=t0,ifname=tap0,script=no", -device, "e1000,netdev=t0"]\n',
+    );
     expect(config.ports).toHaveLength(1);
   });
 
@@ -136,7 +138,11 @@ describe("hostfwd rendering", () => {
   });
 
   it("the seed image is a read-only virtio drive; no ports and no seed add nothing", () => {
-    const argv = buildQemuArgv(parse("cloud-init: {}\n"), { ...runtime, seedImage: "/run/m/a,b/cidata.iso" }, { kvmUsable: false });
+    const argv = buildQemuArgv(
+      parse("cloud-init: {}\n"),
+      { ...runtime, seedImage: "/run/m/a,b/cidata.iso" },
+      { kvmUsable: false },
+    );
     expect(argv).toContain("file=/run/m/a,,b/cidata.iso,if=virtio,format=raw,readonly=on,id=maqet-seed");
     const plain = buildQemuArgv(parse("memory: 64M\n"), runtime, { kvmUsable: false });
     expect(plain.some((w) => w.includes("maqet-net0") || w.includes("maqet-seed"))).toBe(false);
