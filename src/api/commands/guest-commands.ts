@@ -7,7 +7,6 @@
  * GUEST_COMMANDS.map((c) => c.name); // ["port", "ssh"]
  * ```
  */
-import { Observable } from "rxjs";
 import { MaqetError } from "../../errors/maqet-error.ts";
 import { type CommandSpec, list, text } from "./command-spec.ts";
 import { streamedResult } from "./streamed-result.ts";
@@ -70,6 +69,8 @@ export const GUEST_COMMANDS: readonly CommandSpec[] = [
       const command = list(i, "command");
       let exitCode = 0;
       // A streamed result: the CLI releases the store before ssh runs (a login may last hours).
+      // rxjs is loaded here, not at import: the thin CLI's path through an agent imports none.
+      const { Observable } = await import("rxjs");
       const run$ = new Observable<string>((subscriber) => {
         import("../../adapters/run-ssh.ts")
           .then(({ runSsh }) => runSsh(target, command))
