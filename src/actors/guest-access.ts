@@ -55,16 +55,16 @@ export async function prepareGuestAccess(
 }
 
 /**
- * QEMU refusing a forward ("could not set up host forwarding rule 'tcp:127.0.0.1:2222-:22'"):
+ * QEMU refusing a forward ("Could not set up host forwarding rule 'tcp:127.0.0.1:2222-:22'"):
  * the port was taken after maqet's check. Any other error is returned as it is.
  *
  * @example
  * ```ts
- * withForwardRefusal(error, "…could not set up host forwarding rule 'tcp:127.0.0.1:2222-:22'", forwards).code; // "PORT_IN_USE"
+ * withForwardRefusal(error, "…Could not set up host forwarding rule 'tcp:127.0.0.1:2222-:22'", forwards).code; // "PORT_IN_USE"
  * ```
  */
 export function withForwardRefusal(error: unknown, stderr: string | undefined, forwards?: PortForward[]): unknown {
-  const rule = /could not set up host forwarding rule '(tcp|udp):([^:]*):(\d+)-/.exec(stderr ?? "");
+  const rule = /could not set up host forwarding rule '(tcp|udp):([^:]*):(\d+)-/i.exec(stderr ?? "");
   if (rule === null || !isMaqetError(error, "START_FAILED")) return error;
   const [, protocol, hostIp, port] = rule;
   const index = forwards?.findIndex((f) => f.protocol === protocol && f.hostPort === Number(port));
