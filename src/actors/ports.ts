@@ -197,6 +197,8 @@ export interface SshKeyStore {
   ensure(vmId: string, name: string): Promise<SshKeyFiles>;
   /** Empties known_hosts (a new run may have a new host key and port). */
   resetKnownHosts(vmId: string): Promise<void>;
+  /** Deletes the VM's key directory (`maqet rm`); nothing when there is none. */
+  forget(vmId: string): Promise<void>;
 }
 
 export interface PortProbe {

@@ -11,6 +11,7 @@
  *   `0` host port changes between runs.
  *
  * The private key appears last (written aside, then renamed), so a key file that exists is whole.
+ * `maqet rm` deletes the VM's directory under `<dataDir>/vms/` with the VM.
  *
  * @example
  * ```ts
@@ -72,6 +73,9 @@ export function createSshKeys(options: SshKeysOptions): SshKeyStore {
         await rm(paths.identityFile + aside, { force: true });
       }
       return { ...paths, publicKey: texts.publicKey };
+    },
+    forget: async (vmId) => {
+      await rm(join(options.root, vmId), { recursive: true, force: true });
     },
     resetKnownHosts: async (vmId) => {
       const paths = sshKeyPaths(options.root, vmId);

@@ -196,6 +196,14 @@ describe("ports, cloud-init and maqet ssh on the test guest (real QEMU, TCG)", {
     expect(serial).toMatch(/MAQET-SEED \/dev\/vd[a-z] keys=1 hostname=net/);
   });
 
+  it("rm takes the VM's key directory with it", async () => {
+    const list = (await run(["port", "net", "--json"])).json<PortListJson>();
+    const keyDir = join(list.ssh!.identityFile, "../..");
+    expect(statSync(keyDir).isDirectory()).toBe(true);
+    expect((await run(["rm", "net", "--force"])).code).toBe(0);
+    expect(() => statSync(keyDir)).toThrow(/ENOENT/);
+  });
+
   it("a host port in use fails start with exit 3, recorded, and leaves no QEMU running", async () => {
     const port = await freePort();
     blocker = createServer();

@@ -103,8 +103,10 @@ export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
         return { ...toVmStatus(vm.view), alreadyStopped: outcome.noop === true };
       }),
     remove: (name, removeOptions = {}) =>
-      ctx.withVm(name, async (vm) => {
+      ctx.withVm(name, async (vm, rt) => {
         await vm.remove(removeOptions);
+        // The VM's SSH key pair goes with it (a removed VM is never started again).
+        await rt.ports.guest?.keys.forget(vm.view.vmId);
       }),
     pause: (name) => runState(ctx, name, (vm) => vm.pause()),
     resume: (name) => runState(ctx, name, (vm) => vm.resume()),
