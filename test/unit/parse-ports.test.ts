@@ -148,3 +148,15 @@ describe("hostfwd rendering", () => {
     expect(plain.some((w) => w.includes("maqet-net0") || w.includes("maqet-seed"))).toBe(false);
   });
 });
+
+describe("written back as YAML (maqet edit, info --format yaml)", () => {
+  it("ports and cloud-init come back as the same config", async () => {
+    const { vmConfigToYaml } = await import("../../src/api/config-yaml.ts");
+    const config = parse(
+      'ports: ["0:22", "0.0.0.0:8080:80", "5353:53/udp"]\ncloud-init:\n  users: [{name: ada, groups: [sudo]}]\n  runcmd: [[touch, /x]]\n',
+    );
+    const text = vmConfigToYaml(config);
+    expect(text).toContain("cloud-init:");
+    expect(parse(text)).toEqual(config);
+  });
+});
