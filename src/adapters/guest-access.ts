@@ -10,20 +10,17 @@
  * ```
  */
 import { chmod, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import type { GuestAccessPorts } from "../actors/ports.ts";
+import { runtimePaths } from "../actors/runtime-paths.ts";
 import { createPortProbe } from "./port-probe.ts";
 import { createSshKeys } from "./ssh-keys.ts";
 
-/** The seed image's file name in a VM's runtime directory. */
-export const SEED_IMAGE_FILE = "cidata.iso";
-
 export function createGuestAccess(options: { dataDir: string }): GuestAccessPorts {
   return {
-    keys: createSshKeys({ root: join(options.dataDir, "vms") }),
+    keys: createSshKeys({ root: `${options.dataDir}/vms` }),
     probe: createPortProbe(),
     writeSeed: async (runtimeDir, image) => {
-      const path = join(runtimeDir, SEED_IMAGE_FILE);
+      const path = runtimePaths(runtimeDir).seedImage;
       await writeFile(path, image, { mode: 0o600 });
       await chmod(path, 0o600);
       return path;

@@ -32,7 +32,7 @@
  * - `ports:`: `-netdev user,id=maqet-net0,hostfwd=tcp:127.0.0.1:2222-:22,…` and
  *   `-device virtio-net-pci,netdev=maqet-net0`, with the host ports of this run
  *   (`runtime.forwards`: `0` resolved to a free port at start; without it, the config's).
- * - `cloud-init:`: the NoCloud seed (`runtime.seedImage`) as a read-only virtio disk
+ * - `cloud-init:`: the NoCloud seed (`runtime.seedImage`, `<runtime dir>/cidata.iso`) as a read-only virtio disk
  *   `-drive file=<seed>,if=virtio,format=raw,readonly=on,id=maqet-seed`.
  *
  * @example
@@ -105,7 +105,7 @@ export function buildQemuArgv(config: VmConfig, runtime: QemuRuntimePaths, host:
   if (config.append !== undefined) argv.push("-append", config.append);
   argv.push(...driveArgs(config.storage));
   argv.push(...virtfsArgs(config.shares ?? []));
-  if (runtime.seedImage !== undefined) {
+  if (config.cloudInit !== undefined && runtime.seedImage !== undefined) {
     argv.push("-drive", `file=${escapeOption(runtime.seedImage)},if=virtio,format=raw,readonly=on,id=${SEED_DRIVE_ID}`);
   }
   if (config.ports !== undefined) argv.push(...forwardArgs(runtime.forwards ?? config.ports));
