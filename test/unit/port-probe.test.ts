@@ -2,13 +2,18 @@
  * The host side of `ports:` and `--wait-for ssh`, on real loopback sockets: a taken port is
  * PORT_IN_USE naming the entry, `0` becomes a free port (distinct within one VM), the SSH banner
  * check tells an SSH server from a port that only accepts; QEMU's own refusal (its exact 7.2
- * wording) maps to PORT_IN_USE; the `ssh` wait condition parses and needs a forward to 22.
+ * wording) maps to PORT_IN_USE; the `ssh` wait condition parses and needs a forward to 22; the
+ * ssh runner's argument list and exit code (a fake ssh program).
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { withForwardRefusal } from "../../src/actors/guest-access.ts";
 import { parseWaitCondition, sshEndpoint } from "../../src/actors/wait-condition.ts";
 import { createPortProbe } from "../../src/adapters/port-probe.ts";
+import { runSsh, sshArgs } from "../../src/adapters/run-ssh.ts";
 import type { PortForward } from "../../src/config/vm-config.ts";
 import { MaqetError } from "../../src/errors/maqet-error.ts";
 
@@ -101,5 +106,55 @@ describe("--wait-for ssh", () => {
       host: "127.0.0.1",
       port: 2222,
     });
+  });
+});
+
+describe("runSsh", () => {
+  const target = {
+    host: "127.0.0.1",
+    port: 40022,
+    user: "ada",
+    identityFile: "/k/id_ed25519",
+    knownHostsFile: "/k/known_hosts",
+  };
+
+  it("passes the VM's key, its known_hosts and the command after --, as one argument list", () => {
+    expect(sshArgs(target, ["uname", "-a"])).toEqual([
+      "-i",
+      "/k/id_ed25519",
+      "-o",
+      "IdentitiesOnly=yes",
+      "-o",
+      "PreferredAuthentications=publickey",
+      "-o",
+      "StrictHostKeyChecking=accept-new",
+      "-o",
+      "UserKnownHostsFile=/k/known_hosts",
+      "-o",
+      "LogLevel=ERROR",
+      "-p",
+      "40022",
+      "-l",
+      "ada",
+      "127.0.0.1",
+      "--",
+      "uname",
+      "-a",
+    ]);
+    expect(sshArgs(target, []).at(-1)).toBe("127.0.0.1");
+  });
+
+  it("returns the program's exit code; a missing program is BINARY_NOT_FOUND", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "maqet-fake-ssh-"));
+    try {
+      // A fake ssh: exits with the number after `--` (no shell is involved in calling it).
+      const fake = join(dir, "ssh");
+      writeFileSync(fake, `#!${process.execPath}\nprocess.exit(Number(process.argv.at(-1)));\n`, { mode: 0o755 });
+      expect(await runSsh(target, ["exit", "7"], fake)).toBe(7);
+      expect(await runSsh(target, ["exit", "0"], fake)).toBe(0);
+      await expect(runSsh(target, [], join(dir, "no-such-ssh"))).rejects.toMatchObject({ code: "BINARY_NOT_FOUND" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
