@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh clone: QEMU (qemu-system-x86, qemu-utils), npm dependencies, the build.
-# With --test it also makes sure the PostgreSQL server binaries the test harness needs exist, and
-# Debian's chromium for the web console's browser tests.
+# With --test it also makes sure the PostgreSQL server binaries the test harness needs exist,
+# Debian's chromium for the web console's browser tests, and the OpenSSH client (`maqet ssh`
+# runs the system ssh; the guest e2e tests log in with it).
 # Installs with apt when run as root; otherwise prints the exact command and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,7 @@ if [ "$want_test" = 1 ]; then
   if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then missing+=(postgresql); fi
   # The web console's browser tests drive Debian's chromium (playwright-core, no browser download).
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -33,16 +33,19 @@ export type {
   DiskCreated,
   DoctorCheck,
   DoctorReport,
+  ForwardEntry,
   HistoryAt,
   HistoryPoint,
   KeyOptions,
   MaqetStats,
   OperationProgress,
+  PortList,
   ReplayStep,
   ScreendumpOptions,
   SnapshotListing,
   SnapshotOptions,
   SnapshotOutcome,
+  SshTarget,
 } from "./api/maqet.ts";
 export {
   type AddOptions,
@@ -61,7 +64,15 @@ export { vmConfigSchema } from "./api/vm-config-schema.ts";
 export type { VmStatus } from "./api/vm-status.ts";
 export { createRemoteMaqet, type RemoteMaqetOptions } from "./client/remote-maqet.ts";
 export type { QmpRules, QmpTier } from "./config/qmp-rules.ts";
-export type { Accel, ArgumentItem, DiskDevice, VirtfsShare, VmConfig } from "./config/vm-config.ts";
+export type {
+  Accel,
+  ArgumentItem,
+  CloudInitConfig,
+  DiskDevice,
+  PortForward,
+  VirtfsShare,
+  VmConfig,
+} from "./config/vm-config.ts";
 export { ERROR_CODES, type ErrorCode, exitCodeOf } from "./errors/error-codes.ts";
 export { isMaqetError, MaqetError } from "./errors/maqet-error.ts";
 export {

@@ -9,8 +9,9 @@
  * ```
  */
 import { chosenAccelerator } from "../config/accelerator-choice.ts";
-import type { VmConfig } from "../config/vm-config.ts";
+import type { PortForward, VmConfig } from "../config/vm-config.ts";
 import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
+import { type GuestAccess, prepareGuestAccess, withForwardRefusal } from "./guest-access.ts";
 import type { LaunchedProcess, QmpSession, VmPorts } from "./ports.ts";
 import { runtimePaths } from "./runtime-paths.ts";
 
@@ -46,6 +47,8 @@ export interface LaunchedVm {
   qemuVersion: string;
   durationMs: number;
   disksCreated: CreatedDisk[];
+  /** `ports:` with this run's host ports (a `0` resolved). */
+  forwards?: PortForward[];
 }
 
 /** Thrown by {@link launchQemu}; carries the disks it created so they can still be recorded. */
@@ -82,6 +85,7 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
   let launched: LaunchedProcess | undefined;
   let session: QmpSession | undefined;
   let logFile: string | undefined;
+  let access: GuestAccess = {};
   ports.crash?.("start.requested");
   try {
     for (const disk of createdDisks(config)) {
@@ -100,10 +104,12 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
     const binary = await ports.locator.locate(config.binary ?? "qemu-system-x86_64");
     const kvmUsable = config.accel === "tcg" ? false : await ports.host.kvmUsable();
     const runtimeDir = await ports.processes.prepareRuntimeDir(vmId);
+    access = await prepareGuestAccess(ports, { vmId, name, config, runtimeDir });
     const paths = {
       vmId,
       name,
       ...runtimePaths(runtimeDir),
+      ...access,
     };
     logFile = config.logFile ?? runtimePaths(runtimeDir).logFile;
     const argv = ports.buildArgv(config, paths, { kvmUsable });
@@ -151,6 +157,7 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
       qemuVersion: `${v.major}.${v.minor}.${v.micro}`,
       durationMs: ports.clock.now() - t0,
       disksCreated,
+      ...(access.forwards ? { forwards: access.forwards } : {}),
     };
   } catch (error) {
     await session?.close().catch(() => undefined);
@@ -160,7 +167,11 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
     }
     const stderr = logFile === undefined ? undefined : await ports.processes.readLogTail(logFile, 4096);
     throw new LaunchError(
-      withOrderNote(withKvmNote(withStderr(error, name, stderr), config, stderr), name, config),
+      withForwardRefusal(
+        withOrderNote(withKvmNote(withStderr(error, name, stderr), config, stderr), name, config),
+        stderr,
+        access.forwards,
+      ),
       disksCreated,
       ports.clock.now() - t0,
       stderr,

@@ -49,7 +49,11 @@ export interface OperationScope {
 export interface ScopedVm {
   readonly view: VmView;
   readonly state: string;
-  start(options?: { timeoutMs?: number; waitFor?: WaitCondition }): Promise<VmOutcome>;
+  start(options?: {
+    timeoutMs?: number;
+    waitFor?: WaitCondition;
+    onWaiting?: (what: string) => void;
+  }): Promise<VmOutcome>;
   stop(options?: StopOptions): Promise<VmOutcome>;
   remove(options?: StopOptions): Promise<VmOutcome>;
   pause(): Promise<VmOutcome>;

@@ -9,7 +9,7 @@
  */
 
 import type { Observable } from "rxjs";
-import type { DiskDevice, VirtfsShare, VmConfig } from "../config/vm-config.ts";
+import type { DiskDevice, PortForward, VirtfsShare, VmConfig } from "../config/vm-config.ts";
 import type { CrashHook } from "../util/crash-points.ts";
 
 // ---------------------------------------------------------------- QMP
@@ -158,6 +158,10 @@ export interface QemuRuntimePaths {
   qmpSocket: string;
   pidFile: string;
   serialLog?: string;
+  /** `ports:` with this run's host ports (a `0` resolved to the free port chosen at start). */
+  forwards?: PortForward[];
+  /** The NoCloud seed image built for this run (`cloud-init:`). */
+  seedImage?: string;
 }
 
 /** Builds the qemu-system argument list (everything after the binary); a pure function. */
@@ -170,6 +174,46 @@ export interface FileReader {
   exists(path: string): Promise<boolean>;
   /** The file's text, or undefined when it cannot be read. */
   readText(path: string): Promise<string | undefined>;
+}
+
+// ---------------------------------------------------------------- into the guest
+
+/** A VM's SSH key files (src/adapters/ssh-keys.ts). Paths only: the private key is never read here. */
+export interface SshKeyFiles {
+  dir: string;
+  /** The private key (0600), what `ssh -i` gets. */
+  identityFile: string;
+  publicKeyFile: string;
+  /** The guest's host key as `ssh` learnt it (0600). */
+  knownHostsFile: string;
+  /** `ssh-ed25519 AAAA… maqet:<name>` */
+  publicKey: string;
+}
+
+export interface SshKeyStore {
+  /** Where the VM's key files are (created or not). */
+  paths(vmId: string): Omit<SshKeyFiles, "publicKey">;
+  /** The VM's key pair, created on first use (0700 directory, 0600 files). */
+  ensure(vmId: string, name: string): Promise<SshKeyFiles>;
+  /** Empties known_hosts (a new run may have a new host key and port). */
+  resetKnownHosts(vmId: string): Promise<void>;
+  /** Deletes the VM's key directory (`maqet rm`); nothing when there is none. */
+  forget(vmId: string): Promise<void>;
+}
+
+export interface PortProbe {
+  /** Checks fixed host ports are free and picks free ones for `0`; throws PORT_IN_USE. */
+  bindForwards(forwards: readonly PortForward[]): Promise<PortForward[]>;
+  /** True when host:port answers with an SSH identification line (`SSH-2.0-…`) within timeoutMs. */
+  sshAnswers(host: string, port: number, timeoutMs: number): Promise<boolean>;
+}
+
+/** What `ports:` and `cloud-init:` need from the host. */
+export interface GuestAccessPorts {
+  keys: SshKeyStore;
+  probe: PortProbe;
+  /** Writes the NoCloud seed image into the run's runtime directory (0600); returns its path. */
+  writeSeed(runtimeDir: string, image: Uint8Array): Promise<string>;
 }
 
 // ---------------------------------------------------------------- leases
@@ -221,6 +265,8 @@ export interface VmPorts {
   buildArgv: QemuArgvBuilder;
   leases: VmLeases;
   files: FileReader;
+  /** Port forwards, SSH keys and the NoCloud seed. Needed only by configs with `ports:` or `cloud-init:`. */
+  guest?: GuestAccessPorts;
   /** Test-only crash points between two writes that belong together (docs/crash-points.md). Default: none. */
   crash?: CrashHook;
 }

@@ -8,12 +8,16 @@
  * ```
  */
 export const SERIAL_LOG_FILE = "serial.log";
+/** The NoCloud seed image of a VM with `cloud-init:` (rebuilt at each start). */
+export const SEED_IMAGE_FILE = "cidata.iso";
 
 export interface RuntimePaths {
   qmpSocket: string;
   pidFile: string;
   serialLog: string;
   logFile: string;
+  /** Where the start writes the NoCloud seed (`cloud-init:` only). */
+  seedImage: string;
 }
 
 export function runtimePaths(runtimeDir: string): RuntimePaths {
@@ -22,5 +26,6 @@ export function runtimePaths(runtimeDir: string): RuntimePaths {
     pidFile: `${runtimeDir}/qemu.pid`,
     serialLog: `${runtimeDir}/${SERIAL_LOG_FILE}`,
     logFile: `${runtimeDir}/qemu.log`,
+    seedImage: `${runtimeDir}/${SEED_IMAGE_FILE}`,
   };
 }

@@ -29,7 +29,7 @@ import { escalateStop, type StopStep, stopQemu } from "./stop-qemu.ts";
 import { StreamRecorder } from "./stream-recorder.ts";
 import { type RecordInput, type VmCommand, type VmOutcome, vmMachine } from "./vm-machine.ts";
 import { foldVmEvents, type VmView } from "./vm-view.ts";
-import { awaitStartCondition, type WaitCondition } from "./wait-condition.ts";
+import { awaitStartCondition, sshEndpoint, type WaitCondition } from "./wait-condition.ts";
 import { watchQemu } from "./watch-qemu.ts";
 
 export interface VmActorDeps {
@@ -208,10 +208,12 @@ export class VmActor {
    * the call. A wait that times out records `vm.wait-failed` and throws TIMEOUT; the VM keeps running.
    */
   async start(
-    options: { timeoutMs?: number; waitFor?: WaitCondition } = {},
+    options: { timeoutMs?: number; waitFor?: WaitCondition; onWaiting?: (what: string) => void } = {},
     scope?: OperationScope,
   ): Promise<VmOutcome> {
     const { ports } = this.#deps;
+    // Refused before anything is recorded: waiting for an SSH server nothing forwards to.
+    if (options.waitFor?.kind === "ssh") sshEndpoint(this.view);
     const timeoutMs = options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     const deadline = ports.clock.now() + timeoutMs;
     const waitFor = options.waitFor ?? { kind: "qmp" };
@@ -227,7 +229,9 @@ export class VmActor {
     });
     if (waitFor.kind === "process") return outcome;
     await this.#exclusive(`start (waiting for ${waitFor.kind})`, scope, () =>
-      this.#withAccess((access) => awaitStartCondition(access, waitFor, { deadline, timeoutMs })),
+      this.#withAccess((access) =>
+        awaitStartCondition(access, waitFor, { deadline, timeoutMs, onWaiting: options.onWaiting }),
+      ),
     );
     return outcome;
   }

@@ -30,6 +30,7 @@ export function startedFacts(r: LaunchedVm): NewEvent[] {
       accel: r.accel,
       qemuVersion: r.qemuVersion,
       durationMs: r.durationMs,
+      ...(r.forwards ? { forwards: r.forwards } : {}),
     }),
   ];
 }

@@ -8,7 +8,7 @@
  * console.log(view?.status, view?.pid);
  * ```
  */
-import type { VmConfig } from "../config/vm-config.ts";
+import type { PortForward, VmConfig } from "../config/vm-config.ts";
 import type { StoredEvent } from "../events/envelope.ts";
 import type { StoppedDetail } from "../events/vm-events.ts";
 import { asVmEvent } from "../events/vm-events.ts";
@@ -30,6 +30,8 @@ export interface VmView {
   runtimeDir?: string;
   pidFile?: string;
   qemuVersion?: string;
+  /** `ports:` as the current (or last) run forwards them, host ports resolved (`vm.started`). */
+  forwards?: PortForward[];
   /** The accelerator QEMU runs (or last ran) with: `kvm` or `tcg` (config `auto` resolved). */
   accelUsed?: string;
   /** Why it last stopped, and how. */
@@ -97,8 +99,10 @@ export function applyVmEvent(view: VmView | undefined, raw: Omit<StoredEvent, "i
       next.lastStop = undefined;
       next.runtimeDir = event.data.runtimeDir ?? next.runtimeDir;
       next.taint = undefined;
+      next.forwards = undefined;
       break;
     case "vm.started":
+      next.forwards = event.data.forwards;
       next.status = "running";
       next.pid = event.data.pid;
       next.qmpSocket = event.data.qmpSocket;

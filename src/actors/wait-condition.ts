@@ -2,7 +2,9 @@
  * What `start` waits for before it reports success: `qmp` (default: QMP handshake done, `cont`
  * sent, and QEMU says the guest runs), `process` (QEMU's process up, pid verified; no run-state
  * check), `file:<path>` (a file appears — e.g. one the guest writes to a shared directory), or
- * `serial:<regex>` (a pattern on the serial console). A wait that times out fails the command
+ * `serial:<regex>` (a pattern on the serial console), or `ssh` (the guest's SSH server answers on
+ * the host port forwarded to guest port 22: its `SSH-2.0-…` identification line, read through the
+ * forward; needs `ports:` with a forward to 22). A wait that times out fails the command
  * (TIMEOUT, exit 2) and is recorded as `vm.wait-failed`; the VM stays as it is, running.
  *
  * @example
@@ -15,16 +17,18 @@ import { vmEvent } from "../events/vm-events.ts";
 import type { QmpSession, VmPorts } from "./ports.ts";
 import { runtimePaths } from "./runtime-paths.ts";
 import type { VmAccess } from "./vm-actor.ts";
+import type { VmView } from "./vm-view.ts";
 
 export type WaitCondition =
   | { kind: "qmp" }
   | { kind: "process" }
   | { kind: "file"; path: string }
-  | { kind: "serial"; pattern: RegExp };
+  | { kind: "serial"; pattern: RegExp }
+  | { kind: "ssh" };
 
-/** Parses the CLI form: `qmp`, `process`, `file:<path>`, `serial:<regex>`. */
+/** Parses the CLI form: `qmp`, `process`, `ssh`, `file:<path>`, `serial:<regex>`. */
 export function parseWaitCondition(text: string): WaitCondition {
-  if (text === "qmp" || text === "process") return { kind: text };
+  if (text === "qmp" || text === "process" || text === "ssh") return { kind: text };
   if (text.startsWith("file:") && text.length > 5) {
     const path = text.slice(5);
     if (!path.startsWith("/")) {
@@ -48,7 +52,7 @@ export function parseWaitCondition(text: string): WaitCondition {
   }
   throw new MaqetError(
     "INVALID_ARGUMENT",
-    `Unknown wait condition '${text}'. Use qmp, process, file:/absolute/path or serial:REGEX.`,
+    `Unknown wait condition '${text}'. Use qmp, process, ssh, file:/absolute/path or serial:REGEX.`,
   );
 }
 
@@ -67,6 +71,8 @@ export function describeWaitCondition(condition: WaitCondition): string {
 export interface WaitContext {
   /** The serial log of this run (QEMU truncates it at start). */
   serialLog?: string;
+  /** `ssh`: the host end of the forward to guest port 22 in this run. */
+  ssh?: { host: string; port: number };
   deadline: number;
   signal?: AbortSignal;
 }
@@ -82,12 +88,20 @@ export async function waitForCondition(ports: VmPorts, condition: WaitCondition,
       const text = ctx.serialLog === undefined ? undefined : await ports.files.readText(ctx.serialLog);
       return text !== undefined && condition.pattern.test(text);
     }
+    if (condition.kind === "ssh") {
+      const probe = ports.guest?.probe;
+      if (probe === undefined || ctx.ssh === undefined) return false;
+      const left = Math.max(1, ctx.deadline - ports.clock.now());
+      return probe.sshAnswers(ctx.ssh.host, ctx.ssh.port, Math.min(3000, left));
+    }
     return true;
   };
+  // A connection per try for ssh: a slower pace than a file check.
+  const interval = condition.kind === "ssh" ? 250 : 50;
   for (;;) {
     if (await holds()) return true;
     if (ports.clock.now() >= ctx.deadline) return false;
-    await ports.clock.sleep(Math.min(50, Math.max(1, ctx.deadline - ports.clock.now())), ctx.signal);
+    await ports.clock.sleep(Math.min(interval, Math.max(1, ctx.deadline - ports.clock.now())), ctx.signal);
   }
 }
 
@@ -99,15 +113,18 @@ export async function waitForCondition(ports: VmPorts, condition: WaitCondition,
 export async function awaitStartCondition(
   access: VmAccess,
   waitFor: WaitCondition,
-  limits: { deadline: number; timeoutMs: number },
+  limits: { deadline: number; timeoutMs: number; onWaiting?: (what: string) => void },
 ): Promise<void> {
   const { ports, view } = access;
+  const ssh = waitFor.kind === "ssh" ? sshEndpoint(view) : undefined;
+  limits.onWaiting?.(waitingFor(waitFor, view.name, ssh));
   const held =
     waitFor.kind === "qmp"
       ? await untilGuestRuns(ports, access.session, limits.deadline)
       : await waitForCondition(ports, waitFor, {
           serialLog: view.runtimeDir ? runtimePaths(view.runtimeDir).serialLog : undefined,
           deadline: limits.deadline,
+          ...(ssh ? { ssh } : {}),
         });
   if (held) return;
   const condition = describeWaitCondition(waitFor);
@@ -118,6 +135,36 @@ export async function awaitStartCondition(
       `It is still running: look at \`maqet console ${view.name}\`, or stop it with \`maqet stop ${view.name}\`.`,
     { details: { condition, timeoutMs: limits.timeoutMs, pid: view.pid } },
   );
+}
+
+/**
+ * The host end of the forward to guest TCP port 22 (this run's, from `vm.started`); throws
+ * INVALID_ARGUMENT when the VM has none.
+ *
+ * @example
+ * ```ts
+ * sshEndpoint(view); // { host: "127.0.0.1", port: 41873 }
+ * ```
+ */
+export function sshEndpoint(view: Pick<VmView, "name" | "forwards" | "config">): { host: string; port: number } {
+  const forwards = view.forwards ?? view.config.ports ?? [];
+  const forward = forwards.find((f) => f.guestPort === 22 && f.protocol === "tcp");
+  if (forward === undefined) {
+    throw new MaqetError(
+      "INVALID_ARGUMENT",
+      `VM '${view.name}' forwards no host port to guest port 22, so its SSH server cannot be reached. Add one to its config: ports: ["0:22"] (0 picks a free host port), then restart it.`,
+      { details: { vm: view.name } },
+    );
+  }
+  // A forward bound to every address is reached through the loopback.
+  return { host: forward.hostIp === "0.0.0.0" ? "127.0.0.1" : forward.hostIp, port: forward.hostPort };
+}
+
+function waitingFor(waitFor: WaitCondition, name: string, ssh?: { host: string; port: number }): string {
+  if (waitFor.kind === "ssh" && ssh) {
+    return `waiting for the SSH server of VM '${name}': an SSH-2.0 banner on ${ssh.host}:${ssh.port} (forwarded to guest port 22)`;
+  }
+  return `waiting for VM '${name}': ${describeWaitCondition(waitFor)}`;
 }
 
 /** `qmp`: after `cont`, QEMU must say the guest runs (a guest that stopped at once did not start). */

@@ -29,6 +29,11 @@
  * - A CD-ROM (`media: cdrom`): the same `-drive` plus `media=cdrom,readonly=on` (`ide-cd` / `scsi-cd`
  *   behind a sata / scsi controller).
  * - `-serial file:<serialLog>` when given, unless the user's arguments/args set `-serial`.
+ * - `ports:`: `-netdev user,id=maqet-net0,hostfwd=tcp:127.0.0.1:2222-:22,…` and
+ *   `-device virtio-net-pci,netdev=maqet-net0`, with the host ports of this run
+ *   (`runtime.forwards`: `0` resolved to a free port at start; without it, the config's).
+ * - `cloud-init:`: the NoCloud seed (`runtime.seedImage`, `<runtime dir>/cidata.iso`) as a read-only virtio disk
+ *   `-drive file=<seed>,if=virtio,format=raw,readonly=on,id=maqet-seed`.
  *
  * @example
  * ```ts
@@ -38,8 +43,9 @@
  */
 import type { QemuRuntimePaths } from "../actors/ports.ts";
 import { checkAcceleratorChoice } from "../config/accelerator-choice.ts";
+import { FORWARD_NETDEV_ID } from "../config/parse-ports.ts";
 import { renderArguments } from "../config/render-arguments.ts";
-import type { DiskDevice, VirtfsShare, VmConfig } from "../config/vm-config.ts";
+import type { DiskDevice, PortForward, VirtfsShare, VmConfig } from "../config/vm-config.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -47,6 +53,8 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 /** Controller ids added for sata/scsi disks (storage names may not start with `maqet-`). */
 export const AHCI_CONTROLLER_ID = "maqet-ahci";
 export const SCSI_CONTROLLER_ID = "maqet-scsi";
+/** The drive id of the NoCloud seed (`cloud-init:`). */
+export const SEED_DRIVE_ID = "maqet-seed";
 
 /**
  * Builds the argv; throws `INVALID_ARGUMENT` when `runtime.vmId` is not a UUID (the marker).
@@ -97,6 +105,10 @@ export function buildQemuArgv(config: VmConfig, runtime: QemuRuntimePaths, host:
   if (config.append !== undefined) argv.push("-append", config.append);
   argv.push(...driveArgs(config.storage));
   argv.push(...virtfsArgs(config.shares ?? []));
+  if (config.cloudInit !== undefined && runtime.seedImage !== undefined) {
+    argv.push("-drive", `file=${escapeOption(runtime.seedImage)},if=virtio,format=raw,readonly=on,id=${SEED_DRIVE_ID}`);
+  }
+  if (config.ports !== undefined) argv.push(...forwardArgs(runtime.forwards ?? config.ports));
   if (runtime.serialLog !== undefined && !setsOption(user, "-serial")) {
     // The legacy "file:" chardev syntax takes the rest of the word as the path: no comma escaping.
     argv.push("-serial", `file:${runtime.serialLog}`);
@@ -128,6 +140,24 @@ export function accelFor(accel: VmConfig["accel"], kvmUsable: boolean): "kvm" | 
  */
 export function escapeOption(value: string): string {
   return value.replaceAll(",", ",,");
+}
+
+/**
+ * The user-mode NIC of `ports:` with one `hostfwd` per forward.
+ *
+ * @example
+ * ```ts
+ * forwardArgs([{ hostIp: "127.0.0.1", hostPort: 2222, guestPort: 22, protocol: "tcp" }]);
+ * // ["-netdev", "user,id=maqet-net0,hostfwd=tcp:127.0.0.1:2222-:22", "-device", "virtio-net-pci,netdev=maqet-net0"]
+ * ```
+ */
+export function forwardArgs(forwards: readonly PortForward[]): string[] {
+  const netdev = [
+    "user",
+    `id=${FORWARD_NETDEV_ID}`,
+    ...forwards.map((f) => `hostfwd=${f.protocol}:${f.hostIp}:${f.hostPort}-:${f.guestPort}`),
+  ];
+  return ["-netdev", netdev.join(","), "-device", `virtio-net-pci,netdev=${FORWARD_NETDEV_ID}`];
 }
 
 function driveArgs(disks: readonly DiskDevice[]): string[] {

@@ -44,6 +44,12 @@ export interface CommandRoute {
    * programs, which cannot be asked.
    */
   readonly needsTerminal?: (input: CommandInput) => boolean;
+  /**
+   * With `needsTerminal`: the CLI runs the command in its own process, but its operations still
+   * go to the agent when one answers (`ssh` only reads the VM's ports: the agent may hold the
+   * embedded store).
+   */
+  readonly terminalViaAgent?: boolean;
 }
 
 interface Override {
@@ -54,6 +60,7 @@ interface Override {
   streams?: "events" | "text";
   normalize?: (input: CommandInput) => CommandInput;
   needsTerminal?: (input: CommandInput) => boolean;
+  terminalViaAgent?: boolean;
 }
 
 /** `snapshot load web snap`: the CLI reads one word after the VM as the drive slot; it is the name. */
@@ -78,6 +85,9 @@ export const ROUTE_OVERRIDES: Readonly<Record<string, Override>> = {
   rm: { method: "DELETE", path: "/v1/vms/:vm", needsTerminal: (i) => i.all === true },
   history: { method: "GET", path: "/v1/vms/:vm/history" },
   console: { method: "GET", path: "/v1/vms/:vm/console", streams: "text" },
+  port: { method: "GET", path: "/v1/vms/:vm/ports" },
+  // Runs the OpenSSH client on the caller's terminal: the CLI always runs it itself.
+  ssh: { method: "POST", path: "/v1/vms/:vm/ssh", needsTerminal: () => true, terminalViaAgent: true },
   qmp: { method: "POST", path: "/v1/vms/:vm/qmp" },
   "qmp screendump": { method: "POST", path: "/v1/vms/:vm/qmp/screendump", localPaths: ["file"] },
   events: { method: "GET", path: "/v1/events", streams: "events" },
@@ -114,6 +124,7 @@ function derive(spec: CommandSpec): CommandRoute {
     ...(base.streams ? { streams: base.streams } : {}),
     ...(override?.normalize ? { normalize: override.normalize } : {}),
     ...(override?.needsTerminal ? { needsTerminal: override.needsTerminal } : {}),
+    ...(override?.terminalViaAgent ? { terminalViaAgent: true } : {}),
   };
 }
 

@@ -17,6 +17,7 @@ import { CONSOLE_COMMANDS } from "./commands/console-commands.ts";
 import { DISK_COMMANDS } from "./commands/disk-commands.ts";
 import { DOCTOR_COMMANDS } from "./commands/doctor-commands.ts";
 import { EVENTS_COMMANDS } from "./commands/events-commands.ts";
+import { GUEST_COMMANDS } from "./commands/guest-commands.ts";
 import { HISTORY_COMMANDS } from "./commands/history-commands.ts";
 import { LIFECYCLE_COMMANDS } from "./commands/lifecycle-commands.ts";
 import { MAQET_COMPAT_COMMANDS } from "./commands/maqet-compat-commands.ts";
@@ -33,6 +34,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...HISTORY_COMMANDS,
   ...EVENTS_COMMANDS,
   ...CONSOLE_COMMANDS,
+  ...GUEST_COMMANDS,
   ...AUDIT_COMMANDS,
   ...SNAPSHOT_COMMANDS,
   ...DISK_COMMANDS,

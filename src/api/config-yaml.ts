@@ -27,6 +27,8 @@ const ORDER = [
   "arguments",
   "args",
   "storage",
+  "ports",
+  "cloud-init",
   "qmp",
 ];
 
@@ -48,6 +50,14 @@ export function vmConfigToRaw(config: VmConfig): Record<string, unknown> {
     if (value === undefined) continue;
     if (key === "accel" && value === "auto") continue;
     if ((key === "args" || key === "arguments") && Array.isArray(value) && value.length === 0) continue;
+    if (key === "ports") {
+      raw.ports = config.ports?.map((f) => `${f.hostIp}:${f.hostPort}:${f.guestPort}/${f.protocol}`);
+      continue;
+    }
+    if (key === "cloud-init" || key === "cloudInit") {
+      if (config.cloudInit !== undefined) raw["cloud-init"] = structuredClone(config.cloudInit.userData);
+      continue;
+    }
     if (key === "storage") {
       const entries = [...config.storage.map(diskToRaw), ...(config.shares ?? []).map(shareToRaw)];
       if (entries.length > 0) raw.storage = entries;

@@ -26,6 +26,7 @@ import { type ConsoleOps, consoleOps } from "./ops/console-ops.ts";
 import { type DiskOps, diskOps } from "./ops/disk-ops.ts";
 import { type DoctorOps, doctorOps } from "./ops/doctor-ops.ts";
 import { type EventsOps, eventsOps } from "./ops/events-ops.ts";
+import { type GuestOps, guestOps } from "./ops/guest-ops.ts";
 import { type HistoryOps, historyOps } from "./ops/history-ops.ts";
 import { type InspectOps, inspectOps } from "./ops/inspect-ops.ts";
 import { type LifecycleOps, lifecycleOps } from "./ops/lifecycle-ops.ts";
@@ -45,6 +46,7 @@ export type { ConsoleOps, FollowOptions, SerialConsole } from "./ops/console-ops
 export type { ConvertDiskOptions, CreateDiskOptions, DiskConverted, DiskCreated, DiskOps } from "./ops/disk-ops.ts";
 export type { DoctorCheck, DoctorOps, DoctorReport } from "./ops/doctor-ops.ts";
 export type { EventsMessage, EventsOps, EventsSubscribeOptions } from "./ops/events-ops.ts";
+export type { ForwardEntry, GuestOps, PortList, SshTarget } from "./ops/guest-ops.ts";
 export type { HistoryOps } from "./ops/history-ops.ts";
 export type { InspectOps, VmInspection } from "./ops/inspect-ops.ts";
 export type { AddOptions, LifecycleOps, StartOptions, StopVmOptions, VmConfigInput } from "./ops/lifecycle-ops.ts";
@@ -108,6 +110,7 @@ export interface Maqet
     AuditOps,
     StatsOps,
     ConsoleOps,
+    GuestOps,
     SnapshotOps,
     DiskOps,
     DoctorOps,
@@ -148,6 +151,7 @@ function facade(ctx: MaqetContext): Maqet {
     ...auditOps(ctx),
     ...statsOps(ctx),
     ...consoleOps(ctx),
+    ...guestOps(ctx),
     ...snapshotOps(ctx),
     ...diskOps(ctx),
     ...doctorOps(ctx),

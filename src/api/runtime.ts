@@ -23,6 +23,7 @@ import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts"
 import { missingDisks } from "../adapters/disk-files.ts";
 import { createDiskProvisioner } from "../adapters/disk-provisioner.ts";
 import { fileReader } from "../adapters/file-reader.ts";
+import { createGuestAccess } from "../adapters/guest-access.ts";
 import { createHostInfo } from "../adapters/host-info.ts";
 import { openEventStore } from "../adapters/open-event-store.ts";
 import { createProcessControl } from "../adapters/process-control.ts";
@@ -97,6 +98,7 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
     buildArgv: buildQemuArgv,
     leases,
     files: fileReader,
+    guest: createGuestAccess({ dataDir }),
     crash,
     ...options.ports,
   };

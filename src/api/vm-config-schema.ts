@@ -124,6 +124,22 @@ export function vmConfigSchema() {
         // Disjoint by `type` (qcow2/raw vs virtfs), so exactly one matches.
         items: { oneOf: [diskEntry, virtfsEntry] },
       },
+      ports: {
+        type: "array",
+        description:
+          'host→guest port forwards over a user-mode NIC: "2222:22", "127.0.0.1:8080:80/tcp", "0:22" (a free host port), "5353:53/udp"; default host address 127.0.0.1',
+        items: {
+          anyOf: [
+            { type: "string", pattern: "^((\\d{1,3}\\.){3}\\d{1,3}:)?(\\d*:)?\\d+(/(tcp|udp))?$" },
+            { type: "integer", minimum: 1, maximum: 65535 },
+          ],
+        },
+      },
+      "cloud-init": {
+        type: ["object", "boolean", "null"],
+        description:
+          "cloud-config user-data for a NoCloud seed (label cidata) attached read-only; maqet adds the VM's SSH key to ssh_authorized_keys",
+      },
       qmp: qmpRules,
       description: { type: "string", description: "free text (MAQET metadata; kept out of the VM)" },
       tags: {

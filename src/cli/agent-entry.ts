@@ -9,7 +9,7 @@
  * process.exitCode = await runMaqet(process.argv.slice(2), io);
  * ```
  */
-import { lstat } from "node:fs/promises";
+import { lstat, readFile } from "node:fs/promises";
 import { routeOf } from "../api/command-routes.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
 import { agentTarget } from "./agent-target.ts";
@@ -55,6 +55,14 @@ export async function runMaqet(argv: readonly string[], io: CliIo): Promise<numb
     }
   }
   const { runCli } = await import("./main.ts");
+  // A command that needs this terminal but only reads (`ssh`) runs here, with its operations
+  // still going to the agent when one answers: the agent may hold the embedded store.
+  if (parsed && route?.terminalViaAgent && route.needsTerminal?.(parsed.input) && target && !parsed.global.help) {
+    if (target.explicit || (await isSocket(target.socket))) {
+      const token = target.token ?? (target.tokenFile ? (await readFile(target.tokenFile, "utf8")).trim() : undefined);
+      return runCli(argv, io, { agent: (target.url ?? target.socket)!, ...(token ? { agentToken: token } : {}) });
+    }
+  }
   return runCli(argv, io);
 }
 

@@ -36,7 +36,15 @@ export interface CliIo {
   confirm?: (question: string) => Promise<boolean>;
 }
 
-export async function runCli(argv: readonly string[], cliIo: CliIo): Promise<number> {
+/**
+ * `via`: run the command's operations through this agent (a command that needs the terminal
+ * and only reads, such as `ssh`, runs here while an agent holds the store).
+ */
+export async function runCli(
+  argv: readonly string[],
+  cliIo: CliIo,
+  via?: { agent: string; agentToken?: string },
+): Promise<number> {
   let io = cliIo;
   let global: GlobalOptions = {
     json: argv.includes("--json"),
@@ -67,6 +75,7 @@ export async function runCli(argv: readonly string[], cliIo: CliIo): Promise<num
       return 0;
     }
     const maqet = createMaqet({
+      ...(via ?? {}),
       databaseUrl: global.db ?? io.env.MAQET_DATABASE_URL,
       dataDir: global.dataDir,
       runtimeDir: global.runtimeDir,

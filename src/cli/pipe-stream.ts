@@ -39,7 +39,7 @@ export function pipeStream(result: StreamedResult, io: PipeStreamIo): Promise<nu
       next: (text) => io.write(io.json ? `${JSON.stringify({ text })}\n` : text),
       complete: () => {
         finish();
-        resolve(0);
+        resolve(result.exitCode?.() ?? 0);
       },
       error: (error: unknown) => {
         finish();

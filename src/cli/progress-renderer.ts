@@ -29,6 +29,12 @@ export function renderProgress(progress$: Observable<OperationProgress>, sink: P
   const lastStep = new Map<string, number>();
   let drawn = false;
   return progress$.subscribe((p) => {
+    // A start's wait (`--wait-for ssh`) has no percentage: say once what it waits for.
+    if (p.operation === "vm.wait-for") {
+      if (p.message !== undefined && !p.done) sink.write(`${drawn ? "\n" : ""}maqet: ${p.message}\n`);
+      drawn = false;
+      return;
+    }
     const label = `${LABELS[p.operation] ?? p.operation} ${p.subject}`;
     const percent = Math.floor(p.percent);
     if (sink.isTTY) {

@@ -14,6 +14,7 @@ import { CONSOLE_RENDERERS } from "./renderers/console-renderers.ts";
 import { DISK_RENDERERS } from "./renderers/disk-renderers.ts";
 import { DOCTOR_RENDERERS } from "./renderers/doctor-renderers.ts";
 import { EVENTS_RENDERERS } from "./renderers/events-renderers.ts";
+import { GUEST_RENDERERS } from "./renderers/guest-renderers.ts";
 import { HISTORY_RENDERERS } from "./renderers/history-renderers.ts";
 import { LIFECYCLE_RENDERERS } from "./renderers/lifecycle-renderers.ts";
 import { MAQET_COMPAT_RENDERERS } from "./renderers/maqet-compat-renderers.ts";
@@ -28,6 +29,7 @@ const RENDERERS: Record<string, Renderer> = {
   ...HISTORY_RENDERERS,
   ...EVENTS_RENDERERS,
   ...CONSOLE_RENDERERS,
+  ...GUEST_RENDERERS,
   ...AUDIT_RENDERERS,
   ...QMP_RENDERERS,
   ...SNAPSHOT_RENDERERS,

@@ -126,6 +126,7 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
     },
     list: () => call("ls", {}),
     status: (vm) => call("status", { vm }),
+    ports: (vm) => call("port", { vm }),
     inspect: (vm, o = {}) => (o.planned === true ? call("start", { vm, "dry-run": true }) : call("inspect", { vm })),
     pause: (vm) => call("pause", { vm }),
     resume: (vm) => call("resume", { vm }),

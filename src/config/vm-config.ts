@@ -53,6 +53,31 @@ export interface VirtfsShare {
   extra?: Record<string, string>;
 }
 
+/**
+ * One host→guest port forward (`ports:` in YAML, docker/Lima spelling), rendered to QEMU user
+ * networking's `hostfwd=`. See src/config/parse-ports.ts.
+ */
+export interface PortForward {
+  /** The host address QEMU listens on. Default 127.0.0.1 (docker's default is 0.0.0.0). */
+  hostIp: string;
+  /** The host port; 0 = a free port chosen at each start (recorded in `vm.started`). */
+  hostPort: number;
+  guestPort: number;
+  protocol: "tcp" | "udp";
+}
+
+/**
+ * `cloud-init:`: a NoCloud seed (an ISO 9660 image labelled `cidata`) is built at each start and
+ * attached read-only; maqet adds the VM's SSH public key to the user-data. See
+ * src/config/parse-cloud-init.ts and docs/config.md.
+ */
+export interface CloudInitConfig {
+  /** The cloud-config user-data as written (a mapping); maqet adds `ssh_authorized_keys`. */
+  userData: Record<string, unknown>;
+  /** The login `maqet ssh` uses: from user-data (`user:`, the first of `users:`), else `root`. */
+  sshUser: string;
+}
+
 export interface VmConfig {
   /** VM name (from YAML `name`, or `add --name`). Not part of the stored config when absent. */
   name?: string;
@@ -80,6 +105,10 @@ export interface VmConfig {
   storage: DiskDevice[];
   /** VirtFS (9p) shares, from `storage` entries with `type: virtfs`. */
   shares?: VirtfsShare[];
+  /** Host→guest port forwards over a user-mode NIC maqet adds (`ports:`). */
+  ports?: PortForward[];
+  /** The NoCloud seed's user-data (`cloud-init:`). */
+  cloudInit?: CloudInitConfig;
   /** Which QMP commands may run on this VM (`qmp: {allow, deny}`, see docs/security.md). */
   qmp?: QmpRules;
   /**

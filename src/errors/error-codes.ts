@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   ROUTE_NOT_FOUND: 3,
   /** A request body over the agent's size limit. */
   REQUEST_TOO_LARGE: 3,
+  /** A host port of `ports:` is taken by another program (checked at start, before QEMU runs). */
+  PORT_IN_USE: 3,
   // refused for security (4)
   PATH_REFUSED: 4,
   QMP_REFUSED: 4,

@@ -9,7 +9,7 @@
  * ```
  */
 import { decodeStoredConfig, encodeStoredConfig } from "../config/stored-config.ts";
-import type { VmConfig } from "../config/vm-config.ts";
+import type { PortForward, VmConfig } from "../config/vm-config.ts";
 import type { NewEvent, StoredEvent } from "./envelope.ts";
 import { type QmpTier, qmpTierOf } from "./qmp-events.ts";
 import { SNAPSHOT_EVENT_SCHEMA, type SnapshotEventData } from "./snapshot-events.ts";
@@ -72,6 +72,12 @@ export interface VmEventData extends SnapshotEventData {
     accel: string;
     qemuVersion?: string;
     durationMs: number;
+    /**
+     * `ports:` as this run forwards them, host ports resolved (a `0` in the config is the free
+     * port chosen at start): what `maqet port` and `maqet ssh` read. Absent without `ports:`
+     * (and in events written before maqet had ports; an optional field, so still schema 1).
+     */
+    forwards?: PortForward[];
   };
   /** The start succeeded, but what `--wait-for` waited for did not happen in time; the VM runs on. */
   "vm.wait-failed": { condition: string; timeoutMs: number };

@@ -35,6 +35,12 @@ export interface GuestAppendOptions {
   action?: GuestAction;
   /** Seconds /init waits after the markers before the action (whole or decimal). */
   delaySeconds?: number;
+  /**
+   * `maqet.net=on`: before the action, bring the network up (virtio-net, DHCP from QEMU's user
+   * networking), install the NoCloud seed's (label `cidata`) ssh_authorized_keys for root, run
+   * dropbear on port 22 and a TCP listener on port 80 that answers `MAQET-HELLO <kernel release>`.
+   */
+  net?: boolean;
   /** More kernel command-line words, appended as given. */
   extra?: string[];
 }
@@ -69,6 +75,9 @@ export const GUEST_LINES = {
   boot: /^MAQET-BOOT uptime=([0-9.]+) action=(\S+)\r?$/m,
   /** Printed once /init idles (actions idle and ignore-acpi). */
   ready: /^MAQET-READY\r?$/m,
+  /** maqet.net=on: the seed as read (`keys=N`), then dropbear and the listener are up. */
+  seed: /^MAQET-SEED (\S+) keys=(\d+) hostname=(\S+)\r?$/m,
+  netReady: /^MAQET-NET-READY ssh=22 hello=80\r?$/m,
   /** Printed when the power button was pressed and /init powers off. */
   acpiPoweroff: /^MAQET-ACPI power-button: powering off\r?$/m,
 } as const;
@@ -134,6 +143,7 @@ export function guestAppend(options: GuestAppendOptions = {}): string {
   const markers = typeof options.markers === "string" ? [options.markers] : (options.markers ?? []);
   for (const marker of markers) words.push(`maqet.marker=${checkWord(marker, "marker")}`);
   if (options.action !== undefined) words.push(`maqet.action=${options.action}`);
+  if (options.net) words.push("maqet.net=on");
   if (options.delaySeconds !== undefined) {
     if (!(options.delaySeconds >= 0)) throw new Error(`delaySeconds must be >= 0, got ${options.delaySeconds}`);
     words.push(`maqet.delay=${options.delaySeconds}`);

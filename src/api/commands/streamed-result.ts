@@ -20,11 +20,17 @@ export interface StreamedResult {
   readonly output$: Observable<string>;
   /** What the stream is about (e.g. the VM and file), for `--json` and for programs. */
   readonly about: Record<string, unknown>;
+  /** The CLI's exit code once the stream has completed (default 0), e.g. `maqet ssh`: ssh's. */
+  readonly exitCode?: () => number;
 }
 
 /** Wraps a text stream as a command result. */
-export function streamedResult(output$: Observable<string>, about: Record<string, unknown> = {}): StreamedResult {
-  return { [STREAMED]: true, output$, about };
+export function streamedResult(
+  output$: Observable<string>,
+  about: Record<string, unknown> = {},
+  exitCode?: () => number,
+): StreamedResult {
+  return { [STREAMED]: true, output$, about, ...(exitCode ? { exitCode } : {}) };
 }
 
 /** True for a result made by {@link streamedResult}. */

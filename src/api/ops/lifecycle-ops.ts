@@ -14,6 +14,7 @@ import type { VmOutcome } from "../../actors/vm-machine.ts";
 import { parseWaitCondition, type WaitCondition } from "../../actors/wait-condition.ts";
 import { loadVmConfig } from "../../adapters/load-vm-config.ts";
 import type { MaqetContext } from "../maqet-context.ts";
+import { progressHub } from "../progress-hub.ts";
 import { toVmStatus, type VmStatus } from "../vm-status.ts";
 
 export interface AddOptions {
@@ -87,7 +88,12 @@ export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
       return ctx.withVm(name, async (vm) => {
         const lost = vm.view.config.argumentOrderLost;
         if (lost !== undefined && lost.length > 0) ctx.options.onWarning?.(orderLostNote(vm.view.name, lost));
-        await vm.start({ timeoutMs: startOptions.timeoutMs, waitFor });
+        const hub = progressHub(ctx);
+        await vm.start({
+          timeoutMs: startOptions.timeoutMs,
+          waitFor,
+          onWaiting: (message) => hub.next({ operation: "vm.wait-for", subject: vm.view.name, percent: 0, message }),
+        });
         return toVmStatus(vm.view);
       });
     },
@@ -97,8 +103,10 @@ export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
         return { ...toVmStatus(vm.view), alreadyStopped: outcome.noop === true };
       }),
     remove: (name, removeOptions = {}) =>
-      ctx.withVm(name, async (vm) => {
+      ctx.withVm(name, async (vm, rt) => {
         await vm.remove(removeOptions);
+        // The VM's SSH key pair goes with it (a removed VM is never started again).
+        await rt.ports.guest?.keys.forget(vm.view.vmId);
       }),
     pause: (name) => runState(ctx, name, (vm) => vm.pause()),
     resume: (name) => runState(ctx, name, (vm) => vm.resume()),
