@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runtimePaths } from "../../src/actors/runtime-paths.ts";
+import { createHostInfo } from "../../src/adapters/host-info.ts";
 import { buildQemuArgv } from "../../src/adapters/qemu-argv.ts";
 import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
 import { createMaqet, type Maqet } from "../../src/mod.ts";
@@ -151,7 +152,9 @@ describe("every YAML example in docs/ and examples/ through the store to QEMU", 
 
       const planned = await maqet.inspect(name);
       expect(planned.source).toBe("next-start");
-      expect(planned.argv).toEqual(buildQemuArgv(parsed, paths, { kvmUsable: false }));
+      // The host's fact, as the start decides it: `accel: auto` is kvm where /dev/kvm is usable.
+      const kvmUsable = parsed.accel === "tcg" ? false : await createHostInfo().kvmUsable();
+      expect(planned.argv).toEqual(buildQemuArgv(parsed, paths, { kvmUsable }));
       for (const words of example.implies) {
         // A word matches when the argv word is it or ends with it (a drive's path comes first).
         const at = planned.argv.findIndex((_, j) => words.every((w, k) => planned.argv[j + k]?.endsWith(w)));
