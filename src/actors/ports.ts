@@ -158,6 +158,11 @@ export interface QemuRuntimePaths {
   qmpSocket: string;
   pidFile: string;
   serialLog?: string;
+  /**
+   * The serial console's socket (`maqet console -i`). With `serialLog`, the first serial port
+   * becomes a socket chardev that also logs to `serialLog`; without it, `-serial file:` as before.
+   */
+  serialSocket?: string;
 }
 
 /** Builds the qemu-system argument list (everything after the binary); a pure function. */
