@@ -22,6 +22,7 @@ import type { MaqetContext } from "./maqet-context.ts";
 import { createMaqetContext } from "./maqet-context.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
 import { type AuditOps, auditOps } from "./ops/audit-ops.ts";
+import { type ConsoleAttachOps, consoleAttachOps } from "./ops/console-attach-ops.ts";
 import { type ConsoleOps, consoleOps } from "./ops/console-ops.ts";
 import { type DiskOps, diskOps } from "./ops/disk-ops.ts";
 import { type DoctorOps, doctorOps } from "./ops/doctor-ops.ts";
@@ -41,6 +42,14 @@ import { type TimeTravelOps, timeTravelOps } from "./ops/time-travel-ops.ts";
 export type { CallerIdentity } from "./caller-identity.ts";
 export type { MaqetOptions } from "./maqet-options.ts";
 export type { AuditBreak, AuditEntry, AuditFilter, AuditOps, AuditVerification } from "./ops/audit-ops.ts";
+export type {
+  AttachConsoleOptions,
+  ConsoleAttachment,
+  ConsoleAttachOps,
+  ConsoleConnection,
+  ConsoleDetachFacts,
+  ConsoleEnd,
+} from "./ops/console-attach-ops.ts";
 export type { ConsoleOps, FollowOptions, SerialConsole } from "./ops/console-ops.ts";
 export type { ConvertDiskOptions, CreateDiskOptions, DiskConverted, DiskCreated, DiskOps } from "./ops/disk-ops.ts";
 export type { DoctorCheck, DoctorOps, DoctorReport } from "./ops/doctor-ops.ts";
@@ -108,6 +117,7 @@ export interface Maqet
     AuditOps,
     StatsOps,
     ConsoleOps,
+    ConsoleAttachOps,
     SnapshotOps,
     DiskOps,
     DoctorOps,
@@ -148,6 +158,7 @@ function facade(ctx: MaqetContext): Maqet {
     ...auditOps(ctx),
     ...statsOps(ctx),
     ...consoleOps(ctx),
+    ...consoleAttachOps(ctx),
     ...snapshotOps(ctx),
     ...diskOps(ctx),
     ...doctorOps(ctx),

@@ -25,7 +25,9 @@ import { requestFor, routeOf } from "../api/command-routes.ts";
 import type { CommandInput } from "../api/commands/command-spec.ts";
 import type { EventLine } from "../api/commands/events-commands.ts";
 import type { Maqet, OperationProgress } from "../api/maqet.ts";
+import { upgradeConsole } from "./console-upgrade.ts";
 import type { EventsMessage, EventsSubscribeOptions } from "../api/ops/events-ops.ts";
+import type { ConsoleEnd } from "../adapters/serial-connection.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import type { StoredEvent } from "../events/envelope.ts";
 import { type AgentEndpoint, agentFetch } from "./agent-transport.ts";
@@ -195,6 +197,32 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
         follow$: () => followConsole(endpoint, vm),
       };
     },
+    attachConsole: async (vm, o = {}) => {
+      const upgraded = await upgradeConsole(endpoint, vm, { force: o.force === true, readOnly: o.readOnly === true });
+      const a = upgraded.about;
+      let resolveDetached!: (end: ConsoleEnd) => void;
+      const detached = new Promise<ConsoleEnd>((r) => {
+        resolveDetached = r;
+      });
+      return {
+        vm: a.vm,
+        vmId: a.vmId,
+        session: a.session,
+        mode: a.mode,
+        since: a.since,
+        ...(a.takeover ? { takeover: a.takeover } : {}),
+        ...(a.takenOverFrom ? { takenOverFrom: a.takenOverFrom as never } : {}),
+        detached,
+        // The agent records the detach itself.
+        open: async (onData) => {
+          const conn = upgraded.open(onData);
+          void conn.ended.then(resolveDetached);
+          return conn;
+        },
+      };
+    },
+    // Through an agent the attach and its detach are recorded by the agent.
+    recordConsoleDetached: async () => undefined,
     createSnapshot: (vm, o) =>
       call(
         "snapshot create",
