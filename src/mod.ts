@@ -44,6 +44,12 @@ export type {
   SnapshotOptions,
   SnapshotOutcome,
 } from "./api/maqet.ts";
+export type {
+  AttachConsoleOptions,
+  ConsoleAttachment,
+  ConsoleConnection,
+  ConsoleEnd,
+} from "./api/maqet.ts";
 export {
   type AddOptions,
   createMaqet,
@@ -87,6 +93,7 @@ export type {
   SubscriptionMessage,
 } from "./events/event-store.ts";
 export { QMP_EVENT_SCHEMA, QMP_TIER_COMMANDS, type QmpEventData, qmpTierOf } from "./events/qmp-events.ts";
+export type { ConsoleDetachReason, ConsoleHolderFacts, ConsoleMode } from "./events/console-events.ts";
 export type { DriveSnapshots, SnapshotMethod, SnapshotRecord } from "./events/snapshot-events.ts";
 export {
   type PausedDetail,

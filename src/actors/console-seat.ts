@@ -48,7 +48,8 @@ export function decideSeat(
   isAlive: (holder: ConsoleHolder) => boolean,
 ): SeatDecision {
   if (current === undefined) return { kind: "free" };
-  const earlierRun = current.qemuPid !== undefined && request.qemuPid !== undefined && current.qemuPid !== request.qemuPid;
+  const earlierRun =
+    current.qemuPid !== undefined && request.qemuPid !== undefined && current.qemuPid !== request.qemuPid;
   const gone = current.holderHost === request.host && !isAlive(current);
   if (earlierRun || gone) return { kind: "stale", previous: current };
   if (request.force) return { kind: "forced", previous: current };
@@ -59,7 +60,7 @@ export function decideSeat(
 export function describeHolder(holder: ConsoleHolderFacts & { holderHost?: string }): string {
   const facts = [
     holder.uid !== undefined ? `uid ${holder.uid}` : undefined,
-    `pid ${holder.pid ?? holder.holderPid}${holder.host ?? holder.holderHost ? ` on ${holder.host ?? holder.holderHost}` : ""}`,
+    `pid ${holder.pid ?? holder.holderPid}${(holder.host ?? holder.holderHost) ? ` on ${holder.host ?? holder.holderHost}` : ""}`,
     holder.source !== undefined ? `via ${holder.source}` : undefined,
   ].filter(Boolean);
   return `${holder.user ?? "someone"} (${facts.join(", ")})`;

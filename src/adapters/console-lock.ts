@@ -97,7 +97,12 @@ export async function releaseConsoleLock(path: string, session: string): Promise
  * Calls `onLost` once when the lock names another session (a takeover). Returns the stop function.
  * A missing lock is not a loss (nobody took the seat).
  */
-export function watchConsoleLock(path: string, session: string, onLost: (by?: ConsoleHolder) => void, pollMs = 200): () => void {
+export function watchConsoleLock(
+  path: string,
+  session: string,
+  onLost: (by?: ConsoleHolder) => void,
+  pollMs = 200,
+): () => void {
   let stopped = false;
   const timer = setInterval(() => {
     void readConsoleLock(path)

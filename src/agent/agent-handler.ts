@@ -19,11 +19,11 @@ import type { CommandInput } from "../api/commands/command-spec.ts";
 import { isStreamedResult } from "../api/commands/streamed-result.ts";
 import { isStreamedValues } from "../api/commands/streamed-values.ts";
 import type { Maqet } from "../api/maqet.ts";
+import type { ConsoleConnection } from "../api/ops/console-attach-ops.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { tokenMatches } from "./agent-token.ts";
 import { asCaller, hasPerCallerMetadata } from "./as-caller.ts";
 import { type CallerIdentity, callerOf } from "./caller-identity.ts";
-import type { ConsoleConnection } from "../api/ops/console-attach-ops.ts";
 import { serveConsoleUpgrade } from "./console-upgrade-route.ts";
 import { serveEvents } from "./event-stream.ts";
 import { sendError, sendJson, streamFormat } from "./http-reply.ts";
@@ -197,7 +197,13 @@ export function createAgentHandler(options: AgentHandlerOptions): AgentHandler {
       code = "UNAUTHORIZED";
       socket.end(
         'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="maqet"\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n' +
-          JSON.stringify({ error: { code, message: "Unauthorized: requests over TCP need `Authorization: Bearer <token>` with the agent's token.", exitCode: 4 } }),
+          JSON.stringify({
+            error: {
+              code,
+              message: "Unauthorized: requests over TCP need `Authorization: Bearer <token>` with the agent's token.",
+              exitCode: 4,
+            },
+          }),
       );
     } else {
       code = await serveConsoleUpgrade(options.maqet, caller, req, socket, head, consoles);

@@ -44,9 +44,14 @@ export async function serveConsoleUpgrade(
     const url = new URL(req.url ?? "/", "http://maqet");
     const match = CONSOLE_PATH.exec(url.pathname);
     if (match === null || req.method !== "GET") {
-      throw new MaqetError("ROUTE_NOT_FOUND", `No upgrade for ${req.method} ${url.pathname}: only GET /v1/vms/:vm/console upgrades.`);
+      throw new MaqetError(
+        "ROUTE_NOT_FOUND",
+        `No upgrade for ${req.method} ${url.pathname}: only GET /v1/vms/:vm/console upgrades.`,
+      );
     }
-    const protocols = String(req.headers.upgrade ?? "").split(",").map((p) => p.trim().toLowerCase());
+    const protocols = String(req.headers.upgrade ?? "")
+      .split(",")
+      .map((p) => p.trim().toLowerCase());
     if (!protocols.includes(CONSOLE_UPGRADE_PROTOCOL)) {
       throw new MaqetError(
         "INVALID_ARGUMENT",
@@ -55,9 +60,7 @@ export async function serveConsoleUpgrade(
     }
     const vm = decodeURIComponent(match[1]!);
     const flag = (name: string) => url.searchParams.get(name) === "true";
-    const attachment = await maqet
-      .as(caller)
-      .attachConsole(vm, { force: flag("force"), readOnly: flag("read-only") });
+    const attachment = await maqet.as(caller).attachConsole(vm, { force: flag("force"), readOnly: flag("read-only") });
     const about = {
       vm: attachment.vm,
       vmId: attachment.vmId,
@@ -90,7 +93,10 @@ export async function serveConsoleUpgrade(
     socket.on("error", () => conn.close("disconnected"));
     void conn.ended.then((end) => {
       live.delete(conn);
-      if (end.reason === "taken-over") socket.write(`\r\n[maqet: console taken over by ${end.by?.user ?? "another attach"} (pid ${end.by?.pid ?? "?"}) with --force]\r\n`);
+      if (end.reason === "taken-over")
+        socket.write(
+          `\r\n[maqet: console taken over by ${end.by?.user ?? "another attach"} (pid ${end.by?.pid ?? "?"}) with --force]\r\n`,
+        );
       if (end.reason === "vm-stopped") socket.write(`\r\n[maqet: VM '${attachment.vm}' stopped; console closed]\r\n`);
       if (end.reason === "error") socket.write(`\r\n[maqet: console failed: ${end.message ?? "unknown error"}]\r\n`);
       socket.end();

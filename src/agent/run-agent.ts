@@ -90,7 +90,9 @@ export async function runAgent(argv: readonly string[], io: AgentIo): Promise<nu
       const tokenFile = args.tokenFile ?? join(runtimeDir, "agent.token");
       const token = args.tokenFile ? await readTokenFile(args.tokenFile) : await generateTokenFile(tokenFile);
       const tcp = createAgentHandler({ maqet, version, host: hostname(), tcp: true, token, about, log: log.request });
-      servers.push(await listen(createServer(tcp.handle).on("upgrade", tcp.upgrade), args.listen.port, args.listen.host));
+      servers.push(
+        await listen(createServer(tcp.handle).on("upgrade", tcp.upgrade), args.listen.port, args.listen.host),
+      );
       handlers.push(tcp);
       tokenNote = `; TCP ${args.listen.host}:${args.listen.port}, bearer token in ${tokenFile}`;
     }

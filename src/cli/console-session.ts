@@ -10,8 +10,7 @@
  * return runAttached(attachment, io, (end) => recordDetach(end));
  * ```
  */
-import type { ConsoleEnd } from "../adapters/serial-connection.ts";
-import type { ConsoleConnection } from "../adapters/serial-connection.ts";
+import type { ConsoleConnection, ConsoleEnd } from "../adapters/serial-connection.ts";
 import { type ConsoleAbout, endNote, processTerminal, runConsoleTerminal } from "./console-terminal.ts";
 import type { CliIo } from "./main.ts";
 
@@ -39,7 +38,9 @@ export async function runAttached(
   try {
     await recordDetach?.(end);
   } catch (error) {
-    io.stderr(`maqet: warning: the detach could not be recorded: ${error instanceof Error ? error.message : String(error)}`);
+    io.stderr(
+      `maqet: warning: the detach could not be recorded: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
   return end.reason === "error" ? 1 : 0;
 }

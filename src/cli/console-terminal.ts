@@ -126,7 +126,9 @@ export function endNote(vm: string, end: ConsoleEnd): string {
       return `\r\nmaqet: detached from VM '${vm}' serial console; the VM keeps running.`;
     case "taken-over": {
       const by = end.by;
-      const who = by ? `${by.user ?? "someone"} (pid ${by.pid ?? by.holderPid}) with --force` : "another attach with --force";
+      const who = by
+        ? `${by.user ?? "someone"} (pid ${by.pid ?? by.holderPid}) with --force`
+        : "another attach with --force";
       return `\r\nmaqet: VM '${vm}' serial console was taken over by ${who}; detached.`;
     }
     case "vm-stopped":

@@ -71,7 +71,12 @@ export function upgradeConsole(
         about = JSON.parse(String(res.headers["maqet-console"] ?? "")) as UpgradedAttach;
       } catch {
         socket.destroy();
-        reject(new MaqetError("INTERNAL", `The agent at ${describeEndpoint(endpoint)} upgraded without a Maqet-Console header.`));
+        reject(
+          new MaqetError(
+            "INTERNAL",
+            `The agent at ${describeEndpoint(endpoint)} upgraded without a Maqet-Console header.`,
+          ),
+        );
         return;
       }
       socket.pause();
@@ -83,9 +88,15 @@ export function upgradeConsole(
       res.on("end", () => {
         const text = Buffer.concat(chunks).toString("utf8");
         try {
-          const body = JSON.parse(text) as { error?: { code?: string; message?: string; details?: Record<string, unknown> } };
+          const body = JSON.parse(text) as {
+            error?: { code?: string; message?: string; details?: Record<string, unknown> };
+          };
           const e = body.error;
-          reject(new MaqetError((e?.code ?? "INTERNAL") as never, e?.message ?? `The agent answered ${res.statusCode}.`, { details: e?.details ?? {} }));
+          reject(
+            new MaqetError((e?.code ?? "INTERNAL") as never, e?.message ?? `The agent answered ${res.statusCode}.`, {
+              details: e?.details ?? {},
+            }),
+          );
         } catch {
           reject(
             new MaqetError(

@@ -20,18 +20,18 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Observable, Subject } from "rxjs";
+import type { ConsoleEnd } from "../adapters/serial-connection.ts";
 import type { CallerIdentity } from "../api/caller-identity.ts";
 import { requestFor, routeOf } from "../api/command-routes.ts";
 import type { CommandInput } from "../api/commands/command-spec.ts";
 import type { EventLine } from "../api/commands/events-commands.ts";
 import type { Maqet, OperationProgress } from "../api/maqet.ts";
-import { upgradeConsole } from "./console-upgrade.ts";
 import type { EventsMessage, EventsSubscribeOptions } from "../api/ops/events-ops.ts";
-import type { ConsoleEnd } from "../adapters/serial-connection.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import type { StoredEvent } from "../events/envelope.ts";
 import { type AgentEndpoint, agentFetch } from "./agent-transport.ts";
 import { callerHeaders } from "./caller-headers.ts";
+import { upgradeConsole } from "./console-upgrade.ts";
 import { agentError, followAgentEvents } from "./follow-events.ts";
 
 export interface RemoteMaqetOptions {

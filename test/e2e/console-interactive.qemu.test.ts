@@ -23,7 +23,8 @@ function which(program: string): Promise<boolean> {
 }
 
 const hasTmux = await which("tmux");
-if (!hasTmux) console.warn("console-interactive e2e skipped: tmux is not installed (scripts/setup.sh --test installs it)");
+if (!hasTmux)
+  console.warn("console-interactive e2e skipped: tmux is not installed (scripts/setup.sh --test installs it)");
 
 describe.skipIf(!hasTmux)("maqet console -i in a terminal (tmux, real QEMU guest shell)", { timeout: 600_000 }, () => {
   let box: CliSandbox;
@@ -31,8 +32,12 @@ describe.skipIf(!hasTmux)("maqet console -i in a terminal (tmux, real QEMU guest
 
   const tmux = (...args: string[]): Promise<string> =>
     new Promise((resolve, reject) =>
-      execFile("tmux", ["-S", tmuxSocket, ...args], { env: { ...box.env, TERM: "xterm-256color" } }, (error, stdout, stderr) =>
-        error ? reject(new Error(`tmux ${args.join(" ")}: ${stderr || error.message}`)) : resolve(stdout),
+      execFile(
+        "tmux",
+        ["-S", tmuxSocket, ...args],
+        { env: { ...box.env, TERM: "xterm-256color" } },
+        (error, stdout, stderr) =>
+          error ? reject(new Error(`tmux ${args.join(" ")}: ${stderr || error.message}`)) : resolve(stdout),
       ),
     );
   const pane = (target: string) => tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", target);
@@ -117,7 +122,10 @@ describe.skipIf(!hasTmux)("maqet console -i in a terminal (tmux, real QEMU guest
     // Ctrl-] detaches: the CLI exits 0, the VM runs on, the terminal is cooked again.
     await tmux("send-keys", "-t", first, "C-]");
     await waitPane(first, /maqet: detached from VM 'g' serial console; the VM keeps running\./, "the detach note");
-    await type(first, "echo exit=$?; stty -a | tr -s ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo|isig)' | tr '\\n' ' '; echo");
+    await type(
+      first,
+      "echo exit=$?; stty -a | tr -s ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo|isig)' | tr '\\n' ' '; echo",
+    );
     await waitPane(first, /^exit=0\r?$/m, "the exit code");
     await waitPane(first, /^icanon isig echo \r?$|^isig icanon echo \r?$/m, "cooked mode (icanon, isig, echo)");
     const status = await box.run(["status", "g", "--json"]);
@@ -125,7 +133,7 @@ describe.skipIf(!hasTmux)("maqet console -i in a terminal (tmux, real QEMU guest
     expect(s.state).toBe("running");
     expect(await processAlive(s.pid)).toBe(true);
     // What was typed went through the serial log too (QEMU logs the socket's traffic).
-    const log = await readFile(join((status.json<{ runtimeDir: string }>()).runtimeDir, "serial.log"), "utf8");
+    const log = await readFile(join(status.json<{ runtimeDir: string }>().runtimeDir, "serial.log"), "utf8");
     expect(log).toMatch(GUEST_LINES.shell);
     expect(log).toMatch(/^hello-42\r?$/m);
   });
@@ -137,8 +145,16 @@ describe.skipIf(!hasTmux)("maqet console -i in a terminal (tmux, real QEMU guest
     await waitPane(first, /Connected to VM 'g' serial console\./, "the first attach");
     const firstPid = await paneChild(first);
     await attach(taker, "--force");
-    await waitPane(taker, new RegExp(`maqet: took the console over from \\S+ \\(pid ${firstPid}\\)\\.`), "the takeover note");
-    await waitPane(first, /serial console was taken over by \S+ \(pid \d+\) with --force; detached\./, "the first attach told");
+    await waitPane(
+      taker,
+      new RegExp(`maqet: took the console over from \\S+ \\(pid ${firstPid}\\)\\.`),
+      "the takeover note",
+    );
+    await waitPane(
+      first,
+      /serial console was taken over by \S+ \(pid \d+\) with --force; detached\./,
+      "the first attach told",
+    );
     await tmux("send-keys", "-t", taker, "Enter");
     await type(taker, "echo forced-$((2*21))");
     await waitPane(taker, /^forced-42\r?$/m, "the new writer's command output");
@@ -150,11 +166,15 @@ describe.skipIf(!hasTmux)("maqet console -i in a terminal (tmux, real QEMU guest
     type Entry = { type: string; data: Record<string, unknown>; actor?: { pid?: number } };
     let events: Entry[] = [];
     // Through the agent the detach is recorded by the agent once the connection closes.
-    await waitFor(async () => {
-      const history = await box.run(["history", "g", "--json"]);
-      events = history.json<Entry[]>().filter((e) => e.type.startsWith("vm.console-"));
-      return events.length >= 6;
-    }, SLOW_MS, "six console facts in history");
+    await waitFor(
+      async () => {
+        const history = await box.run(["history", "g", "--json"]);
+        events = history.json<Entry[]>().filter((e) => e.type.startsWith("vm.console-"));
+        return events.length >= 6;
+      },
+      SLOW_MS,
+      "six console facts in history",
+    );
     // Attach, detach (Ctrl-]); attach, forced attach, taken-over detach, detach. The refused writers recorded nothing.
     expect(events.map((e) => `${e.type}:${e.data.reason ?? e.data.takeover ?? e.data.mode}`)).toEqual([
       "vm.console-attached:read-write",
@@ -171,7 +191,9 @@ describe.skipIf(!hasTmux)("maqet console -i in a terminal (tmux, real QEMU guest
     expect(text.stdout).toMatch(/vm\.console-attached\s+read-write \(forced takeover from \S+ pid \d+\)/);
 
     const audit = await box.run(["audit", "--vm", "g", "--json"]);
-    const ops = audit.json<Array<{ operation: string; detail: string | null }>>().filter((a) => a.operation.startsWith("vm.console-"));
+    const ops = audit
+      .json<Array<{ operation: string; detail: string | null }>>()
+      .filter((a) => a.operation.startsWith("vm.console-"));
     expect(ops.map((a) => a.operation)).toEqual(events.map((e) => e.type));
     expect(ops[4]!.detail).toBe("taken-over");
   });

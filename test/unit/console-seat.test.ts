@@ -43,7 +43,10 @@ describe("decideSeat", () => {
   });
 
   it("--force takes a live holder's seat", () => {
-    expect(decideSeat(holder("a"), { ...request, force: true }, alive)).toEqual({ kind: "forced", previous: holder("a") });
+    expect(decideSeat(holder("a"), { ...request, force: true }, alive)).toEqual({
+      kind: "forced",
+      previous: holder("a"),
+    });
   });
 
   it("a dead holder's seat, or one from an earlier run of the VM, is stale: taken without --force", () => {
@@ -76,9 +79,11 @@ describe("console.lock", () => {
     expect((await acquireConsoleLock(path, holder("a"), options)).decision).toEqual({ kind: "free" });
     expect((await stat(path)).mode & 0o777).toBe(0o600);
     expect(await readdir(dir)).toEqual(["console.lock"]);
-    const refused = await acquireConsoleLock(path, holder("b", { user: "bob", pid: 5151, holderPid: 5151 }), options).catch(
-      (e: unknown) => e,
-    );
+    const refused = await acquireConsoleLock(
+      path,
+      holder("b", { user: "bob", pid: 5151, holderPid: 5151 }),
+      options,
+    ).catch((e: unknown) => e);
     expect(isMaqetError(refused, "CONSOLE_BUSY")).toBe(true);
     expect((refused as Error).message).toBe(
       "VM 'web' serial console is held by alice (uid 1000, pid 4242 on lab1, via cli) since 2026-12-07T00:10:00.000Z. Attach read-only with --read-only, or take it over with --force.",
@@ -94,7 +99,11 @@ describe("console.lock", () => {
     const stop = watchConsoleLock(path, "a", (by) => lost.push(by), 10);
     const taken = await acquireConsoleLock(path, holder("b", { user: "bob" }), { ...options, force: true });
     expect(taken.decision).toMatchObject({ kind: "forced", previous: { session: "a", user: "alice" } });
-    await waitUntil("the holder's watcher to see the takeover", () => lost.length, (n) => n > 0);
+    await waitUntil(
+      "the holder's watcher to see the takeover",
+      () => lost.length,
+      (n) => n > 0,
+    );
     expect(lost).toHaveLength(1);
     expect(lost[0]).toMatchObject({ session: "b", user: "bob" });
     stop();
@@ -121,7 +130,11 @@ describe("console.lock", () => {
     // A watcher for another session, on the same file, fires: so the quiet one has really looked.
     let other = 0;
     const stopOther = watchConsoleLock(path, "z", () => other++, 5);
-    await waitUntil("the other session's watcher to fire", () => other, (n) => n > 0);
+    await waitUntil(
+      "the other session's watcher to fire",
+      () => other,
+      (n) => n > 0,
+    );
     await releaseConsoleLock(path, "a");
     const stopLate = watchConsoleLock(path, "y", () => other++, 5);
     await new Promise((r) => setTimeout(r, 50));

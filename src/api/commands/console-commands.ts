@@ -7,8 +7,8 @@
  * ```
  */
 import { MaqetError } from "../../errors/maqet-error.ts";
-import { type CommandSpec, text } from "./command-spec.ts";
 import { attachedConsole } from "./attached-console.ts";
+import { type CommandSpec, text } from "./command-spec.ts";
 import { streamedResult } from "./streamed-result.ts";
 
 /** What `console` returns without `--follow`. */
@@ -22,7 +22,8 @@ export interface ConsoleText {
 export const CONSOLE_COMMANDS: readonly CommandSpec[] = [
   {
     name: "console",
-    summary: "Print a VM's serial console log (--follow: as it comes); -i attaches to it interactively (Ctrl-] detaches)",
+    summary:
+      "Print a VM's serial console log (--follow: as it comes); -i attaches to it interactively (Ctrl-] detaches)",
     positionals: [{ name: "vm", description: "VM name or id" }],
     options: [
       {
@@ -58,7 +59,10 @@ export const CONSOLE_COMMANDS: readonly CommandSpec[] = [
     invoke: async (m, i): Promise<unknown> => {
       if (i.interactive === true) {
         if (i.follow === true) {
-          throw new MaqetError("INVALID_ARGUMENT", "console: choose --follow (print the log) or -i (attach), not both.");
+          throw new MaqetError(
+            "INVALID_ARGUMENT",
+            "console: choose --follow (print the log) or -i (attach), not both.",
+          );
         }
         const options = { force: i.force === true, readOnly: i["read-only"] === true, recordDetach: false };
         return attachedConsole(await m.attachConsole(text(i, "vm"), options));

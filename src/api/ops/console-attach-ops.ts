@@ -145,7 +145,9 @@ export function consoleAttachOps(ctx: MaqetContext): ConsoleAttachOps {
               vmEvent("vm.console-attached", {
                 session,
                 mode,
-                ...(previous ? { takeover: decision!.kind as "forced" | "stale", takenOverFrom: factsOf(previous) } : {}),
+                ...(previous
+                  ? { takeover: decision!.kind as "forced" | "stale", takenOverFrom: factsOf(previous) }
+                  : {}),
               }),
             ]);
           } catch (error) {
@@ -192,7 +194,9 @@ export function consoleAttachOps(ctx: MaqetContext): ConsoleAttachOps {
           ).catch(async (error: unknown) => {
             const message = error instanceof Error ? error.message : String(error);
             if (options.recordDetach !== false) {
-              await recordDetached(attached.vm, { session, mode, reason: "error", since, message }).catch(() => undefined);
+              await recordDetached(attached.vm, { session, mode, reason: "error", since, message }).catch(
+                () => undefined,
+              );
             }
             resolveDetached({ reason: "error", message });
             throw error;
@@ -205,7 +209,9 @@ export function consoleAttachOps(ctx: MaqetContext): ConsoleAttachOps {
                 reason: end.reason,
                 since,
                 ...(end.message ? { message: end.message } : {}),
-              }).catch((error: unknown) => ctx.options.onWarning?.(`could not record the console detach: ${String(error)}`));
+              }).catch((error: unknown) =>
+                ctx.options.onWarning?.(`could not record the console detach: ${String(error)}`),
+              );
             }
             resolveDetached(end);
           });

@@ -102,7 +102,9 @@ export function summarize(e: Pick<HistoryEntry, "type" | "data">): string {
       return `${d.reason} by ${d.command}`;
     case "vm.console-attached": {
       const from = d.takenOverFrom as { user?: string; pid?: number } | undefined;
-      const took = d.takeover ? ` (${d.takeover} takeover${from ? ` from ${from.user ?? "?"} pid ${from.pid ?? "?"}` : ""})` : "";
+      const took = d.takeover
+        ? ` (${d.takeover} takeover${from ? ` from ${from.user ?? "?"} pid ${from.pid ?? "?"}` : ""})`
+        : "";
       return `${d.mode}${took}`;
     }
     case "vm.console-detached":
