@@ -14,6 +14,7 @@
  * console.log((await conn.ended).reason); // "detached"
  * ```
  */
+import { stat } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import type { Subscription } from "rxjs";
 import type { ConsoleHolder } from "../actors/console-seat.ts";
@@ -119,8 +120,14 @@ async function openWriter(target: SerialTarget, onData: (bytes: Uint8Array) => v
   };
 }
 
-function openReader(target: SerialTarget, onData: (bytes: Uint8Array) => void): ConsoleConnection {
+async function openReader(target: SerialTarget, onData: (bytes: Uint8Array) => void): Promise<ConsoleConnection> {
   const encoder = new TextEncoder();
+  // From the log's end as it is now (not at the follower's first look): what comes after the
+  // attach returned is shown, what came before is not.
+  const from = await stat(target.log).then(
+    (s) => s.size,
+    () => 0,
+  );
   let end: ConsoleEnd | undefined;
   let resolveEnded!: (end: ConsoleEnd) => void;
   const ended = new Promise<ConsoleEnd>((resolve) => {
@@ -134,7 +141,7 @@ function openReader(target: SerialTarget, onData: (bytes: Uint8Array) => void): 
   };
   let subscription: Subscription | undefined;
   subscription = followFile(target.log, {
-    from: "end",
+    from,
     pollIntervalMs: target.pollMs ?? 100,
     isDone: () => target.processGone(),
   }).subscribe({

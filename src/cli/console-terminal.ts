@@ -136,7 +136,8 @@ export function endNote(vm: string, end: ConsoleEnd): string {
     case "signal":
       return `\r\nmaqet: detached from VM '${vm}' serial console (signal); the VM keeps running.`;
     case "disconnected":
-      return `\r\nmaqet: VM '${vm}' serial console closed by the agent.`;
+      // Through the agent: it said why in the stream, just before closing.
+      return `\r\nmaqet: the agent closed VM '${vm}' serial console; the VM keeps running unless it stopped.`;
     default:
       return `\r\nmaqet: VM '${vm}' serial console failed: ${end.message ?? "unknown error"}.`;
   }

@@ -152,7 +152,7 @@ describe.skipIf(!hasTmux)("maqet console -i in a terminal (tmux, real QEMU guest
     );
     await waitPane(
       first,
-      /serial console was taken over by \S+ \(pid \d+\) with --force; detached\./,
+      /serial console was taken over by \S+ \(pid \d+\) with --force; detached\.|\[maqet: console taken over by \S+ \(pid \d+\) with --force\]/,
       "the first attach told",
     );
     await tmux("send-keys", "-t", taker, "Enter");
