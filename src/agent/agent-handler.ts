@@ -206,7 +206,10 @@ export function createAgentHandler(options: AgentHandlerOptions): AgentHandler {
           }),
       );
     } else {
-      code = await serveConsoleUpgrade(options.maqet, caller, req, socket, head, consoles);
+      // The recorded detach counts as running work: a stopping agent waits for it (idle()).
+      code = await serveConsoleUpgrade(options.maqet, caller, req, socket, head, consoles, (detached) => {
+        void track(detached).catch(() => undefined);
+      });
     }
     options.log?.({
       time: new Date().toISOString(),

@@ -39,6 +39,8 @@ export async function serveConsoleUpgrade(
   socket: Duplex,
   head: Buffer,
   live: Set<ConsoleConnection>,
+  /** Given the attachment's recorded detach, so a stopping agent can wait for it. */
+  track: (detached: Promise<unknown>) => void = () => undefined,
 ): Promise<string | undefined> {
   try {
     const url = new URL(req.url ?? "/", "http://maqet");
@@ -74,6 +76,7 @@ export async function serveConsoleUpgrade(
     let held: Uint8Array[] | undefined = [];
     const conn = await attachment.open((bytes) => (held ? held.push(bytes) : socket.write(bytes)));
     live.add(conn);
+    track(attachment.detached);
     socket.write(
       [
         "HTTP/1.1 101 Switching Protocols",
