@@ -107,6 +107,11 @@ describe.skipIf(!hasTmux)("maqet console -i in a terminal (tmux, real QEMU guest
     // The guest's answer, not the echo of what was typed (that holds the quotes).
     await waitPane(first, /^hello-42\r?$/m, "the command's output");
 
+    // Readers keep working beside the writer: the log has what was typed and printed.
+    const reader = await box.run(["console", "g"]);
+    expect(reader.code, reader.stderr).toBe(0);
+    expect(reader.stdout).toMatch(/^hello-42\r?$/m);
+
     // A second writer is refused, naming who holds the seat.
     const holderPid = await paneChild(first);
     const second = await box.run(["console", "g", "-i"]);
