@@ -35,7 +35,7 @@ export const CONSOLE_COMMANDS: readonly CommandSpec[] = [
         name: "interactive",
         type: "boolean",
         description:
-          "-i: attach the terminal to the running VM's serial port (raw mode; Ctrl-] detaches, the VM keeps running). One writer at a time",
+          "attach the terminal to the running VM's serial port (raw mode; Ctrl-] detaches, the VM keeps running). One writer at a time",
       },
       {
         name: "read-only",
