@@ -21,6 +21,7 @@
  * ```
  */
 import { link, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { type ConsoleHolder, consoleBusyError, decideSeat, type SeatDecision } from "../actors/console-seat.ts";
 import { procStat } from "./process-identity.ts";
@@ -125,6 +126,11 @@ export function holderAlive(holder: ConsoleHolder): boolean {
   const stat = procStat(holder.holderPid);
   if (stat === undefined || stat.state === "Z" || stat.state === "X") return false;
   return holder.holderStart === undefined || stat.startTime === holder.holderStart;
+}
+
+/** This host's name, as a holder record names it. */
+export function consoleHost(): string {
+  return hostname();
 }
 
 function unknownHolder(): ConsoleHolder {

@@ -14,7 +14,7 @@
  * console.log((await conn.ended).reason); // "detached"
  * ```
  */
-import { stat } from "node:fs/promises";
+import { lstat, stat } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import type { Subscription } from "rxjs";
 import type { ConsoleHolder } from "../actors/console-seat.ts";
@@ -54,6 +54,15 @@ export interface ConsoleConnection {
   close(reason?: ConsoleDetachReason, message?: string): void;
   /** Resolves once the attach has ended and the seat (if held) is released. */
   readonly ended: Promise<ConsoleEnd>;
+}
+
+/** True when QEMU's console socket is there (a VM started by an older maqet has none). */
+export async function isConsoleSocket(path: string): Promise<boolean> {
+  try {
+    return (await lstat(path)).isSocket();
+  } catch {
+    return false;
+  }
 }
 
 /** Opens the attach; rejects (and releases a held seat) when QEMU's socket does not answer. */

@@ -17,8 +17,9 @@
 import { request } from "node:http";
 import type { Socket } from "node:net";
 import type { ConsoleConnection, ConsoleEnd } from "../adapters/serial-connection.ts";
+import type { ConsoleAttachment } from "../api/ops/console-attach-ops.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
-import type { ConsoleMode } from "../events/console-events.ts";
+import type { ConsoleHolderFacts, ConsoleMode } from "../events/console-events.ts";
 import { type AgentEndpoint, brokenConnectionError, describeEndpoint } from "./agent-transport.ts";
 
 /** The protocol named in `Upgrade:`. */
@@ -110,6 +111,41 @@ export function upgradeConsole(
     req.on("error", (error) => reject(brokenConnectionError(endpoint, error)));
     req.end();
   });
+}
+
+/**
+ * `attachConsole` of the remote client: the upgrade happens now (so CONSOLE_BUSY comes at once);
+ * the agent records the attach and, when the connection ends, the detach.
+ */
+export async function attachThroughAgent(
+  endpoint: AgentEndpoint,
+  vm: string,
+  options: { force?: boolean; readOnly?: boolean },
+): Promise<ConsoleAttachment> {
+  const upgraded = await upgradeConsole(endpoint, vm, {
+    force: options.force === true,
+    readOnly: options.readOnly === true,
+  });
+  const a = upgraded.about;
+  let resolveDetached!: (end: ConsoleEnd) => void;
+  const detached = new Promise<ConsoleEnd>((resolve) => {
+    resolveDetached = resolve;
+  });
+  return {
+    vm: a.vm,
+    vmId: a.vmId,
+    session: a.session,
+    mode: a.mode,
+    since: a.since,
+    ...(a.takeover ? { takeover: a.takeover } : {}),
+    ...(a.takenOverFrom ? { takenOverFrom: a.takenOverFrom as unknown as ConsoleHolderFacts } : {}),
+    detached,
+    open: async (onData) => {
+      const conn = upgraded.open(onData);
+      void conn.ended.then(resolveDetached);
+      return conn;
+    },
+  };
 }
 
 /** The upgraded socket as a console connection: its end is the agent ending the attach, or ours. */

@@ -20,7 +20,6 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Observable, Subject } from "rxjs";
-import type { ConsoleEnd } from "../adapters/serial-connection.ts";
 import type { CallerIdentity } from "../api/caller-identity.ts";
 import { requestFor, routeOf } from "../api/command-routes.ts";
 import type { CommandInput } from "../api/commands/command-spec.ts";
@@ -31,7 +30,7 @@ import { MaqetError } from "../errors/maqet-error.ts";
 import type { StoredEvent } from "../events/envelope.ts";
 import { type AgentEndpoint, agentFetch } from "./agent-transport.ts";
 import { callerHeaders } from "./caller-headers.ts";
-import { upgradeConsole } from "./console-upgrade.ts";
+import { attachThroughAgent } from "./console-upgrade.ts";
 import { agentError, followAgentEvents } from "./follow-events.ts";
 
 export interface RemoteMaqetOptions {
@@ -197,30 +196,7 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
         follow$: () => followConsole(endpoint, vm),
       };
     },
-    attachConsole: async (vm, o = {}) => {
-      const upgraded = await upgradeConsole(endpoint, vm, { force: o.force === true, readOnly: o.readOnly === true });
-      const a = upgraded.about;
-      let resolveDetached!: (end: ConsoleEnd) => void;
-      const detached = new Promise<ConsoleEnd>((r) => {
-        resolveDetached = r;
-      });
-      return {
-        vm: a.vm,
-        vmId: a.vmId,
-        session: a.session,
-        mode: a.mode,
-        since: a.since,
-        ...(a.takeover ? { takeover: a.takeover } : {}),
-        ...(a.takenOverFrom ? { takenOverFrom: a.takenOverFrom as never } : {}),
-        detached,
-        // The agent records the detach itself.
-        open: async (onData) => {
-          const conn = upgraded.open(onData);
-          void conn.ended.then(resolveDetached);
-          return conn;
-        },
-      };
-    },
+    attachConsole: (vm, o = {}) => attachThroughAgent(endpoint, vm, o),
     // Through an agent the attach and its detach are recorded by the agent.
     recordConsoleDetached: async () => undefined,
     createSnapshot: (vm, o) =>

@@ -20,14 +20,17 @@
  * await attachment.detached; // vm.console-detached recorded
  * ```
  */
-import { lstat } from "node:fs/promises";
-import { hostname } from "node:os";
 import type { ConsoleHolder } from "../../actors/console-seat.ts";
 import { runtimePaths } from "../../actors/runtime-paths.ts";
-import { acquireConsoleLock, releaseConsoleLock } from "../../adapters/console-lock.ts";
+import { acquireConsoleLock, consoleHost, releaseConsoleLock } from "../../adapters/console-lock.ts";
 import { systemActor } from "../../adapters/open-event-store.ts";
 import { procStat } from "../../adapters/process-identity.ts";
-import { type ConsoleConnection, type ConsoleEnd, openSerialConnection } from "../../adapters/serial-connection.ts";
+import {
+  type ConsoleConnection,
+  type ConsoleEnd,
+  isConsoleSocket,
+  openSerialConnection,
+} from "../../adapters/serial-connection.ts";
 import { MaqetError } from "../../errors/maqet-error.ts";
 import type { ConsoleDetachReason, ConsoleHolderFacts, ConsoleMode } from "../../events/console-events.ts";
 import { vmEvent } from "../../events/vm-events.ts";
@@ -121,7 +124,7 @@ export function consoleAttachOps(ctx: MaqetContext): ConsoleAttachOps {
             );
           }
           const paths = runtimePaths(view.runtimeDir!);
-          if (!(await isSocket(paths.serialSocket))) {
+          if (!(await isConsoleSocket(paths.serialSocket))) {
             throw new MaqetError(
               "VM_INVALID_STATE",
               `VM '${view.name}' has no console socket (${paths.serialSocket}): it was started by an older maqet, which wrote the serial console to a file only. Restart it (\`maqet stop ${view.name}\`, then \`maqet start ${view.name}\`) to use \`maqet console -i\`; \`maqet console ${view.name} --follow\` works meanwhile.`,
@@ -133,7 +136,7 @@ export function consoleAttachOps(ctx: MaqetContext): ConsoleAttachOps {
             decision = (
               await acquireConsoleLock(paths.consoleLock, holderFor(ctx, session, since, view.pid), {
                 force: options.force === true,
-                host: hostname(),
+                host: consoleHost(),
                 vm: view.name,
                 ...(view.pid !== undefined ? { qemuPid: view.pid } : {}),
               })
@@ -236,7 +239,7 @@ function holderFor(ctx: MaqetContext, session: string, since: string, qemuPid: n
     pid: caller?.pid ?? me.pid,
     source: caller?.source ?? ctx.options.source ?? "library",
     holderPid: process.pid,
-    holderHost: hostname(),
+    holderHost: consoleHost(),
     ...(start !== undefined ? { holderStart: start } : {}),
     ...(qemuPid !== undefined ? { qemuPid } : {}),
   };
@@ -245,12 +248,4 @@ function holderFor(ctx: MaqetContext, session: string, since: string, qemuPid: n
 function factsOf(holder: ConsoleHolder): ConsoleHolderFacts {
   const { holderHost: _h, holderStart: _s, qemuPid: _q, ...facts } = holder;
   return facts;
-}
-
-async function isSocket(path: string): Promise<boolean> {
-  try {
-    return (await lstat(path)).isSocket();
-  } catch {
-    return false;
-  }
 }
