@@ -22,11 +22,15 @@ export { type EventLine, toEventLine } from "./api/commands/events-commands.ts";
 export { COMMANDS, type CommandSpec, findCommand } from "./api/commands.ts";
 export type { HistoryEntry } from "./api/history-entry.ts";
 export type {
+  AttachConsoleOptions,
   AuditBreak,
   AuditEntry,
   AuditFilter,
   AuditVerification,
   CallerIdentity,
+  ConsoleAttachment,
+  ConsoleConnection,
+  ConsoleEnd,
   ConvertDiskOptions,
   CreateDiskOptions,
   DiskConverted,
@@ -43,12 +47,6 @@ export type {
   SnapshotListing,
   SnapshotOptions,
   SnapshotOutcome,
-} from "./api/maqet.ts";
-export type {
-  AttachConsoleOptions,
-  ConsoleAttachment,
-  ConsoleConnection,
-  ConsoleEnd,
 } from "./api/maqet.ts";
 export {
   type AddOptions,
@@ -77,6 +75,7 @@ export {
   isCheckpoint,
   parseCheckpoint,
 } from "./events/checkpoint.ts";
+export type { ConsoleDetachReason, ConsoleHolderFacts, ConsoleMode } from "./events/console-events.ts";
 export type { EventActor, EventMetadata, NewEvent, StoredEvent } from "./events/envelope.ts";
 export type {
   AppendOptions,
@@ -93,7 +92,6 @@ export type {
   SubscriptionMessage,
 } from "./events/event-store.ts";
 export { QMP_EVENT_SCHEMA, QMP_TIER_COMMANDS, type QmpEventData, qmpTierOf } from "./events/qmp-events.ts";
-export type { ConsoleDetachReason, ConsoleHolderFacts, ConsoleMode } from "./events/console-events.ts";
 export type { DriveSnapshots, SnapshotMethod, SnapshotRecord } from "./events/snapshot-events.ts";
 export {
   type PausedDetail,
