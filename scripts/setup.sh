@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up a fresh clone: QEMU (qemu-system-x86, qemu-utils), npm dependencies, the build.
 # With --test it also makes sure the PostgreSQL server binaries the test harness needs exist,
-# Debian's chromium for the web console's browser tests, and the OpenSSH client (`maqet ssh`
-# runs the system ssh; the guest e2e tests log in with it).
+# Debian's chromium for the web console's browser tests, the OpenSSH client (`maqet ssh` runs the
+# system ssh; the guest e2e tests log in with it), and tmux (the interactive console's e2e test
+# drives `maqet console -i` in a tmux pane).
 # Installs with apt when run as root; otherwise prints the exact command and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,7 @@ if [ "$want_test" = 1 ]; then
   # The web console's browser tests drive Debian's chromium (playwright-core, no browser download).
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+  command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -54,6 +56,7 @@ say "qemu-img: $(qemu-img --version | head -n 1)"
 if [ "$want_test" = 1 ]; then
   pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
   say "PostgreSQL server binaries: $pg_bin ($("$pg_bin/postgres" --version))"
+  say "tmux: $(tmux -V)"
   if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
     say "the test harness runs the server as the 'postgres' user, which does not exist: apt-get install postgresql creates it" >&2
     exit 1

@@ -22,11 +22,15 @@ export { type EventLine, toEventLine } from "./api/commands/events-commands.ts";
 export { COMMANDS, type CommandSpec, findCommand } from "./api/commands.ts";
 export type { HistoryEntry } from "./api/history-entry.ts";
 export type {
+  AttachConsoleOptions,
   AuditBreak,
   AuditEntry,
   AuditFilter,
   AuditVerification,
   CallerIdentity,
+  ConsoleAttachment,
+  ConsoleConnection,
+  ConsoleEnd,
   ConvertDiskOptions,
   CreateDiskOptions,
   DiskConverted,
@@ -82,6 +86,7 @@ export {
   isCheckpoint,
   parseCheckpoint,
 } from "./events/checkpoint.ts";
+export type { ConsoleDetachReason, ConsoleHolderFacts, ConsoleMode } from "./events/console-events.ts";
 export type { EventActor, EventMetadata, NewEvent, StoredEvent } from "./events/envelope.ts";
 export type {
   AppendOptions,

@@ -13,7 +13,7 @@ import type { PortForward, VmConfig } from "../config/vm-config.ts";
 import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
 import { type GuestAccess, prepareGuestAccess, withForwardRefusal } from "./guest-access.ts";
 import type { LaunchedProcess, QmpSession, VmPorts } from "./ports.ts";
-import { runtimePaths } from "./runtime-paths.ts";
+import { runtimePaths, SERIAL_CHARDEV_ID } from "./runtime-paths.ts";
 
 /** How long a failed QMP connect waits for QEMU's exit before blaming the socket. */
 const EXIT_GRACE_MS = 2000;
@@ -140,6 +140,8 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
       },
     );
     await ports.processes.secureSocket(paths.qmpSocket);
+    // The console socket exists by now (QEMU creates every chardev before it answers QMP).
+    if (argv.includes(`chardev:${SERIAL_CHARDEV_ID}`)) await ports.processes.secureSocket(paths.serialSocket);
     const accel = await runningAccel(session, config, argv, signal);
     await session.execute("cont", undefined, { signal });
     ports.crash?.("start.resumed");

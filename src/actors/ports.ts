@@ -162,6 +162,11 @@ export interface QemuRuntimePaths {
   forwards?: PortForward[];
   /** The NoCloud seed image built for this run (`cloud-init:`). */
   seedImage?: string;
+  /**
+   * The serial console's socket (`maqet console -i`). With `serialLog`, the first serial port
+   * becomes a socket chardev that also logs to `serialLog`; without it, `-serial file:` as before.
+   */
+  serialSocket?: string;
 }
 
 /** Builds the qemu-system argument list (everything after the binary); a pure function. */

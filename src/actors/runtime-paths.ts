@@ -10,11 +10,19 @@
 export const SERIAL_LOG_FILE = "serial.log";
 /** The NoCloud seed image of a VM with `cloud-init:` (rebuilt at each start). */
 export const SEED_IMAGE_FILE = "cidata.iso";
+/** The serial console's socket (QEMU listens; `maqet console -i` connects). */
+export const SERIAL_SOCKET_FILE = "serial.sock";
+/** The chardev id QEMU gives the first serial port when it has a console socket (qemu-argv.ts). */
+export const SERIAL_CHARDEV_ID = "maqet-serial0";
+/** Who holds the serial console's one writer seat (src/adapters/console-lock.ts). */
+export const CONSOLE_LOCK_FILE = "console.lock";
 
 export interface RuntimePaths {
   qmpSocket: string;
   pidFile: string;
   serialLog: string;
+  serialSocket: string;
+  consoleLock: string;
   logFile: string;
   /** Where the start writes the NoCloud seed (`cloud-init:` only). */
   seedImage: string;
@@ -25,6 +33,8 @@ export function runtimePaths(runtimeDir: string): RuntimePaths {
     qmpSocket: `${runtimeDir}/qmp.sock`,
     pidFile: `${runtimeDir}/qemu.pid`,
     serialLog: `${runtimeDir}/${SERIAL_LOG_FILE}`,
+    serialSocket: `${runtimeDir}/${SERIAL_SOCKET_FILE}`,
+    consoleLock: `${runtimeDir}/${CONSOLE_LOCK_FILE}`,
     logFile: `${runtimeDir}/qemu.log`,
     seedImage: `${runtimeDir}/${SEED_IMAGE_FILE}`,
   };

@@ -164,6 +164,8 @@ export function applyVmEvent(view: VmView | undefined, raw: Omit<StoredEvent, "i
     case "disk.created":
     case "qmp.command-executed":
     case "snapshot.observed":
+    case "vm.console-attached":
+    case "vm.console-detached":
       break;
     case "snapshot.create-requested":
     case "snapshot.load-requested":

@@ -353,10 +353,14 @@ export function createProcessControl(options: ProcessControlOptions): ProcessCon
     try {
       st = await lstat(path);
     } catch (e) {
-      throw new MaqetError("PROCESS_ERROR", `Cannot secure QMP socket ${path}: ${(e as Error).message}.`, {
-        cause: e,
-        details: { path },
-      });
+      throw new MaqetError(
+        "PROCESS_ERROR",
+        `Cannot secure socket ${path} (it should be QEMU's, mode 0600): ${(e as Error).message}.`,
+        {
+          cause: e,
+          details: { path },
+        },
+      );
     }
     // chmod follows symlinks: only ever touch the socket QEMU created.
     if (!st.isSocket()) {

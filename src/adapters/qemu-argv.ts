@@ -28,7 +28,12 @@
  *   start preflight refuse it first, the latter on the real path).
  * - A CD-ROM (`media: cdrom`): the same `-drive` plus `media=cdrom,readonly=on` (`ide-cd` / `scsi-cd`
  *   behind a sata / scsi controller).
- * - `-serial file:<serialLog>` when given, unless the user's arguments/args set `-serial`.
+ * - The first serial port, unless the user's arguments/args set `-serial`: with a `serialSocket`,
+ *   `-chardev socket,id=maqet-serial0,path=<serialSocket>,server=on,wait=off,logfile=<serialLog>,logappend=off`
+ *   and `-serial chardev:maqet-serial0`: `maqet console -i` connects to the socket while QEMU
+ *   keeps writing everything the guest prints to the log (connected or not; QEMU 7.2 logs output
+ *   it could not send, and accepts one socket client at a time, queueing the next until the first
+ *   leaves). Without a socket, `-serial file:<serialLog>` (the form before `console -i`).
  * - `ports:`: `-netdev user,id=maqet-net0,hostfwd=tcp:127.0.0.1:2222-:22,…` and
  *   `-device virtio-net-pci,netdev=maqet-net0`, with the host ports of this run
  *   (`runtime.forwards`: `0` resolved to a free port at start; without it, the config's).
@@ -42,6 +47,7 @@
  * ```
  */
 import type { QemuRuntimePaths } from "../actors/ports.ts";
+import { SERIAL_CHARDEV_ID } from "../actors/runtime-paths.ts";
 import { checkAcceleratorChoice } from "../config/accelerator-choice.ts";
 import { FORWARD_NETDEV_ID } from "../config/parse-ports.ts";
 import { renderArguments } from "../config/render-arguments.ts";
@@ -55,6 +61,7 @@ export const AHCI_CONTROLLER_ID = "maqet-ahci";
 export const SCSI_CONTROLLER_ID = "maqet-scsi";
 /** The drive id of the NoCloud seed (`cloud-init:`). */
 export const SEED_DRIVE_ID = "maqet-seed";
+export { SERIAL_CHARDEV_ID } from "../actors/runtime-paths.ts";
 
 /**
  * Builds the argv; throws `INVALID_ARGUMENT` when `runtime.vmId` is not a UUID (the marker).
@@ -110,8 +117,20 @@ export function buildQemuArgv(config: VmConfig, runtime: QemuRuntimePaths, host:
   }
   if (config.ports !== undefined) argv.push(...forwardArgs(runtime.forwards ?? config.ports));
   if (runtime.serialLog !== undefined && !setsOption(user, "-serial")) {
-    // The legacy "file:" chardev syntax takes the rest of the word as the path: no comma escaping.
-    argv.push("-serial", `file:${runtime.serialLog}`);
+    if (runtime.serialSocket !== undefined) {
+      const chardev = [
+        `socket,id=${SERIAL_CHARDEV_ID}`,
+        `path=${escapeOption(runtime.serialSocket)}`,
+        "server=on",
+        "wait=off",
+        `logfile=${escapeOption(runtime.serialLog)}`,
+        "logappend=off",
+      ];
+      argv.push("-chardev", chardev.join(","), "-serial", `chardev:${SERIAL_CHARDEV_ID}`);
+    } else {
+      // The legacy "file:" chardev syntax takes the rest of the word as the path: no comma escaping.
+      argv.push("-serial", `file:${runtime.serialLog}`);
+    }
   }
   argv.push(...user);
   return argv;

@@ -13,16 +13,19 @@
  * ```
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { COMMAND_ROUTES, type CommandRoute, inputFromRequest } from "../api/command-routes.ts";
 import type { CommandInput } from "../api/commands/command-spec.ts";
 import { isStreamedResult } from "../api/commands/streamed-result.ts";
 import { isStreamedValues } from "../api/commands/streamed-values.ts";
 import type { Maqet } from "../api/maqet.ts";
 import { readYaml } from "../config/parse-vm-config.ts";
+import type { ConsoleConnection } from "../api/ops/console-attach-ops.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { tokenMatches } from "./agent-token.ts";
 import { asCaller, hasPerCallerMetadata } from "./as-caller.ts";
 import { type CallerIdentity, callerOf } from "./caller-identity.ts";
+import { serveConsoleUpgrade } from "./console-upgrade-route.ts";
 import { serveEvents } from "./event-stream.ts";
 import { sendError, sendJson, streamFormat } from "./http-reply.ts";
 import { streamOperation } from "./operation-stream.ts";
@@ -49,6 +52,7 @@ export const API_EXTENSIONS = [
   "caller-identity",
   "add-config-text",
   "console-follow",
+  "console-interactive",
   "tcp-bearer-token",
   "web-console",
 ] as const;
@@ -89,11 +93,13 @@ export interface AgentHandlerOptions {
 
 export interface AgentHandler {
   handle(req: IncomingMessage, res: ServerResponse): void;
+  /** The server's `upgrade` event: the interactive console (src/agent/console-upgrade-route.ts). */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Operations running now (not streams). */
   readonly inFlight: number;
   /** Resolves when no operation runs (or at once). */
   idle(): Promise<void>;
-  /** Ends every open stream (event feeds, console follows); clients resume later. */
+  /** Ends every open stream (event feeds, console follows, interactive consoles); clients resume later. */
   endStreams(): void;
 }
 
@@ -177,6 +183,12 @@ export function createAgentHandler(options: AgentHandlerOptions): AgentHandler {
       command = route.command;
       const body =
         route.method === "POST" ? await readJsonBody(req, options.bodyLimit ?? DEFAULT_BODY_LIMIT) : undefined;
+      if (route.command === "console" && url.searchParams.get("interactive") === "true") {
+        throw new MaqetError(
+          "INVALID_ARGUMENT",
+          "The interactive console is an upgraded connection: send this GET with `Connection: Upgrade` and `Upgrade: maqet-console.v1` (docs/agent.md).",
+        );
+      }
       const view = asCaller(options.maqet, caller);
       const run = prepare(route, view, params, url.searchParams, body);
       const format = streamFormat(req);
@@ -204,7 +216,47 @@ export function createAgentHandler(options: AgentHandlerOptions): AgentHandler {
     }
   };
 
+  const consoles = new Set<ConsoleConnection>();
+  const upgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
+    const started = performance.now();
+    const caller = callerOf(req, { host: options.host, tcp: options.tcp });
+    caller.correlationId ??= crypto.randomUUID();
+    let code: string | undefined;
+    if (options.tcp && !tokenMatches(req.headers.authorization, options.token)) {
+      code = "UNAUTHORIZED";
+      socket.end(
+        'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="maqet"\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n' +
+          JSON.stringify({
+            error: {
+              code,
+              message: "Unauthorized: requests over TCP need `Authorization: Bearer <token>` with the agent's token.",
+              exitCode: 4,
+            },
+          }),
+      );
+    } else {
+      // The recorded detach counts as running work: a stopping agent waits for it (idle()).
+      code = await serveConsoleUpgrade(options.maqet, caller, req, socket, head, consoles, (detached) => {
+        void track(detached).catch(() => undefined);
+      });
+    }
+    options.log?.({
+      time: new Date().toISOString(),
+      method: req.method ?? "?",
+      path: new URL(req.url ?? "/", "http://maqet").pathname,
+      status: code === undefined ? 101 : 0,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+      command: "console -i",
+      ...(code ? { code } : {}),
+      correlationId: caller.correlationId,
+      ...identity(caller),
+    });
+  };
+
   return {
+    upgrade: (req, socket, head) => {
+      upgrade(req, socket, head).catch(() => socket.destroy());
+    },
     handle: (req, res) => {
       handle(req, res).catch((error: unknown) => {
         // Last line of defence: answer if still possible, never let a request take the agent down.
@@ -224,6 +276,8 @@ export function createAgentHandler(options: AgentHandlerOptions): AgentHandler {
     endStreams: () => {
       for (const res of streams) res.end();
       streams.clear();
+      for (const conn of consoles) conn.close("disconnected");
+      consoles.clear();
     },
   };
 }

@@ -84,7 +84,7 @@ export async function runAgent(argv: readonly string[], io: AgentIo): Promise<nu
       runtimeDir,
     };
     const unix = createAgentHandler({ maqet, version, host: hostname(), tcp: false, about, log: log.request });
-    servers.push(await listen(createServer(unix.handle), socket));
+    servers.push(await listen(createServer(unix.handle).on("upgrade", unix.upgrade), socket));
     await place.secure();
     const handlers = [unix];
     let tokenNote = "";
@@ -103,7 +103,9 @@ export async function runAgent(argv: readonly string[], io: AgentIo): Promise<nu
         about,
         log: log.request,
       });
-      servers.push(await listen(createServer(tcp.handle), args.listen.port, args.listen.host));
+      servers.push(
+        await listen(createServer(tcp.handle).on("upgrade", tcp.upgrade), args.listen.port, args.listen.host),
+      );
       handlers.push(tcp);
       tokenNote = `; TCP ${args.listen.host}:${args.listen.port}, bearer token in ${args.tokenFile ?? tokenFile}`;
       loginUrl = `${consoleBase(args.listen)}/login?token=${web.sessions.mintLoginToken()}`;

@@ -22,6 +22,7 @@ import type { MaqetContext } from "./maqet-context.ts";
 import { createMaqetContext } from "./maqet-context.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
 import { type AuditOps, auditOps } from "./ops/audit-ops.ts";
+import { type ConsoleAttachOps, consoleAttachOps } from "./ops/console-attach-ops.ts";
 import { type ConsoleOps, consoleOps } from "./ops/console-ops.ts";
 import { type DiskOps, diskOps } from "./ops/disk-ops.ts";
 import { type DoctorOps, doctorOps } from "./ops/doctor-ops.ts";
@@ -42,6 +43,14 @@ import { type TimeTravelOps, timeTravelOps } from "./ops/time-travel-ops.ts";
 export type { CallerIdentity } from "./caller-identity.ts";
 export type { MaqetOptions } from "./maqet-options.ts";
 export type { AuditBreak, AuditEntry, AuditFilter, AuditOps, AuditVerification } from "./ops/audit-ops.ts";
+export type {
+  AttachConsoleOptions,
+  ConsoleAttachment,
+  ConsoleAttachOps,
+  ConsoleConnection,
+  ConsoleDetachFacts,
+  ConsoleEnd,
+} from "./ops/console-attach-ops.ts";
 export type { ConsoleOps, FollowOptions, SerialConsole } from "./ops/console-ops.ts";
 export type { ConvertDiskOptions, CreateDiskOptions, DiskConverted, DiskCreated, DiskOps } from "./ops/disk-ops.ts";
 export type { DoctorCheck, DoctorOps, DoctorReport } from "./ops/doctor-ops.ts";
@@ -111,6 +120,7 @@ export interface Maqet
     StatsOps,
     ConsoleOps,
     GuestOps,
+    ConsoleAttachOps,
     SnapshotOps,
     DiskOps,
     DoctorOps,
@@ -152,6 +162,7 @@ function facade(ctx: MaqetContext): Maqet {
     ...statsOps(ctx),
     ...consoleOps(ctx),
     ...guestOps(ctx),
+    ...consoleAttachOps(ctx),
     ...snapshotOps(ctx),
     ...diskOps(ctx),
     ...doctorOps(ctx),

@@ -1,6 +1,7 @@
 /**
  * Where maqet captures a VM's serial console: `serial.log` in the VM's runtime directory, written
- * by QEMU (`-serial file:…`, which the argv builder adds unless the config sets its own `-serial`).
+ * by QEMU (the log of the console socket chardev, which the argv builder adds unless the config
+ * sets its own `-serial`).
  * QEMU truncates the file when it opens it: the log holds the current run, or the last one.
  *
  * @example

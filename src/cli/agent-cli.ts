@@ -46,6 +46,7 @@ export async function runThroughAgent(parsed: ParsedArgs, io: CliIo, target: Age
     const input = await localInput(route.localPaths, route.configFile, parsed.input, io.env);
     const name = route.command;
     if (name === "events") return await events(endpoint, parsed.input, json, io);
+    if (name === "console" && parsed.input.interactive === true) return await interactive(endpoint, parsed.input, io);
     const request = requestFor(route, input);
     const follow = route.streams === "text" && parsed.input.follow === true;
     const progress = !json && WITH_PROGRESS.has(name);
@@ -176,6 +177,30 @@ function pipeText(res: AgentResponse, io: CliIo): Promise<number> {
       resolveCode(0);
     });
   });
+}
+
+/** `console -i`: the agent's upgraded connection at this terminal (the agent records attach and detach). */
+async function interactive(endpoint: AgentEndpoint, input: CommandInput, io: CliIo): Promise<number> {
+  if (input.follow === true) {
+    throw new MaqetError("INVALID_ARGUMENT", "console: choose --follow (print the log) or -i (attach), not both.");
+  }
+  const { upgradeConsole } = await import("../client/console-upgrade.ts");
+  const { runAttached } = await import("./console-session.ts");
+  const upgraded = await upgradeConsole(endpoint, String(input.vm), {
+    force: input.force === true,
+    readOnly: input["read-only"] === true,
+  });
+  const about = upgraded.about;
+  return runAttached(
+    {
+      vm: about.vm,
+      mode: about.mode,
+      ...(about.takeover ? { takeover: about.takeover } : {}),
+      ...(about.takenOverFrom ? { takenOverFrom: about.takenOverFrom } : {}),
+      open: (onData) => upgraded.open(onData),
+    },
+    io,
+  );
 }
 
 /** NDJSON frames: progress drawn on stderr, then the result (or the error, thrown). */

@@ -42,7 +42,7 @@ export function optionLabel(option: OptionSpec): string {
   return `${short ? `${short}, ` : ""}--${option.name}${option.value ? ` ${option.value}` : ""}`;
 }
 
-const SHORT_FORMS: Record<string, string> = { help: "-h", version: "-V", force: "-f" };
+const SHORT_FORMS: Record<string, string> = { help: "-h", version: "-V", force: "-f", interactive: "-i" };
 
 /** `<vm> [drive] [name]` */
 export function usageArguments(command: CommandDescription): string {

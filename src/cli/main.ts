@@ -11,10 +11,12 @@ import { readFileSync } from "node:fs";
 import { filter, map } from "rxjs";
 import { defaultDataDir } from "../adapters/default-dirs.ts";
 import { loadGlobalConfig } from "../adapters/load-global-config.ts";
+import { isAttachedConsole } from "../api/commands/attached-console.ts";
 import { isStreamedResult, streamedResult } from "../api/commands/streamed-result.ts";
 import { isStreamedValues } from "../api/commands/streamed-values.ts";
 import { createMaqet } from "../api/maqet.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
+import { runAttached } from "./console-session.ts";
 import { runDemo } from "./demo.ts";
 import { renderHelp } from "./help.ts";
 import { type GlobalOptions, parseArgs } from "./parse-args.ts";
@@ -74,7 +76,7 @@ export async function runCli(
       io.stdout(offline);
       return 0;
     }
-    const maqet = createMaqet({
+    const options = {
       ...(via ?? {}),
       databaseUrl: global.db ?? io.env.MAQET_DATABASE_URL,
       dataDir: global.dataDir,
@@ -83,10 +85,11 @@ export async function runCli(
       source: "cli",
       // Read before each QMP command only, so a broken policy file blocks QMP, not `stop`.
       qmpPolicy: async () => (await loadGlobalConfig(io.env)).config.qmp,
-      onWarning: (message) => io.stderr(`maqet: warning: ${message}`),
+      onWarning: (message: string) => io.stderr(`maqet: warning: ${message}`),
       // Test only (docs/crash-points.md): inert unless set.
       crashAt: io.env.MAQET_CRASH_AT,
-    });
+    };
+    const maqet = createMaqet(options);
     const progress = global.json
       ? undefined
       : renderProgress(maqet.progress$, io.progress ?? { isTTY: false, write: (t) => io.stderr(t.replace(/\n$/, "")) });
@@ -110,6 +113,25 @@ export async function runCli(
           map((line) => `${line}\n`),
         );
         return await pipeStream(streamedResult(lines$), { write: io.write ?? io.stdout, json: false });
+      }
+      if (isAttachedConsole(result)) {
+        // Attached for as long as the user likes: release the store, record the detach afterwards.
+        await maqet.close();
+        const { attachment } = result;
+        return await runAttached(attachment, io, async (end) => {
+          const again = createMaqet(options);
+          try {
+            await again.recordConsoleDetached(attachment.vm, {
+              session: attachment.session,
+              mode: attachment.mode,
+              reason: end.reason,
+              since: attachment.since,
+              ...(end.message ? { message: end.message } : {}),
+            });
+          } finally {
+            await again.close();
+          }
+        });
       }
       if (isStreamedResult(result)) {
         // A stream may last hours: release the store (the embedded one admits one process) first.

@@ -98,7 +98,7 @@ export interface ParsedArgs {
   global: GlobalOptions;
 }
 
-const SHORT: Record<string, string> = { "-h": "--help", "-V": "--version", "-f": "--force" };
+const SHORT: Record<string, string> = { "-h": "--help", "-V": "--version", "-f": "--force", "-i": "--interactive" };
 
 /** CLI-only commands that are not library operations (described in cli-commands.ts). */
 export const CLI_ONLY_COMMANDS: readonly string[] = CLI_COMMANDS.map((c) => c.name);

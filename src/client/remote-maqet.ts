@@ -30,6 +30,7 @@ import { MaqetError } from "../errors/maqet-error.ts";
 import type { StoredEvent } from "../events/envelope.ts";
 import { type AgentEndpoint, agentFetch } from "./agent-transport.ts";
 import { callerHeaders } from "./caller-headers.ts";
+import { attachThroughAgent } from "./console-upgrade.ts";
 import { agentError, followAgentEvents } from "./follow-events.ts";
 
 export interface RemoteMaqetOptions {
@@ -196,6 +197,9 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
         follow$: () => followConsole(endpoint, vm),
       };
     },
+    attachConsole: (vm, o = {}) => attachThroughAgent(endpoint, vm, o),
+    // Through an agent the attach and its detach are recorded by the agent.
+    recordConsoleDetached: async () => undefined,
     createSnapshot: (vm, o) =>
       call(
         "snapshot create",

@@ -47,6 +47,8 @@ export const ERROR_CODES = {
   VM_INVALID_STATE: 1,
   /** Another live process holds the VM's lease. */
   VM_BUSY: 1,
+  /** Another attach holds the VM's serial console writer seat (`console -i`); `--force` takes it. */
+  CONSOLE_BUSY: 1,
   CONCURRENCY_CONFLICT: 1,
   EVENT_ID_CONFLICT: 1,
   STORE_LOCKED: 1,

@@ -27,7 +27,9 @@ export type GuestAction =
   /** `reboot -f` at once, and again on every boot (same command line): RESET guest:true. */
   | "reboot"
   /** Kernel panic (sysrq c); with `-device pvpanic` QEMU reports GUEST_PANICKED. */
-  | "panic";
+  | "panic"
+  /** An interactive busybox shell on the serial console (prompt `maqet-guest# `), for `console -i`. */
+  | "shell";
 
 export interface GuestAppendOptions {
   /** Each one printed as `MAQET-MARKER <word>` on the serial console, in order. */
@@ -80,6 +82,8 @@ export const GUEST_LINES = {
   netReady: /^MAQET-NET-READY ssh=22 hello=80\r?$/m,
   /** Printed when the power button was pressed and /init powers off. */
   acpiPoweroff: /^MAQET-ACPI power-button: powering off\r?$/m,
+  /** Printed by action `shell` just before the shell starts on the serial console. */
+  shell: /^MAQET-SHELL\r?$/m,
 } as const;
 
 /** The line a marker prints, as a regex over the serial log. */

@@ -245,6 +245,21 @@ describe("buildQemuArgv", () => {
       ]);
     });
 
+    it("with a console socket: a socket chardev that logs to serial.log, as the first serial port", () => {
+      const withSocket = { ...withSerial, serialSocket: "/run/maqet/web,1/serial.sock" };
+      expect(tail(buildQemuArgv(empty, withSocket, { kvmUsable: false }))).toEqual([
+        "-display",
+        "none",
+        "-chardev",
+        "socket,id=maqet-serial0,path=/run/maqet/web,,1/serial.sock,server=on,wait=off,logfile=/run/maqet/web/serial,,1.log,logappend=off",
+        "-serial",
+        "chardev:maqet-serial0",
+      ]);
+      // The user's own -serial still wins: no chardev, no socket.
+      const own = buildQemuArgv(cfg({ args: ["-serial", "stdio"] }), withSocket, { kvmUsable: false });
+      expect(own.join(" ")).not.toContain("maqet-serial0");
+    });
+
     it("leaves serial alone when the config sets -serial", () => {
       expect(tail(buildQemuArgv(cfg({ args: ["-serial", "stdio"] }), withSerial, { kvmUsable: false }))).toEqual([
         "-display",

@@ -1,8 +1,10 @@
 /**
  * The VM's serial console as maqet captures it: QEMU writes the guest's first serial port to
- * `serial.log` in the VM's runtime directory (`-serial file:…`, added unless the config sets its
- * own `-serial`). QEMU truncates that file when it opens it, so the log holds the current run,
- * or the last one while the VM is stopped; a new start begins it afresh.
+ * `serial.log` in the VM's runtime directory (the log of the console socket's chardev, or
+ * `-serial file:…` for a VM started before `console -i`; added unless the config sets its own
+ * `-serial`). QEMU truncates that file when it opens it, so the log holds the current run, or
+ * the last one while the VM is stopped; a new start begins it afresh. Attaching interactively
+ * is console-attach-ops.ts.
  *
  * `console(name)` reads the store once (where the log is, and which QEMU writes it); `read()` and
  * `follow$()` then touch only the file and /proc, never the store. So a caller can close its

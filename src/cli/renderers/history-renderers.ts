@@ -100,6 +100,15 @@ export function summarize(e: Pick<HistoryEntry, "type" | "data">): string {
       return `${d.command} ${d.outcome}${d.errorClass ? ` (${d.errorClass})` : ""} in ${d.durationMs}ms${d.tier && d.tier !== "safe" ? ` [${d.tier}]` : ""}`;
     case "vm.tainted":
       return `${d.reason} by ${d.command}`;
+    case "vm.console-attached": {
+      const from = d.takenOverFrom as { user?: string; pid?: number } | undefined;
+      const took = d.takeover
+        ? ` (${d.takeover} takeover${from ? ` from ${from.user ?? "?"} pid ${from.pid ?? "?"}` : ""})`
+        : "";
+      return `${d.mode}${took}`;
+    }
+    case "vm.console-detached":
+      return `${d.mode} ${d.reason} after ${(Number(d.durationMs) / 1000).toFixed(1)}s${d.message ? `: ${d.message}` : ""}`;
     case "disk.created":
       return `${d.drive} ${d.format} ${d.size ?? ""} ${d.file}`.trim();
     case "snapshot.create-requested":
