@@ -63,7 +63,7 @@ export async function followAgentEvents(endpoint: AgentEndpoint, options: Follow
       }
       if (res.status >= 400) throw await agentError(res);
       connectedOnce = true;
-      if (waiting) options.onNote?.("the agent is back; resuming after position " + String(last ?? 0));
+      if (waiting) options.onNote?.(`the agent is back; resuming after position ${String(last ?? 0)}`);
       waiting = false;
       const ended = await readFrames(res.body, signal, (frame) => {
         if (frame.event === "caught-up") {

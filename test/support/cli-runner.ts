@@ -9,7 +9,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cliBin, projectRoot } from "./build-dist.ts";
+import { cliBin } from "./build-dist.ts";
 import { waitUntil } from "./poll.ts";
 
 export interface CliResult {

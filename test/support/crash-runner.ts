@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createProcessControl } from "../../src/adapters/process-control.ts";
-import { cliBin, projectRoot } from "./build-dist.ts";
+import { cliBin } from "./build-dist.ts";
 import { createTestDatabase } from "./postgres-cluster.ts";
 
 export interface RunResult {
