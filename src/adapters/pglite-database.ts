@@ -17,8 +17,8 @@ import type { PGlite } from "@electric-sql/pglite";
 import { Kysely } from "kysely";
 import { MaqetError } from "../errors/maqet-error.ts";
 import type { Database } from "../events/schema.ts";
-import { countingDialect } from "./counting-dialect.ts";
 import type { CrashHook } from "../util/crash-points.ts";
+import { countingDialect } from "./counting-dialect.ts";
 import { acquireDataDirLock } from "./data-dir-lock.ts";
 import { PgliteDialect } from "./pglite-driver.ts";
 

@@ -129,7 +129,11 @@ describe.each([
       ["web", "vm.defined", 0],
       ["db", "vm.defined", 0],
     ]);
-    expect(events[0]).toMatchObject({ streamId: expect.stringMatching(/^vm-/), schemaVersion: 2 /* vm.defined keeps arguments order since schema 2 */, source: "library" });
+    expect(events[0]).toMatchObject({
+      streamId: expect.stringMatching(/^vm-/),
+      schemaVersion: 2 /* vm.defined keeps arguments order since schema 2 */,
+      source: "library",
+    });
     expect(events[0]!.checkpoint).toEqual({
       transactionId: expect.stringMatching(/^\d+$/),
       position: events[0]!.position,
