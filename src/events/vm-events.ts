@@ -11,6 +11,7 @@
 import { decodeStoredConfig, encodeStoredConfig } from "../config/stored-config.ts";
 import type { VmConfig } from "../config/vm-config.ts";
 import type { NewEvent, StoredEvent } from "./envelope.ts";
+import { PLACEMENT_EVENT_SCHEMA, type PlacementEventData } from "./placement-events.ts";
 import { type QmpTier, qmpTierOf } from "./qmp-events.ts";
 import { SNAPSHOT_EVENT_SCHEMA, type SnapshotEventData } from "./snapshot-events.ts";
 
@@ -41,7 +42,7 @@ export type PausedDetail =
 
 export type StopMethod = "powerdown" | "quit" | "sigterm" | "sigkill" | "none";
 
-export interface VmEventData extends SnapshotEventData {
+export interface VmEventData extends SnapshotEventData, PlacementEventData {
   /**
    * Schema 2: `config` is stored in its ordered form (src/config/stored-config.ts: mappings as
    * `[key, value]` pairs, which jsonb cannot reorder); {@link vmEvent} encodes and
@@ -156,6 +157,7 @@ export const VM_EVENT_SCHEMA: { readonly [K in VmEventType]: number } = {
   "qmp.command-executed": 2,
   "vm.tainted": 1,
   ...SNAPSHOT_EVENT_SCHEMA,
+  ...PLACEMENT_EVENT_SCHEMA,
 };
 
 export type NewVmEvent = { [K in VmEventType]: NewEvent<K, VmEventData[K]> }[VmEventType];
