@@ -53,6 +53,7 @@ export const VM_CONFIG_KEYS = [
   "binary",
   "cpu",
   "display",
+  "ha",
   "initrd",
   "kernel",
   "log_file",
@@ -198,6 +199,12 @@ export function validateVmConfig(value: unknown, options: ParseVmConfigOptions):
   if (storage.shares.length > 0) config.shares = storage.shares;
   const qmp = parseQmpRules(raw.qmp, { keyPath: "qmp", source: ctx.source });
   if (qmp !== undefined) config.qmp = qmp;
+  if (raw.ha !== undefined && raw.ha !== null) {
+    if (raw.ha !== "restart" && raw.ha !== "none") {
+      configError(ctx, "ha", "restart or none (docs/cluster.md)", raw.ha);
+    }
+    config.ha = raw.ha;
+  }
   checkAcceleratorChoice(config, ctx.source);
   return config;
 }
