@@ -23,6 +23,7 @@ import { performance } from "node:perf_hooks";
 import type { Subscription } from "rxjs";
 import type { Orchestrator } from "../actors/orchestrator.ts";
 import type { ProcessControl } from "../actors/ports.ts";
+import type { FenceGuard } from "../adapters/fence-guard-control.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
 import { type ClaimedCommand, COMMANDS_CHANNEL } from "../events/command-queue.ts";
 import type { HostCapacity } from "../events/host-events.ts";
@@ -39,6 +40,8 @@ export interface ClusterMemberDeps {
   execute(command: ClaimedCommand): Promise<unknown>;
   options: ClusterOptions;
   warn(message: string): void;
+  /** Starts this host's fence guard (a watchdog process; src/adapters/fence-guard-control.ts). */
+  startGuard?: () => Promise<FenceGuard>;
 }
 
 export interface ClusterMember {
@@ -71,6 +74,12 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
   });
   let validFrom = attemptStart;
   let fenced = false;
+  // The guard fires at (renewal start + TTL + fenceAfter) on the system's monotonic clock.
+  const fenceAfterNs = BigInt(Math.round((ttl + fenceAfter) * 1e6));
+  let guard = await deps.startGuard?.();
+  await guard?.arm(
+    process.hrtime.bigint() - BigInt(Math.round((performance.now() - attemptStart) * 1e6)) + fenceAfterNs,
+  );
   const rescued = await cluster.commands.rescue(name, term);
   if (rescued.requeued + rescued.failed > 0) {
     warn(
@@ -81,6 +90,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
   cluster.serving = true;
 
   const loops: Promise<void>[] = [];
+  const retries = new Map<string, number>();
   const every = (ms: number, body: () => Promise<void>) => {
     loops.push(
       (async () => {
@@ -96,12 +106,14 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
   // this incarnation lost its VMs: fence now, then join again under a new term.
   every(ttl / 3, async () => {
     const start = performance.now();
+    const startNs = process.hrtime.bigint();
     const renewal = await cluster.hosts.renew(name, term).catch((error: unknown) => {
       warn(`lease renewal failed: ${messageOf(error)}`);
       return undefined;
     });
     if (renewal?.ok) {
       validFrom = start;
+      if (!fenced) await guard?.arm(startNs + fenceAfterNs);
       if (!cluster.serving && !fenced) warn("lease renewed: taking commands again");
       cluster.serving = !fenced;
       return;
@@ -124,6 +136,8 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
       term = again.term;
       validFrom = start;
       fenced = false;
+      guard = await deps.startGuard?.();
+      await guard?.arm(startNs + fenceAfterNs);
       await cluster.commands.rescue(name, term);
       await cluster.refresh();
       cluster.serving = true;
@@ -145,11 +159,12 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
   // Watching the others: transitions, commands of fenced hosts, HA recovery.
   every(observeEvery, async () => {
     if (!cluster.serving) return;
-    for (const fact of await cluster.hosts.observe()) {
-      warn(`${fact.host}: ${fact.type}`);
-      if (fact.type === "host.fenced") await cluster.commands.failHost(fact.host, "was fenced");
+    for (const fact of await cluster.hosts.observe()) warn(`${fact.host}: ${fact.type}`);
+    // Commands queued for a host that is gone fail (also those queued after it was fenced).
+    for (const h of await cluster.hosts.list()) {
+      if (h.state === "fenced" || h.state === "left") await cluster.commands.failHost(h.name, `is ${h.state}`);
     }
-    await recoverHaVms({ cluster, orchestrator: deps.orchestrator, execute: deps.execute, warn });
+    await recoverHaVms({ cluster, orchestrator: deps.orchestrator, execute: deps.execute, warn, retries });
   });
 
   // The command queue: woken by NOTIFY, polled every second as a fallback.
@@ -238,6 +253,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
     halt,
     leave: async () => {
       await halt();
+      await guard?.standDown().catch(() => undefined);
       await cluster.hosts.leave(name, term).catch((error: unknown) => warn(`leave not recorded: ${messageOf(error)}`));
     },
   };

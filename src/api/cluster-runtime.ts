@@ -126,6 +126,16 @@ export class ClusterRuntime {
     // Listen from the first routed call until close: one connection, and the outcome's NOTIFY
     // cannot be missed for want of a listener (a missed one is covered by the poll anyway).
     if (done && this.#listening === undefined) this.#listening = done.subscribe(() => undefined);
+    const target = (await this.hosts.list()).find((h) => h.name === host);
+    if (target === undefined || target.state !== "up") {
+      throw new MaqetError(
+        "HOST_INVALID_STATE",
+        `The VM is owned by host '${host}', which is ${target?.state ?? "unknown"}${target ? ` (last renewal ${target.lastRenewal})` : ""}: ` +
+          `'${method}' cannot run there now. Wait for it to come back, or, if it is dead, \`maqet host mark-dead ${host}\` ` +
+          "(a VM with `ha: restart` then restarts elsewhere; any other can be moved with `maqet host drain`).",
+        { details: { host, state: target?.state ?? "unknown", method } },
+      );
+    }
     const id = await this.commands.enqueue({ vmId, host, method, args, caller, idempotent });
     const outcome = await this.#outcome(id, done);
     if (outcome.state === "done") return outcome.result;

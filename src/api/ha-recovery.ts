@@ -23,7 +23,12 @@ export interface HaRecoveryDeps {
   orchestrator: Orchestrator;
   execute(command: ClaimedCommand): Promise<unknown>;
   warn(message: string): void;
+  /** VMs placed by a recovery whose start failed: tried again at the next passes (vmId -> attempts). */
+  retries?: Map<string, number>;
 }
+
+/** A recovered VM's start is tried this many times in all. */
+const MAX_START_ATTEMPTS = 5;
 
 /** True when the VM was meant to run when its host was lost. */
 export function meantToRun(view: VmView): boolean {
@@ -44,13 +49,16 @@ export function meantToRun(view: VmView): boolean {
 /** One pass: recovers what can be recovered now; returns the names started elsewhere. */
 export async function recoverHaVms(deps: HaRecoveryDeps): Promise<string[]> {
   const { cluster, orchestrator } = deps;
+  const recovered: string[] = [];
+  for (const [vmId, attempts] of deps.retries ?? []) {
+    if (await startRecovered(deps, vmId, vmId, attempts + 1)) recovered.push(vmId);
+  }
   const fenced = (await cluster.hosts.list()).filter((h) => h.state === "fenced");
   if (fenced.length === 0) return [];
   const onFenced = new Map(fenced.map((h) => [h.name, h]));
   const placements = (await cluster.placements.all()).filter((p) => onFenced.has(p.host));
   if (placements.length === 0) return [];
   const views = new Map((await orchestrator.views()).map((v) => [v.vmId, v]));
-  const recovered: string[] = [];
   for (const placement of placements) {
     const view = views.get(placement.vmId);
     if (view === undefined) continue;
@@ -78,23 +86,35 @@ export async function recoverHaVms(deps: HaRecoveryDeps): Promise<string[]> {
     deps.warn(
       `HA: VM '${view.name}' placed on ${target} (its host ${from.name} was fenced: ${from.fenceMethod}); starting it`,
     );
-    try {
-      await deps.execute({
-        id: crypto.randomUUID(),
-        vmId: view.vmId,
-        host: target,
-        method: "start",
-        args: [view.vmId, {}],
-        caller: { source: "ha", user: "maqet-ha" },
-        idempotent: true,
-        attempts: 1,
-      });
-      recovered.push(view.name);
-    } catch (error) {
-      deps.warn(
-        `HA: VM '${view.name}' did not start on ${target}: ${error instanceof Error ? error.message : String(error)}`,
-      );
-    }
+    if (await startRecovered(deps, view.vmId, view.name, 1)) recovered.push(view.name);
   }
   return recovered;
+}
+
+/** Starts a recovered VM on its new owner (routed there); a failure is retried at later passes. */
+async function startRecovered(deps: HaRecoveryDeps, vmId: string, name: string, attempt: number): Promise<boolean> {
+  try {
+    await deps.execute({
+      id: crypto.randomUUID(),
+      vmId,
+      host: "",
+      method: "start",
+      args: [vmId, {}],
+      caller: { source: "ha", user: "maqet-ha" },
+      idempotent: true,
+      attempts: attempt,
+    });
+    deps.retries?.delete(vmId);
+    return true;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (attempt >= MAX_START_ATTEMPTS) {
+      deps.retries?.delete(vmId);
+      deps.warn(`HA: VM '${name}' did not start after ${attempt} attempts, giving up: ${message}`);
+    } else {
+      deps.retries?.set(vmId, attempt);
+      deps.warn(`HA: VM '${name}' did not start (attempt ${attempt}), trying again: ${message}`);
+    }
+    return false;
+  }
 }

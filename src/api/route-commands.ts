@@ -30,7 +30,6 @@ export const ROUTED_METHODS: Readonly<Record<string, boolean>> = {
   stop: true,
   pause: true,
   resume: true,
-  status: true,
   inspect: true,
   listSnapshots: true,
   storageVerify: true,
@@ -48,7 +47,7 @@ export const ROUTED_METHODS: Readonly<Record<string, boolean>> = {
 };
 
 /** Operations that read only: a member whose lease lapsed still answers them. */
-const READS = new Set(["status", "inspect", "listSnapshots", "storageVerify"]);
+const READS = new Set(["inspect", "listSnapshots", "storageVerify"]);
 
 type Method = (...args: unknown[]) => Promise<unknown>;
 

@@ -23,6 +23,7 @@ import { crashHookFor } from "../adapters/crash-hook.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
 import { missingDisks } from "../adapters/disk-files.ts";
 import { createDiskProvisioner } from "../adapters/disk-provisioner.ts";
+import { startFenceGuard } from "../adapters/fence-guard-control.ts";
 import { fileReader } from "../adapters/file-reader.ts";
 import { createHostInfo, hostCapacity } from "../adapters/host-info.ts";
 import { openEventStore, systemActor } from "../adapters/open-event-store.ts";
@@ -184,6 +185,7 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
         },
         options: options.cluster ?? {},
         warn: (message) => options.onWarning?.(message),
+        startGuard: () => startFenceGuard({ runtimeRoot, onWarning: options.onWarning }),
       });
     }
     await supervisor?.start();

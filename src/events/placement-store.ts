@@ -73,6 +73,11 @@ export class PlacementStore {
         );
       }
       const epoch = current === undefined ? 1 : Number(current.epoch) + 1;
+      // The old owner's process lease on the VM goes with its ownership: its epoch is stale now,
+      // so whatever it still holds could only be refused at the stream.
+      if (current !== undefined && current.host !== host) {
+        await sql`delete from maqet_leases where vm_id = ${vmId}`.execute(trx);
+      }
       await sql`insert into maqet_placements (stream_id, vm_id, host, epoch, reason)
                 values (${streamId}, ${vmId}, ${host}, ${epoch}, ${reason})
                 on conflict (stream_id) do update set host = excluded.host, epoch = excluded.epoch,

@@ -12,6 +12,7 @@
  * ```
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { appendFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -69,6 +70,7 @@ export async function startCluster(
     host.process = child;
     const append = (c: Buffer) => {
       host.log += c.toString();
+      if (process.env.MAQET_CLUSTER_LOGS) appendFileSync(join(process.env.MAQET_CLUSTER_LOGS, `${name}.log`), c);
     };
     child.stdout?.on("data", append);
     child.stderr?.on("data", append);
