@@ -178,9 +178,10 @@ export class Orchestrator {
   }
 
   async #checked(view: VmView, scope: OperationScope | undefined): Promise<VmView> {
+    // Owned by another host: what this process may still hold of it is stale; the stream says.
+    if (this.#isForeign?.(view)) return view;
     const loaded = this.#actors.get(view.vmId);
     if (loaded) return (await loaded).view;
-    if (this.#isForeign?.(view)) return view;
     // Mid-operation (starting, stopping) or a process gone: whoever can take the lease finds out.
     // A live driver keeps its lease and this read just reports what the stream says.
     // An open snapshot request counts too: a dead process's request gets its outcome now (recover-requests.ts).

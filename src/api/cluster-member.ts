@@ -205,7 +205,6 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
   async function run(command: ClaimedCommand, claimTerm: number): Promise<void> {
     let outcome: Parameters<typeof cluster.commands.finish>[3];
     try {
-      await cluster.ownerHost(command.vmId);
       outcome = { state: "done", result: await deps.execute(command) };
     } catch (error) {
       outcome = {

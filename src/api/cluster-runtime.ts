@@ -126,7 +126,7 @@ export class ClusterRuntime {
     // Listen from the first routed call until close: one connection, and the outcome's NOTIFY
     // cannot be missed for want of a listener (a missed one is covered by the poll anyway).
     if (done && this.#listening === undefined) this.#listening = done.subscribe(() => undefined);
-    const target = (await this.hosts.list()).find((h) => h.name === host);
+    const target = await this.hosts.stateOf(host);
     if (target === undefined || target.state !== "up") {
       throw new MaqetError(
         "HOST_INVALID_STATE",

@@ -173,6 +173,14 @@ export class HostRegistry {
     return rows.map(toHostInfo);
   }
 
+  /** One host's state now (undefined: no such host): one indexed row, for the routing hot path. */
+  async stateOf(name: string): Promise<{ state: HostState; lastRenewal: string } | undefined> {
+    const { rows } = await sql<{ state: HostState; renewed_at: Date | string }>`
+      select ${sql.raw(STATE_SQL)} as state, h.renewed_at from maqet_hosts h where h.name = ${name}`.execute(this.db);
+    const row = rows[0];
+    return row ? { state: row.state, lastRenewal: new Date(row.renewed_at).toISOString() } : undefined;
+  }
+
   /** One host; HOST_NOT_FOUND naming the known ones. */
   async get(name: string): Promise<HostInfoRow> {
     const all = await this.list();

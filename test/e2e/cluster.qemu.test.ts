@@ -127,4 +127,43 @@ describe.skipIf(!databaseUrl)("a cluster of three agents on one PostgreSQL (real
     );
     expect(events.find((e) => e.type === "vm.placed")!.data).toEqual({ host: "c", reason: "pinned", epoch: 1 });
   });
+
+  it("drain moves every VM off a host (the running one stopped there and started elsewhere); restore", async () => {
+    const onA = (await cluster.cli("b", ["ls", "--json"])).json<Status[]>().filter((v) => v.host === "a");
+    expect(onA.length).toBeGreaterThan(0);
+    const running = onA[0]!;
+    const start = await cluster.cli("b", ["start", running.name]);
+    expect(start.code, start.stderr).toBe(0);
+    expect(await qemuPidsUnder(cluster.hosts.get("a")!.runtimeDir)).toHaveLength(1);
+
+    const drain = await cluster.cli("c", ["host", "drain", "a", "--json"]);
+    expect(drain.code, drain.stderr).toBe(0);
+    const report = drain.json<{ moved: Array<{ vm: string; to: string; restarted: boolean }>; skipped: unknown[] }>();
+    expect(report.skipped).toEqual([]);
+    expect(report.moved.map((m) => m.vm).sort()).toEqual(onA.map((v) => v.name).sort());
+    for (const m of report.moved) expect(["b", "c"]).toContain(m.to);
+    expect(report.moved.find((m) => m.vm === running.name)!.restarted).toBe(true);
+
+    expect(await qemuPidsUnder(cluster.hosts.get("a")!.runtimeDir)).toHaveLength(0);
+    const moved = (await cluster.cli("a", ["status", running.name, "--json"])).json<Status>();
+    expect(moved.state).toBe("running");
+    expect(moved.qmpSocket!.startsWith(cluster.hosts.get(moved.host!)!.runtimeDir)).toBe(true);
+    const hosts = (await cluster.cli("a", ["host", "ls", "--json"])).json<
+      Array<{ name: string; vms: number; draining: boolean }>
+    >();
+    expect(hosts.find((h) => h.name === "a")).toMatchObject({ vms: 0, draining: true });
+    const placed = (await cluster.cli("a", ["history", running.name, "--json"]))
+      .json<Array<{ type: string; data: Record<string, unknown> }>>()
+      .filter((e) => e.type === "vm.placed")
+      .at(-1)!;
+    expect(placed.data).toMatchObject({ reason: "evacuation", from: "a", epoch: 2 });
+
+    // A drained host takes no new VM; restored, it does again.
+    const refused = await cluster.cli("a", ["add", "pinned.yaml", "--name", "x3", "--constraint", "none=1"]);
+    expect(refused.code).toBe(1);
+    const restore = await cluster.cli("a", ["host", "restore", "a", "--json"]);
+    expect(restore.code, restore.stderr).toBe(0);
+    expect(restore.json<{ draining: boolean }>().draining).toBe(false);
+    await cluster.cli("a", ["stop", running.name, "--force"]);
+  });
 });
