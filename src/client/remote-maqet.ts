@@ -225,6 +225,8 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
         binary: o.overrides?.binary,
         "enable-kvm": o.overrides?.enableKvm,
         empty: o.empty,
+        host: o.host,
+        constraint: o.constraints ? Object.entries(o.constraints).map(([k, v]) => `${k}=${v}`) : undefined,
       }),
     info: (vm) => call("info", { vm }),
     listByStatus: (status) => call("ls", { status }),
