@@ -94,6 +94,8 @@ const up: readonly string[] = [
    )`,
   "create index maqet_commands_queue_idx on maqet_commands (host, created_at) where state = 'queued'",
   "create unique index maqet_commands_active_idx on maqet_commands (vm_id) where state = 'running'",
+  "create index maqet_commands_open_idx on maqet_commands (host) where state in ('queued', 'running')",
+  "create index maqet_commands_finished_idx on maqet_commands (finished_at) where finished_at is not null",
 ];
 
 /**

@@ -91,6 +91,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
 
   const loops: Promise<void>[] = [];
   const retries = new Map<string, number>();
+  let lastPrune = performance.now();
   const every = (ms: number, body: () => Promise<void>) => {
     loops.push(
       (async () => {
@@ -163,6 +164,10 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
     // Commands queued for a host that is gone fail (also those queued after it was fenced).
     for (const h of await cluster.hosts.list()) {
       if (h.state === "fenced" || h.state === "left") await cluster.commands.failHost(h.name, `is ${h.state}`);
+    }
+    if (performance.now() - lastPrune > 60_000) {
+      lastPrune = performance.now();
+      await cluster.commands.prune(3_600_000);
     }
     await recoverHaVms({ cluster, orchestrator: deps.orchestrator, execute: deps.execute, warn, retries });
   });

@@ -95,6 +95,9 @@ export function withRouting<T extends object>(ctx: MaqetContext, base: T): T {
 async function placed(ctx: MaqetContext, options: PlacementOptions | undefined, define: () => Promise<unknown>) {
   const wantsPlacement =
     options?.host !== undefined || (options?.constraints && Object.keys(options.constraints).length);
+  // The embedded store has no cluster: a plain add stays as cheap as before (a bad config fails
+  // before the store is even opened).
+  if (!wantsPlacement && !ctx.options.databaseUrl && ctx.options.store === undefined) return define();
   const rt = await ctx.open();
   const cluster = rt.cluster;
   if (cluster === undefined) {

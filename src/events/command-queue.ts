@@ -162,6 +162,15 @@ export class CommandQueue {
     });
   }
 
+  /** Forgets finished commands older than `olderThanMs` (their facts stay in the VMs' streams). */
+  async prune(olderThanMs: number): Promise<number> {
+    const { rows } = await sql<{ id: string }>`
+      delete from maqet_commands
+       where finished_at is not null and finished_at < clock_timestamp() - make_interval(secs => ${olderThanMs / 1000})
+      returning id`.execute(this.db);
+    return rows.length;
+  }
+
   async #failWhere(where: ReturnType<typeof sql>, error: { code: string; message: string }): Promise<number> {
     const { rows } = await sql<{ id: string }>`
       update maqet_commands set state = 'failed', finished_at = clock_timestamp(), error = ${JSON.stringify(error)}::jsonb

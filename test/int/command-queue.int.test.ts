@@ -90,5 +90,9 @@ describe.each(testDatabases())("routed commands on $name", ({ skip, open }) => {
       });
     }
     expect(await queue.claim("c", 1)).toBeUndefined();
+    // Finished commands are forgotten after a while (their facts stay in the streams).
+    expect(await queue.prune(3_600_000)).toBe(0);
+    expect(await queue.prune(0)).toBe(2);
+    expect(await queue.outcome(running)).toMatchObject({ state: "failed", error: { code: "INTERNAL" } });
   });
 });
