@@ -162,9 +162,13 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
         ? Promise.resolve()
         : recoverOpenRequests(access, { tool: tools.qemuImg, files: tools.files, clock: ports.clock }),
   });
-  const membership = cluster?.member
+  // A member supervises the VMs placed on its host; any other supervising process on a cluster's
+  // database leaves alone the VMs placed on a host (their owner watches them).
+  const membership = cluster
     ? {
-        accept: (view: VmView) => cluster.owns(view.streamId),
+        accept: cluster.member
+          ? (view: VmView) => cluster.owns(view.streamId)
+          : (view: VmView) => !cluster.isForeign(view),
         beforeSweep: () => cluster.refresh(),
       }
     : {};
