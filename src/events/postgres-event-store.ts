@@ -45,8 +45,8 @@ import { asJsonb } from "./jsonb-order.ts";
 import { type NotificationSource, type SleepClock, timerClock } from "./notifications.ts";
 import { checkpointAt, EVENT_COLUMNS, readAll, readHead, readPage, toStoredEvent } from "./read-all.ts";
 import { type Database, toNumber } from "./schema.ts";
-import { type HandedOverEvents, type Handover, pollingSubscription } from "./subscription.ts";
 import { isStaleEpochViolation, staleEpochError } from "./stale-epoch.ts";
+import { type HandedOverEvents, type Handover, pollingSubscription } from "./subscription.ts";
 import { uuidv7 } from "./uuidv7.ts";
 
 /** Recorded when no actor supplier is given (the adapters always give one). */
