@@ -17,6 +17,7 @@ import { audit } from "./0005-audit.ts";
 import { snapshotCatalogue } from "./0006-snapshot-catalogue.ts";
 import { leanAppend } from "./0007-lean-append.ts";
 import { groupAppend } from "./0008-group-append.ts";
+import { hosts } from "./0009-hosts.ts";
 
 /** A migration and the name it is recorded under (zero-padded, so names sort in order). */
 export interface NamedMigration {
@@ -41,4 +42,5 @@ export const migrations: readonly NamedMigration[] = [
   { name: "0006-snapshot-catalogue", migration: snapshotCatalogue },
   { name: "0007-lean-append", migration: leanAppend },
   { name: "0008-group-append", migration: groupAppend },
+  { name: "0009-hosts", migration: hosts },
 ];

@@ -27,11 +27,17 @@ import { applyVmEvent, mayHaveProcess, type VmView } from "./vm-view.ts";
 export interface OrchestratorDeps extends VmActorDeps {
   /** Where VMs are looked up. Default: a fold of the store's `vm` category on every lookup. */
   directory?: VmDirectory;
+  /**
+   * A VM this process must not reconcile on a read (a cluster: owned by another host, whose
+   * processes this host cannot see). Its view is reported as recorded.
+   */
+  isForeign?: (view: VmView) => boolean;
 }
 
 export class Orchestrator {
   readonly #deps: VmActorDeps;
   readonly #directory: VmDirectory;
+  readonly #isForeign: ((view: VmView) => boolean) | undefined;
   readonly #actors = new Map<string, Promise<VmActor>>();
   /** The actors of #actors that finished loading (an entry counts only while #actors has it). */
   readonly #loaded = new Map<string, VmActor>();
@@ -41,6 +47,7 @@ export class Orchestrator {
   constructor(deps: OrchestratorDeps) {
     this.#deps = deps;
     this.#directory = deps.directory ?? foldingVmDirectory(deps.store);
+    this.#isForeign = deps.isForeign;
   }
 
   /** Every VM (removed ones only when asked), in definition order. */
@@ -171,6 +178,8 @@ export class Orchestrator {
   }
 
   async #checked(view: VmView, scope: OperationScope | undefined): Promise<VmView> {
+    // Owned by another host: what this process may still hold of it is stale; the stream says.
+    if (this.#isForeign?.(view)) return view;
     const loaded = this.#actors.get(view.vmId);
     if (loaded) return (await loaded).view;
     // Mid-operation (starting, stopping) or a process gone: whoever can take the lease finds out.

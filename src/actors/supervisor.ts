@@ -21,6 +21,7 @@
 import { isMaqetError } from "../errors/maqet-error.ts";
 import type { Orchestrator } from "./orchestrator.ts";
 import type { Clock, LeaseHolder } from "./ports.ts";
+import type { VmView } from "./vm-view.ts";
 
 export interface SupervisorOptions {
   /** Paces the sweeps. */
@@ -31,6 +32,10 @@ export interface SupervisorOptions {
   concurrency?: number;
   /** Supervision problems: a VM that could not be loaded, a sweep that failed. */
   onWarning?: (message: string) => void;
+  /** Which VMs this process supervises (a cluster member: those placed on its host). Default: all. */
+  accept?: (view: VmView) => boolean;
+  /** Runs before each sweep (a cluster member refreshes its placements). */
+  beforeSweep?: () => Promise<void>;
 }
 
 /** What one sweep did. */
@@ -72,8 +77,10 @@ export class Supervisor {
   /** One pass: lets go of removed and stale VMs, loads every VM this process does not hold. */
   async sweep(): Promise<SweepReport> {
     const orchestrator = this.#orchestrator;
+    await this.#options.beforeSweep?.();
     const released = await orchestrator.releaseDone();
-    const views = await orchestrator.views();
+    const accept = this.#options.accept ?? (() => true);
+    const views = (await orchestrator.views()).filter(accept);
     const todo = views.filter((v) => !orchestrator.holds(v.vmId));
     // Facts found while loading (an exit nobody saw, a reattach) share the sweep's correlation id.
     const scope = { metadata: { correlationId: crypto.randomUUID() } };

@@ -48,6 +48,10 @@ export interface VmView {
   definedAt: Date;
   startedAt?: Date;
   updatedAt: Date;
+  /** The host that owns the VM in a cluster (`vm.placed`); absent on a single host. */
+  host?: string;
+  /** The owner epoch of the last `vm.placed` (the fencing token); absent before any placement. */
+  epoch?: number;
 }
 
 /** An open `snapshot.<op>-requested`: what was asked, and when. */
@@ -160,6 +164,12 @@ export function applyVmEvent(view: VmView | undefined, raw: Omit<StoredEvent, "i
       break;
     case "vm.tainted":
       next.taint = { reason: event.data.reason, command: event.data.command, at: event.recordedAt };
+      break;
+    case "vm.placed":
+      next.host = event.data.host;
+      next.epoch = event.data.epoch;
+      break;
+    case "vm.recovering":
       break;
     case "disk.created":
     case "qmp.command-executed":

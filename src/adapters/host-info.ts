@@ -8,6 +8,7 @@
  */
 import { constants } from "node:fs";
 import { access } from "node:fs/promises";
+import { availableParallelism, totalmem } from "node:os";
 import type { HostInfo } from "../actors/ports.ts";
 
 export function createHostInfo(kvmDevice = "/dev/kvm"): HostInfo {
@@ -21,4 +22,16 @@ export function createHostInfo(kvmDevice = "/dev/kvm"): HostInfo {
       return cached;
     },
   };
+}
+
+/**
+ * What this host offers VMs in a cluster: its memory and CPUs (`maqet host ls`, the scheduler).
+ *
+ * @example
+ * ```ts
+ * hostCapacity(); // { memoryBytes: 16777216000, cpus: 8 }
+ * ```
+ */
+export function hostCapacity(): { memoryBytes: number; cpus: number } {
+  return { memoryBytes: totalmem(), cpus: availableParallelism() };
 }

@@ -15,6 +15,7 @@ import process from "node:process";
 import type { Kysely } from "kysely";
 import type { EventActor } from "../events/envelope.ts";
 import { migrateToLatest } from "../events/migrate.ts";
+import type { NotificationSource } from "../events/notifications.ts";
 import { PostgresEventStore } from "../events/postgres-event-store.ts";
 import type { Database } from "../events/schema.ts";
 import type { CrashHook } from "../util/crash-points.ts";
@@ -48,6 +49,8 @@ export interface OpenedEventStore {
   store: PostgresEventStore;
   db: Kysely<Database>;
   dialect: "pg" | "pglite";
+  /** LISTEN/NOTIFY wake-ups on this database (the store's own source; other channels may be listened to). */
+  notifications?: NotificationSource;
   /** Migrations applied while opening (empty when the schema was already current). */
   applied: string[];
   /**
@@ -111,6 +114,7 @@ export async function openEventStore(options: OpenEventStoreOptions): Promise<Op
     store,
     db: opened.db,
     dialect,
+    notifications,
     applied: [...applied],
     migrate: async () => {
       applied.push(...(await migrateToLatest(opened.db)));

@@ -8,6 +8,7 @@
  * ```
  */
 import { MaqetError } from "../errors/maqet-error.ts";
+import { HOST_NAME_PATTERN } from "../events/host-events.ts";
 
 export interface AgentArgs {
   socket?: string;
@@ -20,6 +21,13 @@ export interface AgentArgs {
   tokenFile?: string;
   /** Seconds in-flight operations get at SIGTERM before the agent closes anyway (default 30). */
   graceSeconds: number;
+  /** Cluster: this host's name (`--host`); with it or a label the agent joins (docs/cluster.md). */
+  host?: string;
+  /** Cluster: `--label k=v`, repeatable. */
+  labels: string[];
+  /** Cluster: lease time to live and self-fence grace, in milliseconds. */
+  leaseTtlMs?: number;
+  fenceAfterMs?: number;
   help: boolean;
 }
 
@@ -38,13 +46,25 @@ export const AGENT_FLAGS: ReadonlyArray<{ name: string; value?: string; descript
     description: "the TCP token (a 0600 file); default: generated into the runtime dir",
   },
   { name: "grace", value: "SECONDS", description: "at SIGTERM, how long running operations may finish (default 30)" },
+  { name: "host", value: "NAME", description: "cluster: join as this host (default name with --label: the hostname)" },
+  {
+    name: "label",
+    value: "KEY=VALUE",
+    description: "cluster: a label of this host, for add --constraint (repeatable)",
+  },
+  { name: "lease-ttl", value: "SECONDS", description: "cluster: host lease time to live (default 10)" },
+  {
+    name: "fence-after",
+    value: "SECONDS",
+    description: "cluster: self-fence this long after the lease ran out (default 5)",
+  },
   { name: "db", value: "URL", description: "PostgreSQL server URL (default: embedded store)" },
   { name: "data-dir", value: "DIR", description: "data directory of the embedded store" },
   { name: "runtime-dir", value: "DIR", description: "root of per-VM runtime dirs (and of the default socket)" },
 ];
 
 export function parseAgentArgs(argv: readonly string[]): AgentArgs {
-  const args: AgentArgs = { logFormat: "text", graceSeconds: 30, help: false };
+  const args: AgentArgs = { logFormat: "text", graceSeconds: 30, help: false, labels: [] };
   for (let i = 0; i < argv.length; i++) {
     const token = argv[i]!;
     if (token === "agent" && i === argv.indexOf("agent")) continue;
@@ -65,7 +85,22 @@ export function parseAgentArgs(argv: readonly string[]): AgentArgs {
     else if (name === "runtime-dir") args.runtimeDir = value;
     else if (name === "group") args.group = value;
     else if (name === "token-file") args.tokenFile = value;
-    else if (name === "log-format") {
+    else if (name === "host") {
+      if (!HOST_NAME_PATTERN.test(value)) {
+        throw usage(`--host takes a host name (letters, digits, . _ -; at most 63), got '${value}'`);
+      }
+      args.host = value;
+    } else if (name === "label") args.labels.push(value);
+    else if (name === "lease-ttl" || name === "fence-after") {
+      const n = Number(value);
+      if (!Number.isFinite(n) || n <= 0 || (name === "lease-ttl" && n < 1)) {
+        throw usage(
+          `--${name} must be a number of seconds${name === "lease-ttl" ? " (at least 1)" : ""} (got '${value}')`,
+        );
+      }
+      if (name === "lease-ttl") args.leaseTtlMs = n * 1000;
+      else args.fenceAfterMs = n * 1000;
+    } else if (name === "log-format") {
       if (value !== "text" && value !== "json") throw usage(`--log-format must be text or json (got '${value}')`);
       args.logFormat = value;
     } else if (name === "grace") {
@@ -106,7 +141,8 @@ export function agentHelp(): string {
     "  maqet agent --socket /run/maqet/agent.sock --group maqet",
     "  maqet agent --listen 127.0.0.1:7420 --token-file /etc/maqet/token",
     "  maqet agent --listen 127.0.0.1:8080    # then open the login URL it prints (docs/web-console.md)",
+    "  maqet agent --db postgres://maqet@db/maqet --host lab1 --label zone=a",
     "",
-    "See docs/agent.md (systemd units, the API).",
+    "See docs/agent.md (systemd units, the API) and docs/cluster.md (many hosts).",
   ].join("\n");
 }

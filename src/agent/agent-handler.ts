@@ -16,6 +16,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { COMMAND_ROUTES, type CommandRoute, inputFromRequest } from "../api/command-routes.ts";
 import type { CommandInput } from "../api/commands/command-spec.ts";
+import { constraintsOf } from "../api/commands/host-commands.ts";
 import { isStreamedResult } from "../api/commands/streamed-result.ts";
 import { isStreamedValues } from "../api/commands/streamed-values.ts";
 import type { Maqet } from "../api/maqet.ts";
@@ -315,17 +316,26 @@ function prepare(
  * `{"config": {…object…}, "baseDir"?: "/abs/dir", "name"?}`.
  */
 function prepareAdd(maqet: Maqet, body: Record<string, unknown>): PreparedCall {
-  const { config, path, name, baseDir } = body;
+  const { config, path, name, baseDir, host, constraint } = body;
   for (const key of Object.keys(body)) {
-    if (!["config", "path", "name", "baseDir"].includes(key)) {
+    if (!["config", "path", "name", "baseDir", "host", "constraint"].includes(key)) {
       throw new MaqetError(
         "INVALID_ARGUMENT",
-        `Invalid request for POST /v1/vms (add): unknown field '${key}' (use config, path, name, baseDir).`,
+        `Invalid request for POST /v1/vms (add): unknown field '${key}' (use config, path, name, baseDir, host, constraint).`,
       );
     }
   }
   if (name !== undefined && typeof name !== "string") throw addField("name", "a string");
-  const options = name === undefined ? {} : { name };
+  if (host !== undefined && typeof host !== "string") throw addField("host", "a host name");
+  if (constraint !== undefined && (!Array.isArray(constraint) || !constraint.every((c) => typeof c === "string"))) {
+    throw addField("constraint", "a list of KEY=VALUE labels");
+  }
+  const constraints = constraintsOf({ constraint: constraint as string[] | undefined });
+  const options = {
+    ...(name === undefined ? {} : { name }),
+    ...(host === undefined ? {} : { host }),
+    ...(constraints ? { constraints } : {}),
+  };
   if (typeof config === "string" && path === undefined) {
     // YAML text with no file behind it (the web console's editor): read exactly as a file is,
     // relative paths against `baseDir` (default: the agent's directory).

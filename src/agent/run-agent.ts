@@ -16,6 +16,8 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
 import { loadGlobalConfig } from "../adapters/load-global-config.ts";
+import { defaultHostName } from "../api/cluster-member.ts";
+import { labelsOf } from "../api/commands/host-commands.ts";
 import { createMaqet, type Maqet, type MaqetOptions } from "../api/maqet.ts";
 import { storeIdOf } from "../client/store-id.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
@@ -58,6 +60,21 @@ export async function runAgent(argv: readonly string[], io: AgentIo): Promise<nu
   const runtimeDir = args.runtimeDir ?? defaultRuntimeRoot(io.env);
   const dataDir = args.dataDir ?? defaultDataDir(io.env);
   const socket = args.socket ?? defaultAgentSocket(io.env, runtimeDir);
+  const joins = args.host !== undefined || args.labels.length > 0;
+  let cluster: MaqetOptions["cluster"];
+  try {
+    cluster = joins
+      ? {
+          host: args.host ?? defaultHostName(),
+          member: true,
+          labels: labelsOf(args.labels, "--label"),
+          ...(args.leaseTtlMs !== undefined ? { leaseTtlMs: args.leaseTtlMs } : {}),
+          ...(args.fenceAfterMs !== undefined ? { fenceAfterMs: args.fenceAfterMs } : {}),
+        }
+      : undefined;
+  } catch (error) {
+    return fail(error, io);
+  }
   let place: Awaited<ReturnType<typeof claimAgentSocket>> | undefined;
   let maqet: Maqet | undefined;
   const servers: Server[] = [];
@@ -74,6 +91,7 @@ export async function runAgent(argv: readonly string[], io: AgentIo): Promise<nu
       supervise: true,
       qmpPolicy: async () => (await loadGlobalConfig(io.env)).config.qmp,
       onWarning: (message) => log.note(`warning: ${message}`),
+      ...(cluster ? { cluster } : {}),
     };
     maqet = createMaqet(options);
     const vms = await maqet.list(); // opens the store now: a locked or broken one fails the start
@@ -83,7 +101,14 @@ export async function runAgent(argv: readonly string[], io: AgentIo): Promise<nu
       store: storeIdOf({ databaseUrl, dataDir }),
       runtimeDir,
     };
-    const unix = createAgentHandler({ maqet, version, host: hostname(), tcp: false, about, log: log.request });
+    const unix = createAgentHandler({
+      maqet,
+      version,
+      host: cluster?.host ?? hostname(),
+      tcp: false,
+      about,
+      log: log.request,
+    });
     servers.push(await listen(createServer(unix.handle).on("upgrade", unix.upgrade), socket));
     await place.secure();
     const handlers = [unix];
@@ -96,7 +121,7 @@ export async function runAgent(argv: readonly string[], io: AgentIo): Promise<nu
       const tcp = createAgentHandler({
         maqet,
         version,
-        host: hostname(),
+        host: cluster?.host ?? hostname(),
         tcp: true,
         token,
         web,
@@ -111,7 +136,7 @@ export async function runAgent(argv: readonly string[], io: AgentIo): Promise<nu
       loginUrl = `${consoleBase(args.listen)}/login?token=${web.sessions.mintLoginToken()}`;
     }
     log.note(
-      `listening on ${socket} (pid ${process.pid}, ${vms.length} VM(s), store ${databaseUrl ? "postgresql" : dataDir}${tokenNote})`,
+      `listening on ${socket} (pid ${process.pid}, ${vms.length} VM(s), store ${databaseUrl ? "postgresql" : dataDir}${tokenNote}${cluster ? `; cluster host ${cluster.host}` : ""})`,
       { socket, pid: process.pid },
     );
     // The Jupyter pattern: a one-time link that logs a browser in (then the token file's token does).

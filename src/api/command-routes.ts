@@ -107,6 +107,11 @@ export const ROUTE_OVERRIDES: Readonly<Record<string, Override>> = {
   migrate: { method: "POST", path: "/v1/migrate" },
   projections: { method: "GET", path: "/v1/projections" },
   "projections rebuild": { method: "POST", path: "/v1/projections/:name/rebuild" },
+  "host ls": { method: "GET", path: "/v1/hosts" },
+  "host drain": { method: "POST", path: "/v1/hosts/:name/drain" },
+  "host restore": { method: "POST", path: "/v1/hosts/:name/restore" },
+  "host mark-dead": { method: "POST", path: "/v1/hosts/:name/mark-dead" },
+  "host rm": { method: "DELETE", path: "/v1/hosts/:name" },
 };
 
 function derive(spec: CommandSpec): CommandRoute {

@@ -19,6 +19,7 @@ import { DOCTOR_COMMANDS } from "./commands/doctor-commands.ts";
 import { EVENTS_COMMANDS } from "./commands/events-commands.ts";
 import { GUEST_COMMANDS } from "./commands/guest-commands.ts";
 import { HISTORY_COMMANDS } from "./commands/history-commands.ts";
+import { HOST_COMMANDS } from "./commands/host-commands.ts";
 import { LIFECYCLE_COMMANDS } from "./commands/lifecycle-commands.ts";
 import { MAQET_COMPAT_COMMANDS } from "./commands/maqet-compat-commands.ts";
 import { PROJECTION_COMMANDS } from "./commands/projection-commands.ts";
@@ -42,6 +43,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...STORE_COMMANDS,
   ...PROJECTION_COMMANDS,
   ...MAQET_COMPAT_COMMANDS,
+  ...HOST_COMMANDS,
 ];
 
 /** A command by name or alias. */

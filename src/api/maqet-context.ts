@@ -22,7 +22,7 @@ import { MaqetError } from "../errors/maqet-error.ts";
 import { type CallerIdentity, operationMetadata } from "./caller-identity.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
 import { progressHub } from "./progress-hub.ts";
-import { openRuntime, type Runtime } from "./runtime.ts";
+import { openRuntime, type Runtime, type RuntimeHooks } from "./runtime.ts";
 
 export interface MaqetContext {
   readonly options: MaqetOptions;
@@ -30,6 +30,8 @@ export interface MaqetContext {
   readonly caller?: CallerIdentity;
   /** The same object for every view of one instance: the key of per-instance state. */
   readonly instance: object;
+  /** What the facade gives the runtime (how a routed command runs here); shared by every view. */
+  readonly hooks: RuntimeHooks;
   /** The runtime (store, ports, orchestrator), opened on first use. */
   open(): Promise<Runtime>;
   /**
@@ -48,11 +50,12 @@ export function createMaqetContext(options: MaqetOptions): MaqetContext {
   let runtime: Promise<Runtime> | undefined;
   let closed = false;
   const instance = {};
+  const hooks: RuntimeHooks = {};
   const open = (): Promise<Runtime> => {
     if (closed) {
       return Promise.reject(new MaqetError("INVALID_ARGUMENT", "This maqet instance is closed; create a new one."));
     }
-    runtime ??= openRuntime(options);
+    runtime ??= openRuntime(options, hooks);
     runtime.catch(() => {
       runtime = undefined;
     });
@@ -71,6 +74,7 @@ export function createMaqetContext(options: MaqetOptions): MaqetContext {
       options,
       caller,
       instance,
+      hooks,
       open,
       operation: async (run) => {
         const rt = await open();

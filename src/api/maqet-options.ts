@@ -7,9 +7,11 @@
  * const options: MaqetOptions = { dataDir: "/var/lib/app/maqet", source: "my-app" };
  * ```
  */
+
 import type { VmPorts } from "../actors/ports.ts";
 import type { QmpRules } from "../config/qmp-rules.ts";
 import type { EventStore } from "../events/event-store.ts";
+import type { ClusterOptions } from "./cluster-options.ts";
 
 export interface MaqetOptions {
   /**
@@ -79,4 +81,6 @@ export interface MaqetOptions {
    * `MAQET_CRASH_AT`). Unknown names are refused. See docs/crash-points.md. Default: none.
    */
   crashAt?: string;
+  /** Many hosts on one PostgreSQL: this instance's host name, and whether it joins as a host (docs/cluster.md). */
+  cluster?: ClusterOptions;
 }

@@ -29,6 +29,7 @@ import { type DoctorOps, doctorOps } from "./ops/doctor-ops.ts";
 import { type EventsOps, eventsOps } from "./ops/events-ops.ts";
 import { type GuestOps, guestOps } from "./ops/guest-ops.ts";
 import { type HistoryOps, historyOps } from "./ops/history-ops.ts";
+import { type HostOps, hostOps } from "./ops/host-ops.ts";
 import { type InspectOps, inspectOps } from "./ops/inspect-ops.ts";
 import { type LifecycleOps, lifecycleOps } from "./ops/lifecycle-ops.ts";
 import { type MaqetCompatOps, maqetCompatOps } from "./ops/maqet-compat-ops.ts";
@@ -39,6 +40,7 @@ import { type ReconfigureOps, reconfigureOps } from "./ops/reconfigure-ops.ts";
 import { type SnapshotOps, snapshotOps } from "./ops/snapshot-ops.ts";
 import { type StatsOps, statsOps } from "./ops/stats-ops.ts";
 import { type TimeTravelOps, timeTravelOps } from "./ops/time-travel-ops.ts";
+import { executeRouted, withRouting } from "./route-commands.ts";
 
 export type { CallerIdentity } from "./caller-identity.ts";
 export type { MaqetOptions } from "./maqet-options.ts";
@@ -57,6 +59,7 @@ export type { DoctorCheck, DoctorOps, DoctorReport } from "./ops/doctor-ops.ts";
 export type { EventsMessage, EventsOps, EventsSubscribeOptions } from "./ops/events-ops.ts";
 export type { ForwardEntry, GuestOps, PortList, SshTarget } from "./ops/guest-ops.ts";
 export type { HistoryOps } from "./ops/history-ops.ts";
+export type { HostOps } from "./ops/host-ops.ts";
 export type { InspectOps, VmInspection } from "./ops/inspect-ops.ts";
 export type { AddOptions, LifecycleOps, StartOptions, StopVmOptions, VmConfigInput } from "./ops/lifecycle-ops.ts";
 export type {
@@ -128,6 +131,7 @@ export interface Maqet
     ProjectionOps,
     ReconfigureOps,
     MaqetCompatOps,
+    HostOps,
     StoreOps,
     CallerOps {}
 
@@ -147,11 +151,15 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
       ...(options.env ? { env: options.env } : {}),
     });
   }
-  return facade(createMaqetContext(options));
+  const ctx = createMaqetContext(options);
+  const maqet = facade(ctx);
+  // A cluster member runs the commands routed to it on this same instance, as their caller.
+  ctx.hooks.execute = (command) => executeRouted(maqet, command);
+  return maqet;
 }
 
 function facade(ctx: MaqetContext): Maqet {
-  return {
+  return withRouting(ctx, {
     ...lifecycleOps(ctx),
     ...inspectOps(ctx),
     ...qmpOps(ctx),
@@ -171,6 +179,7 @@ function facade(ctx: MaqetContext): Maqet {
     ...reconfigureOps(ctx),
     ...maqetCompatOps(ctx),
     ...storeOps(ctx),
+    ...hostOps(ctx),
     as: (caller) => facade(ctx.as(caller)),
-  };
+  });
 }

@@ -18,26 +18,34 @@ import { recoverOpenRequests } from "../actors/recover-requests.ts";
 import { snapshotCatalogueProjection } from "../actors/snapshot-catalogue-projection.ts";
 import { Supervisor } from "../actors/supervisor.ts";
 import { projectedVmDirectory, vmListProjection } from "../actors/vm-list-projection.ts";
+import type { VmView } from "../actors/vm-view.ts";
 import { crashHookFor } from "../adapters/crash-hook.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
 import { missingDisks } from "../adapters/disk-files.ts";
 import { createDiskProvisioner } from "../adapters/disk-provisioner.ts";
+import { startFenceGuard } from "../adapters/fence-guard-control.ts";
 import { fileReader } from "../adapters/file-reader.ts";
 import { createGuestAccess } from "../adapters/guest-access.ts";
-import { createHostInfo } from "../adapters/host-info.ts";
-import { openEventStore } from "../adapters/open-event-store.ts";
+import { createHostInfo, hostCapacity } from "../adapters/host-info.ts";
+import { openEventStore, systemActor } from "../adapters/open-event-store.ts";
 import { createProcessControl } from "../adapters/process-control.ts";
 import { currentProcessIdentity, isSameProcessAlive } from "../adapters/process-identity.ts";
 import { buildQemuArgv } from "../adapters/qemu-argv.ts";
 import { createQmpConnector } from "../adapters/qmp-client.ts";
 import { systemClock } from "../adapters/system-clock.ts";
+import { MaqetError } from "../errors/maqet-error.ts";
+import type { ClaimedCommand } from "../events/command-queue.ts";
+import { stampEpochs } from "../events/epoch-stamping-store.ts";
 import type { EventStore } from "../events/event-store.ts";
 import { LeaseStore } from "../events/lease-store.ts";
 import { auditProjection } from "../events/projections/audit-projection.ts";
 import { ProjectionRunner } from "../events/projections/projection-runner.ts";
 import type { Database } from "../events/schema.ts";
+import { type ClusterMember, defaultHostName, startClusterMember } from "./cluster-member.ts";
+import { ClusterRuntime } from "./cluster-runtime.ts";
 import { diskToolsFor, locatorFor } from "./disk-tools.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
+import { clusterNeedsServer } from "./route-commands.ts";
 
 export interface Runtime {
   store: EventStore;
@@ -55,11 +63,20 @@ export interface Runtime {
   ports: VmPorts;
   /** Where each VM's runtime directory goes (`<runtimeRoot>/<vmId>`). */
   runtimeRoot: string;
+  /** The cluster (hosts, placements, routed commands): present on a PostgreSQL server only. */
+  cluster?: ClusterRuntime;
+  /** This host's membership (an agent started with `--host`): present when it joined. */
+  member?: ClusterMember;
   migrate(): Promise<string[]>;
   close(): Promise<void>;
 }
 
-export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
+/** What the facade gives the runtime: how a routed command runs here (set once the facade exists). */
+export interface RuntimeHooks {
+  execute?: (command: ClaimedCommand) => Promise<unknown>;
+}
+
+export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {}): Promise<Runtime> {
   const env = options.env ?? {};
   const dataDir = options.dataDir ?? defaultDataDir(env);
   const runtimeRoot = options.runtimeDir ?? defaultRuntimeRoot(env);
@@ -75,6 +92,20 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
         crash,
       });
   const store = options.store ?? opened!.store;
+  if (options.cluster?.member && opened?.dialect !== "pg") {
+    await opened?.close();
+    throw clusterNeedsServer("agent --host");
+  }
+  const cluster =
+    opened?.dialect === "pg"
+      ? new ClusterRuntime({
+          db: opened.db,
+          notifications: opened.notifications,
+          host: options.cluster?.host ?? defaultHostName(),
+          member: options.cluster?.member === true,
+          metadata: () => ({ actor: systemActor(), source: options.source ?? "library" }),
+        })
+      : undefined;
   // No PATH given: the process's own environment decides, through the shared locator; otherwise
   // one locator per environment, so each program is looked up once per process however many
   // maqet instances, VMs and disks ask.
@@ -122,8 +153,10 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
   const tools = diskToolsFor(options);
   const orchestrator = new Orchestrator({
     ports,
-    store,
+    // A member stamps the owner epoch it holds on its VMs' events: the store refuses stale ones.
+    store: cluster?.member ? stampEpochs(store, cluster.epochOf) : store,
     directory,
+    ...(cluster ? { isForeign: cluster.isForeign } : {}),
     onWarning,
     // A snapshot request a dead process left open gets its outcome before the VM is used.
     recover: (access) =>
@@ -131,10 +164,40 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
         ? Promise.resolve()
         : recoverOpenRequests(access, { tool: tools.qemuImg, files: tools.files, clock: ports.clock }),
   });
-  const supervisor = options.supervise ? new Supervisor(orchestrator, { clock: ports.clock, onWarning }) : undefined;
+  // A member supervises the VMs placed on its host; any other supervising process on a cluster's
+  // database leaves alone the VMs placed on a host (their owner watches them).
+  const membership = cluster
+    ? {
+        accept: cluster.member
+          ? (view: VmView) => cluster.owns(view.streamId)
+          : (view: VmView) => !cluster.isForeign(view),
+        beforeSweep: () => cluster.refresh(),
+      }
+    : {};
+  const supervisor = options.supervise
+    ? new Supervisor(orchestrator, { clock: ports.clock, onWarning, ...membership })
+    : undefined;
+  let member: ClusterMember | undefined;
   try {
+    if (cluster?.member) {
+      member = await startClusterMember({
+        cluster,
+        orchestrator,
+        processes: ports.processes,
+        capacity: hostCapacity(),
+        execute: (command) => {
+          if (!hooks.execute) throw new MaqetError("INTERNAL", "No executor for routed commands.");
+          return hooks.execute(command);
+        },
+        options: options.cluster ?? {},
+        warn: (message) => options.onWarning?.(message),
+        startGuard: () => startFenceGuard({ runtimeRoot, onWarning: options.onWarning }),
+      });
+    }
     await supervisor?.start();
   } catch (error) {
+    await member?.halt();
+    cluster?.close();
     await supervisor?.stop();
     await projections?.stop();
     await orchestrator.close();
@@ -149,8 +212,12 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
     db: opened?.db,
     ports,
     runtimeRoot,
+    cluster,
+    member,
     migrate: async () => (opened ? opened.migrate() : []),
     close: async () => {
+      await member?.leave();
+      cluster?.close();
       await supervisor?.stop();
       await projections?.stop();
       await orchestrator.close();

@@ -105,6 +105,10 @@ export function vmConfigSchema() {
       },
       cpu: { type: "integer", minimum: 1, maximum: 256, description: "vCPUs" },
       display: { type: "string", description: "QEMU -display (e.g. none, gtk)" },
+      ha: {
+        enum: ["restart", "none"],
+        description: "cluster HA: restart on another host once this VM's host is confirmed fenced (docs/cluster.md)",
+      },
       vga: { type: "string", description: "QEMU -vga (e.g. std, virtio, none)" },
       machine: { type: "string", description: "QEMU -machine (e.g. q35)" },
       accel: { enum: ["auto", "kvm", "tcg"], description: "accelerator (default auto: KVM when usable)" },

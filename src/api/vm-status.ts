@@ -42,6 +42,8 @@ export interface VmStatus {
    * run: QEMU may be in a state maqet does not model. Cleared by the next start.
    */
   tainted: { reason: string; command: string; at: string } | null;
+  /** The host that owns the VM (a cluster, docs/cluster.md); null on a single host. */
+  host: string | null;
 }
 
 export function toVmStatus(view: VmView): VmStatus {
@@ -76,5 +78,6 @@ export function toVmStatus(view: VmView): VmStatus {
     updatedAt: view.updatedAt.toISOString(),
     version: view.version,
     tainted: view.taint ? { ...view.taint, at: view.taint.at.toISOString() } : null,
+    host: view.host ?? null,
   };
 }

@@ -16,6 +16,7 @@ import { DOCTOR_RENDERERS } from "./renderers/doctor-renderers.ts";
 import { EVENTS_RENDERERS } from "./renderers/events-renderers.ts";
 import { GUEST_RENDERERS } from "./renderers/guest-renderers.ts";
 import { HISTORY_RENDERERS } from "./renderers/history-renderers.ts";
+import { HOST_RENDERERS } from "./renderers/host-renderers.ts";
 import { LIFECYCLE_RENDERERS } from "./renderers/lifecycle-renderers.ts";
 import { MAQET_COMPAT_RENDERERS } from "./renderers/maqet-compat-renderers.ts";
 import { PROJECTION_RENDERERS } from "./renderers/projection-renderers.ts";
@@ -38,6 +39,7 @@ const RENDERERS: Record<string, Renderer> = {
   ...STORE_RENDERERS,
   ...PROJECTION_RENDERERS,
   ...MAQET_COMPAT_RENDERERS,
+  ...HOST_RENDERERS,
 };
 
 export function renderResult(command: string, result: unknown): string {

@@ -108,6 +108,10 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
           ? { config: await readFile(resolve(configOrPath), "utf8"), path: resolve(configOrPath) }
           : { config: configOrPath, baseDir: resolve(".") };
       if (addOptions.name !== undefined) body.name = addOptions.name;
+      if (addOptions.host !== undefined) body.host = addOptions.host;
+      if (addOptions.constraints !== undefined) {
+        body.constraint = Object.entries(addOptions.constraints).map(([k, v]) => `${k}=${v}`);
+      }
       const res = await agentFetch(endpoint, { method: "POST", path: "/v1/vms", body });
       if (res.status >= 400) throw await agentError(res);
       return res.json();
@@ -155,6 +159,11 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
         timeout: seconds(o.timeoutMs),
       }),
     deviceDel: (vm, id, o = {}) => call("qmp device-del", { vm, id, timeout: seconds(o.timeoutMs) }),
+    hosts: () => call("host ls", {}),
+    drainHost: (name) => call("host drain", { name }),
+    restoreHost: (name) => call("host restore", { name }),
+    markHostDead: (name) => call("host mark-dead", { name }),
+    removeHost: (name) => call("host rm", { name }),
     history: (vm) => call("history", { vm }),
     historyAt: (vm, point) => call("history", { vm, at: point.at?.toISOString(), version: point.version }),
     replay: () => {
@@ -221,6 +230,8 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
         binary: o.overrides?.binary,
         "enable-kvm": o.overrides?.enableKvm,
         empty: o.empty,
+        host: o.host,
+        constraint: o.constraints ? Object.entries(o.constraints).map(([k, v]) => `${k}=${v}`) : undefined,
       }),
     info: (vm) => call("info", { vm }),
     listByStatus: (status) => call("ls", { status }),

@@ -58,6 +58,7 @@ export const VM_CONFIG_KEYS = [
   "cloud-init",
   "cpu",
   "display",
+  "ha",
   "initrd",
   "kernel",
   "log_file",
@@ -212,6 +213,12 @@ export function validateVmConfig(value: unknown, options: ParseVmConfigOptions):
   if (cloudInit !== undefined) config.cloudInit = cloudInit;
   const qmp = parseQmpRules(raw.qmp, { keyPath: "qmp", source: ctx.source });
   if (qmp !== undefined) config.qmp = qmp;
+  if (raw.ha !== undefined && raw.ha !== null) {
+    if (raw.ha !== "restart" && raw.ha !== "none") {
+      configError(ctx, "ha", "restart or none (docs/cluster.md)", raw.ha);
+    }
+    config.ha = raw.ha;
+  }
   checkAcceleratorChoice(config, ctx.source);
   return config;
 }

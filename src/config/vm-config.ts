@@ -112,6 +112,11 @@ export interface VmConfig {
   /** Which QMP commands may run on this VM (`qmp: {allow, deny}`, see docs/security.md). */
   qmp?: QmpRules;
   /**
+   * A cluster's HA policy (docs/cluster.md): `restart` brings the VM up on another host once its
+   * host is confirmed fenced (its disks must be on storage every host reaches). Default none.
+   */
+  ha?: "restart" | "none";
+  /**
    * Set only when read from a config stored before maqet kept key order (a schema 1 `vm.defined`,
    * see src/config/stored-config.ts): the `arguments` mappings whose key order reaches the argv
    * and may have been lost (`arguments[1]`, `arguments[2].object`). A start warns; re-record the

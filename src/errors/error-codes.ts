@@ -73,6 +73,18 @@ export const ERROR_CODES = {
   AGENT_RUNNING: 1,
   /** The agent named by --agent / MAQET_AGENT does not answer, or went away mid-request. */
   AGENT_UNAVAILABLE: 1,
+  /** An append carried an owner epoch older (or newer) than the VM's: the VM was placed elsewhere. */
+  STALE_EPOCH: 1,
+  /** A multi-host feature was asked of the embedded store (PGlite is single-host). */
+  CLUSTER_NEEDS_SERVER: 3,
+  /** No host of that name in the cluster. */
+  HOST_NOT_FOUND: 3,
+  /** No host can take the VM (none up, none matching --constraint, or none with free capacity). */
+  NO_HOST_AVAILABLE: 1,
+  /** The operation is refused in the host's current state (mark-dead of a live host, rm of a host with VMs). */
+  HOST_INVALID_STATE: 1,
+  /** This agent lost its host lease: it takes no commands until it renews. */
+  HOST_LEASE_LOST: 1,
   INTERNAL: 1,
 } as const;
 

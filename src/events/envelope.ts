@@ -23,6 +23,11 @@ export interface EventMetadata {
   causationId?: string;
   /** Which face produced it: "cli", "library", "agent", "test"... */
   source?: string;
+  /**
+   * The owner epoch the writer holds for this VM (a cluster agent stamps it on its VMs' events):
+   * the store refuses the append unless it is the VM's current epoch (STALE_EPOCH).
+   */
+  epoch?: number;
   [key: string]: unknown;
 }
 

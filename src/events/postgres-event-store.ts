@@ -45,6 +45,7 @@ import { asJsonb } from "./jsonb-order.ts";
 import { type NotificationSource, type SleepClock, timerClock } from "./notifications.ts";
 import { checkpointAt, EVENT_COLUMNS, readAll, readHead, readPage, toStoredEvent } from "./read-all.ts";
 import { type Database, toNumber } from "./schema.ts";
+import { isStaleEpochViolation, staleEpochError } from "./stale-epoch.ts";
 import { type HandedOverEvents, type Handover, pollingSubscription } from "./subscription.ts";
 import { uuidv7 } from "./uuidv7.ts";
 
@@ -425,6 +426,7 @@ export class PostgresEventStore implements EventStore {
       return await call();
     } catch (error) {
       if (isMaqetError(error)) throw error;
+      if (isStaleEpochViolation(error)) throw staleEpochError(error);
       const reason = error instanceof Error ? error.message : String(error);
       throw new MaqetError(
         "STORE_ERROR",

@@ -28,6 +28,8 @@ export interface TestPostgres {
   /** `postgres://postgres@127.0.0.1:<port>/postgres` (trust auth). */
   url: string;
   stop(): Promise<void>;
+  /** An immediate restart (a crash and recovery, as a failover looks to clients): every connection drops. */
+  restart(): Promise<void>;
 }
 
 /**
@@ -83,7 +85,11 @@ export async function startTestPostgres(): Promise<TestPostgres> {
         await as("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]).catch(() => {});
         await rm(dir, { recursive: true, force: true });
       };
-      return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, stop };
+      const restart = async (): Promise<void> => {
+        await as("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
+        await as("pg_ctl", ["-D", data, "-o", settings, "-l", log, "-w", "-t", "30", "start"]);
+      };
+      return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, stop, restart };
     }
     const tail = await readFile(log, "utf8").catch(() => "");
     throw new Error(`Test PostgreSQL did not start: ${String(lastError)}\n${tail.slice(-2000)}`);

@@ -140,7 +140,7 @@ describe("parseVmConfig: keys", () => {
     expect(error.code).toBe("CONFIG_INVALID");
     expect(error.details.keyPath).toBe("memroy");
     expect(error.message).toBe(
-      "Invalid config: unknown key 'memroy' in vm.yaml. Did you mean 'memory'? Valid keys: accel, append, args, arguments, binary, cloud-init, cpu, display, initrd, kernel, log_file, machine, memory, name, ports, qmp, storage, vga (also accepted and ignored: description, tags, parameters, network, plain_arguments). Remove or rename it.",
+      "Invalid config: unknown key 'memroy' in vm.yaml. Did you mean 'memory'? Valid keys: accel, append, args, arguments, binary, cloud-init, cpu, display, ha, initrd, kernel, log_file, machine, memory, name, ports, qmp, storage, vga (also accepted and ignored: description, tags, parameters, network, plain_arguments). Remove or rename it.",
     );
     expect(errorOf(() => parse("zzzzzz: 1\n")).message).not.toContain("Did you mean");
   });

@@ -10,6 +10,7 @@
 import { MaqetError } from "../../errors/maqet-error.ts";
 import type { Maqet } from "../maqet.ts";
 import { type CommandIo, type CommandSpec, positiveSeconds, seconds, TIMEOUT, text } from "./command-spec.ts";
+import { constraintsOf } from "./host-commands.ts";
 import { CONFIG_OVERRIDE_OPTIONS, configFiles, overridesOf } from "./maqet-compat-commands.ts";
 
 /** `rm --all`, as MAQET: it always asks (on a terminal) unless --force; a script must say --force. */
@@ -41,6 +42,14 @@ export const LIFECYCLE_COMMANDS: readonly CommandSpec[] = [
       { name: "name", type: "string", value: "NAME", description: "VM name (overrides `name:` in the file)" },
       ...CONFIG_OVERRIDE_OPTIONS,
       { name: "empty", type: "boolean", description: "define an empty VM (no config; fill it with `maqet apply`)" },
+      { name: "host", type: "string", value: "NAME", description: "cluster: place the VM on this host" },
+      {
+        name: "constraint",
+        type: "string",
+        value: "KEY=VALUE",
+        multiple: true,
+        description: "cluster: only hosts with this label (repeatable)",
+      },
     ],
     examples: [
       "maqet add examples/demo.yaml",
@@ -48,15 +57,27 @@ export const LIFECYCLE_COMMANDS: readonly CommandSpec[] = [
       "maqet add base.yaml web.yaml --memory 8G",
       "maqet add --vm-config base.yaml --vm-config custom.yaml --name web",
       "maqet add --name scratch --empty",
+      "maqet add vm.yaml --host lab2",
+      "maqet add vm.yaml --constraint zone=a",
     ],
     invoke: (m, i) => {
       const files = configFiles(i);
       const name = i.name === undefined ? undefined : String(i.name);
       const overrides = overridesOf(i);
+      const constraints = constraintsOf(i);
+      const placement = {
+        ...(i.host !== undefined ? { host: String(i.host) } : {}),
+        ...(constraints ? { constraints } : {}),
+      };
       // One file, no flags: the plain path (object configs and single files behave as before).
       if (files.length === 1 && Object.keys(overrides).length === 0 && i.empty !== true)
-        return m.add(files[0]!, { name });
-      return m.addConfigs(files, { ...(name !== undefined ? { name } : {}), overrides, empty: i.empty === true });
+        return m.add(files[0]!, { name, ...placement });
+      return m.addConfigs(files, {
+        ...(name !== undefined ? { name } : {}),
+        overrides,
+        empty: i.empty === true,
+        ...placement,
+      });
     },
   },
   {

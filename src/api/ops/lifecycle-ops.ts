@@ -13,11 +13,12 @@ import type { ScopedVm } from "../../actors/operation-scope.ts";
 import type { VmOutcome } from "../../actors/vm-machine.ts";
 import { parseWaitCondition, type WaitCondition } from "../../actors/wait-condition.ts";
 import { loadVmConfig } from "../../adapters/load-vm-config.ts";
+import type { PlacementOptions } from "../cluster-options.ts";
 import type { MaqetContext } from "../maqet-context.ts";
 import { progressHub } from "../progress-hub.ts";
 import { toVmStatus, type VmStatus } from "../vm-status.ts";
 
-export interface AddOptions {
+export interface AddOptions extends PlacementOptions {
   /** VM name; overrides `name:` in the config. */
   name?: string;
   /**

@@ -11,6 +11,7 @@
  * console.log(await maqet.storageOrphaned());
  * ```
  */
+
 import { dirname, resolve } from "node:path";
 import { mayHaveProcess, type VmView } from "../../actors/vm-view.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../../adapters/default-dirs.ts";
@@ -22,10 +23,11 @@ import type { ConfigOverrides } from "../../config/merge-configs.ts";
 import { validateVmConfig } from "../../config/parse-vm-config.ts";
 import type { VmConfig } from "../../config/vm-config.ts";
 import { MaqetError } from "../../errors/maqet-error.ts";
+import type { PlacementOptions } from "../cluster-options.ts";
 import type { MaqetContext } from "../maqet-context.ts";
 import { toVmStatus, type VmStatus } from "../vm-status.ts";
 
-export interface AddConfigsOptions {
+export interface AddConfigsOptions extends PlacementOptions {
   /** VM name; else `name:` of the merged files; else `vm-<8 hex>` (`empty-vm-<8 hex>` with `empty`). */
   name?: string;
   overrides?: ConfigOverrides;

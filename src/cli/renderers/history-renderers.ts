@@ -125,6 +125,10 @@ export function summarize(e: Pick<HistoryEntry, "type" | "data">): string {
       return `${d.tag} ${d.code}${d.reason ? ` (${d.reason})` : ""} in ${d.durationMs}ms`;
     case "snapshot.observed":
       return `${(d.drives as { drive: string; snapshots: unknown[] }[]).map((x) => `${x.drive}:${x.snapshots.length}`).join(" ")} via ${d.source}`;
+    case "vm.placed":
+      return `on ${d.host} (${d.reason}, epoch ${d.epoch}${d.from ? `, from ${d.from}` : ""})`;
+    case "vm.recovering":
+      return `from ${d.from} (fenced: ${d.fenceMethod})`;
     default:
       return "";
   }

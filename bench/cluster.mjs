@@ -1,0 +1,169 @@
+// Measure: many hosts on one PostgreSQL (issue 13). Two agents `--host a|b` on one PostgreSQL
+// server (started here, durable defaults off), firmware-only VMs:
+//   - routing overhead: POST /v1/vms/NAME/qmp query-status to agent a for a VM owned by host b
+//     (a routed command: row, NOTIFY, claim, run, outcome, NOTIFY) vs the same for a VM owned by
+//     a (same agent, same socket), interleaved; goal: p50 <= 10 ms over the local one;
+//   - host.down detection: agent b (and its QEMU) killed -9; time from its last lease renewal to
+//     host.down, both by the database's clock (host.down's expiredMs + the TTL); goal <= 20 s;
+//   - HA restart: from the kill to the `ha: restart` VM running on a (polled every 100 ms);
+//     goal <= 60 s.
+// Default lease settings (TTL 10 s, fence-after 5 s), as a user gets them.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { runMeasure } from "./harness.mjs";
+import { startPostgres } from "./postgres-server.mjs";
+import { nowMs, row, summarize } from "./stats.mjs";
+
+function http(socket, method, path, body) {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      { socketPath: socket, method, path, headers: payload ? { "content-type": "application/json" } : {} },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c) => {
+          text += c;
+        });
+        res.on("end", () => resolve({ status: res.statusCode, text }));
+      },
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
+async function ok(socket, method, path, body) {
+  const r = await http(socket, method, path, body);
+  if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.text}`);
+  return r.text ? JSON.parse(r.text) : null;
+}
+
+function qemuUnder(dir) {
+  const pids = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+      if (args[0]?.includes("qemu-system") && args.some((a) => a.includes(`${dir}/`))) pids.push(Number(entry));
+    } catch {}
+  }
+  return pids;
+}
+
+await runMeasure(
+  "cluster",
+  "Cluster: routed commands, host failure detection, HA restart (2 agents, one PostgreSQL)",
+  async (ctx) => {
+    const calls = ctx.quick ? 40 : 300;
+    const bin = join(ctx.dist, "src/cli/bin.js");
+    const pg = await startPostgres("/tmp/mqb-pg-");
+    ctx.defer(() => pg.stop());
+    const url = await pg.createDatabase("maqet_cluster");
+    const agents = {};
+    for (const host of ["a", "b"]) {
+      const rt = join(ctx.root, `rt-${host}`);
+      mkdirSync(rt, { recursive: true, mode: 0o700 });
+      const socket = join(rt, "agent.sock");
+      const env = { PATH: process.env.PATH, HOME: join(ctx.root, "home"), LANG: "C", MAQET_DATABASE_URL: url };
+      const child = spawn(process.execPath, [bin, "agent", "--host", host, "--socket", socket, "--runtime-dir", rt], {
+        env,
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      const agent = { child, socket, rt, log: "" };
+      child.stderr.on("data", (c) => {
+        agent.log += c;
+      });
+      agents[host] = agent;
+      ctx.defer(async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill("SIGKILL");
+          await new Promise((r) => child.once("exit", r));
+        }
+        for (const pid of qemuUnder(rt)) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {}
+        }
+      });
+      const t0 = nowMs();
+      while (!agent.log.includes("listening on")) {
+        if (nowMs() - t0 > 300_000 || child.exitCode !== null)
+          throw new Error(`agent ${host} did not start: ${agent.log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const a = agents.a.socket;
+    const vm = (name, ha) =>
+      `name: ${name}\nmemory: 32M\naccel: tcg\nargs: [-nodefaults]\n${ha ? "ha: restart\n" : ""}`;
+    await ok(a, "POST", "/v1/vms", { config: vm("local", false), path: join(ctx.root, "local.yaml"), host: "a" });
+    await ok(a, "POST", "/v1/vms", { config: vm("remote", false), path: join(ctx.root, "remote.yaml"), host: "b" });
+    await ok(a, "POST", "/v1/vms", { config: vm("ha", true), path: join(ctx.root, "ha.yaml"), host: "b" });
+    for (const name of ["local", "remote", "ha"]) await ok(a, "POST", `/v1/vms/${name}/start`, {});
+
+    const local = [];
+    const routed = [];
+    for (let i = 0; i < 5; i++) {
+      await ok(a, "POST", "/v1/vms/local/qmp", { command: "query-status" });
+      await ok(a, "POST", "/v1/vms/remote/qmp", { command: "query-status" });
+    }
+    for (let i = 0; i < calls; i++) {
+      for (const [name, samples] of i % 2
+        ? [
+            ["local", local],
+            ["remote", routed],
+          ]
+        : [
+            ["remote", routed],
+            ["local", local],
+          ]) {
+        const t = nowMs();
+        await ok(a, "POST", `/v1/vms/${name}/qmp`, { command: "query-status" });
+        samples.push(nowMs() - t);
+      }
+    }
+    const localStat = summarize(local);
+    const routedStat = summarize(routed);
+
+    // Host b dies: its agent and its QEMU.
+    const b = agents.b;
+    const killed = nowMs();
+    b.child.kill("SIGKILL");
+    for (const pid of qemuUnder(b.rt)) process.kill(pid, "SIGKILL");
+    let restartMs;
+    while (nowMs() - killed < 180_000) {
+      const s = await ok(a, "GET", "/v1/vms/ha");
+      if (s.state === "running" && s.host === "a") {
+        restartMs = nowMs() - killed;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (restartMs === undefined) throw new Error(`ha VM not running again within 180 s:\n${agents.a.log.slice(-3000)}`);
+    const events = JSON.parse((await http(a, "GET", "/v1/events")).text);
+    const down = events.find((e) => e.type === "host.down");
+    const joined = events.find((e) => e.type === "host.joined" && e.data?.leaseTtlMs);
+    if (!down || !joined) throw new Error("no host.down / host.joined event");
+    const detectMs = down.data.expiredMs + joined.data.leaseTtlMs;
+    spawnSync(process.execPath, [bin, "--agent", a, "stop", "ha", "--force"], { timeout: 60_000 });
+    spawnSync(process.execPath, [bin, "--agent", a, "stop", "local", "--force"], { timeout: 60_000 });
+    writeFileSync(join(ctx.root, "done"), "");
+    return {
+      rows: [
+        row("qmp query-status, VM on another host (routed)", "ms", routedStat, "same, VM on this host", localStat),
+        row("host.down after its last lease renewal (DB clock)", "ms", { median: detectMs, n: 1 }),
+        row("ha: restart VM running again after its host's death", "ms", { median: restartMs, n: 1 }),
+      ],
+      notes: [
+        `routing overhead p50: ${(routedStat.median - localStat.median).toFixed(2)} ms (goal <= 10 ms); ${calls} calls each, interleaved`,
+        `goals: host.down <= 20 000 ms, HA running again <= 60 000 ms; lease TTL 10 s, fence-after 5 s (defaults)`,
+        `PostgreSQL ${pg.version}, fsync off; load average ${loadavg()
+          .map((l) => l.toFixed(2))
+          .join(" ")}`,
+      ],
+    };
+  },
+);

@@ -1,0 +1,295 @@
+/**
+ * A host's membership in the cluster, run by the agent (`maqet agent --host NAME`): join, renew
+ * the lease every third of its time to live, watch the other hosts, claim the commands routed
+ * here, and fence itself when the lease is lost (docs/cluster.md, "Failure").
+ *
+ * Lease judgement on this side uses only this process's monotonic clock, measured from the START
+ * of the last successful renewal (River's rule): the database's expiry is never earlier than
+ * that start + TTL, so "valid until start + TTL - margin" is safe without comparing clocks.
+ * - past `start + TTL - margin`: stop taking commands at once (`serving = false`);
+ * - past `start + TTL + fenceAfter`: stop every QEMU of the VMs placed here (SIGKILL), record
+ *   `host.fenced{method: self}` when the database answers. Observers elsewhere confirm fencing
+ *   only at `expiry + fenceAfter + TTL/2` by the database clock, which comes later.
+ *
+ * @example
+ * ```ts
+ * const member = await startClusterMember({ cluster, orchestrator, processes, execute, options, warn });
+ * // ... serve ...
+ * await member.leave();
+ * ```
+ */
+import { hostname } from "node:os";
+import { performance } from "node:perf_hooks";
+import type { Subscription } from "rxjs";
+import type { Orchestrator } from "../actors/orchestrator.ts";
+import type { ProcessControl } from "../actors/ports.ts";
+import type { FenceGuard } from "../adapters/fence-guard-control.ts";
+import { isMaqetError } from "../errors/maqet-error.ts";
+import { type ClaimedCommand, COMMANDS_CHANNEL } from "../events/command-queue.ts";
+import type { HostCapacity } from "../events/host-events.ts";
+import { CLUSTER_DEFAULTS, type ClusterOptions } from "./cluster-options.ts";
+import type { ClusterRuntime } from "./cluster-runtime.ts";
+import { recoverHaVms } from "./ha-recovery.ts";
+
+export interface ClusterMemberDeps {
+  cluster: ClusterRuntime;
+  orchestrator: Orchestrator;
+  processes: ProcessControl;
+  capacity: HostCapacity;
+  /** Runs a claimed command on this instance's facade (acting as its caller). */
+  execute(command: ClaimedCommand): Promise<unknown>;
+  options: ClusterOptions;
+  warn(message: string): void;
+  /** Starts this host's fence guard (a watchdog process; src/adapters/fence-guard-control.ts). */
+  startGuard?: () => Promise<FenceGuard>;
+}
+
+export interface ClusterMember {
+  readonly name: string;
+  readonly term: number;
+  /** Stops the loops and leaves the cluster (VMs keep running, placed here). */
+  leave(): Promise<void>;
+  /** Stops the loops without leaving (a crash-like stop, for tests). */
+  halt(): Promise<void>;
+}
+
+/** Joins and starts the loops. Throws what the join throws (database unreachable). */
+export async function startClusterMember(deps: ClusterMemberDeps): Promise<ClusterMember> {
+  const { cluster, options } = deps;
+  const name = cluster.host;
+  const ttl = options.leaseTtlMs ?? CLUSTER_DEFAULTS.leaseTtlMs;
+  const fenceAfter = options.fenceAfterMs ?? CLUSTER_DEFAULTS.fenceAfterMs;
+  const observeEvery = options.observeEveryMs ?? CLUSTER_DEFAULTS.observeEveryMs;
+  const margin = Math.min(1000, ttl / 4);
+  const stop = new AbortController();
+  const warn = (m: string) => deps.warn(`cluster: ${m}`);
+
+  const attemptStart = performance.now();
+  let { term } = await cluster.hosts.join({
+    name,
+    labels: options.labels ?? {},
+    capacity: deps.capacity,
+    leaseTtlMs: ttl,
+    fenceAfterMs: fenceAfter,
+  });
+  let validFrom = attemptStart;
+  let fenced = false;
+  // The guard fires at (renewal start + TTL + fenceAfter) on the system's monotonic clock.
+  const fenceAfterNs = BigInt(Math.round((ttl + fenceAfter) * 1e6));
+  let guard = await deps.startGuard?.();
+  await guard?.arm(
+    process.hrtime.bigint() - BigInt(Math.round((performance.now() - attemptStart) * 1e6)) + fenceAfterNs,
+  );
+  const rescued = await cluster.commands.rescue(name, term);
+  if (rescued.requeued + rescued.failed > 0) {
+    warn(
+      `joined as term ${term}: ${rescued.requeued} command(s) of a dead incarnation re-queued, ${rescued.failed} failed`,
+    );
+  }
+  await cluster.refresh();
+  cluster.serving = true;
+
+  const loops: Promise<void>[] = [];
+  const retries = new Map<string, number>();
+  let lastPrune = performance.now();
+  const every = (ms: number, body: () => Promise<void>) => {
+    loops.push(
+      (async () => {
+        while (!stop.signal.aborted) {
+          await body().catch((error: unknown) => warn(messageOf(error)));
+          await sleep(ms, stop.signal);
+        }
+      })(),
+    );
+  };
+
+  // Renewal: every third of the TTL. A renewal the database refuses (fenced, superseded) means
+  // this incarnation lost its VMs: fence now, then join again under a new term.
+  every(ttl / 3, async () => {
+    const start = performance.now();
+    const startNs = process.hrtime.bigint();
+    const renewal = await cluster.hosts.renew(name, term).catch((error: unknown) => {
+      warn(`lease renewal failed: ${messageOf(error)}`);
+      return undefined;
+    });
+    if (renewal?.ok) {
+      validFrom = start;
+      if (!fenced) await guard?.arm(startNs + fenceAfterNs);
+      if (!cluster.serving && !fenced) warn("lease renewed: taking commands again");
+      cluster.serving = !fenced;
+      return;
+    }
+    if (renewal && !renewal.ok) {
+      cluster.serving = false;
+      cluster.notServingBecause = `the database says this host was ${renewal.reason}`;
+      if (!fenced)
+        await selfFence(
+          `lease refused: host ${renewal.reason}${renewal.fenceMethod ? ` (${renewal.fenceMethod})` : ""}`,
+        );
+      // Come back as a new incarnation: VMs moved away stay refused by their epochs.
+      const again = await cluster.hosts.join({
+        name,
+        labels: options.labels ?? {},
+        capacity: deps.capacity,
+        leaseTtlMs: ttl,
+        fenceAfterMs: fenceAfter,
+      });
+      term = again.term;
+      validFrom = start;
+      fenced = false;
+      guard = await deps.startGuard?.();
+      await guard?.arm(startNs + fenceAfterNs);
+      await cluster.commands.rescue(name, term);
+      await cluster.refresh();
+      cluster.serving = true;
+      warn(`re-joined as term ${term} after being fenced`);
+    }
+  });
+
+  // The local judgement: only this process's monotonic clock.
+  every(Math.min(250, ttl / 8), async () => {
+    const elapsed = performance.now() - validFrom;
+    if (elapsed > ttl - margin && cluster.serving) {
+      cluster.serving = false;
+      cluster.notServingBecause = `its lease was last renewed ${Math.round(elapsed)} ms ago`;
+      warn(`lease not renewed for ${Math.round(elapsed)} ms: taking no commands`);
+    }
+    if (elapsed > ttl + fenceAfter && !fenced) await selfFence(`lease not renewed for ${Math.round(elapsed)} ms`);
+  });
+
+  // Watching the others: transitions, commands of fenced hosts, HA recovery.
+  every(observeEvery, async () => {
+    if (!cluster.serving) return;
+    for (const fact of await cluster.hosts.observe()) warn(`${fact.host}: ${fact.type}`);
+    // Commands queued for a host that is gone fail (also those queued after it was fenced).
+    for (const h of await cluster.hosts.list()) {
+      if (h.state === "fenced" || h.state === "left") await cluster.commands.failHost(h.name, `is ${h.state}`);
+    }
+    if (performance.now() - lastPrune > 60_000) {
+      lastPrune = performance.now();
+      await cluster.commands.prune(3_600_000);
+    }
+    await recoverHaVms({ cluster, orchestrator: deps.orchestrator, execute: deps.execute, warn, retries });
+  });
+
+  // The command queue: woken by NOTIFY, polled every second as a fallback.
+  let wake: (() => void) | undefined;
+  const woken: Subscription | undefined = cluster
+    .wakeups(COMMANDS_CHANNEL)
+    ?.subscribe((w) => (w.reason === "listening" || w.payload === name) && wake?.());
+  loops.push(
+    (async () => {
+      const running = new Set<Promise<void>>();
+      while (!stop.signal.aborted) {
+        let claimed: ClaimedCommand | undefined;
+        if (cluster.serving) {
+          claimed = await cluster.commands.claim(name, term).catch((error: unknown) => {
+            warn(`claim failed: ${messageOf(error)}`);
+            return undefined;
+          });
+        }
+        if (claimed) {
+          const job = run(claimed, term).finally(() => running.delete(job));
+          running.add(job);
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1000);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          stop.signal.addEventListener("abort", () => wake?.(), { once: true });
+        });
+        wake = undefined;
+      }
+      await Promise.allSettled([...running]);
+    })(),
+  );
+
+  async function run(command: ClaimedCommand, claimTerm: number): Promise<void> {
+    let outcome: Parameters<typeof cluster.commands.finish>[3];
+    try {
+      outcome = { state: "done", result: await deps.execute(command) };
+    } catch (error) {
+      outcome = {
+        state: "failed",
+        error: isMaqetError(error)
+          ? { code: error.code, message: error.message, details: plain(error.details) }
+          : { code: "INTERNAL", message: messageOf(error) },
+      };
+    }
+    const finished = await cluster.commands.finish(command.id, name, claimTerm, outcome).catch((error: unknown) => {
+      warn(`could not record the outcome of ${command.method} ${command.id}: ${messageOf(error)}`);
+      return false;
+    });
+    if (!finished) warn(`command ${command.id} (${command.method}) lost its claim before finishing`);
+    wake?.();
+  }
+
+  async function selfFence(reason: string): Promise<void> {
+    fenced = true;
+    cluster.serving = false;
+    cluster.notServingBecause = `it fenced itself (${reason})`;
+    let stopped = 0;
+    for (const view of await deps.orchestrator.views().catch(() => [])) {
+      if (!cluster.owns(view.streamId) || view.pid === undefined) continue;
+      if (deps.processes.probe(view.pid, view.vmId) !== "alive") continue;
+      deps.processes.kill(view.pid, "SIGKILL");
+      stopped++;
+    }
+    warn(`self-fenced: ${reason}; ${stopped} QEMU process(es) killed`);
+    await cluster.hosts
+      .recordSelfFence(name, term, reason, stopped)
+      .catch((error: unknown) => warn(`host.fenced not recorded (database unreachable?): ${messageOf(error)}`));
+  }
+
+  const halt = async () => {
+    stop.abort();
+    woken?.unsubscribe();
+    await Promise.allSettled(loops);
+  };
+  return {
+    name,
+    get term() {
+      return term;
+    },
+    halt,
+    leave: async () => {
+      await halt();
+      await guard?.standDown().catch(() => undefined);
+      await cluster.hosts.leave(name, term).catch((error: unknown) => warn(`leave not recorded: ${messageOf(error)}`));
+    },
+  };
+}
+
+/** The default host name: the machine's. */
+export function defaultHostName(): string {
+  return hostname().split(".")[0] || "localhost";
+}
+
+function plain(details: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (details === undefined) return undefined;
+  try {
+    return JSON.parse(JSON.stringify(details)) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,185 @@
+/**
+ * Routing in a cluster: the facade's VM operations, wrapped so that an operation on a VM owned by
+ * another host becomes a routed command (src/events/command-queue.ts) that the owner's agent runs,
+ * its result (or error, with its code) coming back here. A VM owned here, or never placed, runs
+ * here as on a single host. `add` places the new VM (`--host`, or the scheduler). Nothing changes
+ * on PGlite (no cluster): the wrapper then costs one check per call.
+ *
+ * @example
+ * ```ts
+ * const maqet = withRouting(ctx, facadeOf(ctx));
+ * await maqet.start("web"); // runs on the host that owns 'web'
+ * ```
+ */
+import { MaqetError } from "../errors/maqet-error.ts";
+import type { ClaimedCommand } from "../events/command-queue.ts";
+import type { CallerIdentity } from "./caller-identity.ts";
+import type { PlacementOptions } from "./cluster-options.ts";
+import type { ClusterRuntime } from "./cluster-runtime.ts";
+import type { MaqetContext } from "./maqet-context.ts";
+import { chooseHost } from "./placement.ts";
+import type { Runtime } from "./runtime.ts";
+import type { VmStatus } from "./vm-status.ts";
+
+/**
+ * The operations that go to a VM's owner, and whether each is safe to run again when the agent
+ * running it died mid-way (then it is re-queued; otherwise failed, never run twice).
+ */
+export const ROUTED_METHODS: Readonly<Record<string, boolean>> = {
+  start: true,
+  stop: true,
+  pause: true,
+  resume: true,
+  inspect: true,
+  listSnapshots: true,
+  storageVerify: true,
+  screendump: true,
+  remove: false,
+  reset: false,
+  qmp: false,
+  sendKeys: false,
+  typeText: false,
+  deviceAdd: false,
+  deviceDel: false,
+  createSnapshot: false,
+  loadSnapshot: false,
+  deleteSnapshot: false,
+};
+
+/** Operations that read only: a member whose lease lapsed still answers them. */
+const READS = new Set(["inspect", "listSnapshots", "storageVerify"]);
+
+type Method = (...args: unknown[]) => Promise<unknown>;
+
+/**
+ * `base` with its VM operations routed to their owner and `add` placing new VMs.
+ *
+ * @example
+ * ```ts
+ * const routed = withRouting(ctx, base);
+ * ```
+ */
+export function withRouting<T extends object>(ctx: MaqetContext, base: T): T {
+  const methods = base as unknown as Record<string, Method>;
+  const routed: Record<string, Method> = {};
+  for (const [method, idempotent] of Object.entries(ROUTED_METHODS)) {
+    const local = methods[method];
+    if (typeof local !== "function") continue;
+    routed[method] = async (name: unknown, ...rest: unknown[]) => {
+      const rt = await ctx.open();
+      const cluster = rt.cluster;
+      if (cluster === undefined) return local(name, ...rest);
+      const view = await rt.orchestrator.find(String(name));
+      const owner = await cluster.ownerHost(view.vmId);
+      if (owner === undefined || owner === cluster.host) {
+        if (!READS.has(method)) cluster.assertServing();
+        return local(name, ...rest);
+      }
+      return cluster.route(view.vmId, owner, method, [view.vmId, ...rest.map(jsonSafe)], callerOf(ctx), idempotent);
+    };
+  }
+  const add = methods.add;
+  const addConfigs = methods.addConfigs;
+  if (add) routed.add = (config, options) => placed(ctx, options as PlacementOptions, () => add(config, options));
+  if (addConfigs) {
+    routed.addConfigs = (files, options) => placed(ctx, options as PlacementOptions, () => addConfigs(files, options));
+  }
+  return { ...base, ...routed } as T;
+}
+
+/**
+ * Defines the VM (`define`), then places it: on `options.host`, or where the scheduler says.
+ * Checked before defining whether a host can take it at all; if the placement still fails, the
+ * VM is removed again (its stream then says so), so no unplaced VM is left behind.
+ */
+async function placed(ctx: MaqetContext, options: PlacementOptions | undefined, define: () => Promise<unknown>) {
+  const wantsPlacement =
+    options?.host !== undefined || (options?.constraints && Object.keys(options.constraints).length);
+  // The embedded store has no cluster: a plain add stays as cheap as before (a bad config fails
+  // before the store is even opened).
+  if (!wantsPlacement && !ctx.options.databaseUrl && ctx.options.store === undefined) return define();
+  const rt = await ctx.open();
+  const cluster = rt.cluster;
+  if (cluster === undefined) {
+    if (wantsPlacement) throw clusterNeedsServer(options?.host !== undefined ? "add --host" : "add --constraint");
+    return define();
+  }
+  if (!wantsPlacement && !(await cluster.active())) return define();
+  // Fails early (and records nothing) when no host fits at all.
+  await chooseHost(cluster, rt.orchestrator, { pinned: options?.host, constraints: options?.constraints });
+  const status = (await define()) as VmStatus;
+  return placeDefined(ctx, rt, cluster, status, options ?? {});
+}
+
+async function placeDefined(
+  ctx: MaqetContext,
+  rt: Runtime,
+  cluster: ClusterRuntime,
+  status: VmStatus,
+  options: PlacementOptions,
+): Promise<VmStatus> {
+  try {
+    const host = await chooseHost(cluster, rt.orchestrator, {
+      pinned: options.host,
+      constraints: options.constraints,
+      memory: status.memory ?? undefined,
+    });
+    const placement = await cluster.placements.place(status.id, host, options.host ? "pinned" : "new", {
+      expectFrom: null,
+      ...(options.constraints ? { constraints: options.constraints } : {}),
+    });
+    cluster.learn(status.id, placement.host, placement.epoch);
+    return { ...status, host: placement.host };
+  } catch (error) {
+    await ctx
+      .operation(async (_rt, orchestrator) => (await orchestrator.actor(status.id)).remove({ force: true }))
+      .catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Runs a claimed command on `maqet` (the owner's facade) as its caller. Only the routed methods
+ * may run: the method name comes from a database row.
+ *
+ * @example
+ * ```ts
+ * await executeRouted(maqet, claimed);
+ * ```
+ */
+export async function executeRouted(
+  maqet: { as(caller: CallerIdentity): unknown },
+  command: ClaimedCommand,
+): Promise<unknown> {
+  if (!Object.hasOwn(ROUTED_METHODS, command.method)) {
+    throw new MaqetError("INVALID_ARGUMENT", `A routed command may not run '${command.method}'.`);
+  }
+  const view = maqet.as(command.caller as CallerIdentity) as Record<string, Method>;
+  // JSON turned absent arguments into null; the operations' defaults want them absent.
+  const result = await view[command.method]!(...command.args.map((a) => (a === null ? undefined : a)));
+  return result === undefined ? null : result;
+}
+
+/** The CLUSTER_NEEDS_SERVER error for a multi-host feature asked of the embedded store. */
+export function clusterNeedsServer(feature: string): MaqetError {
+  return new MaqetError(
+    "CLUSTER_NEEDS_SERVER",
+    `'${feature}' needs a cluster, and the embedded store (PGlite) is single-host. ` +
+      "Point every host at one PostgreSQL server (`--db postgres://…` or MAQET_DATABASE_URL) and run " +
+      "`maqet agent --host NAME` on each. See docs/cluster.md.",
+    { details: { feature } },
+  );
+}
+
+function callerOf(ctx: MaqetContext): Record<string, unknown> {
+  const caller: Record<string, unknown> = { ...(ctx.caller ?? {}) };
+  caller.correlationId ??= crypto.randomUUID();
+  caller.source ??= ctx.options.source ?? "library";
+  return caller;
+}
+
+/** Arguments as JSON carries them: no abort signals, no functions. */
+function jsonSafe(value: unknown): unknown {
+  if (value === undefined) return null;
+  return JSON.parse(JSON.stringify(value, (key, v) => (key === "signal" || typeof v === "function" ? undefined : v)));
+}

@@ -1,0 +1,98 @@
+/**
+ * The routed-command queue on PGlite and on the PostgreSQL server: claimed oldest first, one
+ * running command per VM (the next waits), the outcome written only under the claim, and the
+ * commands of a dead incarnation re-queued (idempotent) or failed (not), never run twice.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { CommandQueue, type NewCommand } from "../../src/events/command-queue.ts";
+import { type TestDatabase, testDatabases } from "../support/test-databases.ts";
+
+const command = (vmId: string, method: string, idempotent: boolean, host = "c"): NewCommand => ({
+  vmId,
+  host,
+  method,
+  args: [vmId, {}],
+  caller: { user: "alice" },
+  idempotent,
+});
+
+describe.each(testDatabases())("routed commands on $name", ({ skip, open }) => {
+  let t: TestDatabase | undefined;
+  afterEach(async () => {
+    await t?.close();
+    t = undefined;
+  });
+
+  it.skipIf(skip)("oldest first, one running command per VM, outcome only under the claim", async () => {
+    t = await open();
+    const queue = new CommandQueue(t.db);
+    const first = await queue.enqueue(command("vm1", "start", true));
+    const second = await queue.enqueue(command("vm1", "qmp", false));
+    const other = await queue.enqueue(command("vm2", "stop", true));
+    await queue.enqueue(command("vm3", "stop", true, "elsewhere"));
+
+    const a = await queue.claim("c", 1);
+    expect(a).toMatchObject({ id: first, method: "start", args: ["vm1", {}], caller: { user: "alice" }, attempts: 1 });
+    // vm1 has a command running: its next one waits; vm2's goes.
+    const b = await queue.claim("c", 1);
+    expect(b?.id).toBe(other);
+    expect(await queue.claim("c", 1)).toBeUndefined();
+    expect(await queue.outcome(first)).toBeUndefined();
+
+    // An outcome under another term (a stale incarnation) is not written.
+    expect(await queue.finish(first, "c", 2, { state: "done", result: { ok: 1 } })).toBe(false);
+    expect(await queue.finish(first, "c", 1, { state: "done", result: { state: "running" } })).toBe(true);
+    expect(await queue.outcome(first)).toEqual({ state: "done", result: { state: "running" } });
+    // Written once: a second finish changes nothing.
+    expect(await queue.finish(first, "c", 1, { state: "done", result: { again: true } })).toBe(false);
+    expect(await queue.outcome(first)).toEqual({ state: "done", result: { state: "running" } });
+
+    const c = await queue.claim("c", 1);
+    expect(c?.id).toBe(second);
+    await queue.finish(second, "c", 1, {
+      state: "failed",
+      error: { code: "QMP_ERROR", message: "nope", details: { command: "x" } },
+    });
+    expect(await queue.outcome(second)).toEqual({
+      state: "failed",
+      error: { code: "QMP_ERROR", message: "nope", details: { command: "x" } },
+    });
+  });
+
+  it.skipIf(skip)("a dead incarnation's commands: idempotent ones re-queued, the others failed", async () => {
+    t = await open();
+    const queue = new CommandQueue(t.db);
+    const start = await queue.enqueue(command("vm1", "start", true));
+    const reset = await queue.enqueue(command("vm2", "reset", false));
+    await queue.claim("c", 4);
+    await queue.claim("c", 4);
+    // The agent of term 4 died; term 5 joins.
+    expect(await queue.rescue("c", 5)).toEqual({ requeued: 1, failed: 1 });
+    expect(await queue.outcome(reset)).toMatchObject({ state: "failed", error: { code: "HOST_LEASE_LOST" } });
+    const again = await queue.claim("c", 5);
+    expect(again).toMatchObject({ id: start, attempts: 2 });
+    // The old incarnation, should it wake, cannot write an outcome any more.
+    expect(await queue.finish(start, "c", 4, { state: "done", result: null })).toBe(false);
+    expect(await queue.finish(start, "c", 5, { state: "done", result: null })).toBe(true);
+  });
+
+  it.skipIf(skip)("a fenced host's commands fail, queued and running alike", async () => {
+    t = await open();
+    const queue = new CommandQueue(t.db);
+    const running = await queue.enqueue(command("vm1", "start", true));
+    const queued = await queue.enqueue(command("vm1", "stop", true));
+    await queue.claim("c", 1);
+    expect(await queue.failHost("c", "was fenced")).toBe(2);
+    for (const id of [running, queued]) {
+      expect(await queue.outcome(id)).toMatchObject({
+        state: "failed",
+        error: { code: "HOST_LEASE_LOST", message: expect.stringMatching(/Host 'c' was fenced/) },
+      });
+    }
+    expect(await queue.claim("c", 1)).toBeUndefined();
+    // Finished commands are forgotten after a while (their facts stay in the streams).
+    expect(await queue.prune(3_600_000)).toBe(0);
+    expect(await queue.prune(0)).toBe(2);
+    expect(await queue.outcome(running)).toMatchObject({ state: "failed", error: { code: "INTERNAL" } });
+  });
+});
