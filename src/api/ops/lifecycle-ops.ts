@@ -13,6 +13,7 @@ import type { ScopedVm } from "../../actors/operation-scope.ts";
 import type { VmOutcome } from "../../actors/vm-machine.ts";
 import { parseWaitCondition, type WaitCondition } from "../../actors/wait-condition.ts";
 import { loadVmConfig } from "../../adapters/load-vm-config.ts";
+import { assertConfigDiskPaths } from "../../adapters/path-safety.ts";
 import type { MaqetContext } from "../maqet-context.ts";
 import { toVmStatus, type VmStatus } from "../vm-status.ts";
 
@@ -74,6 +75,8 @@ export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
         ...(addOptions.text === undefined ? {} : { text: addOptions.text }),
         ...(addOptions.baseDir === undefined ? {} : { cwd: addOptions.baseDir }),
       });
+      // A disk start would refuse to create (a system directory) is refused now, not at start.
+      await assertConfigDiskPaths(loaded.config);
       return ctx.operation(async (_rt, orchestrator) => {
         const name = addOptions.name ?? loaded.config.name ?? `vm-${crypto.randomUUID().slice(0, 8)}`;
         const view = await orchestrator.define(loaded.config, { name, configPath: loaded.path });
