@@ -230,13 +230,15 @@ export class VmActor {
     });
     if (waitFor.kind === "process") return outcome;
     await this.#exclusive(`start (waiting for ${waitFor.kind})`, scope, () => {
-      scope?.onStep?.(this.view.name, {
-        operation: "vm.start",
-        step: "wait",
-        waitMs: Math.max(0, deadline - ports.clock.now()),
-        pid: this.view.pid,
-        condition: describeWaitCondition(waitFor),
-      });
+      // Only a condition the caller chose is worth telling (QMP up is part of any start).
+      if (waitFor.kind !== "qmp")
+        scope?.onStep?.(this.view.name, {
+          operation: "vm.start",
+          step: "wait",
+          waitMs: Math.max(0, deadline - ports.clock.now()),
+          pid: this.view.pid,
+          condition: describeWaitCondition(waitFor),
+        });
       return this.#withAccess((access) => awaitStartCondition(access, waitFor, { deadline, timeoutMs }));
     });
     return outcome;

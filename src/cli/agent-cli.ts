@@ -23,6 +23,7 @@ import { followAgentEvents } from "../client/follow-events.ts";
 import { storeIdOf } from "../client/store-id.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import type { AgentTarget } from "./agent-target.ts";
+import { colorEnabled, NO_PAINT, type Paint, paintFor } from "./color.ts";
 import type { CliIo } from "./main.ts";
 import type { ParsedArgs } from "./parse-args.ts";
 
@@ -30,7 +31,19 @@ import type { ParsedArgs } from "./parse-args.ts";
 export const FALL_BACK = -1;
 
 /** Commands whose long steps report progress (drawn on stderr unless --json). */
-const WITH_PROGRESS = new Set(["snapshot create", "snapshot load", "snapshot delete", "disk convert"]);
+const WITH_PROGRESS = new Set([
+  "snapshot create",
+  "snapshot load",
+  "snapshot delete",
+  "disk convert",
+  // A graceful stop's steps, a start's wait condition (see progress-renderer.ts).
+  "start",
+  "stop",
+  "rm",
+]);
+
+/** Commands that wait on a VM: Ctrl-C says the agent carries on with them (exit 130). */
+const WAITING_COMMANDS = new Set(["start", "stop", "rm", "apply", "edit"]);
 
 export async function runThroughAgent(parsed: ParsedArgs, io: CliIo, target: AgentTarget): Promise<number> {
   const route = routeOf(parsed.command!.name)!;
@@ -49,6 +62,17 @@ export async function runThroughAgent(parsed: ParsedArgs, io: CliIo, target: Age
     const request = requestFor(route, input);
     const follow = route.streams === "text" && parsed.input.follow === true;
     const progress = !json && WITH_PROGRESS.has(name);
+    const vm = typeof parsed.input.vm === "string" ? parsed.input.vm : undefined;
+    if (io.interrupt && vm !== undefined && WAITING_COMMANDS.has(name)) {
+      // The agent runs the operation, not this process: Ctrl-C ends the wait, not the operation.
+      const { signals, exit } = io.interrupt;
+      signals.on("SIGINT", () => {
+        io.stderr(
+          `\nmaqet: interrupted: the agent carries on with \`maqet ${name} ${vm}\`; VM '${vm}' may still be running. See \`maqet status ${vm}\`.`,
+        );
+        exit(130);
+      });
+    }
     const res = await agentFetch(endpoint, {
       ...request,
       accept: follow && !json ? "text/plain" : follow || progress ? "application/x-ndjson" : "application/json",
@@ -61,7 +85,14 @@ export async function runThroughAgent(parsed: ParsedArgs, io: CliIo, target: Age
       return 0;
     }
     if (!json && name !== "qmp") await loadRenderers();
-    print(name, result, parsed.input, json, io);
+    print(
+      name,
+      result,
+      parsed.input,
+      json,
+      io,
+      paintFor(colorEnabled({ isTTY: io.tty?.stdout }, io.env, parsed.global.color)),
+    );
     return 0;
   } catch (error) {
     if (!target.explicit && isUnavailable(error)) return FALL_BACK;
@@ -118,7 +149,7 @@ async function localInput(
   return out;
 }
 
-function print(name: string, result: unknown, input: CommandInput, json: boolean, io: CliIo): void {
+function print(name: string, result: unknown, input: CommandInput, json: boolean, io: CliIo, paint: Paint): void {
   if (json || name === "qmp") {
     io.stdout(JSON.stringify(result, null, 2));
     return;
@@ -126,12 +157,12 @@ function print(name: string, result: unknown, input: CommandInput, json: boolean
   if (name === "audit" && Array.isArray(result)) {
     Object.defineProperty(result, "format", { value: input.format ?? "table", enumerable: false });
   }
-  io.stdout(renderer(name, result));
+  io.stdout(renderer(name, result, paint));
 }
 
-let renderResult: ((command: string, result: unknown) => string) | undefined;
-function renderer(name: string, result: unknown): string {
-  return renderResult!(name, result);
+let renderResult: ((command: string, result: unknown, paint: Paint) => string) | undefined;
+function renderer(name: string, result: unknown, paint: Paint): string {
+  return renderResult!(name, result, paint);
 }
 
 /** Loads the renderers (only when text is printed). */
@@ -218,7 +249,7 @@ async function events(endpoint: AgentEndpoint, input: CommandInput, json: boolea
     from: typeof input.from === "number" ? input.from : undefined,
     follow: input.follow === true,
     onEvent: (line) => {
-      const text = json ? JSON.stringify(line) : renderer("events", line);
+      const text = json ? JSON.stringify(line) : renderer("events", line, NO_PAINT);
       if (text !== "") write(`${text}\n`);
     },
     onNote: (note) => io.stderr(`maqet: ${note}`),
