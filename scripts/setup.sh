@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh clone: QEMU (qemu-system-x86, qemu-utils), npm dependencies, the build.
-# With --test it also makes sure the PostgreSQL server binaries the test harness needs exist.
+# With --test it also makes sure the PostgreSQL server binaries the test harness needs exist, and
+# tmux (the terminal e2e tests).
 # Installs with apt when run as root; otherwise prints the exact command and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,8 @@ pg_bin=""
 if [ "$want_test" = 1 ]; then
   pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then missing+=(postgresql); fi
+  # The terminal e2e tests (live progress lines, Ctrl-C, colour) run the CLI in a tmux pane.
+  command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -49,6 +52,7 @@ say "qemu-img: $(qemu-img --version | head -n 1)"
 if [ "$want_test" = 1 ]; then
   pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
   say "PostgreSQL server binaries: $pg_bin ($("$pg_bin/postgres" --version))"
+  say "tmux: $(tmux -V)"
   if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
     say "the test harness runs the server as the 'postgres' user, which does not exist: apt-get install postgresql creates it" >&2
     exit 1
