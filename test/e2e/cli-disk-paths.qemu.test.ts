@@ -84,7 +84,9 @@ args:
     expect(start.stderr).toMatch(/no-such-device-model/);
     expect(await exists(fresh)).toBe(false);
     expect(await exists(kept)).toBe(true);
-    const types = (await box.run(["history", "bad", "--json"])).json<Array<{ type: string }>>().map((e) => e.type);
+    const types = (await box.run(["history", "bad", "--json"]))
+      .json<{ events: Array<{ type: string }> }>()
+      .events.map((e) => e.type);
     expect(types).toEqual(["vm.defined", "vm.start-requested", "vm.start-failed"]);
   });
 });

@@ -128,7 +128,7 @@ describe("maqet at a terminal and through pipes (real QEMU)", { timeout: 300_000
       // The store is consistent: the history reads, and the VM stops normally.
       const history = await box.run(["history", "web", "--json"]);
       expect(history.code).toBe(0);
-      expect(history.json<Array<{ type: string }>>().map((e) => e.type)).toContain("vm.started");
+      expect(history.json<{ events: Array<{ type: string }> }>().events.map((e) => e.type)).toContain("vm.started");
     },
   );
 

@@ -68,7 +68,7 @@ describe("maqet CLI, end to end (real QEMU, embedded store)", { timeout: 180_000
 
     const history = await box.run(["history", "web", "--json"]);
     expect(history.code).toBe(0);
-    const types = history.json<Array<{ type: string }>>().map((e) => e.type);
+    const types = history.json<{ events: Array<{ type: string }> }>().events.map((e) => e.type);
     expect(types.filter((t) => t !== "disk.created")).toEqual([
       "vm.defined",
       "vm.start-requested",
@@ -100,9 +100,9 @@ describe("maqet CLI, end to end (real QEMU, embedded store)", { timeout: 180_000
     expect(await waitFor(async () => !(await processAlive(pid!)), 3000)).toBe(true);
     const after = (await box.run(["status", "crashy", "--json"])).json<Status>();
     expect(after).toMatchObject({ state: "stopped", pid: null, detail: lostDetail });
-    const history = (await box.run(["history", "crashy", "--json"])).json<
-      Array<{ type: string; data: { detail?: string } }>
-    >();
+    const history = (await box.run(["history", "crashy", "--json"])).json<{
+      events: Array<{ type: string; data: { detail?: string } }>;
+    }>().events;
     expect(history.at(-1)).toMatchObject({ type: "vm.stopped", data: { detail: lostDetail } });
     // ls shows the same truth.
     const ls = await box.run(["ls"]);
@@ -114,7 +114,8 @@ describe("maqet CLI, end to end (real QEMU, embedded store)", { timeout: 180_000
       const ls = await box.run(["ls", "--json"]);
       const vms = ls.json<Status[]>();
       let total = 0;
-      for (const vm of vms) total += (await box.run(["history", vm.name, "--json"])).json<unknown[]>().length;
+      for (const vm of vms)
+        total += (await box.run(["history", vm.name, "--json"])).json<{ events: unknown[] }>().events.length;
       return total;
     };
 
