@@ -37,6 +37,7 @@ import { ProjectionRunner } from "../events/projections/projection-runner.ts";
 import type { Database } from "../events/schema.ts";
 import { diskToolsFor, locatorFor } from "./disk-tools.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
+import { recordSpooledFacts } from "./store-down.ts";
 
 export interface Runtime {
   store: EventStore;
@@ -131,6 +132,15 @@ export async function openRuntime(options: MaqetOptions): Promise<Runtime> {
   });
   const supervisor = options.supervise ? new Supervisor(orchestrator, { clock: ports.clock, onWarning }) : undefined;
   try {
+    // Facts a `stop --force` spooled while this store was unreachable go in before any VM is
+    // touched (a VM loaded first would record its vanished QEMU a second way).
+    if (opened) {
+      await recordSpooledFacts(store, options, (note) => options.onWarning?.(note)).catch((error: unknown) =>
+        options.onWarning?.(
+          `could not record the facts spooled while the store was unreachable (they stay spooled): ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
+    }
     await supervisor?.start();
   } catch (error) {
     await supervisor?.stop();

@@ -15,6 +15,7 @@ import { parseWaitCondition, type WaitCondition } from "../../actors/wait-condit
 import { loadVmConfig } from "../../adapters/load-vm-config.ts";
 import { assertConfigDiskPaths } from "../../adapters/path-safety.ts";
 import type { MaqetContext } from "../maqet-context.ts";
+import { isStoreUnreachable, stopWhileStoreDown } from "../store-down.ts";
 import { toVmStatus, type VmStatus } from "../vm-status.ts";
 
 export interface AddOptions {
@@ -94,11 +95,18 @@ export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
         return toVmStatus(vm.view);
       });
     },
-    stop: (name, stopOptions = {}) =>
-      ctx.withVm(name, async (vm) => {
-        const outcome = await vm.stop(stopOptions);
-        return { ...toVmStatus(vm.view), alreadyStopped: outcome.noop === true };
-      }),
+    stop: async (name, stopOptions = {}) => {
+      try {
+        return await ctx.withVm(name, async (vm) => {
+          const outcome = await vm.stop(stopOptions);
+          return { ...toVmStatus(vm.view), alreadyStopped: outcome.noop === true };
+        });
+      } catch (error) {
+        // The PostgreSQL server is down: --force still stops the VM; its facts wait in a spool.
+        if (stopOptions.force !== true || !isStoreUnreachable(error, ctx.options)) throw error;
+        return stopWhileStoreDown(ctx.options, name, error);
+      }
+    },
     remove: (name, removeOptions = {}) =>
       ctx.withVm(name, async (vm) => {
         await vm.remove(removeOptions);

@@ -23,8 +23,11 @@ export const LIFECYCLE_RENDERERS: Record<string, Renderer> = {
     return `Started VM '${s.name}' (pid ${s.pid}, QEMU ${s.qemuVersion ?? "?"}).`;
   },
   stop: (result) => {
-    const s = result as VmStatus & { alreadyStopped?: boolean };
+    const s = result as VmStatus & { alreadyStopped?: boolean; spooled?: { path: string } };
     if (s.alreadyStopped) return `VM '${s.name}' is already stopped.`;
+    if (s.spooled) {
+      return `Stopped VM '${s.name}' (destroyed via sigkill). The store is unreachable: the stop is kept in ${s.spooled.path} and will be recorded when the store is back, by the next maqet command.`;
+    }
     const how = s.lastStop ? `${s.lastStop.detail}${s.lastStop.method ? ` via ${s.lastStop.method}` : ""}` : "stopped";
     return `Stopped VM '${s.name}' (${how}).`;
   },
