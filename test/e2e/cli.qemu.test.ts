@@ -81,8 +81,8 @@ describe("maqet CLI, end to end (real QEMU, embedded store)", { timeout: 180_000
     ]);
     // The firmware-only guest ignores ACPI: powerdown, then quit after the 2 s timeout.
     const steps = history
-      .json<Array<{ type: string; data: { step?: string } }>>()
-      .filter((e) => e.type === "vm.stop-step");
+      .json<{ events: Array<{ type: string; data: { step?: string } }> }>()
+      .events.filter((e) => e.type === "vm.stop-step");
     expect(steps.map((e) => e.data.step)).toEqual(["powerdown", "quit"]);
     const table = await box.run(["history", "web"]);
     expect(table.stdout).toMatch(/vm\.stopped\s+detail=destroyed method=quit/);
