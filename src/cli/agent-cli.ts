@@ -17,6 +17,7 @@ import { resolve } from "node:path";
 import { defaultDataDir } from "../adapters/default-dirs.ts";
 import { requestFor, routeOf } from "../api/command-routes.ts";
 import type { CommandInput } from "../api/commands/command-spec.ts";
+import type { OperationProgress } from "../api/progress-hub.ts";
 import { type AgentEndpoint, type AgentResponse, agentFetch, isUnavailable } from "../client/agent-transport.ts";
 import { callerHeaders } from "../client/caller-headers.ts";
 import { followAgentEvents } from "../client/follow-events.ts";
@@ -212,15 +213,18 @@ function pipeText(res: AgentResponse, io: CliIo): Promise<number> {
 /** NDJSON frames: progress drawn on stderr, then the result (or the error, thrown). */
 async function progressThenResult(res: AgentResponse, io: CliIo): Promise<unknown> {
   const { renderProgress } = await import("./progress-renderer.ts");
-  const listeners: Array<(p: unknown) => void> = [];
+  const listeners: Array<(p: OperationProgress) => void> = [];
   const progress$ = {
-    subscribe: (fn: (p: unknown) => void) => {
+    subscribe: (fn: (p: OperationProgress) => void) => {
       listeners.push(fn);
-      return { unsubscribe: () => undefined };
+      return { unsubscribe: () => void listeners.splice(listeners.indexOf(fn), 1) };
     },
   };
   const sink = io.progress ?? { isTTY: false, write: (t: string) => io.stderr(t.replace(/\n$/, "")) };
-  renderProgress(progress$ as never, sink);
+  const drawing = renderProgress(progress$, {
+    ...sink,
+    paint: paintFor(colorEnabled({ isTTY: io.tty?.stderr }, io.env)),
+  });
   let outcome: { result?: unknown; error?: { code: string; message: string; details?: Record<string, unknown> } } = {};
   let buffer = "";
   for await (const chunk of res.body) {
@@ -229,11 +233,12 @@ async function progressThenResult(res: AgentResponse, io: CliIo): Promise<unknow
     while (nl !== -1) {
       const frame = JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>;
       buffer = buffer.slice(nl + 1);
-      if ("progress" in frame) for (const fn of listeners) fn(frame.progress);
+      if ("progress" in frame) for (const fn of listeners) fn(frame.progress as OperationProgress);
       else if ("result" in frame || "error" in frame) outcome = frame as typeof outcome;
       nl = buffer.indexOf("\n");
     }
   }
+  drawing.unsubscribe(); // a live line still drawn is erased before the result is printed
   if (outcome.error) {
     throw new MaqetError(outcome.error.code as never, outcome.error.message, { details: outcome.error.details ?? {} });
   }

@@ -13,7 +13,6 @@
  * const sub = renderProgress(maqet.progress$, { isTTY: process.stderr.isTTY, write: (t) => process.stderr.write(t) });
  * ```
  */
-import type { Observable, Subscription } from "rxjs";
 import type { OperationProgress } from "../api/progress-hub.ts";
 import type { Paint } from "./color.ts";
 
@@ -41,7 +40,13 @@ interface LiveLine {
   drawn: boolean;
 }
 
-export function renderProgress(progress$: Observable<OperationProgress>, sink: ProgressSink): Subscription {
+/** What renderProgress reads: an Observable, or the agent client's stream of progress frames. */
+export interface ProgressSource {
+  subscribe(next: (p: OperationProgress) => void): { unsubscribe(): void };
+}
+
+/** Draws until unsubscribed; unsubscribing also erases a live line still drawn. */
+export function renderProgress(progress$: ProgressSource, sink: ProgressSink): { unsubscribe(): void } {
   const line: LiveLine = { drawn: false };
   const bars = barRenderer(sink, line);
   const messages = messageRenderer(sink, line);
@@ -49,8 +54,12 @@ export function renderProgress(progress$: Observable<OperationProgress>, sink: P
     if (p.message !== undefined || messages.has(p)) messages.next(p);
     else bars(p);
   });
-  subscription.add(() => messages.stop());
-  return subscription;
+  return {
+    unsubscribe: () => {
+      subscription.unsubscribe();
+      messages.stop();
+    },
+  };
 }
 
 function barRenderer(sink: ProgressSink, line: LiveLine): (p: OperationProgress) => void {
