@@ -2,8 +2,8 @@
 # Sets up a fresh clone: QEMU (qemu-system-x86, qemu-utils), npm dependencies, the build.
 # With --test it also makes sure the PostgreSQL server binaries the test harness needs exist,
 # Debian's chromium for the web console's browser tests, the OpenSSH client (`maqet ssh` runs the
-# system ssh; the guest e2e tests log in with it), and tmux (the interactive console's e2e test
-# drives `maqet console -i` in a tmux pane).
+# system ssh; the guest e2e tests log in with it), and tmux (the interactive console's and the
+# terminal e2e tests drive the CLI in a tmux pane).
 # Installs with apt when run as root; otherwise prints the exact command and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."

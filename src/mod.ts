@@ -64,7 +64,7 @@ export {
   type VmConfigInput,
 } from "./api/maqet.ts";
 export type { EventsMessage, EventsOps, EventsSubscribeOptions } from "./api/ops/events-ops.ts";
-export { vmConfigSchema } from "./api/vm-config-schema.ts";
+export { type JsonSchema, vmConfigSchema } from "./api/vm-config-schema.ts";
 export type { VmStatus } from "./api/vm-status.ts";
 export { createRemoteMaqet, type RemoteMaqetOptions } from "./client/remote-maqet.ts";
 export type { QmpRules, QmpTier } from "./config/qmp-rules.ts";

@@ -168,13 +168,16 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
       await Promise.race([launched.exit, ports.clock.sleep(2000)]).catch(() => undefined);
     }
     const stderr = logFile === undefined ? undefined : await ports.processes.readLogTail(logFile, 4096);
+    // The images this start made are removed with it (only those: an existing file is the
+    // user's); one that could not be removed stays, and is recorded as created.
+    const kept = await discardCreated(ports, disksCreated);
     throw new LaunchError(
       withForwardRefusal(
         withOrderNote(withKvmNote(withStderr(error, name, stderr), config, stderr), name, config),
         stderr,
         access.forwards,
       ),
-      disksCreated,
+      kept,
       ports.clock.now() - t0,
       stderr,
     );
@@ -247,6 +250,16 @@ function withOrderNote(error: unknown, name: string, config: VmConfig): unknown 
     cause: error.cause ?? error,
     details: { ...error.details, argumentOrderLost: lost },
   });
+}
+
+async function discardCreated(ports: VmPorts, created: CreatedDisk[]): Promise<CreatedDisk[]> {
+  const discard = ports.disks.discard;
+  if (discard === undefined) return created;
+  const kept: CreatedDisk[] = [];
+  for (const disk of created) {
+    await discard(disk.file).catch(() => kept.push(disk));
+  }
+  return kept;
 }
 
 /** The disks a start creates when missing: not CD-ROMs (an ISO is the user's, never created). */

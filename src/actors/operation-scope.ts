@@ -43,17 +43,32 @@ export interface OperationScope {
    * function it returns, if any, is called once the VM is this operation's.
    */
   onWait?(vmName: string, holder: LockHolder, ahead: number): (() => void) | undefined;
+  /**
+   * Told what a long step of this operation is waiting for (a stop's powerdown/escalation step,
+   * a start's wait condition), so a caller can say so while it waits.
+   */
+  onStep?(vmName: string, step: OperationStep): void;
+}
+
+/** One step of a long wait, as told to {@link OperationScope.onStep}. */
+export interface OperationStep {
+  /** `vm.stop` (the graceful stop's steps) or `vm.start` (waiting for the start condition). */
+  operation: "vm.stop" | "vm.start";
+  /** `powerdown`, `quit`, `sigterm`, `sigkill`; or `wait` (a start condition). */
+  step: string;
+  /** The longest this step waits before the next (or before the timeout), in ms. */
+  waitMs: number;
+  /** QEMU's pid, when known. */
+  pid?: number;
+  /** For `wait`: the condition, e.g. `serial:login:` (docs/lifecycle.md). */
+  condition?: string;
 }
 
 /** A VM's live actor seen through one operation: every method runs with that operation's scope. */
 export interface ScopedVm {
   readonly view: VmView;
   readonly state: string;
-  start(options?: {
-    timeoutMs?: number;
-    waitFor?: WaitCondition;
-    onWaiting?: (what: string) => void;
-  }): Promise<VmOutcome>;
+  start(options?: { timeoutMs?: number; waitFor?: WaitCondition }): Promise<VmOutcome>;
   stop(options?: StopOptions): Promise<VmOutcome>;
   remove(options?: StopOptions): Promise<VmOutcome>;
   pause(): Promise<VmOutcome>;

@@ -142,6 +142,11 @@ export interface DiskProvisioner {
   missing(disks: readonly DiskDevice[]): Promise<DiskDevice[]>;
   /** Refuses a VirtFS share of `/` or a system directory (real path), or one that is not a directory. */
   checkShare?(share: VirtfsShare): Promise<void>;
+  /**
+   * Removes an image this start created, when the start failed: the host is left as it was.
+   * Only ever given files {@link ensure} reported `created`; a missing file is not an error.
+   */
+  discard?(file: string): Promise<void>;
 }
 
 // ---------------------------------------------------------------- host

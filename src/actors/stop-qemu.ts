@@ -24,8 +24,11 @@ export interface StopInput {
   force: boolean;
   timeoutMs: number;
   signal?: AbortSignal;
-  /** Told each step as it is taken, so the history shows how the VM really ended. */
-  onStep?: (step: StopStep) => void;
+  /**
+   * Told each step as it is taken, so the history shows how the VM really ended, with how long
+   * the step may wait before the next one (`timeoutMs` for the powerdown).
+   */
+  onStep?: (step: StopStep, waitMs: number) => void;
 }
 
 /** One step of a stop: the ACPI request, then the escalation steps. */
@@ -64,7 +67,7 @@ export async function stopQemu(ports: VmPorts, input: StopInput): Promise<StopOu
     { defaultValue: undefined },
   );
   shutdown.catch(() => undefined);
-  input.onStep?.("powerdown");
+  input.onStep?.("powerdown", input.timeoutMs);
   await session.execute("system_powerdown", undefined, { timeoutMs: 5000, signal }).catch(() => undefined);
   const seen = await Promise.race([shutdown, clock.sleep(input.timeoutMs, signal).then(() => undefined)]);
   if (seen !== undefined) {
@@ -101,11 +104,11 @@ export async function escalateStop(
   for (const step of steps.slice(steps.indexOf(from))) {
     if (step === "quit") {
       if (session === undefined || session.isClosed) continue;
-      input.onStep?.(step);
+      input.onStep?.(step, ESCALATION_STEP_MS.quit);
       await session.execute("quit", undefined, { timeoutMs: ESCALATION_STEP_MS.quit, signal }).catch(() => undefined);
       ports.crash?.("stop.quit-sent");
     } else {
-      input.onStep?.(step);
+      input.onStep?.(step, ESCALATION_STEP_MS[step]);
       ports.processes.kill(pid, step === "sigterm" ? "SIGTERM" : "SIGKILL");
     }
     if (await ports.processes.waitGone(pid, marker, ESCALATION_STEP_MS[step], signal)) return step;

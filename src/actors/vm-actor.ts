@@ -29,7 +29,7 @@ import { escalateStop, type StopStep, stopQemu } from "./stop-qemu.ts";
 import { StreamRecorder } from "./stream-recorder.ts";
 import { type RecordInput, type VmCommand, type VmOutcome, vmMachine } from "./vm-machine.ts";
 import { foldVmEvents, type VmView } from "./vm-view.ts";
-import { awaitStartCondition, sshEndpoint, type WaitCondition } from "./wait-condition.ts";
+import { awaitStartCondition, describeWaitCondition, sshEndpoint, type WaitCondition } from "./wait-condition.ts";
 import { watchQemu } from "./watch-qemu.ts";
 
 export interface VmActorDeps {
@@ -90,7 +90,10 @@ export class VmActor {
     this.#recorder = new StreamRecorder(deps.store, view.streamId, view.version);
     const { ports } = deps;
     const recorder = this.#recorder;
-    const recordStep = (step: StopStep) => this.#observe([vmEvent("vm.stop-step", { step })]);
+    const recordStep = (step: StopStep, waitMs: number) => {
+      this.#observe([vmEvent("vm.stop-step", { step })]);
+      this.#current?.onStep?.(this.view.name, { operation: "vm.stop", step, waitMs, pid: this.view.pid });
+    };
     const machine = vmMachine.provide({
       actors: {
         record: fromPromise(async ({ input }) => {
@@ -208,7 +211,7 @@ export class VmActor {
    * the call. A wait that times out records `vm.wait-failed` and throws TIMEOUT; the VM keeps running.
    */
   async start(
-    options: { timeoutMs?: number; waitFor?: WaitCondition; onWaiting?: (what: string) => void } = {},
+    options: { timeoutMs?: number; waitFor?: WaitCondition } = {},
     scope?: OperationScope,
   ): Promise<VmOutcome> {
     const { ports } = this.#deps;
@@ -228,11 +231,20 @@ export class VmActor {
       if (this.#actor.getSnapshot().matches("stopped")) await preflightLaunch(ports, this.view.config);
     });
     if (waitFor.kind === "process") return outcome;
-    await this.#exclusive(`start (waiting for ${waitFor.kind})`, scope, () =>
-      this.#withAccess((access) =>
-        awaitStartCondition(access, waitFor, { deadline, timeoutMs, onWaiting: options.onWaiting }),
-      ),
-    );
+    await this.#exclusive(`start (waiting for ${waitFor.kind})`, scope, () => {
+      // Only a condition the caller chose is worth telling (QMP up is part of any start).
+      if (waitFor.kind !== "qmp") {
+        const ssh = waitFor.kind === "ssh" ? sshEndpoint(this.view) : undefined;
+        scope?.onStep?.(this.view.name, {
+          operation: "vm.start",
+          step: "wait",
+          waitMs: Math.max(0, deadline - ports.clock.now()),
+          pid: this.view.pid,
+          condition: ssh ? `ssh:${ssh.host}:${ssh.port}` : describeWaitCondition(waitFor),
+        });
+      }
+      return this.#withAccess((access) => awaitStartCondition(access, waitFor, { deadline, timeoutMs }));
+    });
     return outcome;
   }
 

@@ -113,11 +113,10 @@ export async function waitForCondition(ports: VmPorts, condition: WaitCondition,
 export async function awaitStartCondition(
   access: VmAccess,
   waitFor: WaitCondition,
-  limits: { deadline: number; timeoutMs: number; onWaiting?: (what: string) => void },
+  limits: { deadline: number; timeoutMs: number },
 ): Promise<void> {
   const { ports, view } = access;
   const ssh = waitFor.kind === "ssh" ? sshEndpoint(view) : undefined;
-  limits.onWaiting?.(waitingFor(waitFor, view.name, ssh));
   const held =
     waitFor.kind === "qmp"
       ? await untilGuestRuns(ports, access.session, limits.deadline)
@@ -160,12 +159,6 @@ export function sshEndpoint(view: Pick<VmView, "name" | "forwards" | "config">):
   return { host: forward.hostIp === "0.0.0.0" ? "127.0.0.1" : forward.hostIp, port: forward.hostPort };
 }
 
-function waitingFor(waitFor: WaitCondition, name: string, ssh?: { host: string; port: number }): string {
-  if (waitFor.kind === "ssh" && ssh) {
-    return `waiting for the SSH server of VM '${name}': an SSH-2.0 banner on ${ssh.host}:${ssh.port} (forwarded to guest port 22)`;
-  }
-  return `waiting for VM '${name}': ${describeWaitCondition(waitFor)}`;
-}
 
 /** `qmp`: after `cont`, QEMU must say the guest runs (a guest that stopped at once did not start). */
 async function untilGuestRuns(ports: VmPorts, session: QmpSession | undefined, deadline: number): Promise<boolean> {

@@ -9,7 +9,8 @@
  * 4. claim the file with O_CREAT|O_EXCL|O_NOFOLLOW at mode 0600 (no symlink followed, no other
  *    creator races us, never readable by others);
  * 5. `qemu-img create` through the one adapter; verify a regular file is left;
- * 6. on any failure, timeout or abort, remove the partial file.
+ * 6. on any failure, timeout or abort, remove the partial file;
+ * 7. a start that fails after creating images removes them (`discard`), and only them.
  *
  * @example
  * ```ts
@@ -60,6 +61,7 @@ export function createDiskProvisioner(options: DiskProvisionerOptions): DiskProv
   return {
     missing: missingDisks,
     checkShare: async (share) => void (await assertSharePathAllowed(share.path, `share '${share.name}'`)),
+    discard: (file) => rm(file, { force: true }),
     async ensure(disk: DiskDevice, signal?: AbortSignal) {
       const t0 = performance.now();
       const elapsed = () => Math.round(performance.now() - t0);

@@ -10,7 +10,7 @@
  * await assertDiskPathAllowed("/etc/evil.qcow2");        // throws PATH_REFUSED
  * ```
  */
-import { realpath, stat } from "node:fs/promises";
+import { lstat, realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, normalize, relative } from "node:path";
 import { MaqetError } from "../errors/maqet-error.ts";
 
@@ -164,4 +164,43 @@ async function realTargetPath(path: string): Promise<string> {
 
 function isWithin(path: string, dir: string): boolean {
   return path === dir || path.startsWith(`${dir}/`);
+}
+
+/**
+ * Refuses (PATH_REFUSED, exit 4) a config whose disk a start would have to create inside a system
+ * directory: the check `start` makes, made at `add` and `apply` already, so a config that can
+ * never start is never recorded. Disks whose file exists are the user's and are not judged here
+ * (an image under /var/lib/libvirt/images is used, not created); CD-ROMs are never created.
+ *
+ * @example
+ * ```ts
+ * await assertConfigDiskPaths({ storage: [{ name: "hdd0", file: "/etc/x.qcow2" }] }); // throws PATH_REFUSED
+ * ```
+ */
+export async function assertConfigDiskPaths(config: {
+  storage: ReadonlyArray<{ name: string; file: string; media?: string }>;
+}): Promise<void> {
+  for (const disk of config.storage) {
+    if (disk.media === "cdrom" || !isAbsolute(disk.file) || (await exists(disk.file))) continue;
+    try {
+      await assertDiskPathAllowed(disk.file);
+    } catch (error) {
+      if (error instanceof MaqetError && error.code === "PATH_REFUSED") {
+        throw new MaqetError("PATH_REFUSED", `Disk '${disk.name}': ${error.message}`, {
+          cause: error,
+          details: { ...error.details, disk: disk.name, keyPath: `storage[name=${disk.name}].file` },
+        });
+      }
+      throw error;
+    }
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -23,6 +23,7 @@ import { type CallerIdentity, operationMetadata } from "./caller-identity.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
 import { progressHub } from "./progress-hub.ts";
 import { openRuntime, type Runtime, type RuntimeHooks } from "./runtime.ts";
+import { stepMessage } from "./step-message.ts";
 
 export interface MaqetContext {
   readonly options: MaqetOptions;
@@ -78,11 +79,20 @@ export function createMaqetContext(options: MaqetOptions): MaqetContext {
       open,
       operation: async (run) => {
         const rt = await open();
+        const steps = stepReporter(ctx);
         const scope: OperationScope = {
           metadata: operationMetadata(caller, options.source ?? "library"),
           onWait: (vmName, holder, ahead) => waitReporter(ctx, vmName, holder.operation, ahead),
+          onStep: steps.step,
         };
-        return run(rt, scopedOrchestrator(rt.orchestrator, scope), scope);
+        try {
+          const result = await run(rt, scopedOrchestrator(rt.orchestrator, scope), scope);
+          steps.end(true);
+          return result;
+        } catch (error) {
+          steps.end(false);
+          throw error;
+        }
       },
       withVm: (name, run) => ctx.operation(async (rt, orchestrator) => run(await orchestrator.actor(name), rt)),
       as: (next) => view(next),
@@ -91,6 +101,38 @@ export function createMaqetContext(options: MaqetOptions): MaqetContext {
     return ctx;
   };
   return view(undefined);
+}
+
+/**
+ * The long steps of one operation (a stop's powerdown and escalation, a start's wait condition)
+ * on the instance's progress stream, each with a message saying what it waits for and how long;
+ * the operation's end closes them (done, ok).
+ */
+function stepReporter(ctx: MaqetContext): {
+  step: NonNullable<OperationScope["onStep"]>;
+  end(ok: boolean): void;
+} {
+  const open = new Map<string, { operation: string; subject: string }>();
+  return {
+    step: (vmName, step) => {
+      open.set(`${step.operation} ${vmName}`, { operation: step.operation, subject: vmName });
+      progressHub(ctx).next({
+        operation: step.operation,
+        subject: vmName,
+        percent: 0,
+        message: stepMessage(vmName, step),
+        step: step.step,
+        waitMs: step.waitMs,
+        ...(step.pid === undefined ? {} : { pid: step.pid }),
+      });
+    },
+    end: (ok) => {
+      for (const { operation, subject } of open.values()) {
+        progressHub(ctx).next({ operation, subject, percent: 100, done: true, ok });
+      }
+      open.clear();
+    },
+  };
 }
 
 /**

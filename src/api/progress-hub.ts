@@ -1,5 +1,6 @@
 /**
- * Progress of long operations (disk convert, snapshots) as one Observable per maqet instance:
+ * Progress of long operations (disk convert, snapshots, a graceful stop's steps, a start's wait
+ * condition, a wait for a busy VM) as one Observable per maqet instance:
  * the library exposes it as `maqet.progress$`, the CLI draws it (a bar on a TTY, plain lines
  * otherwise, nothing with --json). Each operation may also take its own `onProgress`.
  *
@@ -18,8 +19,17 @@ export interface OperationProgress {
   subject: string;
   /** 0–100, never decreasing within one operation. */
   percent: number;
-  /** What it is doing, when a percentage says nothing (e.g. `vm.wait`: which operation holds the VM). */
+  /**
+   * What it is doing, when a percentage says nothing: `vm.wait` (which operation holds the VM),
+   * `vm.stop` (the graceful stop's step and how long it waits), `vm.start` (the wait condition).
+   */
   message?: string;
+  /** `vm.stop`: `powerdown`, `quit`, `sigterm`, `sigkill`; `vm.start`: `wait`. */
+  step?: string;
+  /** How long the current step waits at most, in ms (`vm.stop`, `vm.start`). */
+  waitMs?: number;
+  /** QEMU's pid, when known (`vm.stop`, `vm.start`). */
+  pid?: number;
   /** Set on the last value of an operation (success or failure). */
   done?: boolean;
   /** False on the last value of an operation that failed. */

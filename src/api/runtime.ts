@@ -46,6 +46,7 @@ import { ClusterRuntime } from "./cluster-runtime.ts";
 import { diskToolsFor, locatorFor } from "./disk-tools.ts";
 import type { MaqetOptions } from "./maqet-options.ts";
 import { clusterNeedsServer } from "./route-commands.ts";
+import { recordSpooledFacts } from "./store-down.ts";
 
 export interface Runtime {
   store: EventStore;
@@ -179,6 +180,15 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
     : undefined;
   let member: ClusterMember | undefined;
   try {
+    // Facts a `stop --force` spooled while this store was unreachable go in before any VM is
+    // touched (a VM loaded first would record its vanished QEMU a second way).
+    if (opened) {
+      await recordSpooledFacts(store, options, (note) => options.onWarning?.(note)).catch((error: unknown) =>
+        options.onWarning?.(
+          `could not record the facts spooled while the store was unreachable (they stay spooled): ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
+    }
     if (cluster?.member) {
       member = await startClusterMember({
         cluster,

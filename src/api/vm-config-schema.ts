@@ -85,8 +85,24 @@ const qmpRules = {
   additionalProperties: false,
 };
 
+/** A JSON Schema (draft 2020-12) node, as far as maqet writes one. */
+export interface JsonSchema {
+  $schema?: string;
+  $id?: string;
+  title?: string;
+  description?: string;
+  type?: string | readonly string[];
+  properties?: Record<string, JsonSchema>;
+  items?: JsonSchema;
+  oneOf?: readonly JsonSchema[];
+  anyOf?: readonly JsonSchema[];
+  enum?: readonly unknown[];
+  additionalProperties?: boolean | JsonSchema;
+  [keyword: string]: unknown;
+}
+
 /** The schema object (a fresh copy each call). */
-export function vmConfigSchema() {
+export function vmConfigSchema(): JsonSchema & { properties: Record<string, JsonSchema> } {
   return {
     $schema: "https://json-schema.org/draft/2020-12/schema",
     $id: "https://maqet.dev/schema/vm-config.schema.json",

@@ -17,12 +17,14 @@ import { resolve } from "node:path";
 import { defaultDataDir } from "../adapters/default-dirs.ts";
 import { requestFor, routeOf } from "../api/command-routes.ts";
 import type { CommandInput } from "../api/commands/command-spec.ts";
+import type { OperationProgress } from "../api/progress-hub.ts";
 import { type AgentEndpoint, type AgentResponse, agentFetch, isUnavailable } from "../client/agent-transport.ts";
 import { callerHeaders } from "../client/caller-headers.ts";
 import { followAgentEvents } from "../client/follow-events.ts";
 import { storeIdOf } from "../client/store-id.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import type { AgentTarget } from "./agent-target.ts";
+import { colorEnabled, NO_PAINT, type Paint, paintFor } from "./color.ts";
 import type { CliIo } from "./main.ts";
 import type { ParsedArgs } from "./parse-args.ts";
 
@@ -30,7 +32,19 @@ import type { ParsedArgs } from "./parse-args.ts";
 export const FALL_BACK = -1;
 
 /** Commands whose long steps report progress (drawn on stderr unless --json). */
-const WITH_PROGRESS = new Set(["snapshot create", "snapshot load", "snapshot delete", "disk convert"]);
+const WITH_PROGRESS = new Set([
+  "snapshot create",
+  "snapshot load",
+  "snapshot delete",
+  "disk convert",
+  // A graceful stop's steps, a start's wait condition (see progress-renderer.ts).
+  "start",
+  "stop",
+  "rm",
+]);
+
+/** Commands that wait on a VM: Ctrl-C says the agent carries on with them (exit 130). */
+const WAITING_COMMANDS = new Set(["start", "stop", "rm", "apply", "edit"]);
 
 export async function runThroughAgent(parsed: ParsedArgs, io: CliIo, target: AgentTarget): Promise<number> {
   const route = routeOf(parsed.command!.name)!;
@@ -50,6 +64,17 @@ export async function runThroughAgent(parsed: ParsedArgs, io: CliIo, target: Age
     const request = requestFor(route, input);
     const follow = route.streams === "text" && parsed.input.follow === true;
     const progress = !json && WITH_PROGRESS.has(name);
+    const vm = typeof parsed.input.vm === "string" ? parsed.input.vm : undefined;
+    if (io.interrupt && vm !== undefined && WAITING_COMMANDS.has(name)) {
+      // The agent runs the operation, not this process: Ctrl-C ends the wait, not the operation.
+      const { signals, exit } = io.interrupt;
+      signals.on("SIGINT", () => {
+        io.stderr(
+          `\nmaqet: interrupted: the agent carries on with \`maqet ${name} ${vm}\`; VM '${vm}' may still be running. See \`maqet status ${vm}\`.`,
+        );
+        exit(130);
+      });
+    }
     const res = await agentFetch(endpoint, {
       ...request,
       accept: follow && !json ? "text/plain" : follow || progress ? "application/x-ndjson" : "application/json",
@@ -62,7 +87,14 @@ export async function runThroughAgent(parsed: ParsedArgs, io: CliIo, target: Age
       return 0;
     }
     if (!json && name !== "qmp") await loadRenderers();
-    print(name, result, parsed.input, json, io);
+    print(
+      name,
+      result,
+      parsed.input,
+      json,
+      io,
+      paintFor(colorEnabled({ isTTY: io.tty?.stdout }, io.env, parsed.global.color)),
+    );
     return 0;
   } catch (error) {
     if (!target.explicit && isUnavailable(error)) return FALL_BACK;
@@ -119,7 +151,7 @@ async function localInput(
   return out;
 }
 
-function print(name: string, result: unknown, input: CommandInput, json: boolean, io: CliIo): void {
+function print(name: string, result: unknown, input: CommandInput, json: boolean, io: CliIo, paint: Paint): void {
   if (json || name === "qmp") {
     io.stdout(JSON.stringify(result, null, 2));
     return;
@@ -127,12 +159,12 @@ function print(name: string, result: unknown, input: CommandInput, json: boolean
   if (name === "audit" && Array.isArray(result)) {
     Object.defineProperty(result, "format", { value: input.format ?? "table", enumerable: false });
   }
-  io.stdout(renderer(name, result));
+  io.stdout(renderer(name, result, paint));
 }
 
-let renderResult: ((command: string, result: unknown) => string) | undefined;
-function renderer(name: string, result: unknown): string {
-  return renderResult!(name, result);
+let renderResult: ((command: string, result: unknown, paint: Paint) => string) | undefined;
+function renderer(name: string, result: unknown, paint: Paint): string {
+  return renderResult!(name, result, paint);
 }
 
 /** Loads the renderers (only when text is printed). */
@@ -206,15 +238,18 @@ async function interactive(endpoint: AgentEndpoint, input: CommandInput, io: Cli
 /** NDJSON frames: progress drawn on stderr, then the result (or the error, thrown). */
 async function progressThenResult(res: AgentResponse, io: CliIo): Promise<unknown> {
   const { renderProgress } = await import("./progress-renderer.ts");
-  const listeners: Array<(p: unknown) => void> = [];
+  const listeners: Array<(p: OperationProgress) => void> = [];
   const progress$ = {
-    subscribe: (fn: (p: unknown) => void) => {
+    subscribe: (fn: (p: OperationProgress) => void) => {
       listeners.push(fn);
-      return { unsubscribe: () => undefined };
+      return { unsubscribe: () => void listeners.splice(listeners.indexOf(fn), 1) };
     },
   };
   const sink = io.progress ?? { isTTY: false, write: (t: string) => io.stderr(t.replace(/\n$/, "")) };
-  renderProgress(progress$ as never, sink);
+  const drawing = renderProgress(progress$, {
+    ...sink,
+    paint: paintFor(colorEnabled({ isTTY: io.tty?.stderr }, io.env)),
+  });
   let outcome: { result?: unknown; error?: { code: string; message: string; details?: Record<string, unknown> } } = {};
   let buffer = "";
   for await (const chunk of res.body) {
@@ -223,11 +258,12 @@ async function progressThenResult(res: AgentResponse, io: CliIo): Promise<unknow
     while (nl !== -1) {
       const frame = JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>;
       buffer = buffer.slice(nl + 1);
-      if ("progress" in frame) for (const fn of listeners) fn(frame.progress);
+      if ("progress" in frame) for (const fn of listeners) fn(frame.progress as OperationProgress);
       else if ("result" in frame || "error" in frame) outcome = frame as typeof outcome;
       nl = buffer.indexOf("\n");
     }
   }
+  drawing.unsubscribe(); // a live line still drawn is erased before the result is printed
   if (outcome.error) {
     throw new MaqetError(outcome.error.code as never, outcome.error.message, { details: outcome.error.details ?? {} });
   }
@@ -243,7 +279,7 @@ async function events(endpoint: AgentEndpoint, input: CommandInput, json: boolea
     from: typeof input.from === "number" ? input.from : undefined,
     follow: input.follow === true,
     onEvent: (line) => {
-      const text = json ? JSON.stringify(line) : renderer("events", line);
+      const text = json ? JSON.stringify(line) : renderer("events", line, NO_PAINT);
       if (text !== "") write(`${text}\n`);
     },
     onNote: (note) => io.stderr(`maqet: ${note}`),

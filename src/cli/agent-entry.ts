@@ -16,7 +16,7 @@ import { agentTarget } from "./agent-target.ts";
 import type { CliIo } from "./main.ts";
 import { type ParsedArgs, parseArgs } from "./parse-args.ts";
 
-const VALUE_FLAGS = new Set(["--db", "--data-dir", "--runtime-dir", "--agent"]);
+const VALUE_FLAGS = new Set(["--db", "--data-dir", "--runtime-dir", "--agent", "--color"]);
 
 /** True when the command is `agent` (after any global options). */
 export function isAgentCommand(argv: readonly string[]): boolean {

@@ -31,6 +31,8 @@ const code = await runMaqet(process.argv.slice(2), {
   stderr: (text) => process.stderr.write(`${text}\n`),
   write: (text) => process.stdout.write(text),
   ...(process.stdin.isTTY === true ? { confirm } : {}),
+  tty: { stdout: process.stdout.isTTY === true, stderr: process.stderr.isTTY === true },
+  interrupt: { signals: process, exit: (c) => process.exit(c) },
   progress: {
     isTTY: process.stderr.isTTY === true,
     columns: process.stderr.columns,

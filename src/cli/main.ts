@@ -16,9 +16,11 @@ import { isStreamedResult, streamedResult } from "../api/commands/streamed-resul
 import { isStreamedValues } from "../api/commands/streamed-values.ts";
 import { createMaqet } from "../api/maqet.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
+import { colorEnabled, NO_PAINT, type Paint, paintFor } from "./color.ts";
 import { runAttached } from "./console-session.ts";
 import { runDemo } from "./demo.ts";
 import { renderHelp } from "./help.ts";
+import { watchInterrupt } from "./interrupt.ts";
 import { type GlobalOptions, parseArgs } from "./parse-args.ts";
 import { pipeStream } from "./pipe-stream.ts";
 import { type ProgressSink, renderProgress } from "./progress-renderer.ts";
@@ -36,7 +38,17 @@ export interface CliIo {
   progress?: ProgressSink;
   /** A yes/no question on the terminal (`rm --all`); absent when stdin is not a terminal. */
   confirm?: (question: string) => Promise<boolean>;
+  /** Which of stdout and stderr are terminals (colour only there; see color.ts). Default: neither. */
+  tty?: { stdout?: boolean; stderr?: boolean };
+  /**
+   * Ctrl-C handling for commands that wait (see interrupt.ts): where SIGINT comes from and how
+   * the process exits. Absent (tests calling runCli in-process): Ctrl-C is not watched.
+   */
+  interrupt?: { signals: Pick<NodeJS.Process, "on" | "off">; exit(code: number): void };
 }
+
+/** Commands Ctrl-C may interrupt while they wait on a VM: they say what they leave running. */
+const WAITING_COMMANDS = new Set(["start", "stop", "rm", "apply", "edit"]);
 
 /**
  * `via`: run the command's operations through this agent (a command that needs the terminal
@@ -56,11 +68,13 @@ export async function runCli(
     debug: argv.includes("--debug"),
   };
   let log: RunLog | undefined;
+  let paints = cliPaints(io, global);
   try {
     const parsed = parseArgs(argv);
     global = parsed.global;
     log = global.logFile === undefined ? undefined : openRunLog(global.logFile, argv);
     io = withRunLog(io, log);
+    paints = cliPaints(io, global);
     if (global.configDir !== undefined) io = { ...io, env: { ...io.env, MAQET_CONFIG_DIR: global.configDir } };
     if (global.version) {
       io.stdout(version());
@@ -85,14 +99,30 @@ export async function runCli(
       source: "cli",
       // Read before each QMP command only, so a broken policy file blocks QMP, not `stop`.
       qmpPolicy: async () => (await loadGlobalConfig(io.env)).config.qmp,
-      onWarning: (message: string) => io.stderr(`maqet: warning: ${message}`),
+      onWarning: (message: string) => io.stderr(`${paints.err.yellow("maqet: warning:")} ${message}`),
       // Test only (docs/crash-points.md): inert unless set.
       crashAt: io.env.MAQET_CRASH_AT,
     };
     const maqet = createMaqet(options);
     const progress = global.json
       ? undefined
-      : renderProgress(maqet.progress$, io.progress ?? { isTTY: false, write: (t) => io.stderr(t.replace(/\n$/, "")) });
+      : renderProgress(maqet.progress$, {
+          ...(io.progress ?? { isTTY: false, write: (t: string) => io.stderr(t.replace(/\n$/, "")) }),
+          paint: paints.err,
+        });
+    const vm = typeof parsed.input.vm === "string" ? parsed.input.vm : undefined;
+    const releaseInterrupt =
+      io.interrupt && parsed.command && WAITING_COMMANDS.has(parsed.command.name)
+        ? watchInterrupt({
+            command: parsed.command.name,
+            ...(vm === undefined ? {} : { vm }),
+            progress$: maqet.progress$,
+            stderr: io.stderr,
+            beforeNote: () => progress?.unsubscribe(),
+            close: () => maqet.close(),
+            ...io.interrupt,
+          })
+        : undefined;
     try {
       if (parsed.commandName === "demo") {
         await runDemo(maqet, {
@@ -108,7 +138,7 @@ export async function runCli(
         // until the stream ends or Ctrl-C; one line each, text or JSON (JSONL).
         const command = parsed.command!.name;
         const lines$ = result.values$.pipe(
-          map((value) => (global.json ? JSON.stringify(value) : renderResult(command, value))),
+          map((value) => (global.json ? JSON.stringify(value) : renderResult(command, value, paints.out))),
           filter((line) => line !== ""),
           map((line) => `${line}\n`),
         );
@@ -136,32 +166,52 @@ export async function runCli(
       if (isStreamedResult(result)) {
         // A stream may last hours: release the store (the embedded one admits one process) first.
         await maqet.close();
-        return await pipeStream(result, { write: io.write ?? io.stdout, json: global.json });
+        return await pipeStream(result, {
+          write: io.write ?? io.stdout,
+          json: global.json,
+          ...(vm === undefined
+            ? {}
+            : {
+                onInterrupt: () =>
+                  io.stderr(
+                    `\nmaqet: stopped following VM '${vm}'; the VM keeps running. Stop it with \`maqet stop ${vm}\`.`,
+                  ),
+              }),
+        });
       }
       io.stdout(
         global.json || parsed.command!.name === "qmp"
           ? JSON.stringify(result, null, 2)
           : global.format === "yaml"
             ? renderYaml(result)
-            : renderResult(parsed.command!.name, result),
+            : renderResult(parsed.command!.name, result, paints.out),
       );
       const code = parsed.command!.exitCode?.(parsed.input, result) ?? 0;
       log?.write(`exit ${code}`);
       return code;
     } finally {
+      releaseInterrupt?.();
       progress?.unsubscribe();
       await maqet.close();
     }
   } catch (error) {
-    const code = reportError(error, global.json, io, global.debug || global.verbosity >= 3);
+    const code = reportError(error, global.json, io, global.debug || global.verbosity >= 3, paints.err);
     log?.write(`exit ${code}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     return code;
   }
 }
 
-function reportError(error: unknown, json: boolean, io: CliIo, debug = false): number {
+/** Colours for stdout and stderr, each only when it is a terminal (and NO_COLOR / --color allow). */
+function cliPaints(io: CliIo, global: GlobalOptions): { out: Paint; err: Paint } {
+  return {
+    out: paintFor(!global.json && colorEnabled({ isTTY: io.tty?.stdout }, io.env, global.color)),
+    err: paintFor(colorEnabled({ isTTY: io.tty?.stderr }, io.env, global.color)),
+  };
+}
+
+function reportError(error: unknown, json: boolean, io: CliIo, debug = false, paint: Paint = NO_PAINT): number {
   if (isMaqetError(error)) {
-    io.stderr(`maqet: ${error.message}`);
+    io.stderr(`${paint.red("maqet:")} ${error.message}`);
     if (debug) io.stderr(debugTrace(error));
     if (json) io.stdout(JSON.stringify({ error: error.toJSON() }, null, 2));
     return error.exitCode;

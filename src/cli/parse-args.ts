@@ -11,6 +11,7 @@
 import { COMMANDS, type CommandInput, type CommandSpec, findCommand, type OptionSpec } from "../api/commands.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { CLI_COMMANDS, type CommandDescription, commandGroups, groupCommands } from "./cli-commands.ts";
+import { COLOR_MODES, type ColorMode } from "./color.ts";
 import { didYouMean, nearest } from "./suggest.ts";
 
 export interface GlobalOptions {
@@ -34,6 +35,8 @@ export interface GlobalOptions {
   debug: boolean;
   /** Append a debug log of the run (argv, outcome, warnings) to this file. */
   logFile?: string;
+  /** `--color auto|always|never` (default auto: on a terminal only, NO_COLOR respected). */
+  color?: ColorMode;
 }
 
 export const OUTPUT_FORMATS = ["auto", "json", "yaml", "plain", "table"] as const;
@@ -86,6 +89,12 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
   { name: "verbose", type: "boolean", description: "-v, -vv, -vvv: more detail on errors (-vvv: as --debug)" },
   { name: "debug", type: "boolean", description: "print full stack traces on errors" },
   { name: "log-file", type: "string", value: "FILE", description: "append a debug log of this run to FILE" },
+  {
+    name: "color",
+    type: "string",
+    value: "WHEN",
+    description: "auto (default: on a terminal, unless NO_COLOR is set), always or never",
+  },
   { name: "help", type: "boolean", description: "show help" },
   { name: "version", type: "boolean", description: "print the version" },
 ];
@@ -266,7 +275,12 @@ function assignGlobal(
   else if (name === "verbose") global.verbosity += value === true ? 1 : 0;
   else if (name === "debug") global.debug = value === true;
   else if (name === "log-file") global.logFile = String(value);
-  else if (name === "output") {
+  else if (name === "color") {
+    if (!(COLOR_MODES as readonly string[]).includes(String(value))) {
+      throw usage(`--color must be one of ${COLOR_MODES.join(", ")} (got '${String(value)}')`, commandName);
+    }
+    global.color = value as ColorMode;
+  } else if (name === "output") {
     if (!(OUTPUT_FORMATS as readonly string[]).includes(String(value))) {
       throw usage(`--format must be one of ${OUTPUT_FORMATS.join(", ")} (got '${String(value)}')`, commandName);
     }

@@ -18,6 +18,8 @@ export interface PipeStreamIo {
   json: boolean;
   /** Where Ctrl-C comes from. Default: this process. */
   signals?: Pick<NodeJS.Process, "once" | "off">;
+  /** Said on Ctrl-C / SIGTERM (e.g. that the VM keeps running). */
+  onInterrupt?: () => void;
 }
 
 /** Resolves with the exit code (0) when the stream ends or is interrupted; rejects with its error. */
@@ -31,6 +33,7 @@ export function pipeStream(result: StreamedResult, io: PipeStreamIo): Promise<nu
     const interrupt = (): void => {
       subscription.unsubscribe();
       finish();
+      io.onInterrupt?.();
       resolve(0);
     };
     signals.once("SIGINT", interrupt);

@@ -9,6 +9,7 @@
  * ```
  */
 import { findCommand } from "../api/commands.ts";
+import { NO_PAINT, type Paint } from "./color.ts";
 import { AUDIT_RENDERERS } from "./renderers/audit-renderers.ts";
 import { CONSOLE_RENDERERS } from "./renderers/console-renderers.ts";
 import { DISK_RENDERERS } from "./renderers/disk-renderers.ts";
@@ -42,8 +43,9 @@ const RENDERERS: Record<string, Renderer> = {
   ...HOST_RENDERERS,
 };
 
-export function renderResult(command: string, result: unknown): string {
+/** The text of a result; `paint` colours it (only given for a terminal, see color.ts). */
+export function renderResult(command: string, result: unknown, paint: Paint = NO_PAINT): string {
   const name = findCommand(command)?.name ?? command;
   const render = RENDERERS[name];
-  return render ? render(result) : JSON.stringify(result, null, 2);
+  return render ? render(result, paint) : JSON.stringify(result, null, 2);
 }

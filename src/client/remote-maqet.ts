@@ -24,6 +24,7 @@ import type { CallerIdentity } from "../api/caller-identity.ts";
 import { requestFor, routeOf } from "../api/command-routes.ts";
 import type { CommandInput } from "../api/commands/command-spec.ts";
 import type { EventLine } from "../api/commands/events-commands.ts";
+import type { HistoryEntry } from "../api/history-entry.ts";
 import type { Maqet, OperationProgress } from "../api/maqet.ts";
 import type { EventsMessage, EventsSubscribeOptions } from "../api/ops/events-ops.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
@@ -164,7 +165,11 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
     restoreHost: (name) => call("host restore", { name }),
     markHostDead: (name) => call("host mark-dead", { name }),
     removeHost: (name) => call("host rm", { name }),
-    history: (vm) => call("history", { vm }),
+    // The route answers history's one shape ({vm, point, version, events, state, config}).
+    history: async (vm) => {
+      const answer = await call<HistoryEntry[] | { events: HistoryEntry[] }>("history", { vm });
+      return Array.isArray(answer) ? answer : answer.events;
+    },
     historyAt: (vm, point) => call("history", { vm, at: point.at?.toISOString(), version: point.version }),
     replay: () => {
       throw new MaqetError(

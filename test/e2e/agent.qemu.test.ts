@@ -76,7 +76,7 @@ describe("maqet agent (real agent process, real QEMU, PGlite)", { timeout: 300_0
     const qmp = await box.run(["qmp", "web", "query-status"]);
     expect(JSON.parse(qmp.stdout)).toMatchObject({ status: "running" });
     expect((await box.run(["stop", "web", "--force"])).code).toBe(0);
-    const history = (await box.run(["history", "web", "--json"])).json<Array<{ type: string }>>();
+    const history = (await box.run(["history", "web", "--json"])).json<{ events: Array<{ type: string }> }>().events;
     expect(history.map((e) => e.type)).toEqual(
       expect.arrayContaining(["vm.defined", "vm.start-requested", "vm.started", "qmp.command-executed", "vm.stopped"]),
     );

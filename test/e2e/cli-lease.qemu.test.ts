@@ -41,7 +41,7 @@ afterAll(async () => {
 async function untilLastFact(type: string): Promise<void> {
   for (let i = 0; i < 300; i++) {
     const r = await box.run(["history", "busy", "--json", "--db", db.url]);
-    if (r.code === 0 && r.json<Array<{ type: string }>>().at(-1)?.type === type) return;
+    if (r.code === 0 && r.json<{ events: Array<{ type: string }> }>().events.at(-1)?.type === type) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`busy never recorded ${type}`);
@@ -85,7 +85,9 @@ describe("leases across CLI processes (PostgreSQL server)", { timeout: 180_000 }
       new RegExp(`VM 'busy' is being driven by pid ${start.child.pid} on host \\S+ since \\d{4}-`),
     );
     expect((await start.done).code).toBe(0);
-    const types = (await box.run(["history", "busy", "--json", "--db", db.url])).json<Array<{ type: string }>>();
+    const types = (await box.run(["history", "busy", "--json", "--db", db.url])).json<{
+      events: Array<{ type: string }>;
+    }>().events;
     expect(types.map((t) => t.type)).toEqual(["vm.defined", "vm.start-requested", "vm.started"]);
     expect((await box.run(["stop", "busy", "--force", "--db", db.url])).code).toBe(0);
   });
@@ -98,9 +100,9 @@ describe("leases across CLI processes (PostgreSQL server)", { timeout: 180_000 }
     const again = await box.run(["start", "busy", "--db", db.url]);
     expect(again.stderr).toBe("");
     expect(again.code).toBe(0);
-    const history = (await box.run(["history", "busy", "--json", "--db", db.url])).json<
-      Array<{ type: string; data: { reason?: string } }>
-    >();
+    const history = (await box.run(["history", "busy", "--json", "--db", db.url])).json<{
+      events: Array<{ type: string; data: { reason?: string } }>;
+    }>().events;
     expect(history.slice(-4).map((e) => e.type)).toEqual([
       "vm.start-requested",
       "vm.start-failed",

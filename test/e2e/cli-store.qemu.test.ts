@@ -76,7 +76,9 @@ describe("maqet CLI and its stores", { timeout: 180_000 }, () => {
       expect(status.state).toBe("running");
       expect(await processAlive(status.pid)).toBe(true);
       expect((await box.run(["stop", "pgvm", "--force", "--db", db.url])).code).toBe(0);
-      const types = (await box.run(["history", "pgvm", "--json", "--db", db.url])).json<Array<{ type: string }>>();
+      const types = (await box.run(["history", "pgvm", "--json", "--db", db.url])).json<{
+        events: Array<{ type: string }>;
+      }>().events;
       expect(types.map((t) => t.type)).toEqual([
         "vm.defined",
         "vm.start-requested",

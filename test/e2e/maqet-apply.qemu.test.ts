@@ -62,7 +62,7 @@ describe("maqet apply / edit (real QEMU, built CLI)", { timeout: 900_000 }, () =
     expect(after.id).toBe(before.id);
     expect(after.memory).toBe("96M");
 
-    const history = (await box.run(["history", "web", "--json"])).json<Entry[]>();
+    const history = (await box.run(["history", "web", "--json"])).json<{ events: Entry[] }>().events;
     expect(history.map((e) => e.version)).toEqual(history.map((_, i) => i)); // one gapless stream
     expect(history.map((e) => e.type)).toEqual(["vm.defined", "vm.reconfigured"]);
     const change = history[1]!.data;
@@ -90,7 +90,7 @@ describe("maqet apply / edit (real QEMU, built CLI)", { timeout: 900_000 }, () =
     // Nothing new: nothing recorded.
     const again = await box.run(["apply", "web", "bigger.yaml", "--memory", "96M", "--json"]);
     expect(again.json<{ changed: string[] }>().changed).toEqual([]);
-    expect((await box.run(["history", "web", "--json"])).json<Entry[]>()).toHaveLength(2);
+    expect((await box.run(["history", "web", "--json"])).json<{ events: Entry[] }>().events).toHaveLength(2);
   });
 
   it("edit opens $EDITOR on the YAML (argv split, no shell) and applies what is saved, on the same stream", async () => {
@@ -99,7 +99,7 @@ describe("maqet apply / edit (real QEMU, built CLI)", { timeout: 900_000 }, () =
     expect(edit.stderr).toBe("");
     expect(edit.code).toBe(0);
     expect(edit.json<{ changed: string[] }>().changed).toEqual(["memory"]);
-    const history = (await box.run(["history", "web", "--json"])).json<Entry[]>();
+    const history = (await box.run(["history", "web", "--json"])).json<{ events: Entry[] }>().events;
     expect(history.at(-1)).toMatchObject({ type: "vm.reconfigured", data: { via: "edit", changed: ["memory"] } });
     expect((await box.run(["status", "web", "--json"])).json<Status>().memory).toBe("80M");
 
@@ -113,7 +113,9 @@ describe("maqet apply / edit (real QEMU, built CLI)", { timeout: 900_000 }, () =
     const kept = /kept in (\S+)\./.exec(broken.stderr)?.[1];
     expect(kept).toBeDefined();
     expect(await readFile(kept!, "utf8")).toMatch(/memory: lots/);
-    expect((await box.run(["history", "web", "--json"])).json<Entry[]>()).toHaveLength(history.length);
+    expect((await box.run(["history", "web", "--json"])).json<{ events: Entry[] }>().events).toHaveLength(
+      history.length,
+    );
   });
 
   it("a running VM is refused with a clear message; --restart stops, applies and starts QEMU with the new config", async () => {
@@ -140,7 +142,7 @@ describe("maqet apply / edit (real QEMU, built CLI)", { timeout: 900_000 }, () =
     expect(await processAlive(now.pid!)).toBe(true);
     const cmdline = (await readFile(`/proc/${now.pid}/cmdline`, "utf8")).split("\0");
     expect(cmdline[cmdline.indexOf("-m") + 1]).toBe("112M");
-    const types = (await box.run(["history", "web", "--json"])).json<Entry[]>().map((e) => e.type);
+    const types = (await box.run(["history", "web", "--json"])).json<{ events: Entry[] }>().events.map((e) => e.type);
     const i = types.lastIndexOf("vm.reconfigured");
     expect(types.slice(i - 1, i + 3)).toEqual(["vm.stopped", "vm.reconfigured", "vm.start-requested", "vm.started"]);
   });

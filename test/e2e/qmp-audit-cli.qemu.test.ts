@@ -108,7 +108,7 @@ describe("QMP policy, history --at and audit through the CLI (real QEMU)", { tim
     expect((await box.run(["pause", "web"])).code).toBe(0);
     expect((await box.run(["resume", "web"])).code).toBe(0);
     expect((await box.run(["stop", "web", "--timeout", "1"])).code).toBe(0);
-    const events = (await box.run(["history", "web", "--json"])).json<HistoryEntry[]>();
+    const events = (await box.run(["history", "web", "--json"])).json<{ events: HistoryEntry[] }>().events;
     const last = (type: string) => events.filter((e) => e.type === type).at(-1)!;
     const points: Array<[string, string, string | null]> = [
       [last("vm.started").at, "running", null],

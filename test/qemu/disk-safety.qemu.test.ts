@@ -150,7 +150,7 @@ describe("VirtFS shares of / are refused", () => {
     const r = await maqet("start", "linkshare");
     expect(r.code).toBe(4);
     expect(r.stderr).toContain(`Refusing VirtFS share 'all' of ${join(dir, "root-link")} (its real path is /)`);
-    const history = JSON.parse((await maqet("history", "linkshare", "--json")).stdout) as { type: string }[];
+    const history = JSON.parse((await maqet("history", "linkshare", "--json")).stdout).events as { type: string }[];
     expect(history.map((h) => h.type)).toEqual(["vm.defined"]);
   });
 
@@ -165,7 +165,7 @@ describe("VirtFS shares of / are refused", () => {
     try {
       const r = await maqet("start", "goodshare", "--json");
       expect(r.code).toBe(0);
-      const started = JSON.parse((await maqet("history", "goodshare", "--json")).stdout).find(
+      const started = JSON.parse((await maqet("history", "goodshare", "--json")).stdout).events.find(
         (h: { type: string }) => h.type === "vm.started",
       );
       expect(started.data.argv).toContain(

@@ -110,7 +110,7 @@ describe("wait conditions (firmware-only VMs)", { timeout: 120_000 }, () => {
       expect(bad.stderr).toMatch(/Unknown wait condition 'boot-complete'/);
       expect(bad.code).toBe(3);
       expect(bad.stderr).toMatch(/Unknown wait condition 'boot-complete'/);
-      expect((await box.run(["history", "w", "--json"])).json<unknown[]>()).toHaveLength(1);
+      expect((await box.run(["history", "w", "--json"])).json<{ events: unknown[] }>().events).toHaveLength(1);
       const r = await box.run(["start", "w", "--wait-for", `file:${join(box.home, "nope")}`, "--timeout", "1"]);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/still running/);

@@ -82,7 +82,8 @@ export async function createCrashSandbox(dialect: "pglite" | "pg", baseUrl?: str
     history: async (vm) => {
       const result = await run(["history", vm, "--json"]);
       if (result.code !== 0) throw new Error(`history ${vm} failed (${result.code}): ${result.stderr}`);
-      return result.json();
+      // history --json: {vm, point, version, events, state, config}; the harness wants the events.
+      return result.json<{ events: never }>().events;
     },
     qemuOf: (vmId) => processes.findProcesses(vmId),
     cleanup: async () => {

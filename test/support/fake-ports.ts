@@ -143,6 +143,8 @@ export interface FakeWorld {
   /** Make the next launch fail with this message (QEMU printed it and exited). */
   failLaunch?: string;
   lookups: string[];
+  /** Images a failed start removed (DiskProvisioner.discard). */
+  discarded: string[];
   /** Files the "guest" writes: path → content (wait conditions read them). */
   files: Map<string, string>;
 }
@@ -154,6 +156,7 @@ export function createFakeWorld(guest: Partial<FakeGuest> = {}): FakeWorld {
     qemus: [],
     guest: { obeysPowerdown: true, diesOnSigterm: true, ...guest },
     lookups: [],
+    discarded: [],
     files: new Map(),
     ports: undefined as unknown as VmPorts,
   };
@@ -181,7 +184,11 @@ export function createFakeWorld(guest: Partial<FakeGuest> = {}): FakeWorld {
         return `/usr/bin/${program}`;
       },
     },
-    disks: { ensure: async () => ({ created: true, durationMs: 5 }), missing: async (disks) => [...disks] },
+    disks: {
+      ensure: async () => ({ created: true, durationMs: 5 }),
+      missing: async (disks) => [...disks],
+      discard: async (file) => void world.discarded.push(file),
+    },
     qmp: {
       connect: async (socketPath, options) => {
         const q = world.qemus.find((x) => x.alive && socketPath.includes(x.marker));

@@ -30,6 +30,10 @@ export interface TestPostgres {
   stop(): Promise<void>;
   /** An immediate restart (a crash and recovery, as a failover looks to clients): every connection drops. */
   restart(): Promise<void>;
+  /** Stops the server, keeping its data (clients get "connection refused") until {@link up}. */
+  down(): Promise<void>;
+  /** Starts it again on the same port with the same data. */
+  up(): Promise<void>;
 }
 
 /**
@@ -89,7 +93,14 @@ export async function startTestPostgres(): Promise<TestPostgres> {
         await as("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
         await as("pg_ctl", ["-D", data, "-o", settings, "-l", log, "-w", "-t", "30", "start"]);
       };
-      return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, stop, restart };
+      return {
+        url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+        stop,
+        restart,
+        // The server goes away (connections refused) and comes back on the same port and data.
+        down: async () => void (await as("pg_ctl", ["-D", data, "-m", "fast", "-w", "stop"])),
+        up: async () => void (await as("pg_ctl", ["-D", data, "-o", settings, "-l", log, "-w", "-t", "30", "start"])),
+      };
     }
     const tail = await readFile(log, "utf8").catch(() => "");
     throw new Error(`Test PostgreSQL did not start: ${String(lastError)}\n${tail.slice(-2000)}`);

@@ -35,7 +35,7 @@ describe("VM actor lifecycle (fakes, simulated clock)", () => {
     expect(vm.view.pid).toBeGreaterThan(0);
   });
 
-  it("a failed launch records start-failed with QEMU's message and leaves the VM stopped", async () => {
+  it("a failed launch records start-failed with QEMU's message, removes the disk it created, leaves the VM stopped", async () => {
     const world = createFakeWorld();
     world.failLaunch = "qemu-system-x86_64: -foo: invalid option";
     const { store, orchestrator, stream } = await setup(world);
@@ -43,7 +43,9 @@ describe("VM actor lifecycle (fakes, simulated clock)", () => {
     const error = await vm.start().catch((e) => e);
     expect(error).toBeMaqetError("START_FAILED");
     expect(error.message).toContain("invalid option");
-    expect(store.types(stream)).toEqual(["vm.defined", "vm.start-requested", "disk.created", "vm.start-failed"]);
+    // The image the start created is gone again, so no disk.created is recorded for it.
+    expect(world.discarded).toEqual(["/tmp/x.qcow2"]);
+    expect(store.types(stream)).toEqual(["vm.defined", "vm.start-requested", "vm.start-failed"]);
     expect(vm.view.status).toBe("stopped");
     expect(vm.view.lastError?.message).toContain("invalid option");
   });

@@ -14,7 +14,7 @@ import { IGNORED_MAQET_KEYS, parseVmConfig, VM_CONFIG_KEYS } from "../../src/con
 const root = join(import.meta.dirname, "../..");
 const schema = vmConfigSchema();
 type Entry = { properties: Record<string, { enum?: string[] }> };
-const [disk, virtfs] = schema.properties.storage.items.oneOf as unknown as [Entry, Entry];
+const [disk, virtfs] = schema.properties.storage!.items!.oneOf as unknown as [Entry, Entry];
 
 /** The keys the parser lists when it refuses an unknown one in a storage entry. */
 function parserStorageKeys(entry: Record<string, unknown>): string[] {
@@ -40,7 +40,7 @@ describe("VM config JSON Schema", () => {
   });
 
   it("the enums match what the parser accepts", () => {
-    for (const accel of schema.properties.accel.enum) {
+    for (const accel of schema.properties.accel!.enum!) {
       expect(parseVmConfig(`accel: ${accel}\n`, { baseDir: "/tmp" }).accel).toBe(accel);
     }
     expect(() => parseVmConfig("accel: hvf\n", { baseDir: "/tmp" })).toThrow(/accel/);

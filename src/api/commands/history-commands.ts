@@ -32,8 +32,14 @@ export const HISTORY_COMMANDS: readonly CommandSpec[] = [
       "maqet history web --at 2h",
       "maqet history web --version 4 --json",
     ],
-    invoke: (m, i) => {
-      if (i.at === undefined && i.version === undefined) return m.history(text(i, "vm"));
+    // One JSON shape with or without a point (docs/cli.md#history): {vm, point, version, events,
+    // state, config}; without one, every event and the state now (point: {at: null, version: null}).
+    invoke: async (m, i) => {
+      if (i.at === undefined && i.version === undefined) {
+        const events = await m.history(text(i, "vm"));
+        const now = await m.historyAt(text(i, "vm"), { version: events.at(-1)?.version ?? 0 });
+        return { ...now, point: { at: null, version: null }, events };
+      }
       if (i.at !== undefined && i.version !== undefined) {
         throw new MaqetError("INVALID_ARGUMENT", "Give --at or --version, not both.");
       }

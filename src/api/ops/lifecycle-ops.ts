@@ -13,9 +13,10 @@ import type { ScopedVm } from "../../actors/operation-scope.ts";
 import type { VmOutcome } from "../../actors/vm-machine.ts";
 import { parseWaitCondition, type WaitCondition } from "../../actors/wait-condition.ts";
 import { loadVmConfig } from "../../adapters/load-vm-config.ts";
+import { assertConfigDiskPaths } from "../../adapters/path-safety.ts";
 import type { PlacementOptions } from "../cluster-options.ts";
 import type { MaqetContext } from "../maqet-context.ts";
-import { progressHub } from "../progress-hub.ts";
+import { isStoreUnreachable, stopWhileStoreDown } from "../store-down.ts";
 import { toVmStatus, type VmStatus } from "../vm-status.ts";
 
 export interface AddOptions extends PlacementOptions {
@@ -76,6 +77,8 @@ export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
         ...(addOptions.text === undefined ? {} : { text: addOptions.text }),
         ...(addOptions.baseDir === undefined ? {} : { cwd: addOptions.baseDir }),
       });
+      // A disk start would refuse to create (a system directory) is refused now, not at start.
+      await assertConfigDiskPaths(loaded.config);
       return ctx.operation(async (_rt, orchestrator) => {
         const name = addOptions.name ?? loaded.config.name ?? `vm-${crypto.randomUUID().slice(0, 8)}`;
         const view = await orchestrator.define(loaded.config, { name, configPath: loaded.path });
@@ -89,20 +92,22 @@ export function lifecycleOps(ctx: MaqetContext): LifecycleOps {
       return ctx.withVm(name, async (vm) => {
         const lost = vm.view.config.argumentOrderLost;
         if (lost !== undefined && lost.length > 0) ctx.options.onWarning?.(orderLostNote(vm.view.name, lost));
-        const hub = progressHub(ctx);
-        await vm.start({
-          timeoutMs: startOptions.timeoutMs,
-          waitFor,
-          onWaiting: (message) => hub.next({ operation: "vm.wait-for", subject: vm.view.name, percent: 0, message }),
-        });
+        await vm.start({ timeoutMs: startOptions.timeoutMs, waitFor });
         return toVmStatus(vm.view);
       });
     },
-    stop: (name, stopOptions = {}) =>
-      ctx.withVm(name, async (vm) => {
-        const outcome = await vm.stop(stopOptions);
-        return { ...toVmStatus(vm.view), alreadyStopped: outcome.noop === true };
-      }),
+    stop: async (name, stopOptions = {}) => {
+      try {
+        return await ctx.withVm(name, async (vm) => {
+          const outcome = await vm.stop(stopOptions);
+          return { ...toVmStatus(vm.view), alreadyStopped: outcome.noop === true };
+        });
+      } catch (error) {
+        // The PostgreSQL server is down: --force still stops the VM; its facts wait in a spool.
+        if (stopOptions.force !== true || !isStoreUnreachable(error, ctx.options)) throw error;
+        return stopWhileStoreDown(ctx.options, name, error);
+      }
+    },
     remove: (name, removeOptions = {}) =>
       ctx.withVm(name, async (vm, rt) => {
         await vm.remove(removeOptions);

@@ -16,6 +16,7 @@ import { dirname, resolve } from "node:path";
 import { mayHaveProcess, type VmView } from "../../actors/vm-view.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../../adapters/default-dirs.ts";
 import { loadMergedVmConfig } from "../../adapters/load-vm-configs.ts";
+import { assertConfigDiskPaths } from "../../adapters/path-safety.ts";
 import { createProcessControl } from "../../adapters/process-control.ts";
 import { inspectRuntimeRoot } from "../../adapters/runtime-dir-report.ts";
 import { listImageFiles, type PathFact, pathFacts, removeSocketFile } from "../../adapters/storage-scan.ts";
@@ -108,6 +109,7 @@ export function maqetCompatOps(ctx: MaqetContext): MaqetCompatOps {
   const env = ctx.options.env ?? {};
   const define = (config: VmConfig, name: string, configPath?: string) =>
     ctx.operation(async (_rt, orchestrator) => {
+      await assertConfigDiskPaths(config);
       const view = await orchestrator.define(config, { name, ...(configPath ? { configPath } : {}) });
       return toVmStatus(view);
     });

@@ -14,6 +14,7 @@
 import { resolve } from "node:path";
 import type { VmActor } from "../../actors/vm-actor.ts";
 import { readConfigLayers } from "../../adapters/load-vm-configs.ts";
+import { assertConfigDiskPaths } from "../../adapters/path-safety.ts";
 import {
   applyConfigChange,
   type ConfigOverrides,
@@ -181,6 +182,7 @@ async function reconfigure(
       const change = compute(current, access.view);
       const keys = changedKeys(current, change.after);
       if (keys.length === 0) return keys;
+      await assertConfigDiskPaths(change.after);
       await access.record([
         vmEvent("vm.reconfigured", {
           before: current,
@@ -211,6 +213,7 @@ async function createByApply(
     ? mergeConfigValues(raw, resolveLayerPaths(overridesLayer(options.overrides!, raw), cwd))
     : raw;
   const config = validateVmConfig(withFlags, { source, baseDir, nameOverride: name, onWarning: ctx.options.onWarning });
+  await assertConfigDiskPaths(config);
   return ctx.operation(async (_rt, orchestrator) => {
     const view = await orchestrator.define(config, { name });
     return { vm: toVmStatus(view), changed: Object.keys(withFlags), created: true, restarted: false };

@@ -12,7 +12,12 @@ import { renderTable } from "../table.ts";
 import type { Renderer } from "./renderer.ts";
 
 export const HISTORY_RENDERERS: Record<string, Renderer> = {
-  history: (result) => (Array.isArray(result) ? renderHistory(result) : renderHistoryAt(result as HistoryAt)),
+  history: (result) => {
+    if (Array.isArray(result)) return renderHistory(result);
+    const h = result as HistoryAt;
+    // Without --at/--version: the events alone, as ever (the state now is `maqet status`).
+    return h.point.at === null && h.point.version === null ? renderHistory(h.events) : renderHistoryAt(h);
+  },
 };
 
 /** `history --at/--version`: the events up to the point, then the state there. */

@@ -8,6 +8,7 @@
  */
 import type { VmInspection } from "../../api/ops/inspect-ops.ts";
 import type { VmStatus } from "../../api/vm-status.ts";
+import { NO_PAINT, type Paint, paintState } from "../color.ts";
 import { renderTable } from "../table.ts";
 import type { Renderer } from "./renderer.ts";
 
@@ -22,8 +23,11 @@ export const LIFECYCLE_RENDERERS: Record<string, Renderer> = {
     return `Started VM '${s.name}' (pid ${s.pid}, QEMU ${s.qemuVersion ?? "?"}).`;
   },
   stop: (result) => {
-    const s = result as VmStatus & { alreadyStopped?: boolean };
+    const s = result as VmStatus & { alreadyStopped?: boolean; spooled?: { path: string } };
     if (s.alreadyStopped) return `VM '${s.name}' is already stopped.`;
+    if (s.spooled) {
+      return `Stopped VM '${s.name}' (destroyed via sigkill). The store is unreachable: the stop is kept in ${s.spooled.path} and will be recorded when the store is back, by the next maqet command.`;
+    }
     const how = s.lastStop ? `${s.lastStop.detail}${s.lastStop.method ? ` via ${s.lastStop.method}` : ""}` : "stopped";
     return `Stopped VM '${s.name}' (${how}).`;
   },
@@ -37,8 +41,8 @@ export const LIFECYCLE_RENDERERS: Record<string, Renderer> = {
   },
   reset: (result) => `Reset VM '${(result as VmStatus).name}'.`,
   rm: (result) => `Removed VM '${(result as { name: string }).name}'. Its history stays in the store.`,
-  ls: (result) => renderList(result as VmStatus[]),
-  status: (result) => renderStatus(result as VmStatus),
+  ls: (result, paint) => renderList(result as VmStatus[], paint),
+  status: (result, paint) => renderStatus(result as VmStatus, paint),
   inspect: (result) => renderInspection(result as VmInspection),
 };
 
@@ -54,7 +58,7 @@ function renderInspection(i: VmInspection): string {
   return [...notes, i.command].join("\n");
 }
 
-function renderList(vms: VmStatus[]): string {
+function renderList(vms: VmStatus[], paint: Paint = NO_PAINT): string {
   if (vms.length === 0) return "No VMs. Define one with `maqet add config.yaml`.";
   return renderTable(
     ["NAME", "STATE", "PID", "DETAIL", "MEMORY", "CPU", "ID"],
@@ -67,14 +71,15 @@ function renderList(vms: VmStatus[]): string {
       v.cpu?.toString() ?? "-",
       v.id,
     ]),
+    (column, cell, padded) => (column === 1 ? paintState(paint, cell) + padded.slice(cell.length) : padded),
   );
 }
 
-function renderStatus(s: VmStatus): string {
+function renderStatus(s: VmStatus, paint: Paint = NO_PAINT): string {
   const rows: Array<[string, string]> = [
     ["name", s.name],
     ["id", s.id],
-    ["state", s.detail ? `${s.state} (${s.detail})` : s.state],
+    ["state", s.detail ? `${paintState(paint, s.state)} (${s.detail})` : paintState(paint, s.state)],
     ["pid", s.pid?.toString() ?? "-"],
     ["qmp socket", s.qmpSocket ?? "-"],
     ["serial log", s.serialLog ?? "-"],
@@ -97,7 +102,7 @@ function renderStatus(s: VmStatus): string {
       .join(", ");
     rows.push(["last stop", `${stop.detail}${extra ? ` (${extra})` : ""} at ${stop.at}`]);
   }
-  if (s.lastError) rows.push(["last error", `${s.lastError.message} at ${s.lastError.at}`]);
+  if (s.lastError) rows.push(["last error", `${paint.red(s.lastError.message)} at ${s.lastError.at}`]);
   if (s.tainted) rows.push(["tainted", `${s.tainted.reason} (${s.tainted.command} at ${s.tainted.at})`]);
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`).join("\n");

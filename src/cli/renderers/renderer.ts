@@ -1,3 +1,5 @@
+import type { Paint } from "../color.ts";
+
 /**
  * A command's text output: its result in, the lines a person reads out. `--json` bypasses it.
  *
@@ -6,4 +8,4 @@
  * const render: Renderer = (result) => JSON.stringify(result);
  * ```
  */
-export type Renderer = (result: unknown) => string;
+export type Renderer = (result: unknown, paint?: Paint) => string;
