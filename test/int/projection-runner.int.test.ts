@@ -71,11 +71,14 @@ describe.each(testDatabases())("ProjectionRunner on $name", (testDialect) => {
   }
 
   openForSuite(testDialect, (opened) => ({ t, store } = opened));
-  /** A runner of one projection on this file's store; `batchSize` for catch-ups and rebuilds alike. */
-  const runnerOf = (projection: Projection, batchSize?: number) =>
+  /**
+   * A runner of one projection, on this file's store or (`db`, another connection) a store of its
+   * own; `batchSize` for catch-ups and rebuilds alike.
+   */
+  const runnerOf = (projection: Projection, batchSize?: number, db = t.db) =>
     new ProjectionRunner({
-      db: t.db,
-      store,
+      db,
+      store: db === t.db ? store : new PostgresEventStore(db),
       ...(batchSize === undefined ? {} : { batchSize, rebuildBatchSize: batchSize }),
       projections: [projection],
     });
@@ -380,15 +383,8 @@ describe.each(testDatabases())("ProjectionRunner on $name", (testDialect) => {
       await seed(category, 200, 7);
       const other = await openPgDatabase({ url: t.url! });
       try {
-        const runners = [t.db, other.db].map(
-          (db) =>
-            new ProjectionRunner({
-              db,
-              store: new PostgresEventStore(db),
-              batchSize: 3,
-              rebuildBatchSize: 3,
-              projections: [countingProjection({ name: table, table, category })],
-            }),
+        const runners = [t.db, other.db].map((db) =>
+          runnerOf(countingProjection({ name: table, table, category }), 3, db),
         );
         const results = await Promise.all([...runners, ...runners].map((r) => r.catchUp(table)));
         expect(results.reduce((sum, r) => sum + r.events, 0)).toBe(200);
@@ -434,16 +430,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", (testDialect) => {
       const other = await openPgDatabase({ url: t.url! });
       try {
         const projections = [0, 1].map(() => countingProjection({ name: table, table, category, rebuilder: {} }));
-        const runners = [t.db, other.db].map(
-          (db, i) =>
-            new ProjectionRunner({
-              db,
-              store: new PostgresEventStore(db),
-              batchSize: 7,
-              rebuildBatchSize: 7,
-              projections: [projections[i]!],
-            }),
-        );
+        const runners = [t.db, other.db].map((db, i) => runnerOf(projections[i]!, 7, db));
         await Promise.all([runners[0]!.catchUp(table), runners[1]!.catchUp(table), runners[1]!.rebuild(table)]);
         await seed(category, 10, 7);
         await Promise.all([runners[0]!.rebuild(table), runners[1]!.catchUp(table)]);
