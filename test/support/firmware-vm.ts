@@ -9,11 +9,29 @@
  * await maqet.add(firmwareVm("db", { memory: "32M" }));
  * ```
  */
+import { existsSync } from "node:fs";
+import { delimiter, join } from "node:path";
 import type { VmConfigInput } from "../../src/mod.ts";
 
-/** The VM as YAML: name, binary, accel, memory (default 64M), then `extra` (whole YAML lines). */
-export function firmwareVmYaml(name: string, extra = "", options: { memory?: string } = {}): string {
-  return `name: ${name}\nbinary: qemu-system-x86_64\naccel: tcg\nmemory: ${options.memory ?? "64M"}\n${extra}`;
+/**
+ * The VM as YAML: name, binary (default `qemu-system-x86_64`, found on PATH), accel, memory
+ * (default 64M), then `extra` (whole YAML lines).
+ */
+export function firmwareVmYaml(name: string, extra = "", options: { memory?: string; binary?: string } = {}): string {
+  const binary = options.binary ?? "qemu-system-x86_64";
+  return `name: ${name}\nbinary: ${binary}\naccel: tcg\nmemory: ${options.memory ?? "64M"}\n${extra}`;
+}
+
+/**
+ * qemu-system-x86_64's absolute path on this PATH: for a VM that must find its QEMU when maqet
+ * runs with another PATH (a test of what else is missing from it).
+ */
+export function qemuSystemPath(): string {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    const candidate = join(dir, "qemu-system-x86_64");
+    if (dir && existsSync(candidate)) return candidate;
+  }
+  throw new Error("qemu-system-x86_64 is not on PATH: install it (apt-get install -y qemu-system-x86)");
 }
 
 /** The VM as a config object for `maqet.add`; `extra` adds or overrides keys. */
