@@ -100,6 +100,8 @@ export class GroupCommitter<Q, R> {
       this.#next();
       if (this.#queue.length > 0) this.#arm();
     });
+    // Those still queued (maxGroup reached) get the next group beside this one maxWaitMs from now.
+    if (this.#queue.length > 0) this.#arm();
   }
 
   async #write(group: Array<Waiting<Q, R>>): Promise<void> {

@@ -5,18 +5,13 @@
  * process, real QEMU (firmware-only VMs), PGlite.
  */
 import { execFile } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { AgentEndpoint } from "../../src/client/agent-transport.ts";
 import { createMaqet } from "../../src/mod.ts";
-import { api, storedEvents } from "../support/agent-helpers.ts";
+import { agentForSuite, api, storedEvents } from "../support/agent-helpers.ts";
 import { projectRoot } from "../support/build-dist.ts";
-import {
-  type CliSandbox,
-  createCliSandbox,
-  type SandboxAgent,
-  startSandboxAgent,
-  stopSandboxAgent,
-} from "../support/cli-runner.ts";
+import type { CliSandbox, SandboxAgent } from "../support/cli-runner.ts";
+import { waitUntil } from "../support/poll.ts";
 
 const VMS = Array.from({ length: 10 }, (_, i) => `c${i}`);
 
@@ -24,17 +19,13 @@ describe("the agent with many callers, and the remote library", { timeout: 600_0
   let box: CliSandbox;
   let agent: SandboxAgent;
   let endpoint: AgentEndpoint;
-  beforeAll(async () => {
-    box = await createCliSandbox();
-    agent = box.agent ?? (await startSandboxAgent(box.env, box.home));
-    endpoint = { socket: agent.socket };
-  }, 300_000); // a first agent creates its PGlite store: a minute or more on a loaded 2-core box
-  afterAll(async () => {
-    for (const vm of [...VMS, "remote-node", "deno-remote"])
-      await api(endpoint, "POST", `/v1/vms/${vm}/stop`, { force: true });
-    await stopSandboxAgent(agent);
-    await box.cleanup();
-  }, 300_000);
+  agentForSuite(
+    (s) => ({ box, agent, endpoint } = s),
+    async () => {
+      for (const vm of [...VMS, "remote-node", "deno-remote"])
+        await api(endpoint, "POST", `/v1/vms/${vm}/stop`, { force: true });
+    },
+  );
 
   it("50 concurrent API clients on 10 VMs: every event carries its own caller and correlation id", async (ctx) => {
     const version = await api<{ extensions: string[] }>(endpoint, "GET", "/v1/version");
@@ -99,8 +90,14 @@ describe("the agent with many callers, and the remote library", { timeout: 600_0
     expect((await maqet.list()).map((v) => v.name)).toContain("remote-node");
     await expect(maqet.status("nope")).rejects.toMatchObject({ code: "VM_NOT_FOUND", exitCode: 3 });
     await maqet.stop("remote-node", { force: true });
-    const deadline = Date.now() + 30_000;
-    while (!types.includes("vm.stopped") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(
+      "vm.stopped of remote-node on the subscription",
+      () => [...types],
+      (seen) => seen.includes("vm.stopped"),
+      {
+        timeoutMs: 60_000,
+      },
+    );
     sub.unsubscribe();
     await maqet.close();
     expect(types).toEqual(

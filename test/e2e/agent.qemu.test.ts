@@ -4,28 +4,21 @@
  * agent), 3 (kill -9 of the agent mid-start, mid-stop and under 3 SSE followers) and 6
  * (socket modes, a second agent, bad requests, TCP tokens).
  */
-import { execFile } from "node:child_process";
 import { lstat, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { AgentEndpoint } from "../../src/client/agent-transport.ts";
 import { followAgentEvents } from "../../src/client/follow-events.ts";
-import { api, qemuPidsOf, storedEvents } from "../support/agent-helpers.ts";
-import { cliBin, projectRoot } from "../support/build-dist.ts";
+import { type AgentSuite, agentForSuite, api, qemuPidsOf, storedEvents } from "../support/agent-helpers.ts";
 import {
   type CliSandbox,
-  createCliSandbox,
+  runMaqet,
   type SandboxAgent,
   startSandboxAgent,
   stopSandboxAgent,
   waitFor,
 } from "../support/cli-runner.ts";
-
-const firmwareVm = (name: string) => `name: ${name}
-binary: /usr/bin/qemu-system-x86_64
-accel: tcg
-memory: 64M
-`;
+import { firmwareVmYaml } from "../support/firmware-vm.ts";
 
 interface Status {
   name: string;
@@ -34,28 +27,20 @@ interface Status {
   pid: number | null;
 }
 
-function runBin(args: string[], env: Record<string, string>, cwd: string): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cliBin, ...args], { env, cwd, timeout: 120_000 }, (error, _out, stderr) =>
-      resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stderr }),
-    );
-  });
-}
-
 describe("maqet agent (real agent process, real QEMU, PGlite)", { timeout: 300_000 }, () => {
   let box: CliSandbox;
   let agent: SandboxAgent;
   let endpoint: AgentEndpoint;
-  beforeAll(async () => {
-    box = await createCliSandbox();
-    agent = box.agent ?? (await startSandboxAgent(box.env, box.home));
-    endpoint = { socket: agent.socket };
-  }, 300_000); // a first agent creates its PGlite store: a minute or more on a loaded 2-core box
-  afterAll(async () => {
-    for (const name of ["web", "k-start", "k-stop"]) await box.run(["stop", name, "--force"]);
-    await stopSandboxAgent(agent);
-    await box.cleanup();
-  }, 300_000);
+  let suite: AgentSuite;
+  agentForSuite(
+    (s) => {
+      suite = s;
+      ({ box, agent, endpoint } = s);
+    },
+    async () => {
+      for (const name of ["web", "k-start", "k-stop"]) await box.run(["stop", name, "--force"]);
+    },
+  );
 
   it("a new user's session goes through the agent: add, start, ls, status, qmp, stop, history (the log shows each)", async () => {
     const socket = await lstat(agent.socket);
@@ -63,7 +48,7 @@ describe("maqet agent (real agent process, real QEMU, PGlite)", { timeout: 300_0
     expect(socket.mode & 0o777).toBe(0o600);
     expect((await lstat(join(box.env.XDG_RUNTIME_DIR!, "maqet"))).mode & 0o777).toBe(0o700);
 
-    await writeFile(join(box.home, "web.yaml"), firmwareVm("web"));
+    await writeFile(join(box.home, "web.yaml"), firmwareVmYaml("web"));
     expect((await box.run(["add", "web.yaml"])).code).toBe(0);
     const start = await box.run(["start", "web"]);
     expect(start.stderr).toBe("");
@@ -105,10 +90,10 @@ describe("maqet agent (real agent process, real QEMU, PGlite)", { timeout: 300_0
   });
 
   it("a second agent on the same socket or data directory exits 1 naming the first's pid", async () => {
-    const same = await runBin(["agent"], box.env, box.home);
+    const same = await runMaqet(["agent"], { env: box.env, cwd: box.home });
     expect(same.code).toBe(1);
     expect(same.stderr).toContain(`pid ${agent.process.pid}`);
-    const other = await runBin(["agent", "--socket", join(box.home, "other.sock")], box.env, box.home);
+    const other = await runMaqet(["agent", "--socket", join(box.home, "other.sock")], { env: box.env, cwd: box.home });
     expect(other.code).toBe(1);
     expect(other.stderr).toContain(`pid ${agent.process.pid}`);
     expect(other.stderr).toContain("data directory");
@@ -178,7 +163,7 @@ describe("maqet agent (real agent process, real QEMU, PGlite)", { timeout: 300_0
 
   it("kill -9 of the agent mid-start, mid-stop and under 3 SSE followers: the next agent reattaches every VM; followers resume exactly", async () => {
     for (const name of ["k-start", "k-stop"]) {
-      await writeFile(join(box.home, `${name}.yaml`), firmwareVm(name));
+      await writeFile(join(box.home, `${name}.yaml`), firmwareVmYaml(name));
       expect((await box.run(["add", `${name}.yaml`])).code).toBe(0);
     }
     expect((await box.run(["start", "k-stop"])).code).toBe(0);
@@ -204,7 +189,7 @@ describe("maqet agent (real agent process, real QEMU, PGlite)", { timeout: 300_0
     agent.process.kill("SIGKILL");
     await new Promise((r) => agent.process.once("exit", r));
 
-    agent = await startSandboxAgent(box.env, box.home);
+    agent = suite.agent = await startSandboxAgent(box.env, box.home); // stopped after the suite
     // Every VM reconciled with reality: running means its QEMU lives, anything else means none does.
     for (const name of ["k-start", "k-stop"]) {
       expect(

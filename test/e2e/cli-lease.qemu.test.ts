@@ -4,16 +4,22 @@
  * exits 1 naming it; a driver killed with SIGKILL is taken over by the next process. And a pid
  * reused by an unrelated process is never taken for the VM's QEMU.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { openEventStore } from "../../src/adapters/open-event-store.ts";
 import { vmEvent, vmStreamId } from "../../src/events/vm-events.ts";
 import { createMaqet } from "../../src/mod.ts";
-import { cliBin, projectRoot } from "../support/build-dist.ts";
-import { type CliSandbox, createCliSandbox, processAlive } from "../support/cli-runner.ts";
+import {
+  type BackgroundCli,
+  type CliSandbox,
+  createCliSandbox,
+  processAlive,
+  startMaqet,
+} from "../support/cli-runner.ts";
+import { waitForValue, waitUntil } from "../support/poll.ts";
 import { createTestDatabase } from "../support/postgres-cluster.ts";
 
 let box: CliSandbox;
@@ -22,69 +28,67 @@ let db: { url: string; drop(): Promise<void> };
 beforeAll(async () => {
   box = await createCliSandbox();
   db = await createTestDatabase(inject("databaseUrl"));
-  // QEMU that takes 6 s to appear, so a start is still running when the second process comes.
-  await writeFile(join(box.home, "slow-qemu"), `#!/bin/sh\nsleep 6\nexec /usr/bin/qemu-system-x86_64 "$@"\n`);
-  await chmod(join(box.home, "slow-qemu"), 0o755);
+  // A QEMU held back until the test lets it go (the file held-qemu.go; at most 120 s), so a start
+  // is still running when the second process comes, however slow the machine. It writes its pid
+  // first: the test knows the start holds the lease and is spawning.
+  await writeFile(
+    join(box.home, "held-qemu"),
+    `#!/bin/sh\necho $$ > ${wrapperPidFile()}\ni=0\n` +
+      `while [ ! -e ${goFile()} ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done\n` +
+      `exec /usr/bin/qemu-system-x86_64 "$@"\n`,
+  );
+  await chmod(join(box.home, "held-qemu"), 0o755);
   await writeFile(
     join(box.home, "busy.yaml"),
-    `name: busy\nbinary: ${join(box.home, "slow-qemu")}\naccel: tcg\nmemory: 32M\n`,
+    `name: busy\nbinary: ${join(box.home, "held-qemu")}\naccel: tcg\nmemory: 32M\n`,
   );
 });
 
 afterAll(async () => {
+  await release(); // no wrapper left waiting
   await box.run(["stop", "busy", "--force", "--db", db.url]);
   await db.drop();
   await box.cleanup();
 });
 
-/** Waits until the VM's last recorded fact is `type` (the server store can be read meanwhile). */
-async function untilLastFact(type: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    const r = await box.run(["history", "busy", "--json", "--db", db.url]);
-    if (r.code === 0 && r.json<{ events: Array<{ type: string }> }>().events.at(-1)?.type === type) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`busy never recorded ${type}`);
+const goFile = () => join(box.home, "held-qemu.go");
+const wrapperPidFile = () => join(box.home, "held-qemu.pid");
+
+/** Holds the next QEMU start back: the wrapper waits until {@link release}. */
+async function hold(): Promise<void> {
+  await rm(goFile(), { force: true });
+  await rm(wrapperPidFile(), { force: true });
+}
+const release = () => writeFile(goFile(), "");
+
+/** Waits until the held wrapper runs (the start has the lease and is spawning QEMU); its pid. */
+async function wrapperStarted(start: BackgroundCli): Promise<number> {
+  return waitForValue(
+    "the held QEMU wrapper to start",
+    async () => {
+      if (start.child.exitCode !== null) throw new Error(`the start exited ${start.child.exitCode}: ${start.stderr()}`);
+      const text = await readFile(wrapperPidFile(), "utf8").catch(() => "");
+      return text.endsWith("\n") ? Number(text) : undefined;
+    },
+    { timeoutMs: 120_000, everyMs: 50 },
+  );
 }
 
-function cliInBackground(args: string[]): {
-  child: ChildProcess;
-  done: Promise<{ code: number | null; stderr: string }>;
-} {
-  const child = spawn(process.execPath, [cliBin, ...args], {
-    cwd: box.home,
-    env: box.env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stderr = "";
-  child.stderr!.on("data", (d) => {
-    stderr += String(d);
-  });
-  const done = new Promise<{ code: number | null; stderr: string }>((resolve) =>
-    child.on("exit", (code) => resolve({ code, stderr })),
-  );
-  return { child, done };
-}
+const background = (args: string[]) => startMaqet(args, { cwd: box.home, env: box.env });
 
 describe("leases across CLI processes (PostgreSQL server)", { timeout: 180_000 }, () => {
   it("start and stop at once: one drives, the other exits 1 naming the driver; the stream is not interleaved", async () => {
     expect((await box.run(["add", "busy.yaml", "--db", db.url])).code).toBe(0);
-    const start = cliInBackground(["start", "busy", "--db", db.url]);
-    await untilLastFact("vm.start-requested"); // the start holds the lease
-    // Held mid-start (SIGSTOP: alive, lease kept), so the stop meets a driver however fast the
-    // start would have finished on its own; resumed once the stop has answered.
-    start.child.kill("SIGSTOP");
-    let stop: Awaited<ReturnType<CliSandbox["run"]>>;
-    try {
-      stop = await box.run(["stop", "busy", "--db", db.url]);
-    } finally {
-      start.child.kill("SIGCONT");
-    }
+    await hold();
+    const start = background(["start", "busy", "--timeout", "300", "--db", db.url]);
+    await wrapperStarted(start); // the start holds the lease; QEMU waits for the go
+    const stop = await box.run(["stop", "busy", "--db", db.url]);
     expect(stop.code).toBe(1);
     expect(stop.stderr).toMatch(
       new RegExp(`VM 'busy' is being driven by pid ${start.child.pid} on host \\S+ since \\d{4}-`),
     );
-    expect((await start.done).code).toBe(0);
+    await release();
+    expect((await start.exited).code).toBe(0);
     const types = (await box.run(["history", "busy", "--json", "--db", db.url])).json<{
       events: Array<{ type: string }>;
     }>().events;
@@ -93,10 +97,21 @@ describe("leases across CLI processes (PostgreSQL server)", { timeout: 180_000 }
   });
 
   it("a driver killed with SIGKILL mid-start: the next process takes the lease over and starts the VM", async () => {
-    const start = cliInBackground(["start", "busy", "--db", db.url]);
-    await untilLastFact("vm.start-requested");
+    await hold();
+    const start = background(["start", "busy", "--timeout", "300", "--db", db.url]);
+    const wrapper = await wrapperStarted(start); // mid-start: requested, QEMU not up
     start.child.kill("SIGKILL");
-    await start.done;
+    await start.exited;
+    // The held wrapper would exec a QEMU of a dead start: end it, and let the next start through.
+    try {
+      process.kill(wrapper, "SIGKILL");
+    } catch {} // gone already
+    await waitUntil(
+      "the held wrapper to be gone",
+      () => processAlive(wrapper),
+      (alive) => !alive,
+    );
+    await release();
     const again = await box.run(["start", "busy", "--db", db.url]);
     expect(again.stderr).toBe("");
     expect(again.code).toBe(0);

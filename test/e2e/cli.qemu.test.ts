@@ -6,6 +6,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AGENT_MODE, type CliSandbox, createCliSandbox, processAlive, waitFor } from "../support/cli-runner.ts";
+import { firmwareVmYaml, qemuSystemPath } from "../support/firmware-vm.ts";
 
 interface Status {
   name: string;
@@ -15,16 +16,14 @@ interface Status {
   detail: string | null;
 }
 
-const firmwareVm = (name: string, extra = "") => `name: ${name}
-binary: /usr/bin/qemu-system-x86_64
-accel: tcg
-memory: 64M
-storage:
-  - name: hdd
-    type: qcow2
-    file: ${name}.qcow2
-    size: 32M
-${extra}`;
+/**
+ * A firmware-only VM with one qcow2 disk (created on first start); its QEMU by absolute path, so
+ * a run with another PATH meets what else is missing (qemu-img).
+ */
+const firmwareVm = (name: string, extra = "") =>
+  firmwareVmYaml(name, `storage:\n  - name: hdd\n    type: qcow2\n    file: ${name}.qcow2\n    size: 32M\n${extra}`, {
+    binary: qemuSystemPath(),
+  });
 
 // Each CLI call is a fresh process that opens the embedded store (~1–3 s on a busy 2-core box).
 describe("maqet CLI, end to end (real QEMU, embedded store)", { timeout: 180_000 }, () => {

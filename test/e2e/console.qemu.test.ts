@@ -4,16 +4,16 @@
  * lock), Ctrl-C ends a follower with exit 0, a follower ends by itself when the VM stops, and
  * the plain `console` prints the last run's log.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliBin, projectRoot } from "../support/build-dist.ts";
-import { type CliSandbox, createCliSandbox, waitFor } from "../support/cli-runner.ts";
+import { type CliSandbox, createCliSandbox, startMaqet, waitFor } from "../support/cli-runner.ts";
 import { ensureGuest, GUEST_LINES, guestAppend, markerLine } from "../support/guest.ts";
 
 interface Follower {
   child: ChildProcess;
+  /** stdout and stderr so far. */
   out: () => string;
   exit: Promise<{ code: number | null; signal: string | null }>;
 }
@@ -23,22 +23,12 @@ describe("maqet console on the test guest (real QEMU, TCG, embedded store)", { t
   const followers: Follower[] = [];
 
   const follow = (): Follower => {
-    const child = spawn(process.execPath, [cliBin, "console", "g", "--follow"], {
-      cwd: box.home,
-      env: box.env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout!.on("data", (d) => {
-      out += d;
-    });
-    child.stderr!.on("data", (d) => {
-      out += d;
-    });
-    const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-      child.on("exit", (code, signal) => resolve({ code, signal })),
-    );
-    const follower = { child, out: () => out, exit };
+    const started = startMaqet(["console", "g", "--follow"], { cwd: box.home, env: box.env });
+    const follower = {
+      child: started.child,
+      out: () => started.stdout() + started.stderr(),
+      exit: started.exited.then(({ code, signal }) => ({ code, signal })),
+    };
     followers.push(follower);
     return follower;
   };
@@ -84,7 +74,7 @@ describe("maqet console on the test guest (real QEMU, TCG, embedded store)", { t
     const b = follow();
     expect(await waitFor(async () => markerLine("HELLO").test(a.out()), 90_000), a.out()).toBe(true);
     console.log(`console e2e: start → marker seen by a follower ${Date.now() - t0} ms`);
-    expect(await waitFor(async () => markerLine("HELLO").test(b.out()), 5_000), b.out()).toBe(true);
+    expect(await waitFor(async () => markerLine("HELLO").test(b.out()), 60_000), b.out()).toBe(true);
 
     // Both followers are still running, and the embedded store is free for other commands.
     expect(a.child.exitCode).toBeNull();
@@ -99,11 +89,11 @@ describe("maqet console on the test guest (real QEMU, TCG, embedded store)", { t
     expect(await b.exit).toEqual({ code: 0, signal: null });
 
     // The guest answers the ACPI power button; once QEMU is gone the other follower ends by itself.
-    expect(await waitFor(async () => GUEST_LINES.ready.test(a.out()), 10_000)).toBe(true);
+    expect(await waitFor(async () => GUEST_LINES.ready.test(a.out()), 60_000)).toBe(true);
     const stop = await box.run(["stop", "g", "--timeout", "30", "--json"]);
     expect(stop.code, stop.stderr).toBe(0);
     expect(stop.json<{ lastStop: { detail: string } }>().lastStop.detail).toBe("shutdown");
-    const ended = await Promise.race([a.exit, new Promise((r) => setTimeout(() => r("still running"), 10_000))]);
+    const ended = await Promise.race([a.exit, new Promise((r) => setTimeout(() => r("still running"), 60_000))]);
     expect(ended).toEqual({ code: 0, signal: null });
     expect(a.out()).toMatch(GUEST_LINES.acpiPoweroff);
     expect(a.out().indexOf("MAQET-MARKER HELLO")).toBe(a.out().lastIndexOf("MAQET-MARKER HELLO"));

@@ -7,14 +7,14 @@
  * - Every command line runs, in order, through the built CLI in a fresh HOME, and exits as
  *   expected. Where maqet differs on purpose, docs/maqet-compat.md says why.
  */
-import { cp, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cp, mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { splitCommandLine } from "../../src/adapters/run-editor.ts";
-import { createMaqet, type Maqet } from "../../src/api/maqet.ts";
+import type { Maqet } from "../../src/api/maqet.ts";
 import { projectRoot } from "../support/build-dist.ts";
 import { type CliSandbox, createCliSandbox } from "../support/cli-runner.ts";
+import { maqetForSuite } from "../support/library-maqet.ts";
 import { createTestDatabase } from "../support/postgres-cluster.ts";
 
 const corpus = join(projectRoot, "test/fixtures/maqet-corpus");
@@ -70,22 +70,12 @@ const commands = await readCommands();
 describe("MAQET corpus: configs from MAQET's docs, added and started as documented", { timeout: 600_000 }, () => {
   let dir: string;
   let maqet: Maqet;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "maqet-corpus-"));
-    maqet = createMaqet({
-      dataDir: join(dir, "data"),
-      runtimeDir: join(dir, "run"),
-      env: { PATH: process.env.PATH, HOME: dir },
-      source: "test",
-    });
-  }, 600_000);
-  afterAll(async () => {
-    for (const vm of await maqet.list().catch(() => [])) {
-      if (vm.state !== "stopped") await maqet.stop(vm.name, { force: true }).catch(() => undefined);
-    }
-    await maqet.close();
-    await rm(dir, { recursive: true, force: true });
-  }, 600_000);
+  maqetForSuite(
+    "maqet-corpus-",
+    (s) => ({ dir, maqet } = s),
+    (dir) => ({ env: { PATH: process.env.PATH, HOME: dir }, source: "test" }),
+    600_000,
+  );
 
   it("has at least 30 configs, each naming its source", () => {
     expect(configs.length).toBeGreaterThanOrEqual(30);

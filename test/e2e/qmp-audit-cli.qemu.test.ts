@@ -11,9 +11,9 @@ import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openPgliteDatabase } from "../../src/adapters/pglite-database.ts";
 import { type CliSandbox, createCliSandbox } from "../support/cli-runner.ts";
+import { firmwareVmYaml } from "../support/firmware-vm.ts";
 
-const firmwareVm = (name: string, extra = "") =>
-  `name: ${name}\nbinary: /usr/bin/qemu-system-x86_64\naccel: tcg\nmemory: 64M\n${extra}`;
+const firmwareVm = firmwareVmYaml;
 
 interface HistoryEntry {
   version: number;

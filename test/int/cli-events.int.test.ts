@@ -3,78 +3,24 @@
  * on the PostgreSQL server: prints what is stored and exits; `--vm`, `--from`, `--json` (JSONL);
  * `--follow` streams events other processes commit until Ctrl-C, then exits 0.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type EventLine, toEventLine } from "../../src/api/commands/events-commands.ts";
 import { createMaqet, type Maqet } from "../../src/api/maqet.ts";
-import { cliBin, projectRoot } from "../support/build-dist.ts";
+import { runMaqet, startMaqet } from "../support/cli-runner.ts";
 import { createTestDatabase } from "../support/postgres-cluster.ts";
 
-const bin = cliBin;
 const databaseUrl = inject("databaseUrl");
 const vm = (name: string) => ({ name, memory: "64M", cpu: 1, accel: "tcg", display: "none" });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+const run = (args: string[], env: Record<string, string>) => runMaqet(args, { env });
+const follow = (args: string[], env: Record<string, string>) => startMaqet(["events", "--follow", ...args], { env });
 
-function run(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** Starts `maqet events --follow`; lines arrive on `lines`, `stop()` sends SIGINT and waits for exit. */
-function follow(args: string[], env: Record<string, string>) {
-  const child: ChildProcess = spawn(process.execPath, [bin, "events", "--follow", ...args], {
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const lines: string[] = [];
-  let buffer = "";
-  let stderr = "";
-  child.stdout!.on("data", (d) => {
-    buffer += d;
-    const parts = buffer.split("\n");
-    buffer = parts.pop()!;
-    lines.push(...parts);
-  });
-  child.stderr!.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return {
-    lines,
-    stderr: () => stderr,
-    waitLines: async (count: number, timeoutMs = 15_000) => {
-      const deadline = Date.now() + timeoutMs;
-      while (lines.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-      if (lines.length < count) throw new Error(`only ${lines.length} lines: ${lines.join("\n")}\n${stderr}`);
-    },
-    stop: async () => {
-      child.kill("SIGINT");
-      return exited;
-    },
-  };
-}
-
-describe.each([
-  { dialect: "pglite", skip: "" },
-  { dialect: "pg", skip: databaseUrl ? "" : inject("databaseSkipReason") || "no PostgreSQL server" },
-])("maqet events on $dialect", ({ dialect, skip }) => {
-  if (skip) {
-    // The global setup starts a server or fails: no server here is a broken setup, not a skip.
-    throw new Error(`no PostgreSQL server for this test: ${skip}`);
-  }
+// Each call is a process of its own that opens the store: seconds each on a loaded machine.
+const slow = { timeout: 180_000 };
+describe.each([{ dialect: "pglite" }, { dialect: "pg" }])("maqet events on $dialect", slow, ({ dialect }) => {
   let home: string;
   let env: Record<string, string>;
   let drop: (() => Promise<void>) | undefined;
@@ -103,7 +49,7 @@ describe.each([
     } finally {
       await maqet.close();
     }
-  });
+  }, 300_000); // a fresh embedded store: a minute or more on a loaded 2-core machine
   afterAll(async () => {
     await drop?.();
     await rm(home, { recursive: true, force: true });
@@ -174,7 +120,7 @@ describe.each([
       expect(blocked.stderr).toMatch(/STORE_LOCKED|is in use by pid \d+/);
       expect(blocked.code).toBe(1);
       expect(await follower.stop()).toBe(0);
-      expect(follower.lines.length).toBe(2);
+      expect(follower.lines().length).toBe(2);
       // Once the follower lets go, the same command goes through.
       expect(await run(["add", config, ...dataArgs()], env)).toMatchObject({ code: 0 });
       return;
@@ -191,10 +137,10 @@ describe.each([
       await maqet.close();
     }
     await follower.waitLines(2);
-    expect(follower.lines[1]).toMatch(/ web +vm\.removed/);
+    expect(follower.lines()[1]).toMatch(/ web +vm\.removed/);
     expect(await follower.stop()).toBe(0);
     expect(follower.stderr()).toBe("");
-    expect(follower.lines.length).toBe(2);
+    expect(follower.lines().length).toBe(2);
   });
 
   it("gives library callers the same lines (toEventLine) with VM names", async () => {

@@ -40,11 +40,10 @@ arguments:
     id: c0
 `;
 
-describe.each(testDatabases())("config fidelity on $name", ({ name: dialect, skip, open }) => {
+describe.each(testDatabases())("config fidelity on $name", ({ name: dialect, open }) => {
   let t: TestDatabase | undefined;
   let dataDir: string;
   beforeAll(async () => {
-    if (skip) return;
     dataDir = await mkdtemp(join(tmpdir(), "maqet-fidelity-"));
     // PGlite: the facade's own embedded store in dataDir; PostgreSQL: a fresh server database.
     if (dialect === "pg") t = await open();
@@ -54,32 +53,28 @@ describe.each(testDatabases())("config fidelity on $name", ({ name: dialect, ski
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
-  it.skipIf(skip)(
-    "the networking YAML renders the same argv after add, replay, projection and rebuild",
-    async () => {
-      const file = join(dataDir, "net.yaml");
-      await writeFile(file, NETWORKING);
-      const options = { dataDir, runtimeDir: join(dataDir, "run"), env: {}, databaseUrl: t?.url };
-      const expected = argvOf(parseVmConfig(NETWORKING, { source: file, baseDir: dataDir }));
-      expect(expected).toContain("user,id=n0,hostfwd=tcp::2222-:22");
-      const maqet = createMaqet(options);
-      try {
-        await maqet.add(file);
-      } finally {
-        await maqet.close();
-      }
-      const rt = await openRuntime(options);
-      try {
-        const listed = await rt.orchestrator.find("net");
-        const events = await rt.store.readStream(vmStreamId(listed.vmId));
-        expect(argvOf(foldVmEvents(events)!.config)).toEqual(expected);
-        expect(argvOf(listed.config)).toEqual(expected);
-        await rt.projections!.rebuild(VM_LIST_PROJECTION);
-        expect(argvOf((await rt.orchestrator.find("net")).config)).toEqual(expected);
-      } finally {
-        await rt.close();
-      }
-    },
-    180_000,
-  ); // opens the embedded store twice (a fresh PGlite: 5-60 s on a loaded machine)
+  it("the networking YAML renders the same argv after add, replay, projection and rebuild", async () => {
+    const file = join(dataDir, "net.yaml");
+    await writeFile(file, NETWORKING);
+    const options = { dataDir, runtimeDir: join(dataDir, "run"), env: {}, databaseUrl: t?.url };
+    const expected = argvOf(parseVmConfig(NETWORKING, { source: file, baseDir: dataDir }));
+    expect(expected).toContain("user,id=n0,hostfwd=tcp::2222-:22");
+    const maqet = createMaqet(options);
+    try {
+      await maqet.add(file);
+    } finally {
+      await maqet.close();
+    }
+    const rt = await openRuntime(options);
+    try {
+      const listed = await rt.orchestrator.find("net");
+      const events = await rt.store.readStream(vmStreamId(listed.vmId));
+      expect(argvOf(foldVmEvents(events)!.config)).toEqual(expected);
+      expect(argvOf(listed.config)).toEqual(expected);
+      await rt.projections!.rebuild(VM_LIST_PROJECTION);
+      expect(argvOf((await rt.orchestrator.find("net")).config)).toEqual(expected);
+    } finally {
+      await rt.close();
+    }
+  }, 180_000); // opens the embedded store twice (a fresh PGlite: 5-60 s on a loaded machine)
 });

@@ -7,7 +7,7 @@
  * folded as a replay does) and through the VM list projection (rows, then a rebuild).
  */
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Document } from "yaml";
 import { vmListProjection } from "../../src/actors/vm-list-projection.ts";
 import { foldVmEvents } from "../../src/actors/vm-view.ts";
@@ -15,10 +15,10 @@ import { buildQemuArgv } from "../../src/adapters/qemu-argv.ts";
 import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
 import { decodeStoredConfig } from "../../src/config/stored-config.ts";
 import type { VmConfig } from "../../src/config/vm-config.ts";
-import { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
+import type { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
 import { ProjectionRunner } from "../../src/events/projections/projection-runner.ts";
 import { vmEvent, vmStreamId } from "../../src/events/vm-events.ts";
-import { type TestDatabase, testDatabases } from "../support/test-databases.ts";
+import { openForSuite, type TestDatabase, testDatabases } from "../support/test-databases.ts";
 
 const RUNS = 60;
 const VM_ID = "0b5c3f8e-4a1d-4c7e-9f00-3c2d1e0f9a8b";
@@ -88,59 +88,47 @@ function yamlOf(c: {
   return new Document({ memory: "64M", storage, arguments: c.arguments }).toString();
 }
 
-describe.each(testDatabases())("render(parse(yaml)) == render(store → replay) on $name", ({ skip, open }) => {
-  let t: TestDatabase | undefined;
+describe.each(testDatabases())("render(parse(yaml)) == render(store → replay) on $name", (dialect) => {
+  let t: TestDatabase;
   let store: PostgresEventStore;
-  beforeAll(async () => {
-    if (skip) return;
-    t = await open();
-    store = new PostgresEventStore(t.db);
-  });
-  afterAll(async () => {
-    await store?.close();
-    await t?.close();
-  });
+  openForSuite(dialect, (opened) => ({ t, store } = opened));
 
-  it.skipIf(skip)(
-    `${RUNS} generated configs with every arguments form`,
-    async () => {
-      const ids: string[] = [];
-      const expected = new Map<string, string[]>();
-      await fc.assert(
-        fc.asyncProperty(config, async (c) => {
-          const text = yamlOf(c);
-          const parsed = parseVmConfig(text, { baseDir: "/srv/vms", source: "generated.yaml" });
-          const vmId = crypto.randomUUID();
-          await store.append(
-            vmStreamId(vmId),
-            [vmEvent("vm.defined", { vmId, name: `p-${vmId.slice(0, 8)}`, config: parsed })],
-            { expectedVersion: "no_stream" },
-          );
-          const replayed = foldVmEvents(await store.readStream(vmStreamId(vmId)));
-          expect(argvOf(replayed!.config), text).toEqual(argvOf(parsed));
-          ids.push(vmId);
-          expected.set(vmId, argvOf(parsed));
-        }),
-        { numRuns: RUNS, seed: 20261206, endOnFailure: true },
-      );
-      // The same configs through the VM list projection: caught up, then rebuilt from position 0.
-      const runner = new ProjectionRunner({ db: t!.db, store, projections: [vmListProjection] });
-      for (const step of ["catch up", "rebuild"] as const) {
-        if (step === "catch up") await runner.catchUp(vmListProjection.name);
-        else await runner.rebuild(vmListProjection.name);
-        const rows = await t!.db
-          .selectFrom("maqet_vms" as never)
-          .select(["vm_id" as never, "config" as never])
-          .execute();
-        const byId = new Map((rows as { vm_id: string; config: unknown }[]).map((r) => [r.vm_id, r.config]));
-        for (const id of ids) {
-          const stored = byId.get(id);
-          expect(stored, `${step}: row of ${id}`).toBeDefined();
-          const row = typeof stored === "string" ? JSON.parse(stored) : stored;
-          expect(argvOf(decodeStoredConfig(row)), step).toEqual(expected.get(id));
-        }
+  it(`${RUNS} generated configs with every arguments form`, async () => {
+    const ids: string[] = [];
+    const expected = new Map<string, string[]>();
+    await fc.assert(
+      fc.asyncProperty(config, async (c) => {
+        const text = yamlOf(c);
+        const parsed = parseVmConfig(text, { baseDir: "/srv/vms", source: "generated.yaml" });
+        const vmId = crypto.randomUUID();
+        await store.append(
+          vmStreamId(vmId),
+          [vmEvent("vm.defined", { vmId, name: `p-${vmId.slice(0, 8)}`, config: parsed })],
+          { expectedVersion: "no_stream" },
+        );
+        const replayed = foldVmEvents(await store.readStream(vmStreamId(vmId)));
+        expect(argvOf(replayed!.config), text).toEqual(argvOf(parsed));
+        ids.push(vmId);
+        expected.set(vmId, argvOf(parsed));
+      }),
+      { numRuns: RUNS, seed: 20261206, endOnFailure: true },
+    );
+    // The same configs through the VM list projection: caught up, then rebuilt from position 0.
+    const runner = new ProjectionRunner({ db: t.db, store, projections: [vmListProjection] });
+    for (const step of ["catch up", "rebuild"] as const) {
+      if (step === "catch up") await runner.catchUp(vmListProjection.name);
+      else await runner.rebuild(vmListProjection.name);
+      const rows = await t.db
+        .selectFrom("maqet_vms" as never)
+        .select(["vm_id" as never, "config" as never])
+        .execute();
+      const byId = new Map((rows as { vm_id: string; config: unknown }[]).map((r) => [r.vm_id, r.config]));
+      for (const id of ids) {
+        const stored = byId.get(id);
+        expect(stored, `${step}: row of ${id}`).toBeDefined();
+        const row = typeof stored === "string" ? JSON.parse(stored) : stored;
+        expect(argvOf(decodeStoredConfig(row)), step).toEqual(expected.get(id));
       }
-    },
-    300_000,
-  );
+    }
+  }, 300_000);
 });

@@ -23,192 +23,25 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import fc from "fast-check";
 import { type Kysely, sql } from "kysely";
-import type { Subscription } from "rxjs";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { openPgDatabase } from "../../src/adapters/pg-database.ts";
-import { createPgNotificationSource } from "../../src/adapters/pg-notifications.ts";
-import { createPgliteNotificationSource } from "../../src/adapters/pglite-notifications.ts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isMaqetError } from "../../src/errors/maqet-error.ts";
-import { appendToStream, currentVersion, type PreparedEvent } from "../../src/events/append-to-stream.ts";
+import { appendToStream, currentVersion } from "../../src/events/append-to-stream.ts";
 import type { Checkpoint } from "../../src/events/checkpoint.ts";
-import type { EventActor, NewEvent, StoredEvent } from "../../src/events/envelope.ts";
-import type {
-  AppendResult,
-  EventStore,
-  ExpectedVersion,
-  SubscribeOptions,
-  SubscriptionMessage,
-} from "../../src/events/event-store.ts";
-import { migrateToLatest } from "../../src/events/migrate.ts";
-import { PostgresEventStore, type PostgresEventStoreOptions } from "../../src/events/postgres-event-store.ts";
+import type { NewEvent, StoredEvent } from "../../src/events/envelope.ts";
+import type { AppendResult, EventStore, ExpectedVersion, SubscribeOptions } from "../../src/events/event-store.ts";
+import type { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
 import type { Database } from "../../src/events/schema.ts";
 import { runWriter, type WrittenEvent } from "../fixtures/event-writer.mjs";
 import { projectRoot } from "../support/build-dist.ts";
+import { failure } from "../support/failure.ts";
 import { MemoryEventStore } from "../support/memory-event-store.ts";
-import { waitForLockWaiters } from "../support/pg-locks.ts";
-import { openTemplateClone } from "../support/pglite-template.ts";
-import { createTestDatabase, startTestPostgres } from "../support/postgres-cluster.ts";
-
-const actor: EventActor = { user: "tester", uid: 4242, host: "test-host", pid: 99 };
-const LISTEN_APP = "maqet-listen";
-
-interface Harness {
-  db: Kysely<Database>;
-  /** More than one connection (a server): transactions can stay open beside each other. */
-  concurrent: boolean;
-  url: string | undefined;
-  /** A store on this database with LISTEN wake-ups; on the server with its own pool and LISTEN connection. */
-  openStore(options?: PostgresEventStoreOptions): Promise<PostgresEventStore>;
-  close(): Promise<void>;
-}
-
-const databaseUrl = inject("databaseUrl");
-const dialects = [
-  {
-    name: "pglite",
-    skip: "",
-    async open(): Promise<Harness> {
-      const clone = await openTemplateClone(inject("pgliteTemplate"));
-      return {
-        db: clone.db,
-        concurrent: false,
-        url: undefined,
-        openStore: async (options = {}) =>
-          new PostgresEventStore(clone.db, {
-            actor: () => actor,
-            notifications: createPgliteNotificationSource(clone.pglite, clone.db),
-            // As openEventStore opens it: the store's own appends are handed over at commit.
-            singleSession: { inTransaction: () => clone.pglite.isInTransaction() },
-            ...options,
-          }),
-        close: clone.close,
-      };
-    },
-  },
-  {
-    name: "pg",
-    skip: databaseUrl ? "" : inject("databaseSkipReason") || "no PostgreSQL server for this run",
-    async open(): Promise<Harness> {
-      // This suite holds transactions open on purpose, and the watermark is cluster-wide: on the
-      // cluster every test file shares, that would hold back other files' reads. It gets its own
-      // throwaway cluster (unless the run is pointed at an external server).
-      const own = process.env.MAQET_TEST_DATABASE_URL ? undefined : await startTestPostgres();
-      const testDb = await createTestDatabase(own?.url ?? databaseUrl);
-      const opened = await openPgDatabase({ url: testDb.url });
-      await migrateToLatest(opened.db);
-      return {
-        db: opened.db,
-        concurrent: true,
-        url: testDb.url,
-        openStore: async (options = {}) => {
-          const own = await openPgDatabase({ url: testDb.url, maxConnections: 4 });
-          return new PostgresEventStore(own.db, {
-            actor: () => actor,
-            notifications: createPgNotificationSource({ url: testDb.url, applicationName: LISTEN_APP }),
-            onClose: own.close,
-            ...options,
-          });
-        },
-        close: async () => {
-          await opened.close();
-          await testDb.drop();
-          await own?.stop();
-        },
-      };
-    },
-  },
-];
-
-const event = (type: string, data: unknown = {}, extra: Partial<NewEvent> = {}): NewEvent => ({
-  type,
-  schemaVersion: 1,
-  data,
-  ...extra,
-});
-
-/** Catches a rejection so it can be asserted on. */
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
-
-/** Polls `check` (real time) until it holds; returns whether it did. */
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, everyMs = 10): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+import { raceOnStream } from "../support/pg-locks.ts";
+import { waitUntil } from "../support/poll.ts";
+import { event, prepared } from "../support/store-events.ts";
+import { type Collector, collect } from "../support/subscription-collector.ts";
+import { LISTEN_APP, type TestDatabase, testDatabases } from "../support/test-databases.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A subscription's messages as they arrive, with helpers to wait on them. */
-interface Collector {
-  messages: SubscriptionMessage[];
-  events(): StoredEvent[];
-  ids(): string[];
-  caughtUps(): Array<Checkpoint | null>;
-  /** The checkpoint to resume from: the last event's, else the caughtUp marker's. */
-  checkpoint(): Checkpoint | null | undefined;
-  /** Where a new subscription continues this one: its checkpoint, or where it began if it got nothing yet. */
-  resumeFrom(): SubscribeOptions["from"];
-  completed: boolean;
-  error: unknown;
-  subscription: Subscription;
-  waitCaughtUp(timeoutMs?: number): Promise<void>;
-  waitEvents(count: number, timeoutMs?: number): Promise<void>;
-}
-
-function collect(store: EventStore, options: SubscribeOptions = {}): Collector {
-  const c: Collector = {
-    messages: [],
-    events: () => c.messages.flatMap((m) => (m.kind === "event" ? [m.event] : [])),
-    ids: () => c.events().map((e) => e.id),
-    caughtUps: () => c.messages.flatMap((m) => (m.kind === "caughtUp" ? [m.checkpoint] : [])),
-    checkpoint: () => {
-      for (let i = c.messages.length - 1; i >= 0; i--) {
-        const m = c.messages[i]!;
-        if (m.kind === "event") return m.checkpoint;
-      }
-      return c.caughtUps()[0];
-    },
-    resumeFrom: () => {
-      const cp = c.checkpoint();
-      return cp === undefined ? (options.from ?? "start") : cp === null ? "start" : cp;
-    },
-    completed: false,
-    error: undefined,
-    subscription: undefined as unknown as Subscription,
-    waitCaughtUp: async (timeoutMs = 10_000) => {
-      if (!(await until(() => c.caughtUps().length > 0 || c.error !== undefined, timeoutMs))) {
-        throw new Error(`no caughtUp within ${timeoutMs} ms`);
-      }
-      if (c.error) throw c.error;
-    },
-    waitEvents: async (count, timeoutMs = 10_000) => {
-      if (!(await until(() => c.events().length >= count || c.error !== undefined, timeoutMs))) {
-        throw new Error(`only ${c.events().length} of ${count} events within ${timeoutMs} ms`);
-      }
-      if (c.error) throw c.error;
-    },
-  };
-  c.subscription = store.subscribe(options).subscribe({
-    next: (m) => c.messages.push(m),
-    error: (error) => {
-      c.error = error;
-    },
-    complete: () => {
-      c.completed = true;
-    },
-  });
-  return c;
-}
 
 /** The backends LISTENing for this database's stores. */
 async function listenPids(db: Kysely<Database>): Promise<number[]> {
@@ -231,21 +64,18 @@ async function maxPosition(db: Kysely<Database>): Promise<number> {
  * reads with what they just wrote wait for their writes to become readable first.
  */
 async function readable(store: EventStore, category: string, count: number): Promise<void> {
-  if (!(await until(async () => (await store.readAll({ category })).length >= count, 10_000))) {
-    throw new Error(`fewer than ${count} events of ${category} readable after 10 s`);
-  }
+  await waitUntil(
+    `${count} events of ${category} readable`,
+    async () => (await store.readAll({ category })).length,
+    (n) => n >= count,
+    { timeoutMs: 10_000 },
+  );
 }
 
-function prepared(type: string, data: unknown = {}): PreparedEvent {
-  return { id: crypto.randomUUID(), type, schemaVersion: 1, data, metadata: { actor } };
-}
-
-describe.each(dialects)("event-store conformance on $name", ({ name, skip, open }) => {
-  if (skip) {
-    // The global setup starts a server or fails: no server here is a broken setup, not a skip.
-    throw new Error(`no PostgreSQL server for this test: ${skip}`);
-  }
-  let h: Harness;
+// This suite holds transactions open on purpose, and the watermark is cluster-wide: its server
+// cases run on a cluster of their own, so they hold back no other file's reads (nor theirs).
+describe.each(testDatabases({ ownCluster: true }))("event-store conformance on $name", ({ name, open }) => {
+  let h: TestDatabase;
   let store: PostgresEventStore;
   let counter = 0;
   /** A fresh category per test (no dash), so filtered reads see only that test's streams. */
@@ -257,50 +87,32 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
     it.skip(`skipped: ${reason}`, () => {});
   };
 
+  /**
+   * The same database without group commit, for racing calls: one store's group commit sends
+   * appends that arrive together one group after another, so they would never meet at the row
+   * lock; without it each append is a transaction of its own on its own connection.
+   */
+  let racer: PostgresEventStore;
+
   beforeAll(async () => {
     h = await open();
     store = await h.openStore();
+    racer = await h.openStore({ groupCommit: false });
   });
   afterAll(async () => {
+    await racer?.close();
     await store?.close();
     await h?.close();
   });
 
   /** Makes the calls race for real on a server: all wait on one lock until released together. */
-  async function race<T>(
+  const race = <T>(
     streamId: string,
     state: "absent" | "present",
     calls: () => Array<Promise<T>>,
     blocking: boolean,
-    waiters = calls.length,
-  ): Promise<PromiseSettledResult<T>[]> {
-    if (!h.concurrent) return Promise.allSettled(calls());
-    const holder = await h.db.startTransaction().execute();
-    try {
-      if (state === "present") {
-        await holder
-          .selectFrom("maqet_streams")
-          .select("version")
-          .where("stream_id", "=", streamId)
-          .forUpdate()
-          .execute();
-      } else {
-        // An uncommitted stream row: appends that may create the stream wait on its key.
-        await holder.insertInto("maqet_streams").values({ stream_id: streamId, version: 0 }).execute();
-      }
-      const pending = Promise.allSettled(calls());
-      if (blocking) await waitForLockWaiters(h.db, waiters);
-      else await pending;
-      await (state === "present" ? holder.commit() : holder.rollback()).execute();
-      return await pending;
-    } catch (error) {
-      await holder
-        .rollback()
-        .execute()
-        .catch(() => {});
-      throw error;
-    }
-  }
+    waiters?: number,
+  ) => raceOnStream(h, streamId, state, calls, { blocking, ...(waiters === undefined ? {} : { waiters }) });
 
   /** Asserts that the next position drawn follows `last` directly: nothing was burned. */
   async function expectNothingBurnedAfter(last: number): Promise<void> {
@@ -335,14 +147,14 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
       const streamId = newStream();
       const seeded = state === "present" ? await store.append(streamId, [event("seed")]) : undefined;
       const expected: ExpectedVersion = mode === "exact" ? 0 : mode;
-      const attempt = () => store.append(streamId, [event("next")], { expectedVersion: expected });
+      const attempt = (via = store) => via.append(streamId, [event("next")], { expectedVersion: expected });
       const results =
         how === "alone"
           ? await Promise.allSettled([attempt()])
           : await race(
               streamId,
               state,
-              () => [attempt(), attempt()],
+              () => [attempt(racer), attempt(racer)],
               state === "present" || mode === "any" || mode === "no_stream",
             );
       const won = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
@@ -373,7 +185,7 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
   it("lets exactly one of five writers at one expected version win; the four losers burn nothing", async () => {
     const streamId = newStream();
     const seed = await store.append(streamId, [event("seed")]);
-    const attempt = (i: number) => store.append(streamId, [event(`w${i}-a`), event(`w${i}-b`)], { expectedVersion: 0 });
+    const attempt = (i: number) => racer.append(streamId, [event(`w${i}-a`), event(`w${i}-b`)], { expectedVersion: 0 });
     const results = await race(streamId, "present", () => [0, 1, 2, 3, 4].map(attempt), true);
     const won = results.filter((r) => r.status === "fulfilled");
     const lost = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
@@ -459,8 +271,8 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
           streamId,
           state,
           () => [
-            store.append(streamId, events, { expectedVersion }),
-            store.append(streamId, events, { expectedVersion }),
+            racer.append(streamId, events, { expectedVersion }),
+            racer.append(streamId, events, { expectedVersion }),
           ],
           true,
         );
@@ -538,7 +350,7 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
       const sub = collect(own, { from: "end" });
       await sub.waitCaughtUp();
       await own.close();
-      expect(await until(() => sub.completed, 2_000)).toBe(true);
+      await sub.waitCompleted();
       expect(sub.error).toBeUndefined();
       for (const from of [-1, 1.5, { transactionId: "x", position: 1 }, "later"]) {
         expect(() => store.subscribe({ from: from as never }), JSON.stringify(from)).toThrow(
@@ -558,12 +370,22 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
           const b = collect(own, { from: "end" });
           await a.waitCaughtUp();
           await b.waitCaughtUp();
-          expect(await until(async () => (await listenPids(h.db)).length === 1, 5_000)).toBe(true);
+          await waitUntil(
+            "one LISTEN connection",
+            () => listenPids(h.db),
+            (p) => p.length === 1,
+            { timeoutMs: 10_000 },
+          );
           a.subscription.unsubscribe();
           await sleep(100);
           expect((await listenPids(h.db)).length).toBe(1);
           b.subscription.unsubscribe();
-          expect(await until(async () => (await listenPids(h.db)).length === 0, 5_000)).toBe(true);
+          await waitUntil(
+            "no LISTEN connection",
+            () => listenPids(h.db),
+            (p) => p.length === 0,
+            { timeoutMs: 10_000 },
+          );
         } finally {
           await own.close();
         }
@@ -737,7 +559,14 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
     const all = [early, fromEnd, late, restarting.at(-1)!];
     for (const c of all) await c.waitEvents(c === restarting.at(-1) ? 0 : committed.length, 15_000);
     const restartedIds = () => restarting.flatMap((c) => c.ids());
-    await until(() => restartedIds().length >= committed.length, 15_000);
+    await waitUntil(
+      "the restarting subscriber to see every event",
+      () => restartedIds().length,
+      (n) => n >= committed.length,
+      {
+        timeoutMs: 15_000,
+      },
+    );
     const head = await store.head();
 
     const expectedIds = new Set(committed.map((e) => e.id));
@@ -778,7 +607,12 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
       const sub = collect(reader, { from: "end", filter: { category } });
       try {
         await sub.waitCaughtUp();
-        expect(await until(async () => (await listenPids(h.db)).length === 1, 5_000)).toBe(true);
+        await waitUntil(
+          "one LISTEN connection",
+          () => listenPids(h.db),
+          (p) => p.length === 1,
+          { timeoutMs: 10_000 },
+        );
         const [before] = await listenPids(h.db);
         const appendSome = async (n: number, tag: string) => {
           for (let i = 0; i < n; i++) await writer.append(`${category}-${i % 2}`, [event(`${tag}${i}`)]);
@@ -787,7 +621,14 @@ describe.each(dialects)("event-store conformance on $name", ({ name, skip, open 
         await sub.waitEvents(5, 5_000);
         await sql`select pg_terminate_backend(${before})`.execute(h.db);
         await appendSome(5, "b"); // some land while nobody listens
-        expect(await until(async () => (await listenPids(h.db)).some((p) => p !== before), 5_000)).toBe(true);
+        await waitUntil(
+          "a new LISTEN connection",
+          () => listenPids(h.db),
+          (p) => p.some((pid) => pid !== before),
+          {
+            timeoutMs: 10_000,
+          },
+        );
         await sub.waitEvents(10, 5_000);
         await appendSome(5, "c");
         await sub.waitEvents(15, 5_000);
@@ -957,7 +798,7 @@ interface ModelSub {
  * compared as offsets: the model numbers from 1, the real store from wherever this database is;
  * since nothing in a sequential run burns a position, real = base + model throughout.
  */
-async function checkAgainstModel(h: Harness, category: string, ops: readonly Op[]): Promise<void> {
+async function checkAgainstModel(h: TestDatabase, category: string, ops: readonly Op[]): Promise<void> {
   let real = await h.openStore();
   const model = new MemoryEventStore();
   const streams = [0, 1, 2].map((i) => `${category}-${i}`);
@@ -1003,10 +844,15 @@ async function checkAgainstModel(h: Harness, category: string, ops: readonly Op[
   const settle = async () => {
     const last = known.at(-1)?.real;
     if (last === undefined) return;
-    const ok = await until(async () => {
-      const head = await real.head();
-      return head !== null && BigInt(head.transactionId) >= BigInt(last.transactionId);
-    }, 10_000);
+    const ok = await waitUntil(
+      "this run's last write to be readable",
+      () => real.head(),
+      (head) => head !== null && BigInt(head.transactionId) >= BigInt(last.transactionId),
+      { timeoutMs: 10_000, everyMs: 10 },
+    ).then(
+      () => true,
+      () => false,
+    );
     if (!ok) {
       throw new Error(
         `this run's writes did not become readable within 10 s; hold: ${JSON.stringify(await real.deliveryHold())}; ` +
@@ -1022,7 +868,12 @@ async function checkAgainstModel(h: Harness, category: string, ops: readonly Op[
   const drain = async () => {
     for (const sub of subs) {
       const want = sub.model.flatMap((c) => c.ids());
-      await until(() => sub.real.flatMap((c) => c.ids()).length >= want.length, 5_000, 2);
+      await waitUntil(
+        `${want.length} events on ${JSON.stringify(sub.options)}`,
+        () => sub.real.flatMap((c) => c.ids()),
+        (got) => got.length >= want.length,
+        { timeoutMs: 10_000, everyMs: 2 },
+      );
       expect(
         sub.real.flatMap((c) => c.ids()),
         JSON.stringify(sub.options),

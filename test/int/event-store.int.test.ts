@@ -6,114 +6,36 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Kysely, sql } from "kysely";
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { sql } from "kysely";
+import { describe, expect, inject, it } from "vitest";
 import { migrations } from "../../migrations/index.ts";
 import { openEventStore } from "../../src/adapters/open-event-store.ts";
-import { openPgDatabase } from "../../src/adapters/pg-database.ts";
 import { EVENTS_CHANNEL } from "../../src/events/append-to-stream.ts";
-import type { EventActor, NewEvent, StoredEvent } from "../../src/events/envelope.ts";
+import type { StoredEvent } from "../../src/events/envelope.ts";
 import type { ExpectedVersion } from "../../src/events/event-store.ts";
 import { migrateToLatest } from "../../src/events/migrate.ts";
-import { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
-import type { Database } from "../../src/events/schema.ts";
-import { waitForLockWaiters } from "../support/pg-locks.ts";
-import { openTemplateClone } from "../support/pglite-template.ts";
+import type { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
+import { failure } from "../support/failure.ts";
+import { raceOnStream } from "../support/pg-locks.ts";
 import { waitUntil } from "../support/poll.ts";
 import { createTestDatabase } from "../support/postgres-cluster.ts";
+import { event, testActor } from "../support/store-events.ts";
+import { openForSuite, type TestDatabase, testDatabases } from "../support/test-databases.ts";
 
-const actor: EventActor = { user: "tester", uid: 4242, host: "test-host", pid: 99 };
+const actor = testActor;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-interface Harness {
-  db: Kysely<Database>;
-  /** True when the database has more than one connection (a server). */
-  concurrent: boolean;
-  /** LISTEN on a channel (the one PGlite session; a dedicated client on the server). */
-  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
-  close(): Promise<void>;
-}
-
+const dialects = testDatabases();
 const databaseUrl = inject("databaseUrl");
-const dialects = [
-  {
-    name: "pglite",
-    skip: "",
-    async open(): Promise<Harness> {
-      const clone = await openTemplateClone(inject("pgliteTemplate"));
-      return {
-        db: clone.db,
-        concurrent: false,
-        listen: (channel, onPayload) => clone.pglite.listen(channel, onPayload),
-        close: clone.close,
-      };
-    },
-  },
-  {
-    name: "pg",
-    skip: databaseUrl ? "" : inject("databaseSkipReason") || "no PostgreSQL server for this run",
-    async open(): Promise<Harness> {
-      const testDb = await createTestDatabase(databaseUrl);
-      const opened = await openPgDatabase({ url: testDb.url });
-      await migrateToLatest(opened.db);
-      return {
-        db: opened.db,
-        concurrent: true,
-        listen: async (channel, onPayload) => {
-          const client = new pg.Client({ connectionString: testDb.url });
-          await client.connect();
-          client.on("notification", (n) => onPayload(n.payload ?? ""));
-          await client.query(`listen ${channel}`);
-          return () => client.end();
-        },
-        close: async () => {
-          await opened.close();
-          await testDb.drop();
-        },
-      };
-    },
-  },
-];
 
-const event = (type: string, data: unknown = {}, extra: Partial<NewEvent> = {}): NewEvent => ({
-  type,
-  schemaVersion: 1,
-  data,
-  ...extra,
-});
-
-/** Catches a rejection so it can be asserted on. */
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
-
-/** Polls `read` until `done` holds: on the shared server another test file's open transaction may hold the watermark back for a moment. */
 const ids = (events: readonly StoredEvent[]) => events.map((e) => e.id);
 
-describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) => {
-  if (skip) {
-    // The global setup starts a server or fails: no server here is a broken setup, not a skip.
-    throw new Error(`no PostgreSQL server for this test: ${skip}`);
-  }
-  let h: Harness;
+describe.each(dialects)("PostgresEventStore on $name", (dialect) => {
+  const { name } = dialect;
+  let h: TestDatabase;
   let store: PostgresEventStore;
   let counter = 0;
   const newStream = (category = "vm") => `${category}-${name}${++counter}`;
-
-  beforeAll(async () => {
-    h = await open();
-    store = new PostgresEventStore(h.db, { actor: () => actor, source: "test" });
-  });
-  afterAll(async () => {
-    await store?.close();
-    await h?.close();
-  });
+  openForSuite(dialect, (opened) => ({ t: h, store } = opened), { actor: () => actor, source: "test" });
 
   it("appends and reads back full envelopes", async () => {
     const streamId = newStream();
@@ -260,25 +182,12 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
       store.append(streamId, [event("left-1"), event("left-2")], { expectedVersion: 0 }),
       store.append(streamId, [event("right-1")], { expectedVersion: 0 }),
     ];
-    let results: PromiseSettledResult<unknown>[];
-    if (h.concurrent) {
-      // Hold the stream row so both appends are provably in flight (each waiting on the row lock
-      // on its own pool connection) before either may proceed.
-      const holder = await h.db.startTransaction().execute();
-      await holder
-        .selectFrom("maqet_streams")
-        .select("version")
-        .where("stream_id", "=", streamId)
-        .forUpdate()
-        .execute();
-      const pending = Promise.allSettled(racers());
-      await waitForLockWaiters(h.db, 2);
-      await holder.commit().execute();
-      results = await pending;
-    } else {
+    // On a server the stream row is held so both appends are provably in flight (each waiting on
+    // the row lock on its own pool connection) before either may proceed.
+    if (!h.concurrent) {
       console.log("[event-store pglite] one connection: the two appends are serialised by the driver, not raced");
-      results = await Promise.allSettled(racers());
     }
+    const results = await raceOnStream(h, streamId, "present", racers);
     const won = results.filter((r) => r.status === "fulfilled");
     const lost = results.filter((r) => r.status === "rejected");
     expect(won.length).toBe(1);
@@ -303,18 +212,8 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
       store.append(streamId, [event("a")], { expectedVersion: "no_stream" }),
       store.append(streamId, [event("b")], { expectedVersion: "no_stream" }),
     ];
-    let results: PromiseSettledResult<unknown>[];
-    if (h.concurrent) {
-      // An uncommitted insert of the stream row makes both appends wait on its unique key.
-      const holder = await h.db.startTransaction().execute();
-      await holder.insertInto("maqet_streams").values({ stream_id: streamId }).execute();
-      const pending = Promise.allSettled(racers());
-      await waitForLockWaiters(h.db, 2);
-      await holder.rollback().execute();
-      results = await pending;
-    } else {
-      results = await Promise.allSettled(racers());
-    }
+    // On a server an uncommitted insert of the stream row makes both appends wait on its unique key.
+    const results = await raceOnStream(h, streamId, "absent", racers);
     expect(results.filter((r) => r.status === "fulfilled").length).toBe(1);
     const lost = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
     expect(lost.reason).toBeMaqetError("CONCURRENCY_CONFLICT");
@@ -437,8 +336,9 @@ describe.each(dialects)("PostgresEventStore on $name", ({ name, skip, open }) =>
   // cluster, other test files included.
 });
 
-describe.each(dialects)("openEventStore on $name", ({ name, skip }) => {
-  it.skipIf(skip !== "")("migrates on open, once, and keeps data across reopen", async () => {
+describe.each(dialects)("openEventStore on $name", ({ name }) => {
+  // Creates and migrates a fresh PGlite twice: tens of seconds on a loaded machine.
+  it("migrates on open, once, and keeps data across reopen", { timeout: 180_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), "maqet-open-"));
     const testDb = name === "pg" ? await createTestDatabase(databaseUrl) : undefined;
     const options = {
@@ -487,5 +387,3 @@ async function lastVisiblePosition(store: PostgresEventStore): Promise<number> {
     after = page.at(-1)!.globalPosition;
   }
 }
-
-if (!databaseUrl) console.log(`[event-store] PostgreSQL server tests skipped: ${inject("databaseSkipReason")}`);

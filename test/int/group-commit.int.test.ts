@@ -23,90 +23,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { type Kysely, sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openEventStore } from "../../src/adapters/open-event-store.ts";
-import { openPgDatabase } from "../../src/adapters/pg-database.ts";
-import type { EventActor, NewEvent } from "../../src/events/envelope.ts";
 import type { AppendResult } from "../../src/events/event-store.ts";
-import { migrateToLatest } from "../../src/events/migrate.ts";
-import { PostgresEventStore, type PostgresEventStoreOptions } from "../../src/events/postgres-event-store.ts";
+import type { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
 import type { Database } from "../../src/events/schema.ts";
 import { isVmNameTaken } from "../../src/events/vm-name-claim.ts";
 import { projectRoot } from "../support/build-dist.ts";
-import { openTemplateClone } from "../support/pglite-template.ts";
-import { createTestDatabase, startTestPostgres } from "../support/postgres-cluster.ts";
+import { event } from "../support/store-events.ts";
+import { type TestDatabase, testDatabases } from "../support/test-databases.ts";
 
-const actor: EventActor = { user: "tester", uid: 4242, host: "test-host", pid: 99 };
-const databaseUrl = inject("databaseUrl");
-
-interface Harness {
-  db: Kysely<Database>;
-  url: string | undefined;
-  openStore(options?: PostgresEventStoreOptions): Promise<PostgresEventStore>;
-  close(): Promise<void>;
-}
-
-const dialects = [
-  {
-    name: "pglite",
-    skip: "",
-    async open(): Promise<Harness> {
-      const clone = await openTemplateClone(inject("pgliteTemplate"));
-      return {
-        db: clone.db,
-        url: undefined,
-        openStore: async (options = {}) =>
-          new PostgresEventStore(clone.db, {
-            actor: () => actor,
-            singleSession: { inTransaction: () => clone.pglite.isInTransaction() },
-            ...options,
-          }),
-        close: clone.close,
-      };
-    },
-  },
-  {
-    name: "pg",
-    skip: databaseUrl ? "" : inject("databaseSkipReason") || "no PostgreSQL server for this run",
-    async open(): Promise<Harness> {
-      // A row lock is held on purpose below: a cluster of our own, so no other file's reads wait.
-      const own = process.env.MAQET_TEST_DATABASE_URL ? undefined : await startTestPostgres();
-      const testDb = await createTestDatabase(own?.url ?? databaseUrl);
-      const opened = await openPgDatabase({ url: testDb.url });
-      await migrateToLatest(opened.db);
-      const pools: Array<() => Promise<void>> = [];
-      return {
-        db: opened.db,
-        url: testDb.url,
-        openStore: async (options = {}) => {
-          const pool = await openPgDatabase({ url: testDb.url, maxConnections: 6 });
-          pools.push(pool.close);
-          return new PostgresEventStore(pool.db, { actor: () => actor, ...options });
-        },
-        close: async () => {
-          await opened.close();
-          await testDb.drop();
-          await own?.stop();
-        },
-      };
-    },
-  },
-];
-
-const event = (type: string, data: unknown = {}, id?: string): NewEvent => ({
-  type,
-  schemaVersion: 1,
-  data,
-  ...(id ? { id } : {}),
-});
-
-describe.each(dialects)("group commit on $name", ({ name, skip, open }) => {
-  if (skip) {
-    it.skip(`skipped: ${skip}`, () => {});
-    console.log(`[group commit ${name}] skipped: ${skip}`);
-    return;
-  }
-  let h: Harness;
+// A row lock is held on purpose below: the server cases run on a cluster of their own, so no other
+// file's reads wait.
+describe.each(testDatabases({ ownCluster: true }))("group commit on $name", ({ name, open }) => {
+  let h: TestDatabase;
   let store: PostgresEventStore;
   let counter = 0;
   const newStream = (category = "g") => `${category}${name}${++counter}-s`;
@@ -221,11 +151,11 @@ describe.each(dialects)("group commit on $name", ({ name, skip, open }) => {
   it("answers idempotent retries inside a group with the original result, writing once", async () => {
     const twice = newStream();
     const retried = newStream();
-    const events = [event("x", { n: 1 }, crypto.randomUUID()), event("y", {}, crypto.randomUUID())];
-    const original = await store.append(retried, [event("r", {}, crypto.randomUUID())], {
+    const events = [event("x", { n: 1 }, { id: crypto.randomUUID() }), event("y", {}, { id: crypto.randomUUID() })];
+    const original = await store.append(retried, [event("r", {}, { id: crypto.randomUUID() })], {
       expectedVersion: "no_stream",
     });
-    const retryEvents = original.events.map((e) => event(e.type, e.data, e.id));
+    const retryEvents = original.events.map((e) => event(e.type, e.data, { id: e.id }));
     const top = await store.head();
     const settled = await inOneGroup<AppendResult>(() => [
       store.append(twice, events, { expectedVersion: "no_stream" }),
@@ -272,7 +202,7 @@ describe.each(dialects)("group commit on $name", ({ name, skip, open }) => {
       expect([...intents.keys()].filter((id) => !acked.has(id)).length).toBeGreaterThan(0);
 
       const reopened = h.url
-        ? { store: await h.openStore(), close: async () => {} }
+        ? await h.openStore().then((store) => ({ store, db: h.db, close: () => store.close() }))
         : await openEventStore({ dataDir, lockWaitMs: 10_000 });
       try {
         const target = reopened.store;
@@ -304,9 +234,7 @@ describe.each(dialects)("group commit on $name", ({ name, skip, open }) => {
         // Group commit was at work in the writer: some transaction holds several appends.
         const { rows } = await sql<{ n: number }>`
             select count(distinct stream_id)::int as n from maqet_events
-             where stream_id like 'crash-%' group by transaction_id order by 1 desc limit 1`.execute(
-          h.url ? h.db : (reopened as { db: Kysely<Database> }).db,
-        );
+             where stream_id like 'crash-%' group by transaction_id order by 1 desc limit 1`.execute(reopened.db);
         expect(rows[0]!.n).toBeGreaterThan(1);
       } finally {
         await reopened.close();

@@ -19,7 +19,7 @@ const request = (name: string, leaseTtlMs = 60_000, fenceAfterMs = 1000): JoinRe
   fenceAfterMs,
 });
 
-describe.each(testDatabases())("hosts on $name", ({ skip, open }) => {
+describe.each(testDatabases())("hosts on $name", ({ open }) => {
   let t: TestDatabase | undefined;
   let store: PostgresEventStore | undefined;
   afterEach(async () => {
@@ -35,7 +35,7 @@ describe.each(testDatabases())("hosts on $name", ({ skip, open }) => {
   }
   const types = async (host: string) => (await store!.readStream(`host-${host}`)).map((e) => e.type);
 
-  it.skipIf(skip)("join, renew, list; a re-join raises the term and the old term renews nothing", async () => {
+  it("join, renew, list; a re-join raises the term and the old term renews nothing", async () => {
     const hosts = await setup();
     expect(await hosts.join(request("lab1"))).toEqual({ term: 1 });
     expect(await hosts.renew("lab1", 1)).toEqual({ ok: true });
@@ -60,7 +60,7 @@ describe.each(testDatabases())("hosts on $name", ({ skip, open }) => {
     await expect(hosts.get("lab9")).rejects.toMatchObject({ code: "HOST_NOT_FOUND", message: /Known hosts: lab1/ });
   });
 
-  it.skipIf(skip)("an expired lease: suspected, down, then fenced after the grace, each recorded once", async () => {
+  it("an expired lease: suspected, down, then fenced after the grace, each recorded once", async () => {
     const hosts = await setup();
     await hosts.join(request("gone", 300, 300));
     await hosts.join(request("alive"));
@@ -86,7 +86,7 @@ describe.each(testDatabases())("hosts on $name", ({ skip, open }) => {
     expect(await hosts.renew("gone", 1)).toEqual({ ok: false, reason: "fenced", fenceMethod: "grace" });
   });
 
-  it.skipIf(skip)("mark-dead is refused while the lease is valid; drain, restore and rm", async () => {
+  it("mark-dead is refused while the lease is valid; drain, restore and rm", async () => {
     const hosts = await setup();
     await hosts.join(request("lab2"));
     await expect(hosts.markDead("lab2")).rejects.toMatchObject({ code: "HOST_INVALID_STATE", message: /alive/ });

@@ -19,7 +19,7 @@ import { type TestDatabase, testDatabases } from "../support/test-databases.ts";
 
 const meta = (): EventMetadata => ({ actor: { user: "t", uid: 1, host: "h", pid: 1 }, source: "test" });
 
-describe.each(testDatabases())("owner epoch on $name", ({ name, skip, open }) => {
+describe.each(testDatabases())("owner epoch on $name", ({ name, open }) => {
   let t: TestDatabase | undefined;
   let store: PostgresEventStore | undefined;
   afterEach(async () => {
@@ -52,7 +52,7 @@ describe.each(testDatabases())("owner epoch on $name", ({ name, skip, open }) =>
     ...(epoch === undefined ? {} : { metadata: { epoch } }),
   });
 
-  it.skipIf(skip)("refuses an append under an older epoch; accepts the current one", async () => {
+  it("refuses an append under an older epoch; accepts the current one", async () => {
     const { vmId, streamId, placements } = await defineVm();
     // Unplaced: epoch 0 is the current one.
     await store!.append(streamId, [reset(0)]);
@@ -95,7 +95,7 @@ describe.each(testDatabases())("owner epoch on $name", ({ name, skip, open }) =>
     expect(await placements.ownerOf(vmId)).toMatchObject({ host: "h2", epoch: 2 });
   });
 
-  it.skipIf(skip)("a placement that expected another owner is refused and changes nothing", async () => {
+  it("a placement that expected another owner is refused and changes nothing", async () => {
     const { vmId, streamId, placements } = await defineVm();
     await placements.place(vmId, "h1", "new", { expectFrom: null });
     await expect(placements.place(vmId, "h3", "recovery", { expectFrom: "h2" })).rejects.toMatchObject({
@@ -105,7 +105,7 @@ describe.each(testDatabases())("owner epoch on $name", ({ name, skip, open }) =>
     expect((await store!.readStream(streamId)).map((e) => e.type)).toEqual(["vm.defined", "vm.placed"]);
   });
 
-  it.skipIf(skip || name === "pglite")(
+  it.skipIf(name === "pglite")(
     "an append holding the old epoch commits before the placement change, never after (server only: a race needs two connections)",
     async () => {
       const { vmId, streamId, placements } = await defineVm();

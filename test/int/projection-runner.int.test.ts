@@ -7,33 +7,22 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openPgDatabase } from "../../src/adapters/pg-database.ts";
-import type { NewEvent } from "../../src/events/envelope.ts";
 import { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
+import type { Projection } from "../../src/events/projections/projection.ts";
 import { ProjectionRunner } from "../../src/events/projections/projection-runner.ts";
 import { countingProjection, createCountsTable, readCounts } from "../fixtures/counting-projection.mjs";
 import { projectRoot } from "../support/build-dist.ts";
-import { type TestDatabase, testDatabases } from "../support/test-databases.ts";
-
-const event = (type: string, data: unknown = {}): NewEvent => ({ type, schemaVersion: 1, data });
-
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
+import { failure } from "../support/failure.ts";
+import { waitUntil } from "../support/poll.ts";
+import { event } from "../support/store-events.ts";
+import { openForSuite, type TestDatabase, testDatabases } from "../support/test-databases.ts";
 
 // Every runner here builds with the same batch size as it catches up (the first catch-up of a
 // projection is a build from position 0, which uses rebuildBatchSize).
-describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, skip, open }) => {
-  if (skip) {
-    // The global setup starts a server or fails: no server here is a broken setup, not a skip.
-    throw new Error(`no PostgreSQL server for this test: ${skip}`);
-  }
+describe.each(testDatabases())("ProjectionRunner on $name", (testDialect) => {
+  const dialect = testDialect.name;
   let t: TestDatabase;
   let store: PostgresEventStore;
   let n = 0;
@@ -77,36 +66,28 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
           }
         : {}),
     });
-    const runner = new ProjectionRunner({
-      db: t.db,
-      store,
-      batchSize: 5,
-      rebuildBatchSize: 5,
-      projections: [projection],
-    });
+    const runner = runnerOf(projection, 5);
     return { table, events, poison, projection, runner, heal: () => (broken = false) };
   }
 
-  beforeAll(async () => {
-    t = await open();
-    store = new PostgresEventStore(t.db);
-  });
-  afterAll(async () => {
-    await store?.close();
-    await t?.close();
-  });
+  openForSuite(testDialect, (opened) => ({ t, store } = opened));
+  /**
+   * A runner of one projection, on this file's store or (`db`, another connection) a store of its
+   * own; `batchSize` for catch-ups and rebuilds alike.
+   */
+  const runnerOf = (projection: Projection, batchSize?: number, db = t.db) =>
+    new ProjectionRunner({
+      db,
+      store: db === t.db ? store : new PostgresEventStore(db),
+      ...(batchSize === undefined ? {} : { batchSize, rebuildBatchSize: batchSize }),
+      projections: [projection],
+    });
 
   it("applies every event once, in batches, and reports the checkpoint", async () => {
     const { table, category } = fresh();
     await createCountsTable(t.db, table);
     await seed(category, 23);
-    const runner = new ProjectionRunner({
-      db: t.db,
-      store,
-      batchSize: 5,
-      rebuildBatchSize: 5,
-      projections: [countingProjection({ name: table, table, category })],
-    });
+    const runner = runnerOf(countingProjection({ name: table, table, category }), 5);
     const result = await runner.catchUp(table);
     expect(result).toMatchObject({ events: 23, batches: 5, rebuilt: true });
     const counts = await readCounts(t.db, table);
@@ -160,13 +141,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
         if (call === 2) throw new Error("transient");
       },
     });
-    const runner = new ProjectionRunner({
-      db: t.db,
-      store,
-      batchSize: 5,
-      rebuildBatchSize: 5,
-      projections: [projection],
-    });
+    const runner = runnerOf(projection, 5);
     expect(await runner.catchUp(table)).toMatchObject({ events: 12 });
     const counts = await readCounts(t.db, table);
     expect(counts).toHaveLength(12);
@@ -178,13 +153,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
     const { table, category } = fresh();
     await createCountsTable(t.db, table);
     await seed(category, 9);
-    const runner = new ProjectionRunner({
-      db: t.db,
-      store,
-      batchSize: 4,
-      rebuildBatchSize: 4,
-      projections: [countingProjection({ name: table, table, category })],
-    });
+    const runner = runnerOf(countingProjection({ name: table, table, category }), 4);
     await runner.catchUp(table);
     const first = await readCounts(t.db, table);
     const result = await runner.rebuild(table);
@@ -198,11 +167,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
   it("lag reports the head, the events behind and their age", async () => {
     const { table, category } = fresh();
     await createCountsTable(t.db, table);
-    const runner = new ProjectionRunner({
-      db: t.db,
-      store,
-      projections: [countingProjection({ name: table, table, category })],
-    });
+    const runner = runnerOf(countingProjection({ name: table, table, category }));
     expect(await runner.lag(table)).toMatchObject({
       position: 0,
       headPosition: 0,
@@ -234,13 +199,10 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
     const { table, category } = fresh();
     await createCountsTable(t.db, table);
     for (let i = 0; i < 6; i++) await store.append(`${category}-1`, [event(i % 2 ? "t.kept" : "t.ignored")]);
-    const runner = new ProjectionRunner({
-      db: t.db,
-      store,
-      batchSize: 2,
-      rebuildBatchSize: 2,
-      projections: [countingProjection({ name: table, table, category, handles: (type: string) => type === "t.kept" })],
-    });
+    const runner = runnerOf(
+      countingProjection({ name: table, table, category, handles: (type: string) => type === "t.kept" }),
+      2,
+    );
     expect(await runner.catchUp(table)).toMatchObject({ events: 6 });
     expect(await readCounts(t.db, table)).toHaveLength(3);
     expect((await runner.lag(table)).eventsBehind).toBe(0);
@@ -250,19 +212,11 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
     const { table, category } = fresh();
     await createCountsTable(t.db, table);
     await seed(category, 5);
-    const v1 = new ProjectionRunner({
-      db: t.db,
-      store,
-      projections: [countingProjection({ name: table, table, category, version: 1 })],
-    });
+    const v1 = runnerOf(countingProjection({ name: table, table, category, version: 1 }));
     await v1.catchUp(table);
     // Corrupt the rows on purpose: only a rebuild puts them right.
     await sql`update ${sql.table(table)} set n = 7`.execute(t.db);
-    const v2 = new ProjectionRunner({
-      db: t.db,
-      store,
-      projections: [countingProjection({ name: table, table, category, version: 2 })],
-    });
+    const v2 = runnerOf(countingProjection({ name: table, table, category, version: 2 }));
     expect(await v2.catchUp(table)).toMatchObject({ rebuilt: true, events: 5 });
     expect((await readCounts(t.db, table)).every((c) => c.n === 1)).toBe(true);
     const error = await failure(v1.catchUp(table));
@@ -273,18 +227,19 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
   it("the live loop follows appends (woken by appended$) and stops cleanly", async () => {
     const { table, category } = fresh();
     await createCountsTable(t.db, table);
-    const runner = new ProjectionRunner({
-      db: t.db,
-      store,
-      projections: [countingProjection({ name: table, table, category })],
-    });
+    const runner = runnerOf(countingProjection({ name: table, table, category }));
     runner.start({ wakeUps: store.appended$, pollIntervalMs: 60_000 });
     try {
       await seed(category, 5);
-      const deadline = Date.now() + 5000;
-      while ((await readCounts(t.db, table)).length < 5 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await waitUntil(
+        "the running projection to apply 5 events",
+        () => readCounts(t.db, table),
+        (rows) => rows.length >= 5,
+        {
+          timeoutMs: 30_000,
+          everyMs: 10,
+        },
+      );
       expect(await readCounts(t.db, table)).toHaveLength(5);
     } finally {
       await runner.stop();
@@ -299,13 +254,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
     await createCountsTable(t.db, table);
     await seed(category, 9);
     const projection = countingProjection({ name: table, table, category, rebuilder: {} });
-    const runner = new ProjectionRunner({
-      db: t.db,
-      store,
-      batchSize: 4,
-      rebuildBatchSize: 4,
-      projections: [projection],
-    });
+    const runner = runnerOf(projection, 4);
     // The first catch-up is a build (version 0 -> 1): the fast path, 3 pages folded, 1 transaction.
     expect(await runner.catchUp(table)).toMatchObject({ events: 9, batches: 1, rebuilt: true });
     expect(projection.stats).toEqual({ applyCalls: 0, folds: 3, writes: 1 });
@@ -337,13 +286,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
       category,
       rebuilder: { onFold: () => (projection.stats.folds === 2 ? controller.abort() : undefined) },
     });
-    const runner = new ProjectionRunner({
-      db: t.db,
-      store,
-      batchSize: 4,
-      rebuildBatchSize: 4,
-      projections: [projection],
-    });
+    const runner = runnerOf(projection, 4);
     await runner.catchUp(table);
     await sql`update ${sql.table(table)} set n = 7`.execute(t.db); // marks the rows a rebuild would replace
     const before = await runner.lag(table);
@@ -377,13 +320,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
         },
       },
     });
-    const runner = new ProjectionRunner({
-      db: t.db,
-      store,
-      batchSize: 4,
-      rebuildBatchSize: 4,
-      projections: [projection],
-    });
+    const runner = runnerOf(projection, 4);
     expect(await runner.catchUp(table)).toMatchObject({ events: 10, batches: 3, rebuilt: true });
     expect(projection.stats).toMatchObject({ writes: 1, applyCalls: 3 });
     const counts = await readCounts(t.db, table);
@@ -408,13 +345,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
     await createCountsTable(t.db, table);
     await seed(category, 11);
     const projection = countingProjection({ name: table, table, category, rebuilder: { limit: 4 } });
-    const runner = new ProjectionRunner({
-      db: t.db,
-      store,
-      batchSize: 3,
-      rebuildBatchSize: 3,
-      projections: [projection],
-    });
+    const runner = runnerOf(projection, 3);
     // Folds 2 pages (6 events, past the bound of 4), swaps them in, then 5 events in 2 batches.
     expect(await runner.rebuild(table)).toMatchObject({ events: 11, batches: 3, rebuilt: true });
     expect(projection.stats).toMatchObject({ folds: 2, writes: 1, applyCalls: 2 });
@@ -428,15 +359,11 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
     const { table, category } = fresh();
     await createCountsTable(t.db, table);
     await seed(category, 5);
-    const v1 = new ProjectionRunner({
-      db: t.db,
-      store,
-      projections: [countingProjection({ name: table, table, category, version: 1 })],
-    });
+    const v1 = runnerOf(countingProjection({ name: table, table, category, version: 1 }));
     await v1.catchUp(table);
     await sql`update ${sql.table(table)} set n = 7`.execute(t.db);
     const projection = countingProjection({ name: table, table, category, version: 2, rebuilder: {} });
-    const v2 = new ProjectionRunner({ db: t.db, store, projections: [projection] });
+    const v2 = runnerOf(projection);
     expect(await v2.catchUp(table)).toMatchObject({ rebuilt: true, events: 5, batches: 1 });
     expect(projection.stats).toMatchObject({ writes: 1, applyCalls: 0 });
     expect((await readCounts(t.db, table)).every((c) => c.n === 1)).toBe(true);
@@ -444,7 +371,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
 
   if (dialect !== "pg") {
     console.log(
-      "[projection-runner " + dialect + "] skipped the cases with two connections or processes: PGlite has one session",
+      `[projection-runner ${dialect}] skipped the cases with two connections or processes: PGlite has one session`,
     );
   }
 
@@ -456,15 +383,8 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
       await seed(category, 200, 7);
       const other = await openPgDatabase({ url: t.url! });
       try {
-        const runners = [t.db, other.db].map(
-          (db) =>
-            new ProjectionRunner({
-              db,
-              store: new PostgresEventStore(db),
-              batchSize: 3,
-              rebuildBatchSize: 3,
-              projections: [countingProjection({ name: table, table, category })],
-            }),
+        const runners = [t.db, other.db].map((db) =>
+          runnerOf(countingProjection({ name: table, table, category }), 3, db),
         );
         const results = await Promise.all([...runners, ...runners].map((r) => r.catchUp(table)));
         expect(results.reduce((sum, r) => sum + r.events, 0)).toBe(200);
@@ -484,21 +404,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
       await createCountsTable(t.db, table);
       await seed(category, 10);
       // The child reads every category: give it a store of its own events only.
-      const child = spawn(
-        process.execPath,
-        [join(projectRoot, "test/fixtures/projection-child.mjs"), join(projectRoot, "dist"), t.url!, table, "4", "2"],
-        { stdio: ["ignore", "pipe", "inherit"] },
-      );
-      let out = "";
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.on("data", (chunk: Buffer) => {
-          out += chunk.toString();
-          if (out.includes("hang 2")) resolve();
-        });
-        child.once("exit", (code) => reject(new Error(`child exited ${code} before hanging: ${out}`)));
-      });
-      child.kill("SIGKILL");
-      await new Promise((resolve) => child.once("exit", resolve));
+      await killWhenHanging([t.url!, table, "4", "2"], "hang 2");
 
       // The child counted every category's events; only its batch 1 (4 events) is committed.
       const all = await store.readAll();
@@ -506,13 +412,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
       expect(afterKill.map((c) => c.id)).toEqual(all.slice(0, 4).map((e) => e.id));
       expect(afterKill.every((c) => c.n === 1)).toBe(true);
 
-      const runner = new ProjectionRunner({
-        db: t.db,
-        store,
-        batchSize: 4,
-        rebuildBatchSize: 4,
-        projections: [countingProjection({ name: table, table })],
-      });
+      const runner = runnerOf(countingProjection({ name: table, table }), 4);
       // The killed backend's transaction may take a moment to end; the resume waits on its lock.
       await runner.catchUp(table);
       const counts = await readCounts(t.db, table);
@@ -530,16 +430,7 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
       const other = await openPgDatabase({ url: t.url! });
       try {
         const projections = [0, 1].map(() => countingProjection({ name: table, table, category, rebuilder: {} }));
-        const runners = [t.db, other.db].map(
-          (db, i) =>
-            new ProjectionRunner({
-              db,
-              store: new PostgresEventStore(db),
-              batchSize: 7,
-              rebuildBatchSize: 7,
-              projections: [projections[i]!],
-            }),
-        );
+        const runners = [t.db, other.db].map((db, i) => runnerOf(projections[i]!, 7, db));
         await Promise.all([runners[0]!.catchUp(table), runners[1]!.catchUp(table), runners[1]!.rebuild(table)]);
         await seed(category, 10, 7);
         await Promise.all([runners[0]!.rebuild(table), runners[1]!.catchUp(table)]);
@@ -560,36 +451,11 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
       await createCountsTable(t.db, table);
       await seed(fresh().category, 6);
       // The child folds every category: so does this runner.
-      const runner = new ProjectionRunner({
-        db: t.db,
-        store,
-        projections: [countingProjection({ name: table, table })],
-      });
+      const runner = runnerOf(countingProjection({ name: table, table }));
       await runner.catchUp(table);
       await sql`update ${sql.table(table)} set n = 7`.execute(t.db);
       const before = await runner.lag(table);
-      const child = spawn(
-        process.execPath,
-        [
-          join(projectRoot, "test/fixtures/projection-child.mjs"),
-          join(projectRoot, "dist"),
-          t.url!,
-          table,
-          "100",
-          "write",
-        ],
-        { stdio: ["ignore", "pipe", "inherit"] },
-      );
-      let out = "";
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.on("data", (chunk: Buffer) => {
-          out += chunk.toString();
-          if (out.includes("hang write")) resolve();
-        });
-        child.once("exit", (code) => reject(new Error(`child exited ${code} before hanging: ${out}`)));
-      });
-      child.kill("SIGKILL");
-      await new Promise((resolve) => child.once("exit", resolve));
+      await killWhenHanging([t.url!, table, "100", "write"], "hang write");
       // The killed backend's transaction may take a moment to end: its lock on the table holds this read.
       const counts = await readCounts(t.db, table);
       expect(counts.length).toBe(before.eventsApplied);
@@ -602,3 +468,25 @@ describe.each(testDatabases())("ProjectionRunner on $name", ({ name: dialect, sk
     },
   );
 });
+
+/**
+ * Runs test/fixtures/projection-child.mjs (a runner process on the built dist/) with `args`,
+ * waits until it prints `marker` (it hangs there, mid-transaction), and SIGKILLs it.
+ */
+async function killWhenHanging(args: string[], marker: string): Promise<void> {
+  const child = spawn(
+    process.execPath,
+    [join(projectRoot, "test/fixtures/projection-child.mjs"), join(projectRoot, "dist"), ...args],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let out = "";
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes(marker)) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`child exited ${code} before hanging: ${out}`)));
+  });
+  child.kill("SIGKILL");
+  await new Promise((resolve) => child.once("exit", resolve));
+}

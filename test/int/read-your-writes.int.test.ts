@@ -8,17 +8,16 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMaqet, type Maqet } from "../../src/mod.ts";
-import { createTestDatabase, startTestPostgres, type TestPostgres } from "../support/postgres-cluster.ts";
+import { serverDatabases } from "../support/test-databases.ts";
 
 describe("read-your-writes while another session holds a transaction open (server)", { timeout: 120_000 }, () => {
-  let cluster: TestPostgres | undefined;
+  const server = serverDatabases({ ownCluster: true });
   let db: { url: string; drop(): Promise<void> };
   let holder: pg.Client;
   let maqet: Maqet;
 
   beforeAll(async () => {
-    cluster = process.env.MAQET_TEST_DATABASE_URL ? undefined : await startTestPostgres();
-    db = await createTestDatabase(cluster?.url ?? (process.env.MAQET_TEST_DATABASE_URL as string));
+    db = await server.create();
     maqet = createMaqet({ databaseUrl: db.url, env: { PATH: process.env.PATH }, runtimeDir: "/tmp/maqet-ryw-run" });
     await maqet.list(); // migrated, projection caught up
     holder = new pg.Client({ connectionString: db.url });
@@ -33,7 +32,6 @@ describe("read-your-writes while another session holds a transaction open (serve
     await holder?.end().catch(() => undefined);
     await maqet?.close();
     await db?.drop();
-    await cluster?.stop();
   });
 
   it("a VM added while the watermark is held is found by name and by id, and can be driven", async () => {

@@ -2,7 +2,7 @@
  * The snapshot catalogue projection (migration 0006) on both dialects: what it stores for a VM is
  * exactly the fold of that VM's stream, caught up in one batch or in many, and after a rebuild.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { foldSnapshotCatalogue, type SnapshotCatalogue } from "../../src/actors/snapshot-catalogue.ts";
 import {
   readSnapshotCatalogue,
@@ -10,10 +10,10 @@ import {
   snapshotCatalogueProjection,
 } from "../../src/actors/snapshot-catalogue-projection.ts";
 import type { NewEvent } from "../../src/events/envelope.ts";
-import { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
+import type { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
 import { ProjectionRunner } from "../../src/events/projections/projection-runner.ts";
 import { vmEvent } from "../../src/events/vm-events.ts";
-import { type TestDatabase, testDatabases } from "../support/test-databases.ts";
+import { openForSuite, type TestDatabase, testDatabases } from "../support/test-databases.ts";
 
 const drive = (name: string, tags: string[], stamp?: { size: number; mtimeMs: number; ino: number }) => ({
   drive: name,
@@ -92,21 +92,10 @@ function history(): NewEvent[] {
 
 const plain = (c: SnapshotCatalogue) => ({ ...c, drives: Object.fromEntries(c.drives) });
 
-describe.each(testDatabases())("snapshot catalogue projection on $name", ({ skip, open }) => {
-  if (skip) {
-    // The global setup starts a server or fails: no server here is a broken setup, not a skip.
-    throw new Error(`no PostgreSQL server for this test: ${skip}`);
-  }
+describe.each(testDatabases())("snapshot catalogue projection on $name", (dialect) => {
   let t: TestDatabase;
   let store: PostgresEventStore;
-  beforeAll(async () => {
-    t = await open();
-    store = new PostgresEventStore(t.db);
-  });
-  afterAll(async () => {
-    await store?.close();
-    await t?.close();
-  });
+  openForSuite(dialect, (opened) => ({ t, store } = opened));
 
   it("stores exactly the fold of each VM's stream, in one batch or many, and after a rebuild", async () => {
     const streams = ["vm-11111111-1111-4111-8111-111111111111", "vm-22222222-2222-4222-8222-222222222222"];

@@ -7,80 +7,23 @@
  * The rest of the contract runs with the hand-over on in test/int/event-store-conformance.int.test.ts.
  */
 import { type Kysely, sql } from "kysely";
-import type { Subscription } from "rxjs";
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
-import type { PgliteDatabase } from "../../src/adapters/pglite-database.ts";
-import { createPgliteNotificationSource } from "../../src/adapters/pglite-notifications.ts";
-import { appendToStream, currentVersion, type PreparedEvent } from "../../src/events/append-to-stream.ts";
-import type { EventActor, NewEvent, StoredEvent } from "../../src/events/envelope.ts";
-import type { SubscribeOptions, SubscriptionMessage } from "../../src/events/event-store.ts";
-import { PostgresEventStore, type PostgresEventStoreOptions } from "../../src/events/postgres-event-store.ts";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { appendToStream, currentVersion } from "../../src/events/append-to-stream.ts";
+import type { SubscribeOptions } from "../../src/events/event-store.ts";
+import type { PostgresEventStore, PostgresEventStoreOptions } from "../../src/events/postgres-event-store.ts";
 import type { Database } from "../../src/events/schema.ts";
 import { runWriter, type WrittenEvent } from "../fixtures/event-writer.mjs";
 import { FakeClock } from "../support/fake-clock.ts";
-import { openTemplateClone } from "../support/pglite-template.ts";
+import { waitUntil } from "../support/poll.ts";
+import { event, prepared } from "../support/store-events.ts";
+import { collect } from "../support/subscription-collector.ts";
+import { openPgliteTestDatabase } from "../support/test-databases.ts";
 
-const actor: EventActor = { user: "tester", uid: 4242, host: "test-host", pid: 99 };
+type PgliteTestDatabase = Awaited<ReturnType<typeof openPgliteTestDatabase>>;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const event = (type: string, data: unknown = {}): NewEvent => ({ type, schemaVersion: 1, data });
-const prepared = (type: string): PreparedEvent => ({
-  id: crypto.randomUUID(),
-  type,
-  schemaVersion: 1,
-  data: {},
-  metadata: { actor },
-});
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(10);
-  }
-}
-
-interface Collector {
-  messages: SubscriptionMessage[];
-  events(): StoredEvent[];
-  ids(): string[];
-  subscription: Subscription;
-  caughtUp(): Promise<void>;
-  received(count: number, timeoutMs?: number): Promise<void>;
-}
-
-function collect(store: PostgresEventStore, options: SubscribeOptions): Collector {
-  const messages: SubscriptionMessage[] = [];
-  let error: unknown;
-  const events = () => messages.flatMap((m) => (m.kind === "event" ? [m.event] : []));
-  const c: Collector = {
-    messages,
-    events,
-    ids: () => events().map((e) => e.id),
-    subscription: store.subscribe(options).subscribe({
-      next: (m) => messages.push(m),
-      error: (e) => {
-        error = e;
-      },
-    }),
-    caughtUp: async () => {
-      if (!(await until(() => messages.some((m) => m.kind === "caughtUp") || error !== undefined))) {
-        throw new Error("no caughtUp within 10 s");
-      }
-      if (error) throw error;
-    },
-    received: async (count, timeoutMs = 10_000) => {
-      if (!(await until(() => events().length >= count || error !== undefined, timeoutMs))) {
-        throw new Error(`only ${events().length} of ${count} events within ${timeoutMs} ms`);
-      }
-      if (error) throw error;
-    },
-  };
-  return c;
-}
 
 describe("events handed over at commit on PGlite (singleSession)", () => {
-  let clone: PgliteDatabase;
+  let clone: PgliteTestDatabase;
   let db: Kysely<Database>;
   let store: PostgresEventStore;
   let category: string;
@@ -88,23 +31,17 @@ describe("events handed over at commit on PGlite (singleSession)", () => {
   /** Watermarked reads (subscription pages, head) sent to the session since the last reset. */
   let reads = 0;
 
-  const openStore = (options: PostgresEventStoreOptions = {}) =>
-    new PostgresEventStore(db, {
-      actor: () => actor,
-      notifications: createPgliteNotificationSource(clone.pglite, db),
-      singleSession: { inTransaction: () => clone.pglite.isInTransaction() },
-      ...options,
-    });
+  const openStore = (options: PostgresEventStoreOptions = {}) => clone.openStore(options);
 
   beforeEach(async () => {
-    clone = await openTemplateClone(inject("pgliteTemplate"));
+    clone = await openPgliteTestDatabase();
     db = clone.db;
     const query = clone.pglite.query.bind(clone.pglite);
     clone.pglite.query = ((text: string, ...rest: unknown[]) => {
       if (text.includes("pg_snapshot_xmin")) reads++;
       return (query as (...args: unknown[]) => unknown)(text, ...rest);
     }) as typeof clone.pglite.query;
-    store = openStore();
+    store = await openStore();
     category = `h${++counter}`;
     // A cursor to follow: on an empty store a subscription has no event for the first one to
     // come right after, and reads instead (tests here would then not exercise the hand-over).
@@ -120,9 +57,9 @@ describe("events handed over at commit on PGlite (singleSession)", () => {
     // fire, however long the appends take, so every read counted below would be one the
     // hand-over should have spared.
     await store.close();
-    store = openStore({ clock: new FakeClock() });
+    store = await openStore({ clock: new FakeClock() });
     const sub = collect(store, { from: "end", filter: { category } });
-    await sub.caughtUp();
+    await sub.waitCaughtUp();
     reads = 0;
     for (let i = 0; i < 40; i++) {
       const result = await store.append(`${category}-${i % 3}`, [event("one"), event("two")]);
@@ -144,7 +81,7 @@ describe("events handed over at commit on PGlite (singleSession)", () => {
   for (const ending of ["commits", "rolls back"] as const) {
     it(`holds back a caller's open transaction with appendToStream inside until it ${ending}, in order`, async () => {
       const sub = collect(store, { from: "end", filter: { category } });
-      await sub.caughtUp();
+      await sub.waitCaughtUp();
       const trx = await db.startTransaction().execute();
       const held = await appendToStream(trx, `${category}-held`, [prepared("held")], "any");
       const own = store.append(`${category}-own`, [event("own")]); // waits for the session
@@ -153,7 +90,7 @@ describe("events handed over at commit on PGlite (singleSession)", () => {
       await (ending === "commits" ? trx.commit() : trx.rollback()).execute();
       await own;
       const expected = ending === "commits" ? ["held", "own"] : ["own"];
-      await sub.received(expected.length);
+      await sub.waitEvents(expected.length);
       await sleep(50);
       expect(sub.events().map((e) => e.type)).toEqual(expected);
       expect(sub.ids()).toEqual((await store.readAll({ category })).map((e) => e.id));
@@ -165,7 +102,7 @@ describe("events handed over at commit on PGlite (singleSession)", () => {
   for (const ending of ["commit", "rollback"] as const) {
     it(`does not hand over an append left inside a raw BEGIN on the session; delivers it only after ${ending}`, async () => {
       const sub = collect(store, { from: "end", filter: { category } });
-      await sub.caughtUp();
+      await sub.waitCaughtUp();
       await sql`begin`.execute(db); // outside the driver's transactions: the store cannot know
       try {
         await store.append(`${category}-1`, [event("inside")]);
@@ -176,7 +113,7 @@ describe("events handed over at commit on PGlite (singleSession)", () => {
       }
       await store.append(`${category}-1`, [event("after")]);
       const expected = ending === "commit" ? ["inside", "after"] : ["after"];
-      await sub.received(expected.length);
+      await sub.waitEvents(expected.length);
       await sleep(50);
       expect(sub.events().map((e) => e.type)).toEqual(expected);
       sub.subscription.unsubscribe();
@@ -184,13 +121,13 @@ describe("events handed over at commit on PGlite (singleSession)", () => {
   }
 
   it("delivers every committed event once, in read order, with the store's appends racing other writers' transactions", async () => {
-    const other = openStore(); // a second store: learns of this one's appends only by NOTIFY
-    const plain = openStore({ singleSession: undefined }); // no hand-over at all
+    const other = await openStore(); // a second store: learns of this one's appends only by NOTIFY
+    const plain = await openStore({ singleSession: undefined }); // no hand-over at all
     const filter = { category };
     const early = collect(store, { filter });
     const fromOther = collect(other, { from: "end", filter });
     const fromPlain = collect(plain, { from: "end", filter });
-    await Promise.all([early.caughtUp(), fromOther.caughtUp(), fromPlain.caughtUp()]);
+    await Promise.all([early.waitCaughtUp(), fromOther.waitCaughtUp(), fromPlain.waitCaughtUp()]);
     const seed = Date.now() % 100_000;
     console.log(`[handover] writers seed ${seed}`);
     const own: string[] = [];
@@ -235,10 +172,17 @@ describe("events handed over at commit on PGlite (singleSession)", () => {
     expect(results.reduce((n, r) => n + r.rollbacks, 0)).toBeGreaterThan(0);
     const order = (await store.readAll(filter)).map((e) => e.id);
     expect(new Set(order)).toEqual(committed);
-    for (const c of [early, late, fromOther, fromPlain]) await c.received(order.length, 15_000);
+    for (const c of [early, late, fromOther, fromPlain]) await c.waitEvents(order.length, 15_000);
     await sleep(50);
     const restarted = () => restarting.flatMap((c) => c.ids());
-    expect(await until(() => restarted().length >= order.length, 15_000)).toBe(true);
+    await waitUntil(
+      "the restarting subscriber to see every event",
+      () => restarted().length,
+      (n) => n >= order.length,
+      {
+        timeoutMs: 15_000,
+      },
+    );
     for (const ids of [early.ids(), late.ids(), fromOther.ids(), fromPlain.ids(), restarted()]) {
       expect(ids).toEqual(order); // exactly once, one order: the store's read order
     }

@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Kysely, Migrator, sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 import { migrations } from "../../migrations/index.ts";
 import { Orchestrator } from "../../src/actors/orchestrator.ts";
 import { foldingVmDirectory, type VmDirectory } from "../../src/actors/vm-directory.ts";
@@ -30,8 +30,10 @@ import { isVmNameTaken } from "../../src/events/vm-name-claim.ts";
 import { projectRoot } from "../support/build-dist.ts";
 import { createCliSandbox } from "../support/cli-runner.ts";
 import { createFakeWorld } from "../support/fake-ports.ts";
+import { waitUntil } from "../support/poll.ts";
 import { createTestDatabase } from "../support/postgres-cluster.ts";
-import { type TestDatabase, testDatabases } from "../support/test-databases.ts";
+import { event } from "../support/store-events.ts";
+import { openForSuite, type TestDatabase, testDatabases } from "../support/test-databases.ts";
 
 const config: VmConfig = { accel: "tcg", memory: "64M", args: [], arguments: [], storage: [] };
 
@@ -67,14 +69,12 @@ function lcg(seed: number): () => number {
   };
 }
 
-const ev = (type: string, data: unknown): NewEvent => ({ type, schemaVersion: 1, data });
-
 /** Every lifecycle fact, with plausible data, so the fold goes through all its cases. */
 function randomFact(random: () => number, vm: number): NewEvent {
   const pid = 10_000 + Math.floor(random() * 1000);
   const facts: NewEvent[] = [
-    ev("vm.start-requested", { timeoutMs: 30_000 }),
-    ev("vm.started", {
+    event("vm.start-requested", { timeoutMs: 30_000 }),
+    event("vm.started", {
       pid,
       qmpSocket: `/run/maqet/${vm}/qmp.sock`,
       runtimeDir: `/run/maqet/${vm}`,
@@ -85,23 +85,22 @@ function randomFact(random: () => number, vm: number): NewEvent {
       qemuVersion: "7.2.22",
       durationMs: 40,
     }),
-    ev("vm.start-failed", { reason: "START_FAILED", message: "boom", durationMs: 3 }),
-    ev("vm.stop-requested", { force: false, timeoutMs: 30_000 }),
-    ev("vm.stopped", { detail: random() < 0.5 ? "shutdown" : "crashed", method: "quit", guest: true, pid }),
-    ev("vm.paused", { detail: "user" }),
-    ev("vm.resumed", {}),
-    ev("qmp.command-executed", { command: "query-status", argumentNames: [], outcome: "ok", durationMs: 1 }),
-    ev("disk.created", { drive: "hdd", file: "/tmp/x.qcow2", format: "qcow2", durationMs: 2 }),
-    ev("vm.future-fact", { from: "a newer maqet" }),
+    event("vm.start-failed", { reason: "START_FAILED", message: "boom", durationMs: 3 }),
+    event("vm.stop-requested", { force: false, timeoutMs: 30_000 }),
+    event("vm.stopped", { detail: random() < 0.5 ? "shutdown" : "crashed", method: "quit", guest: true, pid }),
+    event("vm.paused", { detail: "user" }),
+    event("vm.resumed", {}),
+    event("qmp.command-executed", { command: "query-status", argumentNames: [], outcome: "ok", durationMs: 1 }),
+    event("disk.created", { drive: "hdd", file: "/tmp/x.qcow2", format: "qcow2", durationMs: 2 }),
+    event("vm.future-fact", { from: "a newer maqet" }),
   ];
   return facts[Math.floor(random() * facts.length)]!;
 }
 
-describe.each(testDatabases({ ownCluster: true }))("VM list projection on $name", ({ name: dialect, skip, open }) => {
-  if (skip) {
-    // The global setup starts a server or fails: no server here is a broken setup, not a skip.
-    throw new Error(`no PostgreSQL server for this test: ${skip}`);
-  }
+// Thousands of events per test: minutes on a loaded 2-core machine.
+const slow = { timeout: 300_000 };
+describe.each(testDatabases({ ownCluster: true }))("VM list projection on $name", slow, (testDialect) => {
+  const dialect = testDialect.name;
   let t: TestDatabase;
   let store: PostgresEventStore;
   let runner: ProjectionRunner;
@@ -111,7 +110,7 @@ describe.each(testDatabases({ ownCluster: true }))("VM list projection on $name"
 
   async function define(name: string): Promise<string> {
     const vmId = crypto.randomUUID();
-    await store.append(vmStreamId(vmId), [ev("vm.defined", { vmId, name, config: { ...config, name } })], {
+    await store.append(vmStreamId(vmId), [event("vm.defined", { vmId, name, config: { ...config, name } })], {
       expectedVersion: "no_stream",
     });
     return vmId;
@@ -130,9 +129,8 @@ describe.each(testDatabases({ ownCluster: true }))("VM list projection on $name"
 
   const byStream = (views: VmView[]) => [...views].sort((a, b) => a.streamId.localeCompare(b.streamId));
 
-  beforeAll(async () => {
-    t = await open();
-    store = new PostgresEventStore(t.db);
+  openForSuite(testDialect, (opened) => ({ t, store } = opened));
+  beforeAll(() => {
     runner = new ProjectionRunner({
       db: t.db,
       store,
@@ -141,10 +139,6 @@ describe.each(testDatabases({ ownCluster: true }))("VM list projection on $name"
       projections: [vmListProjection],
     });
     directory = projectedVmDirectory(runner, t.db);
-  });
-  afterAll(async () => {
-    await store?.close();
-    await t?.close();
   });
 
   it("rows equal a fold of each stream, across batches and catch-ups; rebuild gives identical rows", async () => {
@@ -155,7 +149,7 @@ describe.each(testDatabases({ ownCluster: true }))("VM list projection on $name"
       for (let i = 0; i < 120; i++) {
         const vm = vms[Math.floor(random() * vms.length)]!;
         const events = Array.from({ length: 1 + Math.floor(random() * 3) }, () => randomFact(random, vms.indexOf(vm)));
-        if (random() < 0.03) events.push(ev("vm.removed", { force: false }));
+        if (random() < 0.03) events.push(event("vm.removed", { force: false }));
         await store.append(vmStreamId(vm), events);
       }
       await runner.catchUp(VM_LIST_PROJECTION);
@@ -250,13 +244,13 @@ describe.each(testDatabases({ ownCluster: true }))("VM list projection on $name"
     for (let i = 0; i < 200; i++) {
       const vm = vms[Math.floor(random() * vms.length)]!;
       const events = Array.from({ length: 1 + Math.floor(random() * 3) }, () => randomFact(random, i));
-      if (random() < 0.02) events.push(ev("vm.removed", { force: false }));
+      if (random() < 0.02) events.push(event("vm.removed", { force: false }));
       await store.append(vmStreamId(vm), events);
     }
     // A stream whose first events come before its vm.defined: not listed until defined.
     const late = crypto.randomUUID();
-    await store.append(vmStreamId(late), [ev("vm.future-fact", {}), ev("vm.paused", { detail: "user" })]);
-    await store.append(vmStreamId(late), [ev("vm.defined", { vmId: late, name: uniqueName("late"), config })]);
+    await store.append(vmStreamId(late), [event("vm.future-fact", {}), event("vm.paused", { detail: "user" })]);
+    await store.append(vmStreamId(late), [event("vm.defined", { vmId: late, name: uniqueName("late"), config })]);
     const batchPath = { ...vmListProjection, rebuilder: undefined };
     const rows = () => sql`select * from maqet_vms order by stream_id`.execute(t.db).then((r) => r.rows);
     const slow = new ProjectionRunner({
@@ -269,19 +263,23 @@ describe.each(testDatabases({ ownCluster: true }))("VM list projection on $name"
     expect(await slow.rebuild(VM_LIST_PROJECTION)).toMatchObject({ rebuilt: true });
     const bySlowPath = await rows();
     const fast = await runner.rebuild(VM_LIST_PROJECTION);
-    expect(fast).toMatchObject({ rebuilt: true, events: (await store.readAll({ category: "vm" })).length, batches: 1 });
+    expect(fast).toMatchObject({
+      rebuilt: true,
+      events: (await store.readAll({ category: "vm" })).length,
+      batches: 1,
+    });
     expect(await rows()).toEqual(bySlowPath);
     expect(bySlowPath.some((r) => (r as { stream_id: string }).stream_id === vmStreamId(late))).toBe(true);
     expect(byStream(await directory.list({ includeRemoved: true }))).toEqual(byStream(await folded()));
     // And the batches after it go on from the rows it wrote (its cache, then the table).
-    for (const vm of vms.slice(0, 5)) await store.append(vmStreamId(vm), [ev("vm.paused", { detail: "user" })]);
+    for (const vm of vms.slice(0, 5)) await store.append(vmStreamId(vm), [event("vm.paused", { detail: "user" })]);
     expect(await runner.catchUp(VM_LIST_PROJECTION)).toMatchObject({ events: 5 });
     expect(byStream(await directory.list({ includeRemoved: true }))).toEqual(byStream(await folded()));
   });
 
   it("ls and status read the projection: O(VMs) rows, no stream replayed (1000 VMs x 10 events)", async () => {
     // Settled VMs only (a VM mid-start or mid-stop is reconciled by loading its actor: another test).
-    const stopped = ev("vm.stopped", { detail: "destroyed", method: "sigkill" });
+    const stopped = event("vm.stopped", { detail: "destroyed", method: "sigkill" });
     for (const view of await directory.list()) {
       if (view.status !== "stopped") await store.append(view.streamId, [stopped]);
     }
@@ -290,7 +288,7 @@ describe.each(testDatabases({ ownCluster: true }))("VM list projection on $name"
     for (let i = 0; i < 1000; i++) {
       const vmId = crypto.randomUUID();
       const name = uniqueName("many");
-      const events = [ev("vm.defined", { vmId, name, config: { ...config, name } })];
+      const events = [event("vm.defined", { vmId, name, config: { ...config, name } })];
       for (let k = 1; k < 9; k++) events.push(randomFact(random, i));
       events.push(stopped);
       await store.append(vmStreamId(vmId), events, { expectedVersion: "no_stream" });
@@ -321,7 +319,7 @@ describe.each(testDatabases({ ownCluster: true }))("VM list projection on $name"
     expect(counting.readAllCalls).toBe(2);
 
     // New facts cost what they are, not the history: one event read for one event appended.
-    await store.append(one.streamId, [ev("vm.paused", { detail: "user" })]);
+    await store.append(one.streamId, [event("vm.paused", { detail: "user" })]);
     counting.reset();
     expect((await orchestrator.liveView(one.name)).pausedDetail).toBe("user");
     expect(counting.readAllEvents).toBe(1);
@@ -341,8 +339,8 @@ describe.each(testDatabases({ ownCluster: true }))("VM list projection on $name"
     const name = uniqueName("ghost");
     const vmId = await define(name);
     await store.append(vmStreamId(vmId), [
-      ev("vm.start-requested", { timeoutMs: 1000 }),
-      ev("vm.started", {
+      event("vm.start-requested", { timeoutMs: 1000 }),
+      event("vm.started", {
         pid: 987_654,
         qmpSocket: `/run/maqet/${vmId}/qmp.sock`,
         runtimeDir: `/run/maqet/${vmId}`,
@@ -386,7 +384,7 @@ describe.each(testDatabases({ ownCluster: true }))("VM list projection on $name"
 
     // Removing the VM frees the name, even for a directory that has not seen the removal yet:
     // where the store claims names, its answer is the one define trusts.
-    await store.append(first.streamId, [ev("vm.removed", { force: false })]);
+    await store.append(first.streamId, [event("vm.removed", { force: false })]);
     const stale: VmDirectory = { list: async () => [first], find: async () => first, namesClaimedByStore: true };
     const again = await new Orchestrator({ ports: world.ports, store, directory: stale }).define(config, { name });
     expect(again.vmId).not.toBe(first.vmId);
@@ -535,7 +533,8 @@ describe("VM name claims for VMs defined before migration 0003", () => {
   );
 });
 
-describe("the facade lists from the projection (embedded store)", () => {
+// Each test opens a fresh embedded store: a minute or more on a loaded 2-core machine.
+describe("the facade lists from the projection (embedded store)", { timeout: 180_000 }, () => {
   it("maqet projections shows each read model's lag; projections rebuild replays one (the CLI as a user runs it)", async () => {
     const cli = await createCliSandbox();
     try {
@@ -566,12 +565,12 @@ describe("the facade lists from the projection (embedded store)", () => {
     const rt = await openRuntime({ dataDir, runtimeDir: join(dataDir, "run"), env: {}, liveProjections: true });
     try {
       await rt.orchestrator.define(config, { name: "live" });
-      const deadline = Date.now() + 10_000;
-      let lag = await rt.projections!.lag(VM_LIST_PROJECTION);
-      while ((lag.eventsBehind > 0 || lag.position === 0) && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 20));
-        lag = await rt.projections!.lag(VM_LIST_PROJECTION);
-      }
+      const lag = await waitUntil(
+        "the live VM list projection to catch up",
+        () => rt.projections!.lag(VM_LIST_PROJECTION),
+        (l) => l.eventsBehind === 0 && l.position > 0,
+        { timeoutMs: 60_000, everyMs: 20 },
+      );
       expect(lag).toMatchObject({ eventsBehind: 0, status: "running" });
       expect(lag.position).toBeGreaterThan(0);
     } finally {

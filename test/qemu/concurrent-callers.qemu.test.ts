@@ -5,18 +5,13 @@
  * parallel (shown by the order of events, not by timing); on one VM they run one at a time, in
  * call order, and a caller that has to wait is told so on `progress$` (`vm.wait`).
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type CallerIdentity,
-  createMaqet,
-  type HistoryEntry,
-  type Maqet,
-  type OperationProgress,
-} from "../../src/mod.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { CallerIdentity, HistoryEntry, Maqet, OperationProgress } from "../../src/mod.ts";
 import { waitFor } from "../support/cli-runner.ts";
+import { firmwareVm } from "../support/firmware-vm.ts";
+import { maqetForSuite } from "../support/library-maqet.ts";
 
 const VMS = 10;
 const CALLERS = 50;
@@ -32,23 +27,12 @@ const callerOf = (i: number): CallerIdentity => ({
 describe("50 concurrent callers on 10 VMs (real QEMU, PGlite)", { timeout: 300_000 }, () => {
   let dir: string;
   let maqet: Maqet;
+  maqetForSuite("maqet-callers-", (s) => ({ dir, maqet } = s), { source: "library" });
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "maqet-callers-"));
-    maqet = createMaqet({
-      dataDir: join(dir, "data"),
-      runtimeDir: join(dir, "run"),
-      env: { PATH: process.env.PATH },
-      source: "library",
-    });
     for (let v = 0; v < VMS; v++) {
-      await maqet.add({ name: `cc${v}`, binary: "qemu-system-x86_64", accel: "tcg", memory: "32M" });
+      await maqet.add(firmwareVm(`cc${v}`, { memory: "32M" }));
       if (v > 0) await maqet.start(`cc${v}`);
     }
-  }, 170_000);
-  afterAll(async () => {
-    for (let v = 0; v < VMS; v++) await maqet?.stop(`cc${v}`, { force: true }).catch(() => undefined);
-    await maqet?.close();
-    await rm(dir, { recursive: true, force: true });
   }, 170_000);
 
   it("every event carries its own caller and correlation id; VMs in parallel, one VM one at a time", async () => {

@@ -8,16 +8,16 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runtimePaths } from "../../src/actors/runtime-paths.ts";
 import { createHostInfo } from "../../src/adapters/host-info.ts";
 import { buildQemuArgv } from "../../src/adapters/qemu-argv.ts";
 import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
-import { createMaqet, type Maqet } from "../../src/mod.ts";
+import type { Maqet } from "../../src/mod.ts";
 import { projectRoot } from "../support/build-dist.ts";
+import { maqetForSuite } from "../support/library-maqet.ts";
 
 interface Example {
   label: string;
@@ -106,14 +106,7 @@ const noKvm = !existsSync("/dev/kvm");
 describe("every YAML example in docs/ and examples/ through the store to QEMU", () => {
   let dir: string;
   let maqet: Maqet;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "maqet-examples-"));
-    maqet = createMaqet({ dataDir: join(dir, "data"), runtimeDir: join(dir, "run"), env: { PATH: process.env.PATH } });
-  });
-  afterAll(async () => {
-    await maqet.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  maqetForSuite("maqet-examples-", (s) => ({ dir, maqet } = s));
 
   it("finds the examples (docs/config.md, storage.md, security.md, examples/*.yaml), each described", () => {
     expect(examples.map((e) => e.label)).toEqual(expect.arrayContaining(["examples/full.yaml", "examples/demo.yaml"]));

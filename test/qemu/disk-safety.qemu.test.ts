@@ -1,5 +1,5 @@
 /**
- * 4. Where disks may not go, through the CLI's exit codes (docs/storage.md#path-safety):
+ * 4. Where disks may not go, through the CLI's exit codes (the real `maqet` binary) (docs/storage.md#path-safety):
  * every system directory and a symlink into one refused with exit 4 (naming the path and the
  * rule), a missing parent directory exit 3, nothing created in any case; VirtFS of `/` refused
  * at `add` (exit 4) and, through a symlink, at `start` before anything is recorded.
@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SYSTEM_DIRECTORIES } from "../../src/adapters/path-safety.ts";
-import { runCli } from "../../src/cli/main.ts";
+import { runMaqet } from "../support/cli-runner.ts";
 
 let dir: string;
 let env: Record<string, string | undefined>;
@@ -25,11 +25,10 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-async function maqet(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { env, stdout: (t) => out.push(t), stderr: (t) => err.push(t) });
-  return { code, stdout: out.join("\n"), stderr: err.join("\n") };
+/** The real `maqet` binary (bin.ts: its umask, its exit codes), stderr without its last newline. */
+async function maqet(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const r = await runMaqet(args, { env, cwd: dir });
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr.replace(/\n$/, "") };
 }
 
 const absent = (path: string) =>
@@ -38,7 +37,8 @@ const absent = (path: string) =>
     () => true,
   );
 
-describe("disk creation is refused where it must be, and nothing is created", () => {
+// Each call is a process of its own that may open the store: seconds on a loaded machine.
+describe("disk creation is refused where it must be, and nothing is created", { timeout: 120_000 }, () => {
   it.each(SYSTEM_DIRECTORIES)("in %s: exit 4, naming the path and the rule", async (system) => {
     const file = `${system}/maqet-safety-test.qcow2`;
     const r = await maqet("disk", "create", file, "--size", "1M", "--json");
@@ -128,7 +128,7 @@ describe("disk creation is refused where it must be, and nothing is created", ()
   });
 });
 
-describe("VirtFS shares of / are refused", () => {
+describe("VirtFS shares of / are refused", { timeout: 120_000 }, () => {
   it("as written: `add` exits 4 and defines nothing", async () => {
     await writeFile(
       join(dir, "root-share.yaml"),

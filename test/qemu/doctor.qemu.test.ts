@@ -1,5 +1,5 @@
 /**
- * `maqet doctor` on this host, through the CLI: binaries (path, version, how found), KVM
+ * `maqet doctor` on this host, through the CLI (the real `maqet` binary): binaries (path, version, how found), KVM
  * probed by running QEMU, the store opened and migrated, the runtime directory's modes, and a
  * stale QMP socket (its listener SIGKILLed) reported with the fix.
  */
@@ -10,8 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrations } from "../../migrations/index.ts";
 import type { DoctorReport } from "../../src/api/ops/doctor-ops.ts";
-import { runCli } from "../../src/cli/main.ts";
-import { waitFor } from "../support/cli-runner.ts";
+import { runMaqet, waitFor } from "../support/cli-runner.ts";
 
 let dir: string;
 let env: Record<string, string | undefined>;
@@ -48,19 +47,12 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-async function maqet(args: string[], extraEnv: Record<string, string> = {}) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, {
-    env: { ...env, ...extraEnv },
-    stdout: (t) => out.push(t),
-    stderr: (t) => err.push(t),
-  });
-  return { code, stdout: out.join("\n"), stderr: err.join("\n") };
-}
+/** The real `maqet` binary, as a user runs it (bin.ts: its umask, its exit codes). */
+const maqet = (args: string[], extraEnv: Record<string, string> = {}) =>
+  runMaqet(args, { env: { ...env, ...extraEnv }, cwd: dir });
 
 describe("maqet doctor", () => {
-  it("--json: binaries, KVM, store, runtime dir, stale socket", { timeout: 60_000 }, async () => {
+  it("--json: binaries, KVM, store, runtime dir, stale socket", { timeout: 180_000 }, async () => {
     const r = await maqet(["doctor", "--json"]);
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout) as DoctorReport;
@@ -99,7 +91,7 @@ describe("maqet doctor", () => {
   });
 
   it("text: one line per check; MAQET_QEMU_IMG is reported as how qemu-img was found; a missing one fails", {
-    timeout: 60_000,
+    timeout: 180_000,
   }, async () => {
     const which = (await maqet(["doctor", "--json", "--skip-kvm"])).stdout;
     const path = (JSON.parse(which) as DoctorReport).binaries.find((b) => b.program === "qemu-img")!.path!;
@@ -116,7 +108,7 @@ describe("maqet doctor", () => {
   });
 
   it("reports the accelerator `accel: auto` really gets at start (the one in QEMU's argv)", {
-    timeout: 60_000,
+    timeout: 180_000,
   }, async () => {
     const report = JSON.parse((await maqet(["doctor", "--json", "--skip-kvm"])).stdout) as DoctorReport;
     expect(["kvm", "tcg"]).toContain(report.accelerator.auto);
@@ -137,7 +129,7 @@ describe("maqet doctor", () => {
   });
 
   it("--strict exits 1 when a check fails, 0 when none does; without it a failed check still exits 0", {
-    timeout: 60_000,
+    timeout: 180_000,
   }, async () => {
     const missing = { MAQET_QEMU_IMG: join(dir, "nope") };
     expect((await maqet(["doctor", "--skip-kvm", "--strict"], missing)).code).toBe(1);

@@ -3,30 +3,23 @@
  * stop by ACPI power-down, escalation past a guest that ignores it, wait conditions that pass
  * and that time out (exit 2, state accurate), each recorded step by step.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createMaqet, type Maqet } from "../../src/mod.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Maqet } from "../../src/mod.ts";
 import { createCliSandbox, processAlive, waitFor } from "../support/cli-runner.ts";
+import { firmwareVm, firmwareVmYaml } from "../support/firmware-vm.ts";
 import { ensureGuest, type Guest, guestVmConfig } from "../support/guest.ts";
+import { maqetForSuite } from "../support/library-maqet.ts";
 
 let dir: string;
 let maqet: Maqet;
 let guest: Guest;
 
+maqetForSuite("maqet-lc-", (s) => ({ dir, maqet } = s));
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "maqet-lc-"));
-  maqet = createMaqet({ dataDir: join(dir, "data"), runtimeDir: join(dir, "run"), env: { PATH: process.env.PATH } });
   guest = await ensureGuest();
 }, 600_000);
-
-afterAll(async () => {
-  for (const vm of await maqet.list().catch(() => []))
-    await maqet.stop(vm.name, { force: true }).catch(() => undefined);
-  await maqet.close();
-  await rm(dir, { recursive: true, force: true });
-});
 
 const stepsOf = async (name: string) =>
   (await maqet.history(name)).filter((e) => e.type === "vm.stop-step").map((e) => (e.data as { step: string }).step);
@@ -61,7 +54,7 @@ describe("lifecycle on a real guest", { timeout: 180_000 }, () => {
 
 describe("wait conditions (firmware-only VMs)", { timeout: 120_000 }, () => {
   it("qmp and process pass; file: passes when the file appears during the wait", async () => {
-    await maqet.add({ name: "fw", accel: "tcg", memory: "32M" });
+    await maqet.add(firmwareVm("fw", { memory: "32M" }));
     expect((await maqet.start("fw", { waitFor: "qmp" })).state).toBe("running");
     await maqet.stop("fw", { force: true });
     expect((await maqet.start("fw", { waitFor: "process" })).state).toBe("running");
@@ -104,7 +97,7 @@ describe("wait conditions (firmware-only VMs)", { timeout: 120_000 }, () => {
   it("through the CLI: --wait-for file: that never appears exits 2; a bad condition exits 3 and records nothing", async () => {
     const box = await createCliSandbox();
     try {
-      await writeFile(join(box.home, "w.yaml"), "name: w\naccel: tcg\nmemory: 32M\n");
+      await writeFile(join(box.home, "w.yaml"), firmwareVmYaml("w", "", { memory: "32M" }));
       expect((await box.run(["add", "w.yaml"])).code).toBe(0);
       const bad = await box.run(["start", "w", "--wait-for", "boot-complete"]);
       expect(bad.stderr).toMatch(/Unknown wait condition 'boot-complete'/);

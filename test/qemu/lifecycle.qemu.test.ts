@@ -2,29 +2,25 @@
  * The library with real QEMU and the embedded store: a VM killed with SIGKILL while a maqet
  * process watches it is recorded as crashed, at once, and status and history say so.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createMaqet, type Maqet } from "../../src/mod.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Maqet } from "../../src/mod.ts";
 import { processAlive, waitFor } from "../support/cli-runner.ts";
+import { firmwareVmYaml } from "../support/firmware-vm.ts";
+import { maqetForSuite } from "../support/library-maqet.ts";
 import { waitUntil } from "../support/poll.ts";
 
-describe("VM lifecycle through the library (real QEMU)", () => {
+// The first call creates the embedded store: a minute or more on a loaded 2-core machine.
+describe("VM lifecycle through the library (real QEMU)", { timeout: 180_000 }, () => {
   let dir: string;
   let maqet: Maqet;
+  maqetForSuite("maqet-lib-", (s) => ({ dir, maqet } = s));
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "maqet-lib-"));
-    maqet = createMaqet({ dataDir: join(dir, "data"), runtimeDir: join(dir, "run"), env: { PATH: process.env.PATH } });
     await writeFile(
       join(dir, "vm.yaml"),
-      "name: lib\nbinary: qemu-system-x86_64\naccel: tcg\nmemory: 64M\nstorage:\n  - {name: hdd, type: qcow2, file: lib.qcow2, size: 16M}\n",
+      firmwareVmYaml("lib", "storage:\n  - {name: hdd, type: qcow2, file: lib.qcow2, size: 16M}\n"),
     );
-  });
-  afterAll(async () => {
-    await maqet.stop("lib", { force: true }).catch(() => undefined);
-    await maqet.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it("records kill -9 of QEMU as vm.stopped with detail crashed, visible in status and history", async () => {

@@ -5,34 +5,24 @@
  * statement including BEGIN/COMMIT), against real QEMU and the embedded store, so a regression
  * that adds a statement fails here.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createMaqet, type Maqet } from "../../src/mod.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Maqet } from "../../src/mod.ts";
+import { firmwareVmYaml } from "../support/firmware-vm.ts";
+import { maqetForSuite } from "../support/library-maqet.ts";
 
 describe("maqet.qmp() hot path (real QEMU, embedded store)", { timeout: 60_000 }, () => {
   let dir: string;
   let maqet: Maqet;
   let statements: string[] | undefined;
 
+  maqetForSuite("maqet-hotpath-", (s) => ({ dir, maqet } = s), { onStatement: (sql) => statements?.push(sql) });
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "maqet-hotpath-"));
-    maqet = createMaqet({
-      dataDir: join(dir, "data"),
-      runtimeDir: join(dir, "run"),
-      env: { PATH: process.env.PATH },
-      onStatement: (sql) => statements?.push(sql),
-    });
-    await writeFile(join(dir, "hot.yaml"), "name: hot\nbinary: qemu-system-x86_64\naccel: tcg\nmemory: 64M\n");
+    await writeFile(join(dir, "hot.yaml"), firmwareVmYaml("hot"));
     await maqet.add(join(dir, "hot.yaml"));
     await maqet.start("hot");
   }, 300_000); // a fresh embedded store takes ~100 s to create at load 30 on 2 cores
-  afterAll(async () => {
-    await maqet?.stop("hot", { force: true }).catch(() => undefined);
-    await maqet?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
 
   it("sends one statement per warm call: the append of its qmp.command-executed", async () => {
     await maqet.qmp("hot", "query-status"); // the actor is loaded by start already; one warm-up call

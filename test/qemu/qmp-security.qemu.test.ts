@@ -5,16 +5,16 @@
  * have paused it. keys and type are proved by QEMU's own input trace (qemu.log), screendump by
  * the file's magic bytes, device-add/del by QEMU's QOM tree.
  */
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { QmpRules } from "../../src/config/qmp-rules.ts";
-import { createMaqet, type Maqet, type MaqetError, type StoredEvent } from "../../src/mod.ts";
+import type { Maqet, MaqetError, StoredEvent } from "../../src/mod.ts";
 import { waitFor } from "../support/cli-runner.ts";
+import { firmwareVmYaml } from "../support/firmware-vm.ts";
+import { maqetForSuite } from "../support/library-maqet.ts";
 
-const vm = (name: string, extra: string) =>
-  `name: ${name}\nbinary: qemu-system-x86_64\naccel: tcg\nmemory: 64M\n${extra}`;
+const vm = firmwareVmYaml;
 
 async function refused(p: Promise<unknown>): Promise<MaqetError> {
   const error = (await p.then(
@@ -35,14 +35,8 @@ describe("QMP security tiers and helpers (real QEMU)", { timeout: 60_000 }, () =
   const seen: StoredEvent[] = [];
   const runState = async (name: string) => ((await maqet.qmp(name, "query-status")) as { status: string }).status;
 
+  maqetForSuite("maqet-qmpsec-", (s) => ({ dir, maqet } = s), { qmpPolicy: () => globalRules });
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "maqet-qmpsec-"));
-    maqet = createMaqet({
-      dataDir: join(dir, "data"),
-      runtimeDir: join(dir, "run"),
-      env: { PATH: process.env.PATH },
-      qmpPolicy: () => globalRules,
-    });
     maqet.events$.subscribe((e) => seen.push(e));
     await writeFile(
       join(dir, "sec.yaml"),
@@ -57,11 +51,6 @@ describe("QMP security tiers and helpers (real QEMU)", { timeout: 60_000 }, () =
       await maqet.add(join(dir, `${name}.yaml`));
       await maqet.start(name);
     }
-  });
-  afterAll(async () => {
-    for (const name of ["sec", "locked", "blind"]) await maqet.stop(name, { force: true }).catch(() => undefined);
-    await maqet.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   const rejections = () => seen.filter((e) => e.type === "qmp.command-rejected").map((e) => e.data);

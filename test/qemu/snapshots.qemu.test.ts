@@ -6,13 +6,13 @@
  *    running; every operation recorded with its duration.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createBinaryLocator } from "../../src/adapters/binary-locator.ts";
-import { createMaqet, type Maqet } from "../../src/mod.ts";
+import type { Maqet } from "../../src/mod.ts";
+import { maqetForSuite } from "../support/library-maqet.ts";
 
 const run = promisify(execFile);
 const qemuIo = await createBinaryLocator({ env: process.env })
@@ -37,9 +37,8 @@ describe.skipIf(qemuIo === undefined)("snapshots with real qemu-img and QEMU (qe
   let dir: string;
   let maqet: Maqet;
   let disk: string;
+  maqetForSuite("maqet-snap-", (s) => ({ dir, maqet } = s));
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "maqet-snap-"));
-    maqet = createMaqet({ dataDir: join(dir, "data"), runtimeDir: join(dir, "run"), env: { PATH: process.env.PATH } });
     disk = join(dir, "snap-hdd.qcow2");
     await writeFile(
       join(dir, "vm.yaml"),
@@ -48,11 +47,6 @@ describe.skipIf(qemuIo === undefined)("snapshots with real qemu-img and QEMU (qe
     await maqet.add(join(dir, "vm.yaml"));
     await maqet.start("snap"); // creates the disks
     await maqet.stop("snap", { force: true });
-  });
-  afterAll(async () => {
-    await maqet.stop("snap", { force: true }).catch(() => undefined);
-    await maqet.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it("1. offline: create, list, load (restores the contents), delete through qemu-img; recorded with durations", async () => {

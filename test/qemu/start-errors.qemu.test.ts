@@ -5,25 +5,18 @@
  * the race against the exit now and then; twenty starts in a row must all carry QEMU's words.
  */
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createMaqet, isMaqetError, type Maqet } from "../../src/mod.ts";
+import { describe, expect, it } from "vitest";
+import { isMaqetError, type Maqet } from "../../src/mod.ts";
+import { maqetForSuite } from "../support/library-maqet.ts";
 
 const BAD_STARTS = 20;
 
 describe("QEMU's message on a refused start (real QEMU)", () => {
   let dir: string;
   let maqet: Maqet;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "maqet-start-errors-"));
-    maqet = createMaqet({ dataDir: join(dir, "data"), runtimeDir: join(dir, "run"), env: { PATH: process.env.PATH } });
-  });
-  afterAll(async () => {
-    await maqet.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  maqetForSuite("maqet-start-errors-", (s) => ({ dir, maqet } = s));
 
   it(`${BAD_STARTS} refused starts in a row all report QEMU's stderr`, async () => {
     const file = join(dir, "bad.yaml");

@@ -1,45 +1,31 @@
-/**
- * Supervision with real QEMU and the embedded store (issue 10, acceptance 4): while a
- * supervising instance runs (`createMaqet({ supervise: true })`, what the agent opens), a QEMU
- * killed with SIGKILL is recorded as `crashed` within 1 s with no command issued, a guest that
- * powers itself off (the TCG guest fixture's `poweroff -f`, an ACPI S5) as `shutdown`, a guest
- * reboot as `vm.reset`; an instance closed and a new one opened reattach without recording
- * anything twice. Each test waits on the event itself, then checks when it was recorded.
- */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { filter, firstValueFrom, map, tap, timeout } from "rxjs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createMaqet, type Maqet, type MaqetOptions, type StoredEvent } from "../../src/mod.ts";
+import { firmwareVm } from "../support/firmware-vm.ts";
 import { ensureGuest, type Guest, guestVmConfig } from "../support/guest.ts";
+import { type LibrarySuite, maqetForSuite } from "../support/library-maqet.ts";
 
-let dir: string;
 let options: MaqetOptions;
 let maqet: Maqet;
 let guest: Guest;
 const warnings: string[] = [];
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "maqet-sup-"));
-  options = {
-    dataDir: join(dir, "data"),
-    runtimeDir: join(dir, "run"),
-    env: { PATH: process.env.PATH },
+let suite: LibrarySuite;
+maqetForSuite(
+  "maqet-sup-",
+  (s) => {
+    suite = s;
+    ({ maqet, options } = s);
+  },
+  {
     supervise: true,
     liveProjections: true,
     onWarning: (m) => warnings.push(m),
-  };
-  maqet = createMaqet(options);
+  },
+);
+beforeAll(async () => {
   guest = await ensureGuest();
 }, 600_000);
-
-afterAll(async () => {
-  for (const vm of await maqet.list().catch(() => []))
-    await maqet.stop(vm.name, { force: true }).catch(() => undefined);
-  await maqet.close();
-  await rm(dir, { recursive: true, force: true });
-}, 120_000);
 
 /**
  * The next event of `vm` matching `type` (and `test`) after its current last one. Resolves once
@@ -75,7 +61,7 @@ const typesAfter = async (vm: string, position: number) =>
 
 describe("a supervising instance records what happens to running VMs (real QEMU)", { timeout: 300_000 }, () => {
   it("kill -9 of a QEMU it started: vm.stopped crashed within 1 s, no command issued", async () => {
-    await maqet.add({ name: "fw", binary: "qemu-system-x86_64", accel: "tcg", memory: "32M" });
+    await maqet.add(firmwareVm("fw", { memory: "32M" }));
     const { pid } = await maqet.start("fw");
     const before = (await maqet.history("fw")).at(-1)!.position;
     const stopped = await nextEvent("fw", "vm.stopped");
@@ -94,7 +80,7 @@ describe("a supervising instance records what happens to running VMs (real QEMU)
     const before = (await maqet.history("fw")).at(-1)!.position;
     await maqet.close();
     expect(() => process.kill(pid!, 0)).not.toThrow(); // close never touches QEMU
-    maqet = createMaqet(options);
+    maqet = suite.maqet = createMaqet(options); // closed after the file
     expect(await maqet.status("fw")).toMatchObject({ state: "running", pid });
     // A clean hand-over: the new instance took the VM without recording anything.
     expect(await typesAfter("fw", before)).toEqual([]);

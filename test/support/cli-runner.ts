@@ -72,6 +72,122 @@ export function cliResult(
   };
 }
 
+/** The built CLI, as `maqet` is installed (`bin` of package.json). */
+export const MAQET_BIN = cliBin;
+
+export interface RunOptions {
+  env: Record<string, string | undefined>;
+  /** Working directory (default: this process's). */
+  cwd?: string;
+}
+
+/**
+ * Runs `maqet args` (the real binary, a process of its own) to its end, as a {@link CliResult};
+ * a call still running after 120 s is killed and throws saying so.
+ *
+ * @example
+ * ```ts
+ * const r = await runMaqet(["doctor", "--json"], { env, cwd: home });
+ * expect(r.code).toBe(0);
+ * ```
+ */
+export function runMaqet(args: string[], options: RunOptions): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [MAQET_BIN, ...args],
+      { cwd: options.cwd, env: options.env, timeout: CALL_TIMEOUT_MS, maxBuffer: MAX_BUFFER },
+      (error, stdout, stderr) => {
+        try {
+          resolve(cliResult(args, error, stdout, stderr));
+        } catch (failure) {
+          reject(failure);
+        }
+      },
+    );
+  });
+}
+
+/** A `maqet` process left running: its output so far, waits on it, its end. */
+export interface BackgroundCli {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** stdout's complete lines so far. */
+  lines(): string[];
+  /** Resolves when the process has exited, with how and what it printed. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+  /** Waits until stdout (or stderr, with `stream`) holds `text`; throws with the output after `timeoutMs`. */
+  waitForOutput(text: string | RegExp, timeoutMs?: number, stream?: "stdout" | "stderr"): Promise<void>;
+  /** Waits until stdout has `count` complete lines; throws with them after `timeoutMs`. */
+  waitLines(count: number, timeoutMs?: number): Promise<void>;
+  /** Sends `signal` (default SIGINT, a Ctrl-C) and resolves with the exit code once it has exited. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * Starts `maqet args` (the real binary) and leaves it running: for followers, agents, and a
+ * command that must still be running when another one comes.
+ *
+ * @example
+ * ```ts
+ * const follower = startMaqet(["events", "--follow", "--json"], { env, cwd: home });
+ * await follower.waitLines(2);
+ * expect(await follower.stop()).toBe(0);
+ * ```
+ */
+export function startMaqet(args: string[], options: RunOptions): BackgroundCli {
+  const child = spawn(process.execPath, [MAQET_BIN, ...args], {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr!.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
+    (resolve) => child.once("close", (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  const lines = () => stdout.split("\n").slice(0, -1);
+  const shown = `maqet ${args.join(" ")}`;
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    lines,
+    exited,
+    waitForOutput: async (text, timeoutMs = 60_000, stream = "stdout") => {
+      const has = () => {
+        const out = stream === "stdout" ? stdout : stderr;
+        return typeof text === "string" ? out.includes(text) : text.test(out);
+      };
+      await waitUntil(
+        `${shown} to print ${String(text)} on ${stream}`,
+        () => ({ found: has(), exitCode: child.exitCode, stdout: stdout.slice(-2000), stderr: stderr.slice(-2000) }),
+        (s) => s.found,
+        { timeoutMs, everyMs: 25 },
+      );
+    },
+    waitLines: async (count, timeoutMs = 15_000) => {
+      await waitUntil(
+        `${count} lines from ${shown}`,
+        () => ({ lines: lines(), exitCode: child.exitCode, stderr: stderr.slice(-2000) }),
+        (s) => s.lines.length >= count,
+        { timeoutMs, everyMs: 25 },
+      );
+    },
+    stop: async (signal = "SIGINT") => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return (await exited).code;
+    },
+  };
+}
+
 export interface CliSandbox {
   home: string;
   env: Record<string, string>;
@@ -109,32 +225,21 @@ export async function startSandboxAgent(
   cwd: string,
   extraArgs: string[] = [],
 ): Promise<SandboxAgent> {
-  const bin = cliBin;
-  const child = spawn(process.execPath, [bin, "agent", "--log-format", "json", ...extraArgs], {
-    cwd,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let log = "";
-  child.stdout?.on("data", (c: Buffer) => {
-    log += c.toString();
-  });
-  child.stderr?.on("data", (c: Buffer) => {
-    log += c.toString();
-  });
+  const started = startMaqet(["agent", "--log-format", "json", ...extraArgs], { env, cwd });
+  const child = started.child;
+  const log = () => started.stdout() + started.stderr();
   const socket = extraArgs.includes("--socket")
     ? extraArgs[extraArgs.indexOf("--socket") + 1]!
     : join(env.XDG_RUNTIME_DIR!, "maqet", "agent.sock");
-  const exited = new Promise<number>((resolve) => child.once("exit", (code) => resolve(code ?? 1)));
   const ready = await Promise.race([
-    waitFor(async () => log.includes("listening on"), 280_000),
-    exited.then(() => false),
+    waitFor(async () => log().includes("listening on"), 280_000),
+    started.exited.then(() => false),
   ]);
   if (!ready) {
     child.kill("SIGKILL");
-    throw new Error(`maqet agent did not start: ${log}`);
+    throw new Error(`maqet agent did not start: ${log()}`);
   }
-  return { process: child, socket, log: () => log };
+  return { process: child, socket, log };
 }
 
 /** SIGTERM, then wait for the agent to exit (SIGKILL after 20 s). */
@@ -158,7 +263,6 @@ export async function createCliSandbox(): Promise<CliSandbox> {
     XDG_RUNTIME_DIR: join(home, "run"),
     USER: process.env.USER ?? "root",
   };
-  const bin = cliBin;
   let agent = AGENT_MODE ? await startSandboxAgent(env, home) : undefined;
   return {
     home,
@@ -175,21 +279,7 @@ export async function createCliSandbox(): Promise<CliSandbox> {
         agent = await startSandboxAgent(env, home);
       }
     },
-    run: (args, extraEnv = {}) =>
-      new Promise((resolve, reject) => {
-        execFile(
-          process.execPath,
-          [bin, ...args],
-          { cwd: home, env: { ...env, ...extraEnv }, timeout: CALL_TIMEOUT_MS, maxBuffer: MAX_BUFFER },
-          (error, stdout, stderr) => {
-            try {
-              resolve(cliResult(args, error, stdout, stderr));
-            } catch (failure) {
-              reject(failure);
-            }
-          },
-        );
-      }),
+    run: (args, extraEnv = {}) => runMaqet(args, { cwd: home, env: { ...env, ...extraEnv } }),
     cleanup: async () => {
       if (agent) await stopSandboxAgent(agent);
       await rm(home, { recursive: true, force: true });

@@ -10,6 +10,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { acquireDataDirLock, isProcessAlive, lockPathOf, removeStaleLock } from "../../src/adapters/data-dir-lock.ts";
+import { waitUntil } from "../support/poll.ts";
 
 let dir: string;
 let dataDir: string;
@@ -249,10 +250,11 @@ describe("isProcessAlive", () => {
     try {
       const [line] = (await once(parent.stdout, "data")) as [Buffer];
       const zombie = Number(line.toString().trim());
-      const deadline = Date.now() + 5000;
-      while (!(await readFile(`/proc/${zombie}/stat`, "utf8")).includes(") Z") && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await waitUntil(
+        "the background sleep to become a zombie",
+        () => readFile(`/proc/${zombie}/stat`, "utf8"),
+        (stat) => stat.includes(") Z"),
+      );
       expect(isProcessAlive(zombie)).toBe(false);
     } finally {
       parent.kill("SIGKILL");

@@ -112,4 +112,19 @@ describe("GroupCommitter", () => {
     await flush();
     expect(r.groups.at(-1)).toEqual(["c"]);
   });
+
+  it("keeps starting groups beside a stuck one, one per maxWaitMs, while requests wait and there is room", async () => {
+    // maxGroup 1 is what groupCommit: false gives: every append its own transaction, all at once.
+    const r = manualRunner();
+    const groups = new GroupCommitter(r.run, { maxGroup: 1, maxWaitMs: 5, maxInFlight: 10 });
+    for (const w of ["stuck", "w1", "w2", "w3", "w4"]) void groups.submit(w);
+    expect(r.groups).toEqual([["stuck"]]);
+    await vi.advanceTimersByTimeAsync(5);
+    expect(r.groups).toEqual([["stuck"], ["w1"]]);
+    await vi.advanceTimersByTimeAsync(5);
+    expect(r.groups).toEqual([["stuck"], ["w1"], ["w2"]]);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(r.groups).toEqual([["stuck"], ["w1"], ["w2"], ["w3"], ["w4"]]);
+    expect(groups.inFlight).toBe(5);
+  });
 });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadVmConfig, loadVmConfigFile, MAX_CONFIG_FILE_BYTES } from "../../src/adapters/load-vm-config.ts";
 import { buildQemuArgv } from "../../src/adapters/qemu-argv.ts";
 import { parseVmConfig, validateVmConfig } from "../../src/config/parse-vm-config.ts";
-import { isMaqetError, type MaqetError } from "../../src/errors/maqet-error.ts";
+import { errorOf } from "../support/failure.ts";
 
 const base = { source: "vm.yaml", baseDir: "/srv/vms" };
 const RUNTIME = {
@@ -16,17 +16,6 @@ const RUNTIME = {
 };
 const parse = (text: string, extra: Partial<Parameters<typeof parseVmConfig>[1]> = {}) =>
   parseVmConfig(text, { ...base, ...extra });
-
-/** The MaqetError a call throws (fails the test when it does not throw one). */
-function errorOf(fn: () => unknown): MaqetError {
-  try {
-    fn();
-  } catch (e) {
-    if (isMaqetError(e)) return e;
-    throw e;
-  }
-  throw new Error("expected a MaqetError");
-}
 
 describe("parseVmConfig: a full config", () => {
   it("normalises every key", () => {

@@ -3,7 +3,7 @@ import { foldVmEvents } from "../../src/actors/vm-view.ts";
 import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
 import type { StoredEvent } from "../../src/events/envelope.ts";
 import { asVmEvent, vmEvent } from "../../src/events/vm-events.ts";
-import { jsonbRoundTrip } from "../support/jsonb-order.ts";
+import { toJsonb } from "../support/jsonb.ts";
 
 const stored = (event: ReturnType<typeof vmEvent>, version: number): StoredEvent => ({
   id: `e${version}`,
@@ -13,7 +13,7 @@ const stored = (event: ReturnType<typeof vmEvent>, version: number): StoredEvent
   type: event.type,
   schemaVersion: event.schemaVersion,
   // What the store gives back: jsonb reorders every object's keys.
-  data: jsonbRoundTrip(event.data),
+  data: toJsonb(event.data),
   metadata: { actor: { user: "ada", uid: 1000, host: "h", pid: 1 } },
   recordedAt: new Date(1_700_000_000_000 + version * 1000),
 });

@@ -10,19 +10,9 @@ import { formatBytes, requiredBytes, sizeInBytes } from "../../src/adapters/disk
 import { assertSharePathAllowed } from "../../src/adapters/path-safety.ts";
 import { buildQemuArgv, virtfsArgs } from "../../src/adapters/qemu-argv.ts";
 import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
-import { isMaqetError, type MaqetError } from "../../src/errors/maqet-error.ts";
+import { errorOf } from "../support/failure.ts";
 
 const parse = (text: string) => parseVmConfig(text, { source: "vm.yaml", baseDir: "/srv/vms" });
-
-function errorOf(fn: () => unknown): MaqetError {
-  try {
-    fn();
-  } catch (e) {
-    if (isMaqetError(e)) return e;
-    throw e;
-  }
-  throw new Error("expected a MaqetError");
-}
 
 describe("disk entries: backing files and create options", () => {
   it("resolves backing_file against the image's directory; size becomes optional; format defaults to qcow2", () => {

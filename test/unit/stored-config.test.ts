@@ -9,7 +9,7 @@ import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
 import { decodeStoredConfig, encodeStoredConfig } from "../../src/config/stored-config.ts";
 import type { VmConfig } from "../../src/config/vm-config.ts";
 import { asVmEvent, vmEvent } from "../../src/events/vm-events.ts";
-import { jsonbRoundTrip } from "../support/jsonb-order.ts";
+import { toJsonb } from "../support/jsonb.ts";
 
 const RUNTIME = {
   vmId: "0b5c3f8e-4a1d-4c7e-9f00-3c2d1e0f9a8b",
@@ -42,7 +42,7 @@ describe("stored config", () => {
     expect(event.schemaVersion).toBe(2);
     const stored = {
       ...event,
-      data: jsonbRoundTrip(event.data),
+      data: toJsonb(event.data),
       streamId: "vm-x",
       streamVersion: 0,
       globalPosition: 1,
@@ -55,7 +55,7 @@ describe("stored config", () => {
     expect(argvOf(back)).toEqual(argvOf(config));
     expect(argvOf(back)).toContain("user,id=n0,hostfwd=tcp::2222-:22");
     // Without the encoding, the same round trip loses the meaning (the bug this guards against).
-    expect(argvOf(jsonbRoundTrip(config) as VmConfig)).not.toEqual(argvOf(config));
+    expect(argvOf(toJsonb(config) as VmConfig)).not.toEqual(argvOf(config));
   });
 
   it("encodes mappings as pairs and marks the form", () => {
@@ -86,7 +86,7 @@ describe("stored config", () => {
   });
 
   it("reads a schema 1 config as stored and flags the mappings whose order reaches the argv", () => {
-    const legacy = jsonbRoundTrip({
+    const legacy = toJsonb({
       accel: "auto",
       args: [],
       storage: [],

@@ -22,6 +22,15 @@ async function setup(world: FakeWorld = createFakeWorld()) {
   return { world, store, orchestrator, view, stream: view.streamId };
 }
 
+/** "web" started by an instance that then closed (QEMU left running, nobody watching it). */
+async function startedThenClosed() {
+  const set = await setup();
+  const first = await set.orchestrator.actor("web");
+  await first.start();
+  await first.close();
+  return set;
+}
+
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 describe("VM actor lifecycle (fakes, simulated clock)", () => {
@@ -212,10 +221,7 @@ describe("rehydration in a new process", () => {
   });
 
   it("records exited-unsupervised when QEMU vanished while nobody watched", async () => {
-    const { store, orchestrator, world } = await setup();
-    const first = await orchestrator.actor("web");
-    await first.start();
-    await first.close();
+    const { store, world } = await startedThenClosed();
     world.qemus[0]!.die({ code: null, signal: "SIGKILL" });
     const later = new Orchestrator({ ports: world.ports, store });
     const [view] = await later.liveViews();
@@ -224,10 +230,7 @@ describe("rehydration in a new process", () => {
   });
 
   it("never trusts a reused pid: a foreign process counts as gone", async () => {
-    const { store, orchestrator, world } = await setup();
-    const first = await orchestrator.actor("web");
-    await first.start();
-    await first.close();
+    const { store, world } = await startedThenClosed();
     (world.qemus[0] as { marker: string }).marker = "someone-else";
     const later = new Orchestrator({ ports: world.ports, store });
     const vm = await later.actor("web");
@@ -236,10 +239,7 @@ describe("rehydration in a new process", () => {
   });
 
   it("finishes a guest shutdown that happened while nobody watched", async () => {
-    const { store, orchestrator, world } = await setup();
-    const first = await orchestrator.actor("web");
-    await first.start();
-    await first.close();
+    const { store, world } = await startedThenClosed();
     world.qemus[0]!.status = "shutdown";
     const later = new Orchestrator({ ports: world.ports, store });
     const vm = await later.actor("web");
@@ -288,10 +288,7 @@ describe("concurrent writers", () => {
   });
 
   it("facts recorded while reconciling carry the touching operation's metadata", async () => {
-    const { store, orchestrator, world } = await setup();
-    const first = await orchestrator.actor("web");
-    await first.start();
-    await first.close();
+    const { store, world } = await startedThenClosed();
     world.qemus[0]!.die({ code: null, signal: "SIGKILL" });
     const later = new Orchestrator({ ports: world.ports, store });
     await later.actor("web", { metadata: { correlationId: "op-1", source: "cli" } });
@@ -301,10 +298,7 @@ describe("concurrent writers", () => {
 
 describe("reattach sees what happened while nobody watched", () => {
   it("a VM paused meanwhile is recorded as paused; resumed meanwhile, as resumed", async () => {
-    const { store, orchestrator, world, stream } = await setup();
-    const first = await orchestrator.actor("web");
-    await first.start();
-    await first.close();
+    const { store, world, stream } = await startedThenClosed();
     world.qemus[0]!.status = "paused";
     const second = await new Orchestrator({ ports: world.ports, store }).actor("web");
     await second.flush();
