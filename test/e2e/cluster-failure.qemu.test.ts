@@ -80,9 +80,9 @@ describe.skipIf(!databaseUrl)(
       return r.json<Array<{ name: string; state: string; fenceMethod: string | null }>>().find((h) => h.name === name);
     };
     const history = async (name: string, from = "a") =>
-      (await cluster.cli(from, ["history", name, "--json"])).json<
-        Array<{ type: string; data: Record<string, unknown> }>
-      >();
+      (await cluster.cli(from, ["history", name, "--json"])).json<{
+        events: Array<{ type: string; data: Record<string, unknown> }>;
+      }>().events;
 
     it("a dead machine: suspected, down, fenced; the HA VM runs again elsewhere, the other stays", async () => {
       for (const [name, file] of [

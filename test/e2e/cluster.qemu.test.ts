@@ -121,7 +121,7 @@ describe.skipIf(!databaseUrl)("a cluster of three agents on one PostgreSQL (real
 
     // The facts are in the VM's stream, with the placement and the owner epoch.
     const history = await cluster.cli("a", ["history", "pinned", "--json"]);
-    const events = history.json<Array<{ type: string; data: Record<string, unknown> }>>();
+    const events = history.json<{ events: Array<{ type: string; data: Record<string, unknown> }> }>().events;
     expect(events.map((e) => e.type)).toEqual(
       expect.arrayContaining(["vm.defined", "vm.placed", "vm.start-requested", "vm.started", "vm.stopped"]),
     );
@@ -153,8 +153,8 @@ describe.skipIf(!databaseUrl)("a cluster of three agents on one PostgreSQL (real
     >();
     expect(hosts.find((h) => h.name === "a")).toMatchObject({ vms: 0, draining: true });
     const placed = (await cluster.cli("a", ["history", running.name, "--json"]))
-      .json<Array<{ type: string; data: Record<string, unknown> }>>()
-      .filter((e) => e.type === "vm.placed")
+      .json<{ events: Array<{ type: string; data: Record<string, unknown> }> }>()
+      .events.filter((e) => e.type === "vm.placed")
       .at(-1)!;
     expect(placed.data).toMatchObject({ reason: "evacuation", from: "a", epoch: 2 });
 

@@ -174,7 +174,7 @@ describe.skipIf(!hasTmux)("maqet console -i in a terminal (tmux, real QEMU guest
     await waitFor(
       async () => {
         const history = await box.run(["history", "g", "--json"]);
-        events = history.json<Entry[]>().filter((e) => e.type.startsWith("vm.console-"));
+        events = history.json<{ events: Entry[] }>().events.filter((e) => e.type.startsWith("vm.console-"));
         return events.length >= 6;
       },
       SLOW_MS,
