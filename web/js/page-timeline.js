@@ -105,7 +105,8 @@ export function timelinePage(name) {
 
   const load = async () => {
     try {
-      entries = await call("GET", `/v1/vms/${enc(name)}/history`);
+      // History's one shape: {vm, point, version, events, state, config} (docs/cli.md, history --json).
+      entries = (await call("GET", `/v1/vms/${enc(name)}/history`)).events;
       items.clear();
       put(
         list,
