@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectRoot } from "../support/build-dist.ts";
 import { AGENT_MODE, type CliSandbox, createCliSandbox, processAlive, waitFor } from "../support/cli-runner.ts";
-import { ensureGuest, GUEST_LINES, guestAppend } from "../support/guest.ts";
+import { ensureGuest, GUEST_LINES, guestVmYaml } from "../support/guest.ts";
 
 const BIN = join(projectRoot, "dist/src/cli/bin.js");
 /** Under TCG on a loaded host a boot, an attach or a keystroke round trip can take a while. */
@@ -66,22 +66,7 @@ describe.skipIf(!hasTmux)("maqet console -i in a terminal (tmux, real QEMU guest
     const guest = await ensureGuest();
     box = await createCliSandbox();
     tmuxSocket = join(box.home, "tmux.sock");
-    await writeFile(
-      join(box.home, "g.yaml"),
-      [
-        "name: g",
-        "binary: qemu-system-x86_64",
-        "accel: tcg",
-        "machine: q35",
-        "memory: 256M",
-        `kernel: ${guest.kernel}`,
-        `initrd: ${guest.initrd}`,
-        `append: ${guestAppend({ action: "shell" })}`,
-        "arguments:",
-        "  - nodefaults",
-        "",
-      ].join("\n"),
-    );
+    await writeFile(join(box.home, "g.yaml"), guestVmYaml(guest, { name: "g", action: "shell" }));
     expect((await box.run(["add", "g.yaml"])).code).toBe(0);
     const start = await box.run(["start", "g", "--wait-for", "serial:MAQET-SHELL", "--timeout", "120"]);
     expect(start.code, start.stderr).toBe(0);

@@ -9,7 +9,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliSandbox, createCliSandbox, startMaqet, waitFor } from "../support/cli-runner.ts";
-import { ensureGuest, GUEST_LINES, guestAppend, markerLine } from "../support/guest.ts";
+import { ensureGuest, GUEST_LINES, guestVmYaml, markerLine } from "../support/guest.ts";
 
 interface Follower {
   child: ChildProcess;
@@ -36,22 +36,7 @@ describe("maqet console on the test guest (real QEMU, TCG, embedded store)", { t
   beforeAll(async () => {
     const guest = await ensureGuest();
     box = await createCliSandbox();
-    await writeFile(
-      join(box.home, "g.yaml"),
-      [
-        "name: g",
-        "binary: qemu-system-x86_64",
-        "accel: tcg",
-        "machine: q35",
-        "memory: 256M",
-        `kernel: ${guest.kernel}`,
-        `initrd: ${guest.initrd}`,
-        `append: ${guestAppend({ markers: "HELLO" })}`,
-        "arguments:",
-        "  - nodefaults",
-        "",
-      ].join("\n"),
-    );
+    await writeFile(join(box.home, "g.yaml"), guestVmYaml(guest, { name: "g", markers: "HELLO" }));
   }, 10 * 60_000);
   afterAll(async () => {
     for (const f of followers) if (f.child.exitCode === null) f.child.kill("SIGKILL");

@@ -15,7 +15,7 @@ import { createConnection, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AGENT_MODE, type CliSandbox, createCliSandbox } from "../support/cli-runner.ts";
-import { ensureGuest, type Guest, guestAppend } from "../support/guest.ts";
+import { ensureGuest, type Guest, guestVmYaml } from "../support/guest.ts";
 
 /** A free TCP port on the loopback (bound, then released). */
 function freePort(): Promise<number> {
@@ -68,20 +68,11 @@ function processesOf(vmId: string): number[] {
 }
 
 function vmYaml(guest: Guest, name: string, ports: string[], cloudInit: boolean): string {
-  return [
-    `name: ${name}`,
-    "binary: qemu-system-x86_64",
-    "accel: tcg",
-    "machine: q35",
-    "memory: 256M",
-    `kernel: ${guest.kernel}`,
-    `initrd: ${guest.initrd}`,
-    `append: ${guestAppend({ net: true })}`,
-    "arguments: [nodefaults]",
-    `ports: [${ports.map((p) => JSON.stringify(p)).join(", ")}]`,
-    ...(cloudInit ? ["cloud-init:", "  runcmd: [[echo, hello]]"] : []),
-    "",
-  ].join("\n");
+  return guestVmYaml(
+    guest,
+    { name, net: true },
+    { ports, ...(cloudInit ? { "cloud-init": { runcmd: [["echo", "hello"]] } } : {}) },
+  );
 }
 
 interface PortListJson {

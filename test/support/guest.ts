@@ -14,6 +14,7 @@
  */
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
 import type { VmConfigInput } from "../../src/mod.ts";
 
 /** What /init does after printing its markers (`maqet.action=`). */
@@ -192,4 +193,17 @@ export function guestVmConfig(guest: Guest, options: GuestVmOptions = {}): VmCon
     arguments: ["nodefaults"],
     ...(options.args ? { args: options.args } : {}),
   };
+}
+
+/**
+ * The same VM as {@link guestVmConfig}, as the YAML a user would write for `maqet add FILE`
+ * (the CLI e2e tests), with `extra` top-level keys (e.g. `ports`, `cloud-init`) after it.
+ *
+ * @example
+ * ```ts
+ * await writeFile("g.yaml", guestVmYaml(await ensureGuest(), { name: "g", action: "shell" }));
+ * ```
+ */
+export function guestVmYaml(guest: Guest, options: GuestVmOptions = {}, extra: Record<string, unknown> = {}): string {
+  return stringify({ ...guestVmConfig(guest, options), ...extra });
 }
