@@ -159,7 +159,6 @@ export function sshEndpoint(view: Pick<VmView, "name" | "forwards" | "config">):
   return { host: forward.hostIp === "0.0.0.0" ? "127.0.0.1" : forward.hostIp, port: forward.hostPort };
 }
 
-
 /** `qmp`: after `cont`, QEMU must say the guest runs (a guest that stopped at once did not start). */
 async function untilGuestRuns(ports: VmPorts, session: QmpSession | undefined, deadline: number): Promise<boolean> {
   for (;;) {
