@@ -44,7 +44,7 @@ export async function runMaqet(argv: readonly string[], io: CliIo): Promise<numb
     !parsed.global.version &&
     !route.needsTerminal?.(parsed.input)
   ) {
-    if (target.explicit || (await isSocket(target.socket))) {
+    if (target.explicit || (await isSocket(target.socket)) || (await agentStarting(target.socket, io))) {
       try {
         const { FALL_BACK, runThroughAgent } = await import("./agent-cli.ts");
         const code = await runThroughAgent(parsed, io, target);
@@ -58,7 +58,7 @@ export async function runMaqet(argv: readonly string[], io: CliIo): Promise<numb
   // A command that needs this terminal but only reads (`ssh`) runs here, with its operations
   // still going to the agent when one answers: the agent may hold the embedded store.
   if (parsed && route?.terminalViaAgent && route.needsTerminal?.(parsed.input) && target && !parsed.global.help) {
-    if (target.explicit || (await isSocket(target.socket))) {
+    if (target.explicit || (await isSocket(target.socket)) || (await agentStarting(target.socket, io))) {
       const token = target.token ?? (target.tokenFile ? (await readFile(target.tokenFile, "utf8")).trim() : undefined);
       return runCli(argv, io, { agent: (target.url ?? target.socket)!, ...(token ? { agentToken: token } : {}) });
     }
@@ -72,6 +72,13 @@ function tryParse(argv: readonly string[]): ParsedArgs | undefined {
   } catch {
     return undefined; // the in-process CLI reports it, as it always has
   }
+}
+
+/** An agent that holds the socket's lock but does not listen yet: wait for it (starting-agent.ts). */
+async function agentStarting(socket: string | undefined, io: CliIo): Promise<boolean> {
+  if (socket === undefined) return false;
+  const { waitForStartingAgent } = await import("../adapters/starting-agent.ts");
+  return waitForStartingAgent(socket, { say: io.stderr });
 }
 
 async function isSocket(path: string | undefined): Promise<boolean> {
