@@ -123,7 +123,7 @@ describe("ports, cloud-init and maqet ssh on the test guest (real QEMU, TCG)", {
     // In-process, the CLI says what it waits for (through an agent the start runs there).
     if (!AGENT_MODE)
       expect(start.stderr).toMatch(
-        /waiting for the SSH server of VM 'net': an SSH-2\.0 banner on 127\.0\.0\.1:\d+ \(forwarded to guest port 22\)/,
+        /starting VM 'net': QEMU is up \(pid \d+\), waiting up to \d+s for its SSH server: an SSH-2\.0 banner on 127\.0\.0\.1:\d+ \(forwarded to guest port 22\)/,
       );
 
     const list = (await run(["port", "net", "--json"])).json<PortListJson>();

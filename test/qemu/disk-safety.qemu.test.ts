@@ -4,7 +4,7 @@
  * rule), a missing parent directory exit 3, nothing created in any case; VirtFS of `/` refused
  * at `add` (exit 4) and, through a symlink, at `start` before anything is recorded.
  */
-import { mkdtemp, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -115,15 +115,29 @@ describe("disk creation is refused where it must be, and nothing is created", { 
     expect(await absent(join(dir, "huge.qcow2"))).toBe(true);
   });
 
-  it("a VM's disk in a system directory is refused at start (exit 4), nothing created", async () => {
+  it("a VM's disk in a system directory is refused at add (exit 4), and at start once a symlink leads there", async () => {
     await writeFile(
       join(dir, "etcvm.yaml"),
       "name: etcvm\naccel: tcg\nstorage:\n  - {name: hdd, type: qcow2, file: /etc/maqet-safety-vm.qcow2, size: 1M}\n",
     );
-    expect((await maqet("add", join(dir, "etcvm.yaml"))).code).toBe(0);
-    const r = await maqet("start", "etcvm");
+    const add = await maqet("add", join(dir, "etcvm.yaml"));
+    expect(add.code).toBe(4);
+    expect(add.stderr).toContain("Refusing to create disk /etc/maqet-safety-vm.qcow2");
+    expect((await maqet("status", "etcvm")).code).toBe(3); // nothing recorded
+    // A directory that was harmless at add and is a symlink into /etc by start: the start checks
+    // the real path.
+    const via = join(dir, "later-etc");
+    await mkdir(via);
+    await writeFile(
+      join(dir, "linkvm.yaml"),
+      `name: linkvm\naccel: tcg\nstorage:\n  - {name: hdd, type: qcow2, file: ${via}/maqet-safety-vm.qcow2, size: 1M}\n`,
+    );
+    expect((await maqet("add", join(dir, "linkvm.yaml"))).code).toBe(0);
+    await rm(via, { recursive: true });
+    await symlink("/etc", via);
+    const r = await maqet("start", "linkvm");
     expect(r.code).toBe(4);
-    expect(r.stderr).toContain("Refusing to create disk /etc/maqet-safety-vm.qcow2");
+    expect(r.stderr).toContain("(its real path is /etc/maqet-safety-vm.qcow2)");
     expect(await absent("/etc/maqet-safety-vm.qcow2")).toBe(true);
   });
 });
