@@ -19,6 +19,7 @@ import type { ClusterRuntime } from "./cluster-runtime.ts";
 import type { MaqetContext } from "./maqet-context.ts";
 import { chooseHost } from "./placement.ts";
 import type { Runtime } from "./runtime.ts";
+import { isStoreUnreachable } from "./store-down.ts";
 import type { VmStatus } from "./vm-status.ts";
 
 /**
@@ -66,7 +67,15 @@ export function withRouting<T extends object>(ctx: MaqetContext, base: T): T {
     const local = methods[method];
     if (typeof local !== "function") continue;
     routed[method] = async (name: unknown, ...rest: unknown[]) => {
-      const rt = await ctx.open();
+      let rt: Awaited<ReturnType<MaqetContext["open"]>>;
+      try {
+        rt = await ctx.open();
+      } catch (error) {
+        // A server that cannot be reached routes nothing: the operation itself decides what it
+        // can still do (`stop --force` stops the VM and spools its facts, store-down.ts).
+        if (isStoreUnreachable(error, ctx.options)) return local(name, ...rest);
+        throw error;
+      }
       const cluster = rt.cluster;
       if (cluster === undefined) return local(name, ...rest);
       const view = await rt.orchestrator.find(String(name));
