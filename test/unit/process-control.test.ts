@@ -243,8 +243,13 @@ describe("probe", () => {
   });
 
   it("counts a zombie as gone although kill -0 still succeeds", async () => {
-    // `sleep 0` becomes the child of `sleep 30` (the shell execs into it), which never waits.
-    const holder = spawn("sh", ["-c", "sleep 0 & echo $!; exec sleep 30"], { stdio: ["ignore", "pipe", "ignore"] });
+    // The background child becomes the child of `sleep 30` (the shell execs into it), which never
+    // waits. It exits only once its parent is `sleep`: a child that exited earlier could be reaped
+    // by the shell before the exec (it was, at load 9), leaving no zombie to test.
+    const child = `while [ "$(cat /proc/$1/comm)" != sleep ]; do sleep 0.01; done`;
+    const holder = spawn("sh", ["-c", `sh -c '${child}' child $$ & echo $!; exec sleep 30`], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
     children.push(holder);
     const zombie = Number(await new Promise<string>((resolve) => holder.stdout?.once("data", (d) => resolve(`${d}`))));
     await waitForValue("the child to be a zombie", () => (statFields(zombie)[0] === "Z" ? true : undefined));
