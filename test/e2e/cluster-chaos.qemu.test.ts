@@ -131,14 +131,23 @@ describe.skipIf(!databaseUrl)(
       expect(answers.filter((a) => a.code === null)).toEqual([]);
 
       // Settled: every host up again; every HA VM that is meant to run runs (within the goal).
+      // Re-joining takes a lease period or two after a freeze or a kill; on a machine at load 8-10
+      // (a full suite beside it) 60 s was not always enough (it took 36 s for the whole test at
+      // load 3), so the settle gets 180 s and its failure names each host's last state.
+      let lastHosts = "";
       await waitFor(
         async () => {
-          const hosts = (await cluster.cli("a", ["host", "ls", "--json"])).json<Array<{ state: string }>>();
+          const hosts = (await cluster.cli("a", ["host", "ls", "--json"])).json<
+            Array<{ name: string; state: string }>
+          >();
+          lastHosts = hosts.map((h) => `${h.name}=${h.state}`).join(" ");
           return hosts.every((h) => h.state === "up");
         },
-        60_000,
+        180_000,
         "every host up",
-      );
+      ).catch((error: unknown) => {
+        throw new Error(`not every host came back up: ${lastHosts}`, { cause: error });
+      });
       for (const vm of VMS.filter((v) => v.ha)) {
         await cluster.cli("a", ["start", vm.name]);
         await waitFor(async () => (await qemuPidsOf(ids.get(vm.name)!)).length === 1, 60_000, `${vm.name} running`);
