@@ -181,7 +181,11 @@ export class Orchestrator {
     // Owned by another host: what this process may still hold of it is stale; the stream says.
     if (this.#isForeign?.(view)) return view;
     const loaded = this.#actors.get(view.vmId);
-    if (loaded) return (await loaded).view;
+    if (loaded) {
+      const held = (await loaded).view;
+      // Placed again since this process loaded it (a newer owner epoch in the store): the stream says.
+      return (view.epoch ?? 0) > (held.epoch ?? 0) ? view : held;
+    }
     // Mid-operation (starting, stopping) or a process gone: whoever can take the lease finds out.
     // A live driver keeps its lease and this read just reports what the stream says.
     // An open snapshot request counts too: a dead process's request gets its outcome now (recover-requests.ts).

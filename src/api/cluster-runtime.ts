@@ -40,6 +40,8 @@ export class ClusterRuntime {
   readonly #epochs = new Map<string, number>();
   /** Last known owner host per VM stream. */
   readonly #owners = new Map<string, string>();
+  /** The epoch of each owner in {@link #owners} (to tell which of two answers is newer). */
+  readonly #ownerEpochs = new Map<string, number>();
   /** Member only: false while the host lease is not known to be valid (no commands, no changes). */
   serving = true;
   /** Why the member is not serving (for HOST_LEASE_LOST). */
@@ -62,7 +64,13 @@ export class ClusterRuntime {
 
   /** A VM owned by another host: this process neither reconciles nor drives it. */
   isForeign = (view: VmView): boolean => {
-    const owner = this.#owners.get(view.streamId) ?? view.host;
+    // The newer of what this member last learned and what the view (the store, via the VM list)
+    // says: a drain run on another host moves a VM before this member's next refresh.
+    const learned = this.#ownerEpochs.get(view.streamId) ?? -1;
+    const owner =
+      view.host !== undefined && (view.epoch ?? -1) > learned
+        ? view.host
+        : (this.#owners.get(view.streamId) ?? view.host);
     return owner !== undefined && owner !== this.host;
   };
 
@@ -90,6 +98,7 @@ export class ClusterRuntime {
 
   #learn(streamId: string, host: string, epoch: number): void {
     this.#owners.set(streamId, host);
+    this.#ownerEpochs.set(streamId, epoch);
     if (this.member && host === this.host) this.#epochs.set(streamId, epoch);
   }
 
