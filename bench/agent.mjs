@@ -11,27 +11,8 @@ import { writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { loadavg } from "node:os";
 import { join } from "node:path";
-import { cliEntry, runMeasure } from "./harness.mjs";
+import { cliEntry, socketHttp as http, runMeasure } from "./harness.mjs";
 import { nowMs, row, summarize } from "./stats.mjs";
-
-function http(socket, method, path, body) {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(
-      { socketPath: socket, method, path, headers: payload ? { "content-type": "application/json" } : {} },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c) => {
-          text += c;
-        });
-        res.on("end", () => resolve({ status: res.statusCode, text }));
-      },
-    );
-    req.on("error", reject);
-    req.end(payload);
-  });
-}
 
 await runMeasure("agent", "Agent: CLI and API through `maqet agent` (embedded PGlite store)", async (ctx) => {
   const rounds = ctx.quick ? 5 : 15;

@@ -10,31 +10,11 @@
 // Default lease settings (TTL 10 s, fence-after 5 s), as a user gets them.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { request } from "node:http";
 import { loadavg } from "node:os";
 import { join } from "node:path";
-import { runMeasure } from "./harness.mjs";
+import { socketHttp as http, runMeasure } from "./harness.mjs";
 import { startPostgres } from "./postgres-server.mjs";
 import { nowMs, row, summarize } from "./stats.mjs";
-
-function http(socket, method, path, body) {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(
-      { socketPath: socket, method, path, headers: payload ? { "content-type": "application/json" } : {} },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c) => {
-          text += c;
-        });
-        res.on("end", () => resolve({ status: res.statusCode, text }));
-      },
-    );
-    req.on("error", reject);
-    req.end(payload);
-  });
-}
 
 async function ok(socket, method, path, body) {
   const r = await http(socket, method, path, body);

@@ -5,6 +5,7 @@
 // ctx.resultFile. Run alone (`node bench/qmp-roundtrip.mjs [--quick]`) it makes its own context
 // from ./dist and prints its table.
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { resultTable } from "./stats.mjs";
@@ -83,4 +84,24 @@ export function formatResult(result) {
   for (const note of result.notes ?? []) lines.push(`  - ${note}`);
   if (result.error) lines.push(`FAILED: ${result.error}`);
   return lines.join("\n");
+}
+
+/** One HTTP request over a unix socket (the agent's API): `{ status, text }`. */
+export function socketHttp(socket, method, path, body) {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      { socketPath: socket, method, path, headers: payload ? { "content-type": "application/json" } : {} },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c) => {
+          text += c;
+        });
+        res.on("end", () => resolve({ status: res.statusCode, text }));
+      },
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
 }
