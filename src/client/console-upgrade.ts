@@ -25,16 +25,10 @@ import { type AgentEndpoint, brokenConnectionError, describeEndpoint } from "./a
 /** The protocol named in `Upgrade:`. */
 export const CONSOLE_UPGRADE_PROTOCOL = "maqet-console.v1";
 
-/** What the agent says about the attach (the `Maqet-Console` header). */
-export interface UpgradedAttach {
-  vm: string;
-  vmId: string;
-  session: string;
-  mode: ConsoleMode;
-  since: string;
-  takeover?: "forced" | "stale";
+/** What the agent says about the attach (the `Maqet-Console` header): the attachment's facts, as JSON. */
+export type UpgradedAttach = Pick<ConsoleAttachment, "vm" | "vmId" | "session" | "mode" | "since" | "takeover"> & {
   takenOverFrom?: Record<string, unknown>;
-}
+};
 
 export interface UpgradedConsole {
   about: UpgradedAttach;
