@@ -13,8 +13,8 @@
  */
 import type { IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
+import { PlainExchangeError, plainExchange } from "../adapters/plain-http.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
-import { PlainExchangeError, plainExchange } from "./plain-http.ts";
 
 /** Where the agent is: a unix socket, or `http://HOST:PORT` with its token. */
 export interface AgentEndpoint {

@@ -1,5 +1,5 @@
 /**
- * The agent client's read-whole HTTP/1.1 path over node:net (src/client/plain-http.ts), against a
+ * The agent client's read-whole HTTP/1.1 path over node:net (src/adapters/plain-http.ts), against a
  * real node:http server on a unix socket: what it sends is what node:http parses, what it reads is
  * what node:http writes (content-length and chunked), and a failure says whether it connected.
  */
@@ -8,7 +8,7 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PlainExchangeError, parseAnswer, plainExchange } from "../../src/client/plain-http.ts";
+import { PlainExchangeError, parseAnswer, plainExchange } from "../../src/adapters/plain-http.ts";
 
 describe("plainExchange against node:http", () => {
   let dir: string;
