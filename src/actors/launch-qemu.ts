@@ -24,6 +24,13 @@ export interface LaunchInput {
   config: VmConfig;
   timeoutMs: number;
   signal?: AbortSignal;
+  /**
+   * A live migration's destination: QEMU starts with `-incoming defer` and stays paused (no
+   * `cont`); its disks must already exist (shared storage: nothing is created).
+   */
+  incoming?: boolean;
+  /** The runtime directory's name under the root (default: the VM id; a migration target on the same host needs another). */
+  runtimeKey?: string;
 }
 
 export interface CreatedDisk {
@@ -88,6 +95,7 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
   let access: GuestAccess = {};
   ports.crash?.("start.requested");
   try {
+    if (input.incoming) await refuseUnsharedDisks(ports, name, config);
     for (const disk of createdDisks(config)) {
       const result = await ports.disks.ensure(disk, signal);
       if (result.created) {
@@ -103,7 +111,7 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
     }
     const binary = await ports.locator.locate(config.binary ?? "qemu-system-x86_64");
     const kvmUsable = config.accel === "tcg" ? false : await ports.host.kvmUsable();
-    const runtimeDir = await ports.processes.prepareRuntimeDir(vmId);
+    const runtimeDir = await ports.processes.prepareRuntimeDir(input.runtimeKey ?? vmId);
     access = await prepareGuestAccess(ports, { vmId, name, config, runtimeDir });
     const paths = {
       vmId,
@@ -113,6 +121,7 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
     };
     logFile = config.logFile ?? runtimePaths(runtimeDir).logFile;
     const argv = ports.buildArgv(config, paths, { kvmUsable });
+    if (input.incoming) argv.push("-incoming", "defer");
     launched = await ports.processes.launch({ binary, args: argv, runtimeDir, logFile }, signal);
     ports.crash?.("start.spawned");
     const current = launched;
@@ -143,8 +152,10 @@ export async function launchQemu(ports: VmPorts, input: LaunchInput): Promise<La
     // The console socket exists by now (QEMU creates every chardev before it answers QMP).
     if (argv.includes(`chardev:${SERIAL_CHARDEV_ID}`)) await ports.processes.secureSocket(paths.serialSocket);
     const accel = await runningAccel(session, config, argv, signal);
-    await session.execute("cont", undefined, { signal });
-    ports.crash?.("start.resumed");
+    if (!input.incoming) {
+      await session.execute("cont", undefined, { signal });
+      ports.crash?.("start.resumed");
+    }
     const v = session.greeting.version.qemu;
     return {
       pid: current.pid,
@@ -260,6 +271,23 @@ async function discardCreated(ports: VmPorts, created: CreatedDisk[]): Promise<C
     await discard(disk.file).catch(() => kept.push(disk));
   }
   return kept;
+}
+
+/**
+ * A migration moves memory and device state, not disks: each disk must be the very file the
+ * source uses, reachable at the same path here (shared storage). A missing one is refused before
+ * anything starts.
+ */
+async function refuseUnsharedDisks(ports: VmPorts, name: string, config: VmConfig): Promise<void> {
+  const missing = await ports.disks.missing(createdDisks(config));
+  if (missing.length === 0) return;
+  throw new MaqetError(
+    "MIGRATION_STORAGE_NOT_SHARED",
+    `VM '${name}' cannot migrate here: its disk${missing.length > 1 ? "s" : ""} ${missing.map((d) => `'${d.file}'`).join(", ")} ` +
+      "cannot be found at the same path on the destination. Live migration needs the disks on storage both hosts see " +
+      "(NFS, a cluster filesystem, or the same machine). See docs/migration.md.",
+    { details: { vm: name, missing: missing.map((d) => d.file) } },
+  );
 }
 
 /** The disks a start creates when missing: not CD-ROMs (an ISO is the user's, never created). */

@@ -19,7 +19,7 @@ import type { EventMetadata } from "../events/envelope.ts";
 import type { Orchestrator } from "./orchestrator.ts";
 import type { QmpExecuteOptions } from "./ports.ts";
 import type { QmpDecision } from "./qmp-policy.ts";
-import type { StopOptions, VmAccess, VmActor } from "./vm-actor.ts";
+import type { MigrationAccess, StopOptions, VmAccess, VmActor } from "./vm-actor.ts";
 import type { VmOutcome } from "./vm-machine.ts";
 import type { VmView } from "./vm-view.ts";
 import type { WaitCondition } from "./wait-condition.ts";
@@ -52,8 +52,8 @@ export interface OperationScope {
 
 /** One step of a long wait, as told to {@link OperationScope.onStep}. */
 export interface OperationStep {
-  /** `vm.stop` (the graceful stop's steps) or `vm.start` (waiting for the start condition). */
-  operation: "vm.stop" | "vm.start";
+  /** `vm.stop` (the graceful stop's steps), `vm.start` (waiting for the start condition) or `vm.migrate` (a live migration's phases). */
+  operation: "vm.stop" | "vm.start" | "vm.migrate";
   /** `powerdown`, `quit`, `sigterm`, `sigkill`; or `wait` (a start condition). */
   step: string;
   /** The longest this step waits before the next (or before the timeout), in ms. */
@@ -62,6 +62,8 @@ export interface OperationStep {
   pid?: number;
   /** For `wait`: the condition, e.g. `serial:login:` (docs/lifecycle.md). */
   condition?: string;
+  /** For `vm.migrate`: what the phase is doing, in words. */
+  message?: string;
 }
 
 /** A VM's live actor seen through one operation: every method runs with that operation's scope. */
@@ -80,6 +82,7 @@ export interface ScopedVm {
     options?: QmpExecuteOptions & { decision?: QmpDecision },
   ): Promise<T>;
   exclusive<T>(work: (access: VmAccess) => Promise<T>): Promise<T>;
+  migrateOut<T>(run: (access: MigrationAccess) => Promise<T>): Promise<T>;
   flush(): Promise<void>;
 }
 
@@ -113,6 +116,7 @@ export function scopedVm(actor: VmActor, scope: OperationScope): ScopedVm {
     reset: () => actor.reset(scope),
     qmp: (command, args, options) => actor.qmp(command, args, { ...options, scope }),
     exclusive: (work) => actor.exclusive(work, scope),
+    migrateOut: (run) => actor.migrateOut(run, scope),
     flush: () => actor.flush(),
   };
 }

@@ -189,7 +189,12 @@ export class Orchestrator {
     // Mid-operation (starting, stopping) or a process gone: whoever can take the lease finds out.
     // A live driver keeps its lease and this read just reports what the stream says.
     // An open snapshot request counts too: a dead process's request gets its outcome now (recover-requests.ts).
-    const midOperation = view.status === "starting" || view.status === "stopping" || view.openSnapshot !== undefined;
+    // So does an open live migration (settle-migration.ts).
+    const midOperation =
+      view.status === "starting" ||
+      view.status === "stopping" ||
+      view.openSnapshot !== undefined ||
+      view.migration !== undefined;
     if (midOperation || (mayHaveProcess(view) && this.#processGone(view))) {
       try {
         return (await this.actor(view.vmId, scope)).view;

@@ -56,6 +56,17 @@ export class StreamRecorder {
     return next;
   }
 
+  /**
+   * Takes in events this stream's owner appended through another path in the same operation (a
+   * placement's own transaction): the recorder goes on after them instead of conflicting.
+   * Ignored unless they follow on directly from the version it knows.
+   */
+  adopt(events: readonly StoredEvent[]): void {
+    const first = events[0];
+    if (first === undefined || first.streamVersion !== this.#version + 1) return;
+    this.#version = events.at(-1)!.streamVersion;
+  }
+
   /** Resolves once every record call made so far has settled. */
   async flush(): Promise<void> {
     await this.#tail;

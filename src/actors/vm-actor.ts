@@ -5,7 +5,8 @@
  * the fact recorded.
  *
  * Past 400 lines because it is the one place a VM's operations meet its lock, lease and
- * recorder; the effects, facts and waits it runs live in their own files.
+ * recorder; the effects, facts and waits it runs live in their own files (a live migration's in
+ * src/actors/migration/).
  *
  * @example
  * ```ts
@@ -55,6 +56,20 @@ export interface VmAccess {
   session?: QmpSession;
   ports: VmPorts;
   record(events: readonly NewEvent[]): Promise<StoredEvent[]>;
+}
+
+/** What {@link VmActor.migrateOut} hands to the migration it runs. */
+export interface MigrationAccess {
+  view: VmView;
+  session: QmpSession;
+  ports: VmPorts;
+  /** Whether the guest's vCPUs ran when the migration began. */
+  wasRunning: boolean;
+  /** Set by the migration once ownership moved (and cleared if it was moved back). */
+  moved: boolean;
+  record(events: readonly NewEvent[]): Promise<StoredEvent[]>;
+  /** Events the migration appended through another path (the placement's transaction). */
+  adopt(events: readonly StoredEvent[]): void;
 }
 
 export interface StopOptions {
@@ -172,8 +187,11 @@ export class VmActor {
    * picture is out of date and the orchestrator replaces it with a fresh one.
    */
   get stale(): boolean {
-    return this.#recorder.conflicted;
+    return this.#recorder.conflicted || this.#migratedAway;
   }
+
+  /** Set once a live migration moved the VM to another QEMU: this actor no longer drives it. */
+  #migratedAway = false
 
   get view(): VmView {
     return this.#actor.getSnapshot().context.view;
@@ -399,6 +417,55 @@ export class VmActor {
     });
   }
 
+  /**
+   * Runs a live migration out of this VM's QEMU (src/actors/migration/migrate-out.ts) as the VM's
+   * one operation. The machine stops watching QEMU meanwhile (the migration reads QEMU's events
+   * itself: the STOP at switchover is the migration's). If the VM moved, this actor retires
+   * ({@link stale}: the orchestrator loads the VM afresh, now the destination's QEMU); if not, it
+   * watches the source again.
+   */
+  migrateOut<T>(run: (access: MigrationAccess) => Promise<T>, scope?: OperationScope): Promise<T> {
+    return this.#exclusive("migrate", scope, async () => {
+      const snapshot = this.#actor.getSnapshot();
+      const session = snapshot.context.session;
+      if (!snapshot.matches("running") || session === undefined || session.isClosed) {
+        const name = this.view.name;
+        throw new MaqetError(
+          "VM_INVALID_STATE",
+          `Cannot migrate VM '${name}': it is not running (state: ${this.view.status}). A stopped VM needs no live migration: ` +
+            "place it elsewhere and start it there (`maqet host drain`), or start it first.",
+          { details: { state: this.view.status } },
+        );
+      }
+      const wasRunning = snapshot.matches({ running: "active" });
+      const metadata = this.#metadataNow();
+      const access: MigrationAccess = {
+        view: this.view,
+        session,
+        ports: this.#deps.ports,
+        wasRunning,
+        moved: false,
+        record: async (events) => {
+          const stored = await this.#recorder.record(events, metadata);
+          this.#actor.send({ type: "RECORDED", events: stored });
+          return stored;
+        },
+        adopt: (events) => {
+          this.#recorder.adopt(events);
+          this.#actor.send({ type: "RECORDED", events: [...events] });
+        },
+      };
+      this.#actor.send({ type: "MIGRATION.BEGIN" });
+      try {
+        return await run(access);
+      } finally {
+        if (access.moved) this.#migratedAway = true;
+        const running = access.moved ? false : await isRunning(session);
+        this.#actor.send({ type: "MIGRATION.END", moved: access.moved, running });
+      }
+    });
+  }
+
   #warnUnrecorded(events: readonly NewEvent[], error: unknown): void {
     const types = events.map((e) => e.type).join(", ");
     const reason = error instanceof Error ? error.message : String(error);
@@ -525,6 +592,11 @@ export class VmActor {
       timeout: Number.POSITIVE_INFINITY,
     });
   }
+}
+
+async function isRunning(session: QmpSession): Promise<boolean> {
+  const status = await session.execute<{ running?: boolean }>("query-status").catch(() => undefined);
+  return status?.running !== false;
 }
 
 function userOf(scope: OperationScope | undefined): { user?: string } {

@@ -24,7 +24,13 @@ export type VmCommand =
 /** Facts recorded outside a machine transition (observations), applied to the view in order. */
 export type RecordedEvent = { type: "RECORDED"; events: StoredEvent[] };
 
-export type VmMachineEvent = VmCommand | WatchEvent | RecordedEvent;
+/**
+ * A live migration out (VmActor `migrateOut`) takes over QEMU's events while it runs; at its end
+ * the VM either moved (this machine retires) or stayed (the source runs on, watched again).
+ */
+export type MigrationEvent = { type: "MIGRATION.BEGIN" } | { type: "MIGRATION.END"; moved: boolean; running: boolean };
+
+export type VmMachineEvent = VmCommand | WatchEvent | RecordedEvent | MigrationEvent;
 
 export interface VmOutcome {
   opId: string;

@@ -301,6 +301,7 @@ export const vmMachine = setup({
           ],
         },
         STOP: { target: "stopping", actions: assign({ op: ({ event }) => event }) },
+        "MIGRATION.BEGIN": { target: "migrating" },
         REMOVE: [
           {
             guard: ({ event }) => event.force,
@@ -404,6 +405,22 @@ export const vmMachine = setup({
         },
       },
     },
+
+    /**
+     * A live migration out holds QEMU's session and reads its events itself (migrate-out.ts): the
+     * source's STOP at switchover is the migration's, not a pause to record.
+     */
+    migrating: {
+      on: {
+        "MIGRATION.END": [
+          { guard: ({ event }) => event.moved, target: "migratedAway" },
+          { target: "running", actions: assign({ observedRunning: ({ event }) => event.running }) },
+        ],
+      },
+    },
+
+    /** The VM is another QEMU's now (maybe another host's): this machine is done with it. */
+    migratedAway: { type: "final" },
 
     stopping: {
       initial: "requesting",

@@ -10,6 +10,7 @@
  */
 import type { PortForward, VmConfig } from "../config/vm-config.ts";
 import type { StoredEvent } from "../events/envelope.ts";
+import type { MigrationTarget } from "../events/migration-events.ts";
 import type { StoppedDetail } from "../events/vm-events.ts";
 import { asVmEvent } from "../events/vm-events.ts";
 import { pausedDetailOf } from "./paused-detail.ts";
@@ -52,6 +53,27 @@ export interface VmView {
   host?: string;
   /** The owner epoch of the last `vm.placed` (the fencing token); absent before any placement. */
   epoch?: number;
+  /**
+   * A live migration requested and not yet ended (`vm.migrated`, `-failed`, `-cancelled`): in
+   * flight, or left open by a process that died (the next driver finishes or rolls it back).
+   */
+  migration?: OpenMigration;
+}
+
+/** An open live migration: where it is, and the destination QEMU once it was prepared. */
+export interface OpenMigration {
+  id: string;
+  fromHost: string;
+  toHost: string;
+  phase: "requested" | "prepared" | "transfer" | "switchover" | "moved";
+  target?: MigrationTarget;
+  /** The source QEMU (before the commit point it is the VM's). */
+  sourcePid?: number;
+  sourceQmpSocket?: string;
+  timeoutMs: number;
+  /** Set by `vm.owner-changed`: whether the destination is to be resumed (the guest ran on the source). */
+  resume?: boolean;
+  at: Date;
 }
 
 /** An open `snapshot.<op>-requested`: what was asked, and when. */
@@ -170,6 +192,51 @@ export function applyVmEvent(view: VmView | undefined, raw: Omit<StoredEvent, "i
       next.epoch = event.data.epoch;
       break;
     case "vm.recovering":
+      break;
+    case "vm.migration-requested":
+      next.migration = {
+        id: event.data.migrationId,
+        fromHost: event.data.fromHost,
+        toHost: event.data.toHost,
+        phase: "requested",
+        sourcePid: next.pid,
+        sourceQmpSocket: next.qmpSocket,
+        timeoutMs: event.data.timeoutMs,
+        at: event.recordedAt,
+      };
+      break;
+    case "vm.migration-target-prepared":
+      if (next.migration?.id === event.data.migrationId) {
+        const { migrationId: _id, uri: _uri, ...target } = event.data;
+        next.migration = { ...next.migration, phase: "prepared", target };
+      }
+      break;
+    case "vm.migration-started":
+      if (next.migration?.id === event.data.migrationId) next.migration = { ...next.migration, phase: "transfer" };
+      break;
+    case "vm.migration-switchover":
+      if (next.migration?.id === event.data.migrationId) next.migration = { ...next.migration, phase: "switchover" };
+      break;
+    case "vm.migration-progress":
+      break;
+    case "vm.owner-changed": {
+      // The commit point: the destination QEMU is the VM from here on.
+      const target = event.data.target;
+      next.pid = target.pid;
+      next.qmpSocket = target.qmpSocket;
+      next.runtimeDir = target.runtimeDir;
+      next.pidFile = target.pidFile;
+      next.accelUsed = target.accel;
+      if (target.qemuVersion) next.qemuVersion = target.qemuVersion;
+      if (next.host !== undefined || event.data.epoch > 0) next.host = event.data.toHost;
+      if (event.data.epoch > 0) next.epoch = event.data.epoch;
+      if (next.migration?.id === event.data.migrationId) next.migration = { ...next.migration, phase: "moved", target, resume: event.data.resume };
+      break;
+    }
+    case "vm.migrated":
+    case "vm.migration-failed":
+    case "vm.migration-cancelled":
+      if (next.migration?.id === event.data.migrationId) next.migration = undefined;
       break;
     case "disk.created":
     case "qmp.command-executed":

@@ -24,6 +24,11 @@ export interface ClusterOptions {
   fenceAfterMs?: number;
   /** How often this member looks at the other hosts (default 1000 ms). */
   observeEveryMs?: number;
+  /**
+   * The address a live migration's source reaches this host at (`--migration-address`): the
+   * destination QEMU listens there on a free TCP port. Default 127.0.0.1 (hosts on one machine).
+   */
+  migrationAddress?: string;
 }
 
 /** The defaults, in one place (docs/cluster.md quotes them). */

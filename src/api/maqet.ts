@@ -30,6 +30,7 @@ import { type EventsOps, eventsOps } from "./ops/events-ops.ts";
 import { type GuestOps, guestOps } from "./ops/guest-ops.ts";
 import { type HistoryOps, historyOps } from "./ops/history-ops.ts";
 import { type HostOps, hostOps } from "./ops/host-ops.ts";
+import { type MigrationOps, migrationOps } from "./ops/migration-ops.ts";
 import { type InspectOps, inspectOps } from "./ops/inspect-ops.ts";
 import { type LifecycleOps, lifecycleOps } from "./ops/lifecycle-ops.ts";
 import { type MaqetCompatOps, maqetCompatOps } from "./ops/maqet-compat-ops.ts";
@@ -132,6 +133,7 @@ export interface Maqet
     ReconfigureOps,
     MaqetCompatOps,
     HostOps,
+    MigrationOps,
     StoreOps,
     CallerOps {}
 
@@ -180,6 +182,7 @@ function facade(ctx: MaqetContext): Maqet {
     ...maqetCompatOps(ctx),
     ...storeOps(ctx),
     ...hostOps(ctx),
+    ...migrationOps(ctx),
     as: (caller) => facade(ctx.as(caller)),
   });
 }

@@ -45,6 +45,19 @@ export const ROUTED_METHODS: Readonly<Record<string, boolean>> = {
   createSnapshot: false,
   loadSnapshot: false,
   deleteSnapshot: false,
+  migrateVm: false,
+};
+
+/**
+ * A live migration's destination steps, routed to the DESTINATION host (src/api/ops/migration-ops.ts),
+ * under a command-queue key of their own per VM (the source's `migrate` holds the VM's), and run
+ * there as they are (never routed on): whether each may run again after its agent died.
+ */
+export const TARGET_METHODS: Readonly<Record<string, boolean>> = {
+  migrationPrepare: false,
+  migrationFinish: true,
+  migrationAbort: true,
+  migrationCancel: true,
 };
 
 /** Operations that read only: a member whose lease lapsed still answers them. */
@@ -160,7 +173,7 @@ export async function executeRouted(
   maqet: { as(caller: CallerIdentity): unknown },
   command: ClaimedCommand,
 ): Promise<unknown> {
-  if (!Object.hasOwn(ROUTED_METHODS, command.method)) {
+  if (!Object.hasOwn(ROUTED_METHODS, command.method) && !Object.hasOwn(TARGET_METHODS, command.method)) {
     throw new MaqetError("INVALID_ARGUMENT", `A routed command may not run '${command.method}'.`);
   }
   const view = maqet.as(command.caller as CallerIdentity) as Record<string, Method>;
@@ -180,7 +193,8 @@ export function clusterNeedsServer(feature: string): MaqetError {
   );
 }
 
-function callerOf(ctx: MaqetContext): Record<string, unknown> {
+/** The caller a routed command runs as (a correlation id of its own when the caller has none). */
+export function callerOf(ctx: MaqetContext): Record<string, unknown> {
   const caller: Record<string, unknown> = { ...(ctx.caller ?? {}) };
   caller.correlationId ??= crypto.randomUUID();
   caller.source ??= ctx.options.source ?? "library";

@@ -14,6 +14,8 @@ import type { Kysely } from "kysely";
 import { localLeases } from "../actors/local-leases.ts";
 import { Orchestrator } from "../actors/orchestrator.ts";
 import type { VmPorts } from "../actors/ports.ts";
+import { IncomingMigrations } from "../actors/migration/incoming-migrations.ts";
+import { settleMigration } from "../actors/migration/settle-migration.ts";
 import { recoverOpenRequests } from "../actors/recover-requests.ts";
 import { snapshotCatalogueProjection } from "../actors/snapshot-catalogue-projection.ts";
 import { Supervisor } from "../actors/supervisor.ts";
@@ -68,6 +70,12 @@ export interface Runtime {
   cluster?: ClusterRuntime;
   /** This host's membership (an agent started with `--host`): present when it joined. */
   member?: ClusterMember;
+  /** This process's host name (the cluster's, or the machine's on a single host). */
+  hostName: string;
+  /** Live migrations into this host: the destination QEMUs this process started (src/actors/migration/). */
+  incoming: IncomingMigrations;
+  /** Live migrations out that this process runs, by VM id: `migrate --cancel` aborts them. */
+  migrations: Map<string, { migrationId: string; controller: AbortController; done?: Promise<unknown> }>;
   migrate(): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -151,6 +159,9 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
   }
   const directory = opened && projections ? projectedVmDirectory(projections, opened.db, store) : undefined;
   const onWarning = options.supervise ? options.onWarning : undefined;
+  const hostName = options.cluster?.host ?? defaultHostName();
+  const incoming = new IncomingMigrations(ports, hostName, options.cluster?.migrationAddress);
+  const migrations: Runtime["migrations"] = new Map();
   const tools = diskToolsFor(options);
   const orchestrator = new Orchestrator({
     ports,
@@ -159,11 +170,17 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
     directory,
     ...(cluster ? { isForeign: cluster.isForeign } : {}),
     onWarning,
-    // A snapshot request a dead process left open gets its outcome before the VM is used.
-    recover: (access) =>
-      access.view.openSnapshot === undefined && access.session === undefined
-        ? Promise.resolve()
-        : recoverOpenRequests(access, { tool: tools.qemuImg, files: tools.files, clock: ports.clock }),
+    // A live migration or a snapshot request a dead process left open gets its outcome before
+    // the VM is used.
+    recover: async (access) => {
+      // One this process is receiving is finished by its live coordinator, not settled here.
+      if (access.view.migration !== undefined && !incoming.pending.includes(access.view.migration.id)) {
+        const note = await settleMigration(access, { hostName });
+        if (note) options.onWarning?.(`VM '${access.view.name}': ${note}`);
+      }
+      if (access.view.openSnapshot === undefined && access.session === undefined) return;
+      await recoverOpenRequests(access, { tool: tools.qemuImg, files: tools.files, clock: ports.clock });
+    },
   });
   // A member supervises the VMs placed on its host; any other supervising process on a cluster's
   // database leaves alone the VMs placed on a host (their owner watches them).
@@ -217,6 +234,9 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
   return {
     store,
     orchestrator,
+    hostName,
+    incoming,
+    migrations,
     projections,
     supervisor,
     db: opened?.db,
@@ -226,6 +246,11 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
     member,
     migrate: async () => (opened ? opened.migrate() : []),
     close: async () => {
+      // A migration this process runs is cancelled (the VM stays on its source), not left
+      // paused at its switchover for the next load to roll back.
+      for (const m of migrations.values()) m.controller.abort("user");
+      await Promise.allSettled([...migrations.values()].map((m) => m.done));
+      await incoming.close();
       await member?.leave();
       cluster?.close();
       await supervisor?.stop();

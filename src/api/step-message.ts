@@ -14,6 +14,7 @@ import type { OperationStep } from "../actors/operation-scope.ts";
 export function stepMessage(vmName: string, step: OperationStep): string {
   const upTo = `up to ${seconds(step.waitMs)}`;
   const pid = step.pid === undefined ? "" : ` (pid ${step.pid})`;
+  if (step.operation === "vm.migrate") return `migrating VM '${vmName}': ${step.message ?? step.step}`;
   if (step.operation === "vm.start") {
     return `starting VM '${vmName}': QEMU is up${pid}, waiting ${upTo} for ${conditionWords(step.condition)}`;
   }

@@ -105,6 +105,8 @@ export function interruptNote(command: string, vm: string | undefined, seen: See
       const after = command === "rm" ? ` Remove it with \`maqet rm ${vm} --force\`.` : "";
       return `maqet: interrupted: ${what} of VM '${vm}' was not finished${at}; ${running}, unless it was already going down. See \`maqet status ${vm}\`; stop it with \`maqet stop ${vm}\` (or --force).${after}`;
     }
+    case "migrate":
+      return `maqet: interrupted: cancelling the live migration of VM '${vm}' (before its commit point it stays on its source; after it, it runs on the destination). See \`maqet status ${vm}\` and \`maqet history ${vm}\`.`;
     default:
       return `maqet: interrupted: \`maqet ${command}\` on VM '${vm}' was not finished. See \`maqet status ${vm}\`.`;
   }

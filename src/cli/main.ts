@@ -48,7 +48,7 @@ export interface CliIo {
 }
 
 /** Commands Ctrl-C may interrupt while they wait on a VM: they say what they leave running. */
-const WAITING_COMMANDS = new Set(["start", "stop", "rm", "apply", "edit"]);
+const WAITING_COMMANDS = new Set(["start", "stop", "rm", "apply", "edit", "migrate"]);
 
 /**
  * `via`: run the command's operations through this agent (a command that needs the terminal

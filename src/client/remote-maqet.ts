@@ -301,6 +301,19 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
     projections: () => call("projections", {}),
     rebuildProjection: (name) => call("projections rebuild", { name }),
     migrate: async () => (await call<{ applied: string[] }>("migrate", {})).applied,
+    migrateVm: (vm, o) =>
+      call("migrate", {
+        vm,
+        to: o.to,
+        "downtime-ms": o.downtimeMs,
+        bandwidth: o.bandwidthMiBs,
+        timeout: seconds(o.timeoutMs),
+      }),
+    cancelMigration: (vm) => call("migrate", { vm, cancel: true }),
+    migrationPrepare: () => destinationOnly("migrationPrepare"),
+    migrationFinish: () => destinationOnly("migrationFinish"),
+    migrationAbort: () => destinationOnly("migrationAbort"),
+    migrationCancel: () => destinationOnly("migrationCancel"),
     close: async () => {
       closing.abort();
       progress$.complete();
@@ -399,4 +412,12 @@ function anySignal(a: AbortSignal, b: AbortSignal): AbortSignal {
   a.addEventListener("abort", abort, { once: true });
   b.addEventListener("abort", abort, { once: true });
   return both.signal;
+}
+
+/** A live migration's destination steps run inside the destination host's agent, never through a client. */
+function destinationOnly(method: string): never {
+  throw new MaqetError(
+    "INVALID_ARGUMENT",
+    `${method} is a live migration's destination step: the VM's owner routes it to the destination host's agent. Call migrateVm(vm, { to }) instead.`,
+  );
 }

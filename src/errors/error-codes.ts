@@ -85,6 +85,14 @@ export const ERROR_CODES = {
   HOST_INVALID_STATE: 1,
   /** This agent lost its host lease: it takes no commands until it renews. */
   HOST_LEASE_LOST: 1,
+  /** Live migration: the destination cannot see the VM's disks at the same path (shared storage needed). */
+  MIGRATION_STORAGE_NOT_SHARED: 1,
+  /** Live migration failed (QEMU's reason quoted); the VM keeps running on its source. */
+  MIGRATION_FAILED: 1,
+  /** `migrate --cancel` of a VM with no migration in flight in a process that can cancel it. */
+  MIGRATION_NOT_RUNNING: 1,
+  /** The migration was cancelled (`--cancel`, Ctrl-C); the VM keeps running on its source. */
+  MIGRATION_CANCELLED: 1,
   INTERNAL: 1,
 } as const;
 

@@ -19,6 +19,8 @@ export type PlacementReason =
   | "evacuation"
   /** Its host was lost and fenced; `ha: restart` brings it back elsewhere. */
   | "recovery"
+  /** A live migration moved it (`maqet migrate`, `host drain --live`); `vm.owner-changed` follows in the same transaction. */
+  | "migration"
   /** Adopted by the first host that saw it without a placement (a VM defined before clustering). */
   | "adopted";
 

@@ -17,7 +17,7 @@
 import { type Kysely, sql } from "kysely";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { appendToStream } from "./append-to-stream.ts";
-import type { EventMetadata } from "./envelope.ts";
+import type { EventMetadata, NewEvent, StoredEvent } from "./envelope.ts";
 import type { PlacementEventData, PlacementReason } from "./placement-events.ts";
 import type { Database } from "./schema.ts";
 import { uuidv7 } from "./uuidv7.ts";
@@ -51,8 +51,10 @@ export class PlacementStore {
       constraints?: Record<string, string>;
       /** Events to append after `vm.placed` in the same transaction, under the new epoch (`vm.recovering` goes before). */
       before?: Array<{ type: "vm.recovering"; data: PlacementEventData["vm.recovering"] }>;
+      /** Events to append after `vm.placed` in the same transaction (a migration's `vm.owner-changed`), under the new epoch. */
+      after?: (epoch: number) => NewEvent[];
     } = {},
-  ): Promise<Placement> {
+  ): Promise<Placement & { events: StoredEvent[] }> {
     const streamId = vmStreamId(vmId);
     return this.db.transaction().execute(async (trx) => {
       const stream = await sql`select version from maqet_streams where stream_id = ${streamId} for update`.execute(trx);
@@ -98,9 +100,10 @@ export class PlacementStore {
           }),
           metadata,
         },
+        ...(options.after?.(epoch) ?? []).map((e) => ({ ...e, id: e.id ?? uuidv7(), metadata: { ...metadata, ...e.metadata } })),
       ];
-      await appendToStream(trx, streamId, events, "stream_exists");
-      return { vmId, host, epoch, reason };
+      const stored = await appendToStream(trx, streamId, events, "stream_exists");
+      return { vmId, host, epoch, reason, events: stored.events };
     });
   }
 

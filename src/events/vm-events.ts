@@ -12,6 +12,7 @@ import { decodeStoredConfig, encodeStoredConfig } from "../config/stored-config.
 import type { PortForward, VmConfig } from "../config/vm-config.ts";
 import { CONSOLE_EVENT_SCHEMA, type ConsoleEventData } from "./console-events.ts";
 import type { NewEvent, StoredEvent } from "./envelope.ts";
+import { MIGRATION_EVENT_SCHEMA, type MigrationEventData } from "./migration-events.ts";
 import { PLACEMENT_EVENT_SCHEMA, type PlacementEventData } from "./placement-events.ts";
 import { type QmpTier, qmpTierOf } from "./qmp-events.ts";
 import { SNAPSHOT_EVENT_SCHEMA, type SnapshotEventData } from "./snapshot-events.ts";
@@ -43,7 +44,11 @@ export type PausedDetail =
 
 export type StopMethod = "powerdown" | "quit" | "sigterm" | "sigkill" | "none";
 
-export interface VmEventData extends SnapshotEventData, ConsoleEventData, PlacementEventData {
+export interface VmEventData
+  extends SnapshotEventData,
+    ConsoleEventData,
+    PlacementEventData,
+    MigrationEventData {
   /**
    * Schema 2: `config` is stored in its ordered form (src/config/stored-config.ts: mappings as
    * `[key, value]` pairs, which jsonb cannot reorder); {@link vmEvent} encodes and
@@ -166,6 +171,7 @@ export const VM_EVENT_SCHEMA: { readonly [K in VmEventType]: number } = {
   ...SNAPSHOT_EVENT_SCHEMA,
   ...CONSOLE_EVENT_SCHEMA,
   ...PLACEMENT_EVENT_SCHEMA,
+  ...MIGRATION_EVENT_SCHEMA,
 };
 
 export type NewVmEvent = { [K in VmEventType]: NewEvent<K, VmEventData[K]> }[VmEventType];

@@ -37,6 +37,12 @@ export const CRASH_POINTS = {
   "snapshot.requested": "snapshot.<op>-requested is recorded; the images are untouched.",
   "snapshot.job-started": "Live: the QMP snapshot job was started in QEMU and runs on; its end is not seen.",
   "snapshot.applied": "qemu-img (offline) or the QMP job (live) finished; snapshot.<outcome> is not recorded.",
+  "migrate.transfer":
+    "Migration: vm.migration-target-prepared is recorded (the destination QEMU listens); the source has not sent `migrate`.",
+  "migrate.switchover":
+    "Migration: the source QEMU is paused at pre-switchover; ownership has not moved (vm.migration-switchover is not recorded: it goes with the commit).",
+  "migrate.committed":
+    "Migration: vm.owner-changed is recorded (the commit point); the source QEMU still waits at pre-switchover (no migrate-continue).",
   "projection.batch-written":
     "A projection batch's rows are written inside its transaction; the checkpoint and the commit are not.",
 } as const;

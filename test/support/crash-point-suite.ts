@@ -91,8 +91,22 @@ export const SCENARIOS: Record<CrashPoint, Scenario> = {
     next: ["status", VM, "--json"],
     request: "snapshot.create-requested",
   },
+  // A live migration to a fresh QEMU on this host, its coordinator killed at each phase: before
+  // the commit point the next command rolls back (the source runs on), after it rolls forward.
+  "migrate.transfer": migrateScenario(),
+  "migrate.switchover": migrateScenario(),
+  "migrate.committed": migrateScenario(),
   "projection.batch-written": { killed: ["ls"], next: ["status", VM, "--json"] },
 };
+
+function migrateScenario(): Scenario {
+  return {
+    setup: [["start", VM]],
+    killed: ["migrate", VM, "--to", hostname().split(".")[0] || "localhost"],
+    next: ["status", VM, "--json"],
+    request: "vm.migration-requested",
+  };
+}
 
 async function plantStaleLock(box: CrashSandbox): Promise<void> {
   const { stdout } = await exec(process.execPath, ["-e", "console.log(process.pid)"]);

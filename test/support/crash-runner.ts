@@ -100,6 +100,7 @@ export const OUTCOMES: Record<string, string[]> = {
   "snapshot.create-requested": ["snapshot.created", "snapshot.create-failed"],
   "snapshot.load-requested": ["snapshot.loaded", "snapshot.load-failed"],
   "snapshot.delete-requested": ["snapshot.deleted", "snapshot.delete-failed"],
+  "vm.migration-requested": ["vm.migrated", "vm.migration-failed", "vm.migration-cancelled"],
 };
 
 /** Requests in a history with no outcome after them (a later request of another kind closes nothing). */

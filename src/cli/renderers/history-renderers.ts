@@ -134,7 +134,31 @@ export function summarize(e: Pick<HistoryEntry, "type" | "data">): string {
       return `on ${d.host} (${d.reason}, epoch ${d.epoch}${d.from ? `, from ${d.from}` : ""})`;
     case "vm.recovering":
       return `from ${d.from} (fenced: ${d.fenceMethod})`;
+    case "vm.migration-requested":
+      return `${d.fromHost} -> ${d.toHost} downtime<=${d.downtimeLimitMs}ms ${d.bandwidthMiBs}MiB/s`;
+    case "vm.migration-target-prepared":
+      return `pid=${d.pid} on ${d.host} at ${d.uri}`;
+    case "vm.migration-started":
+      return `to ${d.uri}`;
+    case "vm.migration-progress":
+      return `pass ${d.passes}: ${mib(d.transferredBytes)} sent, ${mib(d.remainingBytes)} left, ${Math.round(Number(d.mbps))} Mbit/s`;
+    case "vm.migration-switchover":
+      return `after ${d.passes} pass(es), ${mib(d.remainingBytes)} left`;
+    case "vm.owner-changed":
+      return `${d.fromHost} -> ${d.toHost} pid=${(d.target as { pid: number }).pid}${Number(d.epoch) > 0 ? ` epoch ${d.epoch}` : ""}`;
+    case "vm.migrated":
+      return d.recovered
+        ? `to ${d.toHost} (recovered)`
+        : `to ${d.toHost}: downtime ${d.downtimeMs}ms, total ${d.totalMs}ms, ${mib(d.transferredBytes)}, ${d.passes} pass(es)${d.resumed === false ? ", not resumed" : ""}`;
+    case "vm.migration-failed":
+      return `${d.phase}: ${d.reason}${d.recovered ? " (recovered)" : ""}`;
+    case "vm.migration-cancelled":
+      return `${d.phase} by ${d.by}: ${d.reason}`;
     default:
       return "";
   }
+}
+
+function mib(bytes: unknown): string {
+  return `${(Number(bytes) / (1024 * 1024)).toFixed(1)}MiB`;
 }

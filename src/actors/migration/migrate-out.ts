@@ -1,0 +1,401 @@
+/**
+ * The source side of a live migration, run by the VM's owner while it holds the VM (VmActor
+ * `migrateOut`): QEMU's sequence (qapi/migration.json) with `pause-before-switchover`, and
+ * libvirt's commit rule. Every phase is a fact on the VM's stream (migration-events.ts):
+ *
+ *   requested -> target-prepared (destination QEMU `-incoming defer -S` listening)
+ *   -> started (`migrate`) -> progress (sampled) -> switchover (QEMU paused at `pre-switchover`)
+ *   -> owner-changed (THE commit point: one transaction; on a cluster epoch + 1)
+ *   -> `migrate-continue` -> completed -> destination resumed (`cont`) -> source quit -> migrated.
+ *
+ * Before the commit point any failure (destination gone, `--cancel`, `--timeout`) cancels and
+ * keeps the source running; after it, the destination is the VM and the source is ended.
+ *
+ * @example
+ * ```ts
+ * const result = await migrateOut(deps, { migrationId, fromHost: "lab1", toHost: "lab2", downtimeLimitMs: 300, bandwidthMiBs: 1024, timeoutMs: 600000 });
+ * ```
+ */
+import { filter, type Subscription } from "rxjs";
+import { isMaqetError, MaqetError } from "../../errors/maqet-error.ts";
+import type { NewEvent } from "../../events/envelope.ts";
+import type { MigrationEventData, MigrationPhase, MigrationTarget } from "../../events/migration-events.ts";
+import { vmEvent } from "../../events/vm-events.ts";
+import type { QmpSession, VmPorts } from "../ports.ts";
+import type { VmView } from "../vm-view.ts";
+import type { MigrationTargetPort, PreparedIncoming } from "./incoming-migrations.ts";
+import { enableMigrationEvents, type MigrationInfo, queryMigrate, runState } from "./migration-qmp.ts";
+
+export interface MigrationRequest {
+  migrationId: string;
+  fromHost: string;
+  toHost: string;
+  downtimeLimitMs: number;
+  bandwidthMiBs: number;
+  timeoutMs: number;
+}
+
+/** One step of a migration as it happens (the CLI prints them; `--json` leaves them out). */
+export interface MigrationStep {
+  phase: "prepare" | "transfer" | "switchover" | "completion";
+  message: string;
+}
+
+export interface MigrateOutDeps {
+  ports: VmPorts;
+  view: VmView;
+  session: QmpSession;
+  /** Whether the guest's vCPUs ran when the migration began (then the destination is resumed). */
+  wasRunning: boolean;
+  target: MigrationTargetPort;
+  /** Records facts on the VM's stream, in order (before the commit point). */
+  record(events: NewEvent[]): Promise<void>;
+  /**
+   * The commit point: records `before` (the switchover) and `vm.owner-changed` (with the
+   * placement, on a cluster) in one transaction.
+   */
+  commit(data: Omit<MigrationEventData["vm.owner-changed"], "epoch">, before?: NewEvent[]): Promise<{ epoch: number }>;
+  /** Records facts after the commit point, under the epoch the commit gave. */
+  recordAfterCommit(events: NewEvent[], epoch: number): Promise<void>;
+  /** Aborted by `--cancel` (reason `user`) or `--timeout` (reason `timeout`). */
+  signal?: AbortSignal;
+  onStep?(step: MigrationStep): void;
+}
+
+/** What a completed migration reports (`maqet migrate --json`). */
+export interface MigrationResult {
+  migrationId: string;
+  vm: string;
+  fromHost: string;
+  toHost: string;
+  pid: number;
+  downtimeMs: number;
+  totalMs: number;
+  setupMs?: number;
+  transferredBytes: number;
+  passes: number;
+  epoch: number;
+  resumed: boolean;
+}
+
+const MiB = 1024 * 1024;
+/** How often `query-migrate` is read while RAM is copied. */
+const POLL_MS = 100;
+/** Progress facts: one a second for the first ten seconds, then one every five. */
+const sampleEvery = (elapsedMs: number) => (elapsedMs < 10_000 ? 1000 : 5000);
+
+/** Thrown to cancel: the reason the signal carried. */
+class Cancelled extends Error {
+  constructor(readonly by: "user" | "timeout") {
+    super(by);
+  }
+}
+
+export async function migrateOut(deps: MigrateOutDeps, request: MigrationRequest): Promise<MigrationResult> {
+  const { ports, view, session, target } = deps;
+  const { migrationId } = request;
+  const t0 = ports.clock.now();
+  const step = (phase: MigrationStep["phase"], message: string) => deps.onStep?.({ phase, message });
+  await deps.record([
+    vmEvent("vm.migration-requested", {
+      migrationId,
+      fromHost: request.fromHost,
+      toHost: request.toHost,
+      downtimeLimitMs: request.downtimeLimitMs,
+      bandwidthMiBs: request.bandwidthMiBs,
+      timeoutMs: request.timeoutMs,
+    }),
+  ]);
+
+  // ---- prepare: the destination QEMU, listening.
+  step("prepare", `starting the destination QEMU on host '${request.toHost}' (-incoming defer)`);
+  let prepared: PreparedIncoming;
+  try {
+    prepared = await target.prepare({
+      migrationId,
+      vmId: view.vmId,
+      name: view.name,
+      config: view.config,
+      ...(view.runtimeDir && request.fromHost === request.toHost ? { sourceRuntimeDir: view.runtimeDir } : {}),
+    });
+  } catch (error) {
+    await deps.record([failed(migrationId, "prepare", error)]);
+    throw asMigrationError(error, view.name, "prepare");
+  }
+  await deps.record([vmEvent("vm.migration-target-prepared", { migrationId, uri: prepared.uri, ...prepared.target })]);
+
+  let passes = 0;
+  // QEMU's MIGRATION events wake the loop at once: the guest is paused from `pre-switchover` on,
+  // so every millisecond until `migrate-continue` is downtime.
+  let wake: (() => void) | undefined;
+  const watching: Subscription = session.events$
+    .pipe(filter((e) => e.event === "MIGRATION" || e.event === "MIGRATION_PASS"))
+    .subscribe((e) => {
+      if (e.event === "MIGRATION_PASS") passes = Math.max(passes, Number(e.data?.pass ?? 0));
+      wake?.();
+    });
+  const nap = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      }
+      wake = done;
+    });
+  let phase: MigrationPhase = "transfer";
+  let switchover: NewEvent | undefined;
+  const deadline = t0 + request.timeoutMs;
+  try {
+    // ---- transfer.
+    ports.crash?.("migrate.transfer");
+    await enableMigrationEvents(session);
+    await session.execute("migrate-set-parameters", {
+      "downtime-limit": request.downtimeLimitMs,
+      "max-bandwidth": Math.round(request.bandwidthMiBs * MiB),
+    });
+    await session.execute("migrate", { uri: prepared.uri });
+    await deps.record([vmEvent("vm.migration-started", { migrationId, uri: prepared.uri })]);
+    step("transfer", `copying RAM to ${prepared.uri} (downtime limit ${request.downtimeLimitMs} ms, ${request.bandwidthMiBs} MiB/s)`);
+    let lastSample = ports.clock.now();
+    for (;;) {
+      if (deps.signal?.aborted) throw new Cancelled(deps.signal.reason === "timeout" ? "timeout" : "user");
+      if (ports.clock.now() > deadline) throw new Cancelled("timeout");
+      const info = await queryMigrate(session);
+      const status = info.status ?? "none";
+      passes = Math.max(passes, info.ram?.["dirty-sync-count"] ?? 0);
+      if (status === "pre-switchover") {
+        // Recorded with the commit, in one round trip: the guest is paused now.
+        switchover = vmEvent("vm.migration-switchover", { migrationId, passes, remainingBytes: info.ram?.remaining ?? 0 });
+        break;
+      }
+      if (status === "failed" || status === "cancelled" || status === "none") {
+        throw new MaqetError(
+          "MIGRATION_FAILED",
+          `Live migration of VM '${view.name}' failed during the transfer: ${info["error-desc"] ?? `QEMU reports '${status}'`}. The VM keeps running on host '${request.fromHost}'.`,
+          { details: { migrationId, status, phase: "transfer" } },
+        );
+      }
+      const now = ports.clock.now();
+      if (now - lastSample >= sampleEvery(now - t0)) {
+        lastSample = now;
+        await deps.record([progress(migrationId, info, passes)]);
+        step("transfer", describeProgress(info, passes));
+      }
+      await nap(POLL_MS);
+    }
+    // ---- switchover: the guest is paused; the commit point.
+    phase = "switchover";
+    step("switchover", `guest paused at pre-switchover after ${passes} pass(es): moving ownership to '${request.toHost}'`);
+    ports.crash?.("migrate.switchover");
+  } catch (error) {
+    watching.unsubscribe();
+    await rollBack(deps, request, phase, error);
+    throw error instanceof Cancelled ? cancelledError(view.name, request, phase, error.by) : asMigrationError(error, view.name, phase);
+  }
+
+  let epoch: number;
+  try {
+    ({ epoch } = await deps.commit(
+      {
+        migrationId,
+        fromHost: request.fromHost,
+        toHost: request.toHost,
+        target: prepared.target,
+        resume: deps.wasRunning,
+      },
+      switchover ? [switchover] : [],
+    ));
+  } catch (error) {
+    watching.unsubscribe();
+    await rollBack(deps, request, "switchover", error);
+    throw asMigrationError(error, view.name, "switchover");
+  }
+  ports.crash?.("migrate.committed");
+
+  // ---- completion: from here the destination is the VM.
+  phase = "completion";
+  step("completion", "ownership moved; sending the device state");
+  await session.execute("migrate-continue", { state: "pre-switchover" });
+  let final: MigrationInfo;
+  for (;;) {
+    final = await queryMigrate(session);
+    if (final.status === "completed" || final.status === "failed" || final.status === "cancelled") break;
+    await ports.clock.sleep(5);
+  }
+  watching.unsubscribe();
+  if (final.status !== "completed") {
+    // QEMU re-activates the source's devices when the switchover fails: the source is the VM
+    // again, committed back as the VM's owner.
+    return failAfterCommit(deps, request, prepared, final, epoch);
+  }
+  let resumed = false;
+  try {
+    step("completion", `resuming the guest on host '${request.toHost}'`);
+    ({ resumed } = await target.finish({ migrationId, resume: deps.wasRunning }));
+  } catch (error) {
+    // The destination agent went away: its next load of the VM resumes it (resumePending).
+    step("completion", `the destination did not confirm the resume (${messageOf(error)}); its agent resumes the VM when it next loads it`);
+  }
+  await endSource(ports, session, view);
+  const result: MigrationResult = {
+    migrationId,
+    vm: view.name,
+    fromHost: request.fromHost,
+    toHost: request.toHost,
+    pid: prepared.target.pid,
+    downtimeMs: final.downtime ?? 0,
+    totalMs: final["total-time"] ?? ports.clock.now() - t0,
+    ...(final["setup-time"] !== undefined ? { setupMs: final["setup-time"] } : {}),
+    transferredBytes: final.ram?.transferred ?? 0,
+    passes: Math.max(passes, final.ram?.["dirty-sync-count"] ?? 0),
+    epoch,
+    resumed,
+  };
+  await deps.recordAfterCommit(
+    [
+      vmEvent("vm.migrated", {
+        migrationId,
+        fromHost: request.fromHost,
+        toHost: request.toHost,
+        downtimeMs: result.downtimeMs,
+        totalMs: result.totalMs,
+        ...(result.setupMs !== undefined ? { setupMs: result.setupMs } : {}),
+        transferredBytes: result.transferredBytes,
+        passes: result.passes,
+        resumed,
+      }),
+    ],
+    epoch,
+  );
+  return result;
+}
+
+/**
+ * Before the commit point: cancel QEMU's migration, make sure the source guest runs as it did,
+ * kill the destination QEMU, and record why.
+ */
+async function rollBack(deps: MigrateOutDeps, request: MigrationRequest, phase: MigrationPhase, error: unknown) {
+  const { session, target, ports } = deps;
+  await session.execute("migrate_cancel").catch(() => undefined);
+  // Cancelled at pre-switchover, QEMU leaves the source paused: it resumes once the cancel is done.
+  for (let i = 0; i < 200; i++) {
+    const info = await queryMigrate(session).catch(() => undefined);
+    if (!info || !["active", "pre-switchover", "cancelling", "setup", "device"].includes(info.status ?? "")) break;
+    await ports.clock.sleep(10);
+  }
+  if (deps.wasRunning && (await runState(session).catch(() => "running")) !== "running") {
+    await session.execute("cont").catch(() => undefined);
+  }
+  await target.abort({ migrationId: request.migrationId }).catch(() => undefined);
+  const fact =
+    error instanceof Cancelled
+      ? vmEvent("vm.migration-cancelled", {
+          migrationId: request.migrationId,
+          phase,
+          by: error.by,
+          reason:
+            error.by === "timeout"
+              ? `it did not complete within ${Math.round(request.timeoutMs / 1000)} s (--timeout)`
+              : "cancelled by the user (migrate --cancel)",
+        })
+      : failed(request.migrationId, phase, error);
+  await deps.record([fact]);
+}
+
+/** Switchover failed after the commit: ownership goes back to the source, which runs on. */
+async function failAfterCommit(
+  deps: MigrateOutDeps,
+  request: MigrationRequest,
+  prepared: PreparedIncoming,
+  final: MigrationInfo,
+  epoch: number,
+): Promise<never> {
+  const { session, view } = deps;
+  const reason = final["error-desc"] ?? `QEMU reports '${final.status}' after the switchover`;
+  if (deps.wasRunning) await session.execute("cont").catch(() => undefined);
+  await deps.target.abort({ migrationId: request.migrationId }).catch(() => undefined);
+  const back = await deps.commit({
+    migrationId: request.migrationId,
+    fromHost: request.toHost,
+    toHost: request.fromHost,
+    resume: deps.wasRunning,
+    target: {
+      ...prepared.target,
+      host: request.fromHost,
+      pid: view.pid ?? 0,
+      qmpSocket: view.qmpSocket ?? "",
+      runtimeDir: view.runtimeDir ?? "",
+      pidFile: view.pidFile ?? "",
+    },
+  });
+  await deps.recordAfterCommit(
+    [vmEvent("vm.migration-failed", { migrationId: request.migrationId, phase: "completion", reason: `${reason}; the source runs on` })],
+    Math.max(back.epoch, epoch),
+  );
+  throw new MaqetError("MIGRATION_FAILED", `Live migration of VM '${view.name}' failed at the switchover: ${reason}. The VM keeps running on host '${request.fromHost}'.`, {
+    details: { migrationId: request.migrationId, phase: "completion" },
+  });
+}
+
+/** The source QEMU after a completed migration: `quit`, then SIGKILL if it lingers. */
+async function endSource(ports: VmPorts, session: QmpSession, view: VmView): Promise<void> {
+  await session.execute("quit", undefined, { timeoutMs: 2000 }).catch(() => undefined);
+  await session.close().catch(() => undefined);
+  if (view.pid === undefined) return;
+  if (!(await ports.processes.waitGone(view.pid, view.vmId, 3000))) {
+    ports.processes.kill(view.pid, "SIGKILL");
+    await ports.processes.waitGone(view.pid, view.vmId, 3000);
+  }
+}
+
+function progress(migrationId: string, info: MigrationInfo, passes: number): NewEvent {
+  const ram = info.ram ?? {};
+  return vmEvent("vm.migration-progress", {
+    migrationId,
+    status: info.status ?? "unknown",
+    passes,
+    transferredBytes: ram.transferred ?? 0,
+    remainingBytes: ram.remaining ?? 0,
+    totalBytes: ram.total ?? 0,
+    mbps: ram.mbps ?? 0,
+    ...(ram["dirty-pages-rate"] !== undefined ? { dirtyPagesRate: ram["dirty-pages-rate"] } : {}),
+    ...(info["expected-downtime"] !== undefined ? { expectedDowntimeMs: info["expected-downtime"] } : {}),
+  });
+}
+
+function describeProgress(info: MigrationInfo, passes: number): string {
+  const ram = info.ram ?? {};
+  const done = ram.total ? Math.round((100 * ((ram.total ?? 0) - (ram.remaining ?? 0))) / ram.total) : 0;
+  return `pass ${passes}: ${done}% copied, ${Math.round((ram.remaining ?? 0) / MiB)} MiB left at ${Math.round(ram.mbps ?? 0)} Mbit/s`;
+}
+
+function failed(migrationId: string, phase: MigrationPhase, error: unknown): NewEvent {
+  return vmEvent("vm.migration-failed", { migrationId, phase, reason: messageOf(error) });
+}
+
+function cancelledError(name: string, request: MigrationRequest, phase: MigrationPhase, by: "user" | "timeout") {
+  const why = by === "timeout" ? `it did not complete within ${Math.round(request.timeoutMs / 1000)} s (--timeout)` : "it was cancelled";
+  return new MaqetError(
+    by === "timeout" ? "TIMEOUT" : "MIGRATION_CANCELLED",
+    `Live migration of VM '${name}' to '${request.toHost}' stopped: ${why}. The VM keeps running on host '${request.fromHost}'.` +
+      (by === "timeout" ? " A guest that dirties memory faster than the link copies it needs more --bandwidth or a larger --downtime-ms." : ""),
+    { details: { migrationId: request.migrationId, phase, by } },
+  );
+}
+
+function asMigrationError(error: unknown, name: string, phase: MigrationPhase): MaqetError {
+  if (isMaqetError(error) && (error.code.startsWith("MIGRATION_") || error.code === "HOST_INVALID_STATE")) return error;
+  return new MaqetError(
+    "MIGRATION_FAILED",
+    `Live migration of VM '${name}' failed (${phase}): ${messageOf(error)}. The VM keeps running on its source.`,
+    { cause: error, details: { phase } },
+  );
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export type { MigrationTarget };

@@ -1,0 +1,154 @@
+/**
+ * A live migration its coordinator did not finish (the process died, or was killed, at any
+ * phase) is settled by the next process that loads the VM, by libvirt's rule
+ * (`qemuProcessRecoverMigrationIn/Out`): ownership not moved -> cancel and keep the source
+ * running; moved -> the destination is the VM: it is resumed and the source is ended. What was
+ * done is recorded (`vm.migration-failed{recovered}` or `vm.migrated{recovered}`), so the
+ * history says which.
+ *
+ * Runs inside the VM's actor, right after it reconciled (VmActorDeps.recover): the actor is
+ * attached to the QEMU the stream names as the VM's (the source before the commit point, the
+ * destination after it).
+ *
+ * @example
+ * ```ts
+ * if (access.view.migration) await settleMigration(access, { hostName: "lab1" });
+ * ```
+ */
+import type { NewEvent } from "../../events/envelope.ts";
+import { vmEvent } from "../../events/vm-events.ts";
+import type { QmpSession, VmPorts } from "../ports.ts";
+import type { VmAccess } from "../vm-actor.ts";
+import type { OpenMigration } from "../vm-view.ts";
+import { queryMigrate, runState } from "./migration-qmp.ts";
+
+export interface SettleDeps {
+  /** This process's host name. */
+  hostName: string;
+  /** How long to wait for a destination still receiving the state (default 30 s). */
+  waitMs?: number;
+}
+
+/** Statuses of a source migration that is still in progress (cancellable). */
+const IN_FLIGHT = ["setup", "active", "pre-switchover", "device", "wait-unplug", "cancelling"];
+
+/**
+ * Settles the VM's open migration, if any. Returns what it did (for the warning a supervisor
+ * prints), or undefined when nothing was open or it has to wait for another host.
+ */
+export async function settleMigration(access: VmAccess, deps: SettleDeps): Promise<string | undefined> {
+  const open = access.view.migration;
+  if (open === undefined) return undefined;
+  return open.phase === "moved" ? finishMoved(access, open, deps) : rollBackUnmoved(access, open, deps);
+}
+
+/** Before the commit point: the source is the VM. Cancel QEMU's migration, resume, kill the target. */
+async function rollBackUnmoved(access: VmAccess, open: OpenMigration, deps: SettleDeps): Promise<string> {
+  const { ports, session } = access;
+  let note = "the source QEMU was gone";
+  if (session !== undefined) {
+    const info = await queryMigrate(session).catch(() => undefined);
+    if (info && IN_FLIGHT.includes(info.status ?? "")) {
+      await session.execute("migrate_cancel").catch(() => undefined);
+      await settleStatus(session, ports);
+    }
+    const state = await runState(session).catch(() => "unknown");
+    // Stopped by the migration (pre-switchover, or after a cancel there): it ran before.
+    if (["finish-migrate", "postmigrate", "paused"].includes(state) && access.view.pausedDetail !== "user") {
+      await session.execute("cont").catch(() => undefined);
+    }
+    note = `the source QEMU (pid ${access.view.pid}) runs on`;
+  }
+  if (open.target && open.target.host === deps.hostName) killTarget(ports, open, access.view.vmId, access.view.pid);
+  await access.record([
+    vmEvent("vm.migration-failed", {
+      migrationId: open.id,
+      phase: phaseOf(open),
+      reason: `the process coordinating the migration stopped before ownership moved; rolled back: ${note}${
+        open.target && open.target.host !== deps.hostName ? ` (host '${open.target.host}' ends its destination QEMU)` : ""
+      }`,
+      recovered: true,
+    }),
+  ]);
+  return `migration ${open.id} rolled back: ${note}`;
+}
+
+/** After the commit point: the destination is the VM. Resume it; end the source. */
+async function finishMoved(access: VmAccess, open: OpenMigration, deps: SettleDeps): Promise<string | undefined> {
+  const { ports, session, view } = access;
+  const sourceHere = open.fromHost === deps.hostName && open.sourcePid !== undefined && open.sourcePid !== view.pid;
+  if (session === undefined) {
+    // The destination QEMU is gone (the reconcile recorded how): the source is no longer the VM either.
+    if (sourceHere) killPid(ports, open.sourcePid!, view.vmId);
+    await access.record([
+      vmEvent("vm.migration-failed", {
+        migrationId: open.id,
+        phase: "completion",
+        reason: "ownership had moved, but the destination QEMU was gone when the VM was next loaded: the VM is stopped",
+        recovered: true,
+      }),
+    ]);
+    return `migration ${open.id}: the destination QEMU was gone`;
+  }
+  let state = await runState(session).catch(() => "unknown");
+  if (state === "inmigrate" && sourceHere) {
+    // The coordinator died between the commit and `migrate-continue`: the source waits at
+    // pre-switchover with the rest of the state. Let it go on.
+    await continueSource(ports, open, view.vmId);
+  }
+  const deadline = ports.clock.now() + (deps.waitMs ?? 30_000);
+  while (state === "inmigrate" && ports.clock.now() < deadline) {
+    await ports.clock.sleep(50);
+    state = await runState(session).catch(() => "unknown");
+  }
+  if (state === "inmigrate") return undefined; // its source host has yet to send the rest: settled later
+  const resume = open.resume !== false && state !== "running";
+  if (resume) await session.execute("cont").catch(() => undefined);
+  if (sourceHere) killPid(ports, open.sourcePid!, view.vmId);
+  const events: NewEvent[] = [
+    vmEvent("vm.migrated", {
+      migrationId: open.id,
+      fromHost: open.fromHost,
+      toHost: open.toHost,
+      resumed: resume || state === "running",
+      recovered: true,
+    }),
+  ];
+  await access.record(events);
+  return `migration ${open.id} finished: the VM runs on host '${open.toHost}'${sourceHere ? "; the source QEMU was ended" : ""}`;
+}
+
+async function continueSource(ports: VmPorts, open: OpenMigration, marker: string): Promise<void> {
+  if (open.sourceQmpSocket === undefined || open.sourcePid === undefined) return;
+  if (ports.processes.probe(open.sourcePid, marker) !== "alive") return;
+  const source = await ports.qmp.connect(open.sourceQmpSocket, { timeoutMs: 5000 }).catch(() => undefined);
+  if (source === undefined) return;
+  try {
+    const info = await queryMigrate(source);
+    if (info.status === "pre-switchover") await source.execute("migrate-continue", { state: "pre-switchover" });
+    await settleStatus(source, ports);
+  } finally {
+    await source.close().catch(() => undefined);
+  }
+}
+
+async function settleStatus(session: QmpSession, ports: VmPorts): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const info = await queryMigrate(session).catch(() => undefined);
+    if (!info || !IN_FLIGHT.includes(info.status ?? "")) return;
+    await ports.clock.sleep(10);
+  }
+}
+
+function killTarget(ports: VmPorts, open: OpenMigration, marker: string, vmPid: number | undefined): void {
+  const pid = open.target?.pid;
+  if (pid !== undefined && pid !== vmPid) killPid(ports, pid, marker);
+}
+
+function killPid(ports: VmPorts, pid: number, marker: string): void {
+  if (ports.processes.probe(pid, marker) === "alive") ports.processes.kill(pid, "SIGKILL");
+}
+
+function phaseOf(open: OpenMigration) {
+  return open.phase === "switchover" ? "switchover" : open.phase === "transfer" ? "transfer" : "prepare";
+}
