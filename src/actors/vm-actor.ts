@@ -191,7 +191,7 @@ export class VmActor {
   }
 
   /** Set once a live migration moved the VM to another QEMU: this actor no longer drives it. */
-  #migratedAway = false
+  #migratedAway = false;
 
   get view(): VmView {
     return this.#actor.getSnapshot().context.view;

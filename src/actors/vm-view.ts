@@ -58,6 +58,11 @@ export interface VmView {
    * flight, or left open by a process that died (the next driver finishes or rolls it back).
    */
   migration?: OpenMigration;
+  /**
+   * A migration moved the VM while the guest ran, but its destination was not resumed (its agent
+   * went away before the `cont`): the owner's next load resumes it. The migration's id.
+   */
+  resumeAfterMigration?: string;
 }
 
 /** An open live migration: where it is, and the destination QEMU once it was prepared. */
@@ -128,6 +133,7 @@ export function applyVmEvent(view: VmView | undefined, raw: Omit<StoredEvent, "i
       next.forwards = undefined;
       break;
     case "vm.started":
+      next.resumeAfterMigration = undefined;
       next.forwards = event.data.forwards;
       next.status = "running";
       next.pid = event.data.pid;
@@ -148,6 +154,7 @@ export function applyVmEvent(view: VmView | undefined, raw: Omit<StoredEvent, "i
       next.status = "stopping";
       break;
     case "vm.stopped":
+      next.resumeAfterMigration = undefined;
       next.status = "stopped";
       next.lastStop = {
         detail: event.data.detail,
@@ -169,6 +176,7 @@ export function applyVmEvent(view: VmView | undefined, raw: Omit<StoredEvent, "i
       next.pausedDetail = event.data.detail;
       break;
     case "vm.resumed":
+      next.resumeAfterMigration = undefined;
       if (next.status === "paused") next.status = "running";
       next.pausedDetail = undefined;
       break;
@@ -230,10 +238,17 @@ export function applyVmEvent(view: VmView | undefined, raw: Omit<StoredEvent, "i
       if (target.qemuVersion) next.qemuVersion = target.qemuVersion;
       if (next.host !== undefined || event.data.epoch > 0) next.host = event.data.toHost;
       if (event.data.epoch > 0) next.epoch = event.data.epoch;
-      if (next.migration?.id === event.data.migrationId) next.migration = { ...next.migration, phase: "moved", target, resume: event.data.resume };
+      if (next.migration?.id === event.data.migrationId)
+        next.migration = { ...next.migration, phase: "moved", target, resume: event.data.resume };
       break;
     }
     case "vm.migrated":
+      if (next.migration?.id === event.data.migrationId) {
+        if (event.data.resumed === false && next.migration.resume === true)
+          next.resumeAfterMigration = event.data.migrationId;
+        next.migration = undefined;
+      }
+      break;
     case "vm.migration-failed":
     case "vm.migration-cancelled":
       if (next.migration?.id === event.data.migrationId) next.migration = undefined;

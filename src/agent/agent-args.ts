@@ -28,6 +28,8 @@ export interface AgentArgs {
   /** Cluster: lease time to live and self-fence grace, in milliseconds. */
   leaseTtlMs?: number;
   fenceAfterMs?: number;
+  /** Live migration: the address this host's incoming QEMUs listen on (`--migration-address`). */
+  migrationAddress?: string;
   help: boolean;
 }
 
@@ -57,6 +59,11 @@ export const AGENT_FLAGS: ReadonlyArray<{ name: string; value?: string; descript
     name: "fence-after",
     value: "SECONDS",
     description: "cluster: self-fence this long after the lease ran out (default 5)",
+  },
+  {
+    name: "migration-address",
+    value: "ADDRESS",
+    description: "live migration: the address other hosts reach this one at (default 127.0.0.1)",
   },
   { name: "db", value: "URL", description: "PostgreSQL server URL (default: embedded store)" },
   { name: "data-dir", value: "DIR", description: "data directory of the embedded store" },
@@ -91,6 +98,12 @@ export function parseAgentArgs(argv: readonly string[]): AgentArgs {
       }
       args.host = value;
     } else if (name === "label") args.labels.push(value);
+    else if (name === "migration-address") {
+      if (!/^[0-9A-Za-z.:_-]{1,253}$/.test(value)) {
+        throw usage(`--migration-address takes an IP address or host name, got '${value}'`);
+      }
+      args.migrationAddress = value;
+    }
     else if (name === "lease-ttl" || name === "fence-after") {
       const n = Number(value);
       if (!Number.isFinite(n) || n <= 0 || (name === "lease-ttl" && n < 1)) {

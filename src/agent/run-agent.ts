@@ -70,8 +70,11 @@ export async function runAgent(argv: readonly string[], io: AgentIo): Promise<nu
           labels: labelsOf(args.labels, "--label"),
           ...(args.leaseTtlMs !== undefined ? { leaseTtlMs: args.leaseTtlMs } : {}),
           ...(args.fenceAfterMs !== undefined ? { fenceAfterMs: args.fenceAfterMs } : {}),
+          ...(args.migrationAddress !== undefined ? { migrationAddress: args.migrationAddress } : {}),
         }
-      : undefined;
+      : args.migrationAddress !== undefined
+        ? { migrationAddress: args.migrationAddress }
+        : undefined;
   } catch (error) {
     return fail(error, io);
   }

@@ -42,6 +42,8 @@ export interface ClusterMemberDeps {
   warn(message: string): void;
   /** Starts this host's fence guard (a watchdog process; src/adapters/fence-guard-control.ts). */
   startGuard?: () => Promise<FenceGuard>;
+  /** Settles this host's half of live migrations others own now (settle-migration.ts `sweepMigrations`). */
+  sweepMigrations?: () => Promise<string[]>;
 }
 
 export interface ClusterMember {
@@ -170,6 +172,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
       await cluster.commands.prune(3_600_000);
     }
     await recoverHaVms({ cluster, orchestrator: deps.orchestrator, execute: deps.execute, warn, retries });
+    for (const note of (await deps.sweepMigrations?.()) ?? []) warn(note);
   });
 
   // The command queue: woken by NOTIFY, polled every second as a fallback.

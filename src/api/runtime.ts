@@ -12,15 +12,15 @@
  */
 import type { Kysely } from "kysely";
 import { localLeases } from "../actors/local-leases.ts";
+import { IncomingMigrations } from "../actors/migration/incoming-migrations.ts";
+import { settleMigration, sweepMigrations } from "../actors/migration/settle-migration.ts";
 import { Orchestrator } from "../actors/orchestrator.ts";
 import type { VmPorts } from "../actors/ports.ts";
-import { IncomingMigrations } from "../actors/migration/incoming-migrations.ts";
-import { settleMigration } from "../actors/migration/settle-migration.ts";
 import { recoverOpenRequests } from "../actors/recover-requests.ts";
 import { snapshotCatalogueProjection } from "../actors/snapshot-catalogue-projection.ts";
 import { Supervisor } from "../actors/supervisor.ts";
 import { projectedVmDirectory, vmListProjection } from "../actors/vm-list-projection.ts";
-import type { VmView } from "../actors/vm-view.ts";
+import { foldVmEvents, type VmView } from "../actors/vm-view.ts";
 import { crashHookFor } from "../adapters/crash-hook.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
 import { missingDisks } from "../adapters/disk-files.ts";
@@ -43,6 +43,7 @@ import { LeaseStore } from "../events/lease-store.ts";
 import { auditProjection } from "../events/projections/audit-projection.ts";
 import { ProjectionRunner } from "../events/projections/projection-runner.ts";
 import type { Database } from "../events/schema.ts";
+import { vmStreamId } from "../events/vm-events.ts";
 import { type ClusterMember, defaultHostName, startClusterMember } from "./cluster-member.ts";
 import { ClusterRuntime } from "./cluster-runtime.ts";
 import { diskToolsFor, locatorFor } from "./disk-tools.ts";
@@ -174,7 +175,8 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
     // the VM is used.
     recover: async (access) => {
       // One this process is receiving is finished by its live coordinator, not settled here.
-      if (access.view.migration !== undefined && !incoming.pending.includes(access.view.migration.id)) {
+      const { migration, resumeAfterMigration } = access.view;
+      if ((migration !== undefined && !incoming.pending.includes(migration.id)) || resumeAfterMigration !== undefined) {
         const note = await settleMigration(access, { hostName });
         if (note) options.onWarning?.(`VM '${access.view.name}': ${note}`);
       }
@@ -219,6 +221,13 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
         options: options.cluster ?? {},
         warn: (message) => options.onWarning?.(message),
         startGuard: () => startFenceGuard({ runtimeRoot, onWarning: options.onWarning }),
+        sweepMigrations: async () =>
+          sweepMigrations(await orchestrator.views(), {
+            hostName,
+            ports,
+            incoming,
+            readView: async (vmId) => foldVmEvents(await store.readStream(vmStreamId(vmId))),
+          }),
       });
     }
     await supervisor?.start();

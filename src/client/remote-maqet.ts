@@ -161,7 +161,7 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
       }),
     deviceDel: (vm, id, o = {}) => call("qmp device-del", { vm, id, timeout: seconds(o.timeoutMs) }),
     hosts: () => call("host ls", {}),
-    drainHost: (name) => call("host drain", { name }),
+    drainHost: (name, o = {}) => call("host drain", { name, live: o.live }),
     restoreHost: (name) => call("host restore", { name }),
     markHostDead: (name) => call("host mark-dead", { name }),
     removeHost: (name) => call("host rm", { name }),

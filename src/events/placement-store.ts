@@ -100,7 +100,11 @@ export class PlacementStore {
           }),
           metadata,
         },
-        ...(options.after?.(epoch) ?? []).map((e) => ({ ...e, id: e.id ?? uuidv7(), metadata: { ...metadata, ...e.metadata } })),
+        ...(options.after?.(epoch) ?? []).map((e) => ({
+          ...e,
+          id: e.id ?? uuidv7(),
+          metadata: { ...metadata, ...e.metadata },
+        })),
       ];
       const stored = await appendToStream(trx, streamId, events, "stream_exists");
       return { vmId, host, epoch, reason, events: stored.events };

@@ -56,6 +56,16 @@ export interface MigrationTargetPort {
 interface Pending {
   vmId: string;
   vm: LaunchedVm;
+  since: number;
+}
+
+/** One incoming QEMU waiting for its migration to finish or be aborted. */
+export interface IncomingEntry {
+  migrationId: string;
+  vmId: string;
+  pid: number;
+  /** When it was prepared (the ports' clock). */
+  since: number;
 }
 
 const DEFAULT_PREPARE_TIMEOUT_MS = 30_000;
@@ -79,6 +89,10 @@ export class IncomingMigrations implements MigrationTargetPort {
     return [...this.#pending.keys()];
   }
 
+  entries(): IncomingEntry[] {
+    return [...this.#pending].map(([migrationId, p]) => ({ migrationId, vmId: p.vmId, pid: p.vm.pid, since: p.since }));
+  }
+
   async prepare(request: PrepareIncomingRequest): Promise<PreparedIncoming> {
     const { ports } = this;
     const base = ports.processes.runtimeDirOf(request.vmId);
@@ -98,9 +112,12 @@ export class IncomingMigrations implements MigrationTargetPort {
       const info = await queryMigrate(vm.session);
       const port = info["socket-address"]?.find((a) => a.type === "inet")?.port;
       if (port === undefined) {
-        throw new MaqetError("MIGRATION_FAILED", `The destination QEMU of VM '${request.name}' did not say which port it listens on.`);
+        throw new MaqetError(
+          "MIGRATION_FAILED",
+          `The destination QEMU of VM '${request.name}' did not say which port it listens on.`,
+        );
       }
-      this.#pending.set(request.migrationId, { vmId: request.vmId, vm });
+      this.#pending.set(request.migrationId, { vmId: request.vmId, vm, since: this.ports.clock.now() });
       // An incoming QEMU whose source went away exits by itself (QEMU < 9.1): forget it then.
       vm.launched.exit.then(() => this.#forget(request.migrationId, vm)).catch(() => undefined);
       return {
@@ -139,7 +156,10 @@ export class IncomingMigrations implements MigrationTargetPort {
       const state = await runState(session);
       if (state !== "inmigrate") break;
       if (this.ports.clock.now() > deadline) {
-        throw new MaqetError("TIMEOUT", `The destination QEMU of migration ${request.migrationId} did not receive the VM's state in time.`);
+        throw new MaqetError(
+          "TIMEOUT",
+          `The destination QEMU of migration ${request.migrationId} did not receive the VM's state in time.`,
+        );
       }
       await this.ports.clock.sleep(wait);
     }

@@ -157,7 +157,10 @@ export async function migrateOut(deps: MigrateOutDeps, request: MigrationRequest
     });
     await session.execute("migrate", { uri: prepared.uri });
     await deps.record([vmEvent("vm.migration-started", { migrationId, uri: prepared.uri })]);
-    step("transfer", `copying RAM to ${prepared.uri} (downtime limit ${request.downtimeLimitMs} ms, ${request.bandwidthMiBs} MiB/s)`);
+    step(
+      "transfer",
+      `copying RAM to ${prepared.uri} (downtime limit ${request.downtimeLimitMs} ms, ${request.bandwidthMiBs} MiB/s)`,
+    );
     let lastSample = ports.clock.now();
     for (;;) {
       if (deps.signal?.aborted) throw new Cancelled(deps.signal.reason === "timeout" ? "timeout" : "user");
@@ -167,7 +170,11 @@ export async function migrateOut(deps: MigrateOutDeps, request: MigrationRequest
       passes = Math.max(passes, info.ram?.["dirty-sync-count"] ?? 0);
       if (status === "pre-switchover") {
         // Recorded with the commit, in one round trip: the guest is paused now.
-        switchover = vmEvent("vm.migration-switchover", { migrationId, passes, remainingBytes: info.ram?.remaining ?? 0 });
+        switchover = vmEvent("vm.migration-switchover", {
+          migrationId,
+          passes,
+          remainingBytes: info.ram?.remaining ?? 0,
+        });
         break;
       }
       if (status === "failed" || status === "cancelled" || status === "none") {
@@ -187,12 +194,17 @@ export async function migrateOut(deps: MigrateOutDeps, request: MigrationRequest
     }
     // ---- switchover: the guest is paused; the commit point.
     phase = "switchover";
-    step("switchover", `guest paused at pre-switchover after ${passes} pass(es): moving ownership to '${request.toHost}'`);
+    step(
+      "switchover",
+      `guest paused at pre-switchover after ${passes} pass(es): moving ownership to '${request.toHost}'`,
+    );
     ports.crash?.("migrate.switchover");
   } catch (error) {
     watching.unsubscribe();
     await rollBack(deps, request, phase, error);
-    throw error instanceof Cancelled ? cancelledError(view.name, request, phase, error.by) : asMigrationError(error, view.name, phase);
+    throw error instanceof Cancelled
+      ? cancelledError(view.name, request, phase, error.by)
+      : asMigrationError(error, view.name, phase);
   }
 
   let epoch: number;
@@ -219,8 +231,13 @@ export async function migrateOut(deps: MigrateOutDeps, request: MigrationRequest
   step("completion", "ownership moved; sending the device state");
   await session.execute("migrate-continue", { state: "pre-switchover" });
   let final: MigrationInfo;
-  for (;;) {
+  for (let settled = 0; ; ) {
     final = await queryMigrate(session);
+    // Right after `completed`, QEMU 7.2 can still report downtime and total-time 0: read again.
+    if (final.status === "completed" && (final["total-time"] ?? 0) === 0 && settled++ < 40) {
+      await ports.clock.sleep(5);
+      continue;
+    }
     if (final.status === "completed" || final.status === "failed" || final.status === "cancelled") break;
     await ports.clock.sleep(5);
   }
@@ -236,7 +253,10 @@ export async function migrateOut(deps: MigrateOutDeps, request: MigrationRequest
     ({ resumed } = await target.finish({ migrationId, resume: deps.wasRunning }));
   } catch (error) {
     // The destination agent went away: its next load of the VM resumes it (resumePending).
-    step("completion", `the destination did not confirm the resume (${messageOf(error)}); its agent resumes the VM when it next loads it`);
+    step(
+      "completion",
+      `the destination did not confirm the resume (${messageOf(error)}); its agent resumes the VM when it next loads it`,
+    );
   }
   await endSource(ports, session, view);
   const result: MigrationResult = {
@@ -331,12 +351,22 @@ async function failAfterCommit(
     },
   });
   await deps.recordAfterCommit(
-    [vmEvent("vm.migration-failed", { migrationId: request.migrationId, phase: "completion", reason: `${reason}; the source runs on` })],
+    [
+      vmEvent("vm.migration-failed", {
+        migrationId: request.migrationId,
+        phase: "completion",
+        reason: `${reason}; the source runs on`,
+      }),
+    ],
     Math.max(back.epoch, epoch),
   );
-  throw new MaqetError("MIGRATION_FAILED", `Live migration of VM '${view.name}' failed at the switchover: ${reason}. The VM keeps running on host '${request.fromHost}'.`, {
-    details: { migrationId: request.migrationId, phase: "completion" },
-  });
+  throw new MaqetError(
+    "MIGRATION_FAILED",
+    `Live migration of VM '${view.name}' failed at the switchover: ${reason}. The VM keeps running on host '${request.fromHost}'.`,
+    {
+      details: { migrationId: request.migrationId, phase: "completion" },
+    },
+  );
 }
 
 /** The source QEMU after a completed migration: `quit`, then SIGKILL if it lingers. */
@@ -376,11 +406,16 @@ function failed(migrationId: string, phase: MigrationPhase, error: unknown): New
 }
 
 function cancelledError(name: string, request: MigrationRequest, phase: MigrationPhase, by: "user" | "timeout") {
-  const why = by === "timeout" ? `it did not complete within ${Math.round(request.timeoutMs / 1000)} s (--timeout)` : "it was cancelled";
+  const why =
+    by === "timeout"
+      ? `it did not complete within ${Math.round(request.timeoutMs / 1000)} s (--timeout)`
+      : "it was cancelled";
   return new MaqetError(
     by === "timeout" ? "TIMEOUT" : "MIGRATION_CANCELLED",
     `Live migration of VM '${name}' to '${request.toHost}' stopped: ${why}. The VM keeps running on host '${request.fromHost}'.` +
-      (by === "timeout" ? " A guest that dirties memory faster than the link copies it needs more --bandwidth or a larger --downtime-ms." : ""),
+      (by === "timeout"
+        ? " A guest that dirties memory faster than the link copies it needs more --bandwidth or a larger --downtime-ms."
+        : ""),
     { details: { migrationId: request.migrationId, phase, by } },
   );
 }

@@ -19,7 +19,8 @@ import type { NewEvent } from "../../events/envelope.ts";
 import { vmEvent } from "../../events/vm-events.ts";
 import type { QmpSession, VmPorts } from "../ports.ts";
 import type { VmAccess } from "../vm-actor.ts";
-import type { OpenMigration } from "../vm-view.ts";
+import type { OpenMigration, VmView } from "../vm-view.ts";
+import type { IncomingEntry } from "./incoming-migrations.ts";
 import { queryMigrate, runState } from "./migration-qmp.ts";
 
 export interface SettleDeps {
@@ -38,7 +39,7 @@ const IN_FLIGHT = ["setup", "active", "pre-switchover", "device", "wait-unplug",
  */
 export async function settleMigration(access: VmAccess, deps: SettleDeps): Promise<string | undefined> {
   const open = access.view.migration;
-  if (open === undefined) return undefined;
+  if (open === undefined) return resumeLeftPaused(access);
   return open.phase === "moved" ? finishMoved(access, open, deps) : rollBackUnmoved(access, open, deps);
 }
 
@@ -65,7 +66,9 @@ async function rollBackUnmoved(access: VmAccess, open: OpenMigration, deps: Sett
       migrationId: open.id,
       phase: phaseOf(open),
       reason: `the process coordinating the migration stopped before ownership moved; rolled back: ${note}${
-        open.target && open.target.host !== deps.hostName ? ` (host '${open.target.host}' ends its destination QEMU)` : ""
+        open.target && open.target.host !== deps.hostName
+          ? ` (host '${open.target.host}' ends its destination QEMU)`
+          : ""
       }`,
       recovered: true,
     }),
@@ -118,6 +121,19 @@ async function finishMoved(access: VmAccess, open: OpenMigration, deps: SettleDe
   return `migration ${open.id} finished: the VM runs on host '${open.toHost}'${sourceHere ? "; the source QEMU was ended" : ""}`;
 }
 
+/**
+ * A migration that completed while its destination's agent was away left the guest paused there
+ * (`vm.migrated{resumed: false}`): the owner resumes it now. The `cont` is observed and recorded
+ * as `vm.resumed`.
+ */
+async function resumeLeftPaused(access: VmAccess): Promise<string | undefined> {
+  const id = access.view.resumeAfterMigration;
+  if (id === undefined || access.session === undefined) return undefined;
+  if ((await runState(access.session).catch(() => "unknown")) !== "paused") return undefined;
+  await access.session.execute("cont");
+  return `resumed after migration ${id} (its destination was not resumed when it completed)`;
+}
+
 async function continueSource(ports: VmPorts, open: OpenMigration, marker: string): Promise<void> {
   if (open.sourceQmpSocket === undefined || open.sourcePid === undefined) return;
   if (ports.processes.probe(open.sourcePid, marker) !== "alive") return;
@@ -152,3 +168,54 @@ function killPid(ports: VmPorts, pid: number, marker: string): void {
 function phaseOf(open: OpenMigration) {
   return open.phase === "switchover" ? "switchover" : open.phase === "transfer" ? "transfer" : "prepare";
 }
+
+/**
+ * The other hosts' half of the rule, run by a cluster member now and then (cluster-member.ts):
+ * - a VM that moved away from this host while its coordinator here died: the source QEMU still
+ *   waits at `pre-switchover` with the rest of the state; let it go on, then end it;
+ * - an incoming QEMU this host prepared for a migration that ended without it (failed,
+ *   cancelled, rolled back): kill it.
+ * Returns what it did.
+ *
+ * @example
+ * ```ts
+ * for (const note of await sweepMigrations(await orchestrator.views(), { hostName, ports, incoming })) warn(note);
+ * ```
+ */
+export async function sweepMigrations(
+  views: readonly VmView[],
+  deps: {
+    hostName: string;
+    ports: VmPorts;
+    incoming: { entries(): IncomingEntry[]; abort(r: { migrationId: string }): Promise<unknown> };
+    /** The VM's view as its stream says now (not a read model that may lag). */
+    readView(vmId: string): Promise<VmView | undefined>;
+  },
+): Promise<string[]> {
+  const notes: string[] = [];
+  const now = deps.ports.clock.now();
+  for (const entry of deps.incoming.entries()) {
+    if (now - entry.since < INCOMING_GRACE_MS) continue;
+    const view = await deps.readView(entry.vmId);
+    if (view?.migration?.id === entry.migrationId) continue;
+    if (view?.pid !== undefined && view.pid === entry.pid) continue; // it is the VM now
+    await deps.incoming.abort({ migrationId: entry.migrationId });
+    notes.push(
+      `migration ${entry.migrationId} ended without this host: its incoming QEMU (pid ${entry.pid}) was killed`,
+    );
+  }
+  for (const view of views) {
+    const m = view.migration;
+    if (!m || m.phase !== "moved" || m.fromHost !== deps.hostName || m.toHost === deps.hostName) continue;
+    if (m.sourcePid === undefined || deps.ports.processes.probe(m.sourcePid, view.vmId) !== "alive") continue;
+    await continueSource(deps.ports, m, view.vmId);
+    killPid(deps.ports, m.sourcePid, view.vmId);
+    notes.push(
+      `VM '${view.name}' moved to '${m.toHost}': its source QEMU here (pid ${m.sourcePid}) sent the rest and was ended`,
+    );
+  }
+  return notes;
+}
+
+/** An incoming QEMU younger than this is left alone (its migration's facts may not be readable yet). */
+const INCOMING_GRACE_MS = 10_000;

@@ -24,11 +24,18 @@ export const HOST_COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "host drain",
-    summary: "Take no new VMs on a host and move its VMs away (stop there, start elsewhere)",
+    summary:
+      "Take no new VMs on a host and move its VMs away (stop there, start elsewhere; --live: migrate the running ones live)",
     positionals: [HOST],
-    options: [],
-    examples: ["maqet host drain lab2"],
-    invoke: (m, i) => m.drainHost(text(i, "name")),
+    options: [
+      {
+        name: "live",
+        type: "boolean",
+        description: "Move running VMs by live migration (the guests keep running); stopped ones are just placed elsewhere",
+      },
+    ],
+    examples: ["maqet host drain lab2", "maqet host drain lab2 --live"],
+    invoke: (m, i) => m.drainHost(text(i, "name"), i.live === true ? { live: true } : undefined),
   },
   {
     name: "host restore",

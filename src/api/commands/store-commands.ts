@@ -16,13 +16,37 @@ export const STORE_COMMANDS: readonly CommandSpec[] = [
     summary:
       "Live-migrate a running VM to another host (migrate VM --to HOST); with no VM, apply pending event-store schema migrations",
     positionals: [
-      { name: "vm", description: "The VM to migrate live (omit it to migrate the event store's schema)", optional: true },
+      {
+        name: "vm",
+        description: "The VM to migrate live (omit it to migrate the event store's schema)",
+        optional: true,
+      },
     ],
     options: [
-      { name: "to", type: "string", value: "HOST", description: "Destination host (the VM's own host: a fresh QEMU there)" },
-      { name: "downtime-ms", type: "number", value: "MS", description: "Longest pause of the guest QEMU may take at switchover (default 300)" },
-      { name: "bandwidth", type: "number", value: "MIB_S", description: "Bandwidth cap of the transfer in MiB/s (default 1024)" },
-      { name: "timeout", type: "number", value: "SECONDS", description: "Cancel the migration if it has not completed by then (default 600)" },
+      {
+        name: "to",
+        type: "string",
+        value: "HOST",
+        description: "Destination host (the VM's own host: a fresh QEMU there)",
+      },
+      {
+        name: "downtime-ms",
+        type: "number",
+        value: "MS",
+        description: "Longest pause of the guest QEMU may take at switchover (default 300)",
+      },
+      {
+        name: "bandwidth",
+        type: "number",
+        value: "MIB_S",
+        description: "Bandwidth cap of the transfer in MiB/s (default 1024)",
+      },
+      {
+        name: "timeout",
+        type: "number",
+        value: "SECONDS",
+        description: "Cancel the migration if it has not completed by then (default 600)",
+      },
       { name: "cancel", type: "boolean", description: "Cancel the VM's migration in flight (it stays on its source)" },
     ],
     examples: [
@@ -36,7 +60,10 @@ export const STORE_COMMANDS: readonly CommandSpec[] = [
       const vm = input.vm === undefined ? undefined : String(input.vm);
       if (vm === undefined) {
         if (input.to !== undefined || input.cancel === true) {
-          throw new MaqetError("INVALID_ARGUMENT", "Which VM? Usage: maqet migrate VM --to HOST, or maqet migrate --cancel VM.");
+          throw new MaqetError(
+            "INVALID_ARGUMENT",
+            "Which VM? Usage: maqet migrate VM --to HOST, or maqet migrate --cancel VM.",
+          );
         }
         return { applied: await m.migrate() };
       }

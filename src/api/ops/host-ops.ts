@@ -17,6 +17,7 @@ import { chooseHost } from "../placement.ts";
 import { clusterNeedsServer, withRouting } from "../route-commands.ts";
 import type { Runtime } from "../runtime.ts";
 import { lifecycleOps } from "./lifecycle-ops.ts";
+import { migrationOps } from "./migration-ops.ts";
 
 /** One host as `maqet host ls --json` shows it. Field names are a contract: add, never rename. */
 export interface HostListing {
@@ -38,7 +39,7 @@ export interface HostListing {
 /** What a drain did with each VM. */
 export interface DrainReport {
   host: string;
-  moved: Array<{ vm: string; to: string; restarted: boolean }>;
+  moved: Array<{ vm: string; to: string; restarted: boolean; live?: boolean; downtimeMs?: number }>;
   /** VMs left where they are, and why. */
   skipped: Array<{ vm: string; reason: string }>;
 }
@@ -46,8 +47,11 @@ export interface DrainReport {
 export interface HostOps {
   /** Every host of the cluster with its state, labels, capacity, VM count and last renewal. */
   hosts(): Promise<HostListing[]>;
-  /** No new VMs on the host; each of its VMs moves: stopped there, placed elsewhere, started again if it ran. */
-  drainHost(name: string): Promise<DrainReport>;
+  /**
+   * No new VMs on the host; each of its VMs moves: stopped there, placed elsewhere, started again
+   * if it ran. `live`: a running VM is live-migrated instead (its guest keeps running).
+   */
+  drainHost(name: string, options?: { live?: boolean }): Promise<DrainReport>;
   /** The host takes new VMs again. */
   restoreHost(name: string): Promise<HostListing>;
   /** The operator confirms the host is dead (its VMs may be recovered elsewhere: `ha: restart`). */
@@ -76,10 +80,11 @@ export function hostOps(ctx: MaqetContext): HostOps {
       await (await cluster("host rm")).cluster.hosts.remove(name);
       return { name, removed: true };
     },
-    drainHost: async (name) => {
+    drainHost: async (name, options = {}) => {
       const { rt, cluster: c } = await cluster("host drain");
       const host = await c.hosts.setDraining(name, true);
       const lifecycle = withRouting(ctx, lifecycleOps(ctx));
+      const migration = withRouting(ctx, migrationOps(ctx));
       const report: DrainReport = { host: name, moved: [], skipped: [] };
       const views = new Map((await rt.orchestrator.views()).map((v) => [v.vmId, v]));
       for (const placement of await c.placements.all()) {
@@ -95,6 +100,12 @@ export function hostOps(ctx: MaqetContext): HostOps {
           continue;
         }
         try {
+          if (options.live === true && running && host.state === "up") {
+            const to = await chooseHost(c, rt.orchestrator, { memory: view.config.memory, exclude: [name] });
+            const moved = await migration.migrateVm(view.vmId, { to });
+            report.moved.push({ vm: view.name, to, restarted: false, live: true, downtimeMs: moved.downtimeMs });
+            continue;
+          }
           if (running && host.state === "up") await lifecycle.stop(view.vmId, {});
           const to = await chooseHost(c, rt.orchestrator, { memory: view.config.memory, exclude: [name] });
           const placed = await c.placements.place(view.vmId, to, "evacuation", { expectFrom: name });

@@ -14,8 +14,8 @@
 import type {
   FinishIncomingRequest,
   MigrationTargetPort,
-  PrepareIncomingRequest,
   PreparedIncoming,
+  PrepareIncomingRequest,
 } from "../../actors/migration/incoming-migrations.ts";
 import { type MigrationResult, migrateOut } from "../../actors/migration/migrate-out.ts";
 import type { MigrationAccess } from "../../actors/vm-actor.ts";
@@ -81,7 +81,8 @@ export function migrationOps(ctx: MaqetContext): MigrationOps {
       ctx.operation(async (rt, orchestrator, scope) => {
         const view = await orchestrator.find(name);
         const request = validate(rt, view.name, options);
-        const target = request.toHost === rt.hostName ? rt.incoming : routedTarget(rt.cluster!, view.vmId, request.toHost, ctx);
+        const target =
+          request.toHost === rt.hostName ? rt.incoming : routedTarget(rt.cluster!, view.vmId, request.toHost, ctx);
         if (rt.cluster && request.toHost !== rt.hostName) {
           const state = await rt.cluster.hosts.stateOf(request.toHost);
           if (state === undefined || state.state !== "up") {
@@ -124,12 +125,20 @@ export function migrationOps(ctx: MaqetContext): MigrationOps {
                   }
                 },
                 recordAfterCommit: async (events, epoch) => {
-                  const stamped = rt.cluster ? events.map((e) => ({ ...e, metadata: { ...e.metadata, epoch } })) : events;
+                  const stamped = rt.cluster
+                    ? events.map((e) => ({ ...e, metadata: { ...e.metadata, epoch } }))
+                    : events;
                   await access.record(stamped).catch(async (error: unknown) => {
                     if (!isMaqetError(error, "CONCURRENCY_CONFLICT")) throw error;
                     // The destination wrote first (its load settled the migration: settle-migration.ts).
                     const history = await rt.store.readStream(access.view.streamId);
-                    if (history.some((e) => e.type === "vm.migrated" && (e.data as { migrationId?: string }).migrationId === migrationId)) return;
+                    if (
+                      history.some(
+                        (e) =>
+                          e.type === "vm.migrated" && (e.data as { migrationId?: string }).migrationId === migrationId,
+                      )
+                    )
+                      return;
                     await rt.store.append(
                       access.view.streamId,
                       stamped.map((e) => ({ ...e, metadata: { ...scope.metadata, ...e.metadata } })),
@@ -138,7 +147,12 @@ export function migrationOps(ctx: MaqetContext): MigrationOps {
                   });
                 },
                 onStep: (step) =>
-                  scope.onStep?.(view.name, { operation: "vm.migrate", step: step.phase, waitMs: request.timeoutMs, message: step.message }),
+                  scope.onStep?.(view.name, {
+                    operation: "vm.migrate",
+                    step: step.phase,
+                    waitMs: request.timeoutMs,
+                    message: step.message,
+                  }),
               },
               { ...request, migrationId },
             ),
@@ -159,7 +173,14 @@ export function migrationOps(ctx: MaqetContext): MigrationOps {
       if (rt.migrations.has(view.vmId)) return cancelHere(view.vmId, view.name);
       const owner = rt.cluster ? await rt.cluster.ownerHost(view.vmId) : undefined;
       if (rt.cluster && owner !== undefined && owner !== rt.hostName) {
-        return (await rt.cluster.route(`${view.vmId}~cancel`, owner, "migrationCancel", [view.vmId], callerOf(ctx), true)) as {
+        return (await rt.cluster.route(
+          `${view.vmId}~cancel`,
+          owner,
+          "migrationCancel",
+          [view.vmId],
+          callerOf(ctx),
+          true,
+        )) as {
           vm: string;
           migrationId: string;
           cancelled: true;
@@ -188,11 +209,19 @@ export function migrationOps(ctx: MaqetContext): MigrationOps {
 function validate(rt: Runtime, name: string, options: MigrateOptions) {
   const to = options.to;
   if (typeof to !== "string" || to === "") {
-    throw new MaqetError("INVALID_ARGUMENT", `Migrating VM '${name}' needs a destination: --to HOST (\`maqet host ls\`).`);
+    throw new MaqetError(
+      "INVALID_ARGUMENT",
+      `Migrating VM '${name}' needs a destination: --to HOST (\`maqet host ls\`).`,
+    );
   }
   if (rt.cluster === undefined && to !== rt.hostName) throw clusterNeedsServer(`migrate --to ${to}`);
   const downtimeLimitMs = positive(options.downtimeMs ?? DEFAULT_MIGRATION.downtimeMs, "--downtime-ms", 1, 2_000_000);
-  const bandwidthMiBs = positive(options.bandwidthMiBs ?? DEFAULT_MIGRATION.bandwidthMiBs, "--bandwidth", 0.001, 1_000_000);
+  const bandwidthMiBs = positive(
+    options.bandwidthMiBs ?? DEFAULT_MIGRATION.bandwidthMiBs,
+    "--bandwidth",
+    0.001,
+    1_000_000,
+  );
   const timeoutMs = positive(options.timeoutMs ?? DEFAULT_MIGRATION.timeoutMs, "--timeout", 1, 86_400_000);
   return { fromHost: rt.hostName, toHost: to, downtimeLimitMs, bandwidthMiBs, timeoutMs };
 }
@@ -235,7 +264,8 @@ function routedTarget(cluster: ClusterRuntime, vmId: string, host: string, ctx: 
   const key = `${vmId}~in`;
   let epoch = 0;
   return {
-    prepare: (request) => cluster.route(key, host, "migrationPrepare", [request], callerOf(ctx), false) as Promise<PreparedIncoming>,
+    prepare: (request) =>
+      cluster.route(key, host, "migrationPrepare", [request], callerOf(ctx), false) as Promise<PreparedIncoming>,
     finish: async (request) => {
       epoch = (await cluster.placements.ownerOf(vmId))?.epoch ?? epoch;
       const finished = cluster.route(key, host, "migrationFinish", [{ ...request, vmId, epoch }], callerOf(ctx), true);
@@ -243,7 +273,10 @@ function routedTarget(cluster: ClusterRuntime, vmId: string, host: string, ctx: 
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(new MaqetError("TIMEOUT", `Host '${host}' did not confirm the resume within ${FINISH_WAIT_MS / 1000} s.`)),
+          () =>
+            reject(
+              new MaqetError("TIMEOUT", `Host '${host}' did not confirm the resume within ${FINISH_WAIT_MS / 1000} s.`),
+            ),
           FINISH_WAIT_MS,
         );
       });
@@ -253,7 +286,7 @@ function routedTarget(cluster: ClusterRuntime, vmId: string, host: string, ctx: 
         clearTimeout(timer);
       }
     },
-    abort: (request) => cluster.route(key, host, "migrationAbort", [request], callerOf(ctx), true) as Promise<{ aborted: boolean }>,
+    abort: (request) =>
+      cluster.route(key, host, "migrationAbort", [request], callerOf(ctx), true) as Promise<{ aborted: boolean }>,
   };
 }
-

@@ -38,7 +38,10 @@ export const HOST_RENDERERS: Record<string, Renderer> = {
   "host drain": (result) => {
     const r = result as DrainReport;
     const lines = [`Host '${r.host}' drained: no new VMs; ${r.moved.length} VM(s) moved.`];
-    for (const m of r.moved) lines.push(`  ${m.vm} -> ${m.to}${m.restarted ? " (restarted)" : ""}`);
+    for (const m of r.moved) {
+      const how = m.live ? ` (live, downtime ${m.downtimeMs} ms)` : m.restarted ? " (restarted)" : "";
+      lines.push(`  ${m.vm} -> ${m.to}${how}`);
+    }
     for (const s of r.skipped) lines.push(`  ${s.vm} stays: ${s.reason}`);
     return lines.join("\n");
   },

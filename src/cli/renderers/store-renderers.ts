@@ -20,7 +20,9 @@ export const STORE_RENDERERS: Record<string, Renderer> = {
       return (
         `Migrated VM '${m.vm}' ${m.fromHost === m.toHost ? `to a fresh QEMU on '${m.toHost}'` : `from '${m.fromHost}' to '${m.toHost}'`} ` +
         `(pid ${m.pid}): downtime ${m.downtimeMs} ms, total ${m.totalMs} ms, ${(m.transferredBytes / 1048576).toFixed(1)} MiB in ${m.passes} pass(es).` +
-        (m.resumed ? "" : " The guest was not resumed here: it was paused before, or the destination resumes it when it next loads the VM.")
+        (m.resumed
+          ? ""
+          : " The guest was not resumed here: it was paused before, or the destination resumes it when it next loads the VM.")
       );
     }
     const applied = (result as { applied: string[] }).applied;
