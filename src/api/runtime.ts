@@ -227,6 +227,8 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
             ports,
             incoming,
             readView: async (vmId) => foldVmEvents(await store.readStream(vmStreamId(vmId))),
+            settleOwned: async (vmId) =>
+              (await orchestrator.actor(vmId)).exclusive((access) => settleMigration(access, { hostName, waitMs: 0 })),
           }),
       });
     }

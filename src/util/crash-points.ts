@@ -43,6 +43,8 @@ export const CRASH_POINTS = {
     "Migration: the source QEMU is paused at pre-switchover; ownership has not moved (vm.migration-switchover is not recorded: it goes with the commit).",
   "migrate.committed":
     "Migration: vm.owner-changed is recorded (the commit point); the source QEMU still waits at pre-switchover (no migrate-continue).",
+  "migrate.finishing":
+    "Migration: the destination has the whole state (QEMU completed) and is paused; it is not resumed, the source not ended, vm.migrated not recorded.",
   "projection.batch-written":
     "A projection batch's rows are written inside its transaction; the checkpoint and the commit are not.",
 } as const;

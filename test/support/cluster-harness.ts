@@ -26,6 +26,8 @@ export interface SimHost {
   readonly env: Record<string, string>;
   process: ChildProcess;
   log: string;
+  /** Set before {@link SimCluster.startAgent}: more environment for this host's next agent (e.g. MAQET_CRASH_AT). */
+  extraEnv?: Record<string, string>;
 }
 
 export interface SimCluster {
@@ -64,7 +66,7 @@ export async function startCluster(
     const child = spawn(
       process.execPath,
       [bin(), "agent", "--host", name, "--log-format", "json", ...(options.agentArgs?.(name) ?? [])],
-      { cwd: home, env, stdio: ["ignore", "pipe", "pipe"] },
+      { cwd: home, env: { ...env, ...hosts.get(name)?.extraEnv }, stdio: ["ignore", "pipe", "pipe"] },
     );
     const host: SimHost = hosts.get(name) ?? { name, runtimeDir, socket, env, process: child, log: "" };
     host.process = child;

@@ -96,6 +96,7 @@ export const SCENARIOS: Record<CrashPoint, Scenario> = {
   "migrate.transfer": migrateScenario(),
   "migrate.switchover": migrateScenario(),
   "migrate.committed": migrateScenario(),
+  "migrate.finishing": migrateScenario(),
   "projection.batch-written": { killed: ["ls"], next: ["status", VM, "--json"] },
 };
 

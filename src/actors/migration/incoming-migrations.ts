@@ -163,6 +163,7 @@ export class IncomingMigrations implements MigrationTargetPort {
       }
       await this.ports.clock.sleep(wait);
     }
+    this.ports.crash?.("migrate.finishing");
     if (request.resume) await session.execute("cont");
     this.#pending.delete(request.migrationId);
     // The VM's actor connects next: QMP takes one client at a time.

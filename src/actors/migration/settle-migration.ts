@@ -190,6 +190,8 @@ export async function sweepMigrations(
     incoming: { entries(): IncomingEntry[]; abort(r: { migrationId: string }): Promise<unknown> };
     /** The VM's view as its stream says now (not a read model that may lag). */
     readView(vmId: string): Promise<VmView | undefined>;
+    /** Settles the open migration of a VM this host owns (through its actor; settleMigration). */
+    settleOwned(vmId: string): Promise<string | undefined>;
   },
 ): Promise<string[]> {
   const notes: string[] = [];
@@ -206,6 +208,14 @@ export async function sweepMigrations(
   }
   for (const view of views) {
     const m = view.migration;
+    // Moved here, and its source host sent the rest late (its coordinator died after the commit).
+    // (One this process still receives is its live coordinator's to finish.)
+    const receiving = deps.incoming.entries().some((e) => e.migrationId === m?.id);
+    if (m?.phase === "moved" && m.toHost === deps.hostName && !receiving && now - m.at.getTime() > INCOMING_GRACE_MS) {
+      const note = await deps.settleOwned(view.vmId).catch(() => undefined);
+      if (note) notes.push(`VM '${view.name}': ${note}`);
+      continue;
+    }
     if (!m || m.phase !== "moved" || m.fromHost !== deps.hostName || m.toHost === deps.hostName) continue;
     if (m.sourcePid === undefined || deps.ports.processes.probe(m.sourcePid, view.vmId) !== "alive") continue;
     await continueSource(deps.ports, m, view.vmId);
