@@ -2,7 +2,7 @@
 // `npm run bench`: runs each measure in its own Node process against a snapshot of dist/ and
 // prints one table per measure (median (p95), the baseline measured in the same run, the ratio).
 //
-//   node bench/run.mjs [--quick] [--only qmp,vm,store,cli,memory] [--dist DIR | --rev REV] [--json FILE]
+//   node bench/run.mjs [--quick] [--only qmp,vm,store,cli,memory,migration] [--dist DIR | --rev REV] [--json FILE]
 //
 // --rev REV measures a commit instead of ./dist: `git archive REV` into .tmp/bench-src-<rev>,
 // built there with the project's tsc (kept for the next run). Use it when the checkout is being
@@ -35,6 +35,8 @@ const MEASURES = [
   { name: "memory", file: "memory.mjs" },
   { name: "subscriptions", file: "subscription-latency.mjs" },
   { name: "emmett", file: "emmett-compare.mjs" }, // installs bench/node_modules (npm ci --prefix bench) if missing
+  // Boots the test guest (built once per machine, test/fixtures/guest) four times under TCG: 2-4 min.
+  { name: "migration", file: "migration.mjs", timeoutS: { quick: 300, full: 600 } },
   ...(process.argv.some((a) => a.includes("projections"))
     ? [
         { name: "projections", file: "projection-rebuild.mjs" },
@@ -133,6 +135,11 @@ function processesNaming(needle) {
   return found;
 }
 
+/** --timeout, or the measure's own (longer) `timeoutS` for this mode. */
+function timeoutOf(measure) {
+  return Math.max(measureTimeoutMs, (measure.timeoutS?.[quick ? "quick" : "full"] ?? 0) * 1000);
+}
+
 function runChild(measure, ctx) {
   return new Promise((resolvePromise) => {
     const child = spawn(process.execPath, [join(benchDir, measure.file)], {
@@ -145,7 +152,7 @@ function runChild(measure, ctx) {
       timedOut = true;
       child.kill("SIGTERM");
       setTimeout(() => child.kill("SIGKILL"), 15_000).unref();
-    }, measureTimeoutMs);
+    }, timeoutOf(measure));
     child.once("exit", (code, signal) => {
       clearTimeout(timer);
       current = undefined;
@@ -222,7 +229,7 @@ for (const measure of MEASURES) {
     result = {
       name: measure.name,
       title: measure.file,
-      error: exit.timedOut ? `timed out after ${measureTimeoutMs / 1000} s` : `exited ${exit.code ?? exit.signal}`,
+      error: exit.timedOut ? `timed out after ${timeoutOf(measure) / 1000} s` : `exited ${exit.code ?? exit.signal}`,
     };
   }
   result.seconds = (Date.now() - t0) / 1000;

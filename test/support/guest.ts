@@ -30,7 +30,19 @@ export type GuestAction =
   /** Kernel panic (sysrq c); with `-device pvpanic` QEMU reports GUEST_PANICKED. */
   | "panic"
   /** An interactive busybox shell on the serial console (prompt `maqet-guest# `), for `console -i`. */
-  | "shell";
+  | "shell"
+  /**
+   * `MAQET-COUNT <n> uptime=<s>` every 100 ms (slower when the vCPU is busy), n from 1, forever:
+   * the count lives in guest memory, so after a live migration it goes on and never restarts.
+   * The power button powers off, as with `idle`.
+   */
+  | "counter"
+  /**
+   * The counter, plus a loop rewriting `dirtyMiB` (default 64) MiB of RAM with other non-zero
+   * bytes each pass (`MAQET-DIRTY pass=<n> mib=<MiB>` as each starts): pages a live migration
+   * must send again. About 40 MB/s by QEMU's `calc-dirty-rate` under TCG here.
+   */
+  | "dirty";
 
 export interface GuestAppendOptions {
   /** Each one printed as `MAQET-MARKER <word>` on the serial console, in order. */
@@ -44,6 +56,8 @@ export interface GuestAppendOptions {
    * dropbear on port 22 and a TCP listener on port 80 that answers `MAQET-HELLO <kernel release>`.
    */
   net?: boolean;
+  /** Action `dirty`: how many MiB it keeps rewriting (`maqet.dirty=`); default 64. */
+  dirtyMiB?: number;
   /** More kernel command-line words, appended as given. */
   extra?: string[];
 }
@@ -85,7 +99,24 @@ export const GUEST_LINES = {
   acpiPoweroff: /^MAQET-ACPI power-button: powering off\r?$/m,
   /** Printed by action `shell` just before the shell starts on the serial console. */
   shell: /^MAQET-SHELL\r?$/m,
+  /** Actions `counter` and `dirty`, every 100 ms: the count (from 1) and the guest's uptime. */
+  count: /^MAQET-COUNT (\d+) uptime=([0-9.]+)\r?$/m,
+  /** Action `dirty`, as each pass over its memory starts. */
+  dirty: /^MAQET-DIRTY pass=(\d+) mib=(\d+)\r?$/m,
 } as const;
+
+/**
+ * Every `MAQET-COUNT` value on a serial log, in order (actions `counter` and `dirty`).
+ *
+ * @example
+ * ```ts
+ * guestCounts("MAQET-BOOT uptime=5.1 action=counter\r\nMAQET-COUNT 1 uptime=5.3\r\nMAQET-COUNT 2 uptime=5.4\r\n");
+ * // [1, 2]
+ * ```
+ */
+export function guestCounts(serialLog: string): number[] {
+  return [...serialLog.matchAll(new RegExp(GUEST_LINES.count.source, "gm"))].map((m) => Number(m[1]));
+}
 
 /** The line a marker prints, as a regex over the serial log. */
 export function markerLine(marker: string): RegExp {
@@ -149,6 +180,12 @@ export function guestAppend(options: GuestAppendOptions = {}): string {
   for (const marker of markers) words.push(`maqet.marker=${checkWord(marker, "marker")}`);
   if (options.action !== undefined) words.push(`maqet.action=${options.action}`);
   if (options.net) words.push("maqet.net=on");
+  if (options.dirtyMiB !== undefined) {
+    if (!Number.isInteger(options.dirtyMiB) || options.dirtyMiB < 1) {
+      throw new Error(`dirtyMiB must be a whole number >= 1, got ${options.dirtyMiB}`);
+    }
+    words.push(`maqet.dirty=${options.dirtyMiB}`);
+  }
   if (options.delaySeconds !== undefined) {
     if (!(options.delaySeconds >= 0)) throw new Error(`delaySeconds must be >= 0, got ${options.delaySeconds}`);
     words.push(`maqet.delay=${options.delaySeconds}`);
