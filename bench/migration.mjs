@@ -11,14 +11,14 @@
 // `ram.dirty-sync-count` (the passes; equal to the MIGRATION_PASS events), and the wall time the
 // guest did not run (source STOP event to the destination's RESUME, our QMP round trips included).
 //
-// The maqet arm (`maqet migrate VM --to HOST --json`) is interleaved run by run once it exists:
-// fill in `maqetArm` below; until then the maqet column shows "-".
+// The maqet arm (`maqet migrate VM --to HOST --json`, the VM's own host: a fresh QEMU each run,
+// on the embedded store) is interleaved run by run with the raw one.
 //
 //   node bench/migration.mjs [--quick]       # or: node bench/run.mjs --only migration
 import { spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { loadavg } from "node:os";
+import { hostname, loadavg } from "node:os";
 import { join } from "node:path";
 import { cliEntry, runMeasure } from "./harness.mjs";
 import { bootsOf, countsOf, ensureGuestBuilt, killQemu, startSide, until } from "./migration-qemu.mjs";
@@ -149,9 +149,60 @@ async function migrateRaw(ctx, guest, kase, run, src, spawned) {
  * serial log; then each `migrate(run)` is `runMaqetMigrate(ctx, env, vm, host)` below, which runs
  * `maqet migrate VM --to HOST --downtime-ms 300 --bandwidth 1024 --json` and reads the figures.
  */
-async function maqetArm(ctx, _kase) {
+async function maqetArm(ctx, kase, guest) {
   if (!maqetHasMigrate(ctx)) return undefined;
-  return undefined; // the build has `maqet migrate`, but this arm is not wired yet (see above)
+  const dir = join(ctx.root, `${kase.key}-maqet`);
+  mkdirSync(join(dir, "run"), { recursive: true, mode: 0o700 });
+  const env = { PATH: process.env.PATH, HOME: dir, XDG_RUNTIME_DIR: join(dir, "run"), LANG: "C" };
+  const maqet = (args) => {
+    const r = spawnSync(process.execPath, [cliEntry(ctx.dist), ...args], {
+      encoding: "utf8",
+      timeout: 300_000,
+      env,
+      cwd: dir,
+    });
+    if (r.status !== 0) throw new Error(`maqet ${args.join(" ")} exited ${r.status}: ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+  const append = ["console=ttyS0", "quiet", `maqet.action=${kase.action}`];
+  if (kase.dirtyMiB !== undefined) append.push(`maqet.dirty=${kase.dirtyMiB}`);
+  const yaml = [
+    "name: mb",
+    "binary: qemu-system-x86_64",
+    "accel: tcg",
+    "machine: q35",
+    `memory: ${kase.memoryMiB}M`,
+    `kernel: ${guest.kernel}`,
+    `initrd: ${guest.initrd}`,
+    `append: "${append.join(" ")}"`,
+    "arguments: [nodefaults]",
+    "",
+  ].join("\n");
+  writeFileSync(join(dir, "mb.yaml"), yaml);
+  maqet(["add", "mb.yaml"]);
+  maqet(["start", "mb", "--wait-for", "serial:MAQET-COUNT", "--timeout", "120"]);
+  const host = hostname().split(".")[0] || "localhost";
+  const serialOf = () => JSON.parse(maqet(["status", "mb", "--json"])).serialLog;
+  return {
+    async migrate(_run) {
+      const before = await countsOf(serialOf());
+      const sample = runMaqetMigrate(ctx, env, "mb", host);
+      // The guest goes on where it was, on the destination's serial log, without a reboot.
+      const after = serialOf();
+      await until(async () => (await countsOf(after)).length > 0, 30_000, "the destination's counter");
+      const counts = await countsOf(after);
+      const last = before.at(-1) ?? 0;
+      if (counts[0] <= last || counts[0] > last + 100 || (await bootsOf(after)) !== 0) {
+        throw new Error(
+          `maqet arm: the count did not go on (source last ${before.at(-1)}, destination ${counts.slice(0, 3)})`,
+        );
+      }
+      return sample;
+    },
+    async close() {
+      spawnSync(process.execPath, [cliEntry(ctx.dist), "stop", "mb", "--force"], { env, cwd: dir, timeout: 60_000 });
+    },
+  };
 }
 
 /**
@@ -216,7 +267,7 @@ await runMeasure("migration", "Live migration over loopback (test guest, q35, TC
     const raw = [];
     const maqet = [];
     let src = await bootRaw(ctx, guest, kase, spawned);
-    const arm = await maqetArm(ctx, kase);
+    const arm = await maqetArm(ctx, kase, guest);
     if (arm === undefined) armMissing = true;
     else ctx.defer(() => arm.close());
     for (let run = 1; run <= runs; run++) {

@@ -95,6 +95,8 @@ export async function runAgent(argv: readonly string[], io: AgentIo): Promise<nu
       qmpPolicy: async () => (await loadGlobalConfig(io.env)).config.qmp,
       onWarning: (message) => log.note(`warning: ${message}`),
       ...(cluster ? { cluster } : {}),
+      // Crash tests (docs/crash-points.md): an agent dies at the point like a CLI does.
+      ...(io.env.MAQET_CRASH_AT ? { crashAt: io.env.MAQET_CRASH_AT } : {}),
     };
     maqet = createMaqet(options);
     const vms = await maqet.list(); // opens the store now: a locked or broken one fails the start

@@ -51,6 +51,8 @@ export class PlacementStore {
       constraints?: Record<string, string>;
       /** Events to append after `vm.placed` in the same transaction, under the new epoch (`vm.recovering` goes before). */
       before?: Array<{ type: "vm.recovering"; data: PlacementEventData["vm.recovering"] }>;
+      /** Events to append before `vm.placed` in the same transaction (a migration's switchover), under the new epoch. */
+      first?: NewEvent[];
       /** Events to append after `vm.placed` in the same transaction (a migration's `vm.owner-changed`), under the new epoch. */
       after?: (epoch: number) => NewEvent[];
     } = {},
@@ -85,7 +87,9 @@ export class PlacementStore {
                 on conflict (stream_id) do update set host = excluded.host, epoch = excluded.epoch,
                   reason = excluded.reason, placed_at = clock_timestamp()`.execute(trx);
       const metadata = { ...this.metadata(), epoch };
+      const own = (e: NewEvent) => ({ ...e, id: e.id ?? uuidv7(), metadata: { ...metadata, ...e.metadata } });
       const events = [
+        ...(options.first ?? []).map(own),
         ...(options.before ?? []).map((e) => ({ id: uuidv7(), ...vmEvent(e.type, e.data), metadata })),
         {
           id: uuidv7(),

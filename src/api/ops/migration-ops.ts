@@ -253,7 +253,8 @@ async function commitOwner(
   }
   const placed = await cluster.placements.place(access.view.vmId, data.toHost, "migration", {
     expectFrom: data.fromHost,
-    after: (epoch) => [...before, vmEvent("vm.owner-changed", { ...data, epoch })],
+    first: before,
+    after: (epoch) => [vmEvent("vm.owner-changed", { ...data, epoch })],
   });
   cluster.learn(access.view.vmId, placed.host, placed.epoch);
   access.adopt(placed.events);
