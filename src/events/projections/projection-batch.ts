@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts
- * const outcome = await commitBatch(db, projection, context, checkpoint, events, crash);
+ * const outcome = await commitBatch({ db, projection, context, crash }, checkpoint, events);
  * if (!outcome.committed) checkpoint = outcome.checkpoint; // another runner moved it
  * ```
  */
@@ -26,21 +26,27 @@ import { ApplyError, reasonOf, stalledError, storeCall } from "./projection-erro
 /** Committed: the checkpoint this runner now holds; not: the checkpoint someone else left. */
 export type BatchOutcome = { committed: boolean; checkpoint: ProjectionCheckpoint };
 
+/** What a batch is written for: the database, the projection and its context, the crash hook. */
+export interface BatchTarget {
+  // biome-ignore lint/suspicious/noExplicitAny: projections bring their own tables
+  db: Kysely<any>;
+  projection: Projection;
+  context: ProjectionContext;
+  crash: CrashHook;
+}
+
 /**
  * Applies `batch` and moves the checkpoint in one transaction, if the checkpoint is still at
  * `from` (see the file's comment for a projection that throws).
  */
 export async function commitBatch(
-  // biome-ignore lint/suspicious/noExplicitAny: projections bring their own tables
-  db: Kysely<any>,
-  projection: Projection,
-  context: ProjectionContext,
+  target: BatchTarget,
   from: ProjectionCheckpoint,
   batch: readonly StoredEvent[],
-  crash: CrashHook,
 ): Promise<BatchOutcome> {
+  const { db, projection, context } = target;
   try {
-    return await applyInTransaction(db, projection, context, from, batch, crash);
+    return await applyInTransaction(target, from, batch);
   } catch (error) {
     // Rolled back: whatever apply remembered of this batch never reached the rows.
     context.state.clear();
@@ -56,7 +62,7 @@ export async function commitBatch(
     }
     let at = from;
     for (const event of batch) {
-      const outcome = await commitBatch(db, projection, context, at, [event], crash);
+      const outcome = await commitBatch(target, at, [event]);
       if (!outcome.committed) return outcome;
       at = outcome.checkpoint;
     }
@@ -65,13 +71,9 @@ export async function commitBatch(
 }
 
 async function applyInTransaction(
-  // biome-ignore lint/suspicious/noExplicitAny: projections bring their own tables
-  db: Kysely<any>,
-  projection: Projection,
-  context: ProjectionContext,
+  { db, projection, context, crash }: BatchTarget,
   from: ProjectionCheckpoint,
   batch: readonly StoredEvent[],
-  crash: CrashHook,
 ): Promise<BatchOutcome> {
   return db.transaction().execute(async (trx) => {
     const locked = await readEnsuredCheckpoint(trx, projection.name, { forUpdate: true });

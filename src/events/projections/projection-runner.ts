@@ -264,7 +264,7 @@ export class ProjectionRunner {
       // Read the following page while this one is applied: reads happen outside the batch's
       // transaction, so on a server they overlap with the writes (PGlite runs them in turn).
       next = full ? read(batch.at(-1)!.globalPosition) : NO_EVENTS;
-      const outcome = await commitBatch(this.#db, projection, context, checkpoint, batch, this.#crash);
+      const outcome = await commitBatch({ db: this.#db, projection, context, crash: this.#crash }, checkpoint, batch);
       if (!outcome.committed) {
         // Another runner moved the checkpoint (or rebuilt): continue from where it is now, with
         // no memory of rows this runner did not write.
