@@ -3,17 +3,10 @@
  *
  * PGlite is a single-user Postgres: two processes opening the same directory corrupt it. The
  * lock is a file next to the directory (`<dataDir>.lock`) holding `{pid, host, since, command}`
- * as JSON. It is written complete or not at all: the content goes to a private temporary file,
- * which is then hard-linked to the lock's name (link(2) fails when the name exists, so creation
- * stays exclusive; a rename would replace a live lock). A lock whose holder died on this host is
- * taken over; an unreadable one (empty, cut short: left by an older maqet killed between
- * creating and writing it) is taken over once it is older than a short grace; a live (or remote)
- * holder is waited for, then reported with the file and what to do.
- *
- * Taking over must not let two racing takers both win. A taker first places
- * `<dataDir>.lock.takeover` the same way, re-reads the lock and removes it only if it is still the
- * very lock it judged stale (same pid and since, or the same unreadable file), then competes for a
- * fresh lock like anyone else. Losers never delete anything they did not verify.
+ * as JSON, written complete or not at all (src/adapters/lock-file.ts). A lock whose holder died
+ * on this host is taken over; an unreadable one (empty, cut short) is taken over once it is older
+ * than a short grace, without letting two racing takers both win (src/adapters/stale-lock.ts);
+ * a live (or remote) holder is waited for, then reported with the file and what to do.
  *
  * @example
  * ```ts
@@ -22,24 +15,25 @@
  * ```
  */
 import { readFileSync, unlinkSync } from "node:fs";
-import { link, open, readdir, readFile, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
-import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { MaqetError } from "../errors/maqet-error.ts";
-import { type CrashHook, type CrashPoint, noCrash } from "../util/crash-points.ts";
+import { abortableSleep } from "../util/abortable-sleep.ts";
+import { type CrashHook, noCrash } from "../util/crash-points.ts";
+import {
+  DEFAULT_STALE_GRACE_MS,
+  isStale,
+  isUnreadable,
+  type LockHolder,
+  placeExclusive,
+  readHolder,
+  type Unreadable,
+} from "./lock-file.ts";
+import { removeStaleLock, sweepLeftovers } from "./stale-lock.ts";
 
-/** How old an unreadable lock or takeover file must be before it counts as stale. */
-export const DEFAULT_STALE_GRACE_MS = 2000;
-
-/** What the lock file says about its holder. */
-export interface LockHolder {
-  pid: number;
-  host: string;
-  /** ISO time the lock was taken. */
-  since: string;
-  command: string;
-}
+export { DEFAULT_STALE_GRACE_MS, type LockHolder } from "./lock-file.ts";
+export { isProcessAlive } from "./process-alive.ts";
+export { removeStaleLock } from "./stale-lock.ts";
 
 export interface DataDirLockOptions {
   /** How long to wait for a live holder before throwing STORE_LOCKED. Default 5000 ms. */
@@ -93,25 +87,7 @@ export async function acquireDataDirLock(dataDir: string, options: DataDirLockOp
     if (holder === "absent") continue; // released between our attempt and read: try again now
     if (isStale(holder, graceMs) && (await removeStaleLock(path, holder, { graceMs, crash }))) continue;
     if (Date.now() >= deadline) throw lockedError(dataDir, path, holder, waitMs, graceMs);
-    await sleep(pollMs, options.signal);
-  }
-}
-
-/**
- * Removes what dead processes left next to the lock: temporary lock files (killed between writing
- * and linking them) and a takeover guard (killed while taking over). A live taker's guard stays.
- */
-async function sweepLeftovers(path: string, graceMs: number): Promise<void> {
-  const prefix = `${basename(path)}.`;
-  const names = await readdir(dirname(path)).catch(() => [] as string[]);
-  for (const name of names) {
-    const m = name.startsWith(prefix) ? /\.(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name) : null;
-    if (m && !isProcessAlive(Number(m[1]))) await unlink(join(dirname(path), name)).catch(() => {});
-  }
-  const guard = `${path}.takeover`;
-  const found = await readHolder(guard);
-  if (found !== "absent" && isStale(found, graceMs) && isSameLock(await readHolder(guard), found)) {
-    await unlink(guard).catch(() => {});
+    await abortableSleep(pollMs, options.signal);
   }
 }
 
@@ -125,199 +101,6 @@ async function sweepLeftovers(path: string, graceMs: number): Promise<void> {
  */
 export function lockPathOf(dataDir: string): string {
   return `${dataDir.replace(/\/+$/, "")}.lock`;
-}
-
-/**
- * True unless the process is gone: no `/proc/<pid>` or a zombie (`Z`) / dead (`X`) state.
- * Falls back to `kill(pid, 0)` where there is no /proc.
- *
- * @example
- * ```ts
- * isProcessAlive(process.pid); // true
- * ```
- */
-export function isProcessAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // "pid (comm) S ...": comm may hold spaces and parentheses, so split after the last ')'.
-    const state = stat.slice(stat.lastIndexOf(")") + 1).trim()[0];
-    return state !== "Z" && state !== "X";
-  } catch (error) {
-    if (errnoOf(error) !== "ENOENT") return true;
-    if (procMounted()) return false;
-  }
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return errnoOf(error) === "EPERM";
-  }
-}
-
-/** Places `holder` at `path` complete or not at all; false when `path` exists. */
-async function placeExclusive(
-  path: string,
-  holder: LockHolder,
-  crash: CrashHook,
-  points?: { written: CrashPoint; linked: CrashPoint },
-): Promise<boolean> {
-  // Written in full to a private temporary file, then hard-linked into place: link(2) fails with
-  // EEXIST when `path` exists (rename would replace it), so exclusive creation holds, and
-  // nobody ever reads a half-written lock.
-  const temp = `${path}.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  try {
-    const file = await open(temp, "wx", 0o600);
-    try {
-      await file.writeFile(JSON.stringify(holder));
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw cannotCreate(path, error);
-  }
-  try {
-    if (points) crash(points.written);
-    await link(temp, path);
-    if (points) crash(points.linked);
-    return true;
-  } catch (error) {
-    if (errnoOf(error) === "EEXIST") return false;
-    // A file system without hard links: the old way, exclusive create then write (a kill in
-    // between leaves an empty file, which the grace below turns into a stale lock).
-    if (["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK"].includes(errnoOf(error) ?? "")) {
-      return createThenWrite(path, holder);
-    }
-    throw cannotCreate(path, error);
-  } finally {
-    await unlink(temp).catch(() => {});
-  }
-}
-
-async function createThenWrite(path: string, holder: LockHolder): Promise<boolean> {
-  let file: Awaited<ReturnType<typeof open>>;
-  try {
-    file = await open(path, "wx", 0o600);
-  } catch (error) {
-    if (errnoOf(error) === "EEXIST") return false;
-    throw cannotCreate(path, error);
-  }
-  try {
-    await file.writeFile(JSON.stringify(holder));
-  } finally {
-    await file.close();
-  }
-  return true;
-}
-
-function cannotCreate(path: string, error: unknown): MaqetError {
-  return new MaqetError(
-    "STORE_ERROR",
-    `Cannot create the lock file ${path}: ${String(error)}. Check the permissions of its directory.`,
-    { cause: error, details: { path } },
-  );
-}
-
-/** A lock file that cannot be parsed (empty, cut short, not maqet's): how old it is, and which file. */
-interface Unreadable {
-  kind: "unreadable";
-  ageMs: number;
-  ino: number;
-}
-
-/** The holder, "absent" when there is no lock file, unreadable when it is empty or corrupt. */
-async function readHolder(path: string): Promise<LockHolder | "absent" | Unreadable> {
-  let text: string;
-  let info: Awaited<ReturnType<typeof stat>>;
-  try {
-    info = await stat(path);
-    text = await readFile(path, "utf8");
-  } catch (error) {
-    if (errnoOf(error) === "ENOENT") return "absent";
-    return { kind: "unreadable", ageMs: 0, ino: -1 };
-  }
-  const unreadable: Unreadable = { kind: "unreadable", ageMs: Date.now() - info.mtimeMs, ino: info.ino };
-  try {
-    const parsed = JSON.parse(text) as Partial<LockHolder>;
-    if (typeof parsed.pid !== "number" || typeof parsed.host !== "string") return unreadable;
-    return {
-      pid: parsed.pid,
-      host: parsed.host,
-      since: String(parsed.since ?? ""),
-      command: String(parsed.command ?? ""),
-    };
-  } catch {
-    return unreadable;
-  }
-}
-
-function isUnreadable(value: LockHolder | "absent" | Unreadable): value is Unreadable {
-  return typeof value === "object" && "kind" in value;
-}
-
-/**
- * True when a lock (or takeover guard) found at a path may be removed: its holder died on this
- * host, or it is unreadable (empty, cut short) and older than the grace. maqet writes its locks
- * complete, so only a crash of an older writer or a damaged file leaves one unreadable; a young
- * one may still be in the middle of being written by such a writer and is left alone.
- */
-function isStale(found: LockHolder | Unreadable, graceMs: number): boolean {
-  if (isUnreadable(found)) return found.ino !== -1 && found.ageMs >= graceMs;
-  return found.host === hostname() && !isProcessAlive(found.pid);
-}
-
-/** The same lock as judged a moment ago: same holder (pid and since), or the same unreadable file. */
-function isSameLock(now: LockHolder | "absent" | Unreadable, judged: LockHolder | Unreadable): boolean {
-  if (now === "absent") return false;
-  if (isUnreadable(judged)) return isUnreadable(now) && now.ino === judged.ino;
-  return !isUnreadable(now) && now.pid === judged.pid && now.since === judged.since;
-}
-
-/**
- * Removes the lock at `path` if it is still exactly the one `stale` describes, under the takeover
- * guard; true when the caller should retry creating the lock at once. A taker that judged a lock
- * stale a moment ago but finds someone else's fresh lock there now removes nothing.
- *
- * @example
- * ```ts
- * if (!isProcessAlive(holder.pid) && (await removeStaleLock(path, holder))) retry();
- * ```
- */
-export async function removeStaleLock(
-  path: string,
-  stale: LockHolder | Unreadable,
-  options: { graceMs?: number; crash?: CrashHook } = {},
-): Promise<boolean> {
-  const guard = `${path}.takeover`;
-  const graceMs = options.graceMs ?? DEFAULT_STALE_GRACE_MS;
-  const crash = options.crash ?? noCrash;
-  const me: LockHolder = { pid: process.pid, host: hostname(), since: new Date().toISOString(), command: "takeover" };
-  if (!(await placeExclusive(guard, me, crash))) {
-    // A taker that died inside the guard (or an older one that left it empty) would block
-    // takeovers forever: clear its guard, if it is still the one judged.
-    const other = await readHolder(guard);
-    if (other === "absent") return true;
-    if (isStale(other, graceMs)) {
-      if (isSameLock(await readHolder(guard), other)) await unlink(guard).catch(() => {});
-      return true;
-    }
-    return false;
-  }
-  try {
-    const now = await readHolder(path);
-    if (now === "absent") return true;
-    if (!isSameLock(now, stale)) return false;
-    crash("lock.takeover-guarded");
-    await unlink(path).catch((error) => {
-      if (errnoOf(error) !== "ENOENT") throw error;
-    });
-    crash("lock.stale-removed");
-    return true;
-  } finally {
-    await unlink(guard).catch(() => {});
-  }
 }
 
 function held(path: string, holder: LockHolder): DataDirLock {
@@ -374,32 +157,4 @@ function lockedError(
       },
     },
   );
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      signal?.removeEventListener("abort", abort);
-      resolve();
-    }
-    function abort(): void {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    }
-    signal?.addEventListener("abort", abort, { once: true });
-  });
-}
-
-function procMounted(): boolean {
-  try {
-    readFileSync("/proc/self/stat");
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function errnoOf(error: unknown): string | undefined {
-  return (error as { code?: string } | null)?.code;
 }

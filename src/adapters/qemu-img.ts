@@ -1,6 +1,9 @@
 /**
- * The one `qemu-img` adapter: every image operation maqet runs goes through here, with the
- * binary from the cached locator and its version read once.
+ * The one `qemu-img` adapter: every image operation maqet runs goes through here (info, check,
+ * create, resize, convert, internal snapshots), with the binary from the cached locator and its
+ * version read once. How each operation's arguments are built is here; how qemu-img is run
+ * (time limit, retries, version gate) is src/adapters/qemu-img-runner.ts, and how its output is
+ * read is src/adapters/qemu-img-output.ts.
  *
  * - Argument arrays, never a shell; `--` before paths (qemu-img 7.2 accepts it for every
  *   subcommand used here), so a file named `-x` or `json:{...}` is still a file.
@@ -20,54 +23,26 @@ import { Observable } from "rxjs";
 import type {
   CreateImageSpec,
   DiskImageTool,
-  ImageCheck,
   ImageFormat,
   ImageInfo,
   Progress,
   ToolCallOptions,
 } from "../actors/disk-image-port.ts";
-import { parseImageSnapshot } from "../actors/disk-image-port.ts";
-import type { BinaryLocator, Clock } from "../actors/ports.ts";
+import type { BinaryLocator } from "../actors/ports.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
-import { systemClock } from "./system-clock.ts";
-import { createToolRunner, type ToolRunner, type ToolRunResult } from "./tool-runner.ts";
+import { parseCheck, parseInfo, parseJson, progressParser } from "./qemu-img-output.ts";
+import { createQemuImgRunner, type QemuImgOptions } from "./qemu-img-runner.ts";
 
-/** qemu-img create/info time limit (MAQET used the same). */
-export const QEMU_IMG_TIMEOUT_MS = 30_000;
-
-export type QemuImgOperation = "version" | "info" | "check" | "create" | "resize" | "convert" | "snapshot";
-
-/** Default time limits per operation; `Infinity` means none (a convert takes as long as the data). */
-export const QEMU_IMG_TIMEOUTS: Readonly<Record<QemuImgOperation, number>> = {
-  version: 10_000,
-  info: QEMU_IMG_TIMEOUT_MS,
-  create: QEMU_IMG_TIMEOUT_MS,
-  resize: 60_000,
-  check: 300_000,
-  snapshot: 300_000,
-  convert: Number.POSITIVE_INFINITY,
-};
-
-export interface RetryPolicy {
-  /** Tries in all, the first included (default 3, as MAQET). */
-  attempts: number;
-  /** Wait before the second try (default 1000 ms); doubled before each later one. */
-  initialDelayMs: number;
-  factor: number;
-}
-
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, initialDelayMs: 1000, factor: 2 };
-
-/** The oldest qemu-img maqet drives: `-U` (force-share) appeared in 2.10. */
-export const MIN_QEMU_IMG_VERSION = [2, 10] as const;
-
-export interface QemuImgOptions {
-  locator: BinaryLocator;
-  runner?: ToolRunner;
-  clock?: Clock;
-  timeouts?: Partial<Record<QemuImgOperation, number>>;
-  retry?: Partial<RetryPolicy>;
-}
+export { isTransient, progressParser } from "./qemu-img-output.ts";
+export {
+  DEFAULT_RETRY,
+  MIN_QEMU_IMG_VERSION,
+  QEMU_IMG_TIMEOUT_MS,
+  QEMU_IMG_TIMEOUTS,
+  type QemuImgOperation,
+  type QemuImgOptions,
+  type RetryPolicy,
+} from "./qemu-img-runner.ts";
 
 export interface QemuImg extends DiskImageTool {
   /** How many times `qemu-img --version` actually ran. */
@@ -83,144 +58,8 @@ export interface QemuImg extends DiskImageTool {
  * ```
  */
 export function createQemuImg(options: QemuImgOptions): QemuImg {
-  const runner = options.runner ?? createToolRunner();
-  const clock = options.clock ?? systemClock;
-  const timeouts = { ...QEMU_IMG_TIMEOUTS, ...options.timeouts };
-  const retry = { ...DEFAULT_RETRY, ...options.retry };
-  let versionReads = 0;
-  let versionPromise: Promise<string> | undefined;
-
-  interface Call extends ToolCallOptions {
-    operation: QemuImgOperation;
-    /** What the message names: "qemu-img snapshot -c 'before' failed for <subject>". */
-    label: string;
-    subject: string;
-    fix: string;
-    /** Exit codes that are answers, not failures (check: 2 corrupt, 3 leaks). */
-    okExitCodes?: readonly number[];
-    /** Retry transient failures (default true). */
-    retry?: boolean;
-    /** Retry a lock held by another process too (default true; info falls back to -U instead). */
-    retryLocks?: boolean;
-    onStdout?: (chunk: string) => void;
-  }
-
-  const binary = (): Promise<string> => options.locator.locate("qemu-img");
-
-  const runOnce = async (path: string, args: readonly string[], call: Call): Promise<ToolRunResult> => {
-    call.signal?.throwIfAborted();
-    const limit = call.timeoutMs ?? timeouts[call.operation];
-    const kill = new AbortController();
-    const stopTimer = new AbortController();
-    let timedOut = false;
-    if (Number.isFinite(limit)) {
-      clock.sleep(limit, stopTimer.signal).then(
-        () => {
-          timedOut = true;
-          kill.abort(new Error("qemu-img timed out"));
-        },
-        () => undefined,
-      );
-    }
-    const onAbort = () => kill.abort(call.signal?.reason);
-    call.signal?.addEventListener("abort", onAbort, { once: true });
-    let result: ToolRunResult;
-    try {
-      result = await runner.run(path, args, { signal: kill.signal, onStdout: call.onStdout });
-    } finally {
-      stopTimer.abort();
-      call.signal?.removeEventListener("abort", onAbort);
-    }
-    if (timedOut) {
-      throw new MaqetError(
-        "QEMU_IMG_TIMEOUT",
-        `${call.label} timed out after ${limit} ms for ${call.subject}; qemu-img was killed. Check that the filesystem responds (and nothing holds the image), then retry${call.operation === "convert" ? "" : " with a longer timeout"}.`,
-        { details: { operation: call.operation, file: call.subject, timeoutMs: limit, args: [...args] } },
-      );
-    }
-    if (result.aborted) throw call.signal?.reason ?? new Error("aborted");
-    return result;
-  };
-
-  const exec = async (args: readonly string[], call: Call): Promise<ToolRunResult> => {
-    const path = await binary();
-    if (call.operation !== "version") await checkedVersion(call.signal);
-    let delay = retry.initialDelayMs;
-    for (let attempt = 1; ; attempt++) {
-      const result = await runOnce(path, args, call);
-      if (result.exitCode === 0 || (result.exitCode !== null && call.okExitCodes?.includes(result.exitCode))) {
-        return result;
-      }
-      const said = quote(result);
-      const transient = isTransient(result.stderr);
-      const retryable = transient && call.retry !== false && !(call.retryLocks === false && isLockError(result.stderr));
-      if (retryable && attempt < retry.attempts) {
-        await clock.sleep(delay, call.signal);
-        delay *= retry.factor;
-        continue;
-      }
-      const tried = attempt > 1 ? ` (tried ${attempt} times)` : "";
-      throw new MaqetError(
-        "QEMU_IMG_FAILED",
-        `${call.label} failed for ${call.subject}: ${said}${tried}. ${call.fix}`,
-        {
-          details: {
-            operation: call.operation,
-            file: call.subject,
-            exitCode: result.exitCode,
-            signal: result.signal,
-            stderr: result.stderr.trim(),
-            attempts: attempt,
-            locked: isLockError(result.stderr),
-            transient,
-          },
-        },
-      );
-    }
-  };
-
-  const checkedVersion = async (signal?: AbortSignal): Promise<string> => {
-    const version = await readVersion(signal);
-    const [major = 0, minor = 0] = version.split(".").map(Number);
-    const [minMajor, minMinor] = MIN_QEMU_IMG_VERSION;
-    if (major < minMajor || (major === minMajor && minor < minMinor)) {
-      throw new MaqetError(
-        "QEMU_IMG_FAILED",
-        `qemu-img ${version} is too old: maqet needs ${minMajor}.${minMinor} or later (for -U, reading images in use). Upgrade QEMU's tools, or point MAQET_QEMU_IMG at a newer qemu-img.`,
-        { details: { version } },
-      );
-    }
-    return version;
-  };
-
-  const readVersion = (signal?: AbortSignal): Promise<string> => {
-    if (versionPromise === undefined) {
-      versionPromise = (async () => {
-        versionReads += 1;
-        const result = await exec(["--version"], {
-          operation: "version",
-          label: "qemu-img --version",
-          subject: await binary(),
-          fix: "Check that the qemu-img binary works (run it with --version).",
-          retry: false,
-          signal,
-        });
-        const match = /version\s+(\d+\.\d+(?:\.\d+)?)/.exec(result.stdout);
-        if (!match) {
-          throw new MaqetError(
-            "QEMU_IMG_FAILED",
-            `qemu-img --version printed no version (${JSON.stringify(result.stdout.split("\n")[0] ?? "")}). Check that MAQET_QEMU_IMG (or PATH) points at qemu-img.`,
-          );
-        }
-        return match[1]!;
-      })();
-      // A failed read (binary missing, aborted) is not cached: the next call tries again.
-      versionPromise.catch(() => {
-        versionPromise = undefined;
-      });
-    }
-    return versionPromise;
-  };
+  const runner = createQemuImgRunner(options);
+  const { exec, checkedVersion } = runner;
 
   const infoOnce = async (file: string, shared: boolean, options: ToolCallOptions): Promise<ImageInfo> => {
     const result = await exec(["info", "--output=json", ...(shared ? ["-U"] : []), "--", file], {
@@ -236,7 +75,7 @@ export function createQemuImg(options: QemuImgOptions): QemuImg {
 
   const tool: QemuImg = {
     get versionReads() {
-      return versionReads;
+      return runner.versionReads;
     },
     version: (callOptions = {}) => checkedVersion(callOptions.signal),
 
@@ -404,120 +243,7 @@ export async function qemuImgInfo(
   return qemuImgFor(options.locator).info(file, { signal: options.signal, timeoutMs: options.timeoutMs });
 }
 
-// ---------------------------------------------------------------- parsing
-
-const LOCK_PATTERNS = [/Failed to get ".*" lock/i, /Is another process using the image/i];
-const TRANSIENT_PATTERNS = [
-  ...LOCK_PATTERNS,
-  /Resource temporarily unavailable/i,
-  /\bEAGAIN\b/,
-  /Device or resource busy/i,
-  /\btry again\b/i,
-];
-
-/**
- * True for failures worth retrying: a lock another process holds, EAGAIN, a busy device.
- *
- * @example
- * ```ts
- * isTransient(`qemu-img: Could not open 'a.qcow2': Failed to get "write" lock`); // true
- * ```
- */
-export function isTransient(stderr: string): boolean {
-  return TRANSIENT_PATTERNS.some((p) => p.test(stderr));
-}
-
-function isLockError(stderr: string): boolean {
-  return LOCK_PATTERNS.some((p) => p.test(stderr));
-}
-
-/** qemu-img's own words, on one line. */
-function quote(result: ToolRunResult): string {
-  const text = result.stderr
-    .trim()
-    .split("\n")
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .join(" ");
-  if (text) return text;
-  return result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode} and no message`;
-}
-
-/**
- * Feeds stdout chunks of `qemu-img convert -p` (`    (12.34/100%)\r`) and reports each new,
- * larger percentage once.
- *
- * @example
- * ```ts
- * const feed = progressParser((p) => console.log(p));
- * feed("    (0.00/100%)\r    (50."); feed("00/100%)\r"); // logs 0, then 50
- * ```
- */
-export function progressParser(report: (percent: number) => void): (chunk: string) => void {
-  let buffer = "";
-  let last = -1;
-  return (chunk) => {
-    buffer += chunk;
-    const pattern = /\((\d+(?:\.\d+)?)\/100%\)/g;
-    let consumed = 0;
-    for (let match = pattern.exec(buffer); match !== null; match = pattern.exec(buffer)) {
-      consumed = pattern.lastIndex;
-      const percent = Math.min(100, Number(match[1]));
-      if (percent > last) {
-        last = percent;
-        report(percent);
-      }
-    }
-    buffer = buffer.slice(consumed).slice(-64);
-  };
-}
-
-function parseJson(stdout: string, what: string, file: string): Record<string, unknown> {
-  try {
-    const value = JSON.parse(stdout) as unknown;
-    if (typeof value === "object" && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
-  } catch {
-    // fall through
-  }
-  throw new MaqetError(
-    "QEMU_IMG_FAILED",
-    `qemu-img ${what} printed something other than a JSON object for ${file} (${JSON.stringify(stdout.slice(0, 80))}). Check that MAQET_QEMU_IMG (or PATH) points at qemu-img.`,
-    { details: { file, stdout: stdout.slice(0, 1000) } },
-  );
-}
-
-function parseInfo(file: string, raw: Record<string, unknown>, inUse: boolean): ImageInfo {
-  const snapshots = Array.isArray(raw.snapshots) ? raw.snapshots.map(parseImageSnapshot) : [];
-  const info: ImageInfo = {
-    file,
-    format: String(raw.format),
-    virtualSize: Number(raw["virtual-size"]),
-    snapshots,
-    inUse,
-    raw,
-  };
-  if (typeof raw["actual-size"] === "number") info.actualSize = raw["actual-size"];
-  const backing = raw["full-backing-filename"] ?? raw["backing-filename"];
-  if (typeof backing === "string") info.backingFile = backing;
-  if (typeof raw["backing-filename-format"] === "string") info.backingFormat = raw["backing-filename-format"];
-  if (typeof raw["dirty-flag"] === "boolean") info.dirty = raw["dirty-flag"];
-  return info;
-}
-
-function parseCheck(file: string, raw: Record<string, unknown>, exitCode: number): ImageCheck {
-  const num = (key: string) => (typeof raw[key] === "number" ? (raw[key] as number) : 0);
-  const check: ImageCheck = {
-    file,
-    status: exitCode === 2 ? "corrupt" : exitCode === 3 ? "leaks" : "clean",
-    checkErrors: num("check-errors"),
-    corruptions: num("corruptions"),
-    leaks: num("leaks"),
-    raw,
-  };
-  if (typeof raw.format === "string") check.format = raw.format;
-  if (typeof raw["image-end-offset"] === "number") check.imageEndOffset = raw["image-end-offset"];
-  return check;
-}
+// ---------------------------------------------------------------- arguments
 
 function formatArgs(format: ImageFormat | undefined): string[] {
   return format ? ["-f", format] : [];

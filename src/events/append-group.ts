@@ -12,6 +12,9 @@
  * session (`sortByStream` false) no other writer can hold a row lock, and they go in arrival
  * order: positions then follow the order the appends were made in, as they did one by one.
  *
+ * {@link writeAppends} is what the store calls: a group of one goes through `maqet_append`
+ * instead, so a lone append meets its errors exactly as before group commit.
+ *
  * @example
  * ```ts
  * const outcomes = await appendGroupStatement(db, [
@@ -24,6 +27,7 @@ import { type Kysely, sql } from "kysely";
 import {
   type AppendOutcome,
   appendedOutcome,
+  appendStatement,
   duplicateRows,
   type OutcomeRow,
   type PreparedEvent,
@@ -117,4 +121,26 @@ export async function appendGroupStatement(
     } else outcomes[i] = appendedOutcome(a.streamId, a.events, sent[k]!.e, own);
   }
   return outcomes;
+}
+
+/**
+ * One append alone (`maqet_append`, whose errors come through as thrown), several as a group
+ * ({@link appendGroupStatement}).
+ *
+ * @example
+ * ```ts
+ * const [outcome] = await writeAppends(db, [{ streamId: "vm-1", events: [a], expected: "any" }], true);
+ * ```
+ */
+export async function writeAppends(
+  db: Kysely<Database>,
+  batch: readonly GroupedAppend[],
+  notify: boolean,
+  sortByStream = true,
+): Promise<GroupedOutcome[]> {
+  if (batch.length === 1) {
+    const { streamId, events, expected } = batch[0]!;
+    return [await appendStatement(db, streamId, events, expected, notify)];
+  }
+  return appendGroupStatement(db, batch, notify, sortByStream);
 }

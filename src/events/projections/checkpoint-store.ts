@@ -15,7 +15,9 @@
  * ```
  */
 import { type Kysely, sql } from "kysely";
+import { MaqetError } from "../../errors/maqet-error.ts";
 import { toNumber } from "../schema.ts";
+import { storeCall } from "./projection-errors.ts";
 
 /** A `bigint` column as read: a string from `pg`, a number from PGlite. */
 type Int8 = string | number | bigint;
@@ -123,6 +125,29 @@ export async function readCheckpoint(
   if (options.forUpdate) query = query.forUpdate();
   const row = await query.executeTakeFirst();
   return row === undefined ? undefined : toCheckpoint(row);
+}
+
+/**
+ * The checkpoint of a projection whose row was ensured ({@link ensureCheckpoint}): STORE_ERROR
+ * when the read fails, INTERNAL when the row is gone.
+ *
+ * @example
+ * ```ts
+ * const locked = await readEnsuredCheckpoint(trx, "vms", { forUpdate: true });
+ * ```
+ */
+export async function readEnsuredCheckpoint(
+  db: Db,
+  name: string,
+  options: { forUpdate?: boolean } = {},
+): Promise<ProjectionCheckpoint> {
+  const checkpoint = await storeCall(`read the checkpoint of projection '${name}'`, () =>
+    readCheckpoint(db, name, options),
+  );
+  if (checkpoint === undefined) {
+    throw new MaqetError("INTERNAL", `The checkpoint row of projection '${name}' disappeared.`);
+  }
+  return checkpoint;
 }
 
 /**

@@ -11,6 +11,9 @@
  * - live: `runner.start()` keeps every projection caught up in a long-lived process, woken by
  *   appends (any Observable) and by polling, which is the truth.
  *
+ * What to read and when is here; a batch's transaction is projection-batch.ts, a rebuild from
+ * position 0 projection-rebuild.ts, and the errors projection-errors.ts.
+ *
  * @example
  * ```ts
  * const runner = new ProjectionRunner({ db, store, projections: [vmListProjection] });
@@ -21,24 +24,23 @@
  */
 
 import type { Kysely } from "kysely";
-import { isMaqetError, MaqetError } from "../../errors/maqet-error.ts";
+import { MaqetError } from "../../errors/maqet-error.ts";
 import { type CrashHook, noCrash } from "../../util/crash-points.ts";
 import type { StoredEvent } from "../envelope.ts";
 import type { EventStore } from "../event-store.ts";
 import {
-  advanceCheckpoint,
   ensureCheckpoint,
   type ProjectionCheckpoint,
   type ProjectionError,
   type ProjectionStatus,
-  readCheckpoint,
-  recordStall,
-  resetCheckpoint,
+  readEnsuredCheckpoint,
 } from "./checkpoint-store.ts";
-import type { Projection, ProjectionContext, ProjectionRebuilder, RebuildEvent } from "./projection.ts";
+import type { Projection, ProjectionContext } from "./projection.ts";
+import { commitBatch } from "./projection-batch.ts";
+import { assertNotNewer, storeCall } from "./projection-errors.ts";
 import { type LagFigures, readLag } from "./projection-lag.ts";
 import { LiveLoop, type LiveOptions } from "./projection-live-loop.ts";
-import { readRebuildPage } from "./rebuild-read.ts";
+import { NOTHING_DONE, type Progress, type RebuildNeeded, rebuildFromStart } from "./projection-rebuild.ts";
 
 export type { LiveOptions } from "./projection-live-loop.ts";
 
@@ -98,16 +100,6 @@ export interface ProjectionLag extends LagFigures {
 const DEFAULT_BATCH = 1000;
 const DEFAULT_REBUILD_BATCH = 10_000;
 
-/** Committed: the checkpoint this runner now holds; not: the checkpoint someone else left. */
-type BatchOutcome = { committed: boolean; checkpoint: ProjectionCheckpoint };
-
-/** Events checkpointed and transactions committed so far by one call. */
-interface Progress {
-  events: number;
-  batches: number;
-}
-
-const NOTHING_DONE: Progress = { events: 0, batches: 0 };
 const NO_EVENTS: Promise<StoredEvent[]> = Promise.resolve([]);
 
 export class ProjectionRunner {
@@ -200,7 +192,7 @@ export class ProjectionRunner {
   async lag(name: string): Promise<ProjectionLag> {
     const projection = this.#get(name);
     await this.#ensure(projection);
-    const checkpoint = await this.#checkpoint(this.#db, projection);
+    const checkpoint = await this.#checkpoint(projection);
     const figures = await readLag(this.#db, checkpoint, { category: projection.category });
     return {
       name,
@@ -248,9 +240,9 @@ export class ProjectionRunner {
   ): Promise<CatchUpResult> {
     await this.#ensure(projection);
     let { events, batches } = done;
-    let checkpoint = await this.#checkpoint(this.#db, projection);
+    let checkpoint = await this.#checkpoint(projection);
     if (checkpoint.version !== projection.version) {
-      this.#assertNotNewer(projection, checkpoint);
+      assertNotNewer(projection, checkpoint);
       const built = await this.#rebuildFromStart(
         projection,
         context,
@@ -259,7 +251,7 @@ export class ProjectionRunner {
       );
       events += built.events;
       batches += built.batches;
-      checkpoint = await this.#checkpoint(this.#db, projection);
+      checkpoint = await this.#checkpoint(projection);
       rebuilt = true;
     }
     const limit = rebuilt ? this.#rebuildBatchSize : this.#batchSize;
@@ -272,12 +264,12 @@ export class ProjectionRunner {
       // Read the following page while this one is applied: reads happen outside the batch's
       // transaction, so on a server they overlap with the writes (PGlite runs them in turn).
       next = full ? read(batch.at(-1)!.globalPosition) : NO_EVENTS;
-      const outcome = await this.#commit(projection, context, checkpoint, batch);
+      const outcome = await commitBatch({ db: this.#db, projection, context, crash: this.#crash }, checkpoint, batch);
       if (!outcome.committed) {
         // Another runner moved the checkpoint (or rebuilt): continue from where it is now, with
         // no memory of rows this runner did not write.
         context.state.clear();
-        this.#assertNotNewer(projection, outcome.checkpoint);
+        assertNotNewer(projection, outcome.checkpoint);
         if (outcome.checkpoint.version !== projection.version) {
           return this.#catchUp(projection, context, rebuilt, signal, { events, batches });
         }
@@ -301,203 +293,14 @@ export class ProjectionRunner {
     return page;
   }
 
-  /**
-   * Rebuilds from position 0 if `needed(locked checkpoint)`: in memory and swapped in by one
-   * transaction when the projection has a rebuilder (the batch path when that fails); otherwise
-   * empties the tables, and the caller's catch-up replays batch by batch.
-   */
-  async #rebuildFromStart(
+  /** Rebuilds from position 0 if `needed(locked checkpoint)` (projection-rebuild.ts). */
+  #rebuildFromStart(
     projection: Projection,
     context: ProjectionContext,
-    needed: (locked: ProjectionCheckpoint) => boolean,
+    needed: RebuildNeeded,
     signal?: AbortSignal,
   ): Promise<Progress> {
-    if (projection.rebuilder) {
-      const done = await this.#rebuildInMemory(projection, projection.rebuilder(), context, needed, signal);
-      if (done !== undefined) return done;
-    }
-    await this.#reset(projection, context, needed);
-    return NOTHING_DONE;
-  }
-
-  /**
-   * The fast path: folds every event from position 0 in memory (reading the next page while
-   * this one folds), then in ONE transaction, if still `needed`: reset, write, checkpoint at the
-   * last folded event. Undefined when the projection's fold or write threw (nothing changed:
-   * the caller falls back to the batch path, which stops at the failing event and records it).
-   */
-  async #rebuildInMemory(
-    projection: Projection,
-    rebuilder: ProjectionRebuilder,
-    context: ProjectionContext,
-    needed: (locked: ProjectionCheckpoint) => boolean,
-    signal?: AbortSignal,
-  ): Promise<Progress | undefined> {
-    context.state.clear();
-    const limit = this.#rebuildBatchSize;
-    let events = 0;
-    let last: number | undefined;
-    const read = (after: number): Promise<RebuildEvent[]> => {
-      signal?.throwIfAborted();
-      const page = storeCall(`read events to rebuild projection '${projection.name}'`, () =>
-        readRebuildPage(this.#db, { after, limit, category: projection.category }),
-      );
-      page.catch(() => {}); // a prefetched page may be dropped unread
-      return page;
-    };
-    let next = read(0);
-    for (;;) {
-      const page = await next;
-      if (page.length === 0) break;
-      const more = page.length === limit;
-      next = more ? read(page.at(-1)!.globalPosition) : Promise.resolve([]);
-      const wanted = projection.handles ? page.filter((e) => projection.handles!(e.type)) : page;
-      try {
-        if (wanted.length > 0) rebuilder.fold(wanted);
-      } catch {
-        return undefined;
-      }
-      events += page.length;
-      last = page.at(-1)!.globalPosition;
-      if (!more || rebuilder.full) break;
-    }
-    let swapped: boolean;
-    try {
-      swapped = await this.#db.transaction().execute(async (trx) => {
-        const locked = await this.#checkpoint(trx, projection, true);
-        if (!needed(locked)) return false;
-        this.#assertNotNewer(projection, locked);
-        await projection.reset(trx, context);
-        await resetCheckpoint(trx, projection.name, projection.version);
-        if (last === undefined) return true;
-        try {
-          await rebuilder.write(trx, context);
-        } catch (cause) {
-          throw new ApplyError(cause);
-        }
-        await advanceCheckpoint(trx, projection.name, last, events);
-        return true;
-      });
-    } catch (error) {
-      // Rolled back: the previous rows and checkpoint stand; whatever write cached is void.
-      context.state.clear();
-      if (error instanceof ApplyError) return undefined;
-      return storeCall(`rebuild projection '${projection.name}'`, () => Promise.reject(error));
-    }
-    if (!swapped) {
-      // Another runner rebuilt first: continue from its checkpoint, remembering nothing.
-      context.state.clear();
-      return NOTHING_DONE;
-    }
-    return { events, batches: last === undefined ? 0 : 1 };
-  }
-
-  /**
-   * Applies one batch and moves the checkpoint in one transaction, if the checkpoint is still at
-   * `from`. When the projection throws, retries the batch one event per transaction so that the
-   * events before the failing one are kept, then records the stall and throws.
-   */
-  async #commit(
-    projection: Projection,
-    context: ProjectionContext,
-    from: ProjectionCheckpoint,
-    batch: readonly StoredEvent[],
-  ): Promise<BatchOutcome> {
-    try {
-      return await this.#transaction(projection, context, from, batch);
-    } catch (error) {
-      // Rolled back: whatever apply remembered of this batch never reached the rows.
-      context.state.clear();
-      if (!(error instanceof ApplyError)) {
-        return storeCall(`commit a batch of projection '${projection.name}'`, () => Promise.reject(error));
-      }
-      if (batch.length === 1) {
-        const event = batch[0]!;
-        const reason = reasonOf(error.cause).replace(/\.+$/, "");
-        const message = `${reason} (applying ${event.type} at position ${event.globalPosition}, stream ${event.streamId})`;
-        await recordStall(this.#db, projection.name, event.globalPosition, message).catch(() => {});
-        throw new MaqetError(
-          "PROJECTION_FAILED",
-          `Projection '${projection.name}' stopped at event ${event.globalPosition} (${event.type} in ${event.streamId}): ` +
-            `${reason}. Its rows and checkpoint stay at the event before; nothing was skipped. ` +
-            "Fix the cause and catch up again, or rebuild the projection.",
-          {
-            cause: error.cause,
-            details: {
-              projection: projection.name,
-              position: event.globalPosition,
-              eventId: event.id,
-              type: event.type,
-            },
-          },
-        );
-      }
-      let at = from;
-      for (const event of batch) {
-        const outcome = await this.#commit(projection, context, at, [event]);
-        if (!outcome.committed) return outcome;
-        at = outcome.checkpoint;
-      }
-      return { committed: true, checkpoint: at };
-    }
-  }
-
-  async #transaction(
-    projection: Projection,
-    context: ProjectionContext,
-    from: ProjectionCheckpoint,
-    batch: readonly StoredEvent[],
-  ): Promise<BatchOutcome> {
-    return this.#db.transaction().execute(async (trx) => {
-      const locked = await this.#checkpoint(trx, projection, true);
-      if (!sameCheckpoint(locked, from)) return { committed: false, checkpoint: locked };
-      const wanted = projection.handles ? batch.filter((e) => projection.handles!(e.type)) : batch;
-      if (wanted.length > 0) {
-        try {
-          await projection.apply(trx, wanted, context);
-        } catch (cause) {
-          throw new ApplyError(cause);
-        }
-      }
-      this.#crash("projection.batch-written");
-      const last = batch.at(-1)!.globalPosition;
-      await advanceCheckpoint(trx, projection.name, last, batch.length);
-      return { committed: true, checkpoint: { ...locked, position: last } };
-    });
-  }
-
-  /**
-   * Empties the projection and resets its checkpoint, if `needed(locked checkpoint)`. When it
-   * was not needed (another runner did it), forgets what `context` remembered.
-   */
-  async #reset(
-    projection: Projection,
-    context: ProjectionContext,
-    needed: (locked: ProjectionCheckpoint) => boolean,
-  ): Promise<void> {
-    context.state.clear();
-    await this.#db.transaction().execute(async (trx) => {
-      const locked = await this.#checkpoint(trx, projection, true);
-      if (!needed(locked)) return;
-      this.#assertNotNewer(projection, locked);
-      try {
-        await projection.reset(trx, context);
-        await resetCheckpoint(trx, projection.name, projection.version);
-      } catch (error) {
-        context.state.clear();
-        throw error;
-      }
-    });
-  }
-
-  #assertNotNewer(projection: Projection, checkpoint: ProjectionCheckpoint): void {
-    if (checkpoint.version <= projection.version) return;
-    throw new MaqetError(
-      "PROJECTION_FAILED",
-      `Projection '${projection.name}' was built by a newer maqet (projection version ${checkpoint.version}; ` +
-        `this one knows up to ${projection.version}). Upgrade maqet to read this database; it is left untouched.`,
-      { details: { projection: projection.name, builtVersion: checkpoint.version, version: projection.version } },
-    );
+    return rebuildFromStart(this.#db, projection, context, needed, { limit: this.#rebuildBatchSize, signal });
   }
 
   async #ensure(projection: Projection): Promise<void> {
@@ -506,18 +309,8 @@ export class ProjectionRunner {
     this.#ensured.add(projection.name);
   }
 
-  async #checkpoint(
-    db: ProjectionRunnerOptions["db"],
-    projection: Projection,
-    forUpdate = false,
-  ): Promise<ProjectionCheckpoint> {
-    const checkpoint = await storeCall(`read the checkpoint of projection '${projection.name}'`, () =>
-      readCheckpoint(db, projection.name, { forUpdate }),
-    );
-    if (checkpoint === undefined) {
-      throw new MaqetError("INTERNAL", `The checkpoint row of projection '${projection.name}' disappeared.`);
-    }
-    return checkpoint;
+  #checkpoint(projection: Projection): Promise<ProjectionCheckpoint> {
+    return readEnsuredCheckpoint(this.#db, projection.name);
   }
 
   #get(name: string): Projection {
@@ -549,39 +342,7 @@ function newContext(): ProjectionContext {
   return { state: new Map() };
 }
 
-/**
- * The same checkpoint as far as the rows are concerned: nobody applied, rebuilt or upgraded
- * since (the rebuild time tells a rebuild that came back to the same position).
- */
-function sameCheckpoint(a: ProjectionCheckpoint, b: ProjectionCheckpoint): boolean {
-  return a.position === b.position && a.version === b.version && a.rebuiltAt?.getTime() === b.rebuiltAt?.getTime();
-}
-
 function batchOption(name: string, value: number): number {
   if (Number.isSafeInteger(value) && value >= 1) return value;
   throw new MaqetError("INVALID_ARGUMENT", `Invalid ${name}: ${String(value)}. Use an integer >= 1.`);
-}
-
-/** The projection's own code threw (as opposed to the database failing around it). */
-class ApplyError extends Error {
-  constructor(cause: unknown) {
-    super(reasonOf(cause), { cause });
-  }
-}
-
-function reasonOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-async function storeCall<T>(what: string, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    if (isMaqetError(error)) throw error;
-    throw new MaqetError(
-      "STORE_ERROR",
-      `Failed to ${what}: ${reasonOf(error)}. Check that the database is reachable and migrated (\`maqet migrate\`).`,
-      { cause: error },
-    );
-  }
 }

@@ -1,0 +1,50 @@
+/**
+ * Whether a pid is alive on this host: through `/proc/<pid>/stat` (a zombie `Z` or dead `X`
+ * process is gone), or `kill(pid, 0)` where there is no /proc. Used to tell a lock left by a
+ * dead process from one a live process holds.
+ *
+ * @example
+ * ```ts
+ * isProcessAlive(process.pid); // true
+ * ```
+ */
+import { readFileSync } from "node:fs";
+import process from "node:process";
+import { errnoOf } from "./errno.ts";
+
+/**
+ * True unless the process is gone: no `/proc/<pid>` or a zombie (`Z`) / dead (`X`) state.
+ * Falls back to `kill(pid, 0)` where there is no /proc.
+ *
+ * @example
+ * ```ts
+ * isProcessAlive(process.pid); // true
+ * ```
+ */
+export function isProcessAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // "pid (comm) S ...": comm may hold spaces and parentheses, so split after the last ')'.
+    const state = stat.slice(stat.lastIndexOf(")") + 1).trim()[0];
+    return state !== "Z" && state !== "X";
+  } catch (error) {
+    if (errnoOf(error) !== "ENOENT") return true;
+    if (procMounted()) return false;
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errnoOf(error) === "EPERM";
+  }
+}
+
+function procMounted(): boolean {
+  try {
+    readFileSync("/proc/self/stat");
+    return true;
+  } catch {
+    return false;
+  }
+}
