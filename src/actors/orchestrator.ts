@@ -132,6 +132,11 @@ export class Orchestrator {
     return undefined;
   }
 
+  /** The views of the VMs this process drives now (loaded, not stale): what it knows first-hand. */
+  heldViews(): VmView[] {
+    return [...this.#loaded.values()].filter((a) => !a.stale).map((a) => a.view);
+  }
+
   /**
    * The live actor of a VM (rehydrated and reconciled on first use in this process). Facts that
    * reconciling records carry `scope`'s metadata (the operation that touched the VM).

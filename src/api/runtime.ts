@@ -222,10 +222,12 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
         warn: (message) => options.onWarning?.(message),
         startGuard: () => startFenceGuard({ runtimeRoot, onWarning: options.onWarning }),
         sweepMigrations: async () =>
-          sweepMigrations(await orchestrator.views(), {
+          sweepMigrations({
             hostName,
             ports,
             incoming,
+            held: orchestrator.heldViews(),
+            foreign: (await orchestrator.views()).filter((v) => v.host !== undefined && v.host !== hostName),
             readView: async (vmId) => foldVmEvents(await store.readStream(vmStreamId(vmId))),
             settleOwned: async (vmId) =>
               (await orchestrator.actor(vmId)).exclusive((access) => settleMigration(access, { hostName, waitMs: 0 })),

@@ -179,15 +179,18 @@ function phaseOf(open: OpenMigration) {
  *
  * @example
  * ```ts
- * for (const note of await sweepMigrations(await orchestrator.views(), { hostName, ports, incoming })) warn(note);
+ * for (const note of await sweepMigrations({ hostName, ports, incoming, held, foreign, readView, settleOwned })) warn(note);
  * ```
  */
 export async function sweepMigrations(
-  views: readonly VmView[],
   deps: {
     hostName: string;
     ports: VmPorts;
     incoming: { entries(): IncomingEntry[]; abort(r: { migrationId: string }): Promise<unknown> };
+    /** The VMs this process drives (their actors' views: an open migration shows there). */
+    held: readonly VmView[];
+    /** The VMs owned by other hosts (a read model: their migration is read from the stream when needed). */
+    foreign: readonly VmView[];
     /** The VM's view as its stream says now (not a read model that may lag). */
     readView(vmId: string): Promise<VmView | undefined>;
     /** Settles the open migration of a VM this host owns (through its actor; settleMigration). */
@@ -195,36 +198,47 @@ export async function sweepMigrations(
   },
 ): Promise<string[]> {
   const notes: string[] = [];
-  const now = deps.ports.clock.now();
+  const { ports } = deps;
+  const now = ports.clock.now();
+  const receiving = new Set(deps.incoming.entries().map((e) => e.migrationId));
   for (const entry of deps.incoming.entries()) {
     if (now - entry.since < INCOMING_GRACE_MS) continue;
     const view = await deps.readView(entry.vmId);
     if (view?.migration?.id === entry.migrationId) continue;
     if (view?.pid !== undefined && view.pid === entry.pid) continue; // it is the VM now
     await deps.incoming.abort({ migrationId: entry.migrationId });
-    notes.push(
-      `migration ${entry.migrationId} ended without this host: its incoming QEMU (pid ${entry.pid}) was killed`,
-    );
+    notes.push(`migration ${entry.migrationId} ended without this host: its incoming QEMU (pid ${entry.pid}) was killed`);
   }
-  for (const view of views) {
+  // Moved here, and its source host sent the rest late (its coordinator died after the commit);
+  // one this process still receives is its live coordinator's to finish.
+  for (const view of deps.held) {
     const m = view.migration;
-    // Moved here, and its source host sent the rest late (its coordinator died after the commit).
-    // (One this process still receives is its live coordinator's to finish.)
-    const receiving = deps.incoming.entries().some((e) => e.migrationId === m?.id);
-    if (m?.phase === "moved" && m.toHost === deps.hostName && !receiving && now - m.at.getTime() > INCOMING_GRACE_MS) {
-      const note = await deps.settleOwned(view.vmId).catch(() => undefined);
-      if (note) notes.push(`VM '${view.name}': ${note}`);
-      continue;
-    }
-    if (!m || m.phase !== "moved" || m.fromHost !== deps.hostName || m.toHost === deps.hostName) continue;
-    if (m.sourcePid === undefined || deps.ports.processes.probe(m.sourcePid, view.vmId) !== "alive") continue;
-    await continueSource(deps.ports, m, view.vmId);
-    killPid(deps.ports, m.sourcePid, view.vmId);
-    notes.push(
-      `VM '${view.name}' moved to '${m.toHost}': its source QEMU here (pid ${m.sourcePid}) sent the rest and was ended`,
-    );
+    if (m?.phase !== "moved" || m.toHost !== deps.hostName || receiving.has(m.id)) continue;
+    if (now - m.at.getTime() < INCOMING_GRACE_MS) continue;
+    const note = await deps.settleOwned(view.vmId).catch(() => undefined);
+    if (note) notes.push(`VM '${view.name}': ${note}`);
+  }
+  // Moved away from here while its coordinator here died: the source QEMU still runs here.
+  for (const listed of deps.foreign) {
+    if (!(await sourceRunsHere(ports, listed.vmId))) continue;
+    const view = await deps.readView(listed.vmId);
+    const m = view?.migration;
+    if (!view || !m || m.phase !== "moved" || m.fromHost !== deps.hostName || m.toHost === deps.hostName) continue;
+    if (m.sourcePid === undefined || ports.processes.probe(m.sourcePid, view.vmId) !== "alive") continue;
+    await continueSource(ports, m, view.vmId);
+    killPid(ports, m.sourcePid, view.vmId);
+    notes.push(`VM '${view.name}' moved to '${m.toHost}': its source QEMU here (pid ${m.sourcePid}) sent the rest and was ended`);
   }
   return notes;
+}
+
+/** Whether a QEMU of the VM runs from this host's runtime directory (its pidfile names a live one). */
+async function sourceRunsHere(ports: VmPorts, vmId: string): Promise<boolean> {
+  for (const key of [vmId, `${vmId}.migrated`]) {
+    const pid = await ports.processes.readPidFile(`${ports.processes.runtimeDirOf(key)}/qemu.pid`);
+    if (pid !== undefined && ports.processes.probe(pid, vmId) === "alive") return true;
+  }
+  return false;
 }
 
 /** An incoming QEMU younger than this is left alone (its migration's facts may not be readable yet). */
