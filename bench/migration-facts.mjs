@@ -37,7 +37,7 @@ async function pair(name, vm, { destExtra } = {}) {
   const src = await startSide(guest, join(base, "src"), vm);
   started.push(src);
   // Booted: the counter runs (kernel + /init under TCG, a few seconds).
-  await until(async () => (await countsOf(src.serialPath)).length >= 3, 120_000, "the source's counter");
+  await until(async () => (await countsOf(src.serialPath)).length >= 3, 300_000, "the source's counter");
   const dst = await startSide(guest, join(base, "dst"), { ...vm, ...(destExtra ?? {}) }, { incoming: true });
   started.push(dst);
   const caps = { capabilities: ["events", "pause-before-switchover"].map((c) => ({ capability: c, state: true })) };
