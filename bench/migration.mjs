@@ -61,7 +61,7 @@ async function bootRaw(ctx, guest, kase, spawned) {
   mkdirSync(dir, { recursive: true });
   const side = await startSide(guest, dir, kase);
   spawned.push(side);
-  await until(async () => (await countsOf(side.serialPath)).length >= 3, 180_000, `${kase.label} to boot`, 200);
+  await until(async () => (await countsOf(side.serialPath)).length >= 3, 300_000, `${kase.label} to boot`, 200);
   await side.qmp.execute("migrate-set-capabilities", CAPABILITIES);
   return side;
 }

@@ -40,7 +40,7 @@ export type GuestAction =
   /**
    * The counter, plus a loop rewriting `dirtyMiB` (default 64) MiB of RAM with other non-zero
    * bytes each pass (`MAQET-DIRTY pass=<n> mib=<MiB>` as each starts): pages a live migration
-   * must send again. About 40 MB/s by QEMU's `calc-dirty-rate` under TCG here.
+   * must send again. 9-40 MB/s by QEMU's `calc-dirty-rate` under TCG here (load 15-17).
    */
   | "dirty";
 
