@@ -162,6 +162,8 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
   const onWarning = options.supervise ? options.onWarning : undefined;
   const hostName = options.cluster?.host ?? defaultHostName();
   const incoming = new IncomingMigrations(ports, hostName, options.cluster?.migrationAddress);
+  /** A VM whose incoming QEMU this process holds (its QMP session) until the migration finishes. */
+  const receiving = (view: VmView) => incoming.entries().some((e) => e.vmId === view.vmId);
   const migrations: Runtime["migrations"] = new Map();
   const tools = diskToolsFor(options);
   const orchestrator = new Orchestrator({
@@ -169,7 +171,7 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
     // A member stamps the owner epoch it holds on its VMs' events: the store refuses stale ones.
     store: cluster?.member ? stampEpochs(store, cluster.epochOf) : store,
     directory,
-    ...(cluster ? { isForeign: cluster.isForeign } : {}),
+    ...(cluster ? { isForeign: (view: VmView) => cluster.isForeign(view) || receiving(view) } : {}),
     onWarning,
     // A live migration or a snapshot request a dead process left open gets its outcome before
     // the VM is used.
@@ -188,9 +190,10 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
   // database leaves alone the VMs placed on a host (their owner watches them).
   const membership = cluster
     ? {
+        // (A VM this host is receiving by live migration is its coordinator's until it finishes.)
         accept: cluster.member
-          ? (view: VmView) => cluster.owns(view.streamId)
-          : (view: VmView) => !cluster.isForeign(view),
+          ? (view: VmView) => cluster.owns(view.streamId) && !receiving(view)
+          : (view: VmView) => !cluster.isForeign(view) && !receiving(view),
         beforeSweep: () => cluster.refresh(),
       }
     : {};

@@ -42,14 +42,14 @@ export interface FinishIncomingRequest {
   migrationId: string;
   /** Resume the guest (it ran on the source). */
   resume: boolean;
-  /** How long to wait for the incoming state to complete (default 60 s). */
+  /** How long to wait for the incoming state to complete (default 60 s; 0: only if it has arrived). */
   timeoutMs?: number;
 }
 
 /** The destination's migration-facing operations (local, or routed to the destination host's agent). */
 export interface MigrationTargetPort {
   prepare(request: PrepareIncomingRequest): Promise<PreparedIncoming>;
-  finish(request: FinishIncomingRequest): Promise<{ resumed: boolean }>;
+  finish(request: FinishIncomingRequest): Promise<{ resumed: boolean; arrived?: boolean }>;
   abort(request: { migrationId: string }): Promise<{ aborted: boolean }>;
 }
 
@@ -140,7 +140,7 @@ export class IncomingMigrations implements MigrationTargetPort {
     }
   }
 
-  async finish(request: FinishIncomingRequest): Promise<{ resumed: boolean }> {
+  async finish(request: FinishIncomingRequest): Promise<{ resumed: boolean; arrived?: boolean }> {
     const pending = this.#pending.get(request.migrationId);
     if (pending === undefined) {
       throw new MaqetError(
@@ -155,6 +155,7 @@ export class IncomingMigrations implements MigrationTargetPort {
     for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
       const state = await runState(session);
       if (state !== "inmigrate") break;
+      if (request.timeoutMs === 0) return { resumed: false, arrived: false };
       if (this.ports.clock.now() > deadline) {
         throw new MaqetError(
           "TIMEOUT",
@@ -168,7 +169,7 @@ export class IncomingMigrations implements MigrationTargetPort {
     this.#pending.delete(request.migrationId);
     // The VM's actor connects next: QMP takes one client at a time.
     await session.close().catch(() => undefined);
-    return { resumed: request.resume };
+    return { resumed: request.resume, arrived: true };
   }
 
   async abort(request: { migrationId: string }): Promise<{ aborted: boolean }> {

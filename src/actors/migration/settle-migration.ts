@@ -20,7 +20,7 @@ import { vmEvent } from "../../events/vm-events.ts";
 import type { QmpSession, VmPorts } from "../ports.ts";
 import type { VmAccess } from "../vm-actor.ts";
 import type { OpenMigration, VmView } from "../vm-view.ts";
-import type { IncomingEntry } from "./incoming-migrations.ts";
+import type { IncomingEntry, MigrationTargetPort } from "./incoming-migrations.ts";
 import { queryMigrate, runState } from "./migration-qmp.ts";
 
 export interface SettleDeps {
@@ -80,6 +80,9 @@ async function rollBackUnmoved(access: VmAccess, open: OpenMigration, deps: Sett
 async function finishMoved(access: VmAccess, open: OpenMigration, deps: SettleDeps): Promise<string | undefined> {
   const { ports, session, view } = access;
   const sourceHere = open.fromHost === deps.hostName && open.sourcePid !== undefined && open.sourcePid !== view.pid;
+  if (session === undefined && view.pid !== undefined && ports.processes.probe(view.pid, view.vmId) === "alive") {
+    return undefined; // alive but its QMP not reachable now: settled at a later load
+  }
   if (session === undefined) {
     // The destination QEMU is gone (the reconcile recorded how): the source is no longer the VM either.
     if (sourceHere) killPid(ports, open.sourcePid!, view.vmId);
@@ -186,7 +189,7 @@ export async function sweepMigrations(
   deps: {
     hostName: string;
     ports: VmPorts;
-    incoming: { entries(): IncomingEntry[]; abort(r: { migrationId: string }): Promise<unknown> };
+    incoming: Pick<MigrationTargetPort, "abort" | "finish"> & { entries(): IncomingEntry[] };
     /** The VMs this process drives (their actors' views: an open migration shows there). */
     held: readonly VmView[];
     /** The VMs owned by other hosts (a read model: their migration is read from the stream when needed). */
@@ -204,7 +207,18 @@ export async function sweepMigrations(
   for (const entry of deps.incoming.entries()) {
     if (now - entry.since < INCOMING_GRACE_MS) continue;
     const view = await deps.readView(entry.vmId);
-    if (view?.migration?.id === entry.migrationId) continue;
+    const m = view?.migration;
+    if (m?.id === entry.migrationId && m.phase === "moved" && m.toHost === deps.hostName) {
+      // Moved here, and nobody came to finish it (its coordinator died after the commit): once
+      // the state is in, resume it and hand it to its actor (settleOwned records the outcome).
+      const done = await deps.incoming.finish({ migrationId: m.id, resume: m.resume !== false, timeoutMs: 0 }).catch(() => undefined);
+      if (done?.arrived) {
+        const note = await deps.settleOwned(entry.vmId).catch(() => undefined);
+        notes.push(`VM '${view?.name}': ${note ?? `migration ${m.id} finished here`}`);
+      }
+      continue;
+    }
+    if (m?.id === entry.migrationId) continue;
     if (view?.pid !== undefined && view.pid === entry.pid) continue; // it is the VM now
     await deps.incoming.abort({ migrationId: entry.migrationId });
     notes.push(`migration ${entry.migrationId} ended without this host: its incoming QEMU (pid ${entry.pid}) was killed`);
