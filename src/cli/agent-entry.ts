@@ -55,8 +55,8 @@ export async function runMaqet(argv: readonly string[], io: CliIo): Promise<numb
     }
   }
   const { runCli } = await import("./main.ts");
-  // A command that needs this terminal but only reads (`ssh`) runs here, with its operations
-  // still going to the agent when one answers: the agent may hold the embedded store.
+  // A command that needs this terminal (`ssh`, `edit`) runs here, with its operations still
+  // going to the agent when one answers: the agent may hold the embedded store.
   if (parsed && route?.terminalViaAgent && route.needsTerminal?.(parsed.input) && target && !parsed.global.help) {
     if (target.explicit || (await isSocket(target.socket)) || (await agentStarting(target.socket, io))) {
       const token = target.token ?? (target.tokenFile ? (await readFile(target.tokenFile, "utf8")).trim() : undefined);
