@@ -11,11 +11,13 @@
  * return serveAgent({ args, io, log, place, databaseUrl, dataDir, runtimeDir, socket });
  * ```
  */
-import { createServer, type Server } from "node:http";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import type { AgentPlace } from "../adapters/agent-socket.ts";
+import { hostName } from "../adapters/host-info.ts";
+import { type HttpServer, listenHttp } from "../adapters/http-listen.ts";
 import { loadGlobalConfig } from "../adapters/load-global-config.ts";
+import { packageVersion } from "../adapters/package-version.ts";
+import { generateTokenFile, readTokenFile } from "../adapters/token-file.ts";
 import { defaultHostName } from "../api/cluster-member.ts";
 import { labelsOf } from "../api/commands/host-commands.ts";
 import { createMaqet, type Maqet, type MaqetOptions } from "../api/maqet.ts";
@@ -23,8 +25,6 @@ import { storeIdOf } from "../client/store-id.ts";
 import type { AgentArgs } from "./agent-args.ts";
 import { createAgentHandler } from "./agent-handler.ts";
 import { type AgentLog, agentFailure } from "./agent-log.ts";
-import { generateTokenFile, readTokenFile } from "./agent-token.ts";
-import { packageVersion } from "./package-version.ts";
 import type { AgentIo } from "./run-agent.ts";
 import { createWebConsole } from "./web-console.ts";
 import { createWebSessions } from "./web-session.ts";
@@ -61,7 +61,7 @@ export async function serveAgent(o: ServeAgentOptions): Promise<number> {
     return agentFailure(error, io);
   }
   let maqet: Maqet | undefined;
-  const servers: Server[] = [];
+  const servers: HttpServer[] = [];
   try {
     const options: MaqetOptions & { supervise?: boolean } = {
       databaseUrl,
@@ -87,12 +87,12 @@ export async function serveAgent(o: ServeAgentOptions): Promise<number> {
     const unix = createAgentHandler({
       maqet,
       version,
-      host: cluster?.host ?? hostname(),
+      host: cluster?.host ?? hostName(),
       tcp: false,
       about,
       log: log.request,
     });
-    servers.push(await listen(createServer(unix.handle).on("upgrade", unix.upgrade), socket));
+    servers.push(await listenHttp(unix, { socket }));
     await place.secure();
     const handlers = [unix];
     let tokenNote = "";
@@ -104,16 +104,14 @@ export async function serveAgent(o: ServeAgentOptions): Promise<number> {
       const tcp = createAgentHandler({
         maqet,
         version,
-        host: cluster?.host ?? hostname(),
+        host: cluster?.host ?? hostName(),
         tcp: true,
         token,
         web,
         about,
         log: log.request,
       });
-      servers.push(
-        await listen(createServer(tcp.handle).on("upgrade", tcp.upgrade), args.listen.port, args.listen.host),
-      );
+      servers.push(await listenHttp(tcp, { port: args.listen.port, host: args.listen.host }));
       handlers.push(tcp);
       tokenNote = `; TCP ${args.listen.host}:${args.listen.port}, bearer token in ${args.tokenFile ?? tokenFile}`;
       loginUrl = `${consoleBase(args.listen)}/login?token=${web.sessions.mintLoginToken()}`;
@@ -151,21 +149,6 @@ export async function serveAgent(o: ServeAgentOptions): Promise<number> {
 function consoleBase(listen: { host: string; port: number }): string {
   const host = listen.host === "0.0.0.0" || listen.host === "::" ? "127.0.0.1" : listen.host;
   return `http://${host.includes(":") ? `[${host}]` : host}:${listen.port}`;
-}
-
-function listen(server: Server, pathOrPort: string | number, host?: string): Promise<Server> {
-  // Long operations (a start waiting for a serial line) must not be cut by Node's defaults.
-  server.requestTimeout = 0;
-  server.keepAliveTimeout = 5000;
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    const done = () => {
-      server.off("error", reject);
-      resolve(server);
-    };
-    if (typeof pathOrPort === "string") server.listen(pathOrPort, done);
-    else server.listen(pathOrPort, host, done);
-  });
 }
 
 /** Resolves at the first SIGTERM or SIGINT; a second one exits at once. */

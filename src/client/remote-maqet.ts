@@ -18,7 +18,6 @@
  * maqet.subscribe({ vm: "web", from: "end" }).subscribe((m) => console.log(m));
  * ```
  */
-import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Observable, Subject } from "rxjs";
 import type { CallerIdentity } from "../api/caller-identity.ts";
@@ -31,6 +30,7 @@ import { MaqetError } from "../errors/maqet-error.ts";
 import type { StoredEvent } from "../events/envelope.ts";
 import { type AgentEndpoint, agentFetch } from "./agent-transport.ts";
 import { callerHeaders } from "./caller-headers.ts";
+import { loadConfigText } from "./config-text.ts";
 import { attachThroughAgent } from "./console-upgrade.ts";
 import { agentError, followAgentEvents } from "./follow-events.ts";
 import { remoteLibraryCalls } from "./remote-library-calls.ts";
@@ -118,7 +118,7 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
     add: async (configOrPath, addOptions = {}) => {
       const body: Record<string, unknown> =
         typeof configOrPath === "string"
-          ? { config: await readFile(resolve(configOrPath), "utf8"), path: resolve(configOrPath) }
+          ? await loadConfigText(configOrPath).then(({ text, path }) => ({ config: text, path }))
           : { config: configOrPath, baseDir: resolve(".") };
       if (addOptions.name !== undefined) body.name = addOptions.name;
       if (addOptions.host !== undefined) body.host = addOptions.host;
