@@ -4,14 +4,17 @@
 //   - the CLI process's peak RSS through the agent;
 //   - GET /v1/vms/NAME round trip (p50) vs GET /v1/version (the HTTP floor of the same socket);
 //   - POST /v1/vms/NAME/qmp query-status vs the CLI through the agent;
-//   - SSE delivery: event recorded (appended) -> SSE client, with QMP calls at ~200 events/s.
+//   - SSE delivery: event recorded (appended) -> SSE client, with QMP calls at ~200 events/s;
+//   - POST /v1/vms/NAME/stop {force} vs SIGKILL + wait of a QEMU started by hand with the VM's argv.
+// 200 VMs through one agent: bench/agent-scale.mjs.
 // Each process sample is one child; load average in the notes.
 import { spawn, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { cliEntry, socketHttp as http, runMeasure } from "./harness.mjs";
+import { cmdlineOf, killAndWait, rawQmpConnect, spawnQemu } from "./raw-qemu.mjs";
 import { nowMs, row, summarize } from "./stats.mjs";
 
 await runMeasure("agent", "Agent: CLI and API through `maqet agent` (embedded PGlite store)", async (ctx) => {
@@ -120,17 +123,62 @@ await runMeasure("agent", "Agent: CLI and API through `maqet agent` (embedded PG
   const sseEvents = ctx.quick ? 200 : 600;
   const started = nowMs();
   const pending = [];
+  // At most 64 calls in flight: a loaded agent that cannot keep up must not see its socket's
+  // listen backlog overflow (connect fails with EAGAIN); the rate reached is in the row's name.
+  const inFlight = new Set();
   for (let i = 0; i < sseEvents; i++) {
     const due = started + i * 5; // 200/s
     const wait = due - nowMs();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    pending.push(http(socket, "POST", "/v1/vms/bench/qmp", { command: "query-status" }));
+    while (inFlight.size >= 64) await Promise.race(inFlight);
+    const call = http(socket, "POST", "/v1/vms/bench/qmp", { command: "query-status" });
+    inFlight.add(call);
+    call.finally(() => inFlight.delete(call)).catch(() => {});
+    pending.push(call);
   }
   await Promise.all(pending);
   const rate = sseEvents / ((nowMs() - started) / 1000);
   const deadline = nowMs() + 10_000;
   while (latencies.length < sseEvents && nowMs() < deadline) await new Promise((r) => setTimeout(r, 20));
   sse.destroy();
+
+  // stop --force through the API against SIGKILL + wait of the same QEMU argv started by hand.
+  const running = JSON.parse((await http(socket, "GET", "/v1/vms/bench")).text);
+  const argv = (await cmdlineOf(running.pid)).slice(1);
+  const rawDir = join(ctx.root, "raw");
+  mkdirSync(rawDir, { recursive: true, mode: 0o700 });
+  const rawUuid = crypto.randomUUID();
+  const rawArgv = argv.map((w) => w.replaceAll(running.runtimeDir, rawDir).replaceAll(running.id, rawUuid));
+  const stops = { agent: [], raw: [] };
+  let rawQemu;
+  ctx.defer(async () => rawQemu && (await killAndWait(rawQemu)));
+  const agentStop = async () => {
+    const s = nowMs();
+    const r = await http(socket, "POST", "/v1/vms/bench/stop", { force: true });
+    stops.agent.push(nowMs() - s);
+    if (r.status !== 200) throw new Error(`stop --force: ${r.status} ${r.text}`);
+    const again = await http(socket, "POST", "/v1/vms/bench/start", {});
+    if (again.status !== 200) throw new Error(`start: ${again.status} ${again.text}`);
+  };
+  const rawStop = async () => {
+    rawQemu = spawnQemu(rawArgv);
+    const qmp = await rawQmpConnect(join(rawDir, "qmp.sock"));
+    await qmp.execute("cont");
+    await qmp.close();
+    const s = nowMs();
+    await killAndWait(rawQemu);
+    stops.raw.push(nowMs() - s);
+    rawQemu = undefined;
+  };
+  for (let r = 0; r < (ctx.quick ? 5 : 10); r++) {
+    if (r % 2 === 0) {
+      await agentStop();
+      await rawStop();
+    } else {
+      await rawStop();
+      await agentStop();
+    }
+  }
 
   const node = summarize(kinds.node.samples);
   return {
@@ -147,6 +195,13 @@ await runMeasure("agent", "Agent: CLI and API through `maqet agent` (embedded PG
       ),
       row("GET /v1/vms/NAME", "ms", summarize(api.status), "GET /v1/version", summarize(api.version)),
       row("POST /v1/vms/NAME/qmp query-status", "ms", summarize(api.qmp), "GET /v1/vms/NAME", summarize(api.status)),
+      row(
+        "POST /v1/vms/NAME/stop force (stop --force through the agent)",
+        "ms",
+        summarize(stops.agent),
+        "SIGKILL + wait for exit",
+        summarize(stops.raw),
+      ),
       row(
         `SSE delivery, append -> client (${latencies.length}/${sseEvents} events at ${rate.toFixed(0)}/s)`,
         "ms",

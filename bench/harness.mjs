@@ -86,12 +86,22 @@ export function formatResult(result) {
   return lines.join("\n");
 }
 
-/** One HTTP request over a unix socket (the agent's API): `{ status, text }`. */
+/**
+ * One HTTP request over a unix socket (the agent's API), on a connection of its own: `{ status,
+ * text }`. Not Node's global agent, which keeps connections alive since Node 19: a request sent
+ * on one the server is closing after its 5 s keep-alive fails with EPIPE.
+ */
 export function socketHttp(socket, method, path, body) {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = request(
-      { socketPath: socket, method, path, headers: payload ? { "content-type": "application/json" } : {} },
+      {
+        socketPath: socket,
+        method,
+        path,
+        agent: false,
+        headers: payload ? { "content-type": "application/json" } : {},
+      },
       (res) => {
         let text = "";
         res.setEncoding("utf8");

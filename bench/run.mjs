@@ -32,6 +32,8 @@ const MEASURES = [
   { name: "store", file: "event-store.mjs" },
   { name: "cli", file: "cli-cost.mjs" },
   { name: "agent", file: "agent.mjs" },
+  // Opt-in, minutes and ~8 GiB of QEMU at 200 VMs: --only agent-scale.
+  ...(process.argv.some((a) => a.includes("agent-scale")) ? [{ name: "agent-scale", file: "agent-scale.mjs" }] : []),
   { name: "memory", file: "memory.mjs" },
   { name: "subscriptions", file: "subscription-latency.mjs" },
   { name: "emmett", file: "emmett-compare.mjs" }, // installs bench/node_modules (npm ci --prefix bench) if missing

@@ -179,6 +179,14 @@ export class Orchestrator {
 
   /** One VM's view, liveness checked as in {@link liveViews}; VM_NOT_FOUND when unknown. */
   async liveView(nameOrId: string, scope?: OperationScope): Promise<VmView> {
+    // A VM whose actor this process holds is known without a read, as on the QMP hot path: the
+    // actor holds its lease, so no other process moved its stream (`maqet status` through the
+    // agent: no projection catch-up, no query). Not in a cluster, where another host may have
+    // placed it again since (the stream's owner epoch decides, below).
+    if (this.#isForeign === undefined) {
+      const loaded = this.loadedActor(nameOrId);
+      if (loaded) return loaded.view;
+    }
     return this.#checked(await this.find(nameOrId), scope);
   }
 

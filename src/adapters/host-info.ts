@@ -8,7 +8,7 @@
  */
 import { constants } from "node:fs";
 import { access } from "node:fs/promises";
-import { availableParallelism, totalmem } from "node:os";
+import { availableParallelism, hostname, totalmem } from "node:os";
 import type { HostInfo } from "../actors/ports.ts";
 
 export function createHostInfo(kvmDevice = "/dev/kvm"): HostInfo {
@@ -34,4 +34,16 @@ export function createHostInfo(kvmDevice = "/dev/kvm"): HostInfo {
  */
 export function hostCapacity(): { memoryBytes: number; cpus: number } {
   return { memoryBytes: totalmem(), cpus: availableParallelism() };
+}
+
+/**
+ * This host's name, as the kernel has it (`uname -n`).
+ *
+ * @example
+ * ```ts
+ * hostName(); // "web01"
+ * ```
+ */
+export function hostName(): string {
+  return hostname();
 }

@@ -10,7 +10,7 @@
  * ```
  */
 import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { hostname, userInfo } from "node:os";
 import type { LeaseIdentity } from "../events/lease-store.ts";
 
 /** `{state, startTime}` of a pid from /proc, or undefined when there is no such process. */
@@ -38,4 +38,21 @@ export function isSameProcessAlive(pid: number, processStart: string): boolean {
   const stat = procStat(pid);
   if (stat === undefined || stat.state === "Z" || stat.state === "X") return false;
   return stat.startTime === processStart;
+}
+
+/**
+ * This process's user name from the system's user database, or undefined when it has none (a
+ * container's uid with no passwd entry).
+ *
+ * @example
+ * ```ts
+ * userName(); // "ada"
+ * ```
+ */
+export function userName(): string | undefined {
+  try {
+    return userInfo().username;
+  } catch {
+    return undefined;
+  }
 }

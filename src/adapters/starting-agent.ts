@@ -3,7 +3,8 @@
  * before it opens the store) but does not listen yet. A first agent creates its embedded store,
  * seconds of work, so `maqet agent & maqet add vm.yaml` (the README's lines) would otherwise run
  * the command in-process and meet the store lock the agent holds. The CLI waits for the socket
- * instead, saying what it waits for.
+ * instead, saying what it waits for. Waiting ends when the socket answers, not when its file
+ * exists: a socket file left by a dead agent stays until the starting one replaces it.
  *
  * @example
  * ```ts
@@ -39,7 +40,7 @@ export async function waitForStartingAgent(socket: string, options: StartingAgen
   const timeoutMs = options.timeoutMs ?? 120_000;
   let said = false;
   for (;;) {
-    if (await isSocket(socket)) return true;
+    if ((await isSocket(socket)) && (await answers(socket))) return true;
     if (!isAgentProcess(holder.pid)) return false;
     const waited = Date.now() - t0;
     if (waited >= timeoutMs) return false;
@@ -74,6 +75,19 @@ function isAgentProcess(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** True when something accepts a connection on the unix socket (then closed at once). */
+async function answers(socket: string): Promise<boolean> {
+  const { connect } = await import("node:net"); // loaded only once a socket file is there
+  return new Promise((resolve) => {
+    const conn = connect(socket);
+    conn.once("connect", () => {
+      conn.destroy();
+      resolve(true);
+    });
+    conn.once("error", () => resolve(false));
+  });
 }
 
 async function isSocket(path: string): Promise<boolean> {

@@ -1,6 +1,7 @@
 /**
  * The agent's request handler: authenticates (TCP only: bearer token, constant-time), routes
- * (`/v1/version`, `/v1/events`, then one route per registry command), turns the request into the
+ * (`/v1/version`, `/v1/events`, the library routes of library-routes.ts, then one route per registry
+ * command), turns the request into the
  * command's input, runs `spec.invoke` on the caller's view of the instance (`maqet.as(caller)`),
  * and answers JSON, a stream of progress, or a text stream (`console --follow`). Every failure is
  * an error body with a fitting status; nothing a client sends can throw out of it. Operations in
@@ -27,6 +28,7 @@ import { type CallerIdentity, callerOf } from "./caller-identity.ts";
 import { serveConsoleUpgrade } from "./console-upgrade-route.ts";
 import { serveEvents } from "./event-stream.ts";
 import { sendError, sendJson, streamFormat } from "./http-reply.ts";
+import { LIBRARY_ROUTES } from "./library-routes.ts";
 import { streamOperation } from "./operation-stream.ts";
 import { prepare } from "./prepare-call.ts";
 import { DEFAULT_BODY_LIMIT, readJsonBody } from "./request-body.ts";
@@ -55,6 +57,9 @@ export const API_EXTENSIONS = [
   "console-interactive",
   "tcp-bearer-token",
   "web-console",
+  "replay",
+  "delivery-hold",
+  "config-text",
 ] as const;
 
 export interface RequestLogEntry {
@@ -104,6 +109,7 @@ export interface AgentHandler {
 }
 
 const ROUTES = compileRoutes(COMMAND_ROUTES);
+const LIBRARY = compileRoutes(LIBRARY_ROUTES);
 
 export function createAgentHandler(options: AgentHandlerOptions): AgentHandler {
   const running = new Set<Promise<unknown>>();
@@ -170,6 +176,21 @@ export function createAgentHandler(options: AgentHandlerOptions): AgentHandler {
         res.on("close", () => streams.delete(res));
         code = await serveEvents(options.maqet, req, res, url.searchParams, { heartbeatMs: options.heartbeatMs });
         return;
+      }
+      const library = LIBRARY.match(req.method ?? "GET", url.pathname);
+      if (library.kind === "method") throw notAllowed(library.allowed, res);
+      if (library.kind === "found") {
+        command = library.route.operation;
+        const limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+        const result = await track(
+          library.route.run({
+            maqet: asCaller(options.maqet, caller),
+            params: library.params,
+            query: url.searchParams,
+            body: () => readJsonBody(req, limit),
+          }),
+        );
+        return sendJson(res, 200, result ?? null, headers);
       }
       const match = ROUTES.match(req.method ?? "GET", url.pathname);
       if (match.kind === "method") throw notAllowed(match.allowed, res);

@@ -10,6 +10,7 @@
  * log.request({ time, method: "GET", path: "/v1/vms", status: 200, ms: 1.2 });
  * ```
  */
+import { isMaqetError } from "../errors/maqet-error.ts";
 import type { RequestLogEntry } from "./agent-handler.ts";
 
 export interface AgentLog {
@@ -46,4 +47,14 @@ export function createAgentLog(format: "text" | "json", write: (line: string) =>
       ),
     note: (message) => write(`${new Date().toISOString()} maqet agent: ${message}`),
   };
+}
+
+/** Says why the agent cannot run (or stopped) on stderr; returns its exit code. */
+export function agentFailure(error: unknown, io: { stderr: (line: string) => void }): number {
+  if (isMaqetError(error)) {
+    io.stderr(`maqet: ${error.message}`);
+    return error.exitCode;
+  }
+  io.stderr(`maqet: agent failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  return 1;
 }

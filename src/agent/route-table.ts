@@ -1,5 +1,6 @@
 /**
- * Matches a request's method and path against the command routes (compiled once): the route and
+ * Matches a request's method and path against routes (compiled once) — the command routes, or the
+ * library routes (library-routes.ts): the route and
  * its decoded path parameters, "method not allowed" with the methods the path has, or nothing.
  *
  * @example
@@ -11,23 +12,29 @@
 import type { CommandRoute } from "../api/command-routes.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 
-export type RouteMatch =
-  | { kind: "found"; route: CommandRoute; params: Record<string, string> }
+/** What a route table needs of a route: its method and its `:name` path template. */
+export interface RouteShape {
+  readonly method: string;
+  readonly path: string;
+}
+
+export type RouteMatch<R extends RouteShape = CommandRoute> =
+  | { kind: "found"; route: R; params: Record<string, string> }
   | { kind: "method"; allowed: string[] }
   | { kind: "none" };
 
-interface Compiled {
-  route: CommandRoute;
+interface Compiled<R> {
+  route: R;
   pattern: RegExp;
   names: string[];
 }
 
-export interface RouteTable {
-  match(method: string, path: string): RouteMatch;
+export interface RouteTable<R extends RouteShape = CommandRoute> {
+  match(method: string, path: string): RouteMatch<R>;
 }
 
-export function compileRoutes(routes: readonly CommandRoute[]): RouteTable {
-  const compiled: Compiled[] = routes.map((route) => {
+export function compileRoutes<R extends RouteShape = CommandRoute>(routes: readonly R[]): RouteTable<R> {
+  const compiled: Compiled<R>[] = routes.map((route) => {
     const names: string[] = [];
     const source = route.path
       .split("/")

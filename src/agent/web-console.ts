@@ -13,12 +13,9 @@
  * if (!url.pathname.startsWith("/v1/")) await web.serve(req, res, url, how, view);
  * ```
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { tmpdir } from "node:os";
-import { extname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readWrittenFile } from "../adapters/scratch-file.ts";
+import { defaultAssetsDir, loadAssets } from "../adapters/web-assets.ts";
 import type { Maqet } from "../api/maqet.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { tokenMatches } from "./agent-token.ts";
@@ -38,14 +35,6 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "x-frame-options": "DENY",
 };
 
-const TYPES: Record<string, string> = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".svg": "image/svg+xml",
-  ".png": "image/png",
-};
-
 /** Assets a browser may fetch before logging in (the login page needs its style). */
 const PUBLIC_ASSETS = new Set(["/ui/style.css", "/ui/favicon.svg"]);
 
@@ -63,11 +52,6 @@ export interface WebConsole {
   authOf(req: IncomingMessage): AuthKind;
   /** Answers a path outside `/v1/` (pages, assets, login, logout, screenshot). */
   serve(req: IncomingMessage, res: ServerResponse, url: URL, how: AuthKind, view: Maqet): Promise<string | undefined>;
-}
-
-interface Asset {
-  type: string;
-  body: Buffer;
 }
 
 export function createWebConsole(options: WebConsoleOptions): WebConsole {
@@ -220,15 +204,8 @@ export function unauthorized(): MaqetError {
 }
 
 /** A screendump of the VM's display as PNG bytes: through the caller's view (policy, audit). */
-async function screenshot(view: Maqet, vm: string): Promise<Buffer> {
-  const dir = await mkdtemp(join(tmpdir(), "maqet-shot-"));
-  try {
-    const file = join(dir, "screen.png");
-    await view.screendump(vm, file, { format: "png" });
-    return await readFile(file);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+function screenshot(view: Maqet, vm: string): Promise<Buffer> {
+  return readWrittenFile("screen.png", (file) => view.screendump(vm, file, { format: "png" }).then(() => undefined));
 }
 
 function readSmallBody(req: IncomingMessage, limit = 4096): Promise<string> {
@@ -245,31 +222,4 @@ function readSmallBody(req: IncomingMessage, limit = 4096): Promise<string> {
     req.on("end", () => resolve(text));
     req.on("error", reject);
   });
-}
-
-/** The package's `web/` folder: beside `src/` (sources) or two levels above `dist/src/agent`. */
-export function defaultAssetsDir(): string {
-  for (const up of ["../../web", "../../../web"]) {
-    const dir = fileURLToPath(new URL(`${up}/`, import.meta.url));
-    try {
-      if (statSync(join(dir, "index.html")).isFile()) return dir;
-    } catch {}
-  }
-  throw new MaqetError("INTERNAL", "The web console's assets (the package's web/ folder) are missing.");
-}
-
-/** Every file under the folder, read once, by URL path (`/ui/<relative path>`). */
-function loadAssets(dir: string): Map<string, Asset> {
-  const out = new Map<string, Asset>();
-  const walk = (sub: string) => {
-    for (const entry of readdirSync(join(dir, sub), { withFileTypes: true })) {
-      const rel = sub ? `${sub}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) walk(rel);
-      else if (entry.isFile() && TYPES[extname(entry.name)]) {
-        out.set(`/ui/${rel}`, { type: TYPES[extname(entry.name)]!, body: readFileSync(join(dir, rel)) });
-      }
-    }
-  };
-  walk("");
-  return out;
 }

@@ -46,8 +46,8 @@ export interface CommandRoute {
   readonly needsTerminal?: (input: CommandInput) => boolean;
   /**
    * With `needsTerminal`: the CLI runs the command in its own process, but its operations still
-   * go to the agent when one answers (`ssh` only reads the VM's ports: the agent may hold the
-   * embedded store).
+   * go to the agent when one answers (`ssh` reads the VM's ports, `edit` its config through the
+   * library routes: the agent may hold the embedded store).
    */
   readonly terminalViaAgent?: boolean;
 }
@@ -74,7 +74,9 @@ function oneWordIsTheName(input: CommandInput): CommandInput {
 export const ROUTE_OVERRIDES: Readonly<Record<string, Override>> = {
   add: { method: "POST", path: "/v1/vms", configFile: "config", localPaths: ["config", "vm-config"] },
   apply: { method: "POST", path: "/v1/vms/:vm/apply", localPaths: ["config", "vm-config"] },
-  edit: { method: "POST", path: "/v1/vms/:vm/edit", needsTerminal: () => true },
+  // Opens $EDITOR on this terminal: the CLI runs it, reading and saving the config through the
+  // agent's library routes (GET/PUT /v1/vms/:vm/config) when one answers.
+  edit: { method: "POST", path: "/v1/vms/:vm/edit", needsTerminal: () => true, terminalViaAgent: true },
   info: { method: "GET", path: "/v1/vms/:vm/info" },
   "storage orphaned": { method: "GET", path: "/v1/storage/orphaned" },
   "storage verify": { method: "GET", path: "/v1/vms/:vm/storage/verify" },

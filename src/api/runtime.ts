@@ -11,6 +11,7 @@
  * ```
  */
 import type { Kysely } from "kysely";
+import { cachedVmDirectory } from "../actors/cached-vm-directory.ts";
 import { localLeases } from "../actors/local-leases.ts";
 import { IncomingMigrations } from "../actors/migration/incoming-migrations.ts";
 import { settleMigration, sweepMigrations } from "../actors/migration/settle-migration.ts";
@@ -158,7 +159,10 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
         options.onWarning?.(`projection '${name}': ${error instanceof Error ? error.message : String(error)}`),
     });
   }
-  const directory = opened && projections ? projectedVmDirectory(projections, opened.db, store) : undefined;
+  const projected = opened && projections ? projectedVmDirectory(projections, opened.db, store) : undefined;
+  // The embedded store has one writer, this process: its VM list can live in memory (issue 10).
+  const directory =
+    projected && opened?.dialect === "pglite" ? cachedVmDirectory(projected, store.appended$) : projected;
   const onWarning = options.supervise ? options.onWarning : undefined;
   const hostName = options.cluster?.host ?? defaultHostName();
   const incoming = new IncomingMigrations(ports, hostName, options.cluster?.migrationAddress);

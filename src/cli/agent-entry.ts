@@ -36,27 +36,39 @@ export async function runMaqet(argv: readonly string[], io: CliIo): Promise<numb
   const parsed = tryParse(argv);
   const target = parsed ? agentTarget(parsed.global, io.env) : undefined;
   const route = parsed?.command ? routeOf(parsed.command.name) : undefined;
-  if (
-    parsed &&
-    route &&
-    target &&
-    !parsed.global.help &&
-    !parsed.global.version &&
-    !route.needsTerminal?.(parsed.input)
-  ) {
+  const viaAgent =
+    parsed && route && target && !parsed.global.help && !parsed.global.version && !route.needsTerminal?.(parsed.input)
+      ? async (): Promise<number | undefined> => {
+          try {
+            const { FALL_BACK, runThroughAgent } = await import("./agent-cli.ts");
+            const code = await runThroughAgent(parsed, io, target);
+            return code === FALL_BACK ? undefined : code; // no agent answered: run in-process
+          } catch (error) {
+            return reportError(error, parsed.global.json, io);
+          }
+        }
+      : undefined;
+  if (viaAgent && target) {
     if (target.explicit || (await isSocket(target.socket)) || (await agentStarting(target.socket, io))) {
-      try {
-        const { FALL_BACK, runThroughAgent } = await import("./agent-cli.ts");
-        const code = await runThroughAgent(parsed, io, target);
-        if (code !== FALL_BACK) return code;
-      } catch (error) {
-        return reportError(error, parsed.global.json, io);
+      const code = await viaAgent();
+      if (code !== undefined) return code;
+      // Nothing answered on the socket file: a dead agent's, which a starting agent replaces.
+      if (await agentStarting(target.socket, io)) {
+        const again = await viaAgent();
+        if (again !== undefined) return again;
       }
     }
   }
   const { runCli } = await import("./main.ts");
-  // A command that needs this terminal but only reads (`ssh`) runs here, with its operations
-  // still going to the agent when one answers: the agent may hold the embedded store.
+  // A second look once the in-process CLI is loaded (a few hundred milliseconds): an agent started
+  // at the same moment as this command (`maqet agent & maqet ls`) holds its socket's lock by now,
+  // and this command waits for it instead of opening the store the agent is about to hold.
+  if (viaAgent && target && !target.explicit && (await agentStarting(target.socket, io))) {
+    const code = await viaAgent();
+    if (code !== undefined) return code;
+  }
+  // A command that needs this terminal (`ssh`, `edit`) runs here, with its operations still
+  // going to the agent when one answers: the agent may hold the embedded store.
   if (parsed && route?.terminalViaAgent && route.needsTerminal?.(parsed.input) && target && !parsed.global.help) {
     if (target.explicit || (await isSocket(target.socket)) || (await agentStarting(target.socket, io))) {
       const token = target.token ?? (target.tokenFile ? (await readFile(target.tokenFile, "utf8")).trim() : undefined);

@@ -51,8 +51,8 @@ export interface CliIo {
 const WAITING_COMMANDS = new Set(["start", "stop", "rm", "apply", "edit", "migrate"]);
 
 /**
- * `via`: run the command's operations through this agent (a command that needs the terminal
- * and only reads, such as `ssh`, runs here while an agent holds the store).
+ * `via`: run the command's operations through this agent (a command that needs the terminal,
+ * such as `ssh` or `edit`, runs here while an agent holds the store).
  */
 export async function runCli(
   argv: readonly string[],

@@ -1,6 +1,7 @@
 /**
- * HTTP/1.1 to a maqet agent over its unix socket (or TCP with a bearer token), with `node:http`
- * only (Node and Deno both have it; no dependency, a few milliseconds to import). One request, a
+ * HTTP/1.1 to a maqet agent over its unix socket (or TCP with a bearer token): one JSON value over
+ * src/adapters/plain-http.ts, streams over src/adapters/http-stream.ts (`node:http`; Node and Deno
+ * both have it, no dependency). One request, a
  * JSON answer or a streamed body. A connection that cannot be made is AGENT_UNAVAILABLE; one that
  * breaks before the answer is too, with a note that the operation may have run.
  *
@@ -13,6 +14,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
+import { streamExchange } from "../adapters/http-stream.ts";
 import { PlainExchangeError, plainExchange } from "../adapters/plain-http.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 
@@ -110,41 +112,36 @@ async function plainFetch({ endpoint, target, req, headers, payload }: Call): Pr
 }
 
 async function httpFetch({ endpoint, target, req, headers, payload }: Call): Promise<AgentResponse> {
-  const { request } = await import("node:http");
-  return new Promise((resolve, reject) => {
-    let connected = false;
-    const r = request({ ...target, method: req.method, headers, agent: false }, (res) => {
-      const text = () =>
-        new Promise<string>((done, fail) => {
-          const chunks: Uint8Array[] = [];
-          res.on("data", (c: Uint8Array) => chunks.push(c));
-          res.on("end", () => done(new TextDecoder().decode(concat(chunks))));
-          res.on("error", fail);
-          res.on("aborted", () => fail(broken(endpoint)));
-        });
-      resolve({
-        status: res.statusCode ?? 0,
-        headers: res.headers,
-        body: res,
-        text,
-        json: async <T>() => JSON.parse(await text()) as T,
-      });
+  let answer: Awaited<ReturnType<typeof streamExchange>>;
+  try {
+    answer = await streamExchange(target, {
+      method: req.method,
+      headers,
+      ...(payload === undefined ? {} : { payload }),
+      ...(req.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: req.connectTimeoutMs }),
     });
-    const timer = setTimeout(() => {
-      if (!connected) r.destroy(new Error("connect timeout"));
-    }, req.connectTimeoutMs ?? 10_000);
-    r.on("socket", (socket) => {
-      socket.once("connect", () => {
-        connected = true;
-        clearTimeout(timer);
-      });
+  } catch (error) {
+    if (error instanceof PlainExchangeError) {
+      throw error.connected ? broken(endpoint, error.cause) : unavailable(endpoint, error.cause);
+    }
+    throw error;
+  }
+  const res = answer.body;
+  const text = () =>
+    new Promise<string>((done, fail) => {
+      const chunks: Uint8Array[] = [];
+      res.on("data", (c: Uint8Array) => chunks.push(c));
+      res.on("end", () => done(new TextDecoder().decode(concat(chunks))));
+      res.on("error", fail);
+      res.on("aborted", () => fail(broken(endpoint)));
     });
-    r.on("error", (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(connected ? broken(endpoint, error) : unavailable(endpoint, error));
-    });
-    r.end(payload);
-  });
+  return {
+    status: answer.status,
+    headers: answer.headers,
+    body: res,
+    text,
+    json: async <T>() => JSON.parse(await text()) as T,
+  };
 }
 
 function concat(chunks: Uint8Array[]): Uint8Array {

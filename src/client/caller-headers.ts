@@ -8,14 +8,11 @@
  * callerHeaders("cli"); // { "maqet-user": "ada", "maqet-uid": "1000", "maqet-pid": "4242", "maqet-source": "cli" }
  * ```
  */
-import { userInfo } from "node:os";
+import { userName } from "../adapters/process-identity.ts";
 
 export function callerHeaders(source: string, env: Record<string, string | undefined> = {}): Record<string, string> {
   const headers: Record<string, string> = { "maqet-pid": String(process.pid), "maqet-source": source };
-  let user = env.USER ?? env.LOGNAME;
-  try {
-    user ??= userInfo().username;
-  } catch {}
+  const user = env.USER ?? env.LOGNAME ?? userName();
   if (user) headers["maqet-user"] = user;
   const uid = process.getuid?.();
   if (uid !== undefined) headers["maqet-uid"] = String(uid);

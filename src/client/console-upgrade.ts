@@ -4,7 +4,7 @@
  * (takes the writer seat, records `vm.console-attached`) and answers `101 Switching Protocols`
  * with a `Maqet-Console` header (the attach as JSON); from then on the connection carries the
  * serial console's raw bytes both ways. Closing our end detaches. Any refusal (CONSOLE_BUSY, a
- * stopped VM) is an ordinary JSON error answer instead of the 101. `node:http` only.
+ * stopped VM) is an ordinary JSON error answer instead of the 101 (src/adapters/http-stream.ts).
  *
  * @example
  * ```ts
@@ -14,8 +14,8 @@
  * conn.close();
  * ```
  */
-import { request } from "node:http";
 import type { Socket } from "node:net";
+import { httpUpgrade } from "../adapters/http-stream.ts";
 import type { ConsoleConnection, ConsoleEnd } from "../adapters/serial-connection.ts";
 import type { ConsoleAttachment } from "../api/ops/console-attach-ops.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
@@ -36,7 +36,7 @@ export interface UpgradedConsole {
   open(onData: (bytes: Uint8Array) => void): ConsoleConnection;
 }
 
-export function upgradeConsole(
+export async function upgradeConsole(
   endpoint: AgentEndpoint,
   vm: string,
   options: { force?: boolean; readOnly?: boolean },
@@ -58,52 +58,38 @@ export function upgradeConsole(
         const url = new URL(path, endpoint.url);
         return { host: url.hostname, port: Number(url.port || 80), path: url.pathname + url.search };
       })();
-  return new Promise((resolve, reject) => {
-    const req = request({ ...target, method: "GET", headers, agent: false });
-    req.on("upgrade", (res, socket: Socket, head: Buffer) => {
-      let about: UpgradedAttach;
-      try {
-        about = JSON.parse(String(res.headers["maqet-console"] ?? "")) as UpgradedAttach;
-      } catch {
-        socket.destroy();
-        reject(
-          new MaqetError(
-            "INTERNAL",
-            `The agent at ${describeEndpoint(endpoint)} upgraded without a Maqet-Console header.`,
-          ),
-        );
-        return;
-      }
-      socket.pause();
-      resolve({ about, open: (onData) => socketConnection(socket, head, about.mode, onData) });
-    });
-    req.on("response", (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        try {
-          const body = JSON.parse(text) as {
-            error?: { code?: string; message?: string; details?: Record<string, unknown> };
-          };
-          const e = body.error;
-          reject(
-            new MaqetError((e?.code ?? "INTERNAL") as never, e?.message ?? `The agent answered ${res.statusCode}.`, {
-              details: e?.details ?? {},
-            }),
-          );
-        } catch {
-          reject(
-            new MaqetError(
-              "INTERNAL",
-              `The agent at ${describeEndpoint(endpoint)} did not upgrade to the console (${res.statusCode}: ${text.slice(0, 200)}). It may predate \`console -i\` (GET /v1/version lists "console-interactive" in extensions).`,
-            ),
-          );
-        }
-      });
-    });
-    req.on("error", (error) => reject(brokenConnectionError(endpoint, error)));
-    req.end();
+  let outcome: Awaited<ReturnType<typeof httpUpgrade>>;
+  try {
+    outcome = await httpUpgrade(target, headers);
+  } catch (error) {
+    throw brokenConnectionError(endpoint, error);
+  }
+  if (outcome.kind === "upgraded") {
+    const { socket, head } = outcome;
+    let about: UpgradedAttach;
+    try {
+      about = JSON.parse(String(outcome.headers["maqet-console"] ?? "")) as UpgradedAttach;
+    } catch {
+      socket.destroy();
+      throw new MaqetError(
+        "INTERNAL",
+        `The agent at ${describeEndpoint(endpoint)} upgraded without a Maqet-Console header.`,
+      );
+    }
+    return { about, open: (onData) => socketConnection(socket, head, about.mode, onData) };
+  }
+  let body: { error?: { code?: string; message?: string; details?: Record<string, unknown> } };
+  try {
+    body = JSON.parse(outcome.text) as typeof body;
+  } catch {
+    throw new MaqetError(
+      "INTERNAL",
+      `The agent at ${describeEndpoint(endpoint)} did not upgrade to the console (${outcome.status}: ${outcome.text.slice(0, 200)}). It may predate \`console -i\` (GET /v1/version lists "console-interactive" in extensions).`,
+    );
+  }
+  const e = body.error;
+  throw new MaqetError((e?.code ?? "INTERNAL") as never, e?.message ?? `The agent answered ${outcome.status}.`, {
+    details: e?.details ?? {},
   });
 }
 

@@ -6,8 +6,9 @@
  * XState/PGlite: an app embeds the client alone. Runs under Node and Deno (node:http).
  *
  * What differs from in-process: files the caller names are sent as absolute paths of the agent's
- * host (`add` sends the YAML itself); `replay()` and `deliveryHold()` have no route yet and
- * throw; AbortSignals stop waiting for the answer, not the operation.
+ * host (`add` sends the YAML itself); AbortSignals stop waiting for the answer, not the operation.
+ * Methods with no CLI command (`replay`, `deliveryHold`, `configYaml`, `replaceConfig`) use the
+ * agent's library routes (remote-library-calls.ts).
  *
  * @example
  * ```ts
@@ -17,13 +18,11 @@
  * maqet.subscribe({ vm: "web", from: "end" }).subscribe((m) => console.log(m));
  * ```
  */
-import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Observable, Subject } from "rxjs";
 import type { CallerIdentity } from "../api/caller-identity.ts";
 import { requestFor, routeOf } from "../api/command-routes.ts";
 import type { CommandInput } from "../api/commands/command-spec.ts";
-import type { EventLine } from "../api/commands/events-commands.ts";
 import type { HistoryEntry } from "../api/history-entry.ts";
 import type { Maqet, OperationProgress } from "../api/maqet.ts";
 import type { EventsMessage, EventsSubscribeOptions } from "../api/ops/events-ops.ts";
@@ -31,8 +30,11 @@ import { MaqetError } from "../errors/maqet-error.ts";
 import type { StoredEvent } from "../events/envelope.ts";
 import { type AgentEndpoint, agentFetch } from "./agent-transport.ts";
 import { callerHeaders } from "./caller-headers.ts";
+import { loadConfigText } from "./config-text.ts";
 import { attachThroughAgent } from "./console-upgrade.ts";
 import { agentError, followAgentEvents } from "./follow-events.ts";
+import { remoteLibraryCalls } from "./remote-library-calls.ts";
+import { anySignal, clean, followConsole, frames, identityHeaders, toMessage } from "./remote-plumbing.ts";
 
 export interface RemoteMaqetOptions {
   /**
@@ -62,9 +64,19 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
   const progress$ = new Subject<OperationProgress>();
   const closing = new AbortController();
 
-  const call = async <T>(command: string, input: CommandInput, onProgress?: (p: number) => void): Promise<T> => {
+  const ensureOpen = () => {
     if (closing.signal.aborted)
       throw new MaqetError("INVALID_ARGUMENT", "This maqet instance is closed; create a new one.");
+  };
+  const library = remoteLibraryCalls(async (method, path, body) => {
+    ensureOpen();
+    const res = await agentFetch(endpoint, { method, path, ...(body === undefined ? {} : { body }) });
+    if (res.status >= 400) throw await agentError(res);
+    return res.json();
+  });
+
+  const call = async <T>(command: string, input: CommandInput, onProgress?: (p: number) => void): Promise<T> => {
+    ensureOpen();
     const request = requestFor(routeOf(command)!, clean(input));
     const streamed =
       onProgress !== undefined ||
@@ -106,7 +118,7 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
     add: async (configOrPath, addOptions = {}) => {
       const body: Record<string, unknown> =
         typeof configOrPath === "string"
-          ? { config: await readFile(resolve(configOrPath), "utf8"), path: resolve(configOrPath) }
+          ? await loadConfigText(configOrPath).then(({ text, path }) => ({ config: text, path }))
           : { config: configOrPath, baseDir: resolve(".") };
       if (addOptions.name !== undefined) body.name = addOptions.name;
       if (addOptions.host !== undefined) body.host = addOptions.host;
@@ -171,12 +183,7 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
       return Array.isArray(answer) ? answer : answer.events;
     },
     historyAt: (vm, point) => call("history", { vm, at: point.at?.toISOString(), version: point.version }),
-    replay: () => {
-      throw new MaqetError(
-        "INVALID_ARGUMENT",
-        "replay() has no agent route yet; use historyAt() or history() through the agent.",
-      );
-    },
+    replay: library.replay,
     get events$() {
       return new Observable<StoredEvent>((subscriber) =>
         subscribe({ from: "start" }).subscribe({
@@ -189,8 +196,7 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
       );
     },
     subscribe,
-    deliveryHold: () =>
-      Promise.reject(new MaqetError("INVALID_ARGUMENT", "deliveryHold() has no agent route yet; ask it in-process.")),
+    deliveryHold: library.deliveryHold,
     audit: (f = {}) => call("audit", { vm: f.vm, since: f.since?.toISOString(), until: f.until?.toISOString() }),
     auditVerify: async () => {
       try {
@@ -260,12 +266,8 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
         restart: o.restart,
         reason: o.reason,
       }),
-    configYaml: () => {
-      throw new MaqetError("INVALID_ARGUMENT", "configYaml() has no agent route yet; use info() or --no-agent.");
-    },
-    replaceConfig: () => {
-      throw new MaqetError("INVALID_ARGUMENT", "replaceConfig() has no agent route yet; use apply() or --no-agent.");
-    },
+    configYaml: library.configYaml,
+    replaceConfig: library.replaceConfig,
     listSnapshots: (vm, o = {}) => call("snapshot list", { vm, drive: o.drive }),
     createDisk: (file, o) =>
       call("disk create", {
@@ -330,88 +332,6 @@ export function createRemoteMaqet(options: RemoteMaqetOptions): Maqet {
   return Object.assign(maqet, {
     as: (caller: CallerIdentity) => createRemoteMaqet({ ...options, caller: { ...options.caller, ...caller } }),
   });
-}
-
-function identityHeaders(caller: CallerIdentity | undefined): Record<string, string> {
-  const headers: Record<string, string> = {};
-  if (caller === undefined) return headers;
-  if (caller.user !== undefined) headers["maqet-user"] = caller.user;
-  if (caller.uid !== undefined) headers["maqet-uid"] = String(caller.uid);
-  if (caller.pid !== undefined) headers["maqet-pid"] = String(caller.pid);
-  if (caller.source !== undefined) headers["maqet-source"] = caller.source;
-  if (caller.correlationId !== undefined) headers["maqet-correlation-id"] = caller.correlationId;
-  return headers;
-}
-
-function clean(input: CommandInput): CommandInput {
-  return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined && v !== false)) as CommandInput;
-}
-
-/** The event an EventLine describes, as the store delivers it. */
-function toMessage(line: EventLine): EventsMessage {
-  const metadata = {
-    ...(line.actor ? { actor: line.actor } : {}),
-    ...(line.correlationId ? { correlationId: line.correlationId } : {}),
-    ...(line.source ? { source: line.source } : {}),
-  };
-  const event = {
-    id: line.id,
-    streamId: line.streamId,
-    streamVersion: line.version,
-    globalPosition: line.position,
-    type: line.type,
-    schemaVersion: line.schemaVersion,
-    data: line.data,
-    metadata,
-    recordedAt: new Date(line.at),
-  } as unknown as StoredEvent;
-  return { kind: "event", event, checkpoint: line.checkpoint, vmName: line.vm };
-}
-
-async function frames(body: AsyncIterable<unknown>, onProgress: (p: OperationProgress) => void): Promise<unknown> {
-  let buffer = "";
-  let outcome: { result?: unknown; error?: { code: string; message: string; details?: Record<string, unknown> } } = {};
-  for await (const chunk of body) {
-    buffer += String(chunk);
-    for (let nl = buffer.indexOf("\n"); nl !== -1; nl = buffer.indexOf("\n")) {
-      const frame = JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>;
-      buffer = buffer.slice(nl + 1);
-      if ("progress" in frame) onProgress(frame.progress as OperationProgress);
-      else if ("result" in frame || "error" in frame) outcome = frame as typeof outcome;
-    }
-  }
-  if (outcome.error)
-    throw new MaqetError(outcome.error.code as never, outcome.error.message, { details: outcome.error.details ?? {} });
-  return outcome.result;
-}
-
-function followConsole(endpoint: AgentEndpoint, vm: string): Observable<string> {
-  return new Observable<string>((subscriber) => {
-    let body: { destroy(): void } | undefined;
-    agentFetch(endpoint, {
-      method: "GET",
-      path: `/v1/vms/${encodeURIComponent(vm)}/console?follow=true`,
-      accept: "text/plain",
-    })
-      .then(async (res) => {
-        if (res.status >= 400) throw await agentError(res);
-        body = res.body;
-        res.body.setEncoding("utf8");
-        res.body.on("data", (chunk: string) => subscriber.next(chunk));
-        res.body.on("end", () => subscriber.complete());
-      })
-      .catch((error: unknown) => subscriber.error(error));
-    return () => body?.destroy();
-  });
-}
-
-function anySignal(a: AbortSignal, b: AbortSignal): AbortSignal {
-  const both = new AbortController();
-  const abort = () => both.abort();
-  if (a.aborted || b.aborted) both.abort();
-  a.addEventListener("abort", abort, { once: true });
-  b.addEventListener("abort", abort, { once: true });
-  return both.signal;
 }
 
 /** A live migration's destination steps run inside the destination host's agent, never through a client. */

@@ -1,9 +1,10 @@
 /**
  * The QMP hot path (issue 15): `maqet.qmp()` on a VM whose actor this instance holds costs the
  * QMP round trip plus ONE statement, the append of its `qmp.command-executed`: no VM lookup, no
- * projection catch-up, no other read. Counted at the driver (MaqetOptions.onStatement, every
- * statement including BEGIN/COMMIT), against real QEMU and the embedded store, so a regression
- * that adds a statement fails here.
+ * projection catch-up, no other read; `status` of such a VM and `ls` while no vm.* event was
+ * appended send none (src/actors/cached-vm-directory.ts, Orchestrator.liveView). Counted at the
+ * driver (MaqetOptions.onStatement, every statement including BEGIN/COMMIT), against real QEMU and
+ * the embedded store, so a regression that adds a statement fails here.
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -54,5 +55,25 @@ describe("maqet.qmp() hot path (real QEMU, embedded store)", { timeout: 60_000 }
     await expect(maqet.qmp("hot", "human-monitor-command", { "command-line": "info status" })).rejects.toMatchObject({
       code: "QMP_REFUSED",
     });
+  });
+
+  it("status of a VM whose actor is held, and ls while nothing changed, send no statement (the agent's reads)", async () => {
+    await maqet.list(); // reads the VM list once
+    statements = [];
+    const status = await maqet.status("hot");
+    const listed = await maqet.list();
+    const sent = statements;
+    statements = undefined;
+    expect(status.state).toBe("running");
+    expect(listed.map((v) => v.name)).toContain("hot");
+    expect(sent, sent.join("\n---\n")).toEqual([]);
+    // A vm.* event appended through this store makes the next ls read again, and see it.
+    await maqet.add({ name: "hot-2", accel: "tcg", memory: "32M" });
+    statements = [];
+    const again = await maqet.list();
+    const reread = statements;
+    statements = undefined;
+    expect(again.map((v) => v.name)).toEqual(expect.arrayContaining(["hot", "hot-2"]));
+    expect(reread.length).toBeGreaterThan(0);
   });
 });

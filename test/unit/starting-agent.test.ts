@@ -4,7 +4,7 @@
  * Real processes, a real unix socket, real time (short).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -67,5 +67,26 @@ describe("waitForStartingAgent", () => {
     const t0 = Date.now();
     expect(await waitForStartingAgent(socket, { say: () => {}, everyMs: 20, timeoutMs: 20_000 })).toBe(false);
     expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it("a socket file nobody answers on (a killed agent's) is not ready: waits until the starting agent listens", async () => {
+    // A listener killed with SIGKILL leaves its socket file (Node unlinks it only on close()).
+    const dead = spawn(
+      process.execPath,
+      ["-e", `require("net").createServer().listen(${JSON.stringify(socket)}, () => console.log("up"))`],
+      { stdio: ["ignore", "pipe", "ignore"] },
+    );
+    await new Promise((r) => dead.stdout!.once("data", r));
+    dead.kill("SIGKILL");
+    await new Promise((r) => dead.once("exit", r));
+    expect(lstatSync(socket).isSocket()).toBe(true);
+    startingAgent();
+    const t0 = Date.now();
+    setTimeout(() => {
+      rmSync(socket); // what the starting agent does under its lock, then it binds
+      server = createServer().listen(socket);
+    }, 400);
+    expect(await waitForStartingAgent(socket, { say: () => {}, everyMs: 20, timeoutMs: 20_000 })).toBe(true);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(350);
   });
 });

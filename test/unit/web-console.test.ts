@@ -8,7 +8,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { defaultAssetsDir, SECURITY_HEADERS, sameOrigin } from "../../src/agent/web-console.ts";
+import { defaultAssetsDir } from "../../src/adapters/web-assets.ts";
+import { SECURITY_HEADERS, sameOrigin } from "../../src/agent/web-console.ts";
 import { cookieValue, createWebSessions, MAX_SESSIONS, SESSION_COOKIE } from "../../src/agent/web-session.ts";
 
 const secretOf = (setCookie: string) => /^maqet_session=([^;]*)/.exec(setCookie)![1]!;

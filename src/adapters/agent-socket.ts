@@ -16,8 +16,8 @@ import { readFileSync } from "node:fs";
 import { chmod, chown, lstat, mkdir, unlink } from "node:fs/promises";
 import { connect } from "node:net";
 import { dirname } from "node:path";
-import { acquireDataDirLock, type DataDirLock } from "../adapters/data-dir-lock.ts";
 import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
+import { acquireDataDirLock, type DataDirLock } from "./data-dir-lock.ts";
 
 export interface AgentPlace {
   readonly socket: string;
