@@ -76,6 +76,7 @@ export async function recoverHaVms(deps: HaRecoveryDeps): Promise<string[]> {
     try {
       const placed = await cluster.placements.place(view.vmId, target, "recovery", {
         expectFrom: from.name,
+        expectFenced: true,
         before: [{ type: "vm.recovering", data: { from: from.name, fenceMethod: from.fenceMethod ?? "unknown" } }],
       });
       cluster.learn(view.vmId, placed.host, placed.epoch);

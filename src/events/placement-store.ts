@@ -49,6 +49,13 @@ export class PlacementStore {
     options: {
       expectFrom?: string | null;
       constraints?: Record<string, string>;
+      /**
+       * An HA recovery: `expectFrom`'s host must still be fenced, checked under a share lock on
+       * its row, which a re-join (an update of that row) waits for: the fenced host re-joining
+       * and this placement never both win, so a VM is not started by its returning owner and
+       * placed elsewhere at once (CONCURRENCY_CONFLICT when the host came back first).
+       */
+      expectFenced?: boolean;
       /** Events to append after `vm.placed` in the same transaction, under the new epoch (`vm.recovering` goes before). */
       before?: Array<{ type: "vm.recovering"; data: PlacementEventData["vm.recovering"] }>;
     } = {},
@@ -71,6 +78,19 @@ export class PlacementStore {
           `VM ${vmId} was placed on ${current?.host ?? "no host"} meanwhile (expected ${options.expectFrom ?? "no host"}).`,
           { details: { vmId, expected: options.expectFrom, actual: current?.host ?? null } },
         );
+      }
+      if (options.expectFenced && options.expectFrom) {
+        const host = await sql<{ fenced: boolean }>`
+          select fenced_at is not null as fenced from maqet_hosts where name = ${options.expectFrom} for share`.execute(
+          trx,
+        );
+        if (host.rows[0]?.fenced !== true) {
+          throw new MaqetError(
+            "CONCURRENCY_CONFLICT",
+            `VM ${vmId} stays on ${options.expectFrom}: that host is no longer fenced (it came back).`,
+            { details: { vmId, expected: options.expectFrom, actual: options.expectFrom } },
+          );
+        }
       }
       const epoch = current === undefined ? 1 : Number(current.epoch) + 1;
       // The old owner's process lease on the VM goes with its ownership: its epoch is stale now,
