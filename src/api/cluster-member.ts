@@ -80,6 +80,8 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
   let fenced = false;
   /** A self-fence the database did not hear of yet (it was unreachable): recorded at the next renewal. */
   let unrecorded: { reason: string; stopped: number } | undefined;
+  /** The self-fence in progress, if any. */
+  let fencing: Promise<void> | undefined;
   /** `ha: restart` VMs placed here that the last self-fence stopped: started again here if still placed here after the re-join. */
   const fencedHa = new Set<string>();
   // The guard fires at (renewal start + TTL + fenceAfter) on the system's monotonic clock.
@@ -127,6 +129,8 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
       cluster.serving = true;
       return;
     }
+    // A self-fence in progress (the local judgement started it) finishes before anything else.
+    await fencing;
     if (renewal?.ok && fenced) {
       // It fenced itself while the database was out of reach (a server restart longer than the
       // grace): the lease it renewed belongs to an incarnation whose VMs it killed. Say so now,
@@ -152,7 +156,12 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
         );
     }
     if (renewal) {
-      // Come back as a new incarnation: VMs moved away stay refused by their epochs.
+      // Come back as a new incarnation: VMs moved away stay refused by their epochs. Its lease
+      // (and the guard's deadline) runs from this join, not from the renewal that found it lost:
+      // that one may have been sent before a freeze, and a deadline from it fenced the new
+      // incarnation again at once.
+      const joinStart = performance.now();
+      const joinStartNs = process.hrtime.bigint();
       const again = await cluster.hosts.join({
         name,
         labels: options.labels ?? {},
@@ -161,10 +170,11 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
         fenceAfterMs: fenceAfter,
       });
       term = again.term;
-      validFrom = start;
+      validFrom = joinStart;
       fenced = false;
+      fencing = undefined;
       guard = await deps.startGuard?.();
-      await guard?.arm(startNs + fenceAfterNs);
+      await guard?.arm(joinStartNs + fenceAfterNs);
       await cluster.commands.rescue(name, term);
       await cluster.refresh();
       // The HA VMs its fence stopped and that no other host took meanwhile run again here (the
@@ -261,7 +271,13 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
     wake?.();
   }
 
-  async function selfFence(reason: string): Promise<void> {
+  /** One self-fence at a time; the renewal loop waits for it before re-joining. */
+  function selfFence(reason: string): Promise<void> {
+    fencing ??= fence(reason, term);
+    return fencing;
+  }
+
+  async function fence(reason: string, fencedTerm: number): Promise<void> {
     fenced = true;
     cluster.serving = false;
     cluster.notServingBecause = `it fenced itself (${reason})`;
@@ -272,7 +288,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
       if (cluster.owns(view.streamId) && view.config.ha === "restart" && meantToRun(view)) fencedHa.add(view.vmId);
     }
     warn(`self-fenced: ${reason}; ${stopped} QEMU process(es) killed`);
-    const recorded = await cluster.hosts.recordSelfFence(name, term, reason, stopped).catch((error: unknown) => {
+    const recorded = await cluster.hosts.recordSelfFence(name, fencedTerm, reason, stopped).catch((error: unknown) => {
       warn(`host.fenced not recorded (database unreachable?): ${messageOf(error)}`);
       return undefined;
     });

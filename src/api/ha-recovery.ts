@@ -65,8 +65,14 @@ export async function recoverHaVms(deps: HaRecoveryDeps): Promise<string[]> {
     if (view.config.ha !== "restart" || !meantToRun(view)) continue;
     const from = onFenced.get(placement.host)!;
     let target: string;
+    // Its `--constraint` labels hold wherever it runs: a recovery goes only to a host carrying them.
+    const constraints = await cluster.placements.constraintsOf(view.vmId);
     try {
-      target = await chooseHost(cluster, orchestrator, { memory: view.config.memory, exclude: [from.name] });
+      target = await chooseHost(cluster, orchestrator, {
+        memory: view.config.memory,
+        exclude: [from.name],
+        ...(constraints ? { constraints } : {}),
+      });
     } catch (error) {
       deps.warn(
         `HA: VM '${view.name}' cannot be recovered yet: ${error instanceof Error ? error.message : String(error)}`,
@@ -77,6 +83,7 @@ export async function recoverHaVms(deps: HaRecoveryDeps): Promise<string[]> {
       const placed = await cluster.placements.place(view.vmId, target, "recovery", {
         expectFrom: from.name,
         expectFenced: true,
+        ...(constraints ? { constraints } : {}),
         before: [{ type: "vm.recovering", data: { from: from.name, fenceMethod: from.fenceMethod ?? "unknown" } }],
       });
       cluster.learn(view.vmId, placed.host, placed.epoch);

@@ -132,6 +132,20 @@ export class PlacementStore {
     return row ? { vmId: row.vm_id, host: row.host, epoch: Number(row.epoch), reason: row.reason } : undefined;
   }
 
+  /**
+   * The `--constraint` labels the VM was added with (the latest `vm.placed` that names any), or
+   * undefined: a recovery or a drain places it again only on a host that carries them.
+   */
+  async constraintsOf(vmId: string): Promise<Record<string, string> | undefined> {
+    const { rows } = await sql<{ constraints: Record<string, string> | string | null }>`
+      select data->'constraints' as constraints from maqet_events
+       where stream_id = ${vmStreamId(vmId)} and type = 'vm.placed' and data ? 'constraints'
+       order by stream_version desc limit 1`.execute(this.db);
+    const found = rows[0]?.constraints;
+    if (found === undefined || found === null) return undefined;
+    return typeof found === "string" ? (JSON.parse(found) as Record<string, string>) : found;
+  }
+
   /** Every placement (of VMs not removed: those still holding their name). */
   async all(): Promise<Placement[]> {
     const { rows } = await sql<{ vm_id: string; host: string; epoch: string | number; reason: string }>`
