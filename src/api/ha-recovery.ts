@@ -116,6 +116,13 @@ async function startRecovered(deps: HaRecoveryDeps, vmId: string, name: string, 
     return true;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
+    if (isMaqetError(error, "VM_INVALID_STATE")) {
+      // Not startable from where it is now: already running (an earlier attempt's routed start
+      // finished after its caller gave up on it, or someone started it), or removed. Nothing to retry.
+      deps.retries?.delete(vmId);
+      deps.warn(`HA: VM '${name}' not started again: ${message}`);
+      return false;
+    }
     if (attempt >= MAX_START_ATTEMPTS) {
       deps.retries?.delete(vmId);
       deps.warn(`HA: VM '${name}' did not start after ${attempt} attempts, giving up: ${message}`);
