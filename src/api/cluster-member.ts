@@ -263,10 +263,22 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
           : { code: "INTERNAL", message: messageOf(error) },
       };
     }
-    const finished = await cluster.commands.finish(command.id, name, claimTerm, outcome).catch((error: unknown) => {
-      warn(`could not record the outcome of ${command.method} ${command.id}: ${messageOf(error)}`);
-      return false;
-    });
+    // The outcome is written until the database takes it (or the claim is gone: a re-join
+    // re-queued or failed it). Given up after one failure, the row stayed 'running' for good:
+    // its caller waited forever and every later command of that VM queued behind it (a
+    // PostgreSQL restart in the chaos test).
+    let finished = false;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      try {
+        finished = await cluster.commands.finish(command.id, name, claimTerm, outcome);
+        break;
+      } catch (error) {
+        if (stop.signal.aborted) break;
+        if (delay === 100)
+          warn(`could not record the outcome of ${command.method} ${command.id} yet: ${messageOf(error)}`);
+        await sleep(delay, stop.signal);
+      }
+    }
     if (!finished) warn(`command ${command.id} (${command.method}) lost its claim before finishing`);
     wake?.();
   }
