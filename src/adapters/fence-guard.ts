@@ -45,6 +45,25 @@ export async function qemuUnder(root: string): Promise<number[]> {
   return pids;
 }
 
+/**
+ * SIGKILLs every live QEMU of the host whose runtime root is `root` (the fence: the guard's, and
+ * the agent's own self-fence); returns the pids killed. Chosen by command line, never by a pid
+ * read from the store: a pid recorded by another host names another machine's process (on one
+ * machine, another simulated host's QEMU).
+ */
+export async function killQemuUnder(root: string): Promise<number[]> {
+  const killed: number[] = [];
+  for (const pid of await qemuUnder(root)) {
+    try {
+      process.kill(pid, "SIGKILL");
+      killed.push(pid);
+    } catch {
+      // already gone
+    }
+  }
+  return killed;
+}
+
 async function guard(file: string, token: string): Promise<void> {
   for (;;) {
     let state: GuardState;
@@ -55,15 +74,7 @@ async function guard(file: string, token: string): Promise<void> {
     }
     if (state.token !== token || state.state !== "armed") return;
     if (process.hrtime.bigint() > BigInt(state.deadlineNs)) {
-      const killed: number[] = [];
-      for (const pid of await qemuUnder(state.root)) {
-        try {
-          process.kill(pid, "SIGKILL");
-          killed.push(pid);
-        } catch {
-          // already gone
-        }
-      }
+      const killed = await killQemuUnder(state.root);
       await writeFile(file, JSON.stringify({ ...state, state: "fired", killed, firedAt: new Date().toISOString() }), {
         mode: 0o600,
       }).catch(() => undefined);

@@ -53,6 +53,14 @@ export async function openPgDatabase(options: OpenPgOptions): Promise<PgDatabase
   // An idle client that loses its server emits "error" on the pool; unhandled, it kills the
   // process. The next query reconnects (or reports the failure), so swallowing it here is safe.
   pool.on("error", () => {});
+  // A client the pool lent out has no "error" listener (pg-pool removes its idle one at
+  // checkout), yet `pg` emits "error" on any client whose server goes away, even mid-query: a
+  // server restart while a statement or a transaction held a client killed the process (every
+  // cluster agent at once, in the chaos test). The statement itself still fails with the error,
+  // and the pool drops the broken client at release, so a listener that ignores it is enough.
+  pool.on("connect", (client) => {
+    client.on("error", () => {});
+  });
   try {
     await pool.query("select 1");
   } catch (error) {

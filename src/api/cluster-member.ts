@@ -13,7 +13,7 @@
  *
  * @example
  * ```ts
- * const member = await startClusterMember({ cluster, orchestrator, processes, execute, options, warn });
+ * const member = await startClusterMember({ cluster, orchestrator, fenceQemu, execute, options, warn });
  * // ... serve ...
  * await member.leave();
  * ```
@@ -22,19 +22,23 @@ import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Subscription } from "rxjs";
 import type { Orchestrator } from "../actors/orchestrator.ts";
-import type { ProcessControl } from "../actors/ports.ts";
 import type { FenceGuard } from "../adapters/fence-guard-control.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
 import { type ClaimedCommand, COMMANDS_CHANNEL } from "../events/command-queue.ts";
 import type { HostCapacity } from "../events/host-events.ts";
 import { CLUSTER_DEFAULTS, type ClusterOptions } from "./cluster-options.ts";
 import type { ClusterRuntime } from "./cluster-runtime.ts";
-import { recoverHaVms } from "./ha-recovery.ts";
+import { meantToRun, recoverHaVms } from "./ha-recovery.ts";
 
 export interface ClusterMemberDeps {
   cluster: ClusterRuntime;
   orchestrator: Orchestrator;
-  processes: ProcessControl;
+  /**
+   * Kills every QEMU process of this host (chosen by its runtime root on the command line, as the
+   * fence guard does; src/adapters/fence-guard.ts) and returns their pids. Never by a pid from
+   * the store: by then another host may have recorded its own pid for a VM this one lost.
+   */
+  fenceQemu(): Promise<number[]>;
   capacity: HostCapacity;
   /** Runs a claimed command on this instance's facade (acting as its caller). */
   execute(command: ClaimedCommand): Promise<unknown>;
@@ -76,6 +80,12 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
   });
   let validFrom = attemptStart;
   let fenced = false;
+  /** A self-fence the database did not hear of yet (it was unreachable): recorded at the next renewal. */
+  let unrecorded: { reason: string; stopped: number } | undefined;
+  /** The self-fence in progress, if any. */
+  let fencing: Promise<void> | undefined;
+  /** `ha: restart` VMs placed here that the last self-fence stopped: started again here if still placed here after the re-join. */
+  const fencedHa = new Set<string>();
   // The guard fires at (renewal start + TTL + fenceAfter) on the system's monotonic clock.
   const fenceAfterNs = BigInt(Math.round((ttl + fenceAfter) * 1e6));
   let guard = await deps.startGuard?.();
@@ -114,12 +124,30 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
       warn(`lease renewal failed: ${messageOf(error)}`);
       return undefined;
     });
-    if (renewal?.ok) {
+    if (renewal?.ok && !fenced) {
       validFrom = start;
-      if (!fenced) await guard?.arm(startNs + fenceAfterNs);
-      if (!cluster.serving && !fenced) warn("lease renewed: taking commands again");
-      cluster.serving = !fenced;
+      await guard?.arm(startNs + fenceAfterNs);
+      if (!cluster.serving) warn("lease renewed: taking commands again");
+      cluster.serving = true;
       return;
+    }
+    // A self-fence in progress (the local judgement started it) finishes before anything else.
+    await fencing;
+    if (renewal?.ok && fenced) {
+      // It fenced itself while the database was out of reach (a server restart longer than the
+      // grace): the lease it renewed belongs to an incarnation whose VMs it killed. Say so now,
+      // then come back as a new one, as after a refusal (before, it stayed fenced, not serving,
+      // for good, while `host ls` showed it up).
+      if (unrecorded) {
+        const recorded = await cluster.hosts
+          .recordSelfFence(name, term, unrecorded.reason, unrecorded.stopped)
+          .catch((error: unknown) => {
+            warn(`host.fenced still not recorded: ${messageOf(error)}`);
+            return undefined;
+          });
+        if (recorded === undefined) return;
+        unrecorded = undefined;
+      }
     }
     if (renewal && !renewal.ok) {
       cluster.serving = false;
@@ -128,7 +156,14 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
         await selfFence(
           `lease refused: host ${renewal.reason}${renewal.fenceMethod ? ` (${renewal.fenceMethod})` : ""}`,
         );
-      // Come back as a new incarnation: VMs moved away stay refused by their epochs.
+    }
+    if (renewal) {
+      // Come back as a new incarnation: VMs moved away stay refused by their epochs. Its lease
+      // (and the guard's deadline) runs from this join, not from the renewal that found it lost:
+      // that one may have been sent before a freeze, and a deadline from it fenced the new
+      // incarnation again at once.
+      const joinStart = performance.now();
+      const joinStartNs = process.hrtime.bigint();
       const again = await cluster.hosts.join({
         name,
         labels: options.labels ?? {},
@@ -137,14 +172,23 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
         fenceAfterMs: fenceAfter,
       });
       term = again.term;
-      validFrom = start;
+      validFrom = joinStart;
       fenced = false;
+      fencing = undefined;
       guard = await deps.startGuard?.();
-      await guard?.arm(startNs + fenceAfterNs);
+      await guard?.arm(joinStartNs + fenceAfterNs);
       await cluster.commands.rescue(name, term);
       await cluster.refresh();
+      // The HA VMs its fence stopped and that no other host took meanwhile run again here (the
+      // observers' recovery moves only VMs of a host still fenced; the placement re-checks that
+      // in its transaction, so a VM is taken back here or moved elsewhere, never both).
+      const restart = [...fencedHa].filter((vmId) => cluster.owns(`vm-${vmId}`));
+      fencedHa.clear();
+      for (const vmId of restart) retries.set(vmId, 0);
       cluster.serving = true;
-      warn(`re-joined as term ${term} after being fenced`);
+      warn(
+        `re-joined as term ${term} after being fenced${restart.length ? `; starting its ${restart.length} HA VM(s) again` : ""}`,
+      );
     }
   });
 
@@ -222,29 +266,48 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
           : { code: "INTERNAL", message: messageOf(error) },
       };
     }
-    const finished = await cluster.commands.finish(command.id, name, claimTerm, outcome).catch((error: unknown) => {
-      warn(`could not record the outcome of ${command.method} ${command.id}: ${messageOf(error)}`);
-      return false;
-    });
+    // The outcome is written until the database takes it (or the claim is gone: a re-join
+    // re-queued or failed it). Given up after one failure, the row stayed 'running' for good:
+    // its caller waited forever and every later command of that VM queued behind it (a
+    // PostgreSQL restart in the chaos test).
+    let finished = false;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      try {
+        finished = await cluster.commands.finish(command.id, name, claimTerm, outcome);
+        break;
+      } catch (error) {
+        if (stop.signal.aborted) break;
+        if (delay === 100)
+          warn(`could not record the outcome of ${command.method} ${command.id} yet: ${messageOf(error)}`);
+        await sleep(delay, stop.signal);
+      }
+    }
     if (!finished) warn(`command ${command.id} (${command.method}) lost its claim before finishing`);
     wake?.();
   }
 
-  async function selfFence(reason: string): Promise<void> {
+  /** One self-fence at a time; the renewal loop waits for it before re-joining. */
+  function selfFence(reason: string): Promise<void> {
+    fencing ??= fence(reason, term);
+    return fencing;
+  }
+
+  async function fence(reason: string, fencedTerm: number): Promise<void> {
     fenced = true;
     cluster.serving = false;
     cluster.notServingBecause = `it fenced itself (${reason})`;
-    let stopped = 0;
+    // Its own QEMU, found on this machine: a view's pid may be another host's by now (the VM was
+    // recovered there while this agent was frozen), and killing it took down the recovered VM.
+    const stopped = (await deps.fenceQemu()).length;
     for (const view of await deps.orchestrator.views().catch(() => [])) {
-      if (!cluster.owns(view.streamId) || view.pid === undefined) continue;
-      if (deps.processes.probe(view.pid, view.vmId) !== "alive") continue;
-      deps.processes.kill(view.pid, "SIGKILL");
-      stopped++;
+      if (cluster.owns(view.streamId) && view.config.ha === "restart" && meantToRun(view)) fencedHa.add(view.vmId);
     }
     warn(`self-fenced: ${reason}; ${stopped} QEMU process(es) killed`);
-    await cluster.hosts
-      .recordSelfFence(name, term, reason, stopped)
-      .catch((error: unknown) => warn(`host.fenced not recorded (database unreachable?): ${messageOf(error)}`));
+    const recorded = await cluster.hosts.recordSelfFence(name, fencedTerm, reason, stopped).catch((error: unknown) => {
+      warn(`host.fenced not recorded (database unreachable?): ${messageOf(error)}`);
+      return undefined;
+    });
+    if (recorded === undefined) unrecorded = { reason, stopped };
   }
 
   const halt = async () => {

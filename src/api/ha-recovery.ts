@@ -65,8 +65,14 @@ export async function recoverHaVms(deps: HaRecoveryDeps): Promise<string[]> {
     if (view.config.ha !== "restart" || !meantToRun(view)) continue;
     const from = onFenced.get(placement.host)!;
     let target: string;
+    // Its `--constraint` labels hold wherever it runs: a recovery goes only to a host carrying them.
+    const constraints = await cluster.placements.constraintsOf(view.vmId);
     try {
-      target = await chooseHost(cluster, orchestrator, { memory: view.config.memory, exclude: [from.name] });
+      target = await chooseHost(cluster, orchestrator, {
+        memory: view.config.memory,
+        exclude: [from.name],
+        ...(constraints ? { constraints } : {}),
+      });
     } catch (error) {
       deps.warn(
         `HA: VM '${view.name}' cannot be recovered yet: ${error instanceof Error ? error.message : String(error)}`,
@@ -76,6 +82,8 @@ export async function recoverHaVms(deps: HaRecoveryDeps): Promise<string[]> {
     try {
       const placed = await cluster.placements.place(view.vmId, target, "recovery", {
         expectFrom: from.name,
+        expectFenced: true,
+        ...(constraints ? { constraints } : {}),
         before: [{ type: "vm.recovering", data: { from: from.name, fenceMethod: from.fenceMethod ?? "unknown" } }],
       });
       cluster.learn(view.vmId, placed.host, placed.epoch);
@@ -108,6 +116,13 @@ async function startRecovered(deps: HaRecoveryDeps, vmId: string, name: string, 
     return true;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
+    if (isMaqetError(error, "VM_INVALID_STATE")) {
+      // Not startable from where it is now: already running (an earlier attempt's routed start
+      // finished after its caller gave up on it, or someone started it), or removed. Nothing to retry.
+      deps.retries?.delete(vmId);
+      deps.warn(`HA: VM '${name}' not started again: ${message}`);
+      return false;
+    }
     if (attempt >= MAX_START_ATTEMPTS) {
       deps.retries?.delete(vmId);
       deps.warn(`HA: VM '${name}' did not start after ${attempt} attempts, giving up: ${message}`);

@@ -26,6 +26,7 @@ import { crashHookFor } from "../adapters/crash-hook.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
 import { missingDisks } from "../adapters/disk-files.ts";
 import { createDiskProvisioner } from "../adapters/disk-provisioner.ts";
+import { killQemuUnder } from "../adapters/fence-guard.ts";
 import { startFenceGuard } from "../adapters/fence-guard-control.ts";
 import { fileReader } from "../adapters/file-reader.ts";
 import { createGuestAccess } from "../adapters/guest-access.ts";
@@ -219,7 +220,7 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
       member = await startClusterMember({
         cluster,
         orchestrator,
-        processes: ports.processes,
+        fenceQemu: () => killQemuUnder(runtimeRoot),
         capacity: hostCapacity(),
         execute: (command) => {
           if (!hooks.execute) throw new MaqetError("INTERNAL", "No executor for routed commands.");

@@ -110,15 +110,19 @@ export class CommandQueue {
     }
   }
 
-  /** Writes the outcome under the claim and wakes the caller; false when the claim was lost. */
+  /**
+   * Writes the outcome under the claim and wakes the caller (one statement: both or neither, so
+   * a caller may retry it after a connection error); false when the claim was lost.
+   */
   async finish(id: string, host: string, term: number, outcome: CommandOutcome): Promise<boolean> {
     const { rows } = await sql`
-      update maqet_commands set state = ${outcome.state}, finished_at = clock_timestamp(),
-             result = ${outcome.state === "done" ? JSON.stringify(outcome.result ?? null) : null}::jsonb,
-             error = ${outcome.state === "failed" ? JSON.stringify(outcome.error) : null}::jsonb
-       where id = ${id} and claimed_by = ${host} and claimed_term = ${term} and state = 'running'
-      returning id`.execute(this.db);
-    await sql`select pg_notify(${COMMAND_DONE_CHANNEL}, ${id})`.execute(this.db);
+      with finished as (
+        update maqet_commands set state = ${outcome.state}, finished_at = clock_timestamp(),
+               result = ${outcome.state === "done" ? JSON.stringify(outcome.result ?? null) : null}::jsonb,
+               error = ${outcome.state === "failed" ? JSON.stringify(outcome.error) : null}::jsonb
+         where id = ${id} and claimed_by = ${host} and claimed_term = ${term} and state = 'running'
+        returning id)
+      select id, pg_notify(${COMMAND_DONE_CHANNEL}, id::text) from finished`.execute(this.db);
     return rows.length > 0;
   }
 

@@ -49,6 +49,13 @@ export class PlacementStore {
     options: {
       expectFrom?: string | null;
       constraints?: Record<string, string>;
+      /**
+       * An HA recovery: `expectFrom`'s host must still be fenced, checked under a share lock on
+       * its row, which a re-join (an update of that row) waits for: the fenced host re-joining
+       * and this placement never both win, so a VM is not started by its returning owner and
+       * placed elsewhere at once (CONCURRENCY_CONFLICT when the host came back first).
+       */
+      expectFenced?: boolean;
       /** Events to append after `vm.placed` in the same transaction, under the new epoch (`vm.recovering` goes before). */
       before?: Array<{ type: "vm.recovering"; data: PlacementEventData["vm.recovering"] }>;
       /** Events to append before `vm.placed` in the same transaction (a migration's switchover), under the new epoch. */
@@ -75,6 +82,19 @@ export class PlacementStore {
           `VM ${vmId} was placed on ${current?.host ?? "no host"} meanwhile (expected ${options.expectFrom ?? "no host"}).`,
           { details: { vmId, expected: options.expectFrom, actual: current?.host ?? null } },
         );
+      }
+      if (options.expectFenced && options.expectFrom) {
+        const host = await sql<{ fenced: boolean }>`
+          select fenced_at is not null as fenced from maqet_hosts where name = ${options.expectFrom} for share`.execute(
+          trx,
+        );
+        if (host.rows[0]?.fenced !== true) {
+          throw new MaqetError(
+            "CONCURRENCY_CONFLICT",
+            `VM ${vmId} stays on ${options.expectFrom}: that host is no longer fenced (it came back).`,
+            { details: { vmId, expected: options.expectFrom, actual: options.expectFrom } },
+          );
+        }
       }
       const epoch = current === undefined ? 1 : Number(current.epoch) + 1;
       // The old owner's process lease on the VM goes with its ownership: its epoch is stale now,
@@ -121,6 +141,20 @@ export class PlacementStore {
       select vm_id, host, epoch, reason from maqet_placements where stream_id = ${vmStreamId(vmId)}`.execute(this.db);
     const row = rows[0];
     return row ? { vmId: row.vm_id, host: row.host, epoch: Number(row.epoch), reason: row.reason } : undefined;
+  }
+
+  /**
+   * The `--constraint` labels the VM was added with (the latest `vm.placed` that names any), or
+   * undefined: a recovery or a drain places it again only on a host that carries them.
+   */
+  async constraintsOf(vmId: string): Promise<Record<string, string> | undefined> {
+    const { rows } = await sql<{ constraints: Record<string, string> | string | null }>`
+      select data->'constraints' as constraints from maqet_events
+       where stream_id = ${vmStreamId(vmId)} and type = 'vm.placed' and data ? 'constraints'
+       order by stream_version desc limit 1`.execute(this.db);
+    const found = rows[0]?.constraints;
+    if (found === undefined || found === null) return undefined;
+    return typeof found === "string" ? (JSON.parse(found) as Record<string, string>) : found;
   }
 
   /** Every placement (of VMs not removed: those still holding their name). */

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { validateVmConfig } from "../../src/config/parse-vm-config.ts";
 import { appendToStream } from "../../src/events/append-to-stream.ts";
 import type { EventMetadata } from "../../src/events/envelope.ts";
+import { HostRegistry } from "../../src/events/host-registry.ts";
 import { PlacementStore } from "../../src/events/placement-store.ts";
 import { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
 import { uuidv7 } from "../../src/events/uuidv7.ts";
@@ -103,6 +104,39 @@ describe.each(testDatabases())("owner epoch on $name", ({ name, open }) => {
     });
     expect(await placements.ownerOf(vmId)).toMatchObject({ host: "h1", epoch: 1 });
     expect((await store!.readStream(streamId)).map((e) => e.type)).toEqual(["vm.defined", "vm.placed"]);
+  });
+
+  it("an HA recovery moves a VM only while its old host is still fenced: a host that re-joined first keeps it", async () => {
+    const { vmId, streamId, placements } = await defineVm();
+    const hosts = new HostRegistry(t!.db, meta);
+    const join = () =>
+      hosts.join({
+        name: "h1",
+        labels: {},
+        capacity: { memoryBytes: 1 << 30, cpus: 1 },
+        leaseTtlMs: 10_000,
+        fenceAfterMs: 5_000,
+      });
+    await join();
+    await placements.place(vmId, "h1", "new", { expectFrom: null });
+    await sql`update maqet_hosts set fenced_at = clock_timestamp(), fence_method = 'grace' where name = 'h1'`.execute(
+      t!.db,
+    );
+    // The observer read "h1 fenced"; h1 comes back before its placement runs.
+    await join();
+    await expect(
+      placements.place(vmId, "h2", "recovery", { expectFrom: "h1", expectFenced: true }),
+    ).rejects.toMatchObject({ code: "CONCURRENCY_CONFLICT", message: expect.stringMatching(/no longer fenced/) });
+    expect(await placements.ownerOf(vmId)).toMatchObject({ host: "h1", epoch: 1 });
+    // Still fenced: the recovery goes through.
+    await sql`update maqet_hosts set fenced_at = clock_timestamp(), fence_method = 'grace' where name = 'h1'`.execute(
+      t!.db,
+    );
+    expect(await placements.place(vmId, "h2", "recovery", { expectFrom: "h1", expectFenced: true })).toMatchObject({
+      host: "h2",
+      epoch: 2,
+    });
+    expect((await store!.readStream(streamId)).map((e) => e.type)).toEqual(["vm.defined", "vm.placed", "vm.placed"]);
   });
 
   it.skipIf(name === "pglite")(

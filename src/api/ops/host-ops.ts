@@ -100,15 +100,23 @@ export function hostOps(ctx: MaqetContext): HostOps {
           continue;
         }
         try {
+          // Its `--constraint` labels hold wherever it runs; a VM no host can take is not stopped.
+          const constraints = await c.placements.constraintsOf(view.vmId);
+          const to = await chooseHost(c, rt.orchestrator, {
+            memory: view.config.memory,
+            exclude: [name],
+            ...(constraints ? { constraints } : {}),
+          });
           if (options.live === true && running && host.state === "up") {
-            const to = await chooseHost(c, rt.orchestrator, { memory: view.config.memory, exclude: [name] });
             const moved = await migration.migrateVm(view.vmId, { to });
             report.moved.push({ vm: view.name, to, restarted: false, live: true, downtimeMs: moved.downtimeMs });
             continue;
           }
           if (running && host.state === "up") await lifecycle.stop(view.vmId, {});
-          const to = await chooseHost(c, rt.orchestrator, { memory: view.config.memory, exclude: [name] });
-          const placed = await c.placements.place(view.vmId, to, "evacuation", { expectFrom: name });
+          const placed = await c.placements.place(view.vmId, to, "evacuation", {
+            expectFrom: name,
+            ...(constraints ? { constraints } : {}),
+          });
           c.learn(view.vmId, placed.host, placed.epoch);
           if (running) await lifecycle.start(view.vmId, {});
           report.moved.push({ vm: view.name, to, restarted: running });

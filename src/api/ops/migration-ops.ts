@@ -95,6 +95,8 @@ export function migrationOps(ctx: MaqetContext): MigrationOps {
             );
           }
         }
+        // The VM's `--constraint` labels go on with its placement (read now: not while it is paused).
+        const constraints = rt.cluster ? await rt.cluster.placements.constraintsOf(view.vmId) : undefined;
         const vm = await orchestrator.actor(view.vmId);
         const migrationId = crypto.randomUUID();
         const controller = new AbortController();
@@ -118,7 +120,7 @@ export function migrationOps(ctx: MaqetContext): MigrationOps {
                 commit: async (data, before = []) => {
                   access.moved = !access.moved;
                   try {
-                    return await commitOwner(rt, access, data, before);
+                    return await commitOwner(rt, access, data, before, constraints);
                   } catch (error) {
                     access.moved = !access.moved;
                     throw error;
@@ -245,6 +247,7 @@ async function commitOwner(
   access: Pick<MigrationAccess, "record" | "adopt" | "view">,
   data: Parameters<Parameters<typeof migrateOut>[0]["commit"]>[0],
   before: NewEvent[],
+  constraints: Record<string, string> | undefined,
 ): Promise<{ epoch: number }> {
   const cluster = rt.cluster;
   if (cluster === undefined) {
@@ -254,6 +257,7 @@ async function commitOwner(
   const placed = await cluster.placements.place(access.view.vmId, data.toHost, "migration", {
     expectFrom: data.fromHost,
     first: before,
+    ...(constraints ? { constraints } : {}),
     after: (epoch) => [vmEvent("vm.owner-changed", { ...data, epoch })],
   });
   cluster.learn(access.view.vmId, placed.host, placed.epoch);
