@@ -5,6 +5,7 @@ import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
 import { parseQmpRules } from "../../src/config/qmp-rules.ts";
 import { qmpTierOf } from "../../src/events/qmp-events.ts";
 import { asVmEvent } from "../../src/events/vm-events.ts";
+import { thrownBy } from "../support/maqet-matchers.ts";
 
 describe("QMP tiers", () => {
   it("classifies MAQET's lists and calls everything else safe", () => {
@@ -49,13 +50,7 @@ describe("decideQmp", () => {
 
   it("throws INVALID_ARGUMENT for a malformed name (not a decision)", () => {
     for (const bad of ["Query", "-x", "a b", "", "query;rm", "x/y"]) {
-      const error = (() => {
-        try {
-          decideQmp(bad);
-        } catch (e) {
-          return e;
-        }
-      })();
+      const error = thrownBy(() => decideQmp(bad));
       expect(error).toBeMaqetError("INVALID_ARGUMENT");
     }
   });
@@ -96,13 +91,7 @@ describe("qmp: rules in configs", () => {
       [{ permit: [] }, "qmp.permit"],
       [["quit"], "qmp"],
     ] as const) {
-      const error = (() => {
-        try {
-          parseQmpRules(value, at);
-        } catch (e) {
-          return e;
-        }
-      })();
+      const error = thrownBy(() => parseQmpRules(value, at));
       expect(error).toBeMaqetError("CONFIG_INVALID");
       expect((error as { details: { keyPath: string } }).details.keyPath).toBe(keyPath);
     }
