@@ -8,26 +8,15 @@ import { applyVmEvent, foldVmEvents, mayHaveProcess, statusDetail, type VmView }
 import { validateVmConfig } from "../../src/config/parse-vm-config.ts";
 import type { NewEvent, StoredEvent } from "../../src/events/envelope.ts";
 import { type VmEventData, type VmEventType, vmEvent } from "../../src/events/vm-events.ts";
+import { storedStream } from "../support/store-events.ts";
 
 const vmId = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
 const streamId = `vm-${vmId}`;
 const config = validateVmConfig({ name: "web", memory: "64M" }, { source: "test", baseDir: "/tmp" });
 const t0 = Date.UTC(2026, 0, 1);
 
-/** The stream's facts as the store returns them: versions 0.., one second apart. */
-function stream(...events: NewEvent[]): StoredEvent[] {
-  return events.map((e, i) => ({
-    id: `e${i}`,
-    streamId,
-    streamVersion: i,
-    globalPosition: 100 + i,
-    type: e.type,
-    schemaVersion: e.schemaVersion,
-    data: e.data,
-    metadata: { actor: { user: "t", uid: 1, host: "h", pid: 1 } },
-    recordedAt: new Date(t0 + i * 1000),
-  }));
-}
+/** The stream's facts as the store returns them: versions 0.., one second apart from t0. */
+const stream = (...events: NewEvent[]): StoredEvent[] => storedStream(streamId, events);
 
 const ev = <K extends VmEventType>(type: K, data: VmEventData[K]) => vmEvent(type, data);
 const defined = ev("vm.defined", { vmId, name: "web", config, configPath: "/srv/web.yaml" });
