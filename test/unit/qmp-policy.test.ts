@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decideQmp } from "../../src/actors/qmp-policy.ts";
+import { decideQmp, qmpRefusedError } from "../../src/actors/qmp-policy.ts";
 import { parseGlobalConfig } from "../../src/config/parse-global-config.ts";
 import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
 import { parseQmpRules } from "../../src/config/qmp-rules.ts";
@@ -119,5 +119,53 @@ describe("qmp.command-executed schema 1 upcast", () => {
       recordedAt: new Date(0),
     });
     expect(event).toMatchObject({ schemaVersion: 2, data: { tier: "privileged", rule: "unchecked" } });
+  });
+});
+
+describe("refusals say which rule, where it is, and how to change it", () => {
+  it("a deny entry: the entry and the config it is in (the VM's by name, or the global one)", () => {
+    expect(decideQmp("quit", { vm: { deny: ["quit"] }, vmName: "web" }).reason).toBe(
+      "QMP command 'quit' refused by the deny entry 'quit' in VM 'web''s config (qmp: section). Remove the entry there to allow it.",
+    );
+    expect(decideQmp("quit", { vm: { deny: ["@privileged"] } }).reason).toContain("in VM '?''s config (qmp: section)");
+    expect(decideQmp("quit", { global: { deny: ["quit"] } }).reason).toContain(
+      "in the global config (qmp: section of $XDG_CONFIG_HOME/maqet/config.yaml, or the qmpPolicy option).",
+    );
+  });
+
+  it("no allow entry matches: the tier and what is allowed, 'nothing' for an empty list", () => {
+    expect(decideQmp("screendump", { global: { allow: ["query-*", "send-key"] } }).reason).toBe(
+      "QMP command 'screendump' (tier safe) refused: it matches no allow entry in the global config (qmp: section of $XDG_CONFIG_HOME/maqet/config.yaml, or the qmpPolicy option) (allowed: query-*, send-key). Add it to the allow list there to run it.",
+    );
+    expect(decideQmp("query-status", { vm: { allow: [] }, vmName: "db" }).reason).toContain("(allowed: nothing)");
+  });
+
+  it("the dangerous tier: what it is, the flag that lets it run, and the page that explains it", () => {
+    expect(decideQmp("human-monitor-command").reason).toBe(
+      "QMP command 'human-monitor-command' refused: it is in the dangerous tier (it bypasses maqet's model of the VM). " +
+        "Add --allow-dangerous (library: { allowDangerous: true }) to run it; the VM is then marked tainted. See docs/security.md.",
+    );
+  });
+
+  it("a malformed name: the pattern, an example, the name in the details", () => {
+    const error = thrownBy(() => decideQmp("Query"));
+    expect(error).toBeMaqetError("INVALID_ARGUMENT", { command: "Query" });
+    expect((error as Error).message).toBe(
+      "Invalid QMP command name 'Query': it must match /^[a-z][a-z0-9_-]*$/ (e.g. query-status).",
+    );
+  });
+
+  it("qmpRefusedError: QMP_REFUSED with the decision's reason, command, tier, rule and VM", () => {
+    const decision = decideQmp("quit", { vm: { deny: ["quit"] }, vmName: "web" });
+    const error = qmpRefusedError(decision, "web");
+    expect(error).toBeMaqetError("QMP_REFUSED", {
+      command: "quit",
+      tier: "privileged",
+      rule: "vm:deny:quit",
+      vm: "web",
+    });
+    expect(error.message).toBe(decision.reason);
+    const { reason: _, ...withoutReason } = decision;
+    expect(qmpRefusedError(withoutReason, "web").message).toBe("QMP command 'quit' refused.");
   });
 });
