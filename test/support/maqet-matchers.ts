@@ -43,24 +43,6 @@ export function describeThrown(value: unknown): string {
   return inspect(value, { depth: 4, breakLength: Infinity });
 }
 
-/**
- * What `fn` throws (undefined when it returns): for a synchronous call whose error a matcher then
- * checks, e.g. toBeMaqetError, which prints the actual error when it is not the one expected.
- *
- * @example
- * ```ts
- * expect(thrownBy(() => parseArgs(["stop"]))).toBeMaqetError("INVALID_ARGUMENT");
- * ```
- */
-export function thrownBy(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-}
-
 expect.extend({
   toBeMaqetError(received: unknown, code: ErrorCode, details?: Record<string, unknown>) {
     const { equals, isNot } = this;

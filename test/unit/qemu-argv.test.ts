@@ -4,7 +4,7 @@ import { checkAcceleratorChoice, chosenAccelerator } from "../../src/config/acce
 import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
 import type { DiskDevice, VmConfig } from "../../src/config/vm-config.ts";
 import { exitCodeOf } from "../../src/errors/error-codes.ts";
-import { thrownBy } from "../support/maqet-matchers.ts";
+import { errorOf } from "../support/failure.ts";
 
 const vmId = "0b5c3f8e-4a1d-4c7e-9f00-3c2d1e0f9a8b";
 const runtime = { vmId, name: "web", qmpSocket: "/run/maqet/web/qmp.sock", pidFile: "/run/maqet/web/qemu.pid" };
@@ -369,7 +369,7 @@ describe("accelerator chosen by the config's QEMU words", () => {
     expect(checkAcceleratorChoice({ ...base, accel: "kvm", machine: "pc,accel=kvm:tcg" }, "x.yaml")?.accel).toBe(
       "kvm:tcg",
     );
-    const error = thrownBy(() =>
+    const error = errorOf(() =>
       parseVmConfig("accel: tcg\narguments:\n  - enable-kvm\n", { baseDir: "/tmp", source: "x.yaml" }),
     );
     expect(error).toBeMaqetError("CONFIG_INVALID");

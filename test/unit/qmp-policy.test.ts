@@ -5,7 +5,7 @@ import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
 import { parseQmpRules } from "../../src/config/qmp-rules.ts";
 import { qmpTierOf } from "../../src/events/qmp-events.ts";
 import { asVmEvent } from "../../src/events/vm-events.ts";
-import { thrownBy } from "../support/maqet-matchers.ts";
+import { errorOf } from "../support/failure.ts";
 
 describe("QMP tiers", () => {
   it("classifies MAQET's lists and calls everything else safe", () => {
@@ -50,7 +50,7 @@ describe("decideQmp", () => {
 
   it("throws INVALID_ARGUMENT for a malformed name (not a decision)", () => {
     for (const bad of ["Query", "-x", "a b", "", "query;rm", "x/y"]) {
-      const error = thrownBy(() => decideQmp(bad));
+      const error = errorOf(() => decideQmp(bad));
       expect(error).toBeMaqetError("INVALID_ARGUMENT");
     }
   });
@@ -91,9 +91,8 @@ describe("qmp: rules in configs", () => {
       [{ permit: [] }, "qmp.permit"],
       [["quit"], "qmp"],
     ] as const) {
-      const error = thrownBy(() => parseQmpRules(value, at));
-      expect(error).toBeMaqetError("CONFIG_INVALID");
-      expect((error as { details: { keyPath: string } }).details.keyPath).toBe(keyPath);
+      const error = errorOf(() => parseQmpRules(value, at));
+      expect(error).toBeMaqetError("CONFIG_INVALID", { keyPath });
     }
   });
 
@@ -148,7 +147,7 @@ describe("refusals say which rule, where it is, and how to change it", () => {
   });
 
   it("a malformed name: the pattern, an example, the name in the details", () => {
-    const error = thrownBy(() => decideQmp("Query"));
+    const error = errorOf(() => decideQmp("Query"));
     expect(error).toBeMaqetError("INVALID_ARGUMENT", { command: "Query" });
     expect((error as Error).message).toBe(
       "Invalid QMP command name 'Query': it must match /^[a-z][a-z0-9_-]*$/ (e.g. query-status).",

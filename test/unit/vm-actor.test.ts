@@ -4,8 +4,8 @@ import { parseWaitCondition } from "../../src/actors/wait-condition.ts";
 import type { VmConfig } from "../../src/config/vm-config.ts";
 import { MaqetError } from "../../src/errors/maqet-error.ts";
 import { vmEvent } from "../../src/events/vm-events.ts";
+import { errorOf } from "../support/failure.ts";
 import { createFakeWorld, FakeLeaseTable, type FakeWorld } from "../support/fake-ports.ts";
-import { thrownBy } from "../support/maqet-matchers.ts";
 import { MemoryEventStore } from "../support/memory-event-store.ts";
 
 const config: VmConfig = {
@@ -515,7 +515,7 @@ describe("wait condition parsing", () => {
   it("serial:REGEX compiles the pattern; bad input says what is accepted", () => {
     expect((parseWaitCondition("serial:login:\\s*$") as { pattern: RegExp }).pattern.source).toBe("login:\\s*$");
     for (const bad of ["serial:(", "file:relative", "boot", "file:"]) {
-      const error = thrownBy(() => parseWaitCondition(bad));
+      const error = errorOf(() => parseWaitCondition(bad));
       expect(error, bad).toBeMaqetError("INVALID_ARGUMENT");
     }
   });
