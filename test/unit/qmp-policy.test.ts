@@ -3,7 +3,7 @@ import { decideQmp, qmpRefusedError } from "../../src/actors/qmp-policy.ts";
 import { parseGlobalConfig } from "../../src/config/parse-global-config.ts";
 import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
 import { parseQmpRules } from "../../src/config/qmp-rules.ts";
-import { qmpTierOf } from "../../src/events/qmp-events.ts";
+import { asQmpEvent, qmpTierOf } from "../../src/events/qmp-events.ts";
 import { asVmEvent } from "../../src/events/vm-events.ts";
 import { errorOf } from "../support/failure.ts";
 
@@ -118,6 +118,43 @@ describe("qmp.command-executed schema 1 upcast", () => {
       recordedAt: new Date(0),
     });
     expect(event).toMatchObject({ schemaVersion: 2, data: { tier: "privileged", rule: "unchecked" } });
+  });
+
+  it("leaves schema 2, and every other type, as stored", () => {
+    const stored = (type: string, schemaVersion: number, data: Record<string, unknown>) => ({
+      id: "x",
+      streamId: "vm-1",
+      streamVersion: 3,
+      globalPosition: 9,
+      type,
+      schemaVersion,
+      data,
+      metadata: { actor: { user: "u", uid: 1, host: "h", pid: 1 } },
+      recordedAt: new Date(0),
+    });
+    const v2 = stored("qmp.command-executed", 2, { command: "quit", tier: "safe", rule: "vm:allow:quit" });
+    expect(asVmEvent(v2)).toEqual(v2);
+    const started = stored("vm.stop-step", 1, { step: "quit" });
+    expect(asVmEvent(started)).toEqual(started);
+    expect(asVmEvent(stored("qmp.command-rejected", 1, {}))).toBeUndefined();
+  });
+});
+
+describe("asQmpEvent", () => {
+  it("takes the qmp catalogue's types only", () => {
+    const rejected = {
+      id: "x",
+      streamId: "qmp-rejections",
+      streamVersion: 0,
+      globalPosition: 1,
+      type: "qmp.command-rejected",
+      schemaVersion: 1,
+      data: { command: "inject-nmi", tier: "dangerous", rule: "tier:dangerous", vm: "web", argumentNames: [] },
+      metadata: { actor: { user: "u", uid: 1, host: "h", pid: 1 } },
+      recordedAt: new Date(0),
+    };
+    expect(asQmpEvent(rejected)).toBe(rejected);
+    expect(asQmpEvent({ ...rejected, type: "qmp.command-executed" })).toBeUndefined();
   });
 });
 
