@@ -144,6 +144,8 @@ describe("auditFields", () => {
     });
     const noActor = fact("vm.started", null, { metadata: { actor: "root" as never } });
     expect(auditFields(noActor, noNames)).toMatchObject({ parameters: [], user: null });
+    const noMetadata = { ...fact("vm.started", { pid: 1 }), metadata: undefined as never };
+    expect(auditFields(noMetadata, noNames)).toMatchObject({ user: null, correlationId: null, source: null });
   });
 });
 
@@ -211,8 +213,9 @@ describe("AuditChain", () => {
     names.set(vmId, "changed later");
     const entry = await chain.next(fact("vm.started", { pid: 1 }));
     expect(entry).toMatchObject({ seq: 42, prevHash: "a".repeat(64), vm: "web" });
-    // A vm.defined outside a VM stream with no vmId names nothing.
+    // A vm.defined outside a VM stream with no vmId names nothing; nor one without a name.
     await chain.next(fact("vm.defined", { name: "ghost" }, { streamId: "other-1" }));
+    await chain.next(fact("vm.defined", { config: {} }, { streamId: "vm-unnamed" }));
     expect([...chain.state.names.keys()]).toEqual([vmId]);
   });
 });
