@@ -58,6 +58,8 @@ describe("auditFields", () => {
 
   it("the VM: vm.defined names it; a VM not named yet is null; outside a VM stream, data.vmId and data.vm", () => {
     expect(auditFields(fact("vm.defined", { vmId, name: "db", config: {} }), noNames).vm).toBe("db");
+    // Only vm.defined names the VM: another fact's `name` (a drive's, a host's) does not.
+    expect(auditFields(fact("disk.created", { name: "hdd" }), new Map([[vmId, "web"]])).vm).toBe("web");
     expect(auditFields(fact("vm.started", { pid: 1 }), noNames)).toMatchObject({ vmId, vm: null });
     const rejected = fact("qmp.command-rejected", { vm: "typo", command: "quit" }, { streamId: "qmp-audit" });
     expect(auditFields(rejected, noNames)).toMatchObject({ vmId: null, vm: "typo" });
@@ -131,7 +133,7 @@ describe("auditFields", () => {
 
   it("data or an actor that is not an object, and fields of the wrong type, give nulls rather than garbage", () => {
     const odd = fact("vm.started", ["a", "b"], {
-      metadata: { actor: { user: 1, uid: "0", host: null, pid: "9" } as never, correlationId: 5 as never },
+      metadata: { actor: { user: 1, uid: "0", host: 5, pid: "9" } as never, correlationId: 5 as never },
     });
     expect(auditFields(odd, noNames)).toMatchObject({
       parameters: [],
