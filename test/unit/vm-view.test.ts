@@ -232,8 +232,18 @@ describe("foldVmEvents", () => {
     expect(fold(defined, load).openSnapshot).toMatchObject({ operation: "load", live: false, overwrite: false });
     const del = ev("snapshot.delete-requested", { tag: "t1", drives: ["hdd", "data"], live: false });
     expect(fold(defined, del).openSnapshot).toMatchObject({ operation: "delete", drives: ["hdd", "data"] });
-    const outcome = { type: "snapshot.created", schemaVersion: 1, data: { tag: "t1", drives: ["hdd"] } };
-    expect(fold(defined, create, outcome).openSnapshot).toBeUndefined();
+    // Each outcome, success or failure, closes it.
+    for (const type of [
+      "snapshot.created",
+      "snapshot.create-failed",
+      "snapshot.loaded",
+      "snapshot.load-failed",
+      "snapshot.deleted",
+      "snapshot.delete-failed",
+    ]) {
+      const outcome = { type, schemaVersion: 2, data: { tag: "t1", drives: ["hdd"] } };
+      expect(fold(defined, create, outcome).openSnapshot, type).toBeUndefined();
+    }
   });
 });
 
