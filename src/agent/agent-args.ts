@@ -103,8 +103,7 @@ export function parseAgentArgs(argv: readonly string[]): AgentArgs {
         throw usage(`--migration-address takes an IP address or host name, got '${value}'`);
       }
       args.migrationAddress = value;
-    }
-    else if (name === "lease-ttl" || name === "fence-after") {
+    } else if (name === "lease-ttl" || name === "fence-after") {
       const n = Number(value);
       if (!Number.isFinite(n) || n <= 0 || (name === "lease-ttl" && n < 1)) {
         throw usage(

@@ -44,11 +44,7 @@ export type PausedDetail =
 
 export type StopMethod = "powerdown" | "quit" | "sigterm" | "sigkill" | "none";
 
-export interface VmEventData
-  extends SnapshotEventData,
-    ConsoleEventData,
-    PlacementEventData,
-    MigrationEventData {
+export interface VmEventData extends SnapshotEventData, ConsoleEventData, PlacementEventData, MigrationEventData {
   /**
    * Schema 2: `config` is stored in its ordered form (src/config/stored-config.ts: mappings as
    * `[key, value]` pairs, which jsonb cannot reorder); {@link vmEvent} encodes and

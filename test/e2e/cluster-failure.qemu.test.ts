@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { openPgDatabase } from "../../src/adapters/pg-database.ts";
 import { qemuPidsOf } from "../support/agent-helpers.ts";
 import { waitFor } from "../support/cli-runner.ts";
-import { qemuPidsUnder, type SimCluster, startCluster } from "../support/cluster-harness.ts";
+import { type SimCluster, type Status, startCluster } from "../support/cluster-harness.ts";
 import { createTestDatabase } from "../support/postgres-cluster.ts";
 
 const vm = (name: string, ha: boolean) => `name: ${name}
@@ -21,14 +21,6 @@ binary: /usr/bin/qemu-system-x86_64
 accel: tcg
 memory: 64M
 ${ha ? "ha: restart\n" : ""}`;
-
-interface Status {
-  name: string;
-  id: string;
-  state: string;
-  host: string | null;
-  qmpSocket: string | null;
-}
 
 const databaseUrl = inject("databaseUrl");
 const HA_GOAL_MS = 60_000;
@@ -96,12 +88,12 @@ describe.skipIf(!databaseUrl)(
         expect(started.code, started.stderr).toBe(0);
       }
       const c = cluster.hosts.get("c")!;
-      expect(await qemuPidsUnder(c.runtimeDir)).toHaveLength(2);
+      expect(await qemuPidsOf(c.runtimeDir)).toHaveLength(2);
 
       // The machine dies: its agent and its QEMU.
       const died = Date.now();
       await cluster.killAgent("c");
-      for (const pid of await qemuPidsUnder(c.runtimeDir)) process.kill(pid, "SIGKILL");
+      for (const pid of await qemuPidsOf(c.runtimeDir)) process.kill(pid, "SIGKILL");
 
       const seen = new Set<string>();
       await waitFor(
@@ -164,7 +156,7 @@ describe.skipIf(!databaseUrl)(
       const now = await status("ha1");
       expect(now).toMatchObject({ state: "running", host: after.host });
       expect(await qemuPidsOf(now.id)).toHaveLength(1);
-      expect(await qemuPidsUnder(owner.runtimeDir)).toHaveLength(0);
+      expect(await qemuPidsOf(owner.runtimeDir)).toHaveLength(0);
       // Every event since the move carries the new owner's epoch: nothing from the old owner got in
       // (its late appends were refused by the epoch check).
       const db = await openPgDatabase({ url: dbUrl });

@@ -8,7 +8,8 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { qemuPidsUnder, type SimCluster, startCluster } from "../support/cluster-harness.ts";
+import { qemuPidsOf } from "../support/agent-helpers.ts";
+import { type SimCluster, type Status, startCluster } from "../support/cluster-harness.ts";
 import { createTestDatabase } from "../support/postgres-cluster.ts";
 
 const firmwareVm = (name: string) => `name: ${name}
@@ -16,14 +17,6 @@ binary: /usr/bin/qemu-system-x86_64
 accel: tcg
 memory: 64M
 `;
-
-interface Status {
-  name: string;
-  id: string;
-  state: string;
-  host: string | null;
-  qmpSocket: string | null;
-}
 
 const databaseUrl = inject("databaseUrl");
 
@@ -104,8 +97,8 @@ describe.skipIf(!databaseUrl)("a cluster of three agents on one PostgreSQL (real
     // c's agent started it: its QEMU lives in c's runtime directory, not a's.
     const c = cluster.hosts.get("c")!;
     expect(started.qmpSocket!.startsWith(c.runtimeDir)).toBe(true);
-    expect(await qemuPidsUnder(c.runtimeDir)).toHaveLength(1);
-    expect(await qemuPidsUnder(cluster.hosts.get("a")!.runtimeDir)).toHaveLength(0);
+    expect(await qemuPidsOf(c.runtimeDir)).toHaveLength(1);
+    expect(await qemuPidsOf(cluster.hosts.get("a")!.runtimeDir)).toHaveLength(0);
 
     const qmp = await cluster.cli("a", ["qmp", "pinned", "query-status", "--json"]);
     expect(qmp.code, qmp.stderr).toBe(0);
@@ -117,7 +110,7 @@ describe.skipIf(!databaseUrl)("a cluster of three agents on one PostgreSQL (real
     const stop = await cluster.cli("a", ["stop", "pinned", "--force", "--json"]);
     expect(stop.code, stop.stderr).toBe(0);
     expect(stop.json<Status>()).toMatchObject({ state: "stopped", host: "c" });
-    expect(await qemuPidsUnder(c.runtimeDir)).toHaveLength(0);
+    expect(await qemuPidsOf(c.runtimeDir)).toHaveLength(0);
 
     // The facts are in the VM's stream, with the placement and the owner epoch.
     const history = await cluster.cli("a", ["history", "pinned", "--json"]);
@@ -134,7 +127,7 @@ describe.skipIf(!databaseUrl)("a cluster of three agents on one PostgreSQL (real
     const running = onA[0]!;
     const start = await cluster.cli("b", ["start", running.name]);
     expect(start.code, start.stderr).toBe(0);
-    expect(await qemuPidsUnder(cluster.hosts.get("a")!.runtimeDir)).toHaveLength(1);
+    expect(await qemuPidsOf(cluster.hosts.get("a")!.runtimeDir)).toHaveLength(1);
 
     const drain = await cluster.cli("c", ["host", "drain", "a", "--json"]);
     expect(drain.code, drain.stderr).toBe(0);
@@ -144,7 +137,7 @@ describe.skipIf(!databaseUrl)("a cluster of three agents on one PostgreSQL (real
     for (const m of report.moved) expect(["b", "c"]).toContain(m.to);
     expect(report.moved.find((m) => m.vm === running.name)!.restarted).toBe(true);
 
-    expect(await qemuPidsUnder(cluster.hosts.get("a")!.runtimeDir)).toHaveLength(0);
+    expect(await qemuPidsOf(cluster.hosts.get("a")!.runtimeDir)).toHaveLength(0);
     const moved = (await cluster.cli("a", ["status", running.name, "--json"])).json<Status>();
     expect(moved.state).toBe("running");
     expect(moved.qmpSocket!.startsWith(cluster.hosts.get(moved.host!)!.runtimeDir)).toBe(true);

@@ -15,19 +15,8 @@ import { createConnection, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AGENT_MODE, type CliSandbox, createCliSandbox } from "../support/cli-runner.ts";
+import { freePort } from "../support/free-port.ts";
 import { ensureGuest, type Guest, guestVmYaml } from "../support/guest.ts";
-
-/** A free TCP port on the loopback (bound, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen({ host: "127.0.0.1", port: 0 }, () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 /** The first line a TCP server at host:port sends. */
 function firstLine(port: number): Promise<string> {

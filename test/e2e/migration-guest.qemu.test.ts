@@ -11,8 +11,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { qemuPidsOf } from "../support/agent-helpers.ts";
 import { type CliSandbox, createCliSandbox } from "../support/cli-runner.ts";
-import { qemuPidsUnder } from "../support/cluster-harness.ts";
 import { ensureGuest, GUEST_LINES, guestCounts, guestVmYaml } from "../support/guest.ts";
 import { waitUntil } from "../support/poll.ts";
 
@@ -52,7 +52,13 @@ describe("a counting guest migrated to a fresh QEMU (real CLI, embedded store, T
     for (const round of [1, 2]) {
       const before = await status();
       const sourceLog = before.serialLog!;
-      const last = (await waitUntil("the source counting", () => counts(sourceLog), (c) => c.length > 0)).at(-1)!;
+      const last = (
+        await waitUntil(
+          "the source counting",
+          () => counts(sourceLog),
+          (c) => c.length > 0,
+        )
+      ).at(-1)!;
 
       const r = await box.run(["migrate", "g", "--to", HOST, "--json"]);
       expect(r.code, r.stderr).toBe(0);
@@ -78,7 +84,7 @@ describe("a counting guest migrated to a fresh QEMU (real CLI, embedded store, T
       const destinationLog = await readFile(after.serialLog!, "utf8");
       expect(destinationLog.match(BOOTS) ?? []).toEqual([]);
       // One QEMU runs the VM: the one status names.
-      expect(await qemuPidsUnder(box.home)).toEqual([moved.pid]);
+      expect(await qemuPidsOf(box.home)).toEqual([moved.pid]);
     }
 
     const history = await box.run(["history", "g", "--json"]);

@@ -13,7 +13,6 @@
  */
 import { existsSync } from "node:fs";
 import { mkdir, readFile, stat } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -27,6 +26,7 @@ import {
   stopSandboxAgent,
   waitFor,
 } from "../support/cli-runner.ts";
+import { freePort } from "../support/free-port.ts";
 import { ensureGuest, type Guest } from "../support/guest.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -46,17 +46,6 @@ function unlabelled(page: Page): Promise<string[]> {
       .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
       .map((el) => el.outerHTML.slice(0, 80))`,
   ) as Promise<string[]>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
 }
 
 describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, real QEMU)", { timeout: 600_000 }, () => {

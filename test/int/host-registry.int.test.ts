@@ -3,12 +3,12 @@
  * lease renewed and judged by the database clock, the observers' transitions (suspected, down,
  * fenced after the grace) recorded once each in the host's stream, and the operator's commands.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { EventMetadata } from "../../src/events/envelope.ts";
 import { HostRegistry, type JoinRequest } from "../../src/events/host-registry.ts";
-import { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
+import type { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
 import { waitUntil } from "../support/poll.ts";
-import { type TestDatabase, testDatabases } from "../support/test-databases.ts";
+import { openPerTest, type TestDatabase, testDatabases } from "../support/test-databases.ts";
 
 const meta = (): EventMetadata => ({ actor: { user: "t", uid: 1, host: "observer", pid: 1 }, source: "test" });
 const request = (name: string, leaseTtlMs = 60_000, fenceAfterMs = 1000): JoinRequest => ({
@@ -19,18 +19,12 @@ const request = (name: string, leaseTtlMs = 60_000, fenceAfterMs = 1000): JoinRe
   fenceAfterMs,
 });
 
-describe.each(testDatabases())("hosts on $name", ({ open }) => {
+describe.each(testDatabases())("hosts on $name", (dialect) => {
+  const fresh = openPerTest(dialect);
   let t: TestDatabase | undefined;
   let store: PostgresEventStore | undefined;
-  afterEach(async () => {
-    await store?.close();
-    await t?.close();
-    t = undefined;
-    store = undefined;
-  });
   async function setup(): Promise<HostRegistry> {
-    t = await open();
-    store = new PostgresEventStore(t.db);
+    ({ t, store } = await fresh());
     return new HostRegistry(t.db, meta);
   }
   const types = async (host: string) => (await store!.readStream(`host-${host}`)).map((e) => e.type);

@@ -6,33 +6,28 @@
  * commits before the placement that would make it stale, never after.
  */
 import { sql } from "kysely";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { validateVmConfig } from "../../src/config/parse-vm-config.ts";
 import { appendToStream } from "../../src/events/append-to-stream.ts";
 import type { EventMetadata } from "../../src/events/envelope.ts";
 import { HostRegistry } from "../../src/events/host-registry.ts";
 import { PlacementStore } from "../../src/events/placement-store.ts";
-import { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
+import type { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
 import { uuidv7 } from "../../src/events/uuidv7.ts";
 import { vmEvent, vmStreamId } from "../../src/events/vm-events.ts";
 import { waitForLockWaiters } from "../support/pg-locks.ts";
-import { type TestDatabase, testDatabases } from "../support/test-databases.ts";
+import { openPerTest, type TestDatabase, testDatabases } from "../support/test-databases.ts";
 
 const meta = (): EventMetadata => ({ actor: { user: "t", uid: 1, host: "h", pid: 1 }, source: "test" });
 
-describe.each(testDatabases())("owner epoch on $name", ({ name, open }) => {
+describe.each(testDatabases())("owner epoch on $name", (dialect) => {
+  const { name } = dialect;
+  const fresh = openPerTest(dialect, { actor: () => meta().actor, source: "test" });
   let t: TestDatabase | undefined;
   let store: PostgresEventStore | undefined;
-  afterEach(async () => {
-    await store?.close();
-    await t?.close();
-    t = undefined;
-    store = undefined;
-  });
 
   async function defineVm(): Promise<{ vmId: string; streamId: string; placements: PlacementStore }> {
-    t = await open();
-    store = new PostgresEventStore(t.db, { actor: () => meta().actor, source: "test" });
+    ({ t, store } = await fresh());
     const vmId = crypto.randomUUID();
     await store.append(
       vmStreamId(vmId),

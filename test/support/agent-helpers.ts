@@ -61,14 +61,22 @@ export async function api<T = unknown>(
   return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
 }
 
-/** Pids of live (non-zombie) QEMU processes whose command line names `vmId`. */
-export async function qemuPidsOf(vmId: string): Promise<number[]> {
+/**
+ * Pids of live (non-zombie) QEMU processes whose command line mentions `text`: a VM id, or a
+ * directory (every QEMU whose runtime files are under it, e.g. one simulated host's).
+ *
+ * @example
+ * ```ts
+ * expect(await qemuPidsOf(host.runtimeDir)).toHaveLength(1);
+ * ```
+ */
+export async function qemuPidsOf(text: string): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmdline = (await readFile(`/proc/${entry}/cmdline`, "utf8")).split("\0");
-      if (!cmdline[0]?.includes("qemu-system") || !cmdline.some((a) => a.includes(vmId))) continue;
+      if (!cmdline[0]?.includes("qemu-system") || !cmdline.some((a) => a.includes(text))) continue;
       const stat = await readFile(`/proc/${entry}/stat`, "utf8");
       const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
       if (state !== "Z" && state !== "X") pids.push(Number(entry));

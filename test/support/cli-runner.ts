@@ -54,7 +54,25 @@ export function cliResult(
   }
   if (error && typeof error.code !== "number" && !error.signal) throw error; // could not start it at all
   const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
-  const signal = error?.signal ?? null;
+  return finishedCli(args, { code, signal: error?.signal ?? null, stdout, stderr });
+}
+
+/**
+ * A process that has ended (by exit or signal) as a CliResult, whose `json()` throws showing the
+ * exit, stdout and stderr when stdout is not JSON.
+ *
+ * @example
+ * ```ts
+ * const ended = await startMaqet(["ls", "--json"], { env }).exited;
+ * const vms = finishedCli(["ls", "--json"], ended).json<{ name: string }[]>();
+ * ```
+ */
+export function finishedCli(
+  args: readonly string[],
+  ended: { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string },
+): CliResult {
+  const shown = `maqet ${args.join(" ")}`;
+  const { code, signal, stdout, stderr } = ended;
   return {
     code,
     signal,
@@ -149,6 +167,10 @@ export function startMaqet(args: string[], options: RunOptions): BackgroundCli {
   });
   child.stderr!.on("data", (d: Buffer) => {
     stderr += d.toString();
+  });
+  // A process that could not start ends with "close" after "error": keep the reason in stderr.
+  child.once("error", (error) => {
+    stderr += `[could not start ${MAQET_BIN}: ${error.message}]\n`;
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
     (resolve) => child.once("close", (code, signal) => resolve({ code, signal, stdout, stderr })),

@@ -1,6 +1,6 @@
 /**
  * N simulated hosts on one machine for cluster tests: each a real `maqet agent --host NAME`
- * process with its own runtime directory and socket, all on one PostgreSQL database of this test
+ * process (the built binary, started by cli-runner's startMaqet) with its own runtime directory and socket, all on one PostgreSQL database of this test
  * run; a CLI "on" a host talks to that host's agent. A host failure is the agent's `kill -9`
  * (with its QEMU processes for a dead machine) or SIGSTOP (a partition that heals with SIGCONT).
  *
@@ -11,13 +11,22 @@
  * await cluster.stop();
  * ```
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { appendFileSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { projectRoot } from "./build-dist.ts";
-import { type CliResult, cliResult, waitFor } from "./cli-runner.ts";
+import { qemuPidsOf } from "./agent-helpers.ts";
+import { type CliResult, runMaqet, startMaqet, waitFor } from "./cli-runner.ts";
+
+/** What `maqet status --json` (or one row of `ls --json`) says of a VM, as cluster tests read it. */
+export interface Status {
+  name: string;
+  id: string;
+  state: string;
+  host: string | null;
+  qmpSocket: string | null;
+}
 
 export interface SimHost {
   readonly name: string;
@@ -43,8 +52,6 @@ export interface SimCluster {
   stop(): Promise<void>;
 }
 
-const bin = () => join(projectRoot, "dist/src/cli/bin.js");
-
 export async function startCluster(
   names: readonly string[],
   options: { url: string; agentArgs?: (host: string) => string[] },
@@ -63,11 +70,11 @@ export async function startCluster(
       MAQET_DATABASE_URL: options.url,
     };
     const socket = join(runtimeDir, "maqet", "agent.sock");
-    const child = spawn(
-      process.execPath,
-      [bin(), "agent", "--host", name, "--log-format", "json", ...(options.agentArgs?.(name) ?? [])],
-      { cwd: home, env: { ...env, ...hosts.get(name)?.extraEnv }, stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const agent = startMaqet(["agent", "--host", name, "--log-format", "json", ...(options.agentArgs?.(name) ?? [])], {
+      cwd: home,
+      env: { ...env, ...hosts.get(name)?.extraEnv },
+    });
+    const child = agent.child;
     const host: SimHost = hosts.get(name) ?? { name, runtimeDir, socket, env, process: child, log: "" };
     host.process = child;
     const append = (c: Buffer) => {
@@ -78,10 +85,9 @@ export async function startCluster(
     child.stderr?.on("data", append);
     hosts.set(name, host);
     const mark = host.log.length;
-    const exited = new Promise<boolean>((resolve) => child.once("exit", () => resolve(false)));
     const ready = await Promise.race([
       waitFor(async () => host.log.slice(mark).includes("listening on"), 120_000).then(() => true),
-      exited,
+      agent.exited.then(() => false),
     ]);
     if (!ready) throw new Error(`agent ${name} did not start: ${host.log.slice(mark)}`);
     return host;
@@ -100,20 +106,7 @@ export async function startCluster(
     },
     cli: (name, args) => {
       const host = hosts.get(name)!;
-      return new Promise((resolve, reject) => {
-        execFile(
-          process.execPath,
-          [bin(), ...args],
-          { cwd: home, env: { ...host.env, MAQET_AGENT: host.socket }, timeout: 120_000, maxBuffer: 16 << 20 },
-          (error, stdout, stderr) => {
-            try {
-              resolve(cliResult(args, error, stdout, stderr));
-            } catch (failure) {
-              reject(failure);
-            }
-          },
-        );
-      });
+      return runMaqet(args, { cwd: home, env: { ...host.env, MAQET_AGENT: host.socket } });
     },
     stop: async () => {
       for (const host of hosts.values()) {
@@ -124,7 +117,7 @@ export async function startCluster(
           await exited;
         }
       }
-      for (const pid of await qemuPidsUnder(home)) {
+      for (const pid of await qemuPidsOf(home)) {
         try {
           process.kill(pid, "SIGKILL");
         } catch {}
@@ -132,20 +125,4 @@ export async function startCluster(
       await rm(home, { recursive: true, force: true });
     },
   };
-}
-
-/** Live QEMU processes whose command line mentions `dir` (their runtime dir is under it). */
-export async function qemuPidsUnder(dir: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = (await readFile(`/proc/${entry}/cmdline`, "utf8")).split("\0");
-      if (!cmdline[0]?.includes("qemu-system") || !cmdline.some((a) => a.includes(dir))) continue;
-      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
-      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-      if (state !== "Z" && state !== "X") pids.push(Number(entry));
-    } catch {}
-  }
-  return pids;
 }

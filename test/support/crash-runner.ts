@@ -1,23 +1,19 @@
 /**
  * Runs the built CLI in a sandbox (own HOME, data and runtime dirs; the embedded store, or a
  * fresh database on the test server) with `MAQET_CRASH_AT` when asked, and reports how each run
- * ended, a SIGKILL included. Used by the crash-point and snapshot-recovery tests.
+ * ended, a SIGKILL included. Each call is cli-runner's startMaqet (the one background-CLI
+ * spawner), with a time limit. Used by the crash-point and snapshot-recovery tests.
  */
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createProcessControl } from "../../src/adapters/process-control.ts";
-import { cliBin } from "./build-dist.ts";
+import { type CliResult, finishedCli, startMaqet } from "./cli-runner.ts";
 import { createTestDatabase } from "./postgres-cluster.ts";
 
-export interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
+/** A finished CLI run (exit code or signal, output) and how long it took. */
+export interface RunResult extends CliResult {
   ms: number;
-  json<T = unknown>(): T;
 }
 
 export interface CrashSandbox {
@@ -48,30 +44,27 @@ export async function createCrashSandbox(dialect: "pglite" | "pg", baseUrl?: str
     USER: process.env.USER ?? "root",
     ...(db ? { MAQET_DATABASE_URL: db.url } : {}),
   };
-  const bin = cliBin;
-  const run: CrashSandbox["run"] = (args, options = {}) =>
-    new Promise((resolve, reject) => {
-      const t0 = Date.now();
-      const child = spawn(process.execPath, [bin, ...args], {
-        cwd: home,
-        env: { ...env, ...(options.crashAt ? { MAQET_CRASH_AT: options.crashAt } : {}) },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d) => {
-        stdout += String(d);
-      });
-      child.stderr.on("data", (d) => {
-        stderr += String(d);
-      });
-      const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 900_000);
-      child.on("error", reject);
-      child.on("close", (code, signal) => {
-        clearTimeout(timer);
-        resolve({ code, signal, stdout, stderr, ms: Date.now() - t0, json: <T>() => JSON.parse(stdout) as T });
-      });
+  const run: CrashSandbox["run"] = async (args, options = {}) => {
+    const t0 = Date.now();
+    const cli = startMaqet(args, {
+      cwd: home,
+      env: { ...env, ...(options.crashAt ? { MAQET_CRASH_AT: options.crashAt } : {}) },
     });
+    // A SIGKILL the crash point sends is a result; one the harness sends is a hang, said as such.
+    const limitMs = options.timeoutMs ?? 900_000;
+    let killedByHarness = false;
+    const timer = setTimeout(() => {
+      killedByHarness = true;
+      cli.child.kill("SIGKILL");
+    }, limitMs);
+    const { code, signal, stdout, stderr } = await cli.exited.finally(() => clearTimeout(timer));
+    if (killedByHarness) {
+      throw new Error(
+        `maqet ${args.join(" ")}: still running after ${limitMs} ms, killed with SIGKILL\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`,
+      );
+    }
+    return { ...finishedCli(args, { code, signal, stdout, stderr }), ms: Date.now() - t0 };
+  };
   const processes = createProcessControl({ runtimeRoot: join(runtimeDir, "maqet") });
   return {
     home,

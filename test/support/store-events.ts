@@ -10,7 +10,7 @@
  * ```
  */
 import type { PreparedEvent } from "../../src/events/append-to-stream.ts";
-import type { EventActor, NewEvent } from "../../src/events/envelope.ts";
+import type { EventActor, NewEvent, StoredEvent } from "../../src/events/envelope.ts";
 
 /** The actor the store tests record (a fixed one, so stored envelopes can be compared). */
 export const testActor: EventActor = { user: "tester", uid: 4242, host: "test-host", pid: 99 };
@@ -31,3 +31,27 @@ export const prepared = (type: string, data: unknown = {}): PreparedEvent => ({
   data,
   metadata: { actor: testActor },
 });
+
+/**
+ * `events` as the store returns them from one stream: versions `first`, `first + 1`..., recorded
+ * one second apart from 2026-01-01T00:00:00Z (version n at n seconds), the test actor. For code
+ * that folds or reacts to stored facts without a store.
+ *
+ * @example
+ * ```ts
+ * foldVmEvents(storedStream("vm-1", [vmEvent("vm.defined", data)]));
+ * ```
+ */
+export function storedStream(streamId: string, events: readonly NewEvent[], first = 0): StoredEvent[] {
+  return events.map((e, i) => ({
+    id: e.id ?? `${streamId}@${first + i}`,
+    streamId,
+    streamVersion: first + i,
+    globalPosition: first + i + 1,
+    type: e.type,
+    schemaVersion: e.schemaVersion,
+    data: e.data,
+    metadata: { actor: testActor, ...e.metadata },
+    recordedAt: new Date(Date.UTC(2026, 0, 1) + (first + i) * 1000),
+  }));
+}

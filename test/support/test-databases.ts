@@ -17,7 +17,7 @@
 import type { PGlite } from "@electric-sql/pglite";
 import type { Kysely } from "kysely";
 import pg from "pg";
-import { afterAll, beforeAll, inject } from "vitest";
+import { afterAll, afterEach, beforeAll, inject } from "vitest";
 import { openPgDatabase } from "../../src/adapters/pg-database.ts";
 import { createPgNotificationSource } from "../../src/adapters/pg-notifications.ts";
 import { createPgliteNotificationSource } from "../../src/adapters/pglite-notifications.ts";
@@ -186,6 +186,35 @@ export function serverDatabases(options: { ownCluster?: boolean } = {}): {
  * openForSuite(dialect, (opened) => ({ t, store } = opened), { source: "test" });
  * ```
  */
+/**
+ * For tests that each want a fresh database: the returned function opens one (and a store on it)
+ * for the test that calls it; both are closed after that test.
+ *
+ * @example
+ * ```ts
+ * const fresh = openPerTest(dialect, { source: "test" });
+ * it("…", async () => {
+ *   const { t, store } = await fresh();
+ * });
+ * ```
+ */
+export function openPerTest(
+  dialect: TestDialect,
+  storeOptions: PostgresEventStoreOptions = {},
+): () => Promise<{ t: TestDatabase; store: PostgresEventStore }> {
+  let opened: { t: TestDatabase; store: PostgresEventStore } | undefined;
+  afterEach(async () => {
+    await opened?.store.close();
+    await opened?.t.close();
+    opened = undefined;
+  });
+  return async () => {
+    const t = await dialect.open();
+    opened = { t, store: new PostgresEventStore(t.db, storeOptions) };
+    return opened;
+  };
+}
+
 export function openForSuite(
   dialect: TestDialect,
   set: (opened: { t: TestDatabase; store: PostgresEventStore }) => void,

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { CommandSpec } from "../../src/api/commands/command-spec.ts";
 import { COMMANDS } from "../../src/api/commands.ts";
 import { parseArgs } from "../../src/cli/parse-args.ts";
+import { errorOf } from "../support/failure.ts";
 
 const fake: CommandSpec = {
   name: "grp act",
@@ -51,13 +52,7 @@ describe("CLI argument parsing", () => {
     [["start", "a", "--timeout", "soon"], /non-negative number/],
     [["stop", "a", "--force=maybe"], /takes no value/],
   ])("%j is refused with exit 3 and a hint", (argv, message) => {
-    const error = (() => {
-      try {
-        parseArgs(argv);
-      } catch (e) {
-        return e;
-      }
-    })();
+    const error = errorOf(() => parseArgs(argv));
     expect(error).toBeMaqetError("INVALID_ARGUMENT");
     expect((error as Error).message).toMatch(message);
     expect((error as Error).message).toMatch(/--help/);

@@ -4,7 +4,7 @@ import { checkAcceleratorChoice, chosenAccelerator } from "../../src/config/acce
 import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
 import type { DiskDevice, VmConfig } from "../../src/config/vm-config.ts";
 import { exitCodeOf } from "../../src/errors/error-codes.ts";
-import { isMaqetError } from "../../src/errors/maqet-error.ts";
+import { errorOf } from "../support/failure.ts";
 
 const vmId = "0b5c3f8e-4a1d-4c7e-9f00-3c2d1e0f9a8b";
 const runtime = { vmId, name: "web", qmpSocket: "/run/maqet/web/qmp.sock", pidFile: "/run/maqet/web/qemu.pid" };
@@ -369,14 +369,10 @@ describe("accelerator chosen by the config's QEMU words", () => {
     expect(checkAcceleratorChoice({ ...base, accel: "kvm", machine: "pc,accel=kvm:tcg" }, "x.yaml")?.accel).toBe(
       "kvm:tcg",
     );
-    const error = (() => {
-      try {
-        parseVmConfig("accel: tcg\narguments:\n  - enable-kvm\n", { baseDir: "/tmp", source: "x.yaml" });
-      } catch (e) {
-        return e;
-      }
-    })();
-    expect(isMaqetError(error, "CONFIG_INVALID")).toBe(true);
+    const error = errorOf(() =>
+      parseVmConfig("accel: tcg\narguments:\n  - enable-kvm\n", { baseDir: "/tmp", source: "x.yaml" }),
+    );
+    expect(error).toBeMaqetError("CONFIG_INVALID");
     expect((error as Error).message).toBe(
       "Invalid config: 'accel: tcg' contradicts enable-kvm in arguments (kvm) in x.yaml. Keep one of them: remove accel:, or change the QEMU option to the accelerator you want.",
     );

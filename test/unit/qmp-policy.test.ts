@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { decideQmp } from "../../src/actors/qmp-policy.ts";
+import { decideQmp, qmpRefusedError } from "../../src/actors/qmp-policy.ts";
 import { parseGlobalConfig } from "../../src/config/parse-global-config.ts";
 import { parseVmConfig } from "../../src/config/parse-vm-config.ts";
 import { parseQmpRules } from "../../src/config/qmp-rules.ts";
-import { qmpTierOf } from "../../src/events/qmp-events.ts";
+import { asQmpEvent, qmpTierOf } from "../../src/events/qmp-events.ts";
 import { asVmEvent } from "../../src/events/vm-events.ts";
+import { errorOf } from "../support/failure.ts";
 
 describe("QMP tiers", () => {
   it("classifies MAQET's lists and calls everything else safe", () => {
@@ -49,13 +50,7 @@ describe("decideQmp", () => {
 
   it("throws INVALID_ARGUMENT for a malformed name (not a decision)", () => {
     for (const bad of ["Query", "-x", "a b", "", "query;rm", "x/y"]) {
-      const error = (() => {
-        try {
-          decideQmp(bad);
-        } catch (e) {
-          return e;
-        }
-      })();
+      const error = errorOf(() => decideQmp(bad));
       expect(error).toBeMaqetError("INVALID_ARGUMENT");
     }
   });
@@ -96,15 +91,8 @@ describe("qmp: rules in configs", () => {
       [{ permit: [] }, "qmp.permit"],
       [["quit"], "qmp"],
     ] as const) {
-      const error = (() => {
-        try {
-          parseQmpRules(value, at);
-        } catch (e) {
-          return e;
-        }
-      })();
-      expect(error).toBeMaqetError("CONFIG_INVALID");
-      expect((error as { details: { keyPath: string } }).details.keyPath).toBe(keyPath);
+      const error = errorOf(() => parseQmpRules(value, at));
+      expect(error).toBeMaqetError("CONFIG_INVALID", { keyPath });
     }
   });
 
@@ -130,5 +118,90 @@ describe("qmp.command-executed schema 1 upcast", () => {
       recordedAt: new Date(0),
     });
     expect(event).toMatchObject({ schemaVersion: 2, data: { tier: "privileged", rule: "unchecked" } });
+  });
+
+  it("leaves schema 2, and every other type, as stored", () => {
+    const stored = (type: string, schemaVersion: number, data: Record<string, unknown>) => ({
+      id: "x",
+      streamId: "vm-1",
+      streamVersion: 3,
+      globalPosition: 9,
+      type,
+      schemaVersion,
+      data,
+      metadata: { actor: { user: "u", uid: 1, host: "h", pid: 1 } },
+      recordedAt: new Date(0),
+    });
+    const v2 = stored("qmp.command-executed", 2, { command: "quit", tier: "safe", rule: "vm:allow:quit" });
+    expect(asVmEvent(v2)).toEqual(v2);
+    const started = stored("vm.stop-step", 1, { step: "quit" });
+    expect(asVmEvent(started)).toEqual(started);
+    expect(asVmEvent(stored("qmp.command-rejected", 1, {}))).toBeUndefined();
+  });
+});
+
+describe("asQmpEvent", () => {
+  it("takes the qmp catalogue's types only", () => {
+    const rejected = {
+      id: "x",
+      streamId: "qmp-rejections",
+      streamVersion: 0,
+      globalPosition: 1,
+      type: "qmp.command-rejected",
+      schemaVersion: 1,
+      data: { command: "inject-nmi", tier: "dangerous", rule: "tier:dangerous", vm: "web", argumentNames: [] },
+      metadata: { actor: { user: "u", uid: 1, host: "h", pid: 1 } },
+      recordedAt: new Date(0),
+    };
+    expect(asQmpEvent(rejected)).toBe(rejected);
+    expect(asQmpEvent({ ...rejected, type: "qmp.command-executed" })).toBeUndefined();
+  });
+});
+
+describe("refusals say which rule, where it is, and how to change it", () => {
+  it("a deny entry: the entry and the config it is in (the VM's by name, or the global one)", () => {
+    expect(decideQmp("quit", { vm: { deny: ["quit"] }, vmName: "web" }).reason).toBe(
+      "QMP command 'quit' refused by the deny entry 'quit' in VM 'web''s config (qmp: section). Remove the entry there to allow it.",
+    );
+    expect(decideQmp("quit", { vm: { deny: ["@privileged"] } }).reason).toContain("in VM '?''s config (qmp: section)");
+    expect(decideQmp("quit", { global: { deny: ["quit"] } }).reason).toContain(
+      "in the global config (qmp: section of $XDG_CONFIG_HOME/maqet/config.yaml, or the qmpPolicy option).",
+    );
+  });
+
+  it("no allow entry matches: the tier and what is allowed, 'nothing' for an empty list", () => {
+    expect(decideQmp("screendump", { global: { allow: ["query-*", "send-key"] } }).reason).toBe(
+      "QMP command 'screendump' (tier safe) refused: it matches no allow entry in the global config (qmp: section of $XDG_CONFIG_HOME/maqet/config.yaml, or the qmpPolicy option) (allowed: query-*, send-key). Add it to the allow list there to run it.",
+    );
+    expect(decideQmp("query-status", { vm: { allow: [] }, vmName: "db" }).reason).toContain("(allowed: nothing)");
+  });
+
+  it("the dangerous tier: what it is, the flag that lets it run, and the page that explains it", () => {
+    expect(decideQmp("human-monitor-command").reason).toBe(
+      "QMP command 'human-monitor-command' refused: it is in the dangerous tier (it bypasses maqet's model of the VM). " +
+        "Add --allow-dangerous (library: { allowDangerous: true }) to run it; the VM is then marked tainted. See docs/security.md.",
+    );
+  });
+
+  it("a malformed name: the pattern, an example, the name in the details", () => {
+    const error = errorOf(() => decideQmp("Query"));
+    expect(error).toBeMaqetError("INVALID_ARGUMENT", { command: "Query" });
+    expect((error as Error).message).toBe(
+      "Invalid QMP command name 'Query': it must match /^[a-z][a-z0-9_-]*$/ (e.g. query-status).",
+    );
+  });
+
+  it("qmpRefusedError: QMP_REFUSED with the decision's reason, command, tier, rule and VM", () => {
+    const decision = decideQmp("quit", { vm: { deny: ["quit"] }, vmName: "web" });
+    const error = qmpRefusedError(decision, "web");
+    expect(error).toBeMaqetError("QMP_REFUSED", {
+      command: "quit",
+      tier: "privileged",
+      rule: "vm:deny:quit",
+      vm: "web",
+    });
+    expect(error.message).toBe(decision.reason);
+    const { reason: _, ...withoutReason } = decision;
+    expect(qmpRefusedError(withoutReason, "web").message).toBe("QMP command 'quit' refused.");
   });
 });

@@ -16,6 +16,7 @@ import {
   pollingSubscription,
   type SubscriptionReader,
 } from "../../src/events/subscription.ts";
+import { errorOf } from "../support/failure.ts";
 import { FakeClock } from "../support/fake-clock.ts";
 
 /** Events in read order; only the first `readable` of them can be read (the watermark). */
@@ -244,8 +245,22 @@ describe("pollingSubscription", () => {
     const clock = new FakeClock();
     const reader = new FakeReader(clock);
     const polling = { clock, wakeups: new Subject() };
-    expect(() => pollingSubscription(reader, { from: -1 }, polling)).toThrow(/Invalid subscription start/);
-    expect(() => pollingSubscription(reader, { batchSize: 0 }, polling)).toThrow(/Invalid batchSize/);
+    for (const from of [-1, 1.5, 2 ** 53, Number.NaN, "middle", { transactionId: "x", position: 1 }]) {
+      const error = errorOf(() => pollingSubscription(reader, { from } as SubscribeOptions, polling));
+      expect(error).toBeMaqetError("INVALID_ARGUMENT", { from });
+      expect(error.message).toBe(
+        `Invalid subscription start ${JSON.stringify(from)}: use "start", "end", a position >= 0 or a checkpoint {transactionId, position}.`,
+      );
+    }
+    for (const batchSize of [0, -1, 1.5, Number.POSITIVE_INFINITY]) {
+      const error = errorOf(() => pollingSubscription(reader, { batchSize }, polling));
+      expect(error).toBeMaqetError("INVALID_ARGUMENT", { batchSize });
+      expect(error.message).toBe(`Invalid batchSize ${String(batchSize)}: use an integer >= 1.`);
+    }
+    // The edges it does take.
+    for (const options of [{ from: 0 }, { from: 7 }, { from: "end" }, { batchSize: 1 }] as SubscribeOptions[]) {
+      expect(() => pollingSubscription(reader, options, polling)).not.toThrow();
+    }
   });
 });
 
@@ -256,7 +271,7 @@ describe("pollingSubscription with events handed over at commit (a single-sessio
       handover: { batches, follows: (cursor, next) => next.position === cursor.position + 1 },
     });
     /** Appends `count` events and hands them over, as the store does at commit. */
-    const commit = (count: number, extra: { type?: string } = {}) => {
+    const commit = (count: number, extra: { type?: string; streamId?: string } = {}) => {
       const before = t.reader.rows.length;
       t.reader.add(count, extra);
       batches.next(t.reader.rows.slice(before));
@@ -355,6 +370,21 @@ describe("pollingSubscription with events handed over at commit (a single-sessio
     expect(t.positions()).toEqual([1, "caughtUp", 4]);
     expect(t.reader.reads.length).toBe(reads);
     sub.unsubscribe();
+  });
+
+  it("filters handed-over events by category and by stream as a read would", async () => {
+    for (const filter of [{ category: "vm" }, { streamId: "vm-1" }]) {
+      const t = withHandover({ filter });
+      const sub = t.start();
+      t.reader.add(1, { streamId: "vm-1" });
+      await t.clock.advance(0);
+      t.commit(1, { streamId: "host-1" });
+      t.commit(1, { streamId: filter.category ? "vm-2" : "vm-1" });
+      t.commit(1, { streamId: "vmx" });
+      await t.clock.advance(0);
+      expect(t.positions(), JSON.stringify(filter)).toEqual([1, "caughtUp", 3]);
+      sub.unsubscribe();
+    }
   });
 
   it("never delivers an event twice when a read in flight returns what was handed over meanwhile", async () => {

@@ -4,7 +4,7 @@
  * the last value it saw.
  */
 import { describe, expect, it } from "vitest";
-import { cliResult } from "../support/cli-runner.ts";
+import { cliResult, finishedCli } from "../support/cli-runner.ts";
 import { waitUntil } from "../support/poll.ts";
 
 const failed = (fields: Record<string, unknown>) => Object.assign(new Error("Command failed"), fields);
@@ -34,6 +34,20 @@ describe("cliResult", () => {
       /maqet list --json: stdout is not JSON .*; exit 1\nstdout: \nstderr: error: store locked/,
     );
     expect(cliResult(["list"], null, '{"a":1}', "").json()).toEqual({ a: 1 });
+  });
+});
+
+describe("finishedCli", () => {
+  it("keeps a signal as the end of a run, and json() names it when stdout is not JSON", () => {
+    const killed = finishedCli(["ls"], {
+      code: null,
+      signal: "SIGKILL",
+      stdout: "",
+      stderr: "crash point lock.linked",
+    });
+    expect(killed).toMatchObject({ code: null, signal: "SIGKILL", stderr: "crash point lock.linked" });
+    expect(() => killed.json()).toThrow(/maqet ls: stdout is not JSON .*exit SIGKILL[\s\S]*crash point lock\.linked/);
+    expect(finishedCli(["ls"], { code: 0, signal: null, stdout: "[1]", stderr: "" }).json()).toEqual([1]);
   });
 });
 

@@ -4,6 +4,7 @@ import { parseWaitCondition } from "../../src/actors/wait-condition.ts";
 import type { VmConfig } from "../../src/config/vm-config.ts";
 import { MaqetError } from "../../src/errors/maqet-error.ts";
 import { vmEvent } from "../../src/events/vm-events.ts";
+import { errorOf } from "../support/failure.ts";
 import { createFakeWorld, FakeLeaseTable, type FakeWorld } from "../support/fake-ports.ts";
 import { MemoryEventStore } from "../support/memory-event-store.ts";
 
@@ -514,13 +515,7 @@ describe("wait condition parsing", () => {
   it("serial:REGEX compiles the pattern; bad input says what is accepted", () => {
     expect((parseWaitCondition("serial:login:\\s*$") as { pattern: RegExp }).pattern.source).toBe("login:\\s*$");
     for (const bad of ["serial:(", "file:relative", "boot", "file:"]) {
-      const error = (() => {
-        try {
-          parseWaitCondition(bad);
-        } catch (e) {
-          return e;
-        }
-      })();
+      const error = errorOf(() => parseWaitCondition(bad));
       expect(error, bad).toBeMaqetError("INVALID_ARGUMENT");
     }
   });

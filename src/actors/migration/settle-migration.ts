@@ -185,21 +185,19 @@ function phaseOf(open: OpenMigration) {
  * for (const note of await sweepMigrations({ hostName, ports, incoming, held, foreign, readView, settleOwned })) warn(note);
  * ```
  */
-export async function sweepMigrations(
-  deps: {
-    hostName: string;
-    ports: VmPorts;
-    incoming: Pick<MigrationTargetPort, "abort" | "finish"> & { entries(): IncomingEntry[] };
-    /** The VMs this process drives (their actors' views: an open migration shows there). */
-    held: readonly VmView[];
-    /** The VMs owned by other hosts (a read model: their migration is read from the stream when needed). */
-    foreign: readonly VmView[];
-    /** The VM's view as its stream says now (not a read model that may lag). */
-    readView(vmId: string): Promise<VmView | undefined>;
-    /** Settles the open migration of a VM this host owns (through its actor; settleMigration). */
-    settleOwned(vmId: string): Promise<string | undefined>;
-  },
-): Promise<string[]> {
+export async function sweepMigrations(deps: {
+  hostName: string;
+  ports: VmPorts;
+  incoming: Pick<MigrationTargetPort, "abort" | "finish"> & { entries(): IncomingEntry[] };
+  /** The VMs this process drives (their actors' views: an open migration shows there). */
+  held: readonly VmView[];
+  /** The VMs owned by other hosts (a read model: their migration is read from the stream when needed). */
+  foreign: readonly VmView[];
+  /** The VM's view as its stream says now (not a read model that may lag). */
+  readView(vmId: string): Promise<VmView | undefined>;
+  /** Settles the open migration of a VM this host owns (through its actor; settleMigration). */
+  settleOwned(vmId: string): Promise<string | undefined>;
+}): Promise<string[]> {
   const notes: string[] = [];
   const { ports } = deps;
   const now = ports.clock.now();
@@ -211,7 +209,9 @@ export async function sweepMigrations(
     if (m?.id === entry.migrationId && m.phase === "moved" && m.toHost === deps.hostName) {
       // Moved here, and nobody came to finish it (its coordinator died after the commit): once
       // the state is in, resume it and hand it to its actor (settleOwned records the outcome).
-      const done = await deps.incoming.finish({ migrationId: m.id, resume: m.resume !== false, timeoutMs: 0 }).catch(() => undefined);
+      const done = await deps.incoming
+        .finish({ migrationId: m.id, resume: m.resume !== false, timeoutMs: 0 })
+        .catch(() => undefined);
       if (done?.arrived) {
         const note = await deps.settleOwned(entry.vmId).catch(() => undefined);
         notes.push(`VM '${view?.name}': ${note ?? `migration ${m.id} finished here`}`);
@@ -221,7 +221,9 @@ export async function sweepMigrations(
     if (m?.id === entry.migrationId) continue;
     if (view?.pid !== undefined && view.pid === entry.pid) continue; // it is the VM now
     await deps.incoming.abort({ migrationId: entry.migrationId });
-    notes.push(`migration ${entry.migrationId} ended without this host: its incoming QEMU (pid ${entry.pid}) was killed`);
+    notes.push(
+      `migration ${entry.migrationId} ended without this host: its incoming QEMU (pid ${entry.pid}) was killed`,
+    );
   }
   // Moved here, and its source host sent the rest late (its coordinator died after the commit);
   // one this process still receives is its live coordinator's to finish.
@@ -241,7 +243,9 @@ export async function sweepMigrations(
     if (m.sourcePid === undefined || ports.processes.probe(m.sourcePid, view.vmId) !== "alive") continue;
     await continueSource(ports, m, view.vmId);
     killPid(ports, m.sourcePid, view.vmId);
-    notes.push(`VM '${view.name}' moved to '${m.toHost}': its source QEMU here (pid ${m.sourcePid}) sent the rest and was ended`);
+    notes.push(
+      `VM '${view.name}' moved to '${m.toHost}': its source QEMU here (pid ${m.sourcePid}) sent the rest and was ended`,
+    );
   }
   return notes;
 }

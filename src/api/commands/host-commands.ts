@@ -31,7 +31,8 @@ export const HOST_COMMANDS: readonly CommandSpec[] = [
       {
         name: "live",
         type: "boolean",
-        description: "Move running VMs by live migration (the guests keep running); stopped ones are just placed elsewhere",
+        description:
+          "Move running VMs by live migration (the guests keep running); stopped ones are just placed elsewhere",
       },
     ],
     examples: ["maqet host drain lab2", "maqet host drain lab2 --live"],
