@@ -316,16 +316,10 @@ export class VmActor {
   ): Promise<VmOutcome> {
     const opId = this.#nextOp();
     return this.#exclusive(verb, scope, async () => {
-      const snapshot = this.#actor.getSnapshot();
-      const session = snapshot.context.session;
-      if (!snapshot.matches("running") || session === undefined || session.isClosed) {
-        const name = this.view.name;
-        throw new MaqetError(
-          "VM_INVALID_STATE",
+      const { snapshot, session } = this.#running(
+        (name) =>
           `Cannot ${verb} VM '${name}': it is not running (state: ${this.view.status}). Start it with \`maqet start ${name}\`.`,
-          { details: { state: this.view.status } },
-        );
-      }
+      );
       if (alreadyThere(snapshot)) return { opId, ok: true, noop: true };
       // QEMU sends the event (STOP, RESUME, RESET) before its reply: by now the machine has it.
       await session.execute(command, undefined, { timeoutMs: 10_000 });
@@ -349,16 +343,9 @@ export class VmActor {
     if (!decision.allowed || decision.command !== command)
       return Promise.reject(qmpRefusedError(decision, this.view.name));
     return this.#exclusive(`qmp ${command}`, options.scope, async () => {
-      const snapshot = this.#actor.getSnapshot();
-      const session = snapshot.context.session;
-      if (!snapshot.matches("running") || session === undefined || session.isClosed) {
-        const name = this.view.name;
-        throw new MaqetError(
-          "VM_INVALID_STATE",
-          `VM '${name}' is not running (state: ${this.view.status}). Start it with \`maqet start ${name}\`.`,
-          { details: { state: this.view.status } },
-        );
-      }
+      const { session } = this.#running(
+        (name) => `VM '${name}' is not running (state: ${this.view.status}). Start it with \`maqet start ${name}\`.`,
+      );
       const clock = this.#deps.ports.clock;
       const t0 = clock.now();
       const argumentNames = Object.keys(args ?? {});
@@ -426,17 +413,11 @@ export class VmActor {
    */
   migrateOut<T>(run: (access: MigrationAccess) => Promise<T>, scope?: OperationScope): Promise<T> {
     return this.#exclusive("migrate", scope, async () => {
-      const snapshot = this.#actor.getSnapshot();
-      const session = snapshot.context.session;
-      if (!snapshot.matches("running") || session === undefined || session.isClosed) {
-        const name = this.view.name;
-        throw new MaqetError(
-          "VM_INVALID_STATE",
+      const { snapshot, session } = this.#running(
+        (name) =>
           `Cannot migrate VM '${name}': it is not running (state: ${this.view.status}). A stopped VM needs no live migration: ` +
-            "place it elsewhere and start it there (`maqet host drain`), or start it first.",
-          { details: { state: this.view.status } },
-        );
-      }
+          "place it elsewhere and start it there (`maqet host drain`), or start it first.",
+      );
       const wasRunning = snapshot.matches({ running: "active" });
       const metadata = this.#metadataNow();
       const access: MigrationAccess = {
@@ -464,6 +445,16 @@ export class VmActor {
         this.#actor.send({ type: "MIGRATION.END", moved: access.moved, running });
       }
     });
+  }
+
+  /** The machine and its live QMP session, or VM_INVALID_STATE with `message` when QEMU is not running. */
+  #running(message: (name: string) => string) {
+    const snapshot = this.#actor.getSnapshot();
+    const session = snapshot.context.session;
+    if (!snapshot.matches("running") || session === undefined || session.isClosed) {
+      throw new MaqetError("VM_INVALID_STATE", message(this.view.name), { details: { state: this.view.status } });
+    }
+    return { snapshot, session };
   }
 
   #warnUnrecorded(events: readonly NewEvent[], error: unknown): void {

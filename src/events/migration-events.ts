@@ -10,6 +10,7 @@
  * const data: MigrationEventData["vm.migrated"] = { migrationId, downtimeMs: 41, totalMs: 812, transferredBytes: 9_000_000, passes: 3 };
  * ```
  */
+import type { VmEventData } from "./vm-events.ts";
 
 /** Where a migration was when it ended or was recovered. */
 export type MigrationPhase =
@@ -22,18 +23,11 @@ export type MigrationPhase =
   /** Ownership moved; the destination not yet resumed. */
   | "completion";
 
-/** The destination QEMU: its host and process, what `status` shows once it is the VM. */
-export interface MigrationTarget {
-  host: string;
-  pid: number;
-  qmpSocket: string;
-  runtimeDir: string;
-  pidFile: string;
-  argv: string[];
-  binary: string;
-  accel: string;
-  qemuVersion?: string;
-}
+/** The destination QEMU: its host and process (as `vm.started` names a run's), what `status` shows once it is the VM. */
+export type MigrationTarget = { host: string } & Pick<
+  VmEventData["vm.started"],
+  "pid" | "qmpSocket" | "runtimeDir" | "pidFile" | "argv" | "binary" | "accel" | "qemuVersion"
+>;
 
 export interface MigrationEventData {
   "vm.migration-requested": {

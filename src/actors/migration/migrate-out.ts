@@ -26,14 +26,8 @@ import type { VmView } from "../vm-view.ts";
 import type { MigrationTargetPort, PreparedIncoming } from "./incoming-migrations.ts";
 import { enableMigrationEvents, type MigrationInfo, queryMigrate, runState } from "./migration-qmp.ts";
 
-export interface MigrationRequest {
-  migrationId: string;
-  fromHost: string;
-  toHost: string;
-  downtimeLimitMs: number;
-  bandwidthMiBs: number;
-  timeoutMs: number;
-}
+/** What is asked: the `vm.migration-requested` fact. */
+export type MigrationRequest = MigrationEventData["vm.migration-requested"];
 
 /** One step of a migration as it happens (the CLI prints them; `--json` leaves them out). */
 export interface MigrationStep {

@@ -52,7 +52,7 @@ export const STORE_COMMANDS: readonly CommandSpec[] = [
     examples: [
       "maqet migrate web --to lab2",
       "maqet migrate web --to lab2 --downtime-ms 100 --bandwidth 500 --timeout 120",
-      "maqet migrate web --to $(hostname)   # a fresh QEMU on the same host",
+      "maqet migrate web --to $(hostname -s)   # a fresh QEMU on the same host",
       "maqet migrate --cancel web",
       "maqet migrate   # the event store's schema",
     ],
