@@ -69,6 +69,8 @@ export interface IncomingEntry {
 }
 
 const DEFAULT_PREPARE_TIMEOUT_MS = 30_000;
+/** The second runtime directory of a VM moved to a fresh QEMU on its own host (`<vm-id>.m`). */
+export const SAME_HOST_SUFFIX = ".m";
 const DEFAULT_FINISH_TIMEOUT_MS = 60_000;
 
 export class IncomingMigrations implements MigrationTargetPort {
@@ -96,8 +98,9 @@ export class IncomingMigrations implements MigrationTargetPort {
   async prepare(request: PrepareIncomingRequest): Promise<PreparedIncoming> {
     const { ports } = this;
     const base = ports.processes.runtimeDirOf(request.vmId);
-    // Same host: the source holds its runtime directory (sockets, pidfile); the target alternates.
-    const runtimeKey = request.sourceRuntimeDir === base ? `${request.vmId}.migrated` : request.vmId;
+    // Same host: the source holds its runtime directory (sockets, pidfile); the target alternates
+    // between two. The suffix is short: a unix socket's path has at most 107 bytes.
+    const runtimeKey = request.sourceRuntimeDir === base ? `${request.vmId}${SAME_HOST_SUFFIX}` : request.vmId;
     const vm = await launchQemu(ports, {
       vmId: request.vmId,
       name: request.name,

@@ -20,7 +20,7 @@ import { vmEvent } from "../../events/vm-events.ts";
 import type { QmpSession, VmPorts } from "../ports.ts";
 import type { VmAccess } from "../vm-actor.ts";
 import type { OpenMigration, VmView } from "../vm-view.ts";
-import type { IncomingEntry, MigrationTargetPort } from "./incoming-migrations.ts";
+import { type IncomingEntry, type MigrationTargetPort, SAME_HOST_SUFFIX } from "./incoming-migrations.ts";
 import { queryMigrate, runState } from "./migration-qmp.ts";
 
 export interface SettleDeps {
@@ -252,7 +252,7 @@ export async function sweepMigrations(deps: {
 
 /** Whether a QEMU of the VM runs from this host's runtime directory (its pidfile names a live one). */
 async function sourceRunsHere(ports: VmPorts, vmId: string): Promise<boolean> {
-  for (const key of [vmId, `${vmId}.migrated`]) {
+  for (const key of [vmId, `${vmId}${SAME_HOST_SUFFIX}`]) {
     const pid = await ports.processes.readPidFile(`${ports.processes.runtimeDirOf(key)}/qemu.pid`);
     if (pid !== undefined && ports.processes.probe(pid, vmId) === "alive") return true;
   }
