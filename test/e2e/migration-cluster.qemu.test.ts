@@ -7,17 +7,19 @@
  * ownership moved; a migration that cannot converge cancelled by its timeout. In every case
  * exactly one QEMU runs the VM afterwards, and its history says why.
  */
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { qemuPidsOf } from "../support/agent-helpers.ts";
 import { startMaqet } from "../support/cli-runner.ts";
 import { type SimCluster, startCluster } from "../support/cluster-harness.ts";
+import { ensureGuest, guestCounts, guestVmYaml } from "../support/guest.ts";
 import { waitUntil } from "../support/poll.ts";
 import { createTestDatabase } from "../support/postgres-cluster.ts";
 
 interface Status {
   id: string;
+  serialLog: string | null;
   state: string;
   host: string | null;
   pid: number | null;
@@ -168,6 +170,41 @@ describe.skipIf(!databaseUrl)(
       const back = await cluster.cli("b", ["migrate", name, "--to", "a", "--json"]);
       expect(back.code, back.stderr).toBe(0);
       await exactlyOneQemu(name, "a");
+    });
+
+    it("a counting guest moved to host b keeps counting there, without a reset; status names b and the new pid", async () => {
+      const guest = await ensureGuest();
+      await writeFile(
+        join(cluster.home, "counter.yaml"),
+        guestVmYaml(guest, { name: "counter", action: "counter", memory: "128M" }),
+      );
+      expect((await cluster.cli("a", ["add", "counter.yaml", "--host", "a"])).code).toBe(0);
+      const started = await cluster.cli("a", [
+        "start",
+        "counter",
+        "--wait-for",
+        "serial:MAQET-COUNT",
+        "--timeout",
+        "180",
+      ]);
+      expect(started.code, started.stderr).toBe(0);
+      const before = await status("counter");
+      const r = await cluster.cli("a", ["migrate", "counter", "--to", "b", "--json"]);
+      expect(r.code, r.stderr).toBe(0);
+      const after = await exactlyOneQemu("counter", "b");
+      expect(after.pid).toBe(r.json<{ pid: number }>().pid);
+      const sourceFinal = guestCounts(await readFile(before.serialLog!, "utf8")).at(-1)!;
+      const went = await waitUntil(
+        "the count going on on host b",
+        async () => guestCounts(await readFile(after.serialLog!, "utf8").catch(() => "")),
+        (c) => c.length >= 5,
+        { timeoutMs: 60_000 },
+      );
+      expect(went[0]).toBe(sourceFinal + 1);
+      for (let i = 1; i < went.length; i++) expect(went[i]).toBe(went[i - 1]! + 1);
+      expect(after.serialLog).toContain(cluster.hosts.get("b")!.runtimeDir);
+      expect(await readFile(after.serialLog!, "utf8")).not.toMatch(/^MAQET-BOOT /m);
+      expect((await cluster.cli("b", ["stop", "counter", "--force"])).code).toBe(0);
     });
 
     it("kill -9 of the destination QEMU mid-transfer: the migration fails, the source runs on", async () => {
