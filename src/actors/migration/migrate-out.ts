@@ -128,16 +128,13 @@ export async function migrateOut(deps: MigrateOutDeps, request: MigrationRequest
       if (e.event === "MIGRATION_PASS") passes = Math.max(passes, Number(e.data?.pass ?? 0));
       wake?.();
     });
-  const nap = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wake = undefined;
-        resolve();
-      }
-      wake = done;
-    });
+  // On the ports' clock, like the deadline it is checked against (a simulated clock in tests).
+  const nap = async (ms: number) => {
+    const woken = new AbortController();
+    wake = () => woken.abort();
+    await ports.clock.sleep(ms, woken.signal).catch(() => undefined);
+    wake = undefined;
+  };
   let phase: MigrationPhase = "transfer";
   let switchover: NewEvent | undefined;
   const deadline = t0 + request.timeoutMs;
