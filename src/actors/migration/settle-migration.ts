@@ -40,7 +40,37 @@ const IN_FLIGHT = ["setup", "active", "pre-switchover", "device", "wait-unplug",
 export async function settleMigration(access: VmAccess, deps: SettleDeps): Promise<string | undefined> {
   const open = access.view.migration;
   if (open === undefined) return resumeLeftPaused(access);
-  return open.phase === "moved" ? finishMoved(access, open, deps) : rollBackUnmoved(access, open, deps);
+  if (open.phase !== "moved") return rollBackUnmoved(access, open, deps);
+  return movedBack(open) ? settleMovedBack(access, open) : finishMoved(access, open, deps);
+}
+
+/**
+ * Ownership was committed back to the source after a failed switchover (migrate-out.ts
+ * `failAfterCommit`), and its coordinator stopped before recording the failure: the `target` the
+ * last `vm.owner-changed` names is the source QEMU itself.
+ */
+function movedBack(open: OpenMigration): boolean {
+  return open.target !== undefined && open.target.host === open.fromHost && open.target.pid === open.sourcePid;
+}
+
+/** The source is the VM again: resume it if the migration left it stopped, and record the failure. */
+async function settleMovedBack(access: VmAccess, open: OpenMigration): Promise<string> {
+  const { session } = access;
+  if (session !== undefined && open.resume !== false) {
+    const state = await runState(session).catch(() => "unknown");
+    if (["finish-migrate", "postmigrate", "paused"].includes(state))
+      await session.execute("cont").catch(() => undefined);
+  }
+  await access.record([
+    vmEvent("vm.migration-failed", {
+      migrationId: open.id,
+      phase: "completion",
+      reason:
+        "the switchover failed and ownership went back to the source; the process coordinating the migration stopped before recording it: the source runs on",
+      recovered: true,
+    }),
+  ]);
+  return `migration ${open.id} failed at the switchover: the VM runs on its source (host '${open.fromHost}')`;
 }
 
 /** Before the commit point: the source is the VM. Cancel QEMU's migration, resume, kill the target. */
