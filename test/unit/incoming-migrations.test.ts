@@ -3,7 +3,7 @@
  * the fake QEMU of fake-ports.ts, whose QMP session here also answers the incoming commands.
  */
 import { describe, expect, it } from "vitest";
-import { IncomingMigrations } from "../../src/actors/migration/incoming-migrations.ts";
+import { IncomingMigrations, SAME_HOST_SUFFIX } from "../../src/actors/migration/incoming-migrations.ts";
 import type { VmConfig } from "../../src/config/vm-config.ts";
 import { MaqetError } from "../../src/errors/maqet-error.ts";
 import { createFakeWorld, type FakeQemu, FakeSession, type FakeWorld } from "../support/fake-ports.ts";
@@ -100,10 +100,10 @@ describe("IncomingMigrations", () => {
     expect((await prepare(setup("fd00::2").incoming)).uri).toBe("tcp:[fd00::2]:45123");
   });
 
-  it("a source on the same host keeps its runtime directory: the target takes <vmId>.migrated", async () => {
+  it("a source on the same host keeps its runtime directory: the target takes <vmId>.m", async () => {
     const { incoming } = setup();
     const prepared = await prepare(incoming, { sourceRuntimeDir: `/run/maqet/${VM}` });
-    expect(prepared.target.runtimeDir).toBe(`/run/maqet/${VM}.migrated`);
+    expect(prepared.target.runtimeDir).toBe(`/run/maqet/${VM}${SAME_HOST_SUFFIX}`);
   });
 
   it("a QEMU that does not say where it listens is killed and the prepare fails (MIGRATION_FAILED)", async () => {

@@ -81,9 +81,9 @@ class QemuSession implements QmpSession {
 const target = (host: string): MigrationTarget => ({
   host,
   pid: TARGET_PID,
-  qmpSocket: `/run/maqet/${VM}.migrated/qmp.sock`,
-  runtimeDir: `/run/maqet/${VM}.migrated`,
-  pidFile: `/run/maqet/${VM}.migrated/qemu.pid`,
+  qmpSocket: `/run/maqet/${VM}.m/qmp.sock`,
+  runtimeDir: `/run/maqet/${VM}.m`,
+  pidFile: `/run/maqet/${VM}.m/qemu.pid`,
   argv: [],
   binary: "/usr/bin/qemu-system-x86_64",
   accel: "tcg",
