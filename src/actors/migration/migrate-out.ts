@@ -73,6 +73,8 @@ export interface MigrationResult {
 }
 
 const MiB = 1024 * 1024;
+/** The longest wait for QEMU's `completed` after `migrate-continue`. */
+const COMPLETION_WAIT_MS = 120_000;
 /** How often `query-migrate` is read while RAM is copied. */
 const POLL_MS = 100;
 /** Progress facts: one a second for the first ten seconds, then one every five. */
@@ -222,7 +224,18 @@ export async function migrateOut(deps: MigrateOutDeps, request: MigrationRequest
   step("completion", "ownership moved; sending the device state");
   await session.execute("migrate-continue", { state: "pre-switchover" });
   let final: MigrationInfo;
+  // After the commit QEMU only sends what is left (bounded by the downtime limit); one that
+  // never completes is left to the next load to settle (settle-migration.ts).
+  const completionDeadline = ports.clock.now() + COMPLETION_WAIT_MS;
   for (let settled = 0; ; ) {
+    if (ports.clock.now() > completionDeadline) {
+      watching.unsubscribe();
+      throw new MaqetError(
+        "MIGRATION_FAILED",
+        `Live migration of VM '${view.name}': QEMU did not complete within ${COMPLETION_WAIT_MS / 1000} s after the switchover; ownership has moved to '${request.toHost}', whose next load of the VM settles it.`,
+        { details: { migrationId, phase: "completion" } },
+      );
+    }
     final = await queryMigrate(session);
     // Right after `completed`, QEMU 7.2 can still report downtime and total-time 0: read again.
     if (final.status === "completed" && (final["total-time"] ?? 0) === 0 && settled++ < 40) {

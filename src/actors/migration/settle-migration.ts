@@ -249,7 +249,8 @@ export async function sweepMigrations(deps: {
       continue;
     }
     if (m?.id === entry.migrationId) continue;
-    if (view?.pid !== undefined && view.pid === entry.pid) continue; // it is the VM now
+    // It is the VM now (a pid is only this host's own when the VM is placed here).
+    if (view?.pid !== undefined && view.pid === entry.pid && (view.host ?? deps.hostName) === deps.hostName) continue;
     await deps.incoming.abort({ migrationId: entry.migrationId });
     notes.push(
       `migration ${entry.migrationId} ended without this host: its incoming QEMU (pid ${entry.pid}) was killed`,
