@@ -95,8 +95,20 @@ export function migrationOps(ctx: MaqetContext): MigrationOps {
             );
           }
         }
-        // The VM's `--constraint` labels go on with its placement (read now: not while it is paused).
-        const constraints = rt.cluster ? await rt.cluster.placements.constraintsOf(view.vmId) : undefined;
+        // A VM placed on a host (a cluster) moves with its placement; one never placed (a single
+        // host, even on a server) only to a fresh QEMU here. Its `--constraint` labels go on with
+        // the placement (read now: not while the guest is paused).
+        const placed = rt.cluster ? (await rt.cluster.placements.ownerOf(view.vmId)) !== undefined : false;
+        if (!placed && request.toHost !== rt.hostName) {
+          throw new MaqetError(
+            "HOST_INVALID_STATE",
+            `VM '${view.name}' is not placed on any host (no agent owns it), so it can only move to a fresh QEMU on this host (--to ${rt.hostName}). ` +
+              "Run `maqet agent --host NAME` on each host to form a cluster (docs/cluster.md).",
+            { details: { vm: view.name, to: request.toHost } },
+          );
+        }
+        const cluster = placed ? rt.cluster : undefined;
+        const constraints = cluster ? await cluster.placements.constraintsOf(view.vmId) : undefined;
         const vm = await orchestrator.actor(view.vmId);
         const migrationId = crypto.randomUUID();
         const controller = new AbortController();
@@ -120,7 +132,7 @@ export function migrationOps(ctx: MaqetContext): MigrationOps {
                 commit: async (data, before = []) => {
                   access.moved = !access.moved;
                   try {
-                    return await commitOwner(rt, access, data, before, constraints);
+                    return await commitOwner(cluster, access, data, before, constraints);
                   } catch (error) {
                     access.moved = !access.moved;
                     throw error;
@@ -243,13 +255,12 @@ function positive(value: number, flag: string, min: number, max: number): number
  * host: `vm.owner-changed` alone (no epochs).
  */
 async function commitOwner(
-  rt: Runtime,
+  cluster: ClusterRuntime | undefined,
   access: Pick<MigrationAccess, "record" | "adopt" | "view">,
   data: Parameters<Parameters<typeof migrateOut>[0]["commit"]>[0],
   before: NewEvent[],
   constraints: Record<string, string> | undefined,
 ): Promise<{ epoch: number }> {
-  const cluster = rt.cluster;
   if (cluster === undefined) {
     await access.record([...before, vmEvent("vm.owner-changed", { ...data, epoch: 0 })]);
     return { epoch: 0 };
