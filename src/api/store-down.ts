@@ -104,6 +104,7 @@ export async function stopWhileStoreDown(
     disks: [],
     lastStop: { detail: "destroyed", method: "sigkill", guest: null, reason: null, at: now },
     host: null,
+    migration: null,
     lastError: null,
     definedAt: now,
     startedAt: null,

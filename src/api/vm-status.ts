@@ -44,6 +44,8 @@ export interface VmStatus {
   tainted: { reason: string; command: string; at: string } | null;
   /** The host that owns the VM (a cluster, docs/cluster.md); null on a single host. */
   host: string | null;
+  /** A live migration in flight (or left open by a process that died): its id, phase and hosts; null otherwise. */
+  migration: { id: string; phase: string; fromHost: string; toHost: string } | null;
 }
 
 export function toVmStatus(view: VmView): VmStatus {
@@ -79,5 +81,13 @@ export function toVmStatus(view: VmView): VmStatus {
     version: view.version,
     tainted: view.taint ? { ...view.taint, at: view.taint.at.toISOString() } : null,
     host: view.host ?? null,
+    migration: view.migration
+      ? {
+          id: view.migration.id,
+          phase: view.migration.phase,
+          fromHost: view.migration.fromHost,
+          toHost: view.migration.toHost,
+        }
+      : null,
   };
 }
