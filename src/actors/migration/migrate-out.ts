@@ -24,7 +24,16 @@ import { vmEvent } from "../../events/vm-events.ts";
 import type { QmpSession, VmPorts } from "../ports.ts";
 import type { VmView } from "../vm-view.ts";
 import type { MigrationTargetPort, PreparedIncoming } from "./incoming-migrations.ts";
-import { enableMigrationEvents, type MigrationInfo, queryMigrate, runState } from "./migration-qmp.ts";
+import {
+  asMigrationError,
+  Cancelled,
+  cancelledError,
+  failAfterCommit,
+  failed,
+  messageOf,
+  rollBack,
+} from "./migration-failure.ts";
+import { enableMigrationEvents, type MigrationInfo, queryMigrate } from "./migration-qmp.ts";
 
 /** What is asked: the `vm.migration-requested` fact. */
 export type MigrationRequest = MigrationEventData["vm.migration-requested"];
@@ -79,13 +88,6 @@ const COMPLETION_WAIT_MS = 120_000;
 const POLL_MS = 100;
 /** Progress facts: one a second for the first ten seconds, then one every five. */
 const sampleEvery = (elapsedMs: number) => (elapsedMs < 10_000 ? 1000 : 5000);
-
-/** Thrown to cancel: the reason the signal carried. */
-class Cancelled extends Error {
-  constructor(readonly by: "user" | "timeout") {
-    super(by);
-  }
-}
 
 export async function migrateOut(deps: MigrateOutDeps, request: MigrationRequest): Promise<MigrationResult> {
   const { ports, view, session, target } = deps;
@@ -296,83 +298,6 @@ export async function migrateOut(deps: MigrateOutDeps, request: MigrationRequest
   return result;
 }
 
-/**
- * Before the commit point: cancel QEMU's migration, make sure the source guest runs as it did,
- * kill the destination QEMU, and record why.
- */
-async function rollBack(deps: MigrateOutDeps, request: MigrationRequest, phase: MigrationPhase, error: unknown) {
-  const { session, target, ports } = deps;
-  await session.execute("migrate_cancel").catch(() => undefined);
-  // Cancelled at pre-switchover, QEMU leaves the source paused: it resumes once the cancel is done.
-  for (let i = 0; i < 200; i++) {
-    const info = await queryMigrate(session).catch(() => undefined);
-    if (!info || !["active", "pre-switchover", "cancelling", "setup", "device"].includes(info.status ?? "")) break;
-    await ports.clock.sleep(10);
-  }
-  if (deps.wasRunning && (await runState(session).catch(() => "running")) !== "running") {
-    await session.execute("cont").catch(() => undefined);
-  }
-  await target.abort({ migrationId: request.migrationId }).catch(() => undefined);
-  const fact =
-    error instanceof Cancelled
-      ? vmEvent("vm.migration-cancelled", {
-          migrationId: request.migrationId,
-          phase,
-          by: error.by,
-          reason:
-            error.by === "timeout"
-              ? `it did not complete within ${Math.round(request.timeoutMs / 1000)} s (--timeout)`
-              : "cancelled by the user (migrate --cancel)",
-        })
-      : failed(request.migrationId, phase, error);
-  await deps.record([fact]);
-}
-
-/** Switchover failed after the commit: ownership goes back to the source, which runs on. */
-async function failAfterCommit(
-  deps: MigrateOutDeps,
-  request: MigrationRequest,
-  prepared: PreparedIncoming,
-  final: MigrationInfo,
-  epoch: number,
-): Promise<never> {
-  const { session, view } = deps;
-  const reason = final["error-desc"] ?? `QEMU reports '${final.status}' after the switchover`;
-  if (deps.wasRunning) await session.execute("cont").catch(() => undefined);
-  await deps.target.abort({ migrationId: request.migrationId }).catch(() => undefined);
-  const back = await deps.commit({
-    migrationId: request.migrationId,
-    fromHost: request.toHost,
-    toHost: request.fromHost,
-    resume: deps.wasRunning,
-    target: {
-      ...prepared.target,
-      host: request.fromHost,
-      pid: view.pid ?? 0,
-      qmpSocket: view.qmpSocket ?? "",
-      runtimeDir: view.runtimeDir ?? "",
-      pidFile: view.pidFile ?? "",
-    },
-  });
-  await deps.recordAfterCommit(
-    [
-      vmEvent("vm.migration-failed", {
-        migrationId: request.migrationId,
-        phase: "completion",
-        reason: `${reason}; the source runs on`,
-      }),
-    ],
-    Math.max(back.epoch, epoch),
-  );
-  throw new MaqetError(
-    "MIGRATION_FAILED",
-    `Live migration of VM '${view.name}' failed at the switchover: ${reason}. The VM keeps running on host '${request.fromHost}'.`,
-    {
-      details: { migrationId: request.migrationId, phase: "completion" },
-    },
-  );
-}
-
 /** The source QEMU after a completed migration: `quit`, then SIGKILL if it lingers. */
 async function endSource(ports: VmPorts, session: QmpSession, view: VmView): Promise<void> {
   await session.execute("quit", undefined, { timeoutMs: 2000 }).catch(() => undefined);
@@ -403,38 +328,6 @@ function describeProgress(info: MigrationInfo, passes: number): string {
   const ram = info.ram ?? {};
   const done = ram.total ? Math.round((100 * ((ram.total ?? 0) - (ram.remaining ?? 0))) / ram.total) : 0;
   return `pass ${passes}: ${done}% copied, ${Math.round((ram.remaining ?? 0) / MiB)} MiB left at ${Math.round(ram.mbps ?? 0)} Mbit/s`;
-}
-
-function failed(migrationId: string, phase: MigrationPhase, error: unknown): NewEvent {
-  return vmEvent("vm.migration-failed", { migrationId, phase, reason: messageOf(error) });
-}
-
-function cancelledError(name: string, request: MigrationRequest, phase: MigrationPhase, by: "user" | "timeout") {
-  const why =
-    by === "timeout"
-      ? `it did not complete within ${Math.round(request.timeoutMs / 1000)} s (--timeout)`
-      : "it was cancelled";
-  return new MaqetError(
-    by === "timeout" ? "TIMEOUT" : "MIGRATION_CANCELLED",
-    `Live migration of VM '${name}' to '${request.toHost}' stopped: ${why}. The VM keeps running on host '${request.fromHost}'.` +
-      (by === "timeout"
-        ? " A guest that dirties memory faster than the link copies it needs more --bandwidth or a larger --downtime-ms."
-        : ""),
-    { details: { migrationId: request.migrationId, phase, by } },
-  );
-}
-
-function asMigrationError(error: unknown, name: string, phase: MigrationPhase): MaqetError {
-  if (isMaqetError(error) && (error.code.startsWith("MIGRATION_") || error.code === "HOST_INVALID_STATE")) return error;
-  return new MaqetError(
-    "MIGRATION_FAILED",
-    `Live migration of VM '${name}' failed (${phase}): ${messageOf(error)}. The VM keeps running on its source.`,
-    { cause: error, details: { phase } },
-  );
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 export type { MigrationTarget };
