@@ -3,10 +3,9 @@
 // adds `-incoming defer -S`), spoken to over bare QMP sockets that keep the events, no maqet code.
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { createConnection } from "node:net";
 import { join } from "node:path";
 import { ensureGuestBuilt } from "../test/fixtures/guest/build-guest.mjs";
-import { QEMU } from "./raw-qemu.mjs";
+import { connectRetrying, QEMU } from "./raw-qemu.mjs";
 
 export { ensureGuestBuilt };
 
@@ -71,24 +70,7 @@ export async function killQemu(qemu, signal = "SIGKILL") {
  * `waitEvent(pred, timeoutMs)` resolves with the first event (seen or coming) matching `pred`.
  */
 export async function qmpConnect(socketPath, { timeoutMs = 30_000 } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  let socket;
-  for (;;) {
-    try {
-      socket = await new Promise((resolve, reject) => {
-        const s = createConnection(socketPath);
-        s.once("connect", () => {
-          s.off("error", reject);
-          resolve(s);
-        });
-        s.once("error", reject);
-      });
-      break;
-    } catch (error) {
-      if (!["ENOENT", "ECONNREFUSED"].includes(error.code) || Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
+  const socket = await connectRetrying(socketPath, { retryMs: 10, timeoutMs });
   socket.setEncoding("utf8");
   let buffer = "";
   const replies = [];

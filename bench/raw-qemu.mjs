@@ -24,16 +24,14 @@ export async function killAndWait(qemu) {
 }
 
 /**
- * Connects to a QMP socket, retrying every `retryMs` while it is missing or refusing (maqet's
- * client polls every 5 ms too), reads the greeting and sends `qmp_capabilities`.
- * Returns `{ greeting, execute(command, args?), close() }`.
+ * Connects to a unix socket, retrying every `retryMs` while it is missing or refusing (QEMU has
+ * not created or opened it yet), up to `timeoutMs`.
  */
-export async function rawQmpConnect(socketPath, { retryMs = 5, timeoutMs = 10_000 } = {}) {
+export async function connectRetrying(socketPath, { retryMs = 5, timeoutMs = 10_000 } = {}) {
   const deadline = Date.now() + timeoutMs;
-  let socket;
   for (;;) {
     try {
-      socket = await new Promise((resolve, reject) => {
+      return await new Promise((resolve, reject) => {
         const s = createConnection(socketPath);
         s.once("connect", () => {
           s.off("error", reject);
@@ -41,12 +39,20 @@ export async function rawQmpConnect(socketPath, { retryMs = 5, timeoutMs = 10_00
         });
         s.once("error", reject);
       });
-      break;
     } catch (error) {
       if (!["ENOENT", "ECONNREFUSED"].includes(error.code) || Date.now() > deadline) throw error;
       await new Promise((r) => setTimeout(r, retryMs));
     }
   }
+}
+
+/**
+ * Connects to a QMP socket, retrying every `retryMs` while it is missing or refusing (maqet's
+ * client polls every 5 ms too), reads the greeting and sends `qmp_capabilities`.
+ * Returns `{ greeting, execute(command, args?), close() }`.
+ */
+export async function rawQmpConnect(socketPath, { retryMs = 5, timeoutMs = 10_000 } = {}) {
+  const socket = await connectRetrying(socketPath, { retryMs, timeoutMs });
   socket.setEncoding("utf8");
   let buffer = "";
   const waiting = []; // resolvers for the next non-event message, in send order
