@@ -88,6 +88,9 @@ export interface RuntimeHooks {
   execute?: (command: ClaimedCommand) => Promise<unknown>;
 }
 
+/** Every how many member passes (about a second each) the migration sweep looks for sources left behind. */
+const FOREIGN_SCAN_EVERY = 5;
+
 export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {}): Promise<Runtime> {
   const env = options.env ?? {};
   const dataDir = options.dataDir ?? defaultDataDir(env);
@@ -168,7 +171,9 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
   const hostName = options.cluster?.host ?? defaultHostName();
   const incoming = new IncomingMigrations(ports, hostName, options.cluster?.migrationAddress);
   /** A VM whose incoming QEMU this process holds (its QMP session) until the migration finishes. */
-  const receiving = (view: VmView) => incoming.entries().some((e) => e.vmId === view.vmId);
+  const receiving = (view: VmView) => incoming.receives(view.vmId);
+  /** The migration sweep reads the foreign VMs' pidfiles every FOREIGN_SCAN_EVERY-th pass only. */
+  let sweeps = 0;
   const migrations: Runtime["migrations"] = new Map();
   const tools = diskToolsFor(options);
   const orchestrator = new Orchestrator({
@@ -235,7 +240,11 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
             ports,
             incoming,
             held: orchestrator.heldViews(),
-            foreign: (await orchestrator.views()).filter((v) => v.host !== undefined && v.host !== hostName),
+            // (A source left behind after a commit is rare; looking for one costs a pidfile read per VM.)
+            foreign:
+              sweeps++ % FOREIGN_SCAN_EVERY === 0
+                ? (await orchestrator.views()).filter((v) => v.host !== undefined && v.host !== hostName)
+                : [],
             readView: async (vmId) => foldVmEvents(await store.readStream(vmStreamId(vmId))),
             settleOwned: async (vmId) =>
               (await orchestrator.actor(vmId)).exclusive((access) => settleMigration(access, { hostName, waitMs: 0 })),

@@ -42,6 +42,8 @@ export interface FinishIncomingRequest {
   migrationId: string;
   /** Resume the guest (it ran on the source). */
   resume: boolean;
+  /** The owner epoch the commit gave (a cluster: the destination's agent stamps it from now on). */
+  epoch?: number;
   /** How long to wait for the incoming state to complete (default 60 s; 0: only if it has arrived). */
   timeoutMs?: number;
 }
@@ -89,6 +91,12 @@ export class IncomingMigrations implements MigrationTargetPort {
   /** Incoming QEMUs this process started and has not finished or aborted (by migration id). */
   get pending(): string[] {
     return [...this.#pending.keys()];
+  }
+
+  /** Whether this process is receiving the VM (its incoming QEMU is pending here). */
+  receives(vmId: string): boolean {
+    for (const p of this.#pending.values()) if (p.vmId === vmId) return true;
+    return false;
   }
 
   entries(): IncomingEntry[] {

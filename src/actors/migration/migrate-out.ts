@@ -256,7 +256,7 @@ export async function migrateOut(deps: MigrateOutDeps, request: MigrationRequest
   let resumed = false;
   try {
     step("completion", `resuming the guest on host '${request.toHost}'`);
-    ({ resumed } = await target.finish({ migrationId, resume: deps.wasRunning }));
+    ({ resumed } = await target.finish({ migrationId, resume: deps.wasRunning, epoch }));
   } catch (error) {
     // The destination agent went away: its next load of the VM resumes it (resumePending).
     step(

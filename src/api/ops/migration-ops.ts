@@ -278,13 +278,19 @@ async function commitOwner(
 
 function routedTarget(cluster: ClusterRuntime, vmId: string, host: string, ctx: MaqetContext): MigrationTargetPort {
   const key = `${vmId}~in`;
-  let epoch = 0;
   return {
     prepare: (request) =>
       cluster.route(key, host, "migrationPrepare", [request], callerOf(ctx), false) as Promise<PreparedIncoming>,
     finish: async (request) => {
-      epoch = (await cluster.placements.ownerOf(vmId))?.epoch ?? epoch;
-      const finished = cluster.route(key, host, "migrationFinish", [{ ...request, vmId, epoch }], callerOf(ctx), true);
+      // The guest is paused until this `cont`: the epoch comes with the request, not from a read.
+      const finished = cluster.route(
+        key,
+        host,
+        "migrationFinish",
+        [{ ...request, vmId, epoch: request.epoch ?? 0 }],
+        callerOf(ctx),
+        true,
+      );
       // A destination agent that died does not hold the migration up: its next load resumes the VM.
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<never>((_, reject) => {
