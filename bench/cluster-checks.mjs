@@ -139,8 +139,7 @@ export function cliRequest(agentLog, entry) {
     } catch {
       continue;
     }
-    if (l.pid === entry.pid && l.method === "POST" && l.path?.startsWith(`/v1/vms/${entry.vm}/`))
-      return l;
+    if (l.pid === entry.pid && l.method === "POST" && l.path?.startsWith(`/v1/vms/${entry.vm}/`)) return l;
   }
   return undefined;
 }
@@ -229,4 +228,44 @@ export async function commandProblems({ log, db, ids, hostOf, watch }) {
   for (const p of watch.violations) say(p);
   if (watch.scans() < 3) say(`/proc was scanned only ${watch.scans()} times`);
   return { problems, commandRows };
+}
+
+/**
+ * What the store says against what runs: every VM `running` or `paused` in `list` (GET /v1/vms)
+ * has exactly one QEMU, on its host; every `stopped` one has none. `found`: {@link qemus}.
+ */
+export function stateProblems(list, found, hostOf) {
+  const problems = [];
+  for (const vm of list) {
+    const mine = found.filter((q) => q.args.includes(vm.id));
+    const want = vm.state === "running" || vm.state === "paused" ? 1 : vm.state === "stopped" ? 0 : undefined;
+    if (want === undefined) problems.push(`${vm.name}: still ${vm.state} after every command was answered`);
+    else if (mine.length !== want) problems.push(`${vm.name}: ${vm.state} in the store, ${mine.length} QEMU processes`);
+    for (const q of mine) {
+      if (q.host !== hostOf.get(vm.name))
+        problems.push(`${vm.name}: QEMU ${q.pid} on ${q.host}, placed on ${hostOf.get(vm.name)}`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * Stops an agent: SIGTERM (a clean stop, which stands its fence guard down), SIGKILL after 20 s;
+ * then any fence guard still naming its runtime directory `rt` (one whose agent was killed -9).
+ */
+export async function stopAgent(child, rt) {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (args.includes("fence-guard") && args.includes(`${rt}/`)) process.kill(Number(entry), "SIGKILL");
+    } catch {}
+  }
 }

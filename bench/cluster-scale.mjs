@@ -23,7 +23,8 @@
 //     successful qmp has its qmp.command-executed, a start that was requested has its outcome;
 //   - in every VM's history no vm.started follows a vm.started without a vm.stopped between;
 //   - every stream gapless (versions 0..n-1); no command left queued or running;
-//   - no VM ever had two QEMU processes, or one on a host it is not placed on.
+//   - no VM ever had two QEMU processes, or one on a host it is not placed on; at the end, each
+//     VM running or paused in the store has exactly one QEMU (on its host), each stopped one none.
 // MAQET_BENCH_CLUSTER_INJECT=duplicate|lost checks the checks: one command sent twice under one
 // correlation id, or a command row no agent will claim; the measure must then fail.
 import { spawn } from "node:child_process";
@@ -31,7 +32,18 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { call, cliRequest, commandProblems, ok, pool, qemus, rssMiB, watchQemus } from "./cluster-checks.mjs";
+import {
+  call,
+  cliRequest,
+  commandProblems,
+  ok,
+  pool,
+  qemus,
+  rssMiB,
+  stateProblems,
+  stopAgent,
+  watchQemus,
+} from "./cluster-checks.mjs";
 import { cliEntry, runMeasure } from "./harness.mjs";
 import { startPostgres } from "./postgres-server.mjs";
 import { nowMs, row, summarize } from "./stats.mjs";
@@ -109,10 +121,8 @@ await runMeasure(
       });
       agents[host] = agent;
       ctx.defer(async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill("SIGKILL");
-          await new Promise((r) => child.once("exit", r));
-        }
+        // SIGTERM: a clean stop stands the agent's fence guard down (a SIGKILL leaves it behind).
+        await stopAgent(child, rt);
       });
       const t0 = nowMs();
       while (!agent.log.includes("listening on")) {
@@ -251,6 +261,9 @@ await runMeasure(
       );
     }
     const loadAfter = loadavg()[0];
+    // The store against /proc, once every command is answered.
+    const finalStates = await ok(agents.a.socket, "GET", "/v1/vms");
+    const settled = stateProblems(finalStates, qemus(ctx.root), hostOf);
     await watch.stop();
     const rss = Object.values(agents).map((a) => ({
       host: a.host,
@@ -266,6 +279,7 @@ await runMeasure(
       if (!e.ok && request?.code) e.code = request.code;
     }
     const { problems, commandRows } = await commandProblems({ log, db, ids, hostOf, watch });
+    problems.push(...settled);
     const total_ = log.length;
     const summary = `${total_} commands (${log.filter((e) => e.via === "cli").length} via the CLI, ${log.filter((e) => e.routed).length} routed): ${log.filter((e) => e.ok).length} ok, ${log.filter((e) => !e.ok && !e.lost).length} typed errors, ${log.filter((e) => e.lost).length} unanswered; ${commandRows.length} routed-command rows`;
     if (problems.length > 0) {
@@ -331,7 +345,7 @@ await runMeasure(
     return {
       rows,
       notes: [
-        `checks passed: ${summary}; every answer matched its row; no event of a command twice; histories gapless, no VM started twice without a stop; /proc scanned ${watch.scans()} times: never two QEMUs for one VM, never one off its host`,
+        `checks passed: ${summary}; every answer matched its row; no event of a command twice; histories gapless, no VM started twice without a stop; at the end each VM's state in the store matched its QEMU processes; /proc scanned ${watch.scans()} times: never two QEMUs for one VM, never one off its host`,
         `typed errors (expected: qmp/pause on a stopped VM and the like): ${JSON.stringify(errorCodes)}`,
         `placement of ${total} VMs added through random agents 3 at a time: ${JSON.stringify(spread)}; added in ${addSeconds.toFixed(1)} s; all started in ${startSeconds.toFixed(1)} s (${running0}/${total} running)`,
         `workload: ${commands} commands (qmp 45%, start 20%, stop --force 15%, pause 10%, resume 10%; ${cliShare * 100}% through the CLI), ${concurrency} at a time, ${workSeconds.toFixed(1)} s: ${(commands / workSeconds).toFixed(1)} commands/s`,

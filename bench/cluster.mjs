@@ -16,6 +16,8 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
+import { stopAgent } from "./cluster-checks.mjs";
 import { socketHttp as http, runMeasure } from "./harness.mjs";
 import { startPostgres } from "./postgres-server.mjs";
 import { nowMs, row, summarize } from "./stats.mjs";
@@ -46,8 +48,8 @@ await runMeasure(
     const bin = join(ctx.dist, "src/cli/bin.js");
     const prefix = ctx.pgPrefix ?? "/tmp/mqb-pg-";
     // Two agents on a server; `tag` keeps their runtime directories apart.
-    const startCluster = async (pg, tag) => {
-      const url = await pg.createDatabase("maqet_cluster");
+    const startCluster = async (server, tag) => {
+      const url = await server.createDatabase("maqet_cluster");
       const agents = {};
       for (const host of ["a", "b"]) {
         const rt = join(ctx.root, `rt-${tag}-${host}`);
@@ -64,10 +66,8 @@ await runMeasure(
         });
         agents[host] = agent;
         ctx.defer(async () => {
-          if (child.exitCode === null && child.signalCode === null) {
-            child.kill("SIGKILL");
-            await new Promise((r) => child.once("exit", r));
-          }
+          // SIGTERM: a clean stop stands the agent's fence guard down (a SIGKILL leaves it behind).
+          await stopAgent(child, rt);
           for (const pid of qemuUnder(rt)) {
             try {
               process.kill(pid, "SIGKILL");
@@ -92,7 +92,7 @@ await runMeasure(
         await ok(a, "POST", "/v1/vms", { config: vm(name, name === "ha"), path: join(dir, `${name}.yaml`), host });
         await ok(a, "POST", `/v1/vms/${name}/start`, {});
       }
-      return { agents, a, local: [], routed: [] };
+      return { agents, a, url, local: [], routed: [] };
     };
     const durablePg = await startPostgres(prefix, { durable: true });
     ctx.defer(() => durablePg.stop());
@@ -100,7 +100,7 @@ await runMeasure(
     ctx.defer(() => fastPg.stop());
     const durable = await startCluster(durablePg, "durable");
     const fast = await startCluster(fastPg, "fast");
-    const pg = durablePg;
+
     const { agents, a } = durable;
 
     for (let i = 0; i < 5; i++) {
@@ -128,6 +128,26 @@ await runMeasure(
     }
     const fastLocal = summarize(fast.local);
     const fastRouted = summarize(fast.routed);
+    // Where a routed command's time goes, by the database's clock: queued until the owner claimed
+    // it (the NOTIFY wake-up and the claim), claimed until its outcome was written (the operation
+    // on the owner, one append); the rest of the round trip is the caller's (owner lookup, insert,
+    // the outcome's NOTIFY and read).
+    const phases = async (url) => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        const { rows } = await client.query(
+          `select extract(epoch from (claimed_at - created_at)) * 1000 as wait,
+                  extract(epoch from (finished_at - claimed_at)) * 1000 as run
+             from maqet_commands where method = 'qmp' and state = 'done'`,
+        );
+        return { wait: summarize(rows.map((r) => Number(r.wait))), run: summarize(rows.map((r) => Number(r.run))) };
+      } finally {
+        await client.end();
+      }
+    };
+    const durablePhases = await phases(durable.url);
+    const fastPhases = await phases(fast.url);
     const local = durable.local;
     const routed = durable.routed;
     const localStat = summarize(local);
@@ -171,8 +191,9 @@ await runMeasure(
       ],
       notes: [
         `routing overhead p50: ${(routedStat.median - localStat.median).toFixed(2)} ms on the durable server (goal <= 10 ms); ${(fastRouted.median - fastLocal.median).toFixed(2)} ms with fsync off; ${calls} calls each, the four kinds interleaved in random order`,
+        `a routed qmp by the database's clock, p50 (p95): queued until claimed ${durablePhases.wait.median.toFixed(2)} (${durablePhases.wait.p95.toFixed(2)}) ms, claimed until finished ${durablePhases.run.median.toFixed(2)} (${durablePhases.run.p95.toFixed(2)}) ms; fsync off: ${fastPhases.wait.median.toFixed(2)} (${fastPhases.wait.p95.toFixed(2)}), ${fastPhases.run.median.toFixed(2)} (${fastPhases.run.p95.toFixed(2)}) ms`,
         `goals: host.down <= 20 000 ms, HA running again <= 60 000 ms; lease TTL 10 s, fence-after 5 s (defaults)`,
-        `PostgreSQL ${pg.version}: the headline rows on its defaults (durable: fsync, synchronous_commit, full_page_writes on); load average ${loadavg()
+        `PostgreSQL ${durablePg.version}: the headline rows on its defaults (durable: fsync, synchronous_commit, full_page_writes on); load average ${loadavg()
           .map((l) => l.toFixed(2))
           .join(" ")}`,
       ],
