@@ -321,6 +321,36 @@ await runMeasure(
         summarize(routedRows.map((r) => Number(r.run_ms))),
       ),
     );
+    // A routed qmp's time, split: queued until claimed and claimed until finished (the database's
+    // clock), and the rest, the caller's side (owner lookup, insert, NOTIFY, the outcome's wake-up
+    // and read) and the HTTP round trip; against a local qmp's whole time.
+    const rowOf = new Map(routedRows.map((r) => [r.cid, r]));
+    const routedQmp = work.filter((e) => e.op === "qmp" && e.routed && rowOf.has(e.cid));
+    const localQmp = lat((e) => e.op === "qmp" && !e.routed);
+    const part = (f) => summarize(routedQmp.map((e) => f(e, rowOf.get(e.cid))));
+    rows.push(
+      row(
+        "routed qmp: queued until claimed",
+        "ms",
+        part((_, r) => Number(r.wait_ms)),
+        "local qmp, whole",
+        localQmp,
+      ),
+      row(
+        "routed qmp: claimed until finished (on the owner)",
+        "ms",
+        part((_, r) => Number(r.run_ms)),
+        "local qmp, whole",
+        localQmp,
+      ),
+      row(
+        "routed qmp: the rest (caller's side, HTTP)",
+        "ms",
+        part((e, r) => e.ms - Number(r.wait_ms) - Number(r.run_ms)),
+        "local qmp, whole",
+        localQmp,
+      ),
+    );
     rows.push(row("workload throughput", "commands/s", { median: commands / workSeconds, n: 1 }));
     for (const r of rss) {
       rows.push(
