@@ -35,11 +35,9 @@ const MEASURES = [
   // Opt-in, minutes and ~8 GiB of QEMU at 200 VMs: --only agent-scale.
   ...(process.argv.some((a) => a.includes("agent-scale")) ? [{ name: "agent-scale", file: "agent-scale.mjs" }] : []),
   // Opt-in, 2 agents and 3 QEMUs on two PostgreSQL servers, waits for a host's death: --only cluster.
-  ...(process.argv.some((a) => /\bcluster\b(?!-)/.test(a))
-    ? [{ name: "cluster", file: "cluster.mjs", timeoutS: { quick: 300, full: 600 } }]
-    : []),
+  ...(optedIn("cluster") ? [{ name: "cluster", file: "cluster.mjs", timeoutS: { quick: 300, full: 600 } }] : []),
   // Opt-in, minutes and 150 QEMUs (3 agents × 50 VMs): --only cluster-scale.
-  ...(process.argv.some((a) => a.includes("cluster-scale"))
+  ...(optedIn("cluster-scale")
     ? [{ name: "cluster-scale", file: "cluster-scale.mjs", timeoutS: { quick: 600, full: 1800 } }]
     : []),
   { name: "memory", file: "memory.mjs" },
@@ -54,6 +52,11 @@ const MEASURES = [
       ]
     : []), // opt-in, minutes: --projections or --only projections,projections-pglite
 ];
+
+/** Whether `--only` names `measure` (an opt-in measure runs only when asked for by name). */
+function optedIn(measure) {
+  return (option("only") ?? "").split(",").includes(measure);
+}
 
 function option(name) {
   const i = process.argv.indexOf(`--${name}`);
