@@ -1,6 +1,7 @@
 /**
  * Runs once per `vitest run`, before any worker:
- * - builds dist/ (the e2e tests run the CLI as a user would: `node dist/src/bin/maqet.js`);
+ * - builds dist/ (the e2e tests run the CLI as a user would: `node dist/src/bin/maqet.js`),
+ *   unless it is newer than its sources (scripts/setup.sh has just built it);
  * - starts a throwaway PostgreSQL 15 cluster unless MAQET_TEST_DATABASE_URL points at one;
  * - builds one migrated PGlite template that tests clone instead of paying ~4 s per instance.
  */
@@ -21,22 +22,28 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const cleanups: Array<() => Promise<void>> = [];
-  await buildDist();
   const external = process.env.MAQET_TEST_DATABASE_URL;
-  if (external) {
-    project.provide("databaseUrl", external);
-    project.provide("databaseSkipReason", "");
-  } else {
-    const pg = await startTestPostgres();
-    project.provide("databaseUrl", pg.url);
-    project.provide("databaseSkipReason", "");
-    cleanups.push(pg.stop);
-  }
-  const template = await buildPgliteTemplate();
-  project.provide("pgliteTemplate", template.path);
-  cleanups.push(template.remove);
-  return async () => {
+  // The three are independent: the build and the server are child processes, the template runs
+  // PGlite here, so together they take about as long as the longest.
+  const [built, server, template] = await Promise.allSettled([
+    buildDist(),
+    external ? Promise.resolve({ url: external, stop: async () => {} }) : startTestPostgres(),
+    buildPgliteTemplate(),
+  ]);
+  const cleanups: Array<() => Promise<void>> = [];
+  if (server.status === "fulfilled") cleanups.push(server.value.stop);
+  if (template.status === "fulfilled") cleanups.push(template.value.remove);
+  const teardown = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
   };
+  const failed = [built, server, template].find((r) => r.status === "rejected");
+  if (failed) {
+    await teardown();
+    throw failed.reason;
+  }
+  if (server.status !== "fulfilled" || template.status !== "fulfilled") throw new Error("unreachable");
+  project.provide("databaseUrl", server.value.url);
+  project.provide("databaseSkipReason", "");
+  project.provide("pgliteTemplate", template.value.path);
+  return teardown;
 }
