@@ -28,13 +28,15 @@ declare module "vitest" {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const external = process.env.MAQET_TEST_DATABASE_URL;
-  // The three are independent: the build and the server are child processes, the template runs
-  // PGlite here, so together they take about as long as the longest.
+  // Independent but for the store template, which the built CLI makes: the build, the server and
+  // the store template are child processes, the PGlite template runs here, so together they take
+  // about as long as the longest chain.
+  const building = buildDist();
   const [built, server, template, store] = await Promise.allSettled([
-    buildDist(),
+    building,
     external ? Promise.resolve({ url: external, stop: async () => {} }) : startTestPostgres(),
     buildPgliteTemplate(),
-    buildEmbeddedStoreTemplate(),
+    building.then(buildEmbeddedStoreTemplate),
   ]);
   const cleanups: Array<() => Promise<void>> = [];
   if (server.status === "fulfilled") cleanups.push(server.value.stop);

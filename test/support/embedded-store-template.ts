@@ -1,5 +1,5 @@
 /**
- * One embedded store per test run, created by maqet itself (createMaqet, one `list`), that
+ * One embedded store per test run, created by maqet itself (the built CLI's `maqet ls`), that
  * sandboxes copy as their data directory instead of creating their own: creating and migrating a
  * PGlite store costs ~6 s of CPU more than opening one (9 s against 2.7 s for a first `maqet ls`
  * on the 2-core dev machine), and the suite made ~40 of them. A copy is what a user's data
@@ -10,28 +10,37 @@
  *
  * @example
  * ```ts
- * const template = await buildEmbeddedStoreTemplate(); // global setup
+ * const template = await buildEmbeddedStoreTemplate(); // global setup, once dist/ is built
  * await seedEmbeddedStore(join(home, ".local/share/maqet")); // a sandbox, before its first command
  * ```
  */
+import { execFile } from "node:child_process";
 import { cp, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject } from "vitest";
-import { createMaqet } from "../../src/mod.ts";
+import { cliBin } from "./build-dist.ts";
 
-/** Creates the store in a temp directory; `path` is its data directory (`<path>/pglite`). */
+/**
+ * Runs the built CLI's `maqet ls` once in an empty sandbox (a child process, so it runs beside the
+ * rest of the global setup); `path` is the data directory it created (`<path>/pglite`).
+ */
 export async function buildEmbeddedStoreTemplate(): Promise<{ path: string; remove(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), "maqet-store-template-"));
   const remove = () => rm(dir, { recursive: true, force: true });
   try {
-    const path = join(dir, "data");
-    const maqet = createMaqet({ dataDir: path, runtimeDir: join(dir, "run"), env: { PATH: process.env.PATH } });
-    try {
-      await maqet.list();
-    } finally {
-      await maqet.close();
-    }
+    const env = {
+      HOME: dir,
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      XDG_DATA_HOME: join(dir, "data"),
+      XDG_RUNTIME_DIR: join(dir, "run"),
+    };
+    await new Promise<void>((resolve, reject) => {
+      execFile(process.execPath, [cliBin, "ls"], { cwd: dir, env, timeout: 600_000 }, (error, _stdout, stderr) =>
+        error ? reject(new Error(`maqet ls (the store template) failed: ${error.message}\n${stderr}`)) : resolve(),
+      );
+    });
+    const path = join(dir, "data", "maqet");
     const left = (await readdir(path)).filter((f) => f !== "pglite");
     if (left.length > 0) throw new Error(`the store template has more than pglite/ in it: ${left.join(", ")}`);
     return { path, remove };
