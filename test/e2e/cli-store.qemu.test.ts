@@ -13,7 +13,8 @@ import { createTestDatabase } from "../support/postgres-cluster.ts";
 describe("maqet CLI and its stores", { timeout: 180_000 }, () => {
   let box: CliSandbox;
   beforeAll(async () => {
-    box = await createCliSandbox();
+    // `migrate` on a store no command has opened yet: a fresh one, not the run's template.
+    box = await createCliSandbox({ freshStore: true });
   });
   afterAll(async () => {
     await box.cleanup();

@@ -29,7 +29,8 @@ const firmwareVm = (name: string, extra = "") =>
 describe("maqet CLI, end to end (real QEMU, embedded store)", { timeout: 180_000 }, () => {
   let box: CliSandbox;
   beforeAll(async () => {
-    box = await createCliSandbox();
+    // A user's first commands: the store is created by the first, not copied from the template.
+    box = await createCliSandbox({ freshStore: true });
   }, 300_000); // with MAQET_TEST_AGENT=1 an agent creates its store first: minutes on a loaded box
   afterAll(async () => {
     // Leave no QEMU behind, whatever happened.

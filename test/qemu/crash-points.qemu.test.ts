@@ -1,6 +1,7 @@
 /**
  * Every named crash point (src/util/crash-points.ts, docs/crash-points.md) on the embedded store
- * (the server's run is crash-points-pg.qemu.test.ts): the CLI is killed there (MAQET_CRASH_AT),
+ * (the lock, store, start and stop points here, the others in crash-points-late.qemu.test.ts; the
+ * server's run is crash-points-pg.qemu.test.ts): the CLI is killed there (MAQET_CRASH_AT),
  * then the next command must succeed within its normal time, with no lock stuck, no request left
  * open, no orphan QEMU and no event lost (test/support/crash-point-suite.ts). Also: the docs list
  * exactly the registry, every hook in src/ uses a listed name and every listed name has a hook.
@@ -11,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { VM_EVENT_SCHEMA } from "../../src/events/vm-events.ts";
 import { CRASH_POINTS } from "../../src/util/crash-points.ts";
 import { projectRoot } from "../support/build-dist.ts";
-import { crashPointSuite } from "../support/crash-point-suite.ts";
+import { crashPointSuite, PGLITE_PARTS } from "../support/crash-point-suite.ts";
 import { createCrashSandbox, OUTCOMES } from "../support/crash-runner.ts";
 
 async function sourceFiles(dir: string): Promise<string[]> {
@@ -51,6 +52,13 @@ describe("the crash-point registry", () => {
     expect(requests.sort()).toEqual(Object.keys(OUTCOMES).sort());
   });
 
+  it("the embedded store's two files together run every point exactly once", () => {
+    for (const point of Object.keys(CRASH_POINTS)) {
+      const parts = PGLITE_PARTS.filter((prefixes) => prefixes.some((p) => point.startsWith(p)));
+      expect(parts, `point ${point}`).toHaveLength(1);
+    }
+  });
+
   it("an unknown MAQET_CRASH_AT is refused (exit 3), not ignored", async () => {
     const box = await createCrashSandbox("pglite");
     try {
@@ -63,4 +71,4 @@ describe("the crash-point registry", () => {
   }, 300_000);
 });
 
-crashPointSuite("pglite");
+crashPointSuite("pglite", PGLITE_PARTS[0]);

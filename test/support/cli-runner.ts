@@ -10,6 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cliBin } from "./build-dist.ts";
+import { seedEmbeddedStore } from "./embedded-store-template.ts";
 import { waitUntil } from "./poll.ts";
 
 export interface CliResult {
@@ -276,8 +277,14 @@ export async function stopSandboxAgent(agent: SandboxAgent): Promise<number | nu
   return code;
 }
 
-export async function createCliSandbox(): Promise<CliSandbox> {
+/**
+ * A sandbox whose embedded store is a copy of the run's template (test/support/
+ * embedded-store-template.ts): the state after a user's first command. `freshStore: true` leaves
+ * the data directory absent, for tests of that first command (the store created and migrated).
+ */
+export async function createCliSandbox(options: { freshStore?: boolean } = {}): Promise<CliSandbox> {
   const home = await mkdtemp(join(tmpdir(), "maqet-e2e-"));
+  if (!options.freshStore) await seedEmbeddedStore(join(home, ".local/share/maqet"));
   const env: Record<string, string> = {
     HOME: home,
     PATH: process.env.PATH ?? "/usr/bin:/bin",

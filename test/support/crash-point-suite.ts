@@ -1,7 +1,7 @@
 /**
  * The kill-at-every-crash-point suite, for one dialect (the embedded store or a PostgreSQL
  * server): one sandbox, the points one after another. Used by test/qemu/crash-points*.qemu.test.ts
- * (one file per dialect, so the two run side by side).
+ * (a file per dialect, the embedded store's split in two parts, so they run side by side).
  */
 import { execFile } from "node:child_process";
 import { readdir, writeFile } from "node:fs/promises";
@@ -119,9 +119,27 @@ async function plantStaleLock(box: CrashSandbox): Promise<void> {
   );
 }
 
-export function crashPointSuite(dialect: "pglite" | "pg"): void {
+/**
+ * The embedded store's points in two files of about equal time (each CLI call there opens
+ * PGlite): crash-points.qemu.test.ts runs the first, crash-points-late.qemu.test.ts the second.
+ * crash-points.qemu.test.ts checks that every point is in exactly one.
+ */
+export const PGLITE_PARTS: readonly (readonly string[])[] = [
+  ["lock.", "store.", "start.", "stop."],
+  ["snapshot.", "migrate.", "projection."],
+];
+
+/**
+ * Registers the suite for the points whose names start with one of `prefixes` (all points when
+ * omitted): a file per part, so a dialect's points can run side by side on two workers.
+ */
+export function crashPointSuite(dialect: "pglite" | "pg", prefixes?: readonly string[]): void {
   const serverUrl = inject("databaseUrl");
-  describe.skipIf(dialect === "pg" && !serverUrl)(`kill at every crash point (${dialect})`, () => {
+  const part = prefixes ? `, ${prefixes.map((p) => `${p}*`).join(" ")}` : "";
+  const scenarios = (Object.entries(SCENARIOS) as [CrashPoint, Scenario][]).filter(
+    ([point]) => !prefixes || prefixes.some((p) => point.startsWith(p)),
+  );
+  describe.skipIf(dialect === "pg" && !serverUrl)(`kill at every crash point (${dialect}${part})`, () => {
     let box: CrashSandbox;
     let n = 0;
     /** How long a plain `ls` takes on this machine now: the next command may take a few times that. */
@@ -140,7 +158,7 @@ export function crashPointSuite(dialect: "pglite" | "pg"): void {
       await box.cleanup();
     }, 600_000);
 
-    for (const [point, scenario] of Object.entries(SCENARIOS) as [CrashPoint, Scenario][]) {
+    for (const [point, scenario] of scenarios) {
       const skip =
         dialect === "pg" && scenario.pgliteOnly ? "the PGlite lock and data dir are not used with a server" : "";
       it.skipIf(skip !== "")(

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createProcessControl } from "../../src/adapters/process-control.ts";
 import { type CliResult, finishedCli, startMaqet } from "./cli-runner.ts";
+import { seedEmbeddedStore } from "./embedded-store-template.ts";
 import { createTestDatabase } from "./postgres-cluster.ts";
 
 /** A finished CLI run (exit code or signal, output) and how long it took. */
@@ -35,6 +36,7 @@ export async function createCrashSandbox(dialect: "pglite" | "pg", baseUrl?: str
   const runtimeDir = join(home, "run");
   const dataDir = join(home, ".local/share/maqet");
   const db = dialect === "pg" ? await createTestDatabase(baseUrl!) : undefined;
+  if (dialect === "pglite") await seedEmbeddedStore(dataDir);
   const env: Record<string, string> = {
     HOME: home,
     PATH: process.env.PATH ?? "/usr/bin:/bin",

@@ -1,6 +1,7 @@
 /**
- * A library instance for a test file or suite: `createMaqet` on the embedded store in a fresh
- * temp directory (data and runtime dirs inside it, this PATH), created before the tests and handed
+ * A library instance for a test file or suite: `createMaqet` on the embedded store (a copy of the
+ * run's template, test/support/embedded-store-template.ts) in a fresh temp directory (data and
+ * runtime dirs inside it, this PATH), created before the tests and handed
  * to `set`; after them every VM it lists is force-stopped (nothing left running, pass or fail),
  * (`suite.maqet`: a test that reopens the instance puts the new one there)
  * the instance closed and the directory removed.
@@ -17,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
 import { createMaqet, type Maqet, type MaqetOptions } from "../../src/mod.ts";
+import { seedEmbeddedStore } from "./embedded-store-template.ts";
 
 export interface LibrarySuite {
   dir: string;
@@ -46,6 +48,7 @@ export function maqetForSuite(
       env: { PATH: process.env.PATH },
       ...(typeof options === "function" ? options(dir) : options),
     };
+    if (!all.databaseUrl && all.dataDir) await seedEmbeddedStore(all.dataDir);
     suite = { dir, maqet: createMaqet(all), options: all };
     set(suite);
   }, hookTimeoutMs);
