@@ -18,6 +18,7 @@ import type { PlacementOptions } from "./cluster-options.ts";
 import type { ClusterRuntime } from "./cluster-runtime.ts";
 import type { MaqetContext } from "./maqet-context.ts";
 import { chooseHost } from "./placement.ts";
+import { type OperationProgress, progressHub, progressObservable } from "./progress-hub.ts";
 import type { Runtime } from "./runtime.ts";
 import { isStoreUnreachable } from "./store-down.ts";
 import type { VmStatus } from "./vm-status.ts";
@@ -105,7 +106,16 @@ export function withRouting<T extends object>(ctx: MaqetContext, base: T): T {
       // a claim that its own running row forbids (one running command per VM), for ever. It did
       // not run; its caller sends it to the owner now.
       if (ctx.caller?.routedCommand !== undefined) throw notOwner(view.name, cluster.host, owner);
-      return cluster.route(view.vmId, owner, method, [view.vmId, ...rest.map(jsonSafe)], callerOf(ctx), idempotent);
+      return cluster.route(
+        view.vmId,
+        owner,
+        method,
+        [view.vmId, ...rest.map(jsonSafe)],
+        callerOf(ctx),
+        idempotent,
+        // The owner's progress lands on this instance's stream, as a local operation's would.
+        (progress) => progressHub(ctx).next(progress as OperationProgress),
+      );
     };
     routed[method] = async (name: unknown, ...rest: unknown[]) => {
       // The host it went to did not own the VM any more when it claimed it, and ran nothing:
@@ -192,10 +202,50 @@ async function placeDefined(
 export async function executeRouted(
   maqet: { as(caller: CallerIdentity): unknown },
   command: ClaimedCommand,
+  ctx?: MaqetContext,
 ): Promise<unknown> {
   if (!Object.hasOwn(ROUTED_METHODS, command.method) && !Object.hasOwn(TARGET_METHODS, command.method)) {
     throw new MaqetError("INVALID_ARGUMENT", `A routed command may not run '${command.method}'.`);
   }
+  const relay = ctx && command.host !== "" ? await relayProgress(ctx, command) : undefined;
+  try {
+    return await runRouted(maqet, command);
+  } finally {
+    await relay?.end();
+  }
+}
+
+/**
+ * Sends this instance's progress for the command's VM (its name is the progress subject) to the
+ * command's caller while it runs, in order; `end` waits until the last one went, so the caller
+ * has them before the outcome. Progress of another operation on the same VM here at the same
+ * time goes along too (one routed command runs per VM, but a local one may run beside it).
+ */
+async function relayProgress(
+  ctx: MaqetContext,
+  command: ClaimedCommand,
+): Promise<{ end(): Promise<void> } | undefined> {
+  const rt = await ctx.open();
+  const queue = rt.cluster?.commands;
+  const name = await rt.orchestrator.find(command.vmId).then(
+    (view) => view.name,
+    () => undefined,
+  );
+  if (queue === undefined || name === undefined) return undefined;
+  let sent: Promise<void> = Promise.resolve();
+  const subscription = progressObservable(ctx).subscribe((p) => {
+    if (p.subject !== name && !p.subject.startsWith(`${name}:`)) return;
+    sent = sent.then(() => queue.progress(command.id, p)).catch(() => undefined);
+  });
+  return {
+    end: async () => {
+      subscription.unsubscribe();
+      await sent;
+    },
+  };
+}
+
+async function runRouted(maqet: { as(caller: CallerIdentity): unknown }, command: ClaimedCommand): Promise<unknown> {
   // A command claimed from the queue runs here or nowhere; one of this host's own (an HA
   // recovery's start, `host: ""`) goes wherever its VM is placed.
   const caller = command.caller as CallerIdentity;

@@ -27,6 +27,10 @@ import type { Database } from "./schema.ts";
 export const COMMANDS_CHANNEL = "maqet_commands";
 /** Wakes callers; the payload is the finished command's id. */
 export const COMMAND_DONE_CHANNEL = "maqet_command_done";
+/** Progress of a running command, for its caller: the payload is `<id> <progress as JSON>`. */
+export const COMMAND_PROGRESS_CHANNEL = "maqet_command_progress";
+/** NOTIFY payloads stop short of 8000 bytes; a progress value longer than this is not sent. */
+const MAX_PROGRESS_PAYLOAD = 7900;
 
 export interface NewCommand {
   vmId: string;
@@ -68,8 +72,7 @@ export class CommandQueue {
   constructor(private readonly db: Kysely<Database>) {}
 
   /** Queues a command for `host` and wakes its agent (after the insert committed). */
-  async enqueue(command: NewCommand): Promise<string> {
-    const id = crypto.randomUUID();
+  async enqueue(command: NewCommand, id: string = crypto.randomUUID()): Promise<string> {
     await sql`insert into maqet_commands (id, vm_id, host, method, args, caller, idempotent)
               values (${id}, ${command.vmId}, ${command.host}, ${command.method}, ${JSON.stringify(command.args)}::jsonb,
                       ${JSON.stringify(command.caller)}::jsonb, ${command.idempotent})`.execute(this.db);
@@ -126,6 +129,16 @@ export class CommandQueue {
         returning id)
       select id, pg_notify(${COMMAND_DONE_CHANNEL}, id::text) from finished`.execute(this.db);
     return rows.length > 0;
+  }
+
+  /**
+   * Sends one progress value of a running command to its caller (a NOTIFY only: nothing is
+   * stored; a caller not listening at that moment misses it, as a local one would).
+   */
+  async progress(id: string, value: unknown): Promise<void> {
+    const payload = `${id} ${JSON.stringify(value)}`;
+    if (payload.length > MAX_PROGRESS_PAYLOAD) return;
+    await sql`select pg_notify(${COMMAND_PROGRESS_CHANNEL}, ${payload})`.execute(this.db);
   }
 
   /** The outcome of a command, or undefined while it is queued or running. */
