@@ -37,17 +37,7 @@ const databaseUrl = inject("databaseUrl");
 // PostgreSQL restarts are a chaos action only on a server of this file's own (never the shared one).
 const ownServer = !process.env.MAQET_TEST_DATABASE_URL;
 
-// Quarantined again (session 5): three root causes were fixed (a PostgreSQL restart killed the
-// agents, a healed host's self-fence killed the recovered VM, a re-join fenced itself again), and
-// it passed in the helper's runs, but it failed in the lead's full suite at load 8-12 beside the
-// other files (issue 13's note). Run it with MAQET_TEST_CLUSTER_FLAKY=1.
-const QUARANTINED =
-  process.env.MAQET_TEST_CLUSTER_FLAKY === "1"
-    ? ""
-    : "fails beside the other files under load, cause not found yet (issue 13); run with MAQET_TEST_CLUSTER_FLAKY=1";
-if (QUARANTINED) console.log(`cluster chaos: skipped: ${QUARANTINED}`);
-
-describe.skipIf(!databaseUrl || QUARANTINED !== "")(
+describe.skipIf(!databaseUrl)(
   `cluster chaos: ${ROUNDS} rounds of kill -9, SIGSTOP and PostgreSQL restarts`,
   { timeout: 1_200_000 },
   () => {
