@@ -48,7 +48,10 @@ export async function startFenceGuard(options: {
     root: options.runtimeRoot,
     state: "armed",
   });
-  const script = fileURLToPath(new URL("./fence-guard.js", import.meta.url));
+  // From dist/src/adapters/ (the library) and from dist/src/bin/ (the bundled executable, whose
+  // chunks sit at the same depth) alike: "./fence-guard.js" from a bundle chunk named a file that
+  // is never there, and every agent ran without a guard.
+  const script = fileURLToPath(new URL("../adapters/fence-guard.js", import.meta.url));
   let pid: number | undefined;
   if (existsSync(script)) {
     const child = spawn(process.execPath, [script, file, token], { detached: true, stdio: "ignore" });

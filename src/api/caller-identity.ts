@@ -24,6 +24,11 @@ export interface CallerIdentity {
   correlationId?: string;
   /** The event or request that caused the operations (recorded as `metadata.causationId`). */
   causationId?: string;
+  /**
+   * Set while a member runs a routed command it claimed (its id): the operation runs here or not
+   * at all, never routed on (src/api/route-commands.ts).
+   */
+  routedCommand?: string;
 }
 
 /**

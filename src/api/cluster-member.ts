@@ -207,6 +207,12 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
   every(observeEvery, async () => {
     if (!cluster.serving) return;
     for (const fact of await cluster.hosts.observe()) warn(`${fact.host}: ${fact.type}`);
+    // Claims of an incarnation that is over: re-queued or failed by rule (a re-join's own rescue
+    // may have failed with the database out of reach, and a fenced host never re-joins).
+    const orphans = await cluster.commands.sweepOrphans();
+    if (orphans.requeued + orphans.failed > 0) {
+      warn(`orphaned routed commands: ${orphans.requeued} re-queued, ${orphans.failed} failed`);
+    }
     // Commands queued for a host that is gone fail (also those queued after it was fenced).
     for (const h of await cluster.hosts.list()) {
       if (h.state === "fenced" || h.state === "left") await cluster.commands.failHost(h.name, `is ${h.state}`);

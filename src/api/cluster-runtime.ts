@@ -14,7 +14,12 @@ import type { Kysely } from "kysely";
 import { filter, firstValueFrom, type Observable, race, timer } from "rxjs";
 import type { VmView } from "../actors/vm-view.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
-import { COMMAND_DONE_CHANNEL, type CommandOutcome, CommandQueue } from "../events/command-queue.ts";
+import {
+  COMMAND_DONE_CHANNEL,
+  COMMAND_PROGRESS_CHANNEL,
+  type CommandOutcome,
+  CommandQueue,
+} from "../events/command-queue.ts";
 import type { EventMetadata } from "../events/envelope.ts";
 import { HostRegistry } from "../events/host-registry.ts";
 import type { NotificationSource, Wakeup } from "../events/notifications.ts";
@@ -130,6 +135,7 @@ export class ClusterRuntime {
     args: unknown[],
     caller: Record<string, unknown>,
     idempotent: boolean,
+    onProgress?: (progress: unknown) => void,
   ): Promise<unknown> {
     const done = this.#notifications?.wakeups(COMMAND_DONE_CHANNEL);
     // Listen from the first routed call until close: one connection, and the outcome's NOTIFY
@@ -145,8 +151,24 @@ export class ClusterRuntime {
         { details: { host, state: target?.state ?? "unknown", method } },
       );
     }
-    const id = await this.commands.enqueue({ vmId, host, method, args, caller, idempotent });
-    const outcome = await this.#outcome(id, done);
+    // The owner's progress for this command (start's wait, stop's steps), relayed as it comes:
+    // listening before the command exists, so none is missed for want of a listener.
+    const id = crypto.randomUUID();
+    const progress =
+      onProgress &&
+      this.#notifications?.wakeups(COMMAND_PROGRESS_CHANNEL).subscribe((w) => {
+        if (w.reason !== "notification" || !w.payload.startsWith(`${id} `)) return;
+        try {
+          onProgress(JSON.parse(w.payload.slice(id.length + 1)));
+        } catch {}
+      });
+    let outcome: CommandOutcome;
+    try {
+      await this.commands.enqueue({ vmId, host, method, args, caller, idempotent }, id);
+      outcome = await this.#outcome(id, done);
+    } finally {
+      progress?.unsubscribe();
+    }
     if (outcome.state === "done") return outcome.result;
     throw new MaqetError(outcome.error.code as never, outcome.error.message, {
       details: { ...(outcome.error.details ?? {}), routedTo: host, commandId: id },

@@ -105,7 +105,7 @@ async function startRecovered(deps: HaRecoveryDeps, vmId: string, name: string, 
     await deps.execute({
       id: crypto.randomUUID(),
       vmId,
-      host: "",
+      host: "", // not from the queue: routed to the VM's new owner (route-commands.ts executeRouted)
       method: "start",
       args: [vmId, {}],
       caller: { source: "ha", user: "maqet-ha" },

@@ -156,7 +156,7 @@ export function createMaqet(options: MaqetOptions = {}): Maqet {
   const ctx = createMaqetContext(options);
   const maqet = facade(ctx);
   // A cluster member runs the commands routed to it on this same instance, as their caller.
-  ctx.hooks.execute = (command) => executeRouted(maqet, command);
+  ctx.hooks.execute = (command) => executeRouted(maqet, command, ctx);
   return maqet;
 }
 

@@ -11,13 +11,14 @@
  * await maqet.start("web"); // runs on the host that owns 'web'
  * ```
  */
-import { MaqetError } from "../errors/maqet-error.ts";
+import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
 import type { ClaimedCommand } from "../events/command-queue.ts";
 import type { CallerIdentity } from "./caller-identity.ts";
 import type { PlacementOptions } from "./cluster-options.ts";
 import type { ClusterRuntime } from "./cluster-runtime.ts";
 import type { MaqetContext } from "./maqet-context.ts";
 import { chooseHost } from "./placement.ts";
+import { type OperationProgress, progressHub, progressObservable } from "./progress-hub.ts";
 import type { Runtime } from "./runtime.ts";
 import { isStoreUnreachable } from "./store-down.ts";
 import type { VmStatus } from "./vm-status.ts";
@@ -60,6 +61,9 @@ export const TARGET_METHODS: Readonly<Record<string, boolean>> = {
   migrationCancel: true,
 };
 
+/** How many times one call follows its VM to a new owner before it gives up. */
+const MAX_REROUTES = 3;
+
 /** Operations that read only: a member whose lease lapsed still answers them. */
 const READS = new Set(["inspect", "listSnapshots", "storageVerify"]);
 
@@ -79,7 +83,7 @@ export function withRouting<T extends object>(ctx: MaqetContext, base: T): T {
   for (const [method, idempotent] of Object.entries(ROUTED_METHODS)) {
     const local = methods[method];
     if (typeof local !== "function") continue;
-    routed[method] = async (name: unknown, ...rest: unknown[]) => {
+    const dispatch = async (name: unknown, rest: unknown[]) => {
       let rt: Awaited<ReturnType<MaqetContext["open"]>>;
       try {
         rt = await ctx.open();
@@ -97,7 +101,33 @@ export function withRouting<T extends object>(ctx: MaqetContext, base: T): T {
         if (!READS.has(method)) cluster.assertServing();
         return local(name, ...rest);
       }
-      return cluster.route(view.vmId, owner, method, [view.vmId, ...rest.map(jsonSafe)], callerOf(ctx), idempotent);
+      // A command this member claimed for a VM that moved since it was queued (an HA recovery
+      // while this host was away, then its re-join re-queued it here): routed on, it waited for
+      // a claim that its own running row forbids (one running command per VM), for ever. It did
+      // not run; its caller sends it to the owner now.
+      if (ctx.caller?.routedCommand !== undefined) throw notOwner(view.name, cluster.host, owner);
+      return cluster.route(
+        view.vmId,
+        owner,
+        method,
+        [view.vmId, ...rest.map(jsonSafe)],
+        callerOf(ctx),
+        idempotent,
+        // The owner's progress lands on this instance's stream, as a local operation's would.
+        (progress) => progressHub(ctx).next(progress as OperationProgress),
+      );
+    };
+    routed[method] = async (name: unknown, ...rest: unknown[]) => {
+      // The host it went to did not own the VM any more when it claimed it, and ran nothing:
+      // send it where the VM is now (a few times at most: each hop follows a placement change).
+      for (let hop = 0; ; hop++) {
+        try {
+          return await dispatch(name, rest);
+        } catch (error) {
+          if (hop >= MAX_REROUTES || !isMaqetError(error, "STALE_EPOCH") || error.details?.reroute !== true)
+            throw error;
+        }
+      }
     };
   }
   const add = methods.add;
@@ -172,14 +202,72 @@ async function placeDefined(
 export async function executeRouted(
   maqet: { as(caller: CallerIdentity): unknown },
   command: ClaimedCommand,
+  ctx?: MaqetContext,
 ): Promise<unknown> {
   if (!Object.hasOwn(ROUTED_METHODS, command.method) && !Object.hasOwn(TARGET_METHODS, command.method)) {
     throw new MaqetError("INVALID_ARGUMENT", `A routed command may not run '${command.method}'.`);
   }
-  const view = maqet.as(command.caller as CallerIdentity) as Record<string, Method>;
+  const relay = ctx && command.host !== "" ? await relayProgress(ctx, command) : undefined;
+  try {
+    return await runRouted(maqet, command);
+  } finally {
+    await relay?.end();
+  }
+}
+
+/**
+ * Sends this instance's progress for the command's VM (its name is the progress subject) to the
+ * command's caller while it runs, in order; `end` waits until the last one went, so the caller
+ * has them before the outcome. Progress of another operation on the same VM here at the same
+ * time goes along too (one routed command runs per VM, but a local one may run beside it).
+ */
+async function relayProgress(
+  ctx: MaqetContext,
+  command: ClaimedCommand,
+): Promise<{ end(): Promise<void> } | undefined> {
+  const rt = await ctx.open();
+  const queue = rt.cluster?.commands;
+  const name = await rt.orchestrator.find(command.vmId).then(
+    (view) => view.name,
+    () => undefined,
+  );
+  if (queue === undefined || name === undefined) return undefined;
+  let sent: Promise<void> = Promise.resolve();
+  const subscription = progressObservable(ctx).subscribe((p) => {
+    if (p.subject !== name && !p.subject.startsWith(`${name}:`)) return;
+    sent = sent.then(() => queue.progress(command.id, p)).catch(() => undefined);
+  });
+  return {
+    end: async () => {
+      subscription.unsubscribe();
+      await sent;
+    },
+  };
+}
+
+async function runRouted(maqet: { as(caller: CallerIdentity): unknown }, command: ClaimedCommand): Promise<unknown> {
+  // A command claimed from the queue runs here or nowhere; one of this host's own (an HA
+  // recovery's start, `host: ""`) goes wherever its VM is placed.
+  const caller = command.caller as CallerIdentity;
+  const view = maqet.as(command.host === "" ? caller : { ...caller, routedCommand: command.id }) as Record<
+    string,
+    Method
+  >;
   // JSON turned absent arguments into null; the operations' defaults want them absent.
   const result = await view[command.method]!(...command.args.map((a) => (a === null ? undefined : a)));
   return result === undefined ? null : result;
+}
+
+/**
+ * STALE_EPOCH for a routed command claimed by a host that no longer owns its VM, raised before
+ * it ran anything: `details.reroute` tells the caller to send it to the owner instead.
+ */
+function notOwner(name: string, host: string, owner: string): MaqetError {
+  return new MaqetError(
+    "STALE_EPOCH",
+    `VM '${name}' is owned by host '${owner}' now, not '${host}': the command did not run here.`,
+    { details: { reroute: true, host, owner } },
+  );
 }
 
 /** The CLUSTER_NEEDS_SERVER error for a multi-host feature asked of the embedded store. */

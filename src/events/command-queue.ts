@@ -7,8 +7,10 @@
  * notification on both sides.
  *
  * A command claimed by an agent incarnation that died (its host re-joined under a newer term) is
- * re-queued when it is idempotent, failed otherwise ({@link CommandQueue.rescue}); a host that was
- * fenced has its commands failed ({@link CommandQueue.failHost}). Never run twice: the outcome is
+ * re-queued when it is idempotent, failed otherwise: at once by its host's next incarnation
+ * ({@link CommandQueue.rescue}), or by any member's sweep once the incarnation is over for certain
+ * ({@link CommandQueue.sweepOrphans}: re-joined, fenced, left). A fenced host's queued commands
+ * fail ({@link CommandQueue.failHost}). Never run twice: the outcome is
  * written only under the claim (`claimed_by`, `claimed_term`, state `running`).
  *
  * @example
@@ -25,6 +27,10 @@ import type { Database } from "./schema.ts";
 export const COMMANDS_CHANNEL = "maqet_commands";
 /** Wakes callers; the payload is the finished command's id. */
 export const COMMAND_DONE_CHANNEL = "maqet_command_done";
+/** Progress of a running command, for its caller: the payload is `<id> <progress as JSON>`. */
+export const COMMAND_PROGRESS_CHANNEL = "maqet_command_progress";
+/** NOTIFY payloads stop short of 8000 bytes; a progress value longer than this is not sent. */
+const MAX_PROGRESS_PAYLOAD = 7900;
 
 export interface NewCommand {
   vmId: string;
@@ -66,8 +72,7 @@ export class CommandQueue {
   constructor(private readonly db: Kysely<Database>) {}
 
   /** Queues a command for `host` and wakes its agent (after the insert committed). */
-  async enqueue(command: NewCommand): Promise<string> {
-    const id = crypto.randomUUID();
+  async enqueue(command: NewCommand, id: string = crypto.randomUUID()): Promise<string> {
     await sql`insert into maqet_commands (id, vm_id, host, method, args, caller, idempotent)
               values (${id}, ${command.vmId}, ${command.host}, ${command.method}, ${JSON.stringify(command.args)}::jsonb,
                       ${JSON.stringify(command.caller)}::jsonb, ${command.idempotent})`.execute(this.db);
@@ -126,6 +131,16 @@ export class CommandQueue {
     return rows.length > 0;
   }
 
+  /**
+   * Sends one progress value of a running command to its caller (a NOTIFY only: nothing is
+   * stored; a caller not listening at that moment misses it, as a local one would).
+   */
+  async progress(id: string, value: unknown): Promise<void> {
+    const payload = `${id} ${JSON.stringify(value)}`;
+    if (payload.length > MAX_PROGRESS_PAYLOAD) return;
+    await sql`select pg_notify(${COMMAND_PROGRESS_CHANNEL}, ${payload})`.execute(this.db);
+  }
+
   /** The outcome of a command, or undefined while it is queued or running. */
   async outcome(id: string): Promise<CommandOutcome | undefined> {
     const { rows } = await sql<{ state: string; result: unknown; error: unknown }>`
@@ -158,9 +173,41 @@ export class CommandQueue {
     return { requeued: requeued.rows.length, failed };
   }
 
-  /** The host was fenced: every command queued for it or running there fails. */
+  /**
+   * Orphaned claims, found by any member: commands `running` under an incarnation that is over
+   * for certain (its host re-joined under a newer term, was fenced, left, or is gone), whose
+   * outcome will never come. Idempotent ones are queued again, for the VM's owner now (an HA
+   * recovery may have moved it); the others fail (they may have half-run). A live incarnation's
+   * claim is never touched: one merely late (frozen, partitioned, not yet fenced) may still finish
+   * it, and a command is never run twice.
+   */
+  async sweepOrphans(): Promise<{ requeued: number; failed: number }> {
+    const over = sql`state = 'running' and not exists (
+        select from maqet_hosts h
+         where h.name = maqet_commands.claimed_by and h.term = maqet_commands.claimed_term
+           and h.fenced_at is null and h.left_at is null)`;
+    const requeued = await sql`
+      update maqet_commands set state = 'queued', claimed_by = null, claimed_term = null, claimed_at = null,
+             host = coalesce((select p.host from maqet_placements p where p.vm_id = maqet_commands.vm_id), host)
+       where ${over} and idempotent
+      returning id, host`.execute(this.db);
+    for (const row of requeued.rows as Array<{ host: string }>) {
+      await sql`select pg_notify(${COMMANDS_CHANNEL}, ${row.host})`.execute(this.db);
+    }
+    const failed = await this.#failWhere(sql`${over} and not idempotent`, {
+      code: "HOST_LEASE_LOST",
+      message:
+        "The agent that was running this command is gone (its host re-joined, was fenced or left) and never said how it ended; it is not safe to run again, so it was not. Check the VM's history (`maqet history VM`) for what it did.",
+    });
+    return { requeued: requeued.rows.length, failed };
+  }
+
+  /**
+   * The host was fenced or left: every command queued for it fails (those it was running are
+   * {@link sweepOrphans}'s: re-queued or failed by rule).
+   */
   async failHost(host: string, why: string): Promise<number> {
-    return this.#failWhere(sql`host = ${host} and state in ('queued', 'running')`, {
+    return this.#failWhere(sql`host = ${host} and state = 'queued'`, {
       code: "HOST_LEASE_LOST",
       message: `Host '${host}' ${why}; the command did not run there (or not to its end). See \`maqet host ls\`.`,
     });

@@ -3,7 +3,8 @@
  * a|b|c`, each with its own runtime directory and socket) on one database of this test run, real
  * QEMU (firmware-only VMs). VMs added without --host spread over the hosts, `--host` pins; from
  * host a's CLI, a VM owned by host c starts, answers QMP and stops — on host c (its QEMU's
- * runtime directory is c's); `host ls` shows the hosts; `status --json` says where a VM is.
+ * runtime directory is c's), its progress shown by a's CLI; `host ls` shows the hosts;
+ * `status --json` says where a VM is.
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -107,9 +108,17 @@ describe.skipIf(!databaseUrl)("a cluster of three agents on one PostgreSQL (real
     const status = await cluster.cli("b", ["status", "pinned", "--json"]);
     expect(status.json<Status>()).toMatchObject({ state: "running", host: "c" });
 
-    const stop = await cluster.cli("a", ["stop", "pinned", "--force", "--json"]);
+    // A graceful stop routed to c: c's progress (each step and how long it waits) comes back to
+    // a's CLI as a local stop's would. A firmware-only guest ignores ACPI: after 2 s, QMP quit.
+    const stop = await cluster.cli("a", ["stop", "pinned", "--timeout", "2"]);
     expect(stop.code, stop.stderr).toBe(0);
-    expect(stop.json<Status>()).toMatchObject({ state: "stopped", host: "c" });
+    expect(stop.stderr).toContain(
+      "maqet: stopping VM 'pinned': ACPI powerdown sent, waiting up to 2s for the guest to power off\n",
+    );
+    expect(stop.stderr).toMatch(/maqet: stopping VM 'pinned': the guest did not power off; QMP quit sent/);
+    expect(stop.stdout).toMatch(/Stopped VM 'pinned' \(destroyed via quit\)/);
+    const stopped = await cluster.cli("a", ["status", "pinned", "--json"]);
+    expect(stopped.json<Status>()).toMatchObject({ state: "stopped", host: "c" });
     expect(await qemuPidsOf(c.runtimeDir)).toHaveLength(0);
 
     // The facts are in the VM's stream, with the placement and the owner epoch.

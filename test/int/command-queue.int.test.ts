@@ -1,8 +1,10 @@
 /**
  * The routed-command queue on PGlite and on the PostgreSQL server: claimed oldest first, one
  * running command per VM (the next waits), the outcome written only under the claim, and the
- * commands of a dead incarnation re-queued (idempotent) or failed (not), never run twice.
+ * commands of a dead incarnation re-queued (idempotent) or failed (not), never run twice: at its
+ * host's re-join, or by the sweep of orphaned claims once the incarnation is over for certain.
  */
+import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import { CommandQueue, type NewCommand } from "../../src/events/command-queue.ts";
 import { type TestDatabase, testDatabases } from "../support/test-databases.ts";
@@ -76,23 +78,66 @@ describe.each(testDatabases())("routed commands on $name", ({ open }) => {
     expect(await queue.finish(start, "c", 5, { state: "done", result: null })).toBe(true);
   });
 
-  it("a fenced host's commands fail, queued and running alike", async () => {
+  it("a fenced host's queued commands fail; what it was running is the sweep's", async () => {
     t = await open();
     const queue = new CommandQueue(t.db);
     const running = await queue.enqueue(command("vm1", "start", true));
     const queued = await queue.enqueue(command("vm1", "stop", true));
     await queue.claim("c", 1);
-    expect(await queue.failHost("c", "was fenced")).toBe(2);
-    for (const id of [running, queued]) {
-      expect(await queue.outcome(id)).toMatchObject({
-        state: "failed",
-        error: { code: "HOST_LEASE_LOST", message: expect.stringMatching(/Host 'c' was fenced/) },
-      });
-    }
+    expect(await queue.failHost("c", "was fenced")).toBe(1);
+    expect(await queue.outcome(queued)).toMatchObject({
+      state: "failed",
+      error: { code: "HOST_LEASE_LOST", message: expect.stringMatching(/Host 'c' was fenced/) },
+    });
+    expect(await queue.outcome(running)).toBeUndefined();
     expect(await queue.claim("c", 1)).toBeUndefined();
+    expect(await queue.finish(running, "c", 1, { state: "done", result: null })).toBe(true);
     // Finished commands are forgotten after a while (their facts stay in the streams).
     expect(await queue.prune(3_600_000)).toBe(0);
     expect(await queue.prune(0)).toBe(2);
     expect(await queue.outcome(running)).toMatchObject({ state: "failed", error: { code: "INTERNAL" } });
+  });
+
+  it("orphaned claims: re-queued (to the VM's owner now) or failed by rule once their incarnation is over, never before", async () => {
+    t = await open();
+    const db = t.db;
+    const queue = new CommandQueue(db);
+    const host = (name: string, term: number, fenced = false) =>
+      sql`insert into maqet_hosts (name, term, lease_ttl_ms, fence_after_ms, lease_expires_at, fenced_at)
+          values (${name}, ${term}, 3000, 2000, clock_timestamp(), ${fenced ? sql`clock_timestamp()` : null})`.execute(
+        db,
+      );
+    const place = (vmId: string, on: string) =>
+      sql`insert into maqet_placements (stream_id, vm_id, host, epoch, reason)
+          values (${`vm-${vmId}`}, ${vmId}, ${on}, 2, 'recovery')`.execute(db);
+    // c claimed four commands under term 1; d two, and d is fenced since.
+    const startOnC = await queue.enqueue(command("vm1", "start", true));
+    const resetOnC = await queue.enqueue(command("vm2", "reset", false));
+    const stopOnD = await queue.enqueue(command("vm3", "stop", true, "d"));
+    const qmpOnD = await queue.enqueue(command("vm4", "qmp", false, "d"));
+    for (let i = 0; i < 2; i++) {
+      await queue.claim("c", 1);
+      await queue.claim("d", 7);
+    }
+    await host("c", 1);
+    await host("d", 7, true);
+    await host("b", 1);
+    await place("vm3", "b"); // vm3 was recovered onto b while d was away
+    // c's incarnation is live (late, maybe: it may still finish), d's is over (fenced).
+    expect(await queue.sweepOrphans()).toEqual({ requeued: 1, failed: 1 });
+    expect(await queue.outcome(qmpOnD)).toMatchObject({ state: "failed", error: { code: "HOST_LEASE_LOST" } });
+    expect(await queue.claim("d", 8)).toBeUndefined();
+    expect(await queue.claim("b", 1)).toMatchObject({ id: stopOnD, host: "b", attempts: 2 });
+    expect(await queue.outcome(startOnC)).toBeUndefined();
+    // c re-joined (term 2) and its own rescue did not happen (the database was out of reach).
+    await sql`update maqet_hosts set term = 2 where name = 'c'`.execute(db);
+    expect(await queue.sweepOrphans()).toEqual({ requeued: 1, failed: 1 });
+    expect(await queue.outcome(resetOnC)).toMatchObject({ state: "failed", error: { code: "HOST_LEASE_LOST" } });
+    // The old claim cannot write an outcome any more; the new one runs it.
+    expect(await queue.finish(startOnC, "c", 1, { state: "done", result: null })).toBe(false);
+    expect(await queue.claim("c", 2)).toMatchObject({ id: startOnC, attempts: 2 });
+    expect(await queue.finish(startOnC, "c", 2, { state: "done", result: null })).toBe(true);
+    // b's claim is live: nothing left to sweep.
+    expect(await queue.sweepOrphans()).toEqual({ requeued: 0, failed: 0 });
   });
 });

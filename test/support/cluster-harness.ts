@@ -90,6 +90,12 @@ export async function startCluster(
       agent.exited.then(() => false),
     ]);
     if (!ready) throw new Error(`agent ${name} did not start: ${host.log.slice(mark)}`);
+    // Without its fence guard a frozen or killed agent leaves its QEMU running: every failure
+    // case would test something else than the product (the bundled executable once looked for
+    // the guard's script next to itself, and every agent ran without one).
+    if (host.log.slice(mark).includes("no fence guard")) {
+      throw new Error(`agent ${name} started without its fence guard: ${host.log.slice(mark)}`);
+    }
     return host;
   };
   for (const name of names) await spawnAgent(name);

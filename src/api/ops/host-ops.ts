@@ -73,6 +73,9 @@ export function hostOps(ctx: MaqetContext): HostOps {
     markHostDead: async (name) => {
       const { cluster: c } = await cluster("host mark-dead");
       const host = await c.hosts.markDead(name);
+      // What it was running: re-queued (to the VM's owner now) or failed by rule; then what is
+      // queued for it fails.
+      await c.commands.sweepOrphans();
       await c.commands.failHost(name, "was marked dead");
       return toListing(host);
     },
