@@ -40,5 +40,24 @@ function runCli(script) {
   return cli.exports;
 }
 
-if (require.main === module) runCli(compileCli()).runMaqetProcess();
-else module.exports = { compileCli, runCli, cacheFile };
+if (require.main === module) {
+  // As an ESM entry's top-level await did: a command whose promise never settles before nothing
+  // is left to run is an error (exit 13), never a silent success.
+  let settled = false;
+  const done = () => {
+    settled = true;
+  };
+  runCli(compileCli())
+    .runMaqetProcess()
+    .then(done, (error) => {
+      done();
+      throw error;
+    });
+  process.once("beforeExit", () => {
+    if (settled) return;
+    process.stderr.write(
+      "maqet: internal error: the command ended without an outcome. This is a bug; please report it.\n",
+    );
+    process.exitCode = 13;
+  });
+} else module.exports = { compileCli, runCli, cacheFile };
