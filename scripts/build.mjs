@@ -1,18 +1,31 @@
 #!/usr/bin/env node
 // `npm run build`: tsc compiles src/ and migrations/ to dist/ (the library, with its .d.ts), then
-// esbuild bundles the `maqet` executable into dist/src/bin/: the entry plus chunks for what it
-// loads lazily (the in-process CLI, the agent). Node's ESM loader pays per module file (~1 ms
-// each on these machines); the thin path through an agent is ~40 files unbundled and 2–3 bundled,
-// which is most of the difference between `maqet ls` and a bare `node -e 0`. Packages in
-// node_modules stay external (their own loading is theirs), and dist/src/bin/ sits at the same
-// depth as dist/src/cli/, so paths the code resolves from import.meta.url (package.json, the
-// demo's examples/) are the same for both.
+// esbuild builds the `maqet` executable into dist/src/bin/ (scripts/maqet-bin.cjs says how it runs):
 //
-//   node scripts/build.mjs            # tsc + bundle
+//   maqet.js       the bin: a small CommonJS loader (package.json here says "commonjs")
+//   cli.cjs        one CommonJS file: what every call needs (argument parsing from the registry,
+//                  finding an agent) and the whole path through an agent (its client, the
+//                  renderers); no package from node_modules is loaded from it at import time
+//   cli.cjs.cache  V8's code cache of cli.cjs, made here by running it (train-code-cache.mjs)
+//   *.mjs          ESM, split: what a call imports lazily and that needs a package (the in-process
+//                  CLI with the store, XState and execa; the agent; YAML), loaded only on demand
+//
+// Why: Node 20 pays per ESM module file (URL resolution, stats, an async read, a link), compiles
+// each file on every run (no module compile cache before Node 22), and Node's CommonJS loader takes
+// no code cache; the thin path was 16 ESM files, ~60 ms above a bare `node -e 0` (2.75x, the goal is
+// 1.5x). Bundling one file per side keeps the ESM loader out of a call through an agent entirely.
+// A lazy import whose module reaches a package statically goes to the ESM side (found from the
+// first pass's module graph below); the CommonJS file reaches packages only through `import()`,
+// never `require()` (checked here), so rxjs or yaml is one instance in a process, the ESM one.
+// dist/src/bin/ sits at the same depth as dist/src/cli/, so paths the code resolves from
+// import.meta.url (package.json, the demo's examples/) are the same for both.
+//
+//   node scripts/build.mjs            # tsc + the executable
 //   node scripts/build.mjs --no-bundle
 import { execFileSync } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { chmodSync, copyFileSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { builtinModules } from "node:module";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -20,24 +33,125 @@ execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "
   cwd: root,
   stdio: "inherit",
 });
-if (!process.argv.includes("--no-bundle")) {
+if (!process.argv.includes("--no-bundle")) await bundle();
+
+async function bundle() {
   const { build } = await import("esbuild");
   const outdir = join(root, "dist/src/bin");
+  const entry = join(root, "dist/src/cli/process-main.js");
   rmSync(outdir, { recursive: true, force: true });
-  const result = await build({
-    entryPoints: { maqet: join(root, "dist/src/cli/bin.js") },
-    bundle: true,
-    splitting: true,
+  const common = { bundle: true, platform: "node", target: "node20", packages: "external", logLevel: "warning" };
+
+  // 1. The module graph (nothing written): which lazily imported modules reach a package.
+  const graph = await build({
+    ...common,
+    entryPoints: [entry],
     format: "esm",
-    platform: "node",
-    target: "node20",
-    packages: "external",
+    splitting: true,
     outdir,
-    chunkNames: "[name]-[hash]",
-    sourcemap: "linked",
-    logLevel: "warning",
+    write: false,
     metafile: true,
   });
+  const heavy = heavyLazyModules(graph.metafile.inputs);
+
+  // 2. The ESM side: each heavy lazy module an entry, named after its path (cli/main.js -> cli-main.mjs).
+  const esmEntries = Object.fromEntries([...heavy].map((input) => [esmName(input), join(root, input)]));
+  const esm = await build({
+    ...common,
+    entryPoints: esmEntries,
+    format: "esm",
+    splitting: true,
+    outdir,
+    outExtension: { ".js": ".mjs" },
+    chunkNames: "chunk-[hash]",
+    sourcemap: "linked",
+    metafile: true,
+  });
+
+  // 3. The CommonJS side: everything else, one file; the heavy lazy imports become `import()`s of (2).
+  const cjs = await build({
+    ...common,
+    entryPoints: [entry],
+    format: "cjs",
+    outfile: join(outdir, "cli.cjs"),
+    sourcemap: "linked",
+    metafile: true,
+    plugins: [
+      {
+        name: "esm-side",
+        setup(b) {
+          b.onResolve({ filter: /^\./ }, (args) => {
+            if (args.kind !== "dynamic-import") return undefined;
+            const input = relative(root, join(args.resolveDir, args.path));
+            return heavy.has(input) ? { path: `./${esmName(input)}.mjs`, external: true } : undefined;
+          });
+        },
+      },
+    ],
+  });
+  if (cjs.warnings.length > 0) throw new Error("the CommonJS bundle must build without warnings (see above)");
+  const cliFile = join(outdir, "cli.cjs");
+  writeFileSync(cliFile, routeDynamicImports(readFileSync(cliFile, "utf8"), cjs.metafile));
+
+  writeFileSync(join(outdir, "package.json"), `${JSON.stringify({ type: "commonjs" }, null, 2)}\n`);
+  const bin = join(outdir, "maqet.js");
+  copyFileSync(join(root, "scripts/maqet-bin.cjs"), bin);
+  chmodSync(bin, 0o755);
   // What each output imports, statically or lazily: test/int/bundle-imports.int.test.ts reads it.
-  writeFileSync(join(outdir, "meta.json"), JSON.stringify(result.metafile));
+  const meta = {
+    inputs: { ...esm.metafile.inputs, ...cjs.metafile.inputs },
+    outputs: { ...esm.metafile.outputs, ...cjs.metafile.outputs },
+  };
+  writeFileSync(join(outdir, "meta.json"), JSON.stringify(meta));
+
+  // 4. The code cache, made by a clean `node` (no NODE_OPTIONS: V8 refuses a cache made under other flags).
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  execFileSync(process.execPath, [join(root, "scripts/train-code-cache.mjs"), outdir], { env, stdio: "inherit" });
+}
+
+/** Inputs (dist/src/…) imported with `import()` whose static imports reach a package from node_modules. */
+function heavyLazyModules(inputs) {
+  const builtin = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+  const reachesPackage = new Map();
+  const reaches = (input) => {
+    if (reachesPackage.has(input)) return reachesPackage.get(input);
+    reachesPackage.set(input, false); // a cycle adds nothing
+    const found = inputs[input].imports.some(
+      (i) => i.kind === "import-statement" && (i.external ? !builtin.has(i.path) : reaches(i.path)),
+    );
+    reachesPackage.set(input, found);
+    return found;
+  };
+  const heavy = new Set();
+  for (const { imports } of Object.values(inputs)) {
+    for (const i of imports) if (i.kind === "dynamic-import" && !i.external && reaches(i.path)) heavy.add(i.path);
+  }
+  return heavy;
+}
+
+/** dist/src/cli/main.js -> cli-main */
+function esmName(input) {
+  return relative("dist/src", input).replace(/\.js$/, "").replaceAll("/", "-");
+}
+
+/**
+ * A script that V8 compiles from a code cache (vm.Script) has no `import()` of its own without
+ * --experimental-vm-modules: each `import(` esbuild wrote becomes `__import(`, the loader's (see
+ * maqet-bin.cjs). Counted against the metafile, so a missed or an extra one fails the build; and
+ * no package is `require()`d (a second, CommonJS instance of rxjs or yaml next to the ESM one).
+ */
+function routeDynamicImports(text, metafile) {
+  const [out] = Object.values(metafile.outputs).filter((o) => o.entryPoint);
+  const builtin = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+  const required = out.imports.filter((i) => i.kind === "require-call" && !builtin.has(i.path));
+  if (required.length > 0) throw new Error(`cli.cjs would require() ${required.map((i) => i.path).join(", ")}`);
+  const expected = out.imports.filter((i) => i.kind === "dynamic-import").length;
+  let found = 0;
+  const routed = text.replace(/\bimport\(/g, () => {
+    found++;
+    return "__import(";
+  });
+  if (found !== expected) throw new Error(`cli.cjs: ${found} import( in the text, ${expected} in the metafile`);
+  return routed;
 }

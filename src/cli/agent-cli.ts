@@ -12,7 +12,7 @@
  * if (code === FALL_BACK) return runCli(argv, io);
  * ```
  */
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { defaultDataDir } from "../adapters/default-dirs.ts";
 import { requestFor, routeOf } from "../api/command-routes.ts";
@@ -54,7 +54,7 @@ export async function runThroughAgent(parsed: ParsedArgs, io: CliIo, target: Age
     ...(target.token ? { token: target.token } : {}),
     headers: callerHeaders("cli", io.env),
   };
-  if (target.tokenFile) endpoint.token = (await readFile(target.tokenFile, "utf8")).trim();
+  if (target.tokenFile) endpoint.token = readFileSync(target.tokenFile, "utf8").trim(); // node:fs: see agent-entry.ts
   try {
     if (!(await servesOurStore(parsed, io, endpoint, target))) return FALL_BACK;
     const input = await localInput(route.localPaths, route.configFile, parsed.input, io.env);

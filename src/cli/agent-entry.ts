@@ -9,7 +9,9 @@
  * process.exitCode = await runMaqet(process.argv.slice(2), io);
  * ```
  */
-import { lstat, readFile } from "node:fs/promises";
+// node:fs, not node:fs/promises: the latter loads a dozen more of Node's own modules (readline,
+// fs watchers) on every call through an agent; these are one stat and a small file.
+import { lstatSync, readFileSync } from "node:fs";
 import { routeOf } from "../api/command-routes.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
 import { agentTarget } from "./agent-target.ts";
@@ -71,7 +73,7 @@ export async function runMaqet(argv: readonly string[], io: CliIo): Promise<numb
   // going to the agent when one answers: the agent may hold the embedded store.
   if (parsed && route?.terminalViaAgent && route.needsTerminal?.(parsed.input) && target && !parsed.global.help) {
     if (target.explicit || (await isSocket(target.socket)) || (await agentStarting(target.socket, io))) {
-      const token = target.token ?? (target.tokenFile ? (await readFile(target.tokenFile, "utf8")).trim() : undefined);
+      const token = target.token ?? (target.tokenFile ? readFileSync(target.tokenFile, "utf8").trim() : undefined);
       return runCli(argv, io, { agent: (target.url ?? target.socket)!, ...(token ? { agentToken: token } : {}) });
     }
   }
@@ -96,7 +98,7 @@ async function agentStarting(socket: string | undefined, io: CliIo): Promise<boo
 async function isSocket(path: string | undefined): Promise<boolean> {
   if (path === undefined) return false;
   try {
-    return (await lstat(path)).isSocket();
+    return lstatSync(path).isSocket();
   } catch {
     return false;
   }

@@ -1,29 +1,40 @@
 /**
- * The shipped `maqet` (the esbuild bundle in dist/src/bin/, package.json's `bin`) keeps the thin
- * path thin (issue 10): what the entry, the agent client and the renderers load statically has no
- * store, state machine, process runner or rxjs, and the in-process CLI is a chunk loaded only on
- * demand. Reads the metafile scripts/build.mjs writes beside the bundle (the global setup builds
- * dist/ as `npm run build` does), so it checks what runs, not the sources.
+ * The shipped `maqet` (scripts/build.mjs: dist/src/bin/maqet.js, package.json's `bin`, runs
+ * cli.cjs, one CommonJS file, with the ESM side in *.mjs beside it) keeps the thin path thin
+ * (issue 10): the CommonJS file holds the entry, the agent client and the renderers, loads no
+ * store, state machine, process runner, rxjs or YAML except through a lazy `import()`, and the
+ * in-process CLI is an ESM file loaded only on demand. Reads the metafile the build writes beside
+ * the bundle (the global setup builds dist/ as `npm run build` does), so it checks what runs, not
+ * the sources.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cliBin, projectRoot } from "../support/build-dist.ts";
 
 interface Metafile {
-  outputs: Record<string, { imports: Array<{ path: string; kind: string; external?: boolean }>; entryPoint?: string }>;
+  outputs: Record<
+    string,
+    {
+      imports: Array<{ path: string; kind: string; external?: boolean }>;
+      entryPoint?: string;
+      inputs: Record<string, unknown>;
+    }
+  >;
 }
 
 const HEAVY = ["@electric-sql/pglite", "kysely", "xstate", "execa", "rxjs", "pg", "yaml"];
-const meta = JSON.parse(readFileSync(join(projectRoot, "dist/src/bin/meta.json"), "utf8")) as Metafile;
+const BIN_DIR = "dist/src/bin";
+const meta = JSON.parse(readFileSync(join(projectRoot, BIN_DIR, "meta.json"), "utf8")) as Metafile;
 const outputOf = (file: string) => {
   const out = meta.outputs[file];
   if (!out)
     throw new Error(`${file} is not an output of the bundle (outputs: ${Object.keys(meta.outputs).join(", ")})`);
   return out;
 };
+const CLI = `${BIN_DIR}/cli.cjs`;
 
-/** Output files and external packages reached from `start` by static imports only. */
+/** Output files and external packages reached from `start` without a lazy import(). */
 function staticClosure(start: string): { files: Set<string>; packages: Set<string> } {
   const files = new Set<string>();
   const packages = new Set<string>();
@@ -31,7 +42,7 @@ function staticClosure(start: string): { files: Set<string>; packages: Set<strin
     if (files.has(file)) return;
     files.add(file);
     for (const i of outputOf(file).imports) {
-      if (i.kind !== "import-statement") continue;
+      if (i.kind === "dynamic-import") continue;
       if (i.external) packages.add(i.path);
       else visit(i.path);
     }
@@ -43,37 +54,38 @@ function staticClosure(start: string): { files: Set<string>; packages: Set<strin
 const heavy = (packages: Set<string>) =>
   [...packages].filter((p) => HEAVY.some((h) => p === h || p.startsWith(`${h}/`)));
 
-/** The chunk `from` loads lazily whose entry point (in dist/src) ends with `source`. */
-function lazyChunk(from: string, source: string): string {
-  const lazy = outputOf(from)
-    .imports.filter((i) => i.kind === "dynamic-import" && !i.external)
-    .map((i) => i.path);
+/** The ESM output cli.cjs imports lazily whose entry point (in dist/src) ends with `source`. */
+function lazyEsm(source: string): string {
+  const lazy = outputOf(CLI)
+    .imports.filter((i) => i.kind === "dynamic-import" && i.path.startsWith("./"))
+    .map((i) => `${BIN_DIR}/${i.path.slice(2)}`);
   const hit = lazy.find((p) => outputOf(p).entryPoint?.endsWith(source));
-  if (!hit) throw new Error(`${from} does not lazily import ${source} (it imports: ${lazy.join(", ")})`);
+  if (!hit) throw new Error(`cli.cjs does not lazily import ${source} (it imports: ${lazy.join(", ")})`);
   return hit;
 }
 
 describe("the bundled maqet executable", () => {
-  const entry = Object.keys(meta.outputs).find((f) => join(projectRoot, f) === cliBin);
-
-  it("is package.json's bin", () => {
+  it("is package.json's bin, and runs cli.cjs with its code cache", () => {
     const pkg = JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")) as { bin: { maqet: string } };
     expect(join(projectRoot, pkg.bin.maqet)).toBe(cliBin);
-    expect(entry, "dist/src/bin/maqet.js in the metafile").toBeDefined();
+    expect(readFileSync(cliBin, "utf8")).toContain('join(__dirname, "cli.cjs")');
+    expect(outputOf(CLI).entryPoint).toBe("dist/src/cli/process-main.js");
+    expect(existsSync(join(projectRoot, `${CLI}.cache`)), "the build's code cache").toBe(true);
   });
 
-  it("loads no store, state machine, process runner or rxjs on the way through an agent", () => {
-    const start = staticClosure(entry!);
+  it("holds the path through an agent in one file that loads no store, state machine, process runner or rxjs", () => {
+    const inside = Object.keys(outputOf(CLI).inputs);
+    expect(inside).toEqual(expect.arrayContaining(["dist/src/cli/agent-cli.js", "dist/src/cli/render.js"]));
+    const start = staticClosure(CLI);
+    expect([...start.files]).toEqual([CLI]);
     expect(heavy(start.packages)).toEqual([]);
-    const agentCli = lazyChunk(entry!, "src/cli/agent-cli.js");
-    expect(heavy(staticClosure(agentCli).packages), "agent-cli").toEqual([]);
-    expect(heavy(staticClosure(lazyChunk(agentCli, "src/cli/render.js")).packages), "render").toEqual([]);
+    // Packages only through import() (one ESM instance per process); Node's own modules may be require()d.
+    expect([...start.packages].filter((p) => !p.startsWith("node:"))).toEqual([]);
   });
 
   it("loads the in-process CLI only on demand, and that one does reach the store", () => {
-    const start = staticClosure(entry!);
-    const main = lazyChunk(entry!, "src/cli/main.js");
-    expect(start.files.has(main)).toBe(false);
+    const main = lazyEsm("src/cli/main.js");
+    expect(main.endsWith(".mjs")).toBe(true);
     // The walk is real: the in-process side statically reaches the heavy packages.
     expect(heavy(staticClosure(main).packages)).toEqual(expect.arrayContaining(["kysely", "xstate"]));
   });
