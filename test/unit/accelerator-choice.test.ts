@@ -36,6 +36,10 @@ describe("chosenAccelerator: the words QEMU reads", () => {
     });
   });
 
+  it("accel= counts only in -machine, -M and -accel values", () => {
+    expect(words(["-name", "a,accel=kvm", "-object", "x,accel=tcg"])).toBeUndefined();
+  });
+
   it("a word without a dash is a value, not an option", () => {
     expect(words(["-name", "enable-kvm"])).toBeUndefined();
   });

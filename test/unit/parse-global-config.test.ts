@@ -14,8 +14,8 @@ describe("parseGlobalConfig", () => {
   });
 
   it("a file with only comments, or qmp: left empty, is no setting", () => {
-    expect(parse("# nothing yet\n")).toEqual({});
-    expect(parse("qmp:\n")).toEqual({});
+    expect(parse("# nothing yet\n")).toStrictEqual({});
+    expect(parse("qmp:\n")).toStrictEqual({});
   });
 
   it.each([
