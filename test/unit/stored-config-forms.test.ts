@@ -72,7 +72,7 @@ describe("stored config: disks, shares and values", () => {
   });
 });
 
-describe("legacy stored configs (no $ordered): where the lost order mattered", () => {
+describe("legacy stored configs, without the ordered marker: where the lost order mattered", () => {
   const legacy = (args: unknown[]) => decodeStoredConfig({ ...base, arguments: args });
 
   it("a legacy config whose order did not matter is returned as read", () => {
