@@ -33,8 +33,12 @@ export default {
     "src/events/audit-entry.ts",
     "src/events/subscription.ts",
     "src/events/commit-notifier.ts",
-    // src/actors: the machine, the view, the policy.
+    // src/actors: the machine (its chart, setup and states), the view, the policy.
     "src/actors/vm-machine.ts",
+    "src/actors/vm-machine-setup.ts",
+    "src/actors/vm-machine-starting.ts",
+    "src/actors/vm-machine-running.ts",
+    "src/actors/vm-machine-stopping.ts",
     "src/actors/vm-machine-types.ts",
     "src/actors/vm-view.ts",
     "src/actors/qmp-policy.ts",

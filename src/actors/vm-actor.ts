@@ -1,12 +1,10 @@
 /**
- * One VM, live: the XState machine wired to real effects, its stream recorder, and a lock so
- * only one mutating operation runs at a time (the actor is the lock). Created by rehydrating
- * from the VM's stream; a VM whose QEMU still runs is reattached, one whose QEMU vanished gets
- * the fact recorded.
- *
- * Past 400 lines because it is the one place a VM's operations meet its lock, lease and
- * recorder; the effects, facts and waits it runs live in their own files (a live migration's in
- * src/actors/migration/).
+ * One VM, live: the XState machine wired to real effects (vm-effects.ts), its facts' recorder
+ * (vm-fact-log.ts), and a lock so only one mutating operation runs at a time (operation-queue.ts:
+ * the actor is the lock). Created by rehydrating from the VM's stream; a VM whose QEMU still runs
+ * is reattached, one whose QEMU vanished gets the fact recorded. Its types are in
+ * vm-actor-types.ts, a recorded QMP command in recorded-qmp-call.ts, a live migration in
+ * src/actors/migration/.
  *
  * @example
  * ```ts
@@ -16,126 +14,61 @@
  * await vm.stop({ force: false, timeoutMs: 30000 });
  * ```
  */
-import { type Actor, createActor, fromCallback, fromPromise, waitFor } from "xstate";
-import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
-import type { EventMetadata, NewEvent, StoredEvent } from "../events/envelope.ts";
-import type { EventStore } from "../events/event-store.ts";
+import { type Actor, createActor, waitFor } from "xstate";
+import { MaqetError } from "../errors/maqet-error.ts";
 import { vmEvent, vmStreamId } from "../events/vm-events.ts";
-import { launchQemu, preflightLaunch } from "./launch-qemu.ts";
+import { preflightLaunch } from "./launch-qemu.ts";
+import { keepLease } from "./lease-keeper.ts";
+import { isGuestRunning } from "./migration/migration-qmp.ts";
+import { OperationQueue } from "./operation-queue.ts";
 import type { LockHolder, OperationScope } from "./operation-scope.ts";
-import type { LeaseHolder, QmpExecuteOptions, QmpSession, VmPorts } from "./ports.ts";
-import { decideQmp, QMP_VALUE_SAFE_COMMANDS, type QmpDecision, qmpRefusedError } from "./qmp-policy.ts";
-import { reattachQemu } from "./reattach-qemu.ts";
-import { escalateStop, type StopStep, stopQemu } from "./stop-qemu.ts";
+import type { LeaseHolder, QmpExecuteOptions } from "./ports.ts";
+import { decideQmp, type QmpDecision, qmpRefusedError } from "./qmp-policy.ts";
+import { executeRecorded } from "./recorded-qmp-call.ts";
 import { StreamRecorder } from "./stream-recorder.ts";
-import { type RecordInput, type VmCommand, type VmOutcome, vmMachine } from "./vm-machine.ts";
+import {
+  DEFAULT_START_TIMEOUT_MS,
+  DEFAULT_STOP_TIMEOUT_MS,
+  type MigrationAccess,
+  type StopOptions,
+  type VmAccess,
+  type VmActorDeps,
+} from "./vm-actor-types.ts";
+import { provideVmEffects } from "./vm-effects.ts";
+import { VmFactLog } from "./vm-fact-log.ts";
+import type { VmCommand, VmOutcome, vmMachine } from "./vm-machine.ts";
 import { foldVmEvents, type VmView } from "./vm-view.ts";
-import { awaitStartCondition, describeWaitCondition, sshEndpoint, type WaitCondition } from "./wait-condition.ts";
-import { watchQemu } from "./watch-qemu.ts";
+import { awaitStartCondition, sshEndpoint, type WaitCondition } from "./wait-condition.ts";
 
-export interface VmActorDeps {
-  ports: VmPorts;
-  store: EventStore;
-  /**
-   * Told when a fact seen with no operation to fail (a crash, a guest power-off, a pause) could
-   * not be recorded. Otherwise the next operation on the VM surfaces it.
-   */
-  onWarning?: (message: string) => void;
-  /**
-   * Run once when the actor is loaded, after reconciling and before any operation: gives a
-   * request a dead process left open its true outcome (src/actors/recover-requests.ts).
-   */
-  recover?: (access: VmAccess) => Promise<void>;
-}
-
-/** What {@link VmActor.exclusive} hands to the work it runs. */
-export interface VmAccess {
-  view: VmView;
-  /** True when QEMU runs and its QMP session is open. */
-  running: boolean;
-  session?: QmpSession;
-  ports: VmPorts;
-  record(events: readonly NewEvent[]): Promise<StoredEvent[]>;
-}
-
-/** What {@link VmActor.migrateOut} hands to the migration it runs. */
-export interface MigrationAccess {
-  view: VmView;
-  session: QmpSession;
-  ports: VmPorts;
-  /** Whether the guest's vCPUs ran when the migration began. */
-  wasRunning: boolean;
-  /** Set by the migration once ownership moved (and cleared if it was moved back). */
-  moved: boolean;
-  record(events: readonly NewEvent[]): Promise<StoredEvent[]>;
-  /** Events the migration appended through another path (the placement's transaction). */
-  adopt(events: readonly StoredEvent[]): void;
-}
-
-export interface StopOptions {
-  force?: boolean;
-  timeoutMs?: number;
-}
-
-export const DEFAULT_START_TIMEOUT_MS = 30_000;
-export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
-/** How often a held lease is renewed (a third of the lease store's default 30 s time to live). */
-export const LEASE_RENEW_MS = 10_000;
+export * from "./vm-actor-types.ts";
 
 type VmMachineActor = Actor<typeof vmMachine>;
 
 export class VmActor {
   readonly #actor: VmMachineActor;
-  readonly #recorder: StreamRecorder;
+  readonly #facts: VmFactLog;
   readonly #deps: VmActorDeps;
-  #lock: Promise<unknown> = Promise.resolve();
+  readonly #operations: OperationQueue;
   #opCounter = 0;
-  /** Observations (pause/resume) that could not be recorded; surfaced by the next operation. */
-  #observationError: unknown;
-  /** Observations made while a QMP command runs, recorded right after the command's own fact. */
-  #heldObservations: NewEvent[] | undefined;
-  /** The operation holding the VM first, then those waiting for it, in order (FIFO). */
-  readonly #queue: Array<LockHolder & { scope?: OperationScope }> = [];
   /** The scope whose events are being recorded now: the holder's once it runs, the loader's while loading. */
   #current: OperationScope | undefined;
   #leaseTimer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(deps: VmActorDeps, view: VmView, recoveredFrom?: LeaseHolder) {
     this.#deps = deps;
-    this.#recorder = new StreamRecorder(deps.store, view.streamId, view.version);
-    const { ports } = deps;
-    const recorder = this.#recorder;
-    const recordStep = (step: StopStep, waitMs: number) => {
-      this.#observe([vmEvent("vm.stop-step", { step })]);
-      this.#current?.onStep?.(this.view.name, { operation: "vm.stop", step, waitMs, pid: this.view.pid });
-    };
-    const machine = vmMachine.provide({
-      actors: {
-        record: fromPromise(async ({ input }) => {
-          const unprompted = input.spontaneous === true || this.#current === undefined;
-          try {
-            return await recorder.record(input.events, this.#metadataNow(input.spontaneous));
-          } catch (error) {
-            if (unprompted) this.#warnUnrecorded(input.events, error);
-            throw error;
-          }
-        }),
-        launch: fromPromise(({ input, signal }) => launchQemu(ports, { ...input, signal })),
-        reattach: fromPromise(({ input, signal }) => reattachQemu(ports, { ...input, signal })),
-        stop: fromPromise(({ input, signal }) => stopQemu(ports, { ...input, signal, onStep: recordStep })),
-        finish: fromPromise(({ input, signal }) =>
-          escalateStop(ports, { ...input, signal, onStep: recordStep }, "quit"),
-        ),
-        watch: fromCallback(({ input, sendBack }) => (input ? watchQemu(ports, input, sendBack) : undefined)),
-      },
-      actions: {
-        observe: (_args, params: RecordInput) => {
-          // During a QMP command its own fact goes first: cause before effect in the history.
-          // What the guest did on its own is no command's effect: recorded at once, as its own.
-          if (params.spontaneous) this.#observe(params.events, true);
-          else if (this.#heldObservations) this.#heldObservations.push(...params.events);
-          else this.#observe(params.events);
-        },
+    this.#facts = new VmFactLog(new StreamRecorder(deps.store, view.streamId, view.version), {
+      current: () => this.#current,
+      apply: (events) => this.#actor.send({ type: "RECORDED", events }),
+      vmName: () => this.view.name,
+      onWarning: deps.onWarning,
+    });
+    this.#operations = new OperationQueue(() => this.view.name, deps.ports.clock);
+    const machine = provideVmEffects(deps.ports, {
+      record: (input) => this.#facts.recordForMachine(input),
+      observe: (input) => this.#facts.observeForMachine(input),
+      onStopStep: (step, waitMs) => {
+        this.#facts.observe([vmEvent("vm.stop-step", { step })]);
+        this.#current?.onStep?.(this.view.name, { operation: "vm.stop", step, waitMs, pid: this.view.pid });
       },
     });
     this.#actor = createActor(machine, { input: { view, recoveredFrom } });
@@ -165,7 +98,8 @@ export class VmActor {
       }
       const { recover } = deps;
       if (recover !== undefined) await vm.exclusive((access) => recover(access), scope);
-      vm.#keepLease();
+      // Renewed while this actor lives (holders on other hosts are judged by it).
+      vm.#leaseTimer = keepLease(deps.ports.leases, vmId);
       return vm;
     } catch (error) {
       await deps.ports.leases.release(vmId).catch(() => undefined);
@@ -173,21 +107,12 @@ export class VmActor {
     }
   }
 
-  /** Renews the lease while this actor lives (holders on other hosts are judged by it). */
-  #keepLease(): void {
-    const timer = setInterval(() => {
-      this.#deps.ports.leases.renew(this.view.vmId).catch(() => undefined);
-    }, LEASE_RENEW_MS);
-    (timer as { unref?: () => void }).unref?.();
-    this.#leaseTimer = timer;
-  }
-
   /**
    * True once an append was refused because another writer moved the stream: this actor's
    * picture is out of date and the orchestrator replaces it with a fresh one.
    */
   get stale(): boolean {
-    return this.#recorder.conflicted || this.#migratedAway;
+    return this.#facts.conflicted || this.#migratedAway;
   }
 
   /** Set once a live migration moved the VM to another QEMU: this actor no longer drives it. */
@@ -208,20 +133,7 @@ export class VmActor {
    * on one VM run one at a time, in the order they were called.
    */
   get busy(): { holder: LockHolder; waiting: number } | undefined {
-    const [head, ...rest] = this.#queue;
-    if (head === undefined) return undefined;
-    const { scope: _scope, ...holder } = head;
-    return { holder, waiting: rest.length };
-  }
-
-  /**
-   * The metadata of the events recorded now: the running operation's, or, for what QEMU or the
-   * guest did on its own (`spontaneous`: a crash, a guest reset or power-off, even while some
-   * operation holds the VM; or anything seen with no operation running), a fresh correlation id
-   * of its own: nobody's operation caused it.
-   */
-  #metadataNow(spontaneous = false): Partial<EventMetadata> {
-    return (spontaneous ? undefined : this.#current?.metadata) ?? { correlationId: crypto.randomUUID() };
+    return this.#operations.busy;
   }
 
   /**
@@ -249,45 +161,24 @@ export class VmActor {
       if (this.#actor.getSnapshot().matches("stopped")) await preflightLaunch(ports, this.view.config);
     });
     if (waitFor.kind === "process") return outcome;
-    await this.#exclusive(`start (waiting for ${waitFor.kind})`, scope, () => {
-      // Only a condition the caller chose is worth telling (QMP up is part of any start).
-      if (waitFor.kind !== "qmp") {
-        const ssh = waitFor.kind === "ssh" ? sshEndpoint(this.view) : undefined;
-        scope?.onStep?.(this.view.name, {
-          operation: "vm.start",
-          step: "wait",
-          waitMs: Math.max(0, deadline - ports.clock.now()),
-          pid: this.view.pid,
-          condition: ssh ? `ssh:${ssh.host}:${ssh.port}` : describeWaitCondition(waitFor),
-        });
-      }
-      return this.#withAccess((access) => awaitStartCondition(access, waitFor, { deadline, timeoutMs }));
-    });
+    await this.#exclusive(`start (waiting for ${waitFor.kind})`, scope, () =>
+      this.#withAccess((access) => awaitStartCondition(access, waitFor, { deadline, timeoutMs, scope })),
+    );
     return outcome;
   }
 
   stop(options: StopOptions = {}, scope?: OperationScope): Promise<VmOutcome> {
-    return this.#command(
-      {
-        type: "STOP",
-        opId: this.#nextOp(),
-        force: options.force ?? false,
-        timeoutMs: options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
-      },
-      scope,
-    );
+    return this.#stopCommand("STOP", options, scope);
   }
 
   remove(options: StopOptions = {}, scope?: OperationScope): Promise<VmOutcome> {
-    return this.#command(
-      {
-        type: "REMOVE",
-        opId: this.#nextOp(),
-        force: options.force ?? false,
-        timeoutMs: options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
-      },
-      scope,
-    );
+    return this.#stopCommand("REMOVE", options, scope);
+  }
+
+  #stopCommand(type: "STOP" | "REMOVE", options: StopOptions, scope: OperationScope | undefined): Promise<VmOutcome> {
+    const force = options.force ?? false;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+    return this.#command({ type, opId: this.#nextOp(), force, timeoutMs }, scope);
   }
 
   /**
@@ -342,65 +233,20 @@ export class VmActor {
     const decision = options.decision ?? decideQmp(command, { vm: this.view.config.qmp, vmName: this.view.name });
     if (!decision.allowed || decision.command !== command)
       return Promise.reject(qmpRefusedError(decision, this.view.name));
-    return this.#exclusive(`qmp ${command}`, options.scope, async () => {
+    return this.#exclusive(`qmp ${command}`, options.scope, () => {
       const { session } = this.#running(
         (name) => `VM '${name}' is not running (state: ${this.view.status}). Start it with \`maqet start ${name}\`.`,
       );
-      const clock = this.#deps.ports.clock;
-      const t0 = clock.now();
-      const argumentNames = Object.keys(args ?? {});
-      const policy = {
-        tier: decision.tier,
-        rule: decision.rule,
-        ...(args && QMP_VALUE_SAFE_COMMANDS.includes(command) ? { arguments: args } : {}),
-      };
-      // Once per run, as libvirt logs a taint flag once; every use stays in qmp.command-executed.
-      if (decision.taint && this.view.taint === undefined) {
-        const tainted = await this.#recorder.record(
-          [vmEvent("vm.tainted", { reason: "custom-monitor", command })],
-          this.#metadataNow(),
-        );
-        this.#actor.send({ type: "RECORDED", events: tainted });
-      }
-      this.#heldObservations = [];
-      try {
-        const result = await session.execute<T>(command, args, options);
-        await this.#recorder.record(
-          [
-            vmEvent("qmp.command-executed", {
-              command,
-              argumentNames,
-              outcome: "ok",
-              durationMs: clock.now() - t0,
-              ...policy,
-            }),
-          ],
-          this.#metadataNow(),
-        );
-        return result;
-      } catch (error) {
-        if (isMaqetError(error) && (error.code === "QMP_ERROR" || error.code === "QMP_TIMEOUT")) {
-          await this.#recorder.record(
-            [
-              vmEvent("qmp.command-executed", {
-                command,
-                argumentNames,
-                outcome: "error",
-                errorClass: String(error.details.class ?? error.code),
-                errorDesc: typeof error.details.desc === "string" ? error.details.desc : error.message,
-                durationMs: clock.now() - t0,
-                ...policy,
-              }),
-            ],
-            this.#metadataNow(),
-          );
-        }
-        throw error;
-      } finally {
-        const held = this.#heldObservations;
-        this.#heldObservations = undefined;
-        if (held.length) this.#observe(held);
-      }
+      return executeRecorded<T>({
+        command,
+        args,
+        options,
+        decision,
+        session,
+        clock: this.#deps.ports.clock,
+        tainted: this.view.taint !== undefined,
+        facts: this.#facts,
+      });
     });
   }
 
@@ -419,29 +265,22 @@ export class VmActor {
           "place it elsewhere and start it there (`maqet host drain`), or start it first.",
       );
       const wasRunning = snapshot.matches({ running: "active" });
-      const metadata = this.#metadataNow();
+      const metadata = this.#facts.metadataNow();
       const access: MigrationAccess = {
         view: this.view,
         session,
         ports: this.#deps.ports,
         wasRunning,
         moved: false,
-        record: async (events) => {
-          const stored = await this.#recorder.record(events, metadata);
-          this.#actor.send({ type: "RECORDED", events: stored });
-          return stored;
-        },
-        adopt: (events) => {
-          this.#recorder.adopt(events);
-          this.#actor.send({ type: "RECORDED", events: [...events] });
-        },
+        record: (events) => this.#facts.recordApplied(events, metadata),
+        adopt: (events) => this.#facts.adopt(events),
       };
       this.#actor.send({ type: "MIGRATION.BEGIN" });
       try {
         return await run(access);
       } finally {
         if (access.moved) this.#migratedAway = true;
-        const running = access.moved ? false : await isRunning(session);
+        const running = access.moved ? false : await isGuestRunning(session);
         this.#actor.send({ type: "MIGRATION.END", moved: access.moved, running });
       }
     });
@@ -457,22 +296,6 @@ export class VmActor {
     return { snapshot, session };
   }
 
-  #warnUnrecorded(events: readonly NewEvent[], error: unknown): void {
-    const types = events.map((e) => e.type).join(", ");
-    const reason = error instanceof Error ? error.message : String(error);
-    this.#deps.onWarning?.(`VM '${this.view.name}': could not record ${types}: ${reason}`);
-  }
-
-  #observe(events: NewEvent[], spontaneous = false): void {
-    this.#recorder.record(events, this.#metadataNow(spontaneous)).then(
-      (stored) => this.#actor.send({ type: "RECORDED", events: stored }),
-      (error) => {
-        this.#observationError ??= error;
-        this.#warnUnrecorded(events, error);
-      },
-    );
-  }
-
   /**
    * Runs `work` as this VM's one mutating operation (after any operation in flight), with what
    * it needs to act and record: the view, the live QMP session when the VM runs, and `record`,
@@ -486,24 +309,20 @@ export class VmActor {
   #withAccess<T>(work: (access: VmAccess) => Promise<T>): Promise<T> {
     const snapshot = this.#actor.getSnapshot();
     const session = snapshot.context.session;
-    const metadata = this.#metadataNow();
+    const metadata = this.#facts.metadataNow();
     return work({
       view: this.view,
       running: snapshot.matches("running") && session !== undefined && !session.isClosed,
       session: session?.isClosed ? undefined : session,
       ports: this.#deps.ports,
-      record: async (events) => {
-        const stored = await this.#recorder.record(events, metadata);
-        this.#actor.send({ type: "RECORDED", events: stored });
-        return stored;
-      },
+      record: (events) => this.#facts.recordApplied(events, metadata),
     });
   }
 
   /** Waits for pending records, stops watching and closes QMP. QEMU keeps running (crash-only). */
   async close(): Promise<void> {
-    await this.#lock.catch(() => undefined);
-    await this.#recorder.flush();
+    await this.#operations.idle();
+    await this.#facts.settle();
     const session = this.#actor.getSnapshot().context.session;
     this.#actor.stop();
     await session?.close().catch(() => undefined);
@@ -512,11 +331,8 @@ export class VmActor {
   }
 
   /** Resolves once every recorded observation is in the store; rethrows a failed one. */
-  async flush(): Promise<void> {
-    await this.#recorder.flush();
-    const error = this.#observationError;
-    this.#observationError = undefined;
-    if (error !== undefined) throw error;
+  flush(): Promise<void> {
+    return this.#facts.flush();
   }
 
   #nextOp(): string {
@@ -556,26 +372,19 @@ export class VmActor {
    * operation's). A caller that has to wait is told through its scope's `onWait`.
    */
   #exclusive<T>(operation: string, scope: OperationScope | undefined, run: () => Promise<T>): Promise<T> {
-    const entry = { operation, correlationId: scope?.metadata.correlationId, ...userOf(scope), since: 0, scope };
-    const holder = this.busy?.holder;
-    const ahead = this.#queue.length;
-    this.#queue.push(entry);
-    const waited = holder ? scope?.onWait?.(this.view.name, holder, ahead) : undefined;
-    const guarded = async (): Promise<T> => {
-      waited?.();
-      await this.#settled();
-      entry.since = this.#deps.ports.clock.now();
-      this.#current = scope;
-      try {
-        return await run();
-      } finally {
-        this.#current = undefined;
-        this.#queue.splice(this.#queue.indexOf(entry), 1);
-      }
-    };
-    const next = this.#lock.then(guarded, guarded);
-    this.#lock = next.catch(() => undefined);
-    return next;
+    return this.#operations.run(
+      operation,
+      scope,
+      () => this.#settled(),
+      async () => {
+        this.#current = scope;
+        try {
+          return await run();
+        } finally {
+          this.#current = undefined;
+        }
+      },
+    );
   }
 
   async #settled(): Promise<void> {
@@ -583,14 +392,4 @@ export class VmActor {
       timeout: Number.POSITIVE_INFINITY,
     });
   }
-}
-
-async function isRunning(session: QmpSession): Promise<boolean> {
-  const status = await session.execute<{ running?: boolean }>("query-status").catch(() => undefined);
-  return status?.running !== false;
-}
-
-function userOf(scope: OperationScope | undefined): { user?: string } {
-  const user = scope?.metadata.actor?.user;
-  return typeof user === "string" ? { user } : {};
 }

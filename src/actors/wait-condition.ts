@@ -14,6 +14,7 @@
  */
 import { MaqetError } from "../errors/maqet-error.ts";
 import { vmEvent } from "../events/vm-events.ts";
+import type { OperationScope } from "./operation-scope.ts";
 import type { QmpSession, VmPorts } from "./ports.ts";
 import { runtimePaths } from "./runtime-paths.ts";
 import type { VmAccess } from "./vm-actor.ts";
@@ -107,16 +108,26 @@ export async function waitForCondition(ports: VmPorts, condition: WaitCondition,
 
 /**
  * The end of a start: waits for the condition on the started VM (the caller holds the VM's
- * lock); a wait that does not hold records `vm.wait-failed` and throws TIMEOUT (exit 2), leaving
+ * lock), telling the start's scope what it waits for; a wait that does not hold records `vm.wait-failed` and throws TIMEOUT (exit 2), leaving
  * the VM running.
  */
 export async function awaitStartCondition(
   access: VmAccess,
   waitFor: WaitCondition,
-  limits: { deadline: number; timeoutMs: number },
+  limits: { deadline: number; timeoutMs: number; scope?: OperationScope },
 ): Promise<void> {
   const { ports, view } = access;
   const ssh = waitFor.kind === "ssh" ? sshEndpoint(view) : undefined;
+  // Only a condition the caller chose is worth telling (QMP up is part of any start).
+  if (waitFor.kind !== "qmp") {
+    limits.scope?.onStep?.(view.name, {
+      operation: "vm.start",
+      step: "wait",
+      waitMs: Math.max(0, limits.deadline - ports.clock.now()),
+      pid: view.pid,
+      condition: ssh ? `ssh:${ssh.host}:${ssh.port}` : describeWaitCondition(waitFor),
+    });
+  }
   const held =
     waitFor.kind === "qmp"
       ? await untilGuestRuns(ports, access.session, limits.deadline)

@@ -16,6 +16,7 @@ import { open, readFile, stat } from "node:fs/promises";
 import { Observable } from "rxjs";
 import type { Clock } from "../actors/ports.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
+import { errnoOf } from "./errno.ts";
 import { systemClock } from "./system-clock.ts";
 
 export interface FollowFileOptions {
@@ -38,10 +39,6 @@ export interface FollowFileOptions {
 }
 
 type Handle = Awaited<ReturnType<typeof open>>;
-
-function errnoOf(e: unknown): string | undefined {
-  return typeof e === "object" && e !== null && "code" in e ? String((e as { code: unknown }).code) : undefined;
-}
 
 function readFailure(path: string, e: unknown): MaqetError {
   return new MaqetError("PROCESS_ERROR", `Cannot read ${path}: ${(e as Error).message}. Check its permissions.`, {

@@ -24,9 +24,7 @@ import { errnoOf } from "./errno.ts";
 export function isProcessAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // "pid (comm) S ...": comm may hold spaces and parentheses, so split after the last ')'.
-    const state = stat.slice(stat.lastIndexOf(")") + 1).trim()[0];
+    const state = procStatState(readFileSync(`/proc/${pid}/stat`, "utf8"));
     return state !== "Z" && state !== "X";
   } catch (error) {
     if (errnoOf(error) !== "ENOENT") return true;
@@ -38,6 +36,20 @@ export function isProcessAlive(pid: number): boolean {
   } catch (error) {
     return errnoOf(error) === "EPERM";
   }
+}
+
+/**
+ * The state letter of a `/proc/<pid>/stat` line (`R`, `S`, `Z`...), undefined when the line has
+ * none. "pid (comm) S ...": comm may hold spaces and parentheses, so it is read after the last ')'.
+ *
+ * @example
+ * ```ts
+ * procStatState("42 (a) b) Z 1 ..."); // "Z"
+ * ```
+ */
+export function procStatState(stat: string): string | undefined {
+  const close = stat.lastIndexOf(")");
+  return close === -1 ? undefined : stat.slice(close + 2, close + 3) || undefined;
 }
 
 function procMounted(): boolean {

@@ -10,6 +10,8 @@ import { dirname, isAbsolute, join } from "node:path";
 import { type Options as ExecaOptions, execa } from "execa";
 import type { Clock, LaunchedProcess, LaunchSpec, ProcessControl, ProcessState } from "../actors/ports.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
+import { errnoOf } from "./errno.ts";
+import { procStatState } from "./process-alive.ts";
 import { systemClock } from "./system-clock.ts";
 
 export interface ProcessControlOptions {
@@ -24,10 +26,6 @@ export interface ProcessControlOptions {
 /** One path component; no leading `-` or `.`, so no `..`, no option look-alike, no hidden dir. */
 const VM_DIR_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 
-function errnoOf(e: unknown): string | undefined {
-  return typeof e === "object" && e !== null && "code" in e ? String((e as { code: unknown }).code) : undefined;
-}
-
 function assertPid(pid: number): void {
   // pid 0 and negative pids address process groups in kill(2); never let one through.
   if (!Number.isSafeInteger(pid) || pid <= 1) {
@@ -35,12 +33,6 @@ function assertPid(pid: number): void {
       details: { pid },
     });
   }
-}
-
-/** Process state letter from `/proc/<pid>/stat`; the command name may contain `)` and spaces. */
-function parseStatState(stat: string): string | undefined {
-  const close = stat.lastIndexOf(")");
-  return close === -1 ? undefined : stat.slice(close + 2, close + 3) || undefined;
 }
 
 /**
@@ -190,7 +182,7 @@ export function createProcessControl(options: ProcessControlOptions): ProcessCon
     if (marker === "") throw new MaqetError("INVALID_ARGUMENT", "probe: an empty marker would match any process.");
     let cmdline: string;
     try {
-      const state = parseStatState(readFileSync(`/proc/${pid}/stat`, "latin1"));
+      const state = procStatState(readFileSync(`/proc/${pid}/stat`, "latin1"));
       // A zombie still answers kill -0 until it is reaped (by PID 1 here, up to ~2 s late).
       if (state === "Z" || state === "X") return "gone";
       cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");

@@ -16,10 +16,10 @@
  *   or after a SHUTDOWN event (QEMU exits on shutdown unless run with `-no-shutdown`).
  * - An aborted call or connect rejects with `signal.reason`, as `fetch` does.
  *
- * Longer than STYLE's ~400 lines because dialing (retry, greeting) and the session share private
- * state; the dial helpers at the bottom could move to their own file.
+ * Dialing the socket is in qmp-dial.ts, the requests in flight in qmp-inflight.ts, reading the
+ * greeting and errors in qmp-messages.ts, the errors this session gives in qmp-errors.ts.
  */
-import { createConnection, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { type Observable, Subject } from "rxjs";
 import type {
   QmpCloseInfo,
@@ -31,7 +31,24 @@ import type {
   QmpSession,
 } from "../actors/ports.ts";
 import { isMaqetError, MaqetError } from "../errors/maqet-error.ts";
+import { openUnixSocket } from "./qmp-dial.ts";
+import {
+  type ConnectStep,
+  closedBeforeGreetingError,
+  commandTimeoutError,
+  connectTimeoutError,
+  disconnectedError,
+  negotiationError,
+  protocolError,
+  QmpCommandError,
+  sessionClosedError,
+  unexpectedCloseError,
+} from "./qmp-errors.ts";
+import { QmpInflight } from "./qmp-inflight.ts";
 import { QmpLineSplitter } from "./qmp-line-splitter.ts";
+import { parseGreeting } from "./qmp-messages.ts";
+
+export { QmpCommandError } from "./qmp-errors.ts";
 
 const DEFAULT_QMP_TIMEOUT_MS = 30_000;
 const DEFAULT_QMP_CONNECT_TIMEOUT_MS = 10_000;
@@ -39,38 +56,6 @@ const DEFAULT_QMP_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_QMP_RETRY_INTERVAL_MS = 5;
 /** setTimeout silently turns longer delays into 1 ms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/**
- * A command QEMU refused: code `QMP_ERROR`, with the QMP error class and description as fields
- * (and in `details` as `class`, `desc`, `command`).
- *
- * @example
- * ```ts
- * try { await qmp.execute("device_del", { id: "nic0" }); }
- * catch (e) { if (e instanceof QmpCommandError && e.errorClass === "DeviceNotFound") return; throw e; }
- * ```
- */
-export class QmpCommandError extends MaqetError {
-  /** The QMP error class, e.g. `GenericError`, `CommandNotFound`, `DeviceNotFound`. */
-  readonly errorClass: string;
-  /** QEMU's human-readable description; not stable, do not match on it. */
-  readonly desc: string;
-  readonly command: string;
-
-  constructor(command: string, errorClass: string, desc: string, socketPath: string) {
-    const fix =
-      errorClass === "CommandNotFound"
-        ? "This QEMU does not know the command: check its spelling and version (`query-commands` lists what it supports)."
-        : "Check the command and its arguments against the QMP reference for this QEMU version.";
-    super("QMP_ERROR", `QMP command '${command}' failed on ${socketPath}: ${errorClass}: ${desc}. ${fix}`, {
-      details: { class: errorClass, desc, command, socketPath },
-    });
-    this.name = "QmpCommandError";
-    this.errorClass = errorClass;
-    this.desc = desc;
-    this.command = command;
-  }
-}
 
 /**
  * Options for {@link QmpClient.connect} and {@link createQmpConnector}.
@@ -89,13 +74,6 @@ export interface QmpClientOptions {
   retryIntervalMs?: number;
   /** Longest QMP line accepted (default 16 MiB). */
   maxLineBytes?: number;
-}
-
-interface Pending {
-  command: string;
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
-  cleanup(): void;
 }
 
 type Phase = "greeting" | "ready" | "closed";
@@ -121,9 +99,7 @@ export class QmpClient implements QmpSession {
   readonly #splitter: QmpLineSplitter;
   readonly #defaultTimeoutMs: number;
   readonly #events = new Subject<QmpEvent>();
-  /** Requests sent and not yet answered, in send order; null = abandoned, drop its reply. */
-  readonly #inflight = new Map<string, Pending | null>();
-  #nextId = 0;
+  readonly #inflight: QmpInflight;
   #phase: Phase = "greeting";
   #greeting: QmpGreeting | undefined;
   readonly #greetingReceived: Promise<QmpGreeting>;
@@ -140,6 +116,7 @@ export class QmpClient implements QmpSession {
   private constructor(socket: Socket, socketPath: string, options: QmpClientOptions) {
     this.#socket = socket;
     this.socketPath = socketPath;
+    this.#inflight = new QmpInflight(socketPath);
     this.#defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_QMP_TIMEOUT_MS;
     this.#splitter = new QmpLineSplitter({ maxLineBytes: options.maxLineBytes });
     this.events$ = this.#events.asObservable();
@@ -174,20 +151,10 @@ export class QmpClient implements QmpSession {
     options.signal?.throwIfAborted();
     const timeoutMs = options.timeoutMs ?? options.connectTimeoutMs ?? DEFAULT_QMP_CONNECT_TIMEOUT_MS;
     const controller = new AbortController();
-    let step = "waiting for the socket to accept";
+    let step: ConnectStep = "waiting for the socket to accept";
     let lastError: unknown;
     const timer = setTimeout(
-      () => {
-        const last = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
-        const fix =
-          step === "waiting for the socket to accept"
-            ? "Check that QEMU is running with `-qmp unix:<path>,server=on,wait=off` and read its log."
-            : "QEMU serves one client per QMP socket: another client may hold it, or this is not a QMP socket.";
-        const message = `Timed out after ${timeoutMs} ms connecting to QMP socket ${socketPath}, ${step}${last}. ${fix}`;
-        controller.abort(
-          new MaqetError("TIMEOUT", message, { cause: lastError, details: { socketPath, timeoutMs, step } }),
-        );
-      },
+      () => controller.abort(connectTimeoutError(socketPath, timeoutMs, step, lastError)),
       Math.min(timeoutMs, MAX_TIMER_MS),
     );
     const forwardAbort = () => controller.abort(options.signal?.reason);
@@ -207,11 +174,7 @@ export class QmpClient implements QmpSession {
         await client.execute("qmp_capabilities", undefined, { signal, timeoutMs: Number.POSITIVE_INFINITY });
       } catch (e) {
         if (!(e instanceof QmpCommandError)) throw e;
-        throw new MaqetError(
-          "QMP_PROTOCOL",
-          `QMP negotiation failed on ${socketPath}: qmp_capabilities was refused (${e.errorClass}: ${e.desc}). The monitor may already be in command mode; reconnect to get a fresh session.`,
-          { cause: e, details: { socketPath } },
-        );
+        throw negotiationError(socketPath, e);
       }
       client.#phase = "ready";
       const ready = client;
@@ -248,13 +211,7 @@ export class QmpClient implements QmpSession {
    */
   execute<T = unknown>(command: string, args?: Record<string, unknown>, options: QmpExecuteOptions = {}): Promise<T> {
     if (this.#phase === "closed") {
-      return Promise.reject(
-        new MaqetError(
-          "QMP_DISCONNECTED",
-          `Cannot send QMP command '${command}': the session on ${this.socketPath} is closed. Connect again.`,
-          { cause: this.#closeInfo?.error, details: { command, socketPath: this.socketPath } },
-        ),
-      );
+      return Promise.reject(sessionClosedError(this.socketPath, command, this.#closeInfo?.error));
     }
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -266,21 +223,15 @@ export class QmpClient implements QmpSession {
         }),
       );
     }
-    const id = `maqet-${++this.#nextId}`;
+    const id = this.#inflight.nextId();
     return new Promise<T>((resolve, reject) => {
       const onTimeout = () => {
-        this.#abandon(id);
-        reject(
-          new MaqetError(
-            "QMP_TIMEOUT",
-            `QMP command '${command}' on ${this.socketPath} got no reply within ${timeoutMs} ms. QEMU may be hung or busy: check the VM log, raise timeoutMs, or force-stop the VM.`,
-            { details: { command, timeoutMs, socketPath: this.socketPath } },
-          ),
-        );
+        this.#inflight.abandon(id);
+        reject(commandTimeoutError(this.socketPath, command, timeoutMs));
       };
       const timer = Number.isFinite(timeoutMs) ? setTimeout(onTimeout, Math.min(timeoutMs, MAX_TIMER_MS)) : undefined;
       const onAbort = () => {
-        this.#abandon(id);
+        this.#inflight.abandon(id);
         reject(signal?.reason);
       };
       signal?.addEventListener("abort", onAbort, { once: true });
@@ -288,7 +239,7 @@ export class QmpClient implements QmpSession {
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
       };
-      this.#inflight.set(id, { command, resolve: resolve as (v: unknown) => void, reject, cleanup });
+      this.#inflight.add(id, { command, resolve: resolve as (v: unknown) => void, reject, cleanup });
       if (command === "quit") this.#quitSent = true;
       const request = args === undefined ? { execute: command, id } : { execute: command, arguments: args, id };
       this.#socket.write(`${JSON.stringify(request)}\n`, (error) => {
@@ -355,7 +306,7 @@ export class QmpClient implements QmpSession {
       return;
     }
     if (typeof msg.event === "string") this.#onEvent(msg as unknown as QmpEvent);
-    else if ("return" in msg || "error" in msg) this.#onReply(msg);
+    else if ("return" in msg || "error" in msg) this.#inflight.reply(msg);
     // Anything else is a message kind newer than us; the spec asks clients to ignore it.
   }
 
@@ -372,54 +323,10 @@ export class QmpClient implements QmpSession {
     if (this.#phase === "closed") this.#events.complete();
   }
 
-  #onReply(msg: Record<string, unknown>): void {
-    if (!("id" in msg)) {
-      if ("error" in msg) this.#onIdlessError(msg.error);
-      return;
-    }
-    const id = msg.id;
-    if (typeof id !== "string" || !this.#inflight.has(id)) return; // not ours: drop
-    const pending = this.#inflight.get(id);
-    this.#inflight.delete(id);
-    if (!pending) return; // timed out or aborted earlier
-    pending.cleanup();
-    if ("error" in msg) {
-      const { errorClass, desc } = qmpErrorFields(msg.error);
-      pending.reject(new QmpCommandError(pending.command, errorClass, desc, this.socketPath));
-    } else pending.resolve(msg.return);
-  }
-
-  #onIdlessError(error: unknown): void {
-    const oldest = this.#inflight.entries().next();
-    if (oldest.done) return;
-    const [id, pending] = oldest.value;
-    this.#inflight.delete(id);
-    if (!pending) return;
-    pending.cleanup();
-    const { errorClass, desc } = qmpErrorFields(error);
-    pending.reject(
-      new MaqetError(
-        "QMP_PROTOCOL",
-        `QEMU could not parse a request on ${this.socketPath} and answered without an id (${errorClass}: ${desc}); attributed to the oldest outstanding command '${pending.command}'. This is a maqet bug: please report it with the command and arguments.`,
-        { details: { class: errorClass, desc, command: pending.command, socketPath: this.socketPath } },
-      ),
-    );
-  }
-
-  #abandon(id: string): void {
-    const pending = this.#inflight.get(id);
-    if (!pending) return;
-    pending.cleanup();
-    // Keep the slot so a late reply is recognised and dropped, and id-less errors stay aligned.
-    this.#inflight.set(id, null);
-  }
-
   #onWriteFailed(id: string, error: Error): void {
     this.#socketError ??= error;
-    const pending = this.#inflight.get(id);
+    const pending = this.#inflight.take(id);
     if (!pending) return;
-    this.#inflight.delete(id);
-    pending.cleanup();
     // QEMU already gone is exactly what `quit` asked for.
     if (pending.command === "quit") pending.resolve({});
     else pending.reject(this.#disconnectedError(pending.command, error));
@@ -428,12 +335,7 @@ export class QmpClient implements QmpSession {
   #onSocketClose(): void {
     let error: Error | undefined;
     if (!this.#closeRequested && !this.#quitSent && !this.#shutdownSeen) {
-      const why = this.#socketError ? ` (${this.#socketError.message})` : "";
-      error = new MaqetError(
-        "QMP_DISCONNECTED",
-        `QMP connection to ${this.socketPath} closed unexpectedly${why}. QEMU probably exited or crashed: check the VM log and its process.`,
-        { cause: this.#socketError, details: { socketPath: this.socketPath } },
-      );
+      error = unexpectedCloseError(this.socketPath, this.#socketError);
     }
     this.#teardown(error);
     this.#resolveClosed(this.#closeInfo ?? {});
@@ -446,20 +348,13 @@ export class QmpClient implements QmpSession {
     this.#closeInfo = error ? { error } : {};
     const reason = error ?? this.#socketError;
     if (this.#greeting === undefined) {
-      const lost = new MaqetError(
-        "QMP_DISCONNECTED",
-        `QMP socket ${this.socketPath} closed before QEMU sent its greeting. Is it a QMP socket, and is QEMU still running? Check the VM log.`,
-        { cause: error ?? this.#socketError, details: { socketPath: this.socketPath } },
-      );
+      const lost = closedBeforeGreetingError(this.socketPath, error ?? this.#socketError);
       this.#settleGreeting.reject(isMaqetError(error, "QMP_PROTOCOL") ? error : lost);
     }
-    for (const pending of this.#inflight.values()) {
-      if (!pending) continue;
-      pending.cleanup();
+    this.#inflight.drain((pending) => {
       if (pending.command === "quit" && !this.#closeRequested) pending.resolve({});
       else pending.reject(this.#disconnectedError(pending.command, reason));
-    }
-    this.#inflight.clear();
+    });
     if (!this.#heldEvents) this.#events.complete();
     // Our writes are flushed before the socket goes; QEMU closes its end on EOF.
     if (!this.#socket.destroyed) this.#socket.end(() => this.#socket.destroy());
@@ -467,18 +362,11 @@ export class QmpClient implements QmpSession {
   }
 
   #disconnectedError(command: string, cause: unknown): MaqetError {
-    const message = this.#closeRequested
-      ? `QMP command '${command}' on ${this.socketPath} was cancelled: the session was closed by the caller.`
-      : `QMP connection to ${this.socketPath} was lost while '${command}' waited for a reply. QEMU probably exited: check the VM log.`;
-    return new MaqetError("QMP_DISCONNECTED", message, { cause, details: { command, socketPath: this.socketPath } });
+    return disconnectedError(this.socketPath, command, cause, this.#closeRequested);
   }
 
   #protocolError(what: string, cause?: unknown): MaqetError {
-    return new MaqetError(
-      "QMP_PROTOCOL",
-      `QMP protocol error on ${this.socketPath}: ${what}. Is this a QMP socket? Reconnect to recover.`,
-      { cause, details: { socketPath: this.socketPath } },
-    );
+    return protocolError(this.socketPath, what, cause);
   }
 }
 
@@ -504,112 +392,4 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
-}
-
-/** sockaddr_un.sun_path is 108 bytes with its NUL; Node silently truncates longer paths into ENOENT. */
-const MAX_UNIX_PATH_BYTES = 107;
-
-/** Connection errors that mean "not there yet": QEMU has not created or started listening on the socket. */
-const RETRYABLE_CONNECT_ERRORS = new Set(["ENOENT", "ECONNREFUSED", "EAGAIN"]);
-
-/**
- * Opens the unix socket, retrying every `retryMs` while it is missing or refusing, until `signal`
- * aborts (then rejects with its reason). Other errors (EACCES, a path too long...) fail at once.
- */
-async function openUnixSocket(
-  socketPath: string,
-  retryMs: number,
-  signal: AbortSignal,
-  onRetry: (error: unknown) => void,
-): Promise<Socket> {
-  const bytes = Buffer.byteLength(socketPath);
-  if (bytes > MAX_UNIX_PATH_BYTES) {
-    throw new MaqetError(
-      "INVALID_ARGUMENT",
-      `QMP socket path is ${bytes} bytes, over the ${MAX_UNIX_PATH_BYTES}-byte limit of unix sockets: ${socketPath}. Use a shorter runtime directory.`,
-      { details: { socketPath, bytes } },
-    );
-  }
-  for (;;) {
-    signal.throwIfAborted();
-    try {
-      return await connectOnce(socketPath, signal);
-    } catch (error) {
-      if (signal.aborted) throw signal.reason;
-      const code = (error as NodeJS.ErrnoException).code;
-      if (!code || !RETRYABLE_CONNECT_ERRORS.has(code)) {
-        throw new MaqetError(
-          "QMP_DISCONNECTED",
-          `Cannot connect to QMP socket ${socketPath}: ${(error as Error).message}. Check the path and its permissions.`,
-          { cause: error, details: { socketPath, errno: code } },
-        );
-      }
-      onRetry(error);
-      await sleep(retryMs, signal);
-    }
-  }
-}
-
-function connectOnce(socketPath: string, signal: AbortSignal): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection({ path: socketPath });
-    const onAbort = () => {
-      socket.destroy();
-      reject(signal.reason);
-    };
-    const onError = (error: Error) => {
-      signal.removeEventListener("abort", onAbort);
-      socket.destroy();
-      reject(error);
-    };
-    socket.once("error", onError);
-    socket.once("connect", () => {
-      signal.removeEventListener("abort", onAbort);
-      // The session attaches its own error handler before any further event can fire.
-      socket.off("error", onError);
-      resolve(socket);
-    });
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-/** Validates `{"QMP": {"version": {"qemu": {...}, "package"}, "capabilities": [...]}}`; extra keys are fine. */
-function parseGreeting(msg: Record<string, unknown>, socketPath: string): QmpGreeting {
-  const qmp = msg.QMP as { version?: { qemu?: Record<string, unknown>; package?: unknown }; capabilities?: unknown };
-  const qemu = qmp?.version?.qemu;
-  const numbers = [qemu?.major, qemu?.minor, qemu?.micro];
-  if (typeof qmp !== "object" || qmp === null || !numbers.every((n) => typeof n === "number")) {
-    throw new MaqetError(
-      "QMP_PROTOCOL",
-      `Bad QMP greeting on ${socketPath}: expected {"QMP": {"version": {"qemu": {major, minor, micro}}}}, got ${JSON.stringify(msg).slice(0, 200)}. Is this a QMP socket (-qmp, not -monitor or -serial)?`,
-      { details: { socketPath, greeting: msg } },
-    );
-  }
-  const [major, minor, micro] = numbers as number[];
-  const capabilities = Array.isArray(qmp.capabilities) ? qmp.capabilities.map(String) : [];
-  const pkg = typeof qmp.version?.package === "string" ? qmp.version.package : "";
-  return { version: { qemu: { major: major!, minor: minor!, micro: micro! }, package: pkg }, capabilities };
-}
-
-/** The class and description of a QMP `error` member, tolerating a malformed one. */
-function qmpErrorFields(error: unknown): { errorClass: string; desc: string } {
-  const e = (typeof error === "object" && error !== null ? error : {}) as { class?: unknown; desc?: unknown };
-  return {
-    errorClass: typeof e.class === "string" ? e.class : "GenericError",
-    desc: typeof e.desc === "string" ? e.desc : JSON.stringify(error),
-  };
 }

@@ -16,6 +16,7 @@
 import { readFileSync } from "node:fs";
 import { lstat, readFile } from "node:fs/promises";
 import { hostname } from "node:os";
+import { isProcessAlive } from "./process-alive.ts";
 
 export interface StartingAgentOptions {
   /** Tells the user once what the wait is for (after `quietMs`). */
@@ -67,10 +68,8 @@ async function lockHolder(path: string): Promise<{ pid: number } | undefined> {
 
 /** A live (not zombie) process whose command line runs `maqet … agent`. */
 function isAgentProcess(pid: number): boolean {
+  if (!isProcessAlive(pid)) return false;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    if (state === "Z" || state === "X") return false;
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes("agent");
   } catch {
     return false;

@@ -26,6 +26,7 @@ import type { FenceGuard } from "../adapters/fence-guard-control.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
 import { type ClaimedCommand, COMMANDS_CHANNEL } from "../events/command-queue.ts";
 import type { HostCapacity } from "../events/host-events.ts";
+import { abortableSleep } from "../util/abortable-sleep.ts";
 import { CLUSTER_DEFAULTS, type ClusterOptions } from "./cluster-options.ts";
 import type { ClusterRuntime } from "./cluster-runtime.ts";
 import { meantToRun, recoverHaVms } from "./ha-recovery.ts";
@@ -353,15 +354,7 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** Sleeps `ms`, or less when `signal` aborts (then resolves: the loops look at the signal themselves). */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
+  return abortableSleep(ms, signal).catch(() => undefined);
 }

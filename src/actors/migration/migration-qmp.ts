@@ -51,3 +51,9 @@ export async function runState(session: QmpSession): Promise<string> {
   const status = await session.execute<{ status?: string }>("query-status");
   return String(status?.status ?? "unknown");
 }
+
+/** Whether the guest's vCPUs run (`query-status`); true when QEMU cannot say. */
+export async function isGuestRunning(session: QmpSession): Promise<boolean> {
+  const status = await session.execute<{ running?: boolean }>("query-status").catch(() => undefined);
+  return status?.running !== false;
+}
