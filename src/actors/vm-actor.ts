@@ -105,8 +105,8 @@ export class VmActor {
     this.#recorder = new StreamRecorder(deps.store, view.streamId, view.version);
     const { ports } = deps;
     const recorder = this.#recorder;
-    const recordStep = (step: StopStep, waitMs: number) => {
-      this.#observe([vmEvent("vm.stop-step", { step })]);
+    const recordStep = (step: StopStep, waitMs: number, recorded?: StopStep) => {
+      if (step !== recorded) this.#observe([vmEvent("vm.stop-step", { step })]);
       this.#current?.onStep?.(this.view.name, { operation: "vm.stop", step, waitMs, pid: this.view.pid });
     };
     const machine = vmMachine.provide({
@@ -122,7 +122,9 @@ export class VmActor {
         }),
         launch: fromPromise(({ input, signal }) => launchQemu(ports, { ...input, signal })),
         reattach: fromPromise(({ input, signal }) => reattachQemu(ports, { ...input, signal })),
-        stop: fromPromise(({ input, signal }) => stopQemu(ports, { ...input, signal, onStep: recordStep })),
+        stop: fromPromise(({ input, signal }) =>
+          stopQemu(ports, { ...input, signal, onStep: (step, ms) => recordStep(step, ms, input.recordedStep) }),
+        ),
         finish: fromPromise(({ input, signal }) =>
           escalateStop(ports, { ...input, signal, onStep: recordStep }, "quit"),
         ),

@@ -430,7 +430,9 @@ export const vmMachine = setup({
             src: "record",
             input: ({ context }) => {
               const op = context.op as Extract<VmCommand, { type: "STOP" | "REMOVE" }>;
-              return { events: [vmEvent("vm.stop-requested", { force: op.force, timeoutMs: op.timeoutMs })] };
+              const request = vmEvent("vm.stop-requested", { force: op.force, timeoutMs: op.timeoutMs });
+              // A forced stop's one step is known now: recorded with the request (one append).
+              return { events: op.force ? [request, vmEvent("vm.stop-step", { step: "sigkill" })] : [request] };
             },
             onDone: {
               target: "escalating",
@@ -452,6 +454,7 @@ export const vmMachine = setup({
                 launched: context.launched,
                 force: op.force,
                 timeoutMs: op.timeoutMs,
+                ...(op.force ? { recordedStep: "sigkill" as const } : {}),
               };
             },
             onDone: { target: "recording", actions: assign({ stopOutcome: ({ event }) => event.output }) },
