@@ -1,13 +1,14 @@
 // Measure: many VMs through one agent (issue 10's curve). One `maqet agent` on an embedded PGlite
-// store; firmware-only VMs (TCG, 32 MiB, -nodefaults) are added and started through the API in
-// steps up to 10 / 50 / 100 / 200 (10 / 50 with --quick; MAQET_BENCH_SCALE="10,20" to choose),
-// each step's new VMs started all at once. At each step:
-//   - how long the step's starts took (all running), and whether every VM's history is complete;
+// store; firmware-only VMs (TCG, 32 MiB, -nodefaults) are added, then at each step of 10 / 50 /
+// 100 / 200 (10 / 50 with --quick; MAQET_BENCH_SCALE="10,20" to choose) that many are started
+// through the API all at once, from none running, and stopped all at once after. At each step:
+//   - how long the starts took (until every one answered, i.e. was running with QMP up), and
+//     whether every VM's history holds this run's facts;
 //   - `maqet ls` through the agent (wall time of the CLI process) vs `node -e 0`, interleaved;
 //   - GET /v1/vms (API) and GET /v1/vms/NAME p50 vs GET /v1/version (same socket, no store);
 //   - the agent's RSS (VmRSS), against its RSS with no VM (a second agent, on the store the first
 //     created), and the QEMUs' own total, for scale.
-// Every VM is stopped (--force) at the end.
+// Every VM is stopped (--force) after its step, and at the end.
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -79,36 +80,44 @@ await runMeasure("agent-scale", "Agent: many VMs through one agent (embedded PGl
   const notes = [];
   const availableMiB = () =>
     Number(/MemAvailable:\s+(\d+) kB/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) / 1024;
+  const loadNow = () => loadavg()[0].toFixed(1);
   for (const count of steps) {
     // A shared machine: leave 4 GiB to others; a firmware-only TCG QEMU of 32 MiB holds ~50 MiB.
-    const needMiB = (count - names.length) * 50 + 4096;
+    const needMiB = count * 50 + 4096;
     if (availableMiB() < needMiB) {
       notes.push(`${count} VMs: not measured, ${availableMiB().toFixed(0)} MiB available, ${needMiB} wanted`);
       break;
     }
-    const fresh = [];
     for (let i = names.length; i < count; i++) {
       const name = `s${i}`;
       await call("POST", "/v1/vms", { config: { name, memory: "32M", accel: "tcg", args: ["-nodefaults"] } });
       names.push(name);
-      fresh.push(name);
     }
+    const batch = names.slice(0, count);
+    const loadBefore = loadNow();
+    // All of them at once, from none running: what a host's boot or a fleet's restart asks.
     const s = nowMs();
-    const outcomes = await Promise.allSettled(fresh.map((n) => call("POST", `/v1/vms/${n}/start`, {})));
+    const outcomes = await Promise.allSettled(batch.map((n) => call("POST", `/v1/vms/${n}/start`, {})));
     const startSeconds = (nowMs() - s) / 1000;
+    const loadAfter = loadNow();
     const failed = outcomes.filter((o) => o.status === "rejected");
     if (failed.length > 0) {
       notes.push(
-        `${count} VMs: ${failed.length} of ${fresh.length} starts failed (${String(failed[0].reason?.message ?? failed[0].reason).slice(0, 300)})`,
+        `${count} VMs: ${failed.length} of ${count} starts failed (${String(failed[0].reason?.message ?? failed[0].reason).slice(0, 300)})`,
       );
     }
     const list = JSON.parse((await call("GET", "/v1/vms")).text);
-    const runningCount = list.filter((v) => v.state === "running").length;
+    const runningCount = list.filter((v) => batch.includes(v.name) && v.state === "running").length;
+    // Complete: this run's facts are all there (vm.defined once, then the run's start-requested
+    // followed by its started, nothing after them but QMP facts).
     let complete = 0;
-    for (const n of fresh) {
+    for (const n of batch) {
       const h = JSON.parse((await call("GET", `/v1/vms/${n}/history`)).text);
       const types = (Array.isArray(h) ? h : h.events).map((e) => e.type);
-      if (["vm.defined", "vm.start-requested", "vm.started"].every((t) => types.includes(t))) complete++;
+      const requested = types.lastIndexOf("vm.start-requested");
+      const started = types.lastIndexOf("vm.started");
+      const stoppedAfter = types.lastIndexOf("vm.stopped") > requested;
+      if (types[0] === "vm.defined" && requested !== -1 && started > requested && !stoppedAfter) complete++;
     }
     const ls = [];
     const node = [];
@@ -128,7 +137,7 @@ await runMeasure("agent-scale", "Agent: many VMs through one agent (embedded PGl
       await call("GET", "/v1/version");
       api.version.push(nowMs() - a);
       a = nowMs();
-      await call("GET", `/v1/vms/${names[i % names.length]}`);
+      await call("GET", `/v1/vms/${batch[i % batch.length]}`);
       api.one.push(nowMs() - a);
       if (i % 4 === 0) {
         a = nowMs();
@@ -139,15 +148,21 @@ await runMeasure("agent-scale", "Agent: many VMs through one agent (embedded PGl
     const rss = agentRss();
     let qemuRss = 0;
     for (const v of list) if (v.pid) qemuRss += ((await rssOf(v.pid)) ?? 0) / 1024 / 1024;
+    // And all of them stopped at once (--force), before the next step starts from none.
+    const t = nowMs();
+    const stopped = await Promise.allSettled(batch.map((n) => call("POST", `/v1/vms/${n}/stop`, { force: true })));
+    const stopSeconds = (nowMs() - t) / 1000;
+    const stopFailed = stopped.filter((o) => o.status === "rejected").length;
     const version = summarize(api.version);
     rows.push(
+      row(`${count} VMs: all started at once, until all running`, "s", summarize([startSeconds])),
       row(`${count} VMs: maqet ls through the agent`, "ms", summarize(ls), "node -e 0", summarize(node)),
       row(`${count} VMs: GET /v1/vms`, "ms", summarize(api.list), "GET /v1/version", version),
       row(`${count} VMs: GET /v1/vms/NAME`, "ms", summarize(api.one), "GET /v1/version", version),
       row(`${count} VMs: agent RSS`, "MiB", summarize([rss]), "the agent with no VM", summarize([rssBefore])),
     );
     notes.push(
-      `${count} VMs: the ${fresh.length} new ones started at once in ${startSeconds.toFixed(1)} s; ${runningCount}/${count} running; ${complete}/${fresh.length} histories complete (defined, start-requested, started); agent RSS ${rss.toFixed(0)} MiB = ${((rss - rssBefore) / count).toFixed(2)} MiB per VM over ${rssBefore.toFixed(0)}; QEMUs' RSS ${qemuRss.toFixed(0)} MiB in all; load average ${loadavg()[0].toFixed(1)}`,
+      `${count} VMs: started at once in ${startSeconds.toFixed(1)} s (load average ${loadBefore} before, ${loadAfter} after); ${runningCount}/${count} running; ${complete}/${count} histories complete; agent RSS ${rss.toFixed(0)} MiB = ${rssBefore.toFixed(0)} + ${((rss - rssBefore) / count).toFixed(2)} MiB per VM (goal: <= 300 + 1 per VM = ${300 + count}); QEMUs' RSS ${qemuRss.toFixed(0)} MiB in all; all stopped at once (--force) in ${stopSeconds.toFixed(1)} s${stopFailed ? `, ${stopFailed} failed` : ""}`,
     );
   }
   return { rows, notes };

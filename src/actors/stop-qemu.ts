@@ -29,6 +29,8 @@ export interface StopInput {
    * the step may wait before the next one (`timeoutMs` for the powerdown).
    */
   onStep?: (step: StopStep, waitMs: number) => void;
+  /** A step already recorded with the stop's request (a forced stop's `sigkill`): still told to `onStep`. */
+  recordedStep?: StopStep;
 }
 
 /** One step of a stop: the ACPI request, then the escalation steps. */

@@ -66,8 +66,8 @@ export class VmActor {
     const machine = provideVmEffects(deps.ports, {
       record: (input) => this.#facts.recordForMachine(input),
       observe: (input) => this.#facts.observeForMachine(input),
-      onStopStep: (step, waitMs) => {
-        this.#facts.observe([vmEvent("vm.stop-step", { step })]);
+      onStopStep: (step, waitMs, recorded) => {
+        if (step !== recorded) this.#facts.observe([vmEvent("vm.stop-step", { step })]);
         this.#current?.onStep?.(this.view.name, { operation: "vm.stop", step, waitMs, pid: this.view.pid });
       },
     });

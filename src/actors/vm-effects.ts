@@ -25,7 +25,8 @@ export interface VmEffectHooks {
   /** Records an observation in order, without holding the machine up. */
   observe(input: RecordInput): void;
   /** A stop (or the end after a shutdown) reached `step`, waiting up to `waitMs` for it. */
-  onStopStep(step: StopStep, waitMs: number): void;
+  /** A stop's step; `recorded` is the step already recorded with the request (a forced stop's kill). */
+  onStopStep(step: StopStep, waitMs: number, recorded?: StopStep): void;
 }
 
 /** {@link vmMachine} with every effect provided. */
@@ -36,7 +37,13 @@ export function provideVmEffects(ports: VmPorts, hooks: VmEffectHooks) {
       record: fromPromise(({ input }) => hooks.record(input)),
       launch: fromPromise(({ input, signal }) => launchQemu(ports, { ...input, signal })),
       reattach: fromPromise(({ input, signal }) => reattachQemu(ports, { ...input, signal })),
-      stop: fromPromise(({ input, signal }) => stopQemu(ports, { ...input, signal, onStep })),
+      stop: fromPromise(({ input, signal }) =>
+        stopQemu(ports, {
+          ...input,
+          signal,
+          onStep: (step, waitMs) => hooks.onStopStep(step, waitMs, input.recordedStep),
+        }),
+      ),
       finish: fromPromise(({ input, signal }) => escalateStop(ports, { ...input, signal, onStep }, "quit")),
       watch: fromCallback(({ input, sendBack }) => (input ? watchQemu(ports, input, sendBack) : undefined)),
     },

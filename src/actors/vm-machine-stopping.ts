@@ -22,7 +22,9 @@ export const stoppingState = vmMachineSetup.createStateConfig({
         src: "record",
         input: ({ context }) => {
           const op = context.op as Extract<VmCommand, { type: "STOP" | "REMOVE" }>;
-          return { events: [vmEvent("vm.stop-requested", { force: op.force, timeoutMs: op.timeoutMs })] };
+          const request = vmEvent("vm.stop-requested", { force: op.force, timeoutMs: op.timeoutMs });
+          // A forced stop's one step is known now: recorded with the request (one append).
+          return { events: op.force ? [request, vmEvent("vm.stop-step", { step: "sigkill" })] : [request] };
         },
         onDone: {
           target: "escalating",
@@ -44,6 +46,7 @@ export const stoppingState = vmMachineSetup.createStateConfig({
             launched: context.launched,
             force: op.force,
             timeoutMs: op.timeoutMs,
+            ...(op.force ? { recordedStep: "sigkill" as const } : {}),
           };
         },
         onDone: { target: "recording", actions: assign({ stopOutcome: ({ event }) => event.output }) },

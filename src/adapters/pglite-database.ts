@@ -70,7 +70,7 @@ export async function openPgliteDatabase(options: OpenPgliteOptions): Promise<Pg
     if ((await mkdir(dataDir, { recursive: true, mode: 0o700 })) !== undefined)
       options.crash?.("store.data-dir-created");
     const { PGlite } = await import("@electric-sql/pglite");
-    const pglite = await PGlite.create({ dataDir });
+    const pglite = await PGlite.create({ dataDir, ...startParams(PGlite.defaultStartParams) });
     return wrap(pglite, () => lock.release(), options.onStatement);
   } catch (error) {
     await lock.release();
@@ -81,6 +81,20 @@ export async function openPgliteDatabase(options: OpenPgliteOptions): Promise<Pg
       { cause: error, details: { dataDir } },
     );
   }
+}
+
+/**
+ * PostgreSQL's buffer pool inside PGlite's WASM heap. PGlite keeps initdb's `shared_buffers =
+ * 128MB`, and the pool is touched when the server starts: 128 MiB of every open store's RSS
+ * (measured: 292 MiB after open, 185 MiB with 32MB). maqet's hot pages (the events' tail and
+ * its indexes, the streams, the projections' rows) fit in 32 MiB many times over; the files
+ * behind it are in the OS page cache. Durability is untouched (the pool is a cache).
+ */
+const SHARED_BUFFERS = "32MB";
+
+/** PGlite's own start parameters plus ours; none when a PGlite does not publish its own. */
+function startParams(defaults: readonly string[] | undefined): { startParams?: string[] } {
+  return Array.isArray(defaults) ? { startParams: [...defaults, "-c", `shared_buffers=${SHARED_BUFFERS}`] } : {};
 }
 
 /**

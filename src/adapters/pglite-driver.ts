@@ -3,7 +3,9 @@
  *
  * PGlite is one session, so the "pool" is one connection behind an async mutex: a kysely
  * transaction holds it from BEGIN to COMMIT and every other query waits, which is what keeps a
- * transaction's statements from interleaving with anyone else's. Consequence: inside
+ * transaction's statements from interleaving with anyone else's. Waiters go in order, those
+ * asking at low priority (src/adapters/db-priority.ts: the agent's live projections) after the
+ * others. Consequence: inside
  * `db.transaction().execute(trx => ...)` use `trx`, never `db`, or the callback waits for itself.
  *
  * @example
@@ -27,6 +29,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from "kysely";
+import { isLowPriority } from "./db-priority.ts";
 
 /** The part of PGlite this driver calls (typed here so the module never loads PGlite itself). */
 export interface PgliteLike {
@@ -82,28 +85,18 @@ export class PgliteDialect implements Dialect {
  */
 export class PgliteDriver implements Driver {
   readonly #connection: PgliteConnection;
-  /** Resolves when the current holder releases; each acquirer chains onto the previous one. */
-  #tail: Promise<void> = Promise.resolve();
-  #release: (() => void) | undefined;
+  readonly #lock = new SessionLock();
 
   constructor(pglite: PgliteLike) {
     this.#connection = new PgliteConnection(pglite);
   }
   async init(): Promise<void> {}
   async acquireConnection(): Promise<DatabaseConnection> {
-    const previous = this.#tail;
-    let release!: () => void;
-    this.#tail = new Promise((resolve) => {
-      release = resolve;
-    });
-    await previous;
-    this.#release = release;
+    await this.#lock.acquire(isLowPriority());
     return this.#connection;
   }
   async releaseConnection(): Promise<void> {
-    const release = this.#release;
-    this.#release = undefined;
-    release?.();
+    this.#lock.release();
   }
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     const mode = [settings.isolationLevel && `isolation level ${settings.isolationLevel}`, settings.accessMode];
@@ -126,8 +119,48 @@ export class PgliteDriver implements Driver {
   }
   async destroy(): Promise<void> {
     // Wait for the current holder, so a closing store does not cut a transaction in half.
-    await this.#tail;
-    await this.#connection.close();
+    await this.#lock.acquire(true);
+    try {
+      await this.#connection.close();
+    } finally {
+      this.#lock.release();
+    }
+  }
+}
+
+/** How long a low-priority waiter may be passed over before it goes next anyway. */
+const LOW_PRIORITY_MAX_WAIT_MS = 200;
+
+/**
+ * The one session's lock: one holder, then the waiters in order, those of ordinary priority
+ * before the low-priority ones (src/adapters/db-priority.ts), unless a low-priority one has
+ * waited {@link LOW_PRIORITY_MAX_WAIT_MS} (a busy agent still keeps its projections going).
+ */
+class SessionLock {
+  #held = false;
+  readonly #waiting: Array<() => void> = [];
+  readonly #waitingLow: Array<{ since: number; go: () => void }> = [];
+
+  acquire(low: boolean): Promise<void> {
+    if (!this.#held) {
+      this.#held = true;
+      return Promise.resolve();
+    }
+    return new Promise((go) => {
+      if (low) this.#waitingLow.push({ since: performance.now(), go });
+      else this.#waiting.push(go);
+    });
+  }
+
+  release(): void {
+    const oldLow = this.#waitingLow[0];
+    const next =
+      oldLow !== undefined &&
+      (this.#waiting.length === 0 || performance.now() - oldLow.since > LOW_PRIORITY_MAX_WAIT_MS)
+        ? this.#waitingLow.shift()!.go
+        : this.#waiting.shift();
+    if (next === undefined) this.#held = false;
+    else next();
   }
 }
 

@@ -36,6 +36,28 @@ export async function openUnixSocket(
       { details: { socketPath, bytes } },
     );
   }
+  dialing++;
+  try {
+    return await dial(socketPath, retryMs, signal, onRetry);
+  } finally {
+    dialing--;
+  }
+}
+
+/**
+ * Dials in progress in this process. Past {@link DIALS_AT_FULL_RATE} of them each retries less
+ * often: 200 VMs started at once by one agent polled 40 000 times a second at 5 ms each, which
+ * was the agent's whole CPU while the QEMUs it waited for needed it (now at most ~2 000 a second).
+ */
+let dialing = 0;
+const DIALS_AT_FULL_RATE = 10;
+
+async function dial(
+  socketPath: string,
+  retryMs: number,
+  signal: AbortSignal,
+  onRetry: (error: unknown) => void,
+): Promise<Socket> {
   for (;;) {
     signal.throwIfAborted();
     try {
@@ -51,7 +73,7 @@ export async function openUnixSocket(
         );
       }
       onRetry(error);
-      await abortableSleep(retryMs, signal);
+      await abortableSleep(retryMs * Math.max(1, dialing / DIALS_AT_FULL_RATE), signal);
     }
   }
 }

@@ -94,7 +94,12 @@ export function createMaqetContext(options: MaqetOptions): MaqetContext {
           throw error;
         }
       },
-      withVm: (name, run) => ctx.operation(async (rt, orchestrator) => run(await orchestrator.actor(name), rt)),
+      // A VM whose actor this process holds is found without a read (as on the QMP hot path):
+      // no directory lookup, no projection catch-up in front of the operation.
+      withVm: (name, run) =>
+        ctx.operation(async (rt, orchestrator) =>
+          run(orchestrator.loadedActor(name) ?? (await orchestrator.actor(name)), rt),
+        ),
       as: (next) => view(next),
       close,
     };

@@ -23,6 +23,7 @@ import { Supervisor } from "../actors/supervisor.ts";
 import { projectedVmDirectory, vmListProjection } from "../actors/vm-list-projection.ts";
 import { foldVmEvents, type VmView } from "../actors/vm-view.ts";
 import { crashHookFor } from "../adapters/crash-hook.ts";
+import { atLowPriority } from "../adapters/db-priority.ts";
 import { defaultDataDir, defaultRuntimeRoot } from "../adapters/default-dirs.ts";
 import { missingDisks } from "../adapters/disk-files.ts";
 import { createDiskProvisioner } from "../adapters/disk-provisioner.ts";
@@ -159,6 +160,11 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
   if (projections && options.liveProjections) {
     projections.start({
       wakeUps: store.subscribe({ from: "end" }),
+      // After a burst of appends, not between them, and behind the operations' statements: an
+      // operation never waits for a catch-up its own appends started (reads catch up inline).
+      quietMs: 20,
+      maxDelayMs: 250,
+      run: atLowPriority,
       onError: (error, name) =>
         options.onWarning?.(`projection '${name}': ${error instanceof Error ? error.message : String(error)}`),
     });

@@ -1,8 +1,9 @@
 /**
  * The QMP hot path (issue 15): `maqet.qmp()` on a VM whose actor this instance holds costs the
  * QMP round trip plus ONE statement, the append of its `qmp.command-executed`: no VM lookup, no
- * projection catch-up, no other read; `status` of such a VM and `ls` while no vm.* event was
- * appended send none (src/actors/cached-vm-directory.ts, Orchestrator.liveView). Counted at the
+ * projection catch-up, no other read; `status` of such a VM and `ls` send none, even after a
+ * vm.* event was appended (src/actors/cached-vm-directory.ts, Orchestrator.liveView); `stop --force` of
+ * such a VM sends its two appends and nothing else. Counted at the
  * driver (MaqetOptions.onStatement, every statement including BEGIN/COMMIT), against real QEMU and
  * the embedded store, so a regression that adds a statement fails here.
  */
@@ -67,13 +68,29 @@ describe("maqet.qmp() hot path (real QEMU, embedded store)", { timeout: 60_000 }
     expect(status.state).toBe("running");
     expect(listed.map((v) => v.name)).toContain("hot");
     expect(sent, sent.join("\n---\n")).toEqual([]);
-    // A vm.* event appended through this store makes the next ls read again, and see it.
+    // A vm.* event appended through this store is folded into the list: the next ls sees it
+    // with no read either (src/actors/cached-vm-directory.ts).
     await maqet.add({ name: "hot-2", accel: "tcg", memory: "32M" });
     statements = [];
     const again = await maqet.list();
     const reread = statements;
     statements = undefined;
     expect(again.map((v) => v.name)).toEqual(expect.arrayContaining(["hot", "hot-2"]));
-    expect(reread.length).toBeGreaterThan(0);
+    expect(again.find((v) => v.name === "hot-2")?.state).toBe("stopped");
+    expect(reread, reread.join("\n---\n")).toEqual([]);
+  });
+
+  it("stop --force of a VM whose actor is held sends two statements (its two appends), and ls shows it stopped", async () => {
+    statements = [];
+    const stopped = await maqet.stop("hot", { force: true });
+    const sent = statements;
+    statements = undefined;
+    expect(stopped.state).toBe("stopped");
+    // No lookup, no projection catch-up: the request with its sigkill step, then vm.stopped.
+    expect(sent, sent.join("\n---\n")).toHaveLength(2);
+    expect(sent.every((s) => s.includes("maqet_append("))).toBe(true);
+    expect((await maqet.list()).find((v) => v.name === "hot")?.state).toBe("stopped");
+    const types = (await maqet.history("hot")).slice(-3).map((e) => e.type);
+    expect(types).toEqual(["vm.stop-requested", "vm.stop-step", "vm.stopped"]);
   });
 });

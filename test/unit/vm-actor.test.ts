@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Orchestrator } from "../../src/actors/orchestrator.ts";
 import { parseWaitCondition } from "../../src/actors/wait-condition.ts";
 import type { VmConfig } from "../../src/config/vm-config.ts";
@@ -106,7 +106,11 @@ describe("VM actor lifecycle (fakes, simulated clock)", () => {
     const { store, orchestrator, world } = await setup();
     const vm = await orchestrator.actor("web");
     await vm.start();
+    const appends = vi.spyOn(store, "append");
     await vm.stop({ force: true });
+    // Two appends: the request with its one step (both known before the kill), then the outcome.
+    expect(appends).toHaveBeenCalledTimes(2);
+    expect(appends.mock.calls[0]![1].map((e) => e.type)).toEqual(["vm.stop-requested", "vm.stop-step"]);
     expect(world.qemus[0]!.executed).not.toContain("system_powerdown");
     expect(store.events.at(-3)!.data).toMatchObject({ force: true });
     expect(store.events.at(-2)).toMatchObject({ type: "vm.stop-step", data: { step: "sigkill" } });

@@ -209,7 +209,7 @@ describe("the VM chart: while running", () => {
     expect((removed.error as Error).message).toContain("maqet stop web");
   });
 
-  it("REMOVE --force of a running VM: stop-requested, stopped, then removed with force", async () => {
+  it("REMOVE --force of a running VM: stop-requested with its sigkill step (one record), stopped, then removed with force", async () => {
     const session = fakeSession();
     const m = drive(running(), {
       reattach: async () => ({ kind: "attached", session, status: "running", running: true, pid: 4242 }),
@@ -218,9 +218,16 @@ describe("the VM chart: while running", () => {
     await m.settled({ running: "active" } as never);
     m.actor.send({ type: "REMOVE", opId: "r", force: true, timeoutMs: 9 });
     await m.settled("removed");
-    expect(m.types()).toEqual(["vm.stop-requested", "vm.stopped", "vm.removed"]);
+    expect(m.types()).toEqual(["vm.stop-requested", "vm.stop-step", "vm.stopped", "vm.removed"]);
+    // A forced stop's one step is known with the request: one record, and the stop effect is told
+    // not to record it again.
+    const request = m.recorded.find((r) => r.events[0]!.type === "vm.stop-requested")!;
+    expect(request.events.map((e) => e.type)).toEqual(["vm.stop-requested", "vm.stop-step"]);
+    expect(request.events[1]!.data).toEqual({ step: "sigkill" });
     expect(m.recorded.at(-1)!.events[0]!.data).toEqual({ force: true });
-    expect(m.inputs.stop).toEqual([expect.objectContaining({ pid: 4242, force: true, timeoutMs: 9, session })]);
+    expect(m.inputs.stop).toEqual([
+      expect.objectContaining({ pid: 4242, force: true, timeoutMs: 9, session, recordedStep: "sigkill" }),
+    ]);
     expect(m.actor.getSnapshot().context.outcome).toEqual({ opId: "r", ok: true });
     expect(session.closes).toBe(1);
   });

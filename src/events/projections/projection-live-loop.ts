@@ -24,6 +24,21 @@ export interface LiveOptions {
   maxBackoffMs?: number;
   /** Receives each failed attempt (the error is also recorded in the checkpoint row). */
   onError?: (error: unknown, projection: string) => void;
+  /**
+   * After a wake-up, wait until none has come for this long (default 0: catch up at once), but
+   * no longer than {@link maxDelayMs} from the wake-up: a burst of appends (an operation's
+   * request and outcome, a stream of QMP calls) is then applied in one batch after it, not one
+   * transaction per append queued in front of the burst's next append. Readers that need the
+   * rows fresh catch up inline (`ProjectionRunner.catchUp`), so the delay is not theirs.
+   */
+  quietMs?: number;
+  /** The longest a wake-up waits for quiet (default 10 × `quietMs`). */
+  maxDelayMs?: number;
+  /**
+   * How each catch-up runs; e.g. at low priority on the database, behind the operations'
+   * statements (src/adapters/db-priority.ts). Default: as it is.
+   */
+  run?: <T>(work: () => Promise<T>) => Promise<T>;
 }
 
 /**
@@ -66,20 +81,22 @@ async function loop(
 ): Promise<void> {
   const poll = options.pollIntervalMs ?? 1000;
   const maxBackoff = options.maxBackoffMs ?? 60_000;
+  const quiet = options.quietMs ?? 0;
   let backoff = 0;
   while (!signal.aborted) {
     const rung = wake.count;
     try {
-      await catchUp(name, signal);
+      await (options.run ? options.run(() => catchUp(name, signal)) : catchUp(name, signal));
       backoff = 0;
     } catch (error) {
       if (signal.aborted) break;
       backoff = Math.min(maxBackoff, backoff === 0 ? poll : backoff * 2);
       options.onError?.(error, name);
     }
-    // A wake-up during the catch-up means there may be more: go again at once (unless failing).
-    if (backoff === 0 && wake.count !== rung) continue;
-    await wake.wait(backoff || poll, signal);
+    // A wake-up during the catch-up means there may be more: go again (unless failing).
+    if (backoff !== 0 || wake.count === rung) await wake.wait(backoff || poll, signal);
+    if (backoff === 0 && quiet > 0 && wake.count !== rung)
+      await wake.quiet(quiet, options.maxDelayMs ?? quiet * 10, signal);
   }
 }
 
@@ -103,5 +120,19 @@ class Wake {
       signal.addEventListener("abort", done, { once: true });
       this.#waiters.push(done);
     });
+  }
+  /** Resolves once no ring came for `quietMs`, or `maxMs` from now, whichever is first. */
+  async quiet(quietMs: number, maxMs: number, signal: AbortSignal): Promise<void> {
+    const until = performance.now() + maxMs;
+    for (;;) {
+      const left = until - performance.now();
+      if (left <= 0 || signal.aborted) return;
+      const rung = this.count;
+      await this.wait(Math.min(quietMs, left), signal);
+      if (this.count === rung) {
+        // The wait ended by its timer (or the abort): quiet for quietMs.
+        return;
+      }
+    }
   }
 }
