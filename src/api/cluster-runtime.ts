@@ -141,6 +141,11 @@ export class ClusterRuntime {
     // Listen from the first routed call until close: one connection, and the outcome's NOTIFY
     // cannot be missed for want of a listener (a missed one is covered by the poll anyway).
     if (done && this.#listening === undefined) this.#listening = done.subscribe(() => undefined);
+    // Progress likewise: without a standing subscriber, each call would open (and close) a
+    // connection of its own for LISTEN, a server backend forked per routed command.
+    if (onProgress && this.#listeningProgress === undefined) {
+      this.#listeningProgress = this.#notifications?.wakeups(COMMAND_PROGRESS_CHANNEL).subscribe(() => undefined);
+    }
     const target = await this.hosts.stateOf(host);
     if (target === undefined || target.state !== "up") {
       throw new MaqetError(
@@ -176,6 +181,7 @@ export class ClusterRuntime {
   }
 
   #listening: { unsubscribe(): void } | undefined;
+  #listeningProgress: { unsubscribe(): void } | undefined;
 
   /** Wake-ups on a channel (the member's command queue); undefined without LISTEN support. */
   wakeups(channel: string): Observable<Wakeup> | undefined {
@@ -186,6 +192,8 @@ export class ClusterRuntime {
   close(): void {
     this.#listening?.unsubscribe();
     this.#listening = undefined;
+    this.#listeningProgress?.unsubscribe();
+    this.#listeningProgress = undefined;
   }
 
   async #outcome(id: string, done: Observable<Wakeup> | undefined): Promise<CommandOutcome> {

@@ -73,10 +73,13 @@ export class CommandQueue {
 
   /** Queues a command for `host` and wakes its agent (after the insert committed). */
   async enqueue(command: NewCommand, id: string = crypto.randomUUID()): Promise<string> {
-    await sql`insert into maqet_commands (id, vm_id, host, method, args, caller, idempotent)
-              values (${id}, ${command.vmId}, ${command.host}, ${command.method}, ${JSON.stringify(command.args)}::jsonb,
-                      ${JSON.stringify(command.caller)}::jsonb, ${command.idempotent})`.execute(this.db);
-    await sql`select pg_notify(${COMMANDS_CHANNEL}, ${command.host})`.execute(this.db);
+    // One statement, one round trip: NOTIFY is delivered at commit, so never before the row exists.
+    await sql`with queued as (
+                insert into maqet_commands (id, vm_id, host, method, args, caller, idempotent)
+                values (${id}, ${command.vmId}, ${command.host}, ${command.method}, ${JSON.stringify(command.args)}::jsonb,
+                        ${JSON.stringify(command.caller)}::jsonb, ${command.idempotent})
+                returning host)
+              select pg_notify(${COMMANDS_CHANNEL}, host) from queued`.execute(this.db);
     return id;
   }
 
