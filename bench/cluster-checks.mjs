@@ -3,33 +3,11 @@
 // from the store (command rows, events) and from /proc. Each violation is one sentence; the
 // measure fails on any.
 import { readdirSync, readFileSync } from "node:fs";
-import { request } from "node:http";
+import { socketHttp } from "./harness.mjs";
 
 /** One request on its own connection, with headers; rejects after `timeoutMs` (a lost answer). */
 export function call(socket, method, path, body, headers = {}, timeoutMs = 300_000) {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(
-      {
-        socketPath: socket,
-        method,
-        path,
-        agent: false,
-        headers: { ...(payload ? { "content-type": "application/json" } : {}), ...headers },
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c) => {
-          text += c;
-        });
-        res.on("end", () => resolve({ status: res.statusCode, text }));
-      },
-    );
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
-    req.on("error", reject);
-    req.end(payload);
-  });
+  return socketHttp(socket, method, path, body, headers, timeoutMs);
 }
 
 export async function ok(socket, method, path, body) {

@@ -91,7 +91,7 @@ export function formatResult(result) {
  * text }`. Not Node's global agent, which keeps connections alive since Node 19: a request sent
  * on one the server is closing after its 5 s keep-alive fails with EPIPE.
  */
-export function socketHttp(socket, method, path, body) {
+export function socketHttp(socket, method, path, body, headers = {}, timeoutMs = undefined) {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = request(
@@ -100,7 +100,7 @@ export function socketHttp(socket, method, path, body) {
         method,
         path,
         agent: false,
-        headers: payload ? { "content-type": "application/json" } : {},
+        headers: { ...(payload ? { "content-type": "application/json" } : {}), ...headers },
       },
       (res) => {
         let text = "";
@@ -111,6 +111,10 @@ export function socketHttp(socket, method, path, body) {
         res.on("end", () => resolve({ status: res.statusCode, text }));
       },
     );
+    // A lost answer: rejected after `timeoutMs` when one is given.
+    if (timeoutMs !== undefined) {
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
+    }
     req.on("error", reject);
     req.end(payload);
   });
