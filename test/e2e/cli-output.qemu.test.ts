@@ -6,7 +6,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMaqet } from "../../src/api/maqet.ts";
-import { cliBin, projectRoot } from "../support/build-dist.ts";
+import { cliBin } from "../support/build-dist.ts";
 import { type CliSandbox, createCliSandbox } from "../support/cli-runner.ts";
 
 const bin = cliBin;

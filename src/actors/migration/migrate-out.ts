@@ -17,7 +17,7 @@
  * ```
  */
 import { filter, type Subscription } from "rxjs";
-import { isMaqetError, MaqetError } from "../../errors/maqet-error.ts";
+import { MaqetError } from "../../errors/maqet-error.ts";
 import type { NewEvent } from "../../events/envelope.ts";
 import type { MigrationEventData, MigrationPhase, MigrationTarget } from "../../events/migration-events.ts";
 import { vmEvent } from "../../events/vm-events.ts";
