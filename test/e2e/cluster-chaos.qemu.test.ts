@@ -47,6 +47,8 @@ const QUARANTINED =
     ? ""
     : "a routed qmp went unanswered once in the merged suite, cause not found yet (issue 13); run with MAQET_TEST_CLUSTER_FLAKY=1";
 if (QUARANTINED) console.log(`cluster chaos: skipped: ${QUARANTINED}`);
+else if (!databaseUrl)
+  console.log("cluster chaos: skipped: no PostgreSQL server (many hosts need one; see docs/testing.md)");
 
 describe.skipIf(!databaseUrl || QUARANTINED !== "")(
   `cluster chaos: ${ROUNDS} rounds of kill -9, SIGSTOP and PostgreSQL restarts`,

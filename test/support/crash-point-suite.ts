@@ -139,6 +139,11 @@ export function crashPointSuite(dialect: "pglite" | "pg", prefixes?: readonly st
   const scenarios = (Object.entries(SCENARIOS) as [CrashPoint, Scenario][]).filter(
     ([point]) => !prefixes || prefixes.some((p) => point.startsWith(p)),
   );
+  if (dialect === "pg" && !serverUrl) {
+    console.log(
+      `crash points (pg${part}): skipped: no PostgreSQL server (the global setup starts one when the server binaries exist; see docs/testing.md)`,
+    );
+  }
   describe.skipIf(dialect === "pg" && !serverUrl)(`kill at every crash point (${dialect}${part})`, () => {
     let box: CrashSandbox;
     let n = 0;
