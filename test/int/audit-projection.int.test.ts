@@ -14,6 +14,7 @@ import type { PostgresEventStore } from "../../src/events/postgres-event-store.t
 import { AUDIT_PROJECTION, auditProjection } from "../../src/events/projections/audit-projection.ts";
 import { ProjectionRunner } from "../../src/events/projections/projection-runner.ts";
 import { projectRoot } from "../support/build-dist.ts";
+import { catchUpFully } from "../support/projection-settle.ts";
 import { openForSuite, type TestDatabase, testDatabases } from "../support/test-databases.ts";
 
 /** Every event type of every catalogue in src/events (`*_EVENT_SCHEMA` exports of `*-events.ts`). */
@@ -71,7 +72,7 @@ describe.each(testDatabases())("audit projection on $name", (dialect) => {
       const stream = type === "qmp.command-rejected" ? "qmp-rejections" : `vm-${vmId}`;
       await store.append(stream, [{ type, schemaVersion, data, metadata: meta } satisfies NewEvent]);
     }
-    await runner.catchUp(AUDIT_PROJECTION);
+    await catchUpFully(runner, AUDIT_PROJECTION, t.db);
     const entries = await readAuditEntries(t.db);
     expect(entries.map((e) => e.operation).sort()).toEqual(types.map((t) => t.type).sort());
     for (const entry of entries) {
@@ -142,7 +143,7 @@ describe.each(testDatabases())("audit projection on $name", (dialect) => {
       await store.append(`vm-${vmId}`, [{ type: "vm.paused", schemaVersion: 1, data: { detail: "user" } }]);
       if (i % 3 === 0) await runner.catchUp(AUDIT_PROJECTION);
     }
-    await runner.catchUp(AUDIT_PROJECTION);
+    await catchUpFully(runner, AUDIT_PROJECTION, t.db);
     const report = await verifyAuditChain(t.db, store);
     expect(report).toMatchObject({ ok: true, broken: null });
     const entries = await readAuditEntries(t.db, { vm: "web" });

@@ -18,6 +18,7 @@ import type { VmConfig } from "../../src/config/vm-config.ts";
 import type { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
 import { ProjectionRunner } from "../../src/events/projections/projection-runner.ts";
 import { vmEvent, vmStreamId } from "../../src/events/vm-events.ts";
+import { catchUpFully } from "../support/projection-settle.ts";
 import { openForSuite, type TestDatabase, testDatabases } from "../support/test-databases.ts";
 
 const RUNS = 60;
@@ -116,8 +117,10 @@ describe.each(testDatabases())("render(parse(yaml)) == render(store → replay) 
     // The same configs through the VM list projection: caught up, then rebuilt from position 0.
     const runner = new ProjectionRunner({ db: t.db, store, projections: [vmListProjection] });
     for (const step of ["catch up", "rebuild"] as const) {
-      if (step === "catch up") await runner.catchUp(vmListProjection.name);
-      else await runner.rebuild(vmListProjection.name);
+      // A rebuild stops at the watermark too; what a transaction elsewhere on the cluster held
+      // back is applied by the catch-up after it.
+      if (step === "rebuild") await runner.rebuild(vmListProjection.name);
+      await catchUpFully(runner, vmListProjection.name, t.db);
       const rows = await t.db
         .selectFrom("maqet_vms" as never)
         .select(["vm_id" as never, "config" as never])

@@ -13,6 +13,7 @@ import type { NewEvent } from "../../src/events/envelope.ts";
 import type { PostgresEventStore } from "../../src/events/postgres-event-store.ts";
 import { ProjectionRunner } from "../../src/events/projections/projection-runner.ts";
 import { vmEvent } from "../../src/events/vm-events.ts";
+import { catchUpFully } from "../support/projection-settle.ts";
 import { openForSuite, type TestDatabase, testDatabases } from "../support/test-databases.ts";
 
 const drive = (name: string, tags: string[], stamp?: { size: number; mtimeMs: number; ino: number }) => ({
@@ -112,7 +113,7 @@ describe.each(testDatabases())("snapshot catalogue projection on $name", (dialec
     expect(expected[0]!.lastStartVersion).toBe(3);
 
     const small = new ProjectionRunner({ db: t.db, store, projections: [snapshotCatalogueProjection], batchSize: 2 });
-    await small.catchUp(SNAPSHOT_CATALOGUE_PROJECTION);
+    await catchUpFully(small, SNAPSHOT_CATALOGUE_PROJECTION, t.db);
     for (const [i, s] of streams.entries()) expect(plain(await readSnapshotCatalogue(t.db, s))).toEqual(expected[i]);
 
     const whole = new ProjectionRunner({ db: t.db, store, projections: [snapshotCatalogueProjection] });
