@@ -14,6 +14,7 @@ import type { Pool, PoolClient } from "pg";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { type Database, PREPARE_MARK } from "../events/schema.ts";
 import { countingDialect } from "./counting-dialect.ts";
+import { storeLost } from "./pg-connection-loss.ts";
 
 /** An open server database. `close()` ends the pool and is idempotent. */
 export interface PgDatabase {
@@ -103,15 +104,36 @@ function preparingPool(pool: Pool): PostgresPool {
     }
     return name;
   };
-  const wrap = (client: PoolClient): PostgresPoolClient => ({
-    query: ((text: unknown, parameters?: unknown[]) =>
-      typeof text === "string" && text.startsWith(PREPARE_MARK)
-        ? client.query({ name: nameOf(text), text, values: parameters })
-        : client.query(text as string, parameters)) as unknown as PostgresPoolClient["query"],
-    release: () => client.release(),
-  });
+  // A statement or a connection lost to a server restart fails with STORE_ERROR
+  // (pg-connection-loss.ts), and its client leaves the pool at release: the server's error reaches
+  // the statement before the socket's end reaches the client, which still looked usable, went
+  // back to the pool, and failed the next statement too ("Connection terminated unexpectedly").
+  const coded = <T>(result: T, onLost: () => void = () => {}): T =>
+    result instanceof Promise
+      ? (result.catch((error: unknown) => {
+          const coded = storeLost(error);
+          if (coded !== error) onLost();
+          throw coded;
+        }) as T)
+      : result; // a cursor (Kysely's streaming) reports its errors on its own reads
+  const wrap = (client: PoolClient): PostgresPoolClient => {
+    let lost = false;
+    const onLost = () => {
+      lost = true;
+    };
+    return {
+      query: ((text: unknown, parameters?: unknown[]) =>
+        coded(
+          typeof text === "string" && text.startsWith(PREPARE_MARK)
+            ? client.query({ name: nameOf(text), text, values: parameters })
+            : client.query(text as string, parameters),
+          onLost,
+        )) as unknown as PostgresPoolClient["query"],
+      release: () => client.release(lost || undefined),
+    };
+  };
   return {
-    connect: async () => wrap(await pool.connect()),
+    connect: async () => wrap(await coded(pool.connect())),
     end: () => pool.end(),
   };
 }

@@ -297,14 +297,17 @@ export class PostgresEventStore implements EventStore {
     try {
       return await call();
     } catch (error) {
-      if (isMaqetError(error)) throw error;
+      // A lost server connection is already STORE_ERROR (adapters/pg-connection-loss.ts): said again with what failed.
+      const lost = isMaqetError(error, "STORE_ERROR") && error.details.reason === "connection-lost";
+      if (isMaqetError(error) && !lost) throw error;
       if (isStaleEpochViolation(error)) throw staleEpochError(error);
-      const reason = error instanceof Error ? error.message : String(error);
+      const root = lost ? (error as Error).cause : error;
+      const reason = root instanceof Error ? root.message : String(root);
       throw new MaqetError(
         "STORE_ERROR",
         `Failed to ${verb} '${subject}' in the event store: ${reason}. ` +
           "Check that the database is reachable and migrated (`maqet migrate`).",
-        { cause: error, details: { subject } },
+        { cause: root, details: { subject, ...(lost ? { reason: "connection-lost" } : {}) } },
       );
     }
   }

@@ -91,13 +91,14 @@ describe.skipIf(!databaseUrl || QUARANTINED !== "")(
       watching = false;
       await watcher;
       await cluster?.stop();
+      if (process.env.MAQET_CLUSTER_LOGS && url) await dumpCommands(url, process.env.MAQET_CLUSTER_LOGS);
       await dropDb?.();
       await server?.stop();
     }, 120_000);
 
     it("no double run, no lost or duplicated command, gapless histories, HA VMs running again", async () => {
       const random = <T>(list: readonly T[]): T => list[Math.floor(Math.random() * list.length)]!;
-      const answers: Array<{ cmd: string; code: number | null; error?: string }> = [];
+      const answers: Array<{ cmd: string; code: number | null; error?: string; stderr?: string; ms?: number }> = [];
       let stop = false;
       const load = (async () => {
         while (!stop) {
@@ -117,8 +118,9 @@ describe.skipIf(!databaseUrl || QUARANTINED !== "")(
             ["stop", vm, "--force"],
             ["qmp", vm, "query-status"],
           ]);
+          const sent = Date.now();
           const r = await cluster.cli(from, cmd).catch((error: unknown) => ({ code: null, error }));
-          answers.push({ cmd: `${from}: ${cmd.join(" ")}`, code: r.code, ...whyNoAnswer(r) });
+          answers.push({ cmd: `${from}: ${cmd.join(" ")}`, code: r.code, ...whyNoAnswer(r), ...said(r, sent) });
         }
       })();
       const live = (h: string) => {
@@ -179,6 +181,7 @@ describe.skipIf(!databaseUrl || QUARANTINED !== "")(
           }
           const from = random(HOSTS.filter((h) => h !== victim && live(h))) ?? random(HOSTS.filter(live));
           if (from === undefined) continue;
+          const sent = Date.now();
           const issued = cluster.cli(from, cmd).catch((error: unknown) => ({ code: null, error, stdout: "" }));
           // Strike while it is in flight: at the owner's claim (routed commands), or a moment after an add.
           if (vmId !== undefined) {
@@ -205,7 +208,7 @@ describe.skipIf(!databaseUrl || QUARANTINED !== "")(
             frozen.delete(victim);
           }
           const r = await issued;
-          answers.push({ cmd: `${from}: ${cmd.join(" ")} (aimed)`, code: r.code, ...whyNoAnswer(r) });
+          answers.push({ cmd: `${from}: ${cmd.join(" ")} (aimed)`, code: r.code, ...whyNoAnswer(r), ...said(r, sent) });
           aimed.push({ round, action, fault, victim, from, code: r.code });
           if (action === "placement" && r.code === 0) {
             const added = JSON.parse(r.stdout) as { id: string };
@@ -221,6 +224,12 @@ describe.skipIf(!databaseUrl || QUARANTINED !== "")(
       );
       stop = true;
       await load;
+      if (process.env.MAQET_CLUSTER_LOGS) {
+        await writeFile(
+          join(process.env.MAQET_CLUSTER_LOGS, "answers.json"),
+          JSON.stringify({ answers, strikes }, null, 1),
+        );
+      }
 
       // Every command got an answer (an exit code: success or a typed error), none hung.
       expect(answers.length).toBeGreaterThan(0);
@@ -310,6 +319,30 @@ describe.skipIf(!databaseUrl || QUARANTINED !== "")(
     });
   },
 );
+
+/** The routed commands and the VM/host facts, kept beside the agents' logs for a failure's evidence. */
+async function dumpCommands(url: string, dir: string): Promise<void> {
+  const db = await openPgDatabase({ url }).catch(() => undefined);
+  if (!db) return;
+  try {
+    const { rows: commands } = await sql`select * from maqet_commands order by created_at`.execute(db.db);
+    const { rows: events } = await sql`
+      select global_position, stream_id, stream_version, type, data, recorded_at from maqet_events
+       order by global_position`.execute(db.db);
+    await writeFile(join(dir, "commands.json"), JSON.stringify(commands, null, 1));
+    await writeFile(join(dir, "events.json"), JSON.stringify(events, null, 1));
+  } catch {
+    // evidence only
+  } finally {
+    await db.close();
+  }
+}
+
+/** When it was sent, how long it took, and (a failure) the first line of what it printed on stderr. */
+function said(r: { code: number | null; stderr?: string }, sent: number): { stderr?: string; ms: number } {
+  const line = r.code !== 0 && r.stderr ? r.stderr.split("\n")[0]!.slice(0, 300) : undefined;
+  return { ms: Date.now() - sent, ...(line ? { stderr: line } : {}) };
+}
 
 /** What the CLI runner said when a command got no exit code (timed out, killed...): the failure says why. */
 function whyNoAnswer(r: { code: number | null; error?: unknown }): { error?: string } {

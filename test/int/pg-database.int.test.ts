@@ -5,8 +5,11 @@
  * "error" on the lent client with no listener, and the process died (every cluster agent on a
  * PostgreSQL restart: issue 13's chaos test).
  */
+import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { openPgDatabase, type PgDatabase } from "../../src/adapters/pg-database.ts";
+import { isMaqetError } from "../../src/errors/maqet-error.ts";
+import { waitForValue } from "../support/poll.ts";
 import { serverDatabases } from "../support/test-databases.ts";
 
 const databaseUrl = inject("databaseUrl");
@@ -66,5 +69,38 @@ describe.skipIf(!databaseUrl)("openPgDatabase: a connection the server drops whi
     client.release(true);
     const again = await opened.pool.query<{ one: number }>("select 1 as one");
     expect(again.rows[0]!.one).toBe(1);
+  });
+
+  it("through Kysely, a statement whose connection the server drops fails with STORE_ERROR", async () => {
+    const marker = `maqet-lost-${crypto.randomUUID()}`;
+    const sleeping = sql`select pg_sleep(60), ${marker}::text`.execute(opened.db).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const pid = await waitForValue("the sleeping statement's backend", async () => {
+      const { rows } = await killer.pool.query<{ pid: number }>(
+        "select pid from pg_stat_activity where state = 'active' and query like '%pg_sleep(60)%' and pid <> pg_backend_pid()",
+      );
+      return rows[0]?.pid;
+    });
+    await terminate(pid);
+    const error = await sleeping;
+    expect(isMaqetError(error, "STORE_ERROR"), String(error)).toBe(true);
+    expect((error as Error).message).toMatch(
+      /^The PostgreSQL server did not answer: (Connection terminated|terminating connection)/,
+    );
+    expect(uncaught).toEqual([]);
+    // The next statement gets a new connection.
+    const { rows } = await sql<{ one: number }>`select 1 as one`.execute(opened.db);
+    expect(rows[0]!.one).toBe(1);
+  });
+
+  it("through Kysely, a refused statement keeps its own error (SQLSTATE)", async () => {
+    const error = await sql`select 1/0`.execute(opened.db).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isMaqetError(error)).toBe(false);
+    expect((error as { code?: string }).code).toBe("22012");
   });
 });

@@ -15,7 +15,7 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { chown, mkdtemp, readFile, rm } from "node:fs/promises";
+import { chown, copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -87,6 +87,10 @@ export async function startTestPostgres(): Promise<TestPostgres> {
       const stop = async (): Promise<void> => {
         watchdog.kill();
         await as("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]).catch(() => {});
+        // Kept for a failure's evidence (the cluster tests' agent logs go there too).
+        if (process.env.MAQET_CLUSTER_LOGS) {
+          await copyFile(log, join(process.env.MAQET_CLUSTER_LOGS, "postgres.log")).catch(() => {});
+        }
         await rm(dir, { recursive: true, force: true });
       };
       const restart = async (): Promise<void> => {

@@ -12,6 +12,7 @@
  * ```
  */
 import type { Kysely } from "kysely";
+import { isMaqetError } from "../../errors/maqet-error.ts";
 import type { CrashHook } from "../../util/crash-points.ts";
 import type { StoredEvent } from "../envelope.ts";
 import {
@@ -83,6 +84,9 @@ async function applyInTransaction(
       try {
         await projection.apply(trx, wanted, context);
       } catch (cause) {
+        // The server went away under it (adapters/pg-connection-loss.ts): the store failed, not
+        // the projection; stalled at this event for that, it stayed stalled after a restart.
+        if (isMaqetError(cause, "STORE_ERROR") && cause.details.reason === "connection-lost") throw cause;
         throw new ApplyError(cause);
       }
     }

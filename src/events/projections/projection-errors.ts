@@ -53,11 +53,14 @@ export async function storeCall<T>(what: string, call: () => Promise<T>): Promis
   try {
     return await call();
   } catch (error) {
-    if (isMaqetError(error)) throw error;
+    // A lost server connection is already STORE_ERROR (adapters/pg-connection-loss.ts): said again with what failed.
+    const lost = isMaqetError(error, "STORE_ERROR") && error.details.reason === "connection-lost";
+    if (isMaqetError(error) && !lost) throw error;
+    const root = lost ? (error as Error).cause : error;
     throw new MaqetError(
       "STORE_ERROR",
-      `Failed to ${what}: ${reasonOf(error)}. Check that the database is reachable and migrated (\`maqet migrate\`).`,
-      { cause: error },
+      `Failed to ${what}: ${reasonOf(root)}. Check that the database is reachable and migrated (\`maqet migrate\`).`,
+      { cause: root, ...(lost ? { details: { reason: "connection-lost" } } : {}) },
     );
   }
 }
