@@ -234,17 +234,40 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
   loops.push(
     (async () => {
       const running = new Set<Promise<void>>();
+      const runningIds = new Set<string>();
+      const start = (command: ClaimedCommand, claimTerm: number) => {
+        runningIds.add(command.id);
+        const job = run(command, claimTerm).finally(() => {
+          running.delete(job);
+          runningIds.delete(command.id);
+        });
+        running.add(job);
+      };
+      // A failed claim may have committed before the server went away (its answer lost): the
+      // command is then claimed under this term and run by nobody, until it is looked for.
+      let unsure: number | undefined;
       while (!stop.signal.aborted) {
         let claimed: ClaimedCommand | undefined;
+        if (cluster.serving && unsure === term) {
+          const mine = await cluster.commands.claimedBy(name, term).catch(() => undefined);
+          if (mine !== undefined) {
+            unsure = undefined;
+            for (const command of mine.filter((c) => !runningIds.has(c.id))) {
+              warn(`running ${command.method} ${command.id}: claimed here when a claim's answer was lost`);
+              start(command, term);
+            }
+          }
+        }
+        const claimTerm = term;
         if (cluster.serving) {
-          claimed = await cluster.commands.claim(name, term).catch((error: unknown) => {
+          claimed = await cluster.commands.claim(name, claimTerm).catch((error: unknown) => {
             warn(`claim failed: ${messageOf(error)}`);
+            unsure = claimTerm;
             return undefined;
           });
         }
         if (claimed) {
-          const job = run(claimed, term).finally(() => running.delete(job));
-          running.add(job);
+          start(claimed, claimTerm);
           continue;
         }
         await new Promise<void>((resolve) => {

@@ -68,6 +68,17 @@ interface CommandRow {
 
 const json = <T>(value: T | string): T => (typeof value === "string" ? (JSON.parse(value) as T) : value);
 
+const claimedCommand = (row: CommandRow): ClaimedCommand => ({
+  id: row.id,
+  vmId: row.vm_id,
+  host: row.host,
+  method: row.method,
+  args: json(row.args),
+  caller: json(row.caller),
+  idempotent: row.idempotent,
+  attempts: Number(row.attempts),
+});
+
 export class CommandQueue {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -100,22 +111,26 @@ export class CommandQueue {
                         for update skip locked)
         returning c.id, c.vm_id, c.host, c.method, c.args, c.caller, c.idempotent, c.attempts`.execute(this.db);
       const row = rows[0];
-      if (row === undefined) return undefined;
-      return {
-        id: row.id,
-        vmId: row.vm_id,
-        host: row.host,
-        method: row.method,
-        args: json(row.args),
-        caller: json(row.caller),
-        idempotent: row.idempotent,
-        attempts: Number(row.attempts),
-      };
+      return row === undefined ? undefined : claimedCommand(row);
     } catch (error) {
       // Another claimer took a command of the same VM in the same instant: try again later.
       if ((error as { code?: unknown }).code === "23505") return undefined;
       throw error;
     }
+  }
+
+  /**
+   * The commands claimed under `host`'s `term` and still running: after a claim whose answer was
+   * lost (the server went away after the claim committed), the claimer finds it here, ran by
+   * nobody; left alone, it stayed running for good under a live incarnation, which no rescue or
+   * sweep touches, and its VM's later commands queued behind it.
+   */
+  async claimedBy(host: string, term: number): Promise<ClaimedCommand[]> {
+    const { rows } = await sql<CommandRow>`
+      select id, vm_id, host, method, args, caller, idempotent, attempts from maqet_commands
+       where claimed_by = ${host} and claimed_term = ${term} and state = 'running'
+       order by claimed_at`.execute(this.db);
+    return rows.map(claimedCommand);
   }
 
   /**

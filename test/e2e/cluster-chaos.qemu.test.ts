@@ -65,7 +65,10 @@ describe.skipIf(!databaseUrl || QUARANTINED !== "")(
     const frozen = new Set<string>();
 
     beforeAll(async () => {
-      server = ownServer ? await startTestPostgres() : undefined;
+      // Durable commits: a server that forgets commits it acknowledged (the throwaway default,
+      // synchronous_commit off) is one no coordination survives, and not the one maqet asks for
+      // (docs/cluster.md): its restarts lost finished commands' outcomes and VMs' facts here.
+      server = ownServer ? await startTestPostgres({ durableCommits: true }) : undefined;
       const db = await createTestDatabase(server?.url ?? databaseUrl);
       url = db.url;
       dropDb = db.drop;
@@ -344,7 +347,10 @@ function said(r: { code: number | null; stderr?: string }, sent: number): { stde
   return { ms: Date.now() - sent, ...(line ? { stderr: line } : {}) };
 }
 
-/** What the CLI runner said when a command got no exit code (timed out, killed...): the failure says why. */
-function whyNoAnswer(r: { code: number | null; error?: unknown }): { error?: string } {
-  return r.code === null && "error" in r ? { error: String((r.error as Error)?.message ?? r.error).slice(0, 500) } : {};
+/** What the CLI runner said when a command got no exit code (timed out, killed by a signal...): the failure says why. */
+function whyNoAnswer(r: { code: number | null; error?: unknown; signal?: unknown }): { error?: string } {
+  if (r.code !== null) return {};
+  if ("error" in r) return { error: String((r.error as Error)?.message ?? r.error).slice(0, 500) };
+  // Ended by a signal the runner did not send (its own time limit throws, above).
+  return { error: `the CLI process was killed by ${String(r.signal)}` };
 }

@@ -36,6 +36,18 @@ export interface TestPostgres {
   up(): Promise<void>;
 }
 
+export interface TestPostgresOptions {
+  /**
+   * Commits acknowledged only once their WAL reached the kernel (`synchronous_commit` on), so
+   * that a {@link TestPostgres.restart} (a crash: `pg_ctl stop -m immediate`) loses none, as with
+   * the durable server maqet requires. Off by default (faster): then a restart forgets the last
+   * commits its clients were told succeeded (a finished routed command ran again, a VM's
+   * `vm.started` vanished, in issue 13's chaos test). fsync stays off either way: the machine
+   * does not crash, only the server.
+   */
+  durableCommits?: boolean;
+}
+
 /**
  * initdb + start a cluster on 127.0.0.1 and a free port (~1 s). Throws with the install command
  * when the server binaries are missing.
@@ -45,7 +57,7 @@ export interface TestPostgres {
  * const { url, stop } = await startTestPostgres();
  * ```
  */
-export async function startTestPostgres(): Promise<TestPostgres> {
+export async function startTestPostgres(options: TestPostgresOptions = {}): Promise<TestPostgres> {
   const bin = findPostgresBin();
   const asRoot = process.getuid?.() === 0;
   const dir = await mkdtemp(join(tmpdir(), "maqet-pg-"));
@@ -73,7 +85,7 @@ export async function startTestPostgres(): Promise<TestPostgres> {
         `-k ${dir}`,
         "-c listen_addresses=127.0.0.1",
         "-c fsync=off",
-        "-c synchronous_commit=off",
+        ...(options.durableCommits ? [] : ["-c synchronous_commit=off"]),
         "-c full_page_writes=off",
         "-c max_connections=200",
       ].join(" ");
@@ -89,7 +101,7 @@ export async function startTestPostgres(): Promise<TestPostgres> {
         await as("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]).catch(() => {});
         // Kept for a failure's evidence (the cluster tests' agent logs go there too).
         if (process.env.MAQET_CLUSTER_LOGS) {
-          await copyFile(log, join(process.env.MAQET_CLUSTER_LOGS, "postgres.log")).catch(() => {});
+          await copyFile(log, join(process.env.MAQET_CLUSTER_LOGS, `postgres-${port}.log`)).catch(() => {});
         }
         await rm(dir, { recursive: true, force: true });
       };
