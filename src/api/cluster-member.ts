@@ -93,6 +93,11 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
   await guard?.arm(
     process.hrtime.bigint() - BigInt(Math.round((performance.now() - attemptStart) * 1e6)) + fenceAfterNs,
   );
+  if (!(await cluster.hosts.commitsDurable().catch(() => true))) {
+    warn(
+      "the database acknowledges commits before they are durable (synchronous_commit = off): a server crash or a failover can forget a routed command's outcome or a VM's facts after they were reported. Turn it on (docs/cluster.md, set-up).",
+    );
+  }
   const rescued = await cluster.commands.rescue(name, term);
   if (rescued.requeued + rescued.failed > 0) {
     warn(

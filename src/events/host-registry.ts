@@ -98,6 +98,16 @@ export class HostRegistry {
     private readonly metadata: () => EventMetadata,
   ) {}
 
+  /**
+   * Whether the server acknowledges a commit only once it is durable (`synchronous_commit` not
+   * `off`): fencing, claims and outcomes rest on it (docs/cluster.md, set-up).
+   */
+  async commitsDurable(): Promise<boolean> {
+    const { rows } = await sql<{ setting: string }>`
+      select current_setting('synchronous_commit') as setting`.execute(this.db);
+    return rows[0]?.setting !== "off";
+  }
+
   /** Joins (or re-joins, under a new term): the lease starts now, by the database clock. */
   async join(request: JoinRequest): Promise<{ term: number }> {
     return this.db.transaction().execute(async (trx) => {

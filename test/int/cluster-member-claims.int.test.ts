@@ -4,8 +4,10 @@
  * the two: a restart, a failover, the network) is still run, once, and its caller gets the
  * outcome. Before, the command stayed `running` under the member's live incarnation, which no
  * rescue (a re-join) or sweep (an incarnation that is over) touches: its caller waited for ever
- * and every later command of its VM queued behind it (issue 13's chaos test).
+ * and every later command of its VM queued behind it (issue 13's chaos test). And a member on a
+ * server that acknowledges commits before they are durable says so when it joins.
  */
+import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Orchestrator } from "../../src/actors/orchestrator.ts";
 import { type ClusterMember, startClusterMember } from "../../src/api/cluster-member.ts";
@@ -73,6 +75,10 @@ describe.each(testDatabases())("cluster member claims on $name", ({ open }) => {
     expect(ran.map((c) => c.id)).toEqual([id]);
     expect(ran[0]!.attempts).toBe(1);
     expect(warnings.some((w) => w.includes("claim failed: Connection terminated unexpectedly"))).toBe(true);
+    // The throwaway server acknowledges commits before they are durable (PGlite does not): the
+    // member says so at its join.
+    const { rows } = await sql<{ s: string }>`select current_setting('synchronous_commit') as s`.execute(t.db);
+    expect(warnings.some((w) => w.includes("synchronous_commit = off"))).toBe(rows[0]!.s === "off");
 
     // The VM's next command is not held behind it.
     const next = await cluster.commands.enqueue({
