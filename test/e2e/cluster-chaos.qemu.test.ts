@@ -37,20 +37,10 @@ const databaseUrl = inject("databaseUrl");
 // PostgreSQL restarts are a chaos action only on a server of this file's own (never the shared one).
 const ownServer = !process.env.MAQET_TEST_DATABASE_URL;
 
-// Quarantined again (session 6): the fence guard and a routed-command deadlock were fixed and it
-// passed 4 times alone (30 rounds once, once beside CPU hogs), but in the lead's merged suite
-// (load ~5) one routed `qmp h1 query-status` from host b got no answer (issue 13's note; the
-// answer now records the CLI's error, so the next failure says why). Run it with
-// MAQET_TEST_CLUSTER_FLAKY=1.
-const QUARANTINED =
-  process.env.MAQET_TEST_CLUSTER_FLAKY === "1"
-    ? ""
-    : "a routed qmp went unanswered once in the merged suite, cause not found yet (issue 13); run with MAQET_TEST_CLUSTER_FLAKY=1";
-if (QUARANTINED) console.log(`cluster chaos: skipped: ${QUARANTINED}`);
-else if (!databaseUrl)
+if (!databaseUrl)
   console.log("cluster chaos: skipped: no PostgreSQL server (many hosts need one; see docs/testing.md)");
 
-describe.skipIf(!databaseUrl || QUARANTINED !== "")(
+describe.skipIf(!databaseUrl)(
   `cluster chaos: ${ROUNDS} rounds of kill -9, SIGSTOP and PostgreSQL restarts`,
   { timeout: 1_200_000 },
   () => {
