@@ -22,7 +22,7 @@
  */
 import { type Kysely, sql } from "kysely";
 import { HOST_STATE_SQL, type HostState } from "./host-registry.ts";
-import type { Database } from "./schema.ts";
+import { type Database, PREPARE_MARK } from "./schema.ts";
 import { vmStreamId } from "./vm-events.ts";
 
 /** Wakes the agent of the host named in the payload. */
@@ -133,7 +133,7 @@ export class CommandQueue {
   /** Queues a command for `host` and wakes its agent (after the insert committed). */
   async enqueue(command: NewCommand, id: string = crypto.randomUUID()): Promise<string> {
     // One statement, one round trip: NOTIFY is delivered at commit, so never before the row exists.
-    await sql`with queued as (
+    await sql`${sql.raw(PREPARE_MARK)} with queued as (
                 insert into maqet_commands (id, vm_id, host, method, args, caller, idempotent)
                 values (${id}, ${command.vmId}, ${command.host}, ${command.method}, ${JSON.stringify(command.args)}::jsonb,
                         ${JSON.stringify(command.caller)}::jsonb, ${command.idempotent})
@@ -156,7 +156,7 @@ export class CommandQueue {
     id: string = crypto.randomUUID(),
   ): Promise<{ location: VmLocation | undefined; queued: boolean }> {
     const { nameOrId } = command;
-    const { rows } = await sql<LocationColumns & { vm_id: string; queued: number }>`
+    const { rows } = await sql<LocationColumns & { vm_id: string; queued: number }>`${sql.raw(PREPARE_MARK)}
       with target as (
         select n.vm_id, ${sql.raw(LOCATE_COLUMNS)}
           from maqet_vm_names n
@@ -186,7 +186,7 @@ export class CommandQueue {
    */
   async claim(host: string, term: number): Promise<ClaimedCommand | undefined> {
     try {
-      const { rows } = await sql<CommandRow>`
+      const { rows } = await sql<CommandRow>`${sql.raw(PREPARE_MARK)}
         with claimed as (
           update maqet_commands c set state = 'running', claimed_by = ${host}, claimed_term = ${term},
                  claimed_at = clock_timestamp(), attempts = c.attempts + 1
@@ -250,7 +250,7 @@ export class CommandQueue {
       outcome.state === "done" ? { state: "done", result: outcome.result ?? null } : outcome,
     )}`;
     const payload = payloadBytes(carried) <= MAX_PAYLOAD_BYTES ? carried : id;
-    const { rows } = await sql<{ waiting: boolean }>`
+    const { rows } = await sql<{ waiting: boolean }>`${sql.raw(PREPARE_MARK)}
       with finished as (
         update maqet_commands set state = ${outcome.state}, finished_at = clock_timestamp(),
                result = ${outcome.state === "done" ? JSON.stringify(outcome.result ?? null) : null}::jsonb,
@@ -290,7 +290,7 @@ export class CommandQueue {
 
   /** The outcome of a command, or undefined while it is queued or running. */
   async outcome(id: string): Promise<CommandOutcome | undefined> {
-    const { rows } = await sql<{ state: string; result: unknown; error: unknown }>`
+    const { rows } = await sql<{ state: string; result: unknown; error: unknown }>`${sql.raw(PREPARE_MARK)}
       select state, result, error from maqet_commands where id = ${id}`.execute(this.db);
     const row = rows[0];
     if (row === undefined) {
