@@ -231,11 +231,18 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
     for (const note of (await deps.sweepMigrations?.()) ?? []) warn(note);
   });
 
-  // The command queue: woken by NOTIFY, polled every second as a fallback.
+  // The command queue: woken by NOTIFY, polled every second as a fallback. A wake-up that comes
+  // while the loop is not waiting (a claim in flight that missed the new row) is kept, and the
+  // loop claims again at once instead of sleeping through it.
+  let woke = false;
   let wake: (() => void) | undefined;
+  const rouse = () => {
+    woke = true;
+    wake?.();
+  };
   const woken: Subscription | undefined = cluster
     .wakeups(COMMANDS_CHANNEL)
-    ?.subscribe((w) => (w.reason === "listening" || w.payload === name) && wake?.());
+    ?.subscribe((w) => (w.reason === "listening" || w.payload === name) && rouse());
   loops.push(
     (async () => {
       const running = new Set<Promise<void>>();
@@ -252,6 +259,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
       // command is then claimed under this term and run by nobody, until it is looked for.
       let unsure: number | undefined;
       while (!stop.signal.aborted) {
+        woke = false;
         let claimed: ClaimedCommand | undefined;
         if (cluster.serving && unsure === term) {
           const mine = await cluster.commands.claimedBy(name, term).catch(() => undefined);
@@ -273,16 +281,20 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
         }
         if (claimed) {
           start(claimed, claimTerm);
-          continue;
+          // Nothing else claimable when it was claimed: a newer command's NOTIFY says so.
+          if (claimed.more !== false) continue;
         }
+        if (woke || stop.signal.aborted) continue;
+        const onAbort = () => wake?.();
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, 1000);
           wake = () => {
             clearTimeout(timer);
             resolve();
           };
-          stop.signal.addEventListener("abort", () => wake?.(), { once: true });
+          stop.signal.addEventListener("abort", onAbort, { once: true });
         });
+        stop.signal.removeEventListener("abort", onAbort);
         wake = undefined;
       }
       await Promise.allSettled([...running]);
@@ -291,6 +303,8 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
 
   async function run(command: ClaimedCommand, claimTerm: number): Promise<void> {
     let outcome: Parameters<typeof cluster.commands.finish>[3];
+    // Where its VM is, as the claim read it: the routing wrapper looks nothing up again.
+    cluster.noteClaim(command);
     try {
       outcome = { state: "done", result: await deps.execute(command) };
     } catch (error) {
@@ -300,15 +314,19 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
           ? { code: error.code, message: error.message, details: plain(error.details) }
           : { code: "INTERNAL", message: messageOf(error) },
       };
+    } finally {
+      cluster.forgetClaim(command.id);
     }
     // The outcome is written until the database takes it (or the claim is gone: a re-join
     // re-queued or failed it). Given up after one failure, the row stayed 'running' for good:
     // its caller waited forever and every later command of that VM queued behind it (a
     // PostgreSQL restart in the chaos test).
     let finished = false;
+    // A command of the same VM queued behind this one is claimable now (unknown: look anyway).
+    let waiting = true;
     for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
       try {
-        finished = await cluster.commands.finish(command.id, name, claimTerm, outcome);
+        ({ finished, waiting } = await cluster.commands.complete(command.id, name, claimTerm, outcome));
         break;
       } catch (error) {
         if (stop.signal.aborted) break;
@@ -318,7 +336,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
       }
     }
     if (!finished) warn(`command ${command.id} (${command.method}) lost its claim before finishing`);
-    wake?.();
+    if (waiting || !finished) rouse();
   }
 
   /** One self-fence at a time; the renewal loop waits for it before re-joining. */

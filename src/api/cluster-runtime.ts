@@ -11,20 +11,25 @@
  * ```
  */
 import type { Kysely } from "kysely";
-import { filter, firstValueFrom, type Observable, race, timer } from "rxjs";
+import type { Observable, Subscription } from "rxjs";
 import type { VmView } from "../actors/vm-view.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import {
+  type ClaimedCommand,
   COMMAND_DONE_CHANNEL,
   COMMAND_PROGRESS_CHANNEL,
   type CommandOutcome,
   CommandQueue,
+  type VmLocation,
 } from "../events/command-queue.ts";
 import type { EventMetadata } from "../events/envelope.ts";
 import { HostRegistry } from "../events/host-registry.ts";
 import type { NotificationSource, Wakeup } from "../events/notifications.ts";
 import { PlacementStore } from "../events/placement-store.ts";
 import type { Database } from "../events/schema.ts";
+
+/** With a LISTEN connection, the outcome is read unprompted only this long after the command was sent (then less often). */
+const FALLBACK_POLL_MS = 250;
 
 export interface ClusterRuntimeOptions {
   db: Kysely<Database>;
@@ -125,6 +130,36 @@ export class ClusterRuntime {
   }
 
   /**
+   * The caller's side of a facade call on a VM known by name (or id), in one statement: when the
+   * VM's owner is another host and up, the command is queued there and its outcome awaited (the
+   * result, or the owner's error re-thrown with its code): `{ routed: true, result }`. Otherwise
+   * nothing was sent: `location` says where the VM is (owned here, or not placed: run it here),
+   * or is undefined when no live VM has that name (the caller looks further). An owner that is
+   * not up is HOST_INVALID_STATE.
+   */
+  async routeByName(
+    nameOrId: string,
+    method: string,
+    args: unknown[],
+    caller: Record<string, unknown>,
+    idempotent: boolean,
+    onProgress?: (progress: unknown) => void,
+  ): Promise<{ routed: true; result: unknown } | { routed: false; location: VmLocation | undefined }> {
+    let location: VmLocation | undefined;
+    const sent = await this.#send(onProgress, async (id) => {
+      const queued = await this.commands.enqueueByName(this.host, { nameOrId, method, args, caller, idempotent }, id);
+      location = queued.location;
+      if (location?.owner) this.#learn(`vm-${location.vmId}`, location.owner.host, location.owner.epoch);
+      return queued.queued;
+    });
+    if (sent !== undefined)
+      return { routed: true, result: settled(sent.outcome, location?.owner?.host ?? "", sent.id) };
+    const owner = location?.owner;
+    if (owner !== undefined && owner.host !== this.host) throw hostNotUp(owner.host, owner, method);
+    return { routed: false, location };
+  }
+
+  /**
    * Routes one facade call to the VM's owner and waits for its outcome: the result, or the
    * owner's error re-thrown with its code.
    */
@@ -137,49 +172,74 @@ export class ClusterRuntime {
     idempotent: boolean,
     onProgress?: (progress: unknown) => void,
   ): Promise<unknown> {
-    const done = this.#notifications?.wakeups(COMMAND_DONE_CHANNEL);
+    const target = await this.hosts.stateOf(host);
+    if (target === undefined || target.state !== "up") throw hostNotUp(host, target, method);
+    const sent = await this.#send(onProgress, async (id) => {
+      await this.commands.enqueue({ vmId, host, method, args, caller, idempotent }, id);
+      return true;
+    });
+    if (sent === undefined) throw new Error("unreachable: the command was queued");
+    return settled(sent.outcome, host, sent.id);
+  }
+
+  /**
+   * Sends one command (`enqueue` queues it under the id given and says whether it did) and waits
+   * for its outcome; undefined when nothing was queued. Everything that listens for the command
+   * (its outcome's wake-up, its progress) listens before it exists, so nothing is missed.
+   */
+  async #send(
+    onProgress: ((progress: unknown) => void) | undefined,
+    enqueue: (id: string) => Promise<boolean>,
+  ): Promise<{ id: string; outcome: CommandOutcome } | undefined> {
     // Listen from the first routed call until close: one connection, and the outcome's NOTIFY
     // cannot be missed for want of a listener (a missed one is covered by the poll anyway).
-    if (done && this.#listening === undefined) this.#listening = done.subscribe(() => undefined);
+    if (this.#listening === undefined) this.#listening = this.wakeups(COMMAND_DONE_CHANNEL)?.subscribe(() => undefined);
     // Progress likewise: without a standing subscriber, each call would open (and close) a
     // connection of its own for LISTEN, a server backend forked per routed command.
     if (onProgress && this.#listeningProgress === undefined) {
-      this.#listeningProgress = this.#notifications?.wakeups(COMMAND_PROGRESS_CHANNEL).subscribe(() => undefined);
+      this.#listeningProgress = this.wakeups(COMMAND_PROGRESS_CHANNEL)?.subscribe(() => undefined);
     }
-    const target = await this.hosts.stateOf(host);
-    if (target === undefined || target.state !== "up") {
-      throw new MaqetError(
-        "HOST_INVALID_STATE",
-        `The VM is owned by host '${host}', which is ${target?.state ?? "unknown"}${target ? ` (last renewal ${target.lastRenewal})` : ""}: ` +
-          `'${method}' cannot run there now. Wait for it to come back, or, if it is dead, \`maqet host mark-dead ${host}\` ` +
-          "(a VM with `ha: restart` then restarts elsewhere; any other can be moved with `maqet host drain`).",
-        { details: { host, state: target?.state ?? "unknown", method } },
-      );
-    }
-    // The owner's progress for this command (start's wait, stop's steps), relayed as it comes:
-    // listening before the command exists, so none is missed for want of a listener.
     const id = crypto.randomUUID();
+    // The owner's progress for this command (start's wait, stop's steps), relayed as it comes.
     const progress =
       onProgress &&
-      this.#notifications?.wakeups(COMMAND_PROGRESS_CHANNEL).subscribe((w) => {
+      this.wakeups(COMMAND_PROGRESS_CHANNEL)?.subscribe((w) => {
         if (w.reason !== "notification" || !w.payload.startsWith(`${id} `)) return;
         try {
           onProgress(JSON.parse(w.payload.slice(id.length + 1)));
         } catch {}
       });
-    let outcome: CommandOutcome;
+    const waiter = new OutcomeWaiter(id, this.commands, this.wakeups(COMMAND_DONE_CHANNEL));
     try {
-      await this.commands.enqueue({ vmId, host, method, args, caller, idempotent }, id);
-      outcome = await this.#outcome(id, done);
+      if (!(await enqueue(id))) return undefined;
+      return { id, outcome: await waiter.outcome() };
     } finally {
+      waiter.close();
       progress?.unsubscribe();
     }
-    if (outcome.state === "done") return outcome.result;
-    throw new MaqetError(outcome.error.code as never, outcome.error.message, {
-      details: { ...(outcome.error.details ?? {}), routedTo: host, commandId: id },
-    });
   }
 
+  /**
+   * Member: notes where a claimed command's VM is, as the claim read it, while the command runs
+   * (the routing wrapper then looks nothing up; {@link claimedLocation}); `forget` when it ended.
+   */
+  noteClaim(command: ClaimedCommand): void {
+    if (command.located === undefined) return;
+    this.#claims.set(command.id, command.located);
+    const owner = command.located.owner;
+    if (owner) this.#learn(`vm-${command.located.vmId}`, owner.host, owner.epoch);
+  }
+
+  forgetClaim(id: string): void {
+    this.#claims.delete(id);
+  }
+
+  /** Where the VM of claimed command `id` is, as its claim read it (undefined: not noted). */
+  claimedLocation(id: string): VmLocation | undefined {
+    return this.#claims.get(id);
+  }
+
+  readonly #claims = new Map<string, VmLocation>();
   #listening: { unsubscribe(): void } | undefined;
   #listeningProgress: { unsubscribe(): void } | undefined;
 
@@ -195,19 +255,90 @@ export class ClusterRuntime {
     this.#listeningProgress?.unsubscribe();
     this.#listeningProgress = undefined;
   }
+}
 
-  async #outcome(id: string, done: Observable<Wakeup> | undefined): Promise<CommandOutcome> {
-    let pollMs = 2;
+/** The outcome as the facade call's answer: the result, or the owner's error with its code. */
+function settled(outcome: CommandOutcome, host: string, id: string): unknown {
+  if (outcome.state === "done") return outcome.result;
+  throw new MaqetError(outcome.error.code as never, outcome.error.message, {
+    details: { ...(outcome.error.details ?? {}), routedTo: host, commandId: id },
+  });
+}
+
+/** HOST_INVALID_STATE: the VM's owner cannot run `method` now. */
+function hostNotUp(
+  host: string,
+  target: { state: string; lastRenewal?: string } | undefined,
+  method: string,
+): MaqetError {
+  const state = target?.state ?? "unknown";
+  return new MaqetError(
+    "HOST_INVALID_STATE",
+    `The VM is owned by host '${host}', which is ${state}${target?.lastRenewal ? ` (last renewal ${target.lastRenewal})` : ""}: ` +
+      `'${method}' cannot run there now. Wait for it to come back, or, if it is dead, \`maqet host mark-dead ${host}\` ` +
+      "(a VM with `ha: restart` then restarts elsewhere; any other can be moved with `maqet host drain`).",
+    { details: { host, state, method } },
+  );
+}
+
+/**
+ * Waits for one routed command's outcome, woken by its NOTIFY: subscribed before the command is
+ * sent, it reads nothing when the wake-up carries the outcome, reads the row when it only names
+ * the command or when the LISTEN connection (re)starts (a notification sent while nobody listened
+ * is gone, the row is not), and otherwise reads only as a slow fallback (250 ms, doubling to 1 s;
+ * from 2 ms without LISTEN), for a notification lost without the connection saying so.
+ */
+class OutcomeWaiter {
+  #carried: CommandOutcome | undefined;
+  #read: boolean;
+  #wake: () => void = () => undefined;
+  readonly #subscription: Subscription | undefined;
+
+  constructor(
+    private readonly id: string,
+    private readonly commands: CommandQueue,
+    private readonly done: Observable<Wakeup> | undefined,
+  ) {
+    // Without wake-ups, polling is all there is: read from the start.
+    this.#read = done === undefined;
+    this.#subscription = done?.subscribe((w) => {
+      const said = w.reason === "listening" ? "read" : CommandQueue.outcomeIn(id, w.payload);
+      if (said === undefined) return;
+      if (said === "read") this.#read = true;
+      else this.#carried = said;
+      this.#wake();
+    });
+  }
+
+  async outcome(): Promise<CommandOutcome> {
+    let pollMs = this.done === undefined ? 2 : FALLBACK_POLL_MS;
     for (;;) {
-      const wake = done
-        ? firstValueFrom(
-            race(done.pipe(filter((w) => w.reason === "listening" || w.payload === id)), timer(pollMs)),
-          ).catch(() => undefined)
-        : new Promise((resolve) => setTimeout(resolve, pollMs));
-      const outcome = await this.commands.outcome(id);
-      if (outcome) return outcome;
-      await wake;
-      pollMs = Math.min(pollMs * 2, 1000);
+      if (this.#carried) return this.#carried;
+      if (this.#read) {
+        this.#read = false;
+        const outcome = await this.commands.outcome(this.id);
+        if (outcome) return outcome;
+        if (this.#carried) return this.#carried;
+      }
+      if (!this.#read) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            this.#read = true;
+            resolve();
+          }, pollMs);
+          this.#wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.#wake = () => undefined;
+        pollMs = Math.min(pollMs * 2, 1000);
+      }
     }
+  }
+
+  close(): void {
+    this.#subscription?.unsubscribe();
+    this.#wake();
   }
 }

@@ -95,17 +95,37 @@ export function withRouting<T extends object>(ctx: MaqetContext, base: T): T {
       }
       const cluster = rt.cluster;
       if (cluster === undefined) return local(name, ...rest);
-      const view = await rt.orchestrator.find(String(name));
-      const owner = await cluster.ownerHost(view.vmId);
-      if (owner === undefined || owner === cluster.host) {
+      const runHere = () => {
         if (!READS.has(method)) cluster.assertServing();
         return local(name, ...rest);
+      };
+      // The owner's progress lands on this instance's stream, as a local operation's would.
+      const relay = (progress: unknown) => progressHub(ctx).next(progress as OperationProgress);
+      const claimed = ctx.caller?.routedCommand;
+      if (claimed === undefined) {
+        // One statement finds the owner and, when it is another host, queues the command there.
+        const sent = await cluster.routeByName(
+          String(name),
+          method,
+          rest.map(jsonSafe),
+          callerOf(ctx),
+          idempotent,
+          relay,
+        );
+        if (sent.routed) return sent.result;
+        if (sent.location !== undefined) return runHere();
+        // No live VM by that name in the name claims: the VM list says (VM_NOT_FOUND, usually).
       }
+      // A claimed command: its claim read where the VM is; otherwise look it up.
+      const located = claimed === undefined ? undefined : cluster.claimedLocation(claimed);
+      const view = located ?? (await rt.orchestrator.find(String(name)));
+      const owner = located ? located.owner?.host : await cluster.ownerHost(view.vmId);
+      if (owner === undefined || owner === cluster.host) return runHere();
       // A command this member claimed for a VM that moved since it was queued (an HA recovery
       // while this host was away, then its re-join re-queued it here): routed on, it waited for
       // a claim that its own running row forbids (one running command per VM), for ever. It did
       // not run; its caller sends it to the owner now.
-      if (ctx.caller?.routedCommand !== undefined) throw notOwner(view.name, cluster.host, owner);
+      if (claimed !== undefined) throw notOwner(view.name, cluster.host, owner);
       return cluster.route(
         view.vmId,
         owner,
@@ -113,8 +133,7 @@ export function withRouting<T extends object>(ctx: MaqetContext, base: T): T {
         [view.vmId, ...rest.map(jsonSafe)],
         callerOf(ctx),
         idempotent,
-        // The owner's progress lands on this instance's stream, as a local operation's would.
-        (progress) => progressHub(ctx).next(progress as OperationProgress),
+        relay,
       );
     };
     routed[method] = async (name: unknown, ...rest: unknown[]) => {
@@ -227,10 +246,13 @@ async function relayProgress(
 ): Promise<{ end(): Promise<void> } | undefined> {
   const rt = await ctx.open();
   const queue = rt.cluster?.commands;
-  const name = await rt.orchestrator.find(command.vmId).then(
-    (view) => view.name,
-    () => undefined,
-  );
+  // The claim read the VM's name; a command queued otherwise (or for a key that is no VM) looks.
+  const name =
+    command.located?.name ??
+    (await rt.orchestrator.find(command.vmId).then(
+      (view) => view.name,
+      () => undefined,
+    ));
   if (queue === undefined || name === undefined) return undefined;
   let sent: Promise<void> = Promise.resolve();
   const subscription = progressObservable(ctx).subscribe((p) => {

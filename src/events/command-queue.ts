@@ -21,16 +21,21 @@
  * ```
  */
 import { type Kysely, sql } from "kysely";
-import type { Database } from "./schema.ts";
+import { HOST_STATE_SQL, type HostState } from "./host-registry.ts";
+import { type Database, PREPARE_MARK } from "./schema.ts";
+import { vmStreamId } from "./vm-events.ts";
 
 /** Wakes the agent of the host named in the payload. */
 export const COMMANDS_CHANNEL = "maqet_commands";
-/** Wakes callers; the payload is the finished command's id. */
+/**
+ * Wakes callers; the payload is the finished command's id, followed by a space and its outcome
+ * as JSON when that fits in a NOTIFY (then the caller needs no read).
+ */
 export const COMMAND_DONE_CHANNEL = "maqet_command_done";
 /** Progress of a running command, for its caller: the payload is `<id> <progress as JSON>`. */
 export const COMMAND_PROGRESS_CHANNEL = "maqet_command_progress";
 /** NOTIFY payloads stop short of 8000 bytes; a progress value longer than this is not sent. */
-const MAX_PROGRESS_PAYLOAD = 7900;
+const MAX_PAYLOAD_BYTES = 7900;
 
 export interface NewCommand {
   vmId: string;
@@ -45,9 +50,31 @@ export interface NewCommand {
   idempotent: boolean;
 }
 
+/**
+ * Where a VM is, as one statement read it: its id and name, and its owner when it is placed (the
+ * host, the owner epoch, and that host's state by the database's clock).
+ */
+export interface VmLocation {
+  vmId: string;
+  name: string;
+  owner?: { host: string; epoch: number; state: HostState | "unknown"; lastRenewal?: string };
+}
+
+/** A command for a VM known by its name (or id): the statement finds the id and puts it first in `args`. */
+export interface NewCommandByName extends Omit<NewCommand, "vmId" | "host"> {
+  nameOrId: string;
+}
+
 export interface ClaimedCommand extends NewCommand {
   id: string;
   attempts: number;
+  /** The VM's name and placement, read by the claim itself (absent: no live VM has that id). */
+  located?: VmLocation;
+  /**
+   * Whether the claim saw another command of this host that it could claim now (another VM's,
+   * none of that VM's running): then claim again at once; otherwise a new one's NOTIFY wakes you.
+   */
+  more?: boolean;
 }
 
 /** A command's outcome, once it has one. */
@@ -55,7 +82,8 @@ export type CommandOutcome =
   | { state: "done"; result: unknown }
   | { state: "failed"; error: { code: string; message: string; details?: Record<string, unknown> } };
 
-interface CommandRow {
+interface CommandRow extends LocationColumns {
+  more?: boolean;
   id: string;
   vm_id: string;
   host: string;
@@ -65,6 +93,37 @@ interface CommandRow {
   idempotent: boolean;
   attempts: number;
 }
+
+/** The columns {@link LOCATE_COLUMNS} reads (null where the VM has no name, placement or host row). */
+interface LocationColumns {
+  vm_name: string | null;
+  owner: string | null;
+  owner_epoch: string | number | null;
+  owner_state: HostState | null;
+  owner_renewed_at: Date | string | null;
+}
+
+/** The VM's name, owner, owner epoch and the owner's state, for a query joining `n` (maqet_vm_names), `p` and `h`. */
+const LOCATE_COLUMNS = `n.name as vm_name, p.host as owner, p.epoch as owner_epoch,
+       case when h.name is not null then ${HOST_STATE_SQL} end as owner_state, h.renewed_at as owner_renewed_at`;
+
+function location(vmId: string, row: LocationColumns): VmLocation | undefined {
+  if (row.vm_name === null) return undefined;
+  if (row.owner === null) return { vmId, name: row.vm_name };
+  return {
+    vmId,
+    name: row.vm_name,
+    owner: {
+      host: row.owner,
+      epoch: Number(row.owner_epoch),
+      state: row.owner_state ?? "unknown",
+      ...(row.owner_renewed_at === null ? {} : { lastRenewal: new Date(row.owner_renewed_at).toISOString() }),
+    },
+  };
+}
+
+/** Bytes of a NOTIFY payload (its limit is in bytes). */
+const payloadBytes = (payload: string): number => new TextEncoder().encode(payload).length;
 
 const json = <T>(value: T | string): T => (typeof value === "string" ? (JSON.parse(value) as T) : value);
 
@@ -85,7 +144,7 @@ export class CommandQueue {
   /** Queues a command for `host` and wakes its agent (after the insert committed). */
   async enqueue(command: NewCommand, id: string = crypto.randomUUID()): Promise<string> {
     // One statement, one round trip: NOTIFY is delivered at commit, so never before the row exists.
-    await sql`with queued as (
+    await sql`${sql.raw(PREPARE_MARK)} with queued as (
                 insert into maqet_commands (id, vm_id, host, method, args, caller, idempotent)
                 values (${id}, ${command.vmId}, ${command.host}, ${command.method}, ${JSON.stringify(command.args)}::jsonb,
                         ${JSON.stringify(command.caller)}::jsonb, ${command.idempotent})
@@ -95,23 +154,72 @@ export class CommandQueue {
   }
 
   /**
+   * The caller's side of routing in one statement, one round trip: finds the VM by name (or id),
+   * its owner and the owner's state, and, when the owner is another host than `self` and up,
+   * queues the command there with the VM id first in its arguments and wakes that host's agent
+   * (NOTIFY, delivered at commit). `location` is undefined when no live VM has that name or id;
+   * `queued` false when the VM is this host's, not placed, or its owner is not up (then the caller
+   * runs it here, or says why it cannot).
+   */
+  async enqueueByName(
+    self: string,
+    command: NewCommandByName,
+    id: string = crypto.randomUUID(),
+  ): Promise<{ location: VmLocation | undefined; queued: boolean }> {
+    const { nameOrId } = command;
+    const { rows } = await sql<LocationColumns & { vm_id: string; queued: number }>`${sql.raw(PREPARE_MARK)}
+      with target as (
+        select n.vm_id, ${sql.raw(LOCATE_COLUMNS)}
+          from maqet_vm_names n
+          left join maqet_placements p on p.stream_id = n.stream_id
+          left join maqet_hosts h on h.name = p.host
+         where n.name = ${nameOrId} or n.stream_id = ${vmStreamId(nameOrId)}
+         order by (n.name = ${nameOrId}) desc
+         limit 1),
+      queued as (
+        insert into maqet_commands (id, vm_id, host, method, args, caller, idempotent)
+        select ${id}, t.vm_id, t.owner, ${command.method}, jsonb_build_array(t.vm_id) || ${JSON.stringify(command.args)}::jsonb,
+               ${JSON.stringify(command.caller)}::jsonb, ${command.idempotent}
+          from target t
+         where t.owner <> ${self} and t.owner_state = 'up'
+        returning host),
+      notified as (select pg_notify(${COMMANDS_CHANNEL}, host) from queued)
+      select t.*, (select count(*) from notified)::int as queued from target t`.execute(this.db);
+    const row = rows[0];
+    if (row === undefined) return { location: undefined, queued: false };
+    return { location: location(row.vm_id, row), queued: Number(row.queued) > 0 };
+  }
+
+  /**
    * Claims the oldest queued command of `host` whose VM has no command running, under the host's
-   * `term`; undefined when there is none.
+   * `term`; undefined when there is none. The same statement reads where the command's VM is
+   * now ({@link ClaimedCommand.located}): its owner needs no lookup of its own before running it.
    */
   async claim(host: string, term: number): Promise<ClaimedCommand | undefined> {
     try {
-      const { rows } = await sql<CommandRow>`
-        update maqet_commands c set state = 'running', claimed_by = ${host}, claimed_term = ${term},
-               claimed_at = clock_timestamp(), attempts = c.attempts + 1
-         where c.id = (select q.id from maqet_commands q
-                        where q.host = ${host} and q.state = 'queued'
-                          and not exists (select from maqet_commands r where r.vm_id = q.vm_id and r.state = 'running')
-                        order by q.created_at
-                        limit 1
-                        for update skip locked)
-        returning c.id, c.vm_id, c.host, c.method, c.args, c.caller, c.idempotent, c.attempts`.execute(this.db);
+      const { rows } = await sql<CommandRow>`${sql.raw(PREPARE_MARK)}
+        with claimed as (
+          update maqet_commands c set state = 'running', claimed_by = ${host}, claimed_term = ${term},
+                 claimed_at = clock_timestamp(), attempts = c.attempts + 1
+           where c.id = (select q.id from maqet_commands q
+                          where q.host = ${host} and q.state = 'queued'
+                            and not exists (select from maqet_commands r where r.vm_id = q.vm_id and r.state = 'running')
+                          order by q.created_at
+                          limit 1
+                          for update skip locked)
+          returning c.id, c.vm_id, c.host, c.method, c.args, c.caller, c.idempotent, c.attempts)
+        select c.*, ${sql.raw(LOCATE_COLUMNS)},
+               exists (select from maqet_commands q
+                        where q.host = ${host} and q.state = 'queued' and q.vm_id <> c.vm_id
+                          and not exists (select from maqet_commands r where r.vm_id = q.vm_id and r.state = 'running')) as more
+          from claimed c
+          left join maqet_vm_names n on n.stream_id = 'vm-' || c.vm_id
+          left join maqet_placements p on p.stream_id = 'vm-' || c.vm_id
+          left join maqet_hosts h on h.name = p.host`.execute(this.db);
       const row = rows[0];
-      return row === undefined ? undefined : claimedCommand(row);
+      if (row === undefined) return undefined;
+      const located = location(row.vm_id, row);
+      return { ...(located ? { located } : {}), more: row.more === true, ...claimedCommand(row) };
     } catch (error) {
       // Another claimer took a command of the same VM in the same instant: try again later.
       if ((error as { code?: unknown }).code === "23505") return undefined;
@@ -135,18 +243,38 @@ export class CommandQueue {
 
   /**
    * Writes the outcome under the claim and wakes the caller (one statement: both or neither, so
-   * a caller may retry it after a connection error); false when the claim was lost.
+   * a caller may retry it after a connection error); false when the claim was lost. The wake-up
+   * carries the outcome when it fits ({@link COMMAND_DONE_CHANNEL}): the caller reads nothing.
    */
   async finish(id: string, host: string, term: number, outcome: CommandOutcome): Promise<boolean> {
-    const { rows } = await sql`
+    return (await this.complete(id, host, term, outcome)).finished;
+  }
+
+  /**
+   * {@link finish}, also saying whether a queued command of the same VM for this host waits
+   * (it could not be claimed while this one ran: claim again now).
+   */
+  async complete(
+    id: string,
+    host: string,
+    term: number,
+    outcome: CommandOutcome,
+  ): Promise<{ finished: boolean; waiting: boolean }> {
+    const carried = `${id} ${JSON.stringify(
+      outcome.state === "done" ? { state: "done", result: outcome.result ?? null } : outcome,
+    )}`;
+    const payload = payloadBytes(carried) <= MAX_PAYLOAD_BYTES ? carried : id;
+    const { rows } = await sql<{ waiting: boolean }>`${sql.raw(PREPARE_MARK)}
       with finished as (
         update maqet_commands set state = ${outcome.state}, finished_at = clock_timestamp(),
                result = ${outcome.state === "done" ? JSON.stringify(outcome.result ?? null) : null}::jsonb,
                error = ${outcome.state === "failed" ? JSON.stringify(outcome.error) : null}::jsonb
          where id = ${id} and claimed_by = ${host} and claimed_term = ${term} and state = 'running'
-        returning id)
-      select id, pg_notify(${COMMAND_DONE_CHANNEL}, id::text) from finished`.execute(this.db);
-    return rows.length > 0;
+        returning id, vm_id)
+      select id, pg_notify(${COMMAND_DONE_CHANNEL}, ${payload}),
+             exists (select from maqet_commands q where q.vm_id = f.vm_id and q.host = ${host} and q.state = 'queued') as waiting
+        from finished f`.execute(this.db);
+    return { finished: rows.length > 0, waiting: rows[0]?.waiting === true };
   }
 
   /**
@@ -155,13 +283,28 @@ export class CommandQueue {
    */
   async progress(id: string, value: unknown): Promise<void> {
     const payload = `${id} ${JSON.stringify(value)}`;
-    if (payload.length > MAX_PROGRESS_PAYLOAD) return;
+    if (payloadBytes(payload) > MAX_PAYLOAD_BYTES) return;
     await sql`select pg_notify(${COMMAND_PROGRESS_CHANNEL}, ${payload})`.execute(this.db);
+  }
+
+  /**
+   * The outcome a {@link COMMAND_DONE_CHANNEL} payload says command `id` has: `"read"` when the
+   * payload names it without its outcome (read it), undefined when it is about another command.
+   */
+  static outcomeIn(id: string, payload: string): CommandOutcome | "read" | undefined {
+    if (payload === id) return "read";
+    if (!payload.startsWith(`${id} `)) return undefined;
+    try {
+      const carried = JSON.parse(payload.slice(id.length + 1)) as CommandOutcome;
+      return carried.state === "done" || carried.state === "failed" ? carried : "read";
+    } catch {
+      return "read";
+    }
   }
 
   /** The outcome of a command, or undefined while it is queued or running. */
   async outcome(id: string): Promise<CommandOutcome | undefined> {
-    const { rows } = await sql<{ state: string; result: unknown; error: unknown }>`
+    const { rows } = await sql<{ state: string; result: unknown; error: unknown }>`${sql.raw(PREPARE_MARK)}
       select state, result, error from maqet_commands where id = ${id}`.execute(this.db);
     const row = rows[0];
     if (row === undefined) {

@@ -82,7 +82,7 @@ interface HostRow {
  * after the lease expired; fencing is confirmed (`fenced`) by a record, or once the lease expired
  * longer ago than the host's self-fence grace plus that margin (see {@link HostRegistry.observe}).
  */
-const STATE_SQL = `case when h.left_at is not null then 'left'
+export const HOST_STATE_SQL = `case when h.left_at is not null then 'left'
      when h.fenced_at is not null then 'fenced'
      when h.lease_expires_at > clock_timestamp() then 'up'
      when h.lease_expires_at + make_interval(secs => h.lease_ttl_ms / 2000.0) > clock_timestamp() then 'suspected'
@@ -174,7 +174,7 @@ export class HostRegistry {
   /** Every host with its state, VM count and capacity, by name. */
   async list(): Promise<HostInfoRow[]> {
     const { rows } = await sql<HostRow>`
-      select h.name, ${sql.raw(STATE_SQL)} as state, h.labels, h.memory_bytes, h.cpus, h.draining, h.term,
+      select h.name, ${sql.raw(HOST_STATE_SQL)} as state, h.labels, h.memory_bytes, h.cpus, h.draining, h.term,
              h.renewed_at, h.lease_ttl_ms, h.fence_after_ms, h.fence_method, h.joined_at, h.recorded_state,
              (extract(epoch from clock_timestamp() - h.lease_expires_at) * 1000)::float8 as expired_ms,
              (select count(*) from maqet_placements p join maqet_vm_names n on n.stream_id = p.stream_id
@@ -186,7 +186,9 @@ export class HostRegistry {
   /** One host's state now (undefined: no such host): one indexed row, for the routing hot path. */
   async stateOf(name: string): Promise<{ state: HostState; lastRenewal: string } | undefined> {
     const { rows } = await sql<{ state: HostState; renewed_at: Date | string }>`
-      select ${sql.raw(STATE_SQL)} as state, h.renewed_at from maqet_hosts h where h.name = ${name}`.execute(this.db);
+      select ${sql.raw(HOST_STATE_SQL)} as state, h.renewed_at from maqet_hosts h where h.name = ${name}`.execute(
+      this.db,
+    );
     const row = rows[0];
     return row ? { state: row.state, lastRenewal: new Date(row.renewed_at).toISOString() } : undefined;
   }
@@ -213,7 +215,7 @@ export class HostRegistry {
   async observe(): Promise<Array<{ host: string; type: HostEventType }>> {
     const recorded: Array<{ host: string; type: HostEventType }> = [];
     const { rows } = await sql<{ name: string; state: HostState; recorded_state: string; confirmed: boolean }>`
-      select h.name, ${sql.raw(STATE_SQL)} as state, h.recorded_state,
+      select h.name, ${sql.raw(HOST_STATE_SQL)} as state, h.recorded_state,
              ${sql.raw(GRACE_CONFIRMED_SQL)} < clock_timestamp() as confirmed
         from maqet_hosts h
        where h.left_at is null and h.fenced_at is null and h.lease_expires_at < clock_timestamp()`.execute(this.db);

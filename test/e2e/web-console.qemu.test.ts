@@ -178,15 +178,24 @@ describe.skipIf(!hasChromium)("web console (real Chromium, real agent on TCP, re
     await page.goto(`${base}/#/vm/demo`);
     await page.locator("#vm-title").waitFor();
     expect(await unlabelled(page)).toEqual([]);
+    // Each operation ends with the output's outcome set (ok or error); the text is then checked,
+    // so a refused operation fails here with its code and message, not as a locator timeout.
+    const outcome = async (label: string): Promise<string> => {
+      const done = page.locator('output.progress:is([data-outcome="ok"], [data-outcome="error"])', {
+        hasText: `${label}: `,
+      });
+      await done.waitFor();
+      return (await done.textContent()) ?? "";
+    };
     await page.locator("#snap-name").fill("before-web");
     await page.locator("button", { hasText: "Create snapshot" }).click();
-    await page.locator("output", { hasText: /Create: .*snapshot\..* ✓/ }).waitFor();
+    expect(await outcome("Create")).toMatch(/Create: .*snapshot\..* ✓/);
     const row = page.locator("tr", { hasText: "before-web" });
     await row.waitFor();
     await row.locator("button", { hasText: "Apply" }).click();
-    await page.locator("output", { hasText: /Apply: .* ✓/ }).waitFor();
+    expect(await outcome("Apply")).toMatch(/Apply: .* ✓/);
     await page.locator("tr", { hasText: "before-web" }).locator("button", { hasText: "Delete" }).click();
-    await page.locator("output", { hasText: /Delete: .* ✓/ }).waitFor();
+    expect(await outcome("Delete")).toMatch(/Delete: .* ✓/);
     await page.locator("tr", { hasText: "before-web" }).waitFor({ state: "detached" });
   });
 

@@ -3,10 +3,19 @@
  * running command per VM (the next waits), the outcome written only under the claim, and the
  * commands of a dead incarnation re-queued (idempotent) or failed (not), never run twice: at its
  * host's re-join, or by the sweep of orphaned claims once the incarnation is over for certain.
+ * The round trips of a routed command: the caller's one statement (find the VM's owner and, when
+ * it is another host that is up, queue the command and wake it), the claim that reads where the
+ * VM is, and the outcome carried in the caller's wake-up.
  */
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
-import { CommandQueue, type NewCommand } from "../../src/events/command-queue.ts";
+import {
+  COMMAND_DONE_CHANNEL,
+  COMMANDS_CHANNEL,
+  CommandQueue,
+  type NewCommand,
+} from "../../src/events/command-queue.ts";
+import { waitUntil } from "../support/poll.ts";
 import { type TestDatabase, testDatabases } from "../support/test-databases.ts";
 
 const command = (vmId: string, method: string, idempotent: boolean, host = "c"): NewCommand => ({
@@ -139,5 +148,130 @@ describe.each(testDatabases())("routed commands on $name", ({ open }) => {
     expect(await queue.finish(startOnC, "c", 2, { state: "done", result: null })).toBe(true);
     // b's claim is live: nothing left to sweep.
     expect(await queue.sweepOrphans()).toEqual({ requeued: 0, failed: 0 });
+  });
+
+  it("the caller's one statement: queued only for another host that is up, with the VM id first and a wake-up", async () => {
+    t = await open();
+    const db = t.db;
+    const queue = new CommandQueue(db);
+    const woken: string[] = [];
+    const unlisten = await t.listen(COMMANDS_CHANNEL, (payload) => woken.push(payload));
+    try {
+      await sql`insert into maqet_hosts (name, term, lease_ttl_ms, fence_after_ms, lease_expires_at, fenced_at)
+                values ('a', 1, 10000, 5000, clock_timestamp() + interval '10 seconds', null),
+                       ('b', 1, 10000, 5000, clock_timestamp() + interval '10 seconds', null),
+                       ('d', 1, 10000, 5000, clock_timestamp() - interval '1 minute', clock_timestamp())`.execute(db);
+      const vm = async (name: string, vmId: string, host?: string) => {
+        await sql`insert into maqet_vm_names (name, vm_id, stream_id, claimed_at)
+                  values (${name}, ${vmId}, ${`vm-${vmId}`}, 1)`.execute(db);
+        if (host) {
+          await sql`insert into maqet_placements (stream_id, vm_id, host, epoch, reason)
+                    values (${`vm-${vmId}`}, ${vmId}, ${host}, 3, 'new')`.execute(db);
+        }
+      };
+      await vm("web", "id-web", "b");
+      await vm("db", "id-db", "a");
+      await vm("loose", "id-loose");
+      await vm("gone", "id-gone", "d");
+      const send = (nameOrId: string) =>
+        queue.enqueueByName("a", {
+          nameOrId,
+          method: "qmp",
+          args: ["query-status", null],
+          caller: { user: "alice" },
+          idempotent: false,
+        });
+      const count = async () =>
+        Number((await sql<{ n: string }>`select count(*) as n from maqet_commands`.execute(db)).rows[0]!.n);
+
+      // Owned by b, up: queued for b (by name or by id), the VM id first in its arguments.
+      expect(await send("web")).toEqual({
+        location: {
+          vmId: "id-web",
+          name: "web",
+          owner: { host: "b", epoch: 3, state: "up", lastRenewal: expect.any(String) },
+        },
+        queued: true,
+      });
+      expect(await send("id-web")).toMatchObject({ location: { name: "web" }, queued: true });
+      const claimed = await queue.claim("b", 1);
+      expect(claimed).toMatchObject({
+        vmId: "id-web",
+        host: "b",
+        method: "qmp",
+        args: ["id-web", "query-status", null],
+        caller: { user: "alice" },
+      });
+      await waitUntil("the two wake-ups of host b", () => woken.length >= 2);
+      expect(woken).toEqual(["b", "b"]);
+      // Owned here, not placed, its owner fenced, or no such VM: nothing queued, and nobody woken.
+      expect(await send("db")).toMatchObject({ location: { vmId: "id-db", owner: { host: "a" } }, queued: false });
+      expect(await send("loose")).toEqual({ location: { vmId: "id-loose", name: "loose" }, queued: false });
+      expect(await send("gone")).toMatchObject({ location: { owner: { host: "d", state: "fenced" } }, queued: false });
+      expect(await send("nope")).toEqual({ location: undefined, queued: false });
+      expect(await count()).toBe(2);
+      expect(woken).toEqual(["b", "b"]);
+    } finally {
+      await unlisten();
+    }
+  });
+
+  it("the claim reads where the VM is and whether more can be claimed; the outcome rides on the caller's wake-up", async () => {
+    t = await open();
+    const db = t.db;
+    const queue = new CommandQueue(db);
+    const done: string[] = [];
+    const unlisten = await t.listen(COMMAND_DONE_CHANNEL, (payload) => done.push(payload));
+    try {
+      await sql`insert into maqet_hosts (name, term, lease_ttl_ms, fence_after_ms, lease_expires_at)
+                values ('c', 1, 10000, 5000, clock_timestamp() + interval '10 seconds')`.execute(db);
+      await sql`insert into maqet_vm_names (name, vm_id, stream_id, claimed_at) values ('web', 'vm1', 'vm-vm1', 1)`.execute(
+        db,
+      );
+      await sql`insert into maqet_placements (stream_id, vm_id, host, epoch, reason) values ('vm-vm1', 'vm1', 'c', 2, 'new')`.execute(
+        db,
+      );
+      const first = await queue.enqueue(command("vm1", "qmp", false));
+      const behind = await queue.enqueue(command("vm1", "stop", true));
+      const other = await queue.enqueue(command("vm2", "start", true));
+
+      // vm1's next command waits behind the first; vm2's can go: more.
+      expect(await queue.claim("c", 1)).toMatchObject({
+        id: first,
+        located: { vmId: "vm1", name: "web", owner: { host: "c", epoch: 2, state: "up" } },
+        more: true,
+      });
+      // vm2 has no name (never defined here): no location. Nothing else claimable now.
+      const second = await queue.claim("c", 1);
+      expect(second).toMatchObject({ id: other, more: false });
+      expect(second?.located).toBeUndefined();
+
+      // Finishing vm1's first says its next one waits; the outcome travels with the wake-up.
+      const result = { status: "running", running: true, note: "é".repeat(10) };
+      expect(await queue.complete(first, "c", 1, { state: "done", result })).toEqual({ finished: true, waiting: true });
+      expect(await queue.complete(other, "c", 1, { state: "failed", error: { code: "X", message: "no" } })).toEqual({
+        finished: true,
+        waiting: false,
+      });
+      await waitUntil("the outcomes' wake-ups", () => done.length >= 2);
+      expect(CommandQueue.outcomeIn(first, done[0]!)).toEqual({ state: "done", result });
+      expect(CommandQueue.outcomeIn(other, done[1]!)).toEqual({ state: "failed", error: { code: "X", message: "no" } });
+      expect(CommandQueue.outcomeIn(first, done[1]!)).toBeUndefined();
+      expect(await queue.claim("c", 1)).toMatchObject({ id: behind, more: false });
+
+      // Too big for a NOTIFY (8000 bytes; counted in bytes, not characters): the wake-up names the
+      // command only, and the caller reads the row.
+      const big = { text: "é".repeat(4000) };
+      expect(await queue.complete(behind, "c", 1, { state: "done", result: big })).toEqual({
+        finished: true,
+        waiting: false,
+      });
+      await waitUntil("the big outcome's wake-up", () => done.length >= 3);
+      expect(done[2]).toBe(behind);
+      expect(CommandQueue.outcomeIn(behind, done[2]!)).toBe("read");
+      expect(await queue.outcome(behind)).toEqual({ state: "done", result: big });
+    } finally {
+      await unlisten();
+    }
   });
 });
