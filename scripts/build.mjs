@@ -40,6 +40,27 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
  */
 const ESM_EXTERNAL = ["@electric-sql/pglite", "pg"];
 
+/**
+ * Packages whose `node` export is CommonJS, bundled from their ES module build instead: an
+ * `import("rxjs")` of a bundled CommonJS module gives only a `default` export in esbuild's split
+ * output (`const { filter } = await import("rxjs")` got undefined), while Node's own import of it
+ * finds the named exports.
+ */
+const ESM_BUILDS = { rxjs: "rxjs/dist/esm/index.js", "rxjs/operators": "rxjs/dist/esm/operators/index.js" };
+
+/** An esbuild plugin resolving each package of `builds` to that file under node_modules. */
+function esmBuildsOf(builds) {
+  return {
+    name: "esm-builds-of-packages",
+    setup(b) {
+      const names = Object.keys(builds).map((n) => n.replace(/[/.]/g, "\\$&"));
+      b.onResolve({ filter: new RegExp(`^(${names.join("|")})$`) }, (args) => ({
+        path: join(root, "node_modules", builds[args.path]),
+      }));
+    },
+  };
+}
+
 /** A bundled CommonJS package's require() of Node's modules, in an ES module. */
 const REQUIRE_BANNER =
   'import { createRequire as __maqetCreateRequire } from "node:module"; const require = __maqetCreateRequire(import.meta.url);';
@@ -77,6 +98,7 @@ async function bundle() {
     packages: undefined,
     external: ESM_EXTERNAL,
     banner: { js: REQUIRE_BANNER },
+    plugins: [esmBuildsOf(ESM_BUILDS)],
     entryPoints: esmEntries,
     format: "esm",
     splitting: true,

@@ -105,4 +105,13 @@ describe("the bundled maqet executable", () => {
     // Loaded from node_modules: at most PGlite and pg (each a lazy import() in the sources).
     expect(heavy(closure.packages).filter((p) => p !== "@electric-sql/pglite" && p !== "pg")).toEqual([]);
   });
+
+  it("has no import() of a bundled CommonJS package (its named exports would be lost)", () => {
+    // esbuild splits such a module into a chunk whose only export is `default`: a
+    // `const { filter } = await import("rxjs")` then reads undefined (scripts/build.mjs ESM_BUILDS).
+    const wrappers = Object.keys(meta.outputs)
+      .filter((file) => file.endsWith(".mjs"))
+      .filter((file) => /^export default require_\w+\(\);$/m.test(readFileSync(join(projectRoot, file), "utf8")));
+    expect(wrappers).toEqual([]);
+  });
 });
