@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { filter, map } from "rxjs";
 import { defaultDataDir } from "../adapters/default-dirs.ts";
 import { loadGlobalConfig } from "../adapters/load-global-config.ts";
+import { preferBaselineWasm } from "../adapters/wasm-tiering.ts";
 import { isAttachedConsole } from "../api/commands/attached-console.ts";
 import { isStreamedResult, streamedResult } from "../api/commands/streamed-result.ts";
 import { isStreamedValues } from "../api/commands/streamed-values.ts";
@@ -103,6 +104,8 @@ export async function runCli(
       // Test only (docs/crash-points.md): inert unless set.
       crashAt: io.env.MAQET_CRASH_AT,
     };
+    // One command per process: PGlite's WebAssembly is not worth optimising (wasm-tiering.ts).
+    if (via === undefined) preferBaselineWasm();
     const maqet = createMaqet(options);
     const progress = global.json
       ? undefined

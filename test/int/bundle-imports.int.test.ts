@@ -54,6 +54,18 @@ function staticClosure(start: string): { files: Set<string>; packages: Set<strin
 const heavy = (packages: Set<string>) =>
   [...packages].filter((p) => HEAVY.some((h) => p === h || p.startsWith(`${h}/`)));
 
+/** Packages whose files are bundled into these outputs (the ESM side holds all but PGlite and pg). */
+function bundledPackages(files: Set<string>): Set<string> {
+  const packages = new Set<string>();
+  for (const file of files) {
+    for (const input of Object.keys(outputOf(file).inputs)) {
+      const m = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
+      if (m) packages.add(m[1]!);
+    }
+  }
+  return packages;
+}
+
 /** The ESM output cli.cjs imports lazily whose entry point (in dist/src) ends with `source`. */
 function lazyEsm(source: string): string {
   const lazy = outputOf(CLI)
@@ -86,7 +98,20 @@ describe("the bundled maqet executable", () => {
   it("loads the in-process CLI only on demand, and that one does reach the store", () => {
     const main = lazyEsm("src/cli/main.js");
     expect(main.endsWith(".mjs")).toBe(true);
-    // The walk is real: the in-process side statically reaches the heavy packages.
-    expect(heavy(staticClosure(main).packages)).toEqual(expect.arrayContaining(["kysely", "xstate"]));
+    // The walk is real: the in-process side statically reaches the heavy packages, PGlite from
+    // node_modules, kysely and XState bundled in (scripts/build.mjs, ESM_EXTERNAL).
+    const closure = staticClosure(main);
+    expect(heavy(bundledPackages(closure.files))).toEqual(expect.arrayContaining(["kysely", "xstate"]));
+    // Loaded from node_modules: at most PGlite and pg (each a lazy import() in the sources).
+    expect(heavy(closure.packages).filter((p) => p !== "@electric-sql/pglite" && p !== "pg")).toEqual([]);
+  });
+
+  it("has no import() of a bundled CommonJS package (its named exports would be lost)", () => {
+    // esbuild splits such a module into a chunk whose only export is `default`: a
+    // `const { filter } = await import("rxjs")` then reads undefined (scripts/build.mjs ESM_BUILDS).
+    const wrappers = Object.keys(meta.outputs)
+      .filter((file) => file.endsWith(".mjs"))
+      .filter((file) => /^export default require_\w+\(\);$/m.test(readFileSync(join(projectRoot, file), "utf8")));
+    expect(wrappers).toEqual([]);
   });
 });
