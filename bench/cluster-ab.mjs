@@ -10,12 +10,13 @@
 //
 // Prints each kind's p50, each build's overhead (routed p50 - local p50) and the load.
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { stopAgent } from "./cluster-checks.mjs";
 import { socketHttp as http } from "./harness.mjs";
 import { startPostgres } from "./postgres-server.mjs";
+import { qemuUnder } from "./raw-qemu.mjs";
 
 const [oldDist, newDist, roundsArg] = process.argv.slice(2);
 if (!oldDist || !newDist) {
@@ -110,16 +111,4 @@ try {
   }
   await server.stop();
   rmSync(root, { recursive: true, force: true });
-}
-
-function qemuUnder(dir) {
-  const pids = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const args = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      if (args[0]?.includes("qemu-system") && args.some((a) => a.includes(`${dir}/`))) pids.push(Number(entry));
-    } catch {}
-  }
-  return pids;
 }

@@ -13,31 +13,20 @@
 //     goal <= 60 s. Both on the durable cluster.
 // Default lease settings (TTL 10 s, fence-after 5 s), as a user gets them.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { stopAgent } from "./cluster-checks.mjs";
 import { socketHttp as http, runMeasure } from "./harness.mjs";
 import { startPostgres } from "./postgres-server.mjs";
+import { qemuUnder } from "./raw-qemu.mjs";
 import { nowMs, row, summarize } from "./stats.mjs";
 
 async function ok(socket, method, path, body) {
   const r = await http(socket, method, path, body);
   if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.text}`);
   return r.text ? JSON.parse(r.text) : null;
-}
-
-function qemuUnder(dir) {
-  const pids = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const args = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      if (args[0]?.includes("qemu-system") && args.some((a) => a.includes(`${dir}/`))) pids.push(Number(entry));
-    } catch {}
-  }
-  return pids;
 }
 
 await runMeasure(

@@ -2,6 +2,7 @@
 // socket, with no maqet code in the path. Deliberately minimal: one JSON line out, read lines
 // until the reply, no ids, no timeouts beyond the connect deadline.
 import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { createConnection } from "node:net";
 
 export const QEMU = "/usr/bin/qemu-system-x86_64";
@@ -102,4 +103,17 @@ export async function rssOf(pid) {
   const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
   const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
   return kb === undefined ? undefined : Number(kb) * 1024;
+}
+
+/** Pids of the QEMUs whose command line names a path under `dir` (a bench's runtime dir). */
+export function qemuUnder(dir) {
+  const pids = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+      if (args[0]?.includes("qemu-system") && args.some((a) => a.includes(`${dir}/`))) pids.push(Number(entry));
+    } catch {}
+  }
+  return pids;
 }
