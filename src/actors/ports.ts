@@ -109,8 +109,17 @@ export interface ProcessControl {
   kill(pid: number, signal: "SIGTERM" | "SIGKILL"): void;
   /** Every live process whose command line carries `marker` (a /proc scan): finds an orphan with no pidfile yet. */
   findProcesses(marker: string): number[];
-  /** Polls until `probe` is no longer `alive`, or the timeout passes; true when gone. */
-  waitGone(pid: number, marker: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * Polls until `probe` is no longer `alive`, or the timeout passes; true when gone. `exited`
+   * (a {@link LaunchedProcess}'s exit, for our own child) makes it look again as soon as it settles.
+   */
+  waitGone(
+    pid: number,
+    marker: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    exited?: Promise<unknown>,
+  ): Promise<boolean>;
   /** The VM's runtime directory under the configured root (a path; nothing is created). */
   runtimeDirOf(vmId: string): string;
   /** Creates (0700) and returns the VM's runtime directory under the configured root. */

@@ -98,7 +98,7 @@ export type EscalationStep = "quit" | "sigterm" | "sigkill";
  */
 export async function escalateStop(
   ports: VmPorts,
-  input: Pick<StopInput, "name" | "pid" | "marker" | "session" | "signal" | "onStep">,
+  input: Pick<StopInput, "name" | "pid" | "marker" | "session" | "signal" | "onStep" | "launched">,
   from: EscalationStep,
 ): Promise<StopMethod> {
   const { pid, marker, session, signal } = input;
@@ -113,7 +113,8 @@ export async function escalateStop(
       input.onStep?.(step, ESCALATION_STEP_MS[step]);
       ports.processes.kill(pid, step === "sigterm" ? "SIGTERM" : "SIGKILL");
     }
-    if (await ports.processes.waitGone(pid, marker, ESCALATION_STEP_MS[step], signal)) return step;
+    if (await ports.processes.waitGone(pid, marker, ESCALATION_STEP_MS[step], signal, input.launched?.exit))
+      return step;
   }
   throw new MaqetError(
     "STOP_FAILED",

@@ -295,6 +295,50 @@ describe("kill and waitGone", () => {
     expect(clock.now()).toBeLessThanOrEqual(920);
   });
 
+  it("looks again as soon as our child's exit settles, without sleeping out the nap", async () => {
+    const decoy = startSleep();
+    const exited = new Promise((r) => decoy.once("exit", r));
+    const clock = new FakeClock();
+    const pc = createProcessControl({ runtimeRoot, clock });
+    let result: boolean | undefined;
+    const waiting = pc.waitGone(decoy.pid, "sleep", 1_000, undefined, exited).then((r) => {
+      result = r;
+    });
+    await clock.untilSleeping();
+    decoy.kill("SIGKILL");
+    await waiting; // the clock never moves: only the exit can have woken it
+    expect(result).toBe(true);
+    expect(clock.now()).toBe(0);
+    expect(clock.pendingSleeps).toBe(0);
+  });
+
+  it("with an exit promise, still returns false when the timeout passes first", async () => {
+    const decoy = startSleep();
+    const clock = new FakeClock();
+    const exited = new Promise((r) => decoy.once("exit", r));
+    const waiting = createProcessControl({ runtimeRoot, clock }).waitGone(decoy.pid, "sleep", 100, undefined, exited);
+    await clock.untilSleeping();
+    await clock.advance(100);
+    expect(await waiting).toBe(false);
+  });
+
+  it("with an exit promise, a caller's abort still ends the wait with its reason", async () => {
+    const decoy = startSleep();
+    const clock = new FakeClock();
+    const abort = new AbortController();
+    const exited = new Promise((r) => decoy.once("exit", r));
+    const waiting = createProcessControl({ runtimeRoot, clock }).waitGone(
+      decoy.pid,
+      "sleep",
+      1_000,
+      abort.signal,
+      exited,
+    );
+    await clock.untilSleeping();
+    abort.abort(new Error("caller gave up"));
+    await expect(waiting).rejects.toThrow("caller gave up");
+  });
+
   it("returns false when the timeout passes first", async () => {
     const decoy = startSleep();
     const clock = new FakeClock();
