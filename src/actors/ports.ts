@@ -107,6 +107,11 @@ export interface ProcessControl {
   /** Reads /proc: zombie counts as gone; the command line must contain `marker`. */
   probe(pid: number, marker: string): ProcessState;
   kill(pid: number, signal: "SIGTERM" | "SIGKILL"): void;
+  /**
+   * How our own child ended while it is a zombie (not yet reaped by this process's event loop);
+   * undefined otherwise. A stop reads it at once instead of waiting for the exit event.
+   */
+  zombieExit(pid: number): ProcessExit | undefined;
   /** Every live process whose command line carries `marker` (a /proc scan): finds an orphan with no pidfile yet. */
   findProcesses(marker: string): number[];
   /**

@@ -50,7 +50,11 @@ export async function stopQemu(ports: VmPorts, input: StopInput): Promise<StopOu
   }
   const finish = async (base: Omit<StopOutcome, "pid">): Promise<StopOutcome> => {
     ports.crash?.("stop.exited");
-    const exit = input.launched ? await settled(input.launched.exit, clock, 50) : undefined;
+    // A zombie's wait status says now what the exit event says once our event loop reaps it,
+    // which a loaded agent busy with the store (a projection's catch-up) does tens of ms later.
+    const exit = input.launched
+      ? (processes.zombieExit(pid) ?? (await settled(input.launched.exit, clock, 50)))
+      : undefined;
     return { ...base, pid, exitCode: exit?.code ?? null, signal: exit?.signal ?? null };
   };
   const escalate = (from: EscalationStep) => escalateStop(ports, input, from);

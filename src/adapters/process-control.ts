@@ -11,7 +11,7 @@ import { type Options as ExecaOptions, execa } from "execa";
 import type { Clock, LaunchedProcess, LaunchSpec, ProcessControl, ProcessState } from "../actors/ports.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { errnoOf } from "./errno.ts";
-import { procStatState } from "./process-alive.ts";
+import { procStatState, zombieExit } from "./process-alive.ts";
 import { systemClock } from "./system-clock.ts";
 import { waitUntilGone } from "./wait-gone.ts";
 
@@ -367,6 +367,10 @@ export function createProcessControl(options: ProcessControlOptions): ProcessCon
     launch,
     probe,
     kill,
+    zombieExit: (pid) => {
+      assertPid(pid);
+      return zombieExit(pid);
+    },
     waitGone,
     prepareRuntimeDir,
     runtimeDirOf,

@@ -257,6 +257,32 @@ describe("probe", () => {
     expect(createProcessControl({ runtimeRoot }).probe(zombie, "sleep")).toBe("gone");
   });
 
+  it("reads how a zombie ended, as the exit event says it; nothing for a live or absent pid", async () => {
+    // Zombies of `sleep 30` (which never waits), made as above: one exits 3, one is SIGKILLed.
+    const wait = `while [ "$(cat /proc/$1/comm)" != sleep ]; do sleep 0.01; done`;
+    const holder = spawn(
+      "sh",
+      ["-c", `sh -c '${wait}; exit 3' a $$ & echo $!; sh -c '${wait}; kill -9 $$' b $$ & echo $!; exec sleep 30`],
+      { stdio: ["ignore", "pipe", "ignore"] },
+    );
+    children.push(holder);
+    let out = "";
+    holder.stdout?.on("data", (d) => {
+      out += d;
+    });
+    const [exited, killed] = (await waitForValue("both pids", () =>
+      out.trim().split("\n").length === 2 ? out.trim().split("\n").map(Number) : undefined,
+    )) as [number, number];
+    for (const pid of [exited, killed]) {
+      await waitForValue(`pid ${pid} to be a zombie`, () => (statFields(pid)[0] === "Z" ? true : undefined));
+    }
+    const pc = createProcessControl({ runtimeRoot });
+    expect(pc.zombieExit(exited)).toEqual({ code: 3, signal: null });
+    expect(pc.zombieExit(killed)).toEqual({ code: null, signal: "SIGKILL" });
+    expect(pc.zombieExit(holder.pid!)).toBeUndefined();
+    expect(pc.zombieExit(4_194_305)).toBeUndefined();
+  });
+
   it("counts a pid that does not exist as gone", () => {
     expect(createProcessControl({ runtimeRoot }).probe(4_194_305, "x")).toBe("gone"); // above pid_max
   });
