@@ -107,10 +107,24 @@ export interface ProcessControl {
   /** Reads /proc: zombie counts as gone; the command line must contain `marker`. */
   probe(pid: number, marker: string): ProcessState;
   kill(pid: number, signal: "SIGTERM" | "SIGKILL"): void;
+  /**
+   * How our own child ended while it is a zombie (not yet reaped by this process's event loop);
+   * undefined otherwise. A stop reads it at once instead of waiting for the exit event.
+   */
+  zombieExit(pid: number): ProcessExit | undefined;
   /** Every live process whose command line carries `marker` (a /proc scan): finds an orphan with no pidfile yet. */
   findProcesses(marker: string): number[];
-  /** Polls until `probe` is no longer `alive`, or the timeout passes; true when gone. */
-  waitGone(pid: number, marker: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * Polls until `probe` is no longer `alive`, or the timeout passes; true when gone. `exited`
+   * (a {@link LaunchedProcess}'s exit, for our own child) makes it look again as soon as it settles.
+   */
+  waitGone(
+    pid: number,
+    marker: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    exited?: Promise<unknown>,
+  ): Promise<boolean>;
   /** The VM's runtime directory under the configured root (a path; nothing is created). */
   runtimeDirOf(vmId: string): string;
   /** Creates (0700) and returns the VM's runtime directory under the configured root. */

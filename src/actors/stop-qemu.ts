@@ -50,7 +50,11 @@ export async function stopQemu(ports: VmPorts, input: StopInput): Promise<StopOu
   }
   const finish = async (base: Omit<StopOutcome, "pid">): Promise<StopOutcome> => {
     ports.crash?.("stop.exited");
-    const exit = input.launched ? await settled(input.launched.exit, clock, 50) : undefined;
+    // A zombie's wait status says now what the exit event says once our event loop reaps it,
+    // which a loaded agent busy with the store (a projection's catch-up) does tens of ms later.
+    const exit = input.launched
+      ? (processes.zombieExit(pid) ?? (await settled(input.launched.exit, clock, 50)))
+      : undefined;
     return { ...base, pid, exitCode: exit?.code ?? null, signal: exit?.signal ?? null };
   };
   const escalate = (from: EscalationStep) => escalateStop(ports, input, from);
@@ -98,7 +102,7 @@ export type EscalationStep = "quit" | "sigterm" | "sigkill";
  */
 export async function escalateStop(
   ports: VmPorts,
-  input: Pick<StopInput, "name" | "pid" | "marker" | "session" | "signal" | "onStep">,
+  input: Pick<StopInput, "name" | "pid" | "marker" | "session" | "signal" | "onStep" | "launched">,
   from: EscalationStep,
 ): Promise<StopMethod> {
   const { pid, marker, session, signal } = input;
@@ -113,7 +117,8 @@ export async function escalateStop(
       input.onStep?.(step, ESCALATION_STEP_MS[step]);
       ports.processes.kill(pid, step === "sigterm" ? "SIGTERM" : "SIGKILL");
     }
-    if (await ports.processes.waitGone(pid, marker, ESCALATION_STEP_MS[step], signal)) return step;
+    if (await ports.processes.waitGone(pid, marker, ESCALATION_STEP_MS[step], signal, input.launched?.exit))
+      return step;
   }
   throw new MaqetError(
     "STOP_FAILED",

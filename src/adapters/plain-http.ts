@@ -4,8 +4,9 @@
  * a fifth of what a call through the agent may cost above a bare `node -e 0` — while `node:net` is
  * loaded by Node's own start-up. Streamed answers (progress, events, console) keep `node:http`.
  *
- * The request is written as `Connection: close` and the answer read to its length (or to the end
- * of the connection; `Transfer-Encoding: chunked` is decoded). Header values and the path may not
+ * The request is written as `Connection: close` and the answer read to its length (then the
+ * connection is closed from this side), or to the end of the connection (`Transfer-Encoding:
+ * chunked` is decoded). Header values and the path may not
  * hold CR, LF or NUL (no header injection from a caller's name).
  *
  * @example
@@ -88,19 +89,43 @@ export function plainExchange(target: PlainTarget, req: PlainRequest): Promise<P
       clearTimeout(timer);
       socket.write(payload === undefined ? head : Buffer.concat([head, payload]));
     });
-    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-    socket.once("error", fail);
-    socket.once("end", () => {
+    // An answer with a content-length is whole once that many bytes are in: taken then, without
+    // waiting for the agent to close the connection (another turn of both event loops).
+    let received = 0;
+    let whole: number | undefined;
+    const finish = () => {
       if (settled) return;
       try {
         const answer = parseAnswer(Buffer.concat(chunks));
         settled = true;
+        socket.destroy();
         resolve(answer);
       } catch (error) {
         fail(error as NodeJS.ErrnoException);
       }
+    };
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      received += chunk.length;
+      whole ??= wholeLength(chunks.length === 1 ? chunk : Buffer.concat(chunks));
+      if (whole !== undefined && whole >= 0 && received >= whole) finish();
     });
+    socket.once("error", fail);
+    socket.once("end", finish);
   });
+}
+
+/**
+ * The length of the whole answer when its headers are in and give a content-length (-1 when the
+ * answer ends with the connection instead: chunked, or no length); undefined while headers come.
+ */
+export function wholeLength(raw: Buffer): number | undefined {
+  const end = raw.indexOf("\r\n\r\n");
+  if (end === -1) return undefined;
+  const head = raw.subarray(0, end).toString("latin1");
+  if (/^transfer-encoding:.*\bchunked\b/im.test(head)) return -1;
+  const length = /^content-length:[ \t]*(\d+)[ \t]*\r?$/im.exec(head);
+  return length ? end + 4 + Number(length[1]) : -1;
 }
 
 /** Parses a whole HTTP/1.1 response. */

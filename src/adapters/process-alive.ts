@@ -9,6 +9,7 @@
  * ```
  */
 import { readFileSync } from "node:fs";
+import { constants } from "node:os";
 import process from "node:process";
 import { errnoOf } from "./errno.ts";
 
@@ -50,6 +51,33 @@ export function isProcessAlive(pid: number): boolean {
 export function procStatState(stat: string): string | undefined {
   const close = stat.lastIndexOf(")");
   return close === -1 ? undefined : stat.slice(close + 2, close + 3) || undefined;
+}
+
+/**
+ * How a zombie ended, as Node's `exit` event will say it (`{ code, signal }`): the wait status is
+ * field 52 of its `/proc/<pid>/stat` (Linux 3.5+). Undefined unless the pid is a zombie (or for a
+ * signal with two names, which the event names its own way).
+ *
+ * @example
+ * ```ts
+ * zombieExit(4242); // { code: null, signal: "SIGKILL" } for a killed child not yet reaped
+ * ```
+ */
+export function zombieExit(pid: number): { code: number | null; signal: string | null } | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return undefined;
+  }
+  if (procStatState(stat) !== "Z") return undefined;
+  const last = stat.trimEnd().split(" ").at(-1) ?? "";
+  if (!/^\d+$/.test(last)) return undefined;
+  const status = Number(last);
+  const signo = status & 0x7f;
+  if (signo === 0) return { code: (status >> 8) & 0xff, signal: null };
+  const names = Object.entries(constants.signals).filter(([, n]) => n === signo);
+  return names.length === 1 ? { code: null, signal: names[0]![0] } : undefined;
 }
 
 function procMounted(): boolean {

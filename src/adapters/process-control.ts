@@ -11,8 +11,9 @@ import { type Options as ExecaOptions, execa } from "execa";
 import type { Clock, LaunchedProcess, LaunchSpec, ProcessControl, ProcessState } from "../actors/ports.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { errnoOf } from "./errno.ts";
-import { procStatState } from "./process-alive.ts";
+import { procStatState, zombieExit } from "./process-alive.ts";
 import { systemClock } from "./system-clock.ts";
+import { waitUntilGone } from "./wait-gone.ts";
 
 export interface ProcessControlOptions {
   /** Directory holding one runtime directory per VM (see `defaultRuntimeRoot`). */
@@ -228,19 +229,14 @@ export function createProcessControl(options: ProcessControlOptions): ProcessCon
     }
   }
 
-  async function waitGone(pid: number, marker: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-    const deadline = clock.now() + Math.max(0, timeoutMs);
-    // 1, 2, 4 … ms up to pollIntervalMs: a SIGKILLed process is gone within a millisecond or two,
-    // and `stop --force` should not pay a whole poll interval for it.
-    let step = 1;
-    for (;;) {
-      signal?.throwIfAborted();
-      if (probe(pid, marker) !== "alive") return true;
-      const left = deadline - clock.now();
-      if (left <= 0) return false;
-      await clock.sleep(Math.min(step, pollIntervalMs, left), signal);
-      step *= 2;
-    }
+  function waitGone(
+    pid: number,
+    marker: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    exited?: Promise<unknown>,
+  ): Promise<boolean> {
+    return waitUntilGone(() => probe(pid, marker), { clock, pollIntervalMs, timeoutMs, signal, exited });
   }
 
   async function launch(spec: LaunchSpec, signal?: AbortSignal): Promise<LaunchedProcess> {
@@ -266,7 +262,11 @@ export function createProcessControl(options: ProcessControlOptions): ProcessCon
         stdout: logFd,
         stderr: logFd,
       });
-      const exit = child.then((r) => ({ code: r.exitCode ?? null, signal: r.signal ?? null }));
+      // Node's own exit event, not execa's result: that comes after its error handling for a
+      // killed child (a failed exit), which `stop --force` would wait on.
+      const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.once("exit", (code, signal) => resolve({ code, signal })),
+      );
       // `spawn` fires once the exec succeeded; a failed exec resolves the execa promise instead.
       const outcome = await Promise.race([
         once(child, "spawn").then(
@@ -367,6 +367,10 @@ export function createProcessControl(options: ProcessControlOptions): ProcessCon
     launch,
     probe,
     kill,
+    zombieExit: (pid) => {
+      assertPid(pid);
+      return zombieExit(pid);
+    },
     waitGone,
     prepareRuntimeDir,
     runtimeDirOf,

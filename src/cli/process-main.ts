@@ -38,11 +38,15 @@ export async function runMaqetProcess(): Promise<void> {
     // isatty(0), not process.stdin.isTTY: making process.stdin opens a stream on fd 0 (for a file,
     // with node:fs/promises and a dozen modules more) that a call which asks nothing never reads.
     ...(isatty(0) ? { confirm } : {}),
-    tty: { stdout: process.stdout.isTTY === true, stderr: process.stderr.isTTY === true },
+    // isatty(1), isatty(2): what makes process.stdout/stderr a tty.WriteStream, without making
+    // the streams before anything is written (see process-guards.ts).
+    tty: { stdout: isatty(1), stderr: isatty(2) },
     interrupt: { signals: process, exit: (c) => process.exit(c) },
     progress: {
-      isTTY: process.stderr.isTTY === true,
-      columns: process.stderr.columns,
+      isTTY: isatty(2),
+      get columns() {
+        return process.stderr.columns;
+      },
       write: (t) => process.stderr.write(t),
     },
   });

@@ -96,10 +96,15 @@ async function plainFetch({ endpoint, target, req, headers, payload }: Call): Pr
       ...(req.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: req.connectTimeoutMs }),
     });
     const text = async () => new TextDecoder().decode(answer.body);
+    let body: IncomingMessage | undefined;
     return {
       status: answer.status,
       headers: answer.headers,
-      body: Readable.from([answer.body]) as unknown as IncomingMessage,
+      // Made when read: a JSON answer's caller reads `json()`, and a stream costs a CLI call.
+      get body() {
+        body ??= Readable.from([answer.body]) as unknown as IncomingMessage;
+        return body;
+      },
       text,
       json: async <T>() => JSON.parse(await text()) as T,
     };

@@ -227,6 +227,7 @@ export function createFakeWorld(guest: Partial<FakeGuest> = {}): FakeWorld {
       },
       prepareRuntimeDir: async (vmId) => `/run/maqet/${vmId}`,
       runtimeDirOf: (vmId) => `/run/maqet/${vmId}`,
+      zombieExit: () => undefined,
       findProcesses: (marker) => world.qemus.filter((q) => q.alive && q.marker === marker).map((q) => q.pid),
       readPidFile: async (path) => world.qemus.find((q) => q.alive && path.includes(q.marker))?.pid,
       secureSocket: async () => undefined,

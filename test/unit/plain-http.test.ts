@@ -5,10 +5,11 @@
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { createServer as createNetServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PlainExchangeError, parseAnswer, plainExchange } from "../../src/adapters/plain-http.ts";
+import { PlainExchangeError, parseAnswer, plainExchange, wholeLength } from "../../src/adapters/plain-http.ts";
 
 describe("plainExchange against node:http", () => {
   let dir: string;
@@ -79,6 +80,31 @@ describe("plainExchange against node:http", () => {
     expect(error).toMatchObject({ connected: false, cause: { code: "ENOENT" } });
   });
 
+  it("takes an answer whole at its content-length, without waiting for the connection to close", async () => {
+    // A server that answers in two writes and then keeps the connection open: the old reader,
+    // which waited for the end of the connection, never resolved here.
+    const held: Socket[] = [];
+    const raw = join(dir, "raw.sock");
+    const server = createNetServer((conn) => {
+      held.push(conn);
+      conn.once("data", () => {
+        conn.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"a":');
+        setImmediate(() => conn.write('"bcd"}'));
+      });
+    });
+    await new Promise<void>((r) => server.listen(raw, r));
+    try {
+      const answer = await plainExchange({ socket: raw }, { method: "GET", path: "/", headers: { host: "localhost" } });
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(new TextDecoder().decode(answer.body))).toEqual({ a: "bcd" });
+      // This side closed the connection once it had the answer.
+      await new Promise((r) => (held[0]!.readableEnded ? r(undefined) : held[0]!.once("end", r)));
+    } finally {
+      for (const conn of held) conn.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it("refuses CR or LF in a header value or the path (no header injection)", () => {
     expect(() =>
       plainExchange({ socket }, { method: "GET", path: "/", headers: { "x-maqet-user": "a\r\nx-evil: 1" } }),
@@ -86,6 +112,17 @@ describe("plainExchange against node:http", () => {
     expect(() => plainExchange({ socket }, { method: "GET", path: "/ HTTP/1.1\r\nx: y", headers: {} })).toThrow(
       /invalid character in request path/,
     );
+  });
+});
+
+describe("wholeLength", () => {
+  it("is the headers' length plus content-length, -1 for an answer that ends with the connection", () => {
+    const head = "HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 2\r\n\r\n";
+    expect(wholeLength(Buffer.from(`${head}{`))).toBe(head.length + 2);
+    expect(wholeLength(Buffer.from("HTTP/1.1 200 OK\r\ncontent-length:  7 \r\n\r\n"))).toBe(47);
+    expect(wholeLength(Buffer.from("HTTP/1.1 200 OK\r\nContent-Len"))).toBeUndefined();
+    expect(wholeLength(Buffer.from("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n"))).toBe(-1);
+    expect(wholeLength(Buffer.from("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nabc"))).toBe(-1);
   });
 });
 

@@ -257,6 +257,32 @@ describe("probe", () => {
     expect(createProcessControl({ runtimeRoot }).probe(zombie, "sleep")).toBe("gone");
   });
 
+  it("reads how a zombie ended, as the exit event says it; nothing for a live or absent pid", async () => {
+    // Zombies of `sleep 30` (which never waits), made as above: one exits 3, one is SIGKILLed.
+    const wait = `while [ "$(cat /proc/$1/comm)" != sleep ]; do sleep 0.01; done`;
+    const holder = spawn(
+      "sh",
+      ["-c", `sh -c '${wait}; exit 3' a $$ & echo $!; sh -c '${wait}; kill -9 $$' b $$ & echo $!; exec sleep 30`],
+      { stdio: ["ignore", "pipe", "ignore"] },
+    );
+    children.push(holder);
+    let out = "";
+    holder.stdout?.on("data", (d) => {
+      out += d;
+    });
+    const [exited, killed] = (await waitForValue("both pids", () =>
+      out.trim().split("\n").length === 2 ? out.trim().split("\n").map(Number) : undefined,
+    )) as [number, number];
+    for (const pid of [exited, killed]) {
+      await waitForValue(`pid ${pid} to be a zombie`, () => (statFields(pid)[0] === "Z" ? true : undefined));
+    }
+    const pc = createProcessControl({ runtimeRoot });
+    expect(pc.zombieExit(exited)).toEqual({ code: 3, signal: null });
+    expect(pc.zombieExit(killed)).toEqual({ code: null, signal: "SIGKILL" });
+    expect(pc.zombieExit(holder.pid!)).toBeUndefined();
+    expect(pc.zombieExit(4_194_305)).toBeUndefined();
+  });
+
   it("counts a pid that does not exist as gone", () => {
     expect(createProcessControl({ runtimeRoot }).probe(4_194_305, "x")).toBe("gone"); // above pid_max
   });
@@ -293,6 +319,50 @@ describe("kill and waitGone", () => {
     await waiting;
     expect(result).toBe(true);
     expect(clock.now()).toBeLessThanOrEqual(920);
+  });
+
+  it("looks again as soon as our child's exit settles, without sleeping out the nap", async () => {
+    const decoy = startSleep();
+    const exited = new Promise((r) => decoy.once("exit", r));
+    const clock = new FakeClock();
+    const pc = createProcessControl({ runtimeRoot, clock });
+    let result: boolean | undefined;
+    const waiting = pc.waitGone(decoy.pid, "sleep", 1_000, undefined, exited).then((r) => {
+      result = r;
+    });
+    await clock.untilSleeping();
+    decoy.kill("SIGKILL");
+    await waiting; // the clock never moves: only the exit can have woken it
+    expect(result).toBe(true);
+    expect(clock.now()).toBe(0);
+    expect(clock.pendingSleeps).toBe(0);
+  });
+
+  it("with an exit promise, still returns false when the timeout passes first", async () => {
+    const decoy = startSleep();
+    const clock = new FakeClock();
+    const exited = new Promise((r) => decoy.once("exit", r));
+    const waiting = createProcessControl({ runtimeRoot, clock }).waitGone(decoy.pid, "sleep", 100, undefined, exited);
+    await clock.untilSleeping();
+    await clock.advance(100);
+    expect(await waiting).toBe(false);
+  });
+
+  it("with an exit promise, a caller's abort still ends the wait with its reason", async () => {
+    const decoy = startSleep();
+    const clock = new FakeClock();
+    const abort = new AbortController();
+    const exited = new Promise((r) => decoy.once("exit", r));
+    const waiting = createProcessControl({ runtimeRoot, clock }).waitGone(
+      decoy.pid,
+      "sleep",
+      1_000,
+      abort.signal,
+      exited,
+    );
+    await clock.untilSleeping();
+    abort.abort(new Error("caller gave up"));
+    await expect(waiting).rejects.toThrow("caller gave up");
   });
 
   it("returns false when the timeout passes first", async () => {
