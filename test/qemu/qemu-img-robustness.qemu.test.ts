@@ -46,19 +46,37 @@ function recordingClock(): Clock & { sleeps: number[] } {
   };
 }
 
-/** qemu-io holding the image's write lock for `ms`; resolves once qemu-img really sees the lock. */
+/**
+ * qemu-io holding the image's write lock for `ms`; resolves once qemu-img really sees the lock.
+ * Waits up to a minute for that (a loaded machine starts processes slowly), and fails at once,
+ * with its output, if qemu-io ends first.
+ */
 async function holdLock(file: string, ms: number): Promise<ChildProcess> {
-  const holder = spawn(qemuIo!, ["-f", "qcow2", "-c", `sleep ${ms}`, file], { stdio: "ignore" });
-  for (let i = 0; i < 200; i++) {
+  const holder = spawn(qemuIo!, ["-f", "qcow2", "-c", `sleep ${ms}`, file], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  holder.stderr?.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  let exited: string | undefined;
+  holder.once("exit", (code, signal) => {
+    exited = `exit ${code ?? signal}`;
+  });
+  let last = "";
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (exited !== undefined) throw new Error(`qemu-io ended (${exited}) before it held the lock: ${stderr}`);
     const locked = await run(qemuImgPath, ["snapshot", "-l", "--", file]).then(
       () => false,
-      (e: { stderr?: string }) => /lock/.test(String(e.stderr)),
+      (e: { stderr?: string }) => {
+        last = String(e.stderr);
+        return /lock/.test(last);
+      },
     );
     if (locked) return holder;
     await abortableSleep(10);
   }
   holder.kill("SIGKILL");
-  throw new Error("qemu-io never took the lock");
+  throw new Error(`qemu-io never took the lock within 60 s; qemu-img's last refusal: ${last || "none"}`);
 }
 
 describe.skipIf(qemuIo === undefined)("3. a held lock: retried with back-off, then qemu-img's message", () => {

@@ -43,6 +43,7 @@ function setUp(claims: Claim[], finishes: Array<{ finished: boolean; waiting: bo
     notServingBecause: "",
     hosts: {
       join: async () => ({ term: 1 }),
+      commitsDurable: async () => true,
       renew: async () => ({ ok: true }),
       observe: async () => [],
       list: async () => [],
