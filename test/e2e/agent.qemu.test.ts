@@ -19,6 +19,7 @@ import {
   waitFor,
 } from "../support/cli-runner.ts";
 import { firmwareVmYaml } from "../support/firmware-vm.ts";
+import { waitUntil } from "../support/poll.ts";
 
 interface Status {
   name: string;
@@ -167,13 +168,33 @@ describe("maqet agent (real agent process, real QEMU, PGlite)", { timeout: 300_0
       expect((await box.run(["add", `${name}.yaml`])).code).toBe(0);
     }
     expect((await box.run(["start", "k-stop"])).code).toBe(0);
-    const followers = [0, 1, 2].map(() => ({ positions: [] as number[], stop: new AbortController() }));
+    const followers = [0, 1, 2].map(() => ({
+      positions: [] as number[],
+      caughtUp: false,
+      failed: undefined as unknown,
+      stop: new AbortController(),
+    }));
     const runs = followers.map((f) =>
       followAgentEvents(endpoint, {
         follow: true,
         signal: f.stop.signal,
         onEvent: (line) => f.positions.push(line.position),
+        onCaughtUp: () => {
+          f.caughtUp = true;
+        },
+      }).catch((error: unknown) => {
+        f.failed = error;
+        throw error;
       }),
+    );
+    for (const run of runs) run.catch(() => undefined); // reported by the wait below, or by Promise.all(runs) at the end
+    // The scenario is a kill under three connected followers: each has its stream (caught up)
+    // before anything else happens. A first connection that fails is an error, not a retry.
+    await waitUntil(
+      "the three followers to be connected and caught up",
+      () => followers.map((f) => (f.failed !== undefined ? `failed: ${String(f.failed)}` : f.caughtUp)),
+      (states) => states.every((state) => state === true),
+      { timeoutMs: 60_000 },
     );
     const seen = (vm: string, type: string) =>
       storedEvents(endpoint, vm).then((events) => events.some((e) => e.type === type));
