@@ -14,11 +14,11 @@
 import { join } from "node:path";
 import type { AgentPlace } from "../adapters/agent-socket.ts";
 import { hostName } from "../adapters/host-info.ts";
+import { defaultHostName } from "../adapters/host-name.ts";
 import { type HttpServer, listenHttp } from "../adapters/http-listen.ts";
 import { loadGlobalConfig } from "../adapters/load-global-config.ts";
 import { packageVersion } from "../adapters/package-version.ts";
 import { generateTokenFile, readTokenFile } from "../adapters/token-file.ts";
-import { defaultHostName } from "../api/cluster-member.ts";
 import { labelsOf } from "../api/commands/host-commands.ts";
 import { createMaqet, type Maqet, type MaqetOptions } from "../api/maqet.ts";
 import { storeIdOf } from "../client/store-id.ts";

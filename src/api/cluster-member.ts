@@ -18,7 +18,6 @@
  * await member.leave();
  * ```
  */
-import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Subscription } from "rxjs";
 import type { Orchestrator } from "../actors/orchestrator.ts";
@@ -380,11 +379,6 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
       await cluster.hosts.leave(name, term).catch((error: unknown) => warn(`leave not recorded: ${messageOf(error)}`));
     },
   };
-}
-
-/** The default host name: the machine's. */
-export function defaultHostName(): string {
-  return hostname().split(".")[0] || "localhost";
 }
 
 function plain(details: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
