@@ -115,6 +115,16 @@ async function bundle() {
     entryPoints: [entry],
     format: "cjs",
     outfile: join(outdir, "cli.cjs"),
+    // Whitespace and syntax, not names: 25% less text to read and hand to V8 at every call; stack
+    // traces keep their function names (the map beside it has the lines).
+    minifyWhitespace: true,
+    minifySyntax: true,
+    // `import.meta.url` of a module bundled here is this file's URL (package-version.ts finds
+    // package.json from it: dist/src/bin/ sits at the depth of dist/src/cli/), made when read.
+    define: { "import.meta": "__importMeta" },
+    banner: {
+      js: 'var __importMeta = { get url() { return require("node:url").pathToFileURL(__filename).href; } };',
+    },
     sourcemap: "linked",
     metafile: true,
     plugins: [

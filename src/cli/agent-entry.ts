@@ -36,6 +36,11 @@ export async function runMaqet(argv: readonly string[], io: CliIo): Promise<numb
     return runAgent(argv, { env: io.env, stdout: io.stdout, stderr: io.stderr });
   }
   const parsed = tryParse(argv);
+  const answer = parsed ? await quickAnswer(parsed) : undefined;
+  if (answer !== undefined) {
+    io.stdout(answer);
+    return 0;
+  }
   const target = parsed ? agentTarget(parsed.global, io.env) : undefined;
   const route = parsed?.command ? routeOf(parsed.command.name) : undefined;
   const viaAgent =
@@ -85,6 +90,28 @@ function tryParse(argv: readonly string[]): ParsedArgs | undefined {
     return parseArgs(argv);
   } catch {
     return undefined; // the in-process CLI reports it, as it always has
+  }
+}
+
+/**
+ * `--version` and help (`maqet`, `maqet help [TOPIC]`, `maqet CMD --help`) answered here, from
+ * the registry and package.json, without loading the in-process CLI (~150 ms). Undefined for
+ * anything else, and when help fails (an unknown topic) or a run log is asked for: the in-process
+ * CLI answers those as it always has.
+ */
+async function quickAnswer(parsed: ParsedArgs): Promise<string | undefined> {
+  if (parsed.global.logFile !== undefined) return undefined;
+  if (parsed.global.version) {
+    const { packageVersion } = await import("../adapters/package-version.ts");
+    return packageVersion();
+  }
+  if (parsed.commandName !== undefined && parsed.commandName !== "help" && !parsed.global.help) return undefined;
+  const topic = parsed.commandName === "help" ? (parsed.input.topic as string | undefined) : parsed.commandName;
+  try {
+    const { renderHelp } = await import("./help.ts");
+    return renderHelp(topic);
+  } catch {
+    return undefined;
   }
 }
 

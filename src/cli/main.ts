@@ -7,10 +7,10 @@
  * const code = await runCli(["status", "web", "--json"], { env: process.env, stdout, stderr });
  * ```
  */
-import { readFileSync } from "node:fs";
 import { filter, map } from "rxjs";
 import { defaultDataDir } from "../adapters/default-dirs.ts";
 import { loadGlobalConfig } from "../adapters/load-global-config.ts";
+import { packageVersion } from "../adapters/package-version.ts";
 import { preferBaselineWasm } from "../adapters/wasm-tiering.ts";
 import { isAttachedConsole } from "../api/commands/attached-console.ts";
 import { isStreamedResult, streamedResult } from "../api/commands/streamed-result.ts";
@@ -78,7 +78,7 @@ export async function runCli(
     paints = cliPaints(io, global);
     if (global.configDir !== undefined) io = { ...io, env: { ...io.env, MAQET_CONFIG_DIR: global.configDir } };
     if (global.version) {
-      io.stdout(version());
+      io.stdout(packageVersion());
       return 0;
     }
     if (parsed.commandName === undefined || parsed.commandName === "help" || global.help) {
@@ -135,7 +135,13 @@ export async function runCli(
         });
         return 0;
       }
-      const result = await parsed.command!.invoke(maqet, parsed.input, { env: io.env, confirm: io.confirm });
+      // `confirm` read when a command asks (the process's asks whether stdin is a terminal).
+      const result = await parsed.command!.invoke(maqet, parsed.input, {
+        env: io.env,
+        get confirm() {
+          return io.confirm;
+        },
+      });
       if (isStreamedValues(result)) {
         // Values read from the store as they come (`events --follow`): the instance stays open
         // until the stream ends or Ctrl-C; one line each, text or JSON (JSONL).
@@ -223,19 +229,4 @@ function reportError(error: unknown, json: boolean, io: CliIo, debug = false, pa
   io.stderr(`maqet: internal error: ${message}\nThis is a bug; please report it with the command you ran.`);
   if (json) io.stdout(JSON.stringify({ error: { code: "INTERNAL", message: String(error) } }, null, 2));
   return 1;
-}
-
-function version(): string {
-  try {
-    // dist/src/cli/main.js and src/cli/main.ts both sit three levels below the package root.
-    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-      version?: string;
-    };
-    return pkg.version ?? "unknown";
-  } catch {
-    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
-      version?: string;
-    };
-    return pkg.version ?? "unknown";
-  }
 }

@@ -9,7 +9,7 @@
  * ```
  */
 // The entry loads the in-process CLI (store, XState, execa) only when no agent serves the call.
-import { isatty } from "node:tty";
+import { fstatSync } from "node:fs";
 import { runMaqet } from "./agent-entry.ts";
 import { installProcessGuards } from "./process-guards.ts";
 
@@ -26,6 +26,22 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
+/**
+ * Whether fd 0, 1 or 2 is a terminal, asked of the stream Node makes for it — only once the
+ * answer is needed, and only when the fd is a character device at all. `node:tty`'s `isatty`
+ * would load `node:tty` (~1.3 ms at every start) for a call whose output goes to a pipe or a
+ * file, which is every call a script makes.
+ */
+function isTerminal(fd: 0 | 1 | 2): boolean {
+  try {
+    if (!fstatSync(fd).isCharacterDevice()) return false;
+  } catch {
+    return false; // closed
+  }
+  const stream = fd === 0 ? process.stdin : fd === 1 ? process.stdout : process.stderr;
+  return stream.isTTY === true;
+}
+
 export async function runMaqetProcess(): Promise<void> {
   // Files QEMU creates for us (serial log, sockets) are private to the user, like the runtime dir.
   process.umask(0o077);
@@ -35,15 +51,25 @@ export async function runMaqetProcess(): Promise<void> {
     stdout: (text) => process.stdout.write(`${text}\n`),
     stderr: (text) => process.stderr.write(`${text}\n`),
     write: (text) => process.stdout.write(text),
-    // isatty(0), not process.stdin.isTTY: making process.stdin opens a stream on fd 0 (for a file,
-    // with node:fs/promises and a dozen modules more) that a call which asks nothing never reads.
-    ...(isatty(0) ? { confirm } : {}),
-    // isatty(1), isatty(2): what makes process.stdout/stderr a tty.WriteStream, without making
-    // the streams before anything is written (see process-guards.ts).
-    tty: { stdout: isatty(1), stderr: isatty(2) },
+    // A y/N question only when stdin is a terminal: asked when a command wants to confirm.
+    get confirm() {
+      return isTerminal(0) ? confirm : undefined;
+    },
+    // Whether stdout/stderr are terminals (colour, progress), asked when first rendered: making
+    // process.stdout or process.stderr before anything is written costs a stream per call.
+    tty: {
+      get stdout() {
+        return isTerminal(1);
+      },
+      get stderr() {
+        return isTerminal(2);
+      },
+    },
     interrupt: { signals: process, exit: (c) => process.exit(c) },
     progress: {
-      isTTY: isatty(2),
+      get isTTY() {
+        return isTerminal(2);
+      },
       get columns() {
         return process.stderr.columns;
       },

@@ -10,7 +10,7 @@ import { lstat, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type BackgroundCli, runMaqet, startMaqet } from "../support/cli-runner.ts";
+import { type BackgroundCli, runMaqet, sandboxEnv, startMaqet } from "../support/cli-runner.ts";
 
 describe("a command started together with its agent goes through it", { timeout: 600_000 }, () => {
   let home: string;
@@ -19,13 +19,7 @@ describe("a command started together with its agent goes through it", { timeout:
   const socket = () => join(env.XDG_RUNTIME_DIR!, "maqet", "agent.sock");
   beforeAll(async () => {
     home = await mkdtemp(join(tmpdir(), "maqet-race-"));
-    env = {
-      HOME: home,
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      XDG_DATA_HOME: join(home, ".local/share"),
-      XDG_RUNTIME_DIR: join(home, "run"),
-      USER: process.env.USER ?? "root",
-    };
+    env = sandboxEnv(home);
     // The store exists (a first store costs a minute on a loaded box; the race is not about it).
     expect((await runMaqet(["migrate", "--no-agent"], { env, cwd: home })).code).toBe(0);
   }, 300_000);

@@ -8,6 +8,7 @@
  * the sources.
  */
 import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cliBin, projectRoot } from "../support/build-dist.ts";
@@ -113,5 +114,47 @@ describe("the bundled maqet executable", () => {
       .filter((file) => file.endsWith(".mjs"))
       .filter((file) => /^export default require_\w+\(\);$/m.test(readFileSync(join(projectRoot, file), "utf8")));
     expect(wrappers).toEqual([]);
+  });
+
+  it("answers --version and help from cli.cjs alone: no import() of the in-process CLI", async () => {
+    // The bin's own loader, with the bundle's import() watched (maqet-bin.cjs passes `__import`).
+    const { compileCli } = createRequire(import.meta.url)(cliBin) as {
+      compileCli: () => { runInThisContext: () => (...args: unknown[]) => void };
+    };
+    const imported: string[] = [];
+    const cli = { exports: {} as { runMaqet: (argv: string[], io: unknown) => Promise<number> } };
+    const file = join(projectRoot, CLI);
+    compileCli().runInThisContext()(
+      cli.exports,
+      createRequire(file),
+      cli,
+      file,
+      join(projectRoot, BIN_DIR),
+      (s: string) => {
+        imported.push(s);
+        return import(join(projectRoot, BIN_DIR, s));
+      },
+    );
+    const run = async (argv: string[]) => {
+      const out: string[] = [];
+      const io = {
+        env: {},
+        stdout: (t: string) => out.push(t),
+        stderr: (t: string) => out.push(`stderr: ${t}`),
+        write() {},
+      };
+      return { code: await cli.exports.runMaqet(argv, io), out: out.join("\n") };
+    };
+    const pkg = JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")) as { version: string };
+    expect(await run(["--version"])).toEqual({ code: 0, out: pkg.version });
+    const help = await run(["ls", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(/^Usage: maqet ls /);
+    expect((await run([])).out).toMatch(/^Usage: maqet <command>/);
+    expect(imported).toEqual([]);
+    // The watch is real: an unknown help topic goes to the in-process CLI, which says what is wrong.
+    const unknown = await run(["help", "nope"]);
+    expect(unknown.out).toContain("no command or group 'nope'");
+    expect(imported.some((s) => s.includes("cli-main"))).toBe(true);
   });
 });

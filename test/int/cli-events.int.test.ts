@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type EventLine, toEventLine } from "../../src/api/commands/events-commands.ts";
 import { createMaqet, type Maqet } from "../../src/api/maqet.ts";
-import { runMaqet, startMaqet } from "../support/cli-runner.ts";
+import { runMaqet, sandboxEnv, startMaqet } from "../support/cli-runner.ts";
 import { createTestDatabase } from "../support/postgres-cluster.ts";
 
 const databaseUrl = inject("databaseUrl");
@@ -30,12 +30,7 @@ describe.each([{ dialect: "pglite" }, { dialect: "pg" }])("maqet events on $dial
 
   beforeAll(async () => {
     home = await mkdtemp(join(tmpdir(), "maqet-events-"));
-    env = {
-      HOME: home,
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      XDG_DATA_HOME: join(home, "data-home"),
-      XDG_RUNTIME_DIR: join(home, "run"),
-    };
+    env = sandboxEnv(home, { XDG_DATA_HOME: join(home, "data-home") });
     if (dialect === "pg") {
       const db = await createTestDatabase(databaseUrl);
       url = db.url;

@@ -9,19 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SYSTEM_DIRECTORIES } from "../../src/adapters/path-safety.ts";
-import { runMaqet } from "../support/cli-runner.ts";
+import { runMaqet, sandboxEnv } from "../support/cli-runner.ts";
 
 let dir: string;
 let env: Record<string, string | undefined>;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "maqet-safety-"));
-  env = {
-    HOME: dir,
-    PATH: process.env.PATH,
-    XDG_DATA_HOME: join(dir, "data"),
-    XDG_RUNTIME_DIR: join(dir, "run"),
-    XDG_CONFIG_HOME: join(dir, "config"),
-  };
+  env = sandboxEnv(dir, { XDG_DATA_HOME: join(dir, "data"), XDG_CONFIG_HOME: join(dir, "config") });
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 

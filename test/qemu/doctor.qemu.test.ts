@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrations } from "../../migrations/index.ts";
 import type { DoctorReport } from "../../src/api/ops/doctor-ops.ts";
-import { runMaqet, waitFor } from "../support/cli-runner.ts";
+import { runMaqet, sandboxEnv, waitFor } from "../support/cli-runner.ts";
 
 let dir: string;
 let env: Record<string, string | undefined>;
@@ -18,7 +18,7 @@ const vmId = "0b5c3f8e-4a1d-4c7e-9f00-3c2d1e0f9a8b";
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "maqet-doctor-"));
-  env = { HOME: dir, PATH: process.env.PATH, XDG_DATA_HOME: join(dir, "data"), XDG_RUNTIME_DIR: join(dir, "run") };
+  env = sandboxEnv(dir, { XDG_DATA_HOME: join(dir, "data") });
   // A VM directory someone opened up (0755), holding the socket of a QEMU that died by SIGKILL.
   const vmDir = join(dir, "run", "maqet", vmId);
   await mkdir(vmDir, { recursive: true, mode: 0o700 });

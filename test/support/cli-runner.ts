@@ -278,6 +278,28 @@ export async function stopSandboxAgent(agent: SandboxAgent): Promise<number | nu
 }
 
 /**
+ * The environment of a user whose home is `home`: maqet's data under `home/.local/share`, its
+ * runtime directory `home/run`, nothing of the caller's environment but PATH and USER. `extra`
+ * adds or replaces variables (e.g. `XDG_CONFIG_HOME`).
+ *
+ * @example
+ * ```ts
+ * const env = sandboxEnv(await mkdtemp(join(tmpdir(), "maqet-x-")));
+ * await runMaqet(["ls"], { env });
+ * ```
+ */
+export function sandboxEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    HOME: home,
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    XDG_DATA_HOME: join(home, ".local/share"),
+    XDG_RUNTIME_DIR: join(home, "run"),
+    USER: process.env.USER ?? "root",
+    ...extra,
+  };
+}
+
+/**
  * A sandbox whose embedded store is a copy of the run's template (test/support/
  * embedded-store-template.ts): the state after a user's first command. `freshStore: true` leaves
  * the data directory absent, for tests of that first command (the store created and migrated).
@@ -285,13 +307,7 @@ export async function stopSandboxAgent(agent: SandboxAgent): Promise<number | nu
 export async function createCliSandbox(options: { freshStore?: boolean } = {}): Promise<CliSandbox> {
   const home = await mkdtemp(join(tmpdir(), "maqet-e2e-"));
   if (!options.freshStore) await seedEmbeddedStore(join(home, ".local/share/maqet"));
-  const env: Record<string, string> = {
-    HOME: home,
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    XDG_DATA_HOME: join(home, ".local/share"),
-    XDG_RUNTIME_DIR: join(home, "run"),
-    USER: process.env.USER ?? "root",
-  };
+  const env = sandboxEnv(home);
   let agent = AGENT_MODE ? await startSandboxAgent(env, home) : undefined;
   return {
     home,
