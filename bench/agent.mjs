@@ -20,7 +20,8 @@ import { cmdlineOf, killAndWait, rawQmpConnect, spawnQemu } from "./raw-qemu.mjs
 import { nowMs, quantile, row, summarize } from "./stats.mjs";
 
 await runMeasure("agent", "Agent: CLI and API through `maqet agent` (embedded PGlite store)", async (ctx) => {
-  const rounds = ctx.quick ? 5 : 15;
+  // 31: a ratio of two medians of ~50 ms calls moves by ~0.05x between runs of 15 at load 1.
+  const rounds = ctx.quick ? 5 : 31;
   const bin = cliEntry(ctx.dist);
   const socket = join(ctx.root, "agent.sock");
   const env = { PATH: process.env.PATH, HOME: join(ctx.root, "home"), LANG: "C" };
