@@ -7,6 +7,7 @@
  * the bundle (the global setup builds dist/ as `npm run build` does), so it checks what runs, not
  * the sources.
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -156,5 +157,19 @@ describe("the bundled maqet executable", () => {
     const unknown = await run(["help", "nope"]);
     expect(unknown.out).toContain("no command or group 'nope'");
     expect(imported.some((s) => s.includes("cli-main"))).toBe(true);
+  });
+
+  it("does not load node:tty when its output is a pipe (isatty would, at every call)", () => {
+    // Node's list of the built-in modules this process loaded, printed as it exits.
+    const probe = `data:text/javascript,process.on("exit",()=>process.stderr.write("\\nMODULES "+process.moduleLoadList.join(",")))`;
+    const run = spawnSync(process.execPath, ["--import", probe, cliBin, "--version"], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const modules = /MODULES (.*)/.exec(run.stderr)?.[1]?.split(",") ?? [];
+    expect(modules, run.stderr).toContain("NativeModule net"); // the list is real: stdout (a pipe) is a net.Socket
+    expect(modules).not.toContain("NativeModule tty");
   });
 });
