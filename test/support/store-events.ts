@@ -9,6 +9,7 @@
  * await appendToStream(trx, "vm-2", [prepared("held")], "no_stream");
  * ```
  */
+import { foldVmEvents, type VmView } from "../../src/actors/vm-view.ts";
 import type { PreparedEvent } from "../../src/events/append-to-stream.ts";
 import type { EventActor, NewEvent, StoredEvent } from "../../src/events/envelope.ts";
 
@@ -54,4 +55,37 @@ export function storedStream(streamId: string, events: readonly NewEvent[], firs
     metadata: { actor: testActor, ...e.metadata },
     recordedAt: new Date(Date.UTC(2026, 0, 1) + (first + i) * 1000),
   }));
+}
+
+export interface FoldOptions {
+  /** When version 0 was recorded (ms since the epoch; default 2026-01-01T00:00:00Z). */
+  fromMs?: number;
+  /** Between two versions' `recordedAt` (default 1000 ms). */
+  stepMs?: number;
+  /** What the store gives back of an event's data (default: a deep copy; `toJsonb` for jsonb's semantics). */
+  data?: (data: unknown) => unknown;
+}
+
+/**
+ * The VM's view after `events`, folded as the store would give them back (one stream, versions
+ * 0.., each a copy of its data, the test actor). Throws when they define no VM.
+ *
+ * @example
+ * ```ts
+ * foldedView([vmEvent("vm.defined", { vmId: "1", name: "web", config })]).status; // "defined"
+ * ```
+ */
+export function foldedView(events: readonly NewEvent[], options: FoldOptions = {}): VmView {
+  const from = options.fromMs ?? Date.UTC(2026, 0, 1);
+  const step = options.stepMs ?? 1000;
+  const copy = options.data ?? structuredClone;
+  const stored = storedStream("vm-1", events).map((e, v) => ({
+    ...e,
+    data: copy(e.data),
+    recordedAt: new Date(from + v * step),
+  }));
+  const view = foldVmEvents(stored);
+  if (view === undefined)
+    throw new Error(`${events.length} event(s) define no VM: ${events.map((e) => e.type).join(", ")}`);
+  return view;
 }

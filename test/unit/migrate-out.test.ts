@@ -9,14 +9,15 @@ import { describe, expect, it } from "vitest";
 import { type MigrateOutDeps, type MigrationRequest, migrateOut } from "../../src/actors/migration/migrate-out.ts";
 import type { MigrationInfo } from "../../src/actors/migration/migration-qmp.ts";
 import type { QmpCloseInfo, QmpEvent, QmpSession } from "../../src/actors/ports.ts";
-import { foldVmEvents, type VmView } from "../../src/actors/vm-view.ts";
+import type { VmView } from "../../src/actors/vm-view.ts";
 import type { VmConfig } from "../../src/config/vm-config.ts";
 import { MaqetError } from "../../src/errors/maqet-error.ts";
-import type { NewEvent, StoredEvent } from "../../src/events/envelope.ts";
+import type { NewEvent } from "../../src/events/envelope.ts";
 import type { MigrationTarget } from "../../src/events/migration-events.ts";
 import { vmEvent } from "../../src/events/vm-events.ts";
 import { FakeClock } from "../support/fake-clock.ts";
 import { createFakeWorld, FakeQemu, type FakeWorld } from "../support/fake-ports.ts";
+import { foldedView } from "../support/store-events.ts";
 
 const MiB = 1024 * 1024;
 const config: VmConfig = { accel: "tcg", memory: "64M", args: [], arguments: [], storage: [] };
@@ -178,22 +179,7 @@ const history: NewEvent[] = [
   }),
 ];
 
-function fold(events: readonly NewEvent[]): VmView {
-  const stored = events.map(
-    (e, v): StoredEvent => ({
-      id: `e${v}`,
-      streamId: "vm-1",
-      streamVersion: v,
-      globalPosition: v + 1,
-      type: e.type,
-      schemaVersion: e.schemaVersion,
-      data: structuredClone(e.data),
-      metadata: { actor: { user: "t", uid: 0, host: "lab1", pid: 1 } },
-      recordedAt: new Date(1_700_000_000_000 + v),
-    }),
-  );
-  return foldVmEvents(stored)!;
-}
+const fold = (events: readonly NewEvent[]): VmView => foldedView(events, { fromMs: 1_700_000_000_000, stepMs: 1 });
 
 interface Options {
   script: Script;

@@ -6,33 +6,19 @@
  * left paused on its destination.
  */
 import { describe, expect, it } from "vitest";
-import { foldVmEvents, type VmView } from "../../src/actors/vm-view.ts";
+import type { VmView } from "../../src/actors/vm-view.ts";
 import type { VmConfig } from "../../src/config/vm-config.ts";
-import type { NewEvent, StoredEvent } from "../../src/events/envelope.ts";
+import type { NewEvent } from "../../src/events/envelope.ts";
 import type { MigrationTarget } from "../../src/events/migration-events.ts";
 import { vmEvent } from "../../src/events/vm-events.ts";
 import { toJsonb } from "../support/jsonb.ts";
+import { foldedView } from "../support/store-events.ts";
 
 const config: VmConfig = { accel: "tcg", memory: "64M", args: [], arguments: [], storage: [] };
 const T0 = Date.parse("2026-01-01T00:00:00Z");
 
-/** The events as the store gives them back, versions 0.. in order, one second apart. */
-function fold(events: readonly NewEvent[]): VmView {
-  const stored: StoredEvent[] = events.map((e, v) => ({
-    id: `e${v}`,
-    streamId: "vm-1",
-    streamVersion: v,
-    globalPosition: v + 1,
-    type: e.type,
-    schemaVersion: e.schemaVersion,
-    data: toJsonb(e.data),
-    metadata: { actor: { user: "ada", uid: 1000, host: "lab1", pid: 1 } },
-    recordedAt: new Date(T0 + v * 1000),
-  }));
-  const view = foldVmEvents(stored);
-  if (view === undefined) throw new Error("no view");
-  return view;
-}
+/** The events as the store gives them back (jsonb data), versions 0.. in order, one second apart. */
+const fold = (events: readonly NewEvent[]): VmView => foldedView(events, { fromMs: T0, data: toJsonb });
 
 const running = (): NewEvent[] => [
   vmEvent("vm.defined", { vmId: "1", name: "web", config }),

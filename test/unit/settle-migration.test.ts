@@ -9,13 +9,14 @@ import type { IncomingEntry } from "../../src/actors/migration/incoming-migratio
 import { settleMigration, sweepMigrations } from "../../src/actors/migration/settle-migration.ts";
 import type { QmpCloseInfo, QmpEvent, QmpSession } from "../../src/actors/ports.ts";
 import type { VmAccess } from "../../src/actors/vm-actor.ts";
-import { foldVmEvents, type VmView } from "../../src/actors/vm-view.ts";
+import type { VmView } from "../../src/actors/vm-view.ts";
 import type { VmConfig } from "../../src/config/vm-config.ts";
 import { MaqetError } from "../../src/errors/maqet-error.ts";
-import type { NewEvent, StoredEvent } from "../../src/events/envelope.ts";
+import type { NewEvent } from "../../src/events/envelope.ts";
 import type { MigrationTarget } from "../../src/events/migration-events.ts";
 import { vmEvent } from "../../src/events/vm-events.ts";
 import { createFakeWorld, FakeQemu, type FakeWorld } from "../support/fake-ports.ts";
+import { foldedView } from "../support/store-events.ts";
 
 const config: VmConfig = { accel: "tcg", memory: "64M", args: [], arguments: [], storage: [] };
 const VM = "0b7c"; // the VM's id: the marker on its QEMUs' command lines
@@ -158,22 +159,7 @@ function story({ upTo, toHost = "lab2", userPaused = false, resume = !userPaused
   return events;
 }
 
-function fold(events: readonly NewEvent[]): VmView {
-  const stored = events.map(
-    (e, v): StoredEvent => ({
-      id: `e${v}`,
-      streamId: `vm-${VM}`,
-      streamVersion: v,
-      globalPosition: v + 1,
-      type: e.type,
-      schemaVersion: e.schemaVersion,
-      data: structuredClone(e.data),
-      metadata: { actor: { user: "t", uid: 0, host: "lab1", pid: 1 } },
-      recordedAt: new Date(T0 + v),
-    }),
-  );
-  return foldVmEvents(stored)!;
-}
+const fold = (events: readonly NewEvent[]): VmView => foldedView(events, { fromMs: T0, stepMs: 1 });
 
 /** A QEMU of the VM in the fake world (alive, with the VM's marker). */
 function qemuAt(world: FakeWorld, pid: number): FakeQemu {
