@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { openPgDatabase } from "../../src/adapters/pg-database.ts";
 import { qemuPidsOf } from "../support/agent-helpers.ts";
 import {
+  type Answer,
   claimed,
   cpuSeconds,
   dumpCommands,
@@ -32,6 +33,7 @@ import {
   hostStates,
   oneAtATime,
   owners,
+  randomCommands,
   said,
   watchQemuCounts,
   whyNoAnswer,
@@ -112,32 +114,15 @@ describe.skipIf(!databaseUrl)(
 
     it("no double run, no lost or duplicated command, gapless histories, HA VMs running again", async () => {
       const random = <T>(list: readonly T[]): T => list[Math.floor(Math.random() * list.length)]!;
-      const answers: Array<{ cmd: string; code: number | null; error?: string; stderr?: string; ms?: number }> = [];
+      const answers: Answer[] = [];
       // Hosts whose agent is killed (until it listens again) or frozen (until SIGCONT).
       const struck = new Set<string>();
       const live = (h: string) => {
         const p = cluster.hosts.get(h)!.process;
         return !struck.has(h) && p.exitCode === null && p.signalCode === null;
       };
-      let stop = false;
-      const load = (async () => {
-        while (!stop) {
-          const from = random(HOSTS.filter(live));
-          if (from === undefined) {
-            await sleep(200);
-            continue;
-          }
-          const vm = random(VMS).name;
-          const cmd = random([
-            ["start", vm],
-            ["stop", vm, "--force"],
-            ["qmp", vm, "query-status"],
-          ]);
-          const sent = Date.now();
-          const r = await cluster.cli(from, cmd).catch((error: unknown) => ({ code: null, error }));
-          answers.push({ cmd: `${from}: ${cmd.join(" ")}`, code: r.code, ...whyNoAnswer(r), ...said(r, sent) });
-        }
-      })();
+      // Meanwhile: start, stop or qmp of random VMs from random live hosts, one at a time.
+      const load = randomCommands(HOSTS, VMS, live, (from, cmd) => cluster.cli(from, cmd), answers);
       const probe = await openPgDatabase({ url });
       // A PostgreSQL restart and an agent's start-up never overlap: a killed agent starts again on
       // a server that is up, as one whose host rebooted would (a restart while it starts is not
@@ -302,8 +287,7 @@ describe.skipIf(!databaseUrl)(
           `chaos timing: set-up ${setupMs} ms; ${aimed.length} rounds in ${roundsMs} ms (${Math.round(roundsMs / Math.max(1, aimed.length))} ms a round): ` +
             `aiming ${spent.aim} ms, to the claim ${spent.claim} ms, faults ${spent.fault} ms (overlapping; at most ${spent.concurrent} hosts struck at once)`,
         );
-        stop = true;
-        await load;
+        await load.stop();
         // Settled: every host up again, by the database's clock (as `maqet host ls` says it).
         // Re-joining takes a lease period or two after a freeze or a kill; on a machine at load
         // 8-10 (a full suite beside it) 60 s was not always enough, so the settle gets 180 s and
@@ -324,8 +308,7 @@ describe.skipIf(!databaseUrl)(
             `worker, ${me.children} s in its reaped children, ${agents} s in the live agents`,
         );
       } finally {
-        stop = true;
-        await load;
+        await load.stop();
         await probe.close();
       }
       if (process.env.MAQET_CLUSTER_LOGS) {

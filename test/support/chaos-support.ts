@@ -171,6 +171,54 @@ const FAULT_MS = {
   freeze: { short: [300, 2000], mid: [3100, 3900], long: [7500, 9000] },
 } as const;
 
+/** One command's answer, as the chaos test records it. */
+export interface Answer {
+  cmd: string;
+  code: number | null;
+  error?: string;
+  stderr?: string;
+  ms?: number;
+}
+
+/**
+ * Sends start, stop --force or qmp query-status of random VMs from random live hosts, one at a
+ * time, until stopped; every answer goes to `answers`.
+ */
+export function randomCommands(
+  hosts: readonly string[],
+  vms: ReadonlyArray<{ name: string }>,
+  live: (host: string) => boolean,
+  cli: (host: string, args: string[]) => Promise<{ code: number | null; stderr?: string }>,
+  answers: Answer[],
+): { stop(): Promise<void> } {
+  const random = <T>(list: readonly T[]): T | undefined => list[Math.floor(Math.random() * list.length)];
+  let stopped = false;
+  const done = (async () => {
+    while (!stopped) {
+      const from = random(hosts.filter(live));
+      if (from === undefined) {
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      const vm = random(vms)!.name;
+      const cmd = random([
+        ["start", vm],
+        ["stop", vm, "--force"],
+        ["qmp", vm, "query-status"],
+      ])!;
+      const sent = Date.now();
+      const r = await cli(from, cmd).catch((error: unknown) => ({ code: null, error }));
+      answers.push({ cmd: `${from}: ${cmd.join(" ")}`, code: r.code, ...whyNoAnswer(r), ...said(r, sent) });
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await done;
+    },
+  };
+}
+
 /** The routed commands and the VM/host facts, kept beside the agents' logs for a failure's evidence. */
 export async function dumpCommands(url: string, dir: string): Promise<void> {
   const db = await openPgDatabase({ url }).catch(() => undefined);
