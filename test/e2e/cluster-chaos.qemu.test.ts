@@ -132,12 +132,12 @@ describe.skipIf(!databaseUrl)(
       const answered: Array<Promise<void>> = [];
       const send = (from: string, cmd: string[], label: string, adds?: string) => {
         const sent = Date.now();
-        let settled = false;
+        let settled: { code: number | null; stderr?: string } | undefined;
         const issued = cluster
           .cli(from, cmd)
           .catch((error: unknown) => ({ code: null, error, stdout: "", stderr: "" }))
           .then((r) => {
-            settled = true;
+            settled = r;
             answers.push({
               cmd: `${from}: ${cmd.join(" ")} (${label})`,
               code: r.code,
@@ -163,6 +163,8 @@ describe.skipIf(!databaseUrl)(
         from: string;
         /** The command had no answer yet when the fault began. */
         inFlight: boolean;
+        /** What the last command sent said, when it was answered before the strike. */
+        early?: string;
         code?: number | null;
       }> = [];
       // The end of each struck host's fault (its agent listening again, or continued), and the
@@ -208,8 +210,8 @@ describe.skipIf(!databaseUrl)(
           spent.aim += sent - t0;
           // Sends the round's command and returns once it is in flight: claimed by the owner (a
           // routed command), or a moment after an add starts. One answered before that (a qmp
-          // takes milliseconds) is sent again, up to 4 times, so that the fault meets a command
-          // still in flight.
+          // takes milliseconds) is sent again, up to 4 times, then struck once queued or claimed,
+          // so that the fault meets a command still in flight.
           const inFlight = async () => {
             for (let attempt = 0; ; attempt++) {
               const name = attempt ? `n${round}r${attempt}` : `n${round}`;
@@ -226,11 +228,14 @@ describe.skipIf(!databaseUrl)(
               const vmId = vm && ids.get(vm)!;
               await Promise.race([
                 vmId
-                  ? waitUntil("the claim", () => claimed(probe.db, vmId), Boolean, { timeoutMs: 5000, everyMs: 2 })
+                  ? waitUntil("the claim", () => claimed(probe.db, vmId, attempt > 0), Boolean, {
+                      timeoutMs: 5000,
+                      everyMs: 2,
+                    })
                   : sleep(Math.random() * 300),
                 command.issued,
               ]).catch(() => undefined);
-              if (!command.settled() || attempt === 3) return command;
+              if (command.settled() === undefined || attempt === 3) return command;
             }
           };
           const entry: (typeof aimed)[number] = { round, action, fault, cls, victim, from, inFlight: false };
@@ -238,7 +243,10 @@ describe.skipIf(!databaseUrl)(
           const strike = (host: string, command: ReturnType<typeof send>) => {
             const at = Date.now();
             spent.claim += at - sent;
-            entry.inFlight = !command.settled();
+            const early = command.settled();
+            entry.inFlight = !early;
+            if (early)
+              entry.early = `exit ${early.code}${early.stderr ? `: ${early.stderr.split("\n")[0]!.slice(0, 200)}` : ""}`;
             strikes.push({ host, at, fault });
             void command.issued.then((r) => Object.assign(entry, { code: r.code }));
             return at;
@@ -281,7 +289,7 @@ describe.skipIf(!databaseUrl)(
         expect(recoveryErrors).toEqual([]);
         const roundsMs = Date.now() - began;
         console.log(
-          `chaos rounds: ${aimed.map((a) => `${a.round}:${a.action}/${a.fault}${a.fault === "restart-db" ? "" : `-${a.cls}`}@${a.victim} from ${a.from}${a.inFlight ? "" : " (answered before the strike)"} -> ${a.code}`).join("; ")}`,
+          `chaos rounds: ${aimed.map((a) => `${a.round}:${a.action}/${a.fault}${a.fault === "restart-db" ? "" : `-${a.cls}`}@${a.victim} from ${a.from}${a.inFlight ? "" : ` (answered before the strike: ${a.early})`} -> ${a.code}`).join("; ")}`,
         );
         console.log(
           `chaos timing: set-up ${setupMs} ms; ${aimed.length} rounds in ${roundsMs} ms (${Math.round(roundsMs / Math.max(1, aimed.length))} ms a round): ` +
@@ -371,13 +379,15 @@ describe.skipIf(!databaseUrl)(
         await db.close();
       }
       await watch!.stop();
+      // Never two QEMU for one VM (what /proc showed, each time it did, names the hosts).
+      expect(watch!.doubles).toEqual([]);
       for (const id of ids.values()) expect(watch!.max.get(id) ?? 0).toBeLessThanOrEqual(1);
       const count = (fault: string) => aimed.filter((a) => a.fault === fault).length;
       const classes = (fault: string) =>
         FAULT_CLASSES.map((c) => `${aimed.filter((a) => a.fault === fault && a.cls === c).length} ${c}`).join("/");
       console.log(
         `chaos: ${aimed.length} rounds (${count("kill")} kills ${classes("kill")}, ${count("freeze")} freezes ${classes("freeze")}, ` +
-          `${count("restart-db")} PostgreSQL restarts; ${aimed.filter((a) => a.inFlight).length} struck with the aimed command in flight), ` +
+          `${count("restart-db")} PostgreSQL restarts; ${aimed.filter((a) => a.inFlight).length} struck with the aimed command in flight, ${answers.filter((a) => a.cmd.endsWith("(aimed)")).length - aimed.length} resent), ` +
           `${answers.length} commands answered (${answers.filter((a) => a.code === 0).length} ok), ` +
           `${haTimes.length} HA recoveries (max ${Math.max(0, ...haTimes.map((t) => t.ms))} ms from the strike to vm.started), ` +
           `${watch!.sweeps()} sweeps of /proc (at most ${watch!.longestGapMs()} ms apart), max QEMU per VM ${JSON.stringify(Object.fromEntries([...ids].map(([n, id]) => [n, watch!.max.get(id)])))}`,

@@ -20,39 +20,61 @@ import { openPgDatabase } from "../../src/adapters/pg-database.ts";
 import { HOST_STATE_SQL, type HostState } from "../../src/events/host-registry.ts";
 import type { Database } from "../../src/events/schema.ts";
 
+/** One live QEMU process of a VM, as /proc shows it. */
+export interface QemuSeen {
+  pid: number;
+  ppid: number;
+  state: string;
+  /** The runtime directory on its command line (a simulated host's: `.../run-<host>`). */
+  runtime: string;
+}
+
 /**
- * How many live QEMU processes name each text on their command line, from ONE pass over /proc
- * (a VM's id is on its QEMU's command line): the counts of one instant, for every VM at once.
- * Synchronous reads: a pass over a few hundred processes takes a few milliseconds this way, where
- * as many awaited reads took 100-200 ms at load, and the watch would look that much less often.
+ * The live QEMU processes that name each text on their command line, from ONE pass over /proc
+ * (a VM's id is on its QEMU's command line): one instant, for every VM at once. Synchronous
+ * reads: a pass over a few hundred processes takes a few milliseconds this way, where as many
+ * awaited reads took 100-200 ms at load, and the watch would look that much less often.
  */
-export function qemuCounts(texts: readonly string[]): Map<string, number> {
-  const counts = new Map<string, number>(texts.map((t) => [t, 0]));
+export function qemuProcesses(texts: readonly string[]): Map<string, QemuSeen[]> {
+  const found = new Map<string, QemuSeen[]>(texts.map((t) => [t, []]));
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
       if (!cmdline[0]?.includes("qemu-system")) continue;
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       if (state === "Z" || state === "X") continue;
-      for (const text of texts) if (cmdline.some((a) => a.includes(text))) counts.set(text, counts.get(text)! + 1);
+      const runtime = /[^ ,=]*\/run-[^/ ,]+/.exec(cmdline.join(" "))?.[0] ?? "?";
+      for (const text of texts) {
+        if (cmdline.some((a) => a.includes(text))) {
+          found.get(text)!.push({ pid: Number(entry), ppid: Number(ppid), state: state!, runtime });
+        }
+      }
     } catch {
       // gone between readdir and read
     }
   }
-  return counts;
+  return found;
 }
 
 /**
  * Watches /proc every `everyMs` until stopped: the most QEMU processes seen at once for each id,
- * and the longest time between two passes (how closely it looked).
+ * what was seen each time an id had more than one (the first 20 times), and the longest time
+ * between two passes (how closely it looked).
  */
 export function watchQemuCounts(
   ids: () => Iterable<string>,
   everyMs = 25,
-): { max: Map<string, number>; sweeps(): number; longestGapMs(): number; stop(): Promise<void> } {
+): {
+  max: Map<string, number>;
+  doubles: Array<{ at: string; id: string; seen: QemuSeen[] }>;
+  sweeps(): number;
+  longestGapMs(): number;
+  stop(): Promise<void>;
+} {
   const max = new Map<string, number>();
+  const doubles: Array<{ at: string; id: string; seen: QemuSeen[] }> = [];
   let watching = true;
   let sweeps = 0;
   let longestGapMs = 0;
@@ -62,13 +84,17 @@ export function watchQemuCounts(
       const now = performance.now();
       if (last) longestGapMs = Math.max(longestGapMs, now - last);
       last = now;
-      for (const [id, n] of qemuCounts([...ids()])) max.set(id, Math.max(max.get(id) ?? 0, n));
+      for (const [id, seen] of qemuProcesses([...ids()])) {
+        max.set(id, Math.max(max.get(id) ?? 0, seen.length));
+        if (seen.length > 1 && doubles.length < 20) doubles.push({ at: new Date().toISOString(), id, seen });
+      }
       sweeps++;
       await new Promise((r) => setTimeout(r, everyMs));
     }
   })();
   return {
     max,
+    doubles,
     sweeps: () => sweeps,
     longestGapMs: () => Math.round(longestGapMs),
     stop: async () => {
@@ -110,10 +136,14 @@ export async function owners(db: Kysely<Database>): Promise<Map<string, string> 
   return result && new Map(result.rows.map((r) => [r.vm_id, r.host]));
 }
 
-/** Whether the VM has a routed command running at its owner (claimed); false while the server restarts. */
-export async function claimed(db: Kysely<Database>, vmId: string): Promise<boolean> {
+/**
+ * Whether the VM has a routed command running at its owner (claimed), or with `queued` too, one
+ * waiting for it; false while the server restarts.
+ */
+export async function claimed(db: Kysely<Database>, vmId: string, queued = false): Promise<boolean> {
+  const states = queued ? ["running", "queued"] : ["running"];
   const result = await sql<{ n: number }>`
-    select count(*)::int as n from maqet_commands where vm_id = ${vmId} and state = 'running'`
+    select count(*)::int as n from maqet_commands where vm_id = ${vmId} and state = any(${states})`
     .execute(db)
     .catch(() => undefined);
   return (result?.rows[0]?.n ?? 0) > 0;
