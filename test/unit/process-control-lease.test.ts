@@ -99,7 +99,15 @@ describe("ClusterRuntime.assertLeaseValid", () => {
     cluster.assertLeaseValid();
     cluster.leaseRenewed(performance.now() - 9_094, 2_000);
     expect(() => cluster.assertLeaseValid()).toThrow(expect.objectContaining({ code: "HOST_LEASE_LOST" }));
-    expect(() => cluster.assertLeaseValid()).toThrow(/its lease ran out 7\d{3} ms ago/);
+    const said = (() => {
+      try {
+        cluster.assertLeaseValid();
+        return "";
+      } catch (error) {
+        return (error as Error).message;
+      }
+    })();
+    expect(Number(/its lease ran out (\d+) ms ago/.exec(said)?.[1])).toBeGreaterThanOrEqual(7_094);
   });
 
   it("refuses while the member is not serving, and never judges a non-member", () => {
