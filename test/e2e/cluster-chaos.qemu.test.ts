@@ -310,7 +310,8 @@ describe.skipIf(!databaseUrl)(
         // CPU so far: this worker (the /proc watch, the aiming), the processes it ran and reaped (CLI
         // calls, killed agents), the agents alive now. QEMU and PostgreSQL are not its children.
         const me = cpuSeconds();
-        const agents = [...cluster.hosts.values()].reduce((n, h) => n + cpuSeconds(h.process.pid!).own, 0);
+        const agents =
+          Math.round([...cluster.hosts.values()].reduce((n, h) => n + cpuSeconds(h.process.pid!).own, 0) * 100) / 100;
         console.log(
           `chaos timing: every host up ${Date.now() - settling} ms after the last fault ended; CPU ${me.own} s in the test's ` +
             `worker, ${me.children} s in its reaped children, ${agents} s in the live agents`,
