@@ -22,6 +22,12 @@ export interface ProcessControlOptions {
   clock?: Clock;
   /** How often `waitGone` probes at most (default 20 ms, after 1, 2, 4 … ms; a detached QEMU is reaped by PID 1 within ~2 s). */
   pollIntervalMs?: number;
+  /**
+   * Throws when no QEMU may start now (a cluster host whose lease ran out): called in the same
+   * tick as the spawn, and once more after it (then the new process is killed), so a process
+   * frozen across its lease's end never leaves a QEMU it started afterwards.
+   */
+  beforeSpawn?: () => void;
 }
 
 /** One path component; no leading `-` or `.`, so no `..`, no option look-alike, no hidden dir. */
@@ -252,6 +258,7 @@ export function createProcessControl(options: ProcessControlOptions): ProcessCon
     // execa's types list only fds 3-9; any open fd is handed to spawn() unchanged at runtime.
     const logFd = log.fd as NonNullable<ExecaOptions["stdout"]>;
     try {
+      options.beforeSpawn?.();
       const child = execa(spec.binary, spec.args, {
         detached: true, // setsid(): own session and process group, untouched by our terminal's signals
         cleanup: false, // crash-only: our exit must never take QEMU down
@@ -282,6 +289,12 @@ export function createProcessControl(options: ProcessControlOptions): ProcessCon
         // The caller gave up while we spawned: do not leave it a QEMU it does not know about.
         kill(child.pid, "SIGKILL");
         throw signal.reason;
+      }
+      try {
+        options.beforeSpawn?.();
+      } catch (error) {
+        kill(child.pid, "SIGKILL");
+        throw error;
       }
       return { pid: child.pid, exit };
     } finally {

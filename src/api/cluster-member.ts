@@ -78,7 +78,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
     leaseTtlMs: ttl,
     fenceAfterMs: fenceAfter,
   });
-  let validFrom = attemptStart;
+  let validFrom = cluster.leaseRenewed(attemptStart, ttl - margin);
   let fenced = false;
   /** A self-fence the database did not hear of yet (it was unreachable): recorded at the next renewal. */
   let unrecorded: { reason: string; stopped: number } | undefined;
@@ -130,7 +130,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
       return undefined;
     });
     if (renewal?.ok && !fenced) {
-      validFrom = start;
+      validFrom = cluster.leaseRenewed(start, ttl - margin);
       await guard?.arm(startNs + fenceAfterNs);
       if (!cluster.serving) warn("lease renewed: taking commands again");
       cluster.serving = true;
@@ -177,7 +177,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
         fenceAfterMs: fenceAfter,
       });
       term = again.term;
-      validFrom = joinStart;
+      validFrom = cluster.leaseRenewed(joinStart, ttl - margin);
       fenced = false;
       fencing = undefined;
       guard = await deps.startGuard?.();

@@ -10,6 +10,7 @@
  * const owner = await cluster.ownerHost(vmId); // "lab3": route the command there
  * ```
  */
+import { performance } from "node:perf_hooks";
 import type { Kysely } from "kysely";
 import type { Observable, Subscription } from "rxjs";
 import type { VmView } from "../actors/vm-view.ts";
@@ -56,6 +57,8 @@ export class ClusterRuntime {
   serving = true;
   /** Why the member is not serving (for HOST_LEASE_LOST). */
   notServingBecause = "";
+  /** Member only: until when (`performance.now()`) its lease is known valid: last renewal's start + TTL - margin. */
+  leaseValidUntil = Number.POSITIVE_INFINITY;
 
   constructor(options: ClusterRuntimeOptions) {
     this.host = options.host;
@@ -122,6 +125,30 @@ export class ClusterRuntime {
         { details: { host: this.host } },
       );
     }
+  }
+
+  /** Records a join or renewal begun at `start` (`performance.now()`) that holds for `validForMs`; returns `start`. */
+  leaseRenewed(start: number, validForMs: number): number {
+    this.leaseValidUntil = start + validForMs;
+    return start;
+  }
+
+  /**
+   * HOST_LEASE_LOST unless this member's lease holds NOW by this process's monotonic clock, not
+   * by the last pass of the loop that judges it: before an effect (spawning QEMU) that a process
+   * frozen mid-command reaches, once continued, before that loop runs again.
+   */
+  assertLeaseValid(): void {
+    const overMs = performance.now() - this.leaseValidUntil;
+    if (this.member && overMs >= 0) {
+      throw new MaqetError(
+        "HOST_LEASE_LOST",
+        `Host '${this.host}' cannot act now: its lease ran out ${Math.round(overMs)} ms ago. ` +
+          "It takes commands again once it renews its lease. See `maqet host ls` and docs/cluster.md.",
+        { details: { host: this.host } },
+      );
+    }
+    this.assertServing();
   }
 
   /** Whether any host has joined (then `add` places VMs). */

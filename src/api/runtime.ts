@@ -138,7 +138,11 @@ export async function openRuntime(options: MaqetOptions, hooks: RuntimeHooks = {
     : localLeases();
   const ports: VmPorts = {
     qmp: createQmpConnector(),
-    processes: createProcessControl({ runtimeRoot }),
+    // A member spawns QEMU only while its lease holds (a frozen agent, continued, must not).
+    processes: createProcessControl({
+      runtimeRoot,
+      ...(cluster?.member ? { beforeSpawn: () => cluster.assertLeaseValid() } : {}),
+    }),
     locator,
     disks: { ...createDiskProvisioner({ locator }), missing: missingDisks },
     host: createHostInfo(),
