@@ -41,6 +41,8 @@ function setUp(claims: Claim[], finishes: Array<{ finished: boolean; waiting: bo
     member: true,
     serving: true,
     notServingBecause: "",
+    // The member records each renewal's validity (for the check before a QEMU spawn).
+    leaseRenewed: (start: number) => start,
     hosts: {
       join: async () => ({ term: 1 }),
       commitsDurable: async () => true,
