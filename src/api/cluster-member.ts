@@ -23,7 +23,7 @@ import type { Subscription } from "rxjs";
 import type { Orchestrator } from "../actors/orchestrator.ts";
 import type { FenceGuard } from "../adapters/fence-guard-control.ts";
 import { isMaqetError } from "../errors/maqet-error.ts";
-import { type ClaimedCommand, COMMANDS_CHANNEL } from "../events/command-queue.ts";
+import { type ClaimedCommand, COMMANDS_CHANNEL, type CommandOutcome } from "../events/command-queue.ts";
 import type { HostCapacity } from "../events/host-events.ts";
 import { abortableSleep } from "../util/abortable-sleep.ts";
 import { CLUSTER_DEFAULTS, type ClusterOptions } from "./cluster-options.ts";
@@ -78,7 +78,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
     leaseTtlMs: ttl,
     fenceAfterMs: fenceAfter,
   });
-  let validFrom = cluster.leaseRenewed(attemptStart, ttl - margin);
+  cluster.leaseRenewed(attemptStart, ttl - margin);
   let fenced = false;
   /** A self-fence the database did not hear of yet (it was unreachable): recorded at the next renewal. */
   let unrecorded: { reason: string; stopped: number } | undefined;
@@ -130,7 +130,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
       return undefined;
     });
     if (renewal?.ok && !fenced) {
-      validFrom = cluster.leaseRenewed(start, ttl - margin);
+      cluster.leaseRenewed(start, ttl - margin);
       await guard?.arm(startNs + fenceAfterNs);
       if (!cluster.serving) warn("lease renewed: taking commands again");
       cluster.serving = true;
@@ -177,7 +177,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
         fenceAfterMs: fenceAfter,
       });
       term = again.term;
-      validFrom = cluster.leaseRenewed(joinStart, ttl - margin);
+      cluster.leaseRenewed(joinStart, ttl - margin);
       fenced = false;
       fencing = undefined;
       guard = await deps.startGuard?.();
@@ -199,7 +199,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
 
   // The local judgement: only this process's monotonic clock.
   every(Math.min(250, ttl / 8), async () => {
-    const elapsed = performance.now() - validFrom;
+    const elapsed = cluster.leaseAgeMs();
     if (elapsed > ttl - margin && cluster.serving) {
       cluster.serving = false;
       cluster.notServingBecause = `its lease was last renewed ${Math.round(elapsed)} ms ago`;
@@ -301,7 +301,7 @@ export async function startClusterMember(deps: ClusterMemberDeps): Promise<Clust
   );
 
   async function run(command: ClaimedCommand, claimTerm: number): Promise<void> {
-    let outcome: Parameters<typeof cluster.commands.finish>[3];
+    let outcome: CommandOutcome;
     // Where its VM is, as the claim read it: the routing wrapper looks nothing up again.
     cluster.noteClaim(command);
     try {

@@ -57,8 +57,6 @@ export class ClusterRuntime {
   serving = true;
   /** Why the member is not serving (for HOST_LEASE_LOST). */
   notServingBecause = "";
-  /** Member only: until when (`performance.now()`) its lease is known valid: last renewal's start + TTL - margin. */
-  leaseValidUntil = Number.POSITIVE_INFINITY;
 
   constructor(options: ClusterRuntimeOptions) {
     this.host = options.host;
@@ -127,11 +125,19 @@ export class ClusterRuntime {
     }
   }
 
-  /** Records a join or renewal begun at `start` (`performance.now()`) that holds for `validForMs`; returns `start`. */
-  leaseRenewed(start: number, validForMs: number): number {
-    this.leaseValidUntil = start + validForMs;
-    return start;
+  /** Member only: a join or renewal begun at `start` (`performance.now()`) holds for `validForMs` from then (TTL - margin). */
+  leaseRenewed(start: number, validForMs: number): void {
+    this.#leaseFrom = start;
+    this.#leaseHoldsMs = validForMs;
   }
+
+  /** Milliseconds by this process's monotonic clock since the last join or renewal began (-Infinity before the first). */
+  leaseAgeMs(): number {
+    return performance.now() - this.#leaseFrom;
+  }
+
+  #leaseFrom = Number.POSITIVE_INFINITY;
+  #leaseHoldsMs = 0;
 
   /**
    * HOST_LEASE_LOST unless this member's lease holds NOW by this process's monotonic clock, not
@@ -139,7 +145,7 @@ export class ClusterRuntime {
    * frozen mid-command reaches, once continued, before that loop runs again.
    */
   assertLeaseValid(): void {
-    const overMs = performance.now() - this.leaseValidUntil;
+    const overMs = this.leaseAgeMs() - this.#leaseHoldsMs;
     if (this.member && overMs >= 0) {
       throw new MaqetError(
         "HOST_LEASE_LOST",

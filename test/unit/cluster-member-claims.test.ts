@@ -42,7 +42,8 @@ function setUp(claims: Claim[], finishes: Array<{ finished: boolean; waiting: bo
     serving: true,
     notServingBecause: "",
     // The member records each renewal's validity (for the check before a QEMU spawn).
-    leaseRenewed: (start: number) => start,
+    leaseRenewed: () => undefined,
+    leaseAgeMs: () => 0,
     hosts: {
       join: async () => ({ term: 1 }),
       commitsDurable: async () => true,
