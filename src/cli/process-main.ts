@@ -33,19 +33,20 @@ async function confirm(question: string): Promise<boolean> {
  * file, which is every call a script makes.
  */
 function isTerminal(fd: 0 | 1 | 2): boolean {
-  terminal[fd] ??= (() => {
-    try {
-      if (!fstatSync(fd).isCharacterDevice()) return false;
-    } catch {
-      return false; // closed
-    }
-    const stream = fd === 0 ? process.stdin : fd === 1 ? process.stdout : process.stderr;
-    return stream.isTTY === true;
-  })();
+  terminal[fd] ??=
+    isCharacterDevice(fd) && (fd === 0 ? process.stdin : fd === 1 ? process.stdout : process.stderr).isTTY === true;
   return terminal[fd];
 }
-/** isTerminal's answers: asked once per fd (progress asks at every frame). */
+/** isTerminal's answers, one per fd (progress asks at every frame). */
 const terminal: Array<boolean | undefined> = [];
+
+function isCharacterDevice(fd: number): boolean {
+  try {
+    return fstatSync(fd).isCharacterDevice();
+  } catch {
+    return false; // closed
+  }
+}
 
 export async function runMaqetProcess(): Promise<void> {
   // Files QEMU creates for us (serial log, sockets) are private to the user, like the runtime dir.
