@@ -3,7 +3,6 @@
  * over its socket, the QEMU processes that belong to a VM (by its id on their command line, from
  * /proc), and the events stored.
  */
-import { readdir, readFile } from "node:fs/promises";
 import { afterAll, beforeAll } from "vitest";
 import { type AgentEndpoint, agentFetch } from "../../src/client/agent-transport.ts";
 import {
@@ -13,6 +12,7 @@ import {
   startSandboxAgent,
   stopSandboxAgent,
 } from "./cli-runner.ts";
+import { qemuProcesses } from "./qemu-processes.ts";
 
 export interface AgentSuite {
   box: CliSandbox;
@@ -71,18 +71,7 @@ export async function api<T = unknown>(
  * ```
  */
 export async function qemuPidsOf(text: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = (await readFile(`/proc/${entry}/cmdline`, "utf8")).split("\0");
-      if (!cmdline[0]?.includes("qemu-system") || !cmdline.some((a) => a.includes(text))) continue;
-      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
-      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-      if (state !== "Z" && state !== "X") pids.push(Number(entry));
-    } catch {}
-  }
-  return pids;
+  return (qemuProcesses([text]).get(text) ?? []).map((p) => p.pid);
 }
 
 export interface ApiEvent {

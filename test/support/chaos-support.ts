@@ -11,7 +11,7 @@
  * expect(watch.max.get(id) ?? 0).toBeLessThanOrEqual(1);
  * ```
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -19,44 +19,7 @@ import { type Kysely, sql } from "kysely";
 import { openPgDatabase } from "../../src/adapters/pg-database.ts";
 import { HOST_STATE_SQL, type HostState } from "../../src/events/host-registry.ts";
 import type { Database } from "../../src/events/schema.ts";
-
-/** One live QEMU process of a VM, as /proc shows it. */
-export interface QemuSeen {
-  pid: number;
-  ppid: number;
-  state: string;
-  /** The runtime directory on its command line (a simulated host's: `.../run-<host>`). */
-  runtime: string;
-}
-
-/**
- * The live QEMU processes that name each text on their command line, from ONE pass over /proc
- * (a VM's id is on its QEMU's command line): one instant, for every VM at once. Synchronous
- * reads: a pass over a few hundred processes takes a few milliseconds this way, where as many
- * awaited reads took 100-200 ms at load, and the watch would look that much less often.
- */
-export function qemuProcesses(texts: readonly string[]): Map<string, QemuSeen[]> {
-  const found = new Map<string, QemuSeen[]>(texts.map((t) => [t, []]));
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      if (!cmdline[0]?.includes("qemu-system")) continue;
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (state === "Z" || state === "X") continue;
-      const runtime = /[^ ,=]*\/run-[^/ ,]+/.exec(cmdline.join(" "))?.[0] ?? "?";
-      for (const text of texts) {
-        if (cmdline.some((a) => a.includes(text))) {
-          found.get(text)!.push({ pid: Number(entry), ppid: Number(ppid), state: state!, runtime });
-        }
-      }
-    } catch {
-      // gone between readdir and read
-    }
-  }
-  return found;
-}
+import { type QemuSeen, qemuProcesses } from "./qemu-processes.ts";
 
 /**
  * Watches /proc every `everyMs` until stopped: the most QEMU processes seen at once for each id,

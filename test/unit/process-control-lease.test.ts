@@ -6,7 +6,7 @@
  * while the VM, recovered by HA, already ran on another host.
  */
 import { randomUUID } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -29,20 +29,8 @@ afterAll(async () => {
   await rm(runtimeRoot, { recursive: true, force: true });
 });
 
-/** Live (not zombie) processes whose command line names `text`. */
-function livePidsNaming(text: string): number[] {
-  return readdirSync("/proc")
-    .filter((e) => /^\d+$/.test(e))
-    .flatMap((e) => {
-      try {
-        if (!readFileSync(`/proc/${e}/cmdline`, "utf8").includes(text)) return [];
-        const stat = readFileSync(`/proc/${e}/stat`, "utf8");
-        return "ZX".includes(stat.slice(stat.lastIndexOf(")") + 2)[0]!) ? [] : [Number(e)];
-      } catch {
-        return [];
-      }
-    });
-}
+/** Live (not zombie) processes whose command line names `text`: ProcessControl's own /proc scan. */
+const livePidsNaming = (text: string): number[] => createProcessControl({ runtimeRoot }).findProcesses(text);
 
 const lost = () => new MaqetError("HOST_LEASE_LOST", "Host 'c' cannot act now: its lease ran out 9094 ms ago.");
 
