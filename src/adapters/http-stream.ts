@@ -59,8 +59,11 @@ export async function streamExchange(target: StreamTarget, req: StreamRequest): 
 }
 
 /** What an upgrade request got: the upgraded connection, or an ordinary answer (a refusal). */
+/** The connection an upgraded request hands over (the interactive console's byte stream). */
+export type UpgradedSocket = Socket;
+
 export type UpgradeOutcome =
-  | { kind: "upgraded"; headers: IncomingHttpHeaders; socket: Socket; head: Buffer }
+  | { kind: "upgraded"; headers: IncomingHttpHeaders; socket: UpgradedSocket; head: Buffer }
   | { kind: "answered"; status: number; text: string };
 
 /** A GET with `Connection: Upgrade` (the headers say to what); rejects when the connection fails. */

@@ -14,8 +14,7 @@
  * conn.close();
  * ```
  */
-import type { Socket } from "node:net";
-import { httpUpgrade } from "../adapters/http-stream.ts";
+import { httpUpgrade, type UpgradedSocket } from "../adapters/http-stream.ts";
 import type { ConsoleConnection, ConsoleEnd } from "../adapters/serial-connection.ts";
 import type { ConsoleAttachment } from "../api/ops/console-attach-ops.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
@@ -130,7 +129,7 @@ export async function attachThroughAgent(
 
 /** The upgraded socket as a console connection: its end is the agent ending the attach, or ours. */
 function socketConnection(
-  socket: Socket,
+  socket: UpgradedSocket,
   head: Buffer,
   mode: ConsoleMode,
   onData: (bytes: Uint8Array) => void,
