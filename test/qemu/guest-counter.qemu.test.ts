@@ -95,21 +95,41 @@ describe("the test guest's counter and dirty actions (real QEMU, TCG)", () => {
       expect(GUEST_LINES.dirty.exec(text)?.slice(1)).toEqual(["1", "48"]);
       expect(guestCounts(text).slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
       expect(text.match(BOOT_LINE)).toHaveLength(1);
-      // QEMU's page-sampling dirty rate over 2 s, both guests at once: the dirty one rewrites 48 of
-      // its 256 MiB with other bytes each pass; the counter guest only touches a few pages.
-      const rates: Record<string, number> = {};
-      for (const vm of ["counter", "dirty"]) await maqet.qmp(vm, "calc-dirty-rate", { "calc-time": 2 });
-      for (const vm of ["counter", "dirty"]) {
-        const measured = await waitUntil(
-          `QEMU's dirty rate of ${vm}`,
-          () => maqet.qmp<DirtyRate>(vm, "query-dirty-rate"),
-          (r) => r.status === "measured",
-          { timeoutMs: 15_000, everyMs: 200 },
-        );
-        rates[vm] = measured["dirty-rate"] ?? Number.NaN;
+      // QEMU's page-sampling dirty rate, both guests over the same window: it hashes sampled
+      // pages at both ends of the window, so what it sees is MiB changed across the window. The
+      // window must hold a whole pass of the dirty guest (48 of its 256 MiB rewritten with bytes
+      // no recent pass wrote) — it grows from 2 s until one does, however slow the machine.
+      const passCount = async () => (await log("dirty")).match(DIRTY_LINE)?.length ?? 0;
+      const tried: string[] = [];
+      let window: { seconds: number; counterMiB: number; dirtyMiB: number } | undefined;
+      for (const seconds of [2, 4, 8, 16, 32]) {
+        const before = await passCount();
+        const rates: Record<string, number> = {};
+        for (const vm of ["counter", "dirty"]) {
+          await maqet.qmp(vm, "calc-dirty-rate", { "calc-time": seconds, "sample-pages": 2048 });
+        }
+        for (const vm of ["counter", "dirty"]) {
+          const measured = await waitUntil(
+            `QEMU's dirty rate of ${vm}`,
+            () => maqet.qmp<DirtyRate>(vm, "query-dirty-rate"),
+            (r) => r.status === "measured",
+            { timeoutMs: seconds * 1_000 + 15_000, everyMs: 200 },
+          );
+          rates[vm] = measured["dirty-rate"] ?? Number.NaN;
+        }
+        const passesSeen = (await passCount()) - before;
+        tried.push(`${seconds} s: ${passesSeen} pass starts, counter ${rates.counter} MB/s, dirty ${rates.dirty} MB/s`);
+        // A pass that began after the window opened and ended (the next began) by the time it closed.
+        if (passesSeen >= 2) {
+          window = { seconds, counterMiB: rates.counter! * seconds, dirtyMiB: rates.dirty! * seconds };
+          break;
+        }
       }
-      console.log(`dirty rate (MB/s, QEMU page-sampling): counter ${rates.counter}, dirty ${rates.dirty}`);
-      expect(rates.dirty).toBeGreaterThanOrEqual(rates.counter! + 3);
+      console.log(`dirty rate (QEMU page-sampling): ${tried.join("; ")}`);
+      expect(window, `no window up to 32 s held a whole pass of the dirty guest: ${tried.join("; ")}`).toBeDefined();
+      // Sampling 512 of the 256 MiB: about 96 sampled pages in the 48 MiB rewritten.
+      expect(window!.dirtyMiB).toBeGreaterThanOrEqual(24);
+      expect(window!.dirtyMiB).toBeGreaterThanOrEqual(window!.counterMiB + 16);
       const passes = [...(await log("dirty")).matchAll(DIRTY_LINE)].map((m) => Number(m[1]));
       expect(passes).toEqual(Array.from({ length: passes.length }, (_, i) => i + 1));
     },
