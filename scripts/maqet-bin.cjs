@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `maqet` executable (package.json's bin), copied to dist/src/bin/maqet.js by scripts/build.mjs.
-// It runs cli.cjs, the CommonJS bundle of what every call needs, the way Node's CommonJS loader
+// It tries quick.cjs first (a quick command handed whole to an agent: see quickCall below), then
+// runs cli.cjs, the CommonJS bundle of what every call needs, the way Node's CommonJS loader
 // would (the same function wrapper), except that V8 compiles it from the code cache the build made
 // beside it (cli.cjs.cache): Node 20's loaders take no code cache, and compiling the bundle on
 // every run was a good part of what a call through an agent costs above a bare `node -e 0`.
@@ -40,6 +41,16 @@ function runCli(script) {
   return cli.exports;
 }
 
+/**
+ * First, quick.cjs (src/cli/quick-call.ts): a quick command handed whole to an agent, printed
+ * here, loading nothing more; undefined when the call takes the usual path (cli.cjs).
+ */
+function quickCall() {
+  // The build puts quick.cjs itself here, in place of this require: one file fewer to find and read.
+  const quick = require("./quick.cjs");
+  return quick.quickCall(process.argv.slice(2), process.env, quick.table);
+}
+
 if (require.main === module) {
   // As an ESM entry's top-level await did: a command whose promise never settles before nothing
   // is left to run is an error (exit 13), never a silent success.
@@ -47,8 +58,16 @@ if (require.main === module) {
   const done = () => {
     settled = true;
   };
-  runCli(compileCli())
-    .runMaqetProcess()
+  quickCall()
+    .then((outcome) => {
+      if (typeof outcome === "number") {
+        process.exitCode = outcome;
+        return;
+      }
+      const cli = runCli(compileCli());
+      // Sent to the agent, then the connection broke: told as the usual path tells it, never re-sent.
+      return outcome === "broken" ? cli.reportBrokenCall(process.argv.slice(2)) : cli.runMaqetProcess();
+    })
     .then(done, (error) => {
       done();
       throw error;

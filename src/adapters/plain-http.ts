@@ -50,14 +50,16 @@ export class PlainExchangeError extends Error {
   }
 }
 
-const UNSAFE = /[\r\n\0]/;
+/** CR, LF or NUL: a header or path holding one could smuggle another (no regular expression: see below). */
+function unsafe(text: string): boolean {
+  return text.includes("\r") || text.includes("\n") || text.includes("\0");
+}
 
 export function plainExchange(target: PlainTarget, req: PlainRequest): Promise<PlainAnswer> {
   for (const [name, value] of Object.entries(req.headers)) {
-    if (UNSAFE.test(name) || UNSAFE.test(value)) throw new TypeError(`invalid character in HTTP header '${name}'`);
+    if (unsafe(name) || unsafe(value)) throw new TypeError(`invalid character in HTTP header '${name}'`);
   }
-  if (UNSAFE.test(req.path) || /\s/.test(req.path))
-    throw new TypeError(`invalid character in request path '${req.path}'`);
+  if (!isPathText(req.path)) throw new TypeError(`invalid character in request path '${req.path}'`);
   const payload = req.payload === undefined ? undefined : Buffer.from(req.payload, "utf8");
   const lines = [`${req.method} ${req.path} HTTP/1.1`];
   for (const [name, value] of Object.entries(req.headers)) lines.push(`${name}: ${value}`);
@@ -122,26 +124,25 @@ export function plainExchange(target: PlainTarget, req: PlainRequest): Promise<P
 export function wholeLength(raw: Buffer): number | undefined {
   const end = raw.indexOf("\r\n\r\n");
   if (end === -1) return undefined;
-  const head = raw.subarray(0, end).toString("latin1");
-  if (/^transfer-encoding:.*\bchunked\b/im.test(head)) return -1;
-  const length = /^content-length:[ \t]*(\d+)[ \t]*\r?$/im.exec(head);
-  return length ? end + 4 + Number(length[1]) : -1;
+  const fields = headerFields(raw.subarray(0, end).toString("latin1").split("\r\n"), 1);
+  if (isChunked(fields)) return -1;
+  const length = fields["content-length"];
+  return length !== undefined && isDigits(length) ? end + 4 + Number(length) : -1;
 }
 
 /** Parses a whole HTTP/1.1 response. */
 export function parseAnswer(raw: Buffer): PlainAnswer {
   const end = raw.indexOf("\r\n\r\n");
   if (end === -1) throw Object.assign(new Error("the answer ended before its headers did"), { code: "ECONNRESET" });
-  const [statusLine = "", ...headerLines] = raw.subarray(0, end).toString("latin1").split("\r\n");
-  const status = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine);
-  if (!status) throw Object.assign(new Error(`not an HTTP answer: '${statusLine.slice(0, 40)}'`), { code: "EPROTO" });
-  const headers: Record<string, string> = {};
-  for (const line of headerLines) {
-    const colon = line.indexOf(":");
-    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  const lines = raw.subarray(0, end).toString("latin1").split("\r\n");
+  const statusLine = lines[0]!;
+  const status = statusLine.slice(9, 12);
+  if (!(statusLine.startsWith("HTTP/1.0 ") || statusLine.startsWith("HTTP/1.1 ")) || !isDigits(status)) {
+    throw Object.assign(new Error(`not an HTTP answer: '${statusLine.slice(0, 40)}'`), { code: "EPROTO" });
   }
+  const headers = headerFields(lines, 1);
   let body = raw.subarray(end + 4);
-  if (/\bchunked\b/i.test(headers["transfer-encoding"] ?? "")) body = dechunk(body);
+  if (isChunked(headers)) body = dechunk(body);
   else if (headers["content-length"] !== undefined) {
     const length = Number(headers["content-length"]);
     if (body.length < length) {
@@ -151,7 +152,43 @@ export function parseAnswer(raw: Buffer): PlainAnswer {
     }
     body = body.subarray(0, length);
   }
-  return { status: Number(status[1]), headers, body };
+  return { status: Number(status), headers, body };
+}
+
+// Plain string work, no regular expressions: each one is compiled on its first use, and a CLI
+// call through the agent parses one answer (see src/cli/quick-call.ts).
+
+/** Header lines from `from` on as lower-cased names to trimmed values (a repeated one keeps its last). */
+function headerFields(lines: readonly string[], from: number): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (let i = from; i < lines.length; i++) {
+    const line = lines[i]!;
+    const colon = line.indexOf(":");
+    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return headers;
+}
+
+/** A request path: printable ASCII without spaces (what requestFor makes: segments are URL-encoded). */
+function isPathText(path: string): boolean {
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c <= 32 || c >= 127) return false;
+  }
+  return true;
+}
+
+function isChunked(headers: Record<string, string>): boolean {
+  return (headers["transfer-encoding"] ?? "").toLowerCase().includes("chunked");
+}
+
+function isDigits(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }
 
 function dechunk(data: Buffer): Buffer {

@@ -25,6 +25,7 @@ import { MaqetError } from "../errors/maqet-error.ts";
 import { tokenMatches } from "./agent-token.ts";
 import { asCaller, hasPerCallerMetadata } from "./as-caller.ts";
 import { type CallerIdentity, callerOf } from "./caller-identity.ts";
+import { serveCli } from "./cli-route.ts";
 import { serveConsoleUpgrade } from "./console-upgrade-route.ts";
 import { serveEvents } from "./event-stream.ts";
 import { sendError, sendJson, streamFormat } from "./http-reply.ts";
@@ -60,6 +61,7 @@ export const API_EXTENSIONS = [
   "replay",
   "delivery-hold",
   "config-text",
+  "cli",
 ] as const;
 
 export interface RequestLogEntry {
@@ -170,6 +172,20 @@ export function createAgentHandler(options: AgentHandlerOptions): AgentHandler {
         if (req.method !== "GET" && req.method !== "HEAD") throw notAllowed(["GET"]);
         return sendJson(res, 200, versionBody(options), headers);
       }
+      if (url.pathname === "/v1/cli") {
+        if (req.method !== "POST") throw notAllowed(["POST"], res);
+        command = "cli";
+        const answer = await track(
+          serveCli(req, {
+            tcp: options.tcp,
+            version: options.version,
+            bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+            runCommand: (method, path, body) => runCommand(caller, method, path, body),
+          }),
+        );
+        if ("command" in answer) command = `cli ${answer.command}`;
+        return sendJson(res, 200, answer, headers);
+      }
       if (url.pathname === "/v1/events" && req.method === "GET") {
         command = "events";
         streams.add(res);
@@ -235,6 +251,20 @@ export function createAgentHandler(options: AgentHandlerOptions): AgentHandler {
     } catch (error) {
       code = sendError(res, error, headers);
     }
+  };
+
+  /** A command route run in this process for `caller` (a call handed whole: cli-route.ts). */
+  const runCommand = (
+    caller: CallerIdentity,
+    method: string,
+    path: string,
+    body: Record<string, unknown> | undefined,
+  ): Promise<unknown> => {
+    const url = new URL(path, "http://maqet");
+    const match = ROUTES.match(method, url.pathname);
+    if (match.kind !== "found") throw new MaqetError("ROUTE_NOT_FOUND", `No route for ${method} ${url.pathname}.`);
+    const run = prepare(match.route, asCaller(options.maqet, caller), match.params, url.searchParams, body);
+    return track(run.invoke());
   };
 
   const consoles = new Set<ConsoleConnection>();

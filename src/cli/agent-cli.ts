@@ -26,33 +26,21 @@ import { MaqetError } from "../errors/maqet-error.ts";
 import type { AgentTarget } from "./agent-target.ts";
 import { colorEnabled, NO_PAINT, type Paint, paintFor } from "./color.ts";
 import type { CliIo } from "./main.ts";
+import { WAITING_COMMANDS, WITH_PROGRESS } from "./one-shot-commands.ts";
 import type { ParsedArgs } from "./parse-args.ts";
 
 /** Returned when no agent answers on the default socket: run in-process instead. */
 export const FALL_BACK = -1;
 
-/** Commands whose long steps report progress (drawn on stderr unless --json). */
-const WITH_PROGRESS = new Set([
-  "snapshot create",
-  "snapshot load",
-  "snapshot delete",
-  "disk convert",
-  // A graceful stop's steps, a start's wait condition (see progress-renderer.ts).
-  "start",
-  "stop",
-  "rm",
-]);
-
-/** Commands that wait on a VM: Ctrl-C says the agent carries on with them (exit 130). */
-const WAITING_COMMANDS = new Set(["start", "stop", "rm", "apply", "edit"]);
-
 export async function runThroughAgent(parsed: ParsedArgs, io: CliIo, target: AgentTarget): Promise<number> {
+  const caller = target.local ? {} : callerHeaders("cli", io.env);
   const route = routeOf(parsed.command!.name)!;
   const json = parsed.global.json;
   const endpoint: AgentEndpoint = {
     ...(target.socket ? { socket: target.socket } : { url: target.url }),
     ...(target.token ? { token: target.token } : {}),
-    headers: callerHeaders("cli", io.env),
+    ...(target.local ? { local: target.local } : {}),
+    headers: caller,
   };
   if (target.tokenFile) endpoint.token = readFileSync(target.tokenFile, "utf8").trim(); // node:fs: see agent-entry.ts
   try {

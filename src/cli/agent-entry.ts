@@ -13,10 +13,10 @@
 // fs watchers) on every call through an agent; these are one stat and a small file.
 import { lstatSync, readFileSync } from "node:fs";
 import { routeOf } from "../api/command-routes.ts";
-import { isMaqetError } from "../errors/maqet-error.ts";
 import { agentTarget } from "./agent-target.ts";
 import type { CliIo } from "./main.ts";
 import { type ParsedArgs, parseArgs } from "./parse-args.ts";
+import { reportError } from "./report-error.ts";
 
 const VALUE_FLAGS = new Set(["--db", "--data-dir", "--runtime-dir", "--agent", "--color"]);
 
@@ -85,6 +85,19 @@ export async function runMaqet(argv: readonly string[], io: CliIo): Promise<numb
   return runCli(argv, io);
 }
 
+/**
+ * A call the executable handed whole to the agent (quick-call.ts) whose connection broke after
+ * the request went out: told as a call through the agent tells it (the operation may have run;
+ * exit 1), never sent again.
+ */
+export async function reportBrokenCall(argv: readonly string[], io: CliIo): Promise<number> {
+  const parsed = tryParse(argv);
+  const target = parsed ? agentTarget(parsed.global, io.env) : undefined;
+  const { brokenConnectionError } = await import("../client/agent-transport.ts");
+  const endpoint = target?.socket !== undefined ? { socket: target.socket } : { url: target?.url };
+  return reportError(brokenConnectionError(endpoint), parsed?.global.json ?? false, io);
+}
+
 function tryParse(argv: readonly string[]): ParsedArgs | undefined {
   try {
     return parseArgs(argv);
@@ -129,16 +142,4 @@ async function isSocket(path: string | undefined): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function reportError(error: unknown, json: boolean, io: CliIo): number {
-  if (isMaqetError(error)) {
-    io.stderr(`maqet: ${error.message}`);
-    if (json) io.stdout(JSON.stringify({ error: error.toJSON() }, null, 2));
-    return error.exitCode ?? 1;
-  }
-  const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  io.stderr(`maqet: internal error: ${message}\nThis is a bug; please report it with the command you ran.`);
-  if (json) io.stdout(JSON.stringify({ error: { code: "INTERNAL", message: String(error) } }, null, 2));
-  return 1;
 }

@@ -13,6 +13,7 @@
  */
 import { join } from "node:path";
 import { defaultRuntimeRoot } from "../adapters/default-dirs.ts";
+import type { AgentEndpoint } from "../client/agent-transport.ts";
 import type { GlobalOptions } from "./parse-args.ts";
 
 export interface AgentTarget {
@@ -22,6 +23,8 @@ export interface AgentTarget {
   tokenFile?: string;
   /** Named by --agent or MAQET_AGENT: it must answer. */
   explicit: boolean;
+  /** The agent is this process (see AgentEndpoint.local). */
+  local?: AgentEndpoint["local"];
 }
 
 export function agentTarget(global: GlobalOptions, env: Record<string, string | undefined>): AgentTarget | undefined {

@@ -9,8 +9,9 @@
  * ```
  */
 // The entry loads the in-process CLI (store, XState, execa) only when no agent serves the call.
-import { fstatSync } from "node:fs";
-import { runMaqet } from "./agent-entry.ts";
+import { reportBrokenCall as reportBroken, runMaqet } from "./agent-entry.ts";
+import { isTerminal } from "./is-terminal.ts";
+import type { CliIo } from "./main.ts";
 import { installProcessGuards } from "./process-guards.ts";
 
 export { runMaqet };
@@ -26,33 +27,24 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
-/**
- * Whether fd 0, 1 or 2 is a terminal, asked of the stream Node makes for it — only once the
- * answer is needed, and only when the fd is a character device at all. `node:tty`'s `isatty`
- * would load `node:tty` (~1.3 ms at every start) for a call whose output goes to a pipe or a
- * file, which is every call a script makes.
- */
-function isTerminal(fd: 0 | 1 | 2): boolean {
-  terminal[fd] ??=
-    isCharacterDevice(fd) && (fd === 0 ? process.stdin : fd === 1 ? process.stdout : process.stderr).isTTY === true;
-  return terminal[fd];
-}
-/** isTerminal's answers, one per fd (progress asks at every frame). */
-const terminal: Array<boolean | undefined> = [];
-
-function isCharacterDevice(fd: number): boolean {
-  try {
-    return fstatSync(fd).isCharacterDevice();
-  } catch {
-    return false; // closed
-  }
-}
-
 export async function runMaqetProcess(): Promise<void> {
+  const code = await runMaqet(process.argv.slice(2), processIo());
+  process.exitCode = code;
+  // Nothing should keep the process alive (QEMU is detached and unref'd), but never hang a shell.
+  setTimeout(() => process.exit(code), 500).unref();
+}
+
+/** See reportBrokenCall in agent-entry.ts: quick.cjs sent the call and the connection broke. */
+export async function reportBrokenCall(argv: readonly string[]): Promise<void> {
+  process.exitCode = await reportBroken(argv, processIo());
+}
+
+/** The process's streams as the CLI's io, after its umask and guards. */
+function processIo(): CliIo {
   // Files QEMU creates for us (serial log, sockets) are private to the user, like the runtime dir.
   process.umask(0o077);
   installProcessGuards(process, process.env);
-  const code = await runMaqet(process.argv.slice(2), {
+  return {
     env: process.env,
     stdout: (text) => process.stdout.write(`${text}\n`),
     stderr: (text) => process.stderr.write(`${text}\n`),
@@ -81,8 +73,5 @@ export async function runMaqetProcess(): Promise<void> {
       },
       write: (t) => process.stderr.write(t),
     },
-  });
-  process.exitCode = code;
-  // Nothing should keep the process alive (QEMU is detached and unref'd), but never hang a shell.
-  setTimeout(() => process.exit(code), 500).unref();
+  };
 }

@@ -25,6 +25,11 @@ export interface AgentEndpoint {
   token?: string;
   /** Headers sent with every request (the caller's identity). */
   headers?: Record<string, string>;
+  /**
+   * An agent in this process: requests go to it directly, no socket (the agent running a call
+   * handed to it whole, src/cli/one-shot.ts).
+   */
+  local?: (req: AgentRequest) => Promise<AgentResponse>;
 }
 
 export interface AgentRequest {
@@ -52,6 +57,7 @@ export function describeEndpoint(endpoint: AgentEndpoint): string {
 }
 
 export function agentFetch(endpoint: AgentEndpoint, req: AgentRequest): Promise<AgentResponse> {
+  if (endpoint.local) return endpoint.local(req);
   const payload = req.body === undefined ? undefined : JSON.stringify(req.body);
   const headers: Record<string, string> = {
     accept: req.accept ?? "application/json",
@@ -146,6 +152,25 @@ async function httpFetch({ endpoint, target, req, headers, payload }: Call): Pro
     body: res,
     text,
     json: async <T>() => JSON.parse(await text()) as T,
+  };
+}
+
+/**
+ * An answer made in this process, as the client would read it off the wire: the value is
+ * serialized to JSON and read back (dates become strings, undefined fields go).
+ */
+export function localResponse(status: number, value: unknown): AgentResponse {
+  const text = JSON.stringify(value ?? null);
+  let body: IncomingMessage | undefined;
+  return {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8" },
+    get body() {
+      body ??= Readable.from([text]) as unknown as IncomingMessage;
+      return body;
+    },
+    text: async () => text,
+    json: async <T>() => JSON.parse(text) as T,
   };
 }
 

@@ -1,6 +1,7 @@
 /**
  * The in-memory VM directory of a process that is its store's only writer
- * (src/actors/cached-vm-directory.ts): one read until a vm.* event is appended; a read that
+ * (src/actors/cached-vm-directory.ts): one read, then each vm.* event appended folded into its
+ * VM's view (the projection's fold); a new VM or an event out of order reads again; a read that
  * overlapped an append is not kept; a name it does not know is asked of the inner directory.
  */
 import { Subject } from "rxjs";
@@ -9,6 +10,7 @@ import { cachedVmDirectory } from "../../src/actors/cached-vm-directory.ts";
 import type { VmDirectory } from "../../src/actors/vm-directory.ts";
 import type { VmView } from "../../src/actors/vm-view.ts";
 import type { StoredEvent } from "../../src/events/envelope.ts";
+import { ev, startRequested, storedFrom, viewOf } from "../support/vm-chart.ts";
 
 const view = (name: string, vmId: string, status = "stopped") => ({ name, vmId, status }) as unknown as VmView;
 const appended = (streamId: string) => ({ streamId }) as StoredEvent;
@@ -73,6 +75,39 @@ describe("cachedVmDirectory", () => {
     expect((await first).map((v) => v.name)).toEqual(["web"]); // what that read saw
     fake.hold(Promise.resolve());
     expect((await dir.list()).map((v) => v.name)).toEqual(["web", "db"]);
+    expect(fake.calls.list).toBe(2);
+  });
+
+  it("folds an appended event into its VM's view, with no read, as the projection would", async () => {
+    const web = viewOf();
+    const fake = fakeInner([web, view("db", "2")]);
+    const appended$ = new Subject<StoredEvent>();
+    const dir = cachedVmDirectory(fake.inner, appended$);
+    await dir.list();
+    const [requested, paused] = storedFrom([startRequested, ev("vm.paused", { detail: "user" })], 1);
+    appended$.next(requested!);
+    const after = await dir.list();
+    expect(after[0]).toEqual(viewOf(startRequested)); // the projection's row after the same two events
+    expect(after[0]!.status).toBe("starting");
+    expect(after[1]!.name).toBe("db");
+    expect(await dir.find("web")).toEqual(viewOf(startRequested));
+    // Already in the list (a read that finished before its notice): nothing changes.
+    appended$.next(requested!);
+    expect((await dir.list())[0]!.version).toBe(1);
+    expect(fake.calls.list).toBe(1);
+    // One missed (version 2 never seen): read again.
+    appended$.next({ ...paused!, streamVersion: 3 });
+    await dir.list();
+    expect(fake.calls.list).toBe(2);
+  });
+
+  it("reads again for a VM it does not hold (a new one)", async () => {
+    const fake = fakeInner([viewOf()]);
+    const appended$ = new Subject<StoredEvent>();
+    const dir = cachedVmDirectory(fake.inner, appended$);
+    await dir.list();
+    appended$.next({ ...storedFrom([startRequested], 0)[0]!, streamId: "vm-other" });
+    await dir.list();
     expect(fake.calls.list).toBe(2);
   });
 });
