@@ -1,8 +1,7 @@
 /**
  * The agent's request handler: authenticates (TCP only: bearer token, constant-time), routes
- * (`/v1/version`, `/v1/events`, the library routes of library-routes.ts, then one route per registry
- * command), turns the request into the
- * command's input, runs `spec.invoke` on the caller's view of the instance (`maqet.as(caller)`),
+ * (`/v1/version`, `/v1/cli` (cli-route.ts), `/v1/events`, the library routes of library-routes.ts,
+ * then one route per registry command), turns the request into the command's input, runs `spec.invoke` on the caller's view of the instance (`maqet.as(caller)`),
  * and answers JSON, a stream of progress, or a text stream (`console --follow`). Every failure is
  * an error body with a fitting status; nothing a client sends can throw out of it. Operations in
  * flight are tracked for a graceful stop.
@@ -23,7 +22,8 @@ import type { Maqet } from "../api/maqet.ts";
 import type { ConsoleConnection } from "../api/ops/console-attach-ops.ts";
 import { MaqetError } from "../errors/maqet-error.ts";
 import { tokenMatches } from "./agent-token.ts";
-import { asCaller, hasPerCallerMetadata } from "./as-caller.ts";
+import { versionBody } from "./api-version.ts";
+import { asCaller } from "./as-caller.ts";
 import { type CallerIdentity, callerOf } from "./caller-identity.ts";
 import { serveCli } from "./cli-route.ts";
 import { serveConsoleUpgrade } from "./console-upgrade-route.ts";
@@ -42,27 +42,6 @@ import {
   sameOrigin,
   type WebConsole,
 } from "./web-console.ts";
-
-/** The API's major version: in every path (`/v1`); features are announced as extensions. */
-export const API_VERSION = 1;
-
-/** Named features of this API; a client checks for one instead of comparing versions. */
-export const API_EXTENSIONS = [
-  "commands",
-  "events-sse",
-  "events-ndjson",
-  "operation-progress",
-  "caller-identity",
-  "add-config-text",
-  "console-follow",
-  "console-interactive",
-  "tcp-bearer-token",
-  "web-console",
-  "replay",
-  "delivery-hold",
-  "config-text",
-  "cli",
-] as const;
 
 export interface RequestLogEntry {
   time: string;
@@ -376,18 +355,6 @@ function pipeResult(
       resolve();
     });
   });
-}
-
-function versionBody(options: AgentHandlerOptions): Record<string, unknown> {
-  return {
-    api: API_VERSION,
-    apiVersion: `${API_VERSION}.0`,
-    maqet: options.version,
-    extensions: [...API_EXTENSIONS, ...(hasPerCallerMetadata(options.maqet) ? ["per-operation-caller"] : [])],
-    pid: process.pid,
-    host: options.host,
-    ...options.about,
-  };
 }
 
 function notAllowed(allowed: string[], res?: ServerResponse): MaqetError {
