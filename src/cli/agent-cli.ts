@@ -33,16 +33,9 @@ import type { ParsedArgs } from "./parse-args.ts";
 export const FALL_BACK = -1;
 
 export async function runThroughAgent(parsed: ParsedArgs, io: CliIo, target: AgentTarget): Promise<number> {
-  const caller = target.local ? {} : callerHeaders("cli", io.env);
   const route = routeOf(parsed.command!.name)!;
   const json = parsed.global.json;
-  const endpoint: AgentEndpoint = {
-    ...(target.socket ? { socket: target.socket } : { url: target.url }),
-    ...(target.token ? { token: target.token } : {}),
-    ...(target.local ? { local: target.local } : {}),
-    headers: caller,
-  };
-  if (target.tokenFile) endpoint.token = readFileSync(target.tokenFile, "utf8").trim(); // node:fs: see agent-entry.ts
+  const endpoint = endpointOf(target, io);
   try {
     if (!(await servesOurStore(parsed, io, endpoint, target))) return FALL_BACK;
     const input = await localInput(route.localPaths, route.configFile, parsed.input, io.env);
@@ -88,6 +81,32 @@ export async function runThroughAgent(parsed: ParsedArgs, io: CliIo, target: Age
     if (!target.explicit && isUnavailable(error)) return FALL_BACK;
     throw error;
   }
+}
+
+/**
+ * Whether the call's operations may go to this agent: it serves the store the call names (see
+ * servesOurStore), or, not named by --agent/MAQET_AGENT, it does not answer (false: run
+ * in-process). For a command run in this process with its operations through the agent (`edit`).
+ */
+export async function agentServesCall(parsed: ParsedArgs, io: CliIo, target: AgentTarget): Promise<boolean> {
+  try {
+    return await servesOurStore(parsed, io, endpointOf(target, io), target);
+  } catch (error) {
+    if (!target.explicit && isUnavailable(error)) return false;
+    throw error;
+  }
+}
+
+/** Where and as whom to call: the caller's identity headers (none in the agent's own process). */
+function endpointOf(target: AgentTarget, io: CliIo): AgentEndpoint {
+  const endpoint: AgentEndpoint = {
+    ...(target.socket ? { socket: target.socket } : { url: target.url }),
+    ...(target.token ? { token: target.token } : {}),
+    ...(target.local ? { local: target.local } : {}),
+    headers: target.local ? {} : callerHeaders("cli", io.env),
+  };
+  if (target.tokenFile) endpoint.token = readFileSync(target.tokenFile, "utf8").trim(); // node:fs: see agent-entry.ts
+  return endpoint;
 }
 
 /** With --db / --data-dir (or MAQET_DATABASE_URL), the default agent is used only if it serves that store. */

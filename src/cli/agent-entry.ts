@@ -78,8 +78,12 @@ export async function runMaqet(argv: readonly string[], io: CliIo): Promise<numb
   // going to the agent when one answers: the agent may hold the embedded store.
   if (parsed && route?.terminalViaAgent && route.needsTerminal?.(parsed.input) && target && !parsed.global.help) {
     if (target.explicit || (await isSocket(target.socket)) || (await agentStarting(target.socket, io))) {
-      const token = target.token ?? (target.tokenFile ? readFileSync(target.tokenFile, "utf8").trim() : undefined);
-      return runCli(argv, io, { agent: (target.url ?? target.socket)!, ...(token ? { agentToken: token } : {}) });
+      // Only an agent that serves the store this call names (--db, --data-dir, MAQET_DATABASE_URL).
+      const { agentServesCall } = await import("./agent-cli.ts");
+      if (await agentServesCall(parsed, io, target)) {
+        const token = target.token ?? (target.tokenFile ? readFileSync(target.tokenFile, "utf8").trim() : undefined);
+        return runCli(argv, io, { agent: (target.url ?? target.socket)!, ...(token ? { agentToken: token } : {}) });
+      }
     }
   }
   return runCli(argv, io);

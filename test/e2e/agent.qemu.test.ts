@@ -70,19 +70,22 @@ describe("maqet agent (real agent process, real QEMU, PGlite)", { timeout: 300_0
       .log()
       .split("\n")
       .filter((l) => l.includes('"kind":"request"'))
-      .map((l) => JSON.parse(l) as { method: string; path: string; status: number; source?: string });
-    for (const [method, path] of [
-      ["POST", "/v1/vms"],
-      ["POST", "/v1/vms/web/start"],
-      ["GET", "/v1/vms"],
-      ["GET", "/v1/vms/web"],
-      ["POST", "/v1/vms/web/qmp"],
-      ["POST", "/v1/vms/web/stop"],
-      ["GET", "/v1/vms/web/history"],
+      .map((l) => JSON.parse(l) as { method: string; path: string; status: number; source?: string; command?: string });
+    // Quick commands are handed to the agent whole (POST /v1/cli, the command named in the log);
+    // those that wait or send a file take their own routes.
+    for (const [method, path, command] of [
+      ["POST", "/v1/vms", "add"],
+      ["POST", "/v1/vms/web/start", "start"],
+      ["POST", "/v1/cli", "cli ls"],
+      ["POST", "/v1/cli", "cli status"],
+      ["POST", "/v1/cli", "cli qmp"],
+      ["POST", "/v1/vms/web/stop", "stop"],
+      ["POST", "/v1/cli", "cli history"],
     ]) {
-      expect(requests.some((r) => r.method === method && r.path === path && r.status < 300 && r.source === "cli")).toBe(
-        true,
+      const seen = requests.some(
+        (r) => r.method === method && r.path === path && r.command === command && r.status < 300 && r.source === "cli",
       );
+      expect(seen, `${method} ${path} (${command}) in the agent's log`).toBe(true);
     }
     // The CLI opened no store: the embedded one is the agent's alone (a second opener would wait).
     const notFound = await box.run(["status", "nope", "--json"]);

@@ -7,9 +7,11 @@
  * the bundle (the global setup builds dist/ as `npm run build` does), so it checks what runs, not
  * the sources.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { execFile, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cliBin, projectRoot } from "../support/build-dist.ts";
@@ -172,4 +174,82 @@ describe("the bundled maqet executable", () => {
     expect(modules, run.stderr).toContain("NativeModule net"); // the list is real: stdout (a pipe) is a net.Socket
     expect(modules).not.toContain("NativeModule tty");
   });
+
+  it("hands a quick command to an agent whole and prints its answer, compiling no cli.cjs", async () => {
+    // A stand-in agent on a unix socket: answers POST /v1/cli as the agent does (docs/agent.md).
+    const dir = mkdtempSync(join(tmpdir(), "maqet-quick-"));
+    const socket = join(dir, "agent.sock");
+    const bodies: Array<Record<string, unknown>> = [];
+    const server = createServer((req, res) => {
+      let text = "";
+      req.on("data", (c: Buffer) => (text += c));
+      req.on("end", () => {
+        bodies.push({
+          method: req.method,
+          url: req.url,
+          pid: req.headers["maqet-pid"],
+          body: JSON.parse(text || "{}"),
+        });
+        const answer = JSON.stringify({
+          exitCode: 3,
+          command: "status",
+          output: [
+            [1, "out one\n"],
+            [2, "err\n"],
+            [1, "out two\n"],
+          ],
+        });
+        res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(answer) });
+        res.end(answer);
+      });
+    });
+    await new Promise<void>((r) => server.listen(socket, r));
+    try {
+      // vm.Script is how the bin compiles cli.cjs: counted from a preload.
+      const probe = `data:text/javascript,import vm from "node:vm"; const S = vm.Script; vm.Script = class extends S { constructor(...a) { super(...a); process.stderr.write("COMPILED\\n"); } };`;
+      const run = await runNode(["--import", probe, cliBin, "--agent", socket, "status", "web"]);
+      expect({ status: run.status, stdout: run.stdout, stderr: run.stderr }).toEqual({
+        status: 3,
+        stdout: "out one\nout two\n",
+        stderr: "err\n",
+      });
+      const pkg = JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")) as { version: string };
+      expect(bodies).toEqual([
+        {
+          method: "POST",
+          url: "/v1/cli",
+          pid: String(run.pid),
+          body: {
+            argv: ["--agent", socket, "status", "web"],
+            version: pkg.version,
+            agent: socket,
+            env: {},
+            tty: { stdout: false, stderr: false },
+          },
+        },
+      ]);
+      // The probe is real: a call that is not quick compiles cli.cjs (and reports the agent it cannot reach).
+      const usual = await runNode(["--import", probe, cliBin, "--agent", join(dir, "none.sock"), "ls"]);
+      expect(usual.stderr).toContain("COMPILED");
+      expect(usual.status).toBe(1);
+    } finally {
+      await new Promise((r) => server.close(r));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
+
+/** node ARGS to its end, without blocking this process (a stand-in agent here must answer it). */
+function runNode(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string; pid: number }> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      process.execPath,
+      args,
+      { encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== "number") reject(error);
+        else resolve({ status: error ? (error.code as number) : 0, stdout, stderr, pid: child.pid! });
+      },
+    );
+  });
+}
