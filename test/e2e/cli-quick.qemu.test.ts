@@ -27,6 +27,10 @@ import { seedEmbeddedStore } from "../support/embedded-store-template.ts";
 import { firmwareVmYaml } from "../support/firmware-vm.ts";
 import { freePort } from "../support/free-port.ts";
 import { waitUntil } from "../support/poll.ts";
+import { openPane, plain, tmuxMissing } from "../support/tmux.ts";
+
+const noTmux = tmuxMissing();
+if (noTmux) console.warn(`skipping the terminal test of cli-quick.qemu.test.ts: ${noTmux}`);
 
 interface LoggedRequest {
   method: string;
@@ -254,6 +258,29 @@ describe("maqet's quick path: CLI calls handed whole to a real agent", { timeout
     });
     expect(piped).toEqual({ code: 0, out: "N", err: "" });
   });
+
+  it.skipIf(noTmux)(
+    "at a terminal: the quick path paints ls (the client's tty travels); NO_COLOR turns it off",
+    async () => {
+      const quickLs = () => requests().filter((r) => r.path === "/v1/cli" && r.command === "cli ls").length;
+      const before = quickLs();
+      const ls = `${process.execPath} ${MAQET_BIN} ls`;
+      const pane = await openPane(`${ls}; echo MARK-A; NO_COLOR=1 ${ls}`, { env, cwd: home });
+      try {
+        const screen = await pane.waitFor(/EXIT=0/, 60_000);
+        const [coloured, noColor] = screen.split("MARK-A");
+        expect(plain(coloured!)).toMatch(/web\s+running/);
+        expect(coloured).toContain("\x1b[");
+        const rows = noColor!.split("\n").filter((line) => line.includes("web"));
+        expect(rows.length).toBeGreaterThan(0);
+        for (const row of rows) expect(row).not.toContain("\x1b[");
+      } finally {
+        await pane.close();
+      }
+      // Both went through /v1/cli.
+      await waitUntil("two more `cli ls` in the agent's log", quickLs, (n) => n >= before + 2, { timeoutMs: 30_000 });
+    },
+  );
 
   it("POST /v1/cli is refused over TCP (ROUTE_NOT_FOUND) and checked on the socket", async () => {
     const body = { argv: ["ls"], version: "0.0.0", env: {}, tty: {} };
