@@ -230,6 +230,18 @@ describe("the maqet executable's quick path against fake agents", { timeout: 60_
     expect(JSON.parse(asJson.stdout)).toMatchObject({ error: { code: "AGENT_UNAVAILABLE" } });
     expect(fake.seen.map((s) => `${s.method} ${s.url}`)).toEqual(["POST /v1/cli", "POST /v1/cli"]);
   });
+
+  it("a 200 answer it cannot read: the call may have run, so it is reported as broken, not sent again", async () => {
+    const fake = await fakeAgent("unreadable", (seen, res) => {
+      if (seen.url !== "/v1/cli") return json(res, 200, { name: "web", state: "paused" });
+      res.writeHead(200, { "content-type": "application/json", "content-length": 9 });
+      res.end("<html>oh!");
+    });
+    const run = await runBin(["pause", "web", "--agent", fake.socket]);
+    expect(fake.seen.map((s) => `${s.method} ${s.url}`)).toEqual(["POST /v1/cli"]);
+    expect(run.stderr).toContain("the operation may have run");
+    expect(run.code).toBe(1);
+  });
 });
 
 describe("quickCall in this process: the outcomes that print nothing", { timeout: 60_000 }, () => {
@@ -293,6 +305,17 @@ describe("quickCall in this process: the outcomes that print nothing", { timeout
     const fake = await fakeAgent("broken-here", (_s, res) => res.socket?.destroy());
     expect(await call(["ls"], fake.socket)).toBe("broken");
     expect(fake.seen).toHaveLength(1);
+  });
+
+  it('"broken": a 200 whose body is not an answer (not JSON, or neither output nor fallBack)', async () => {
+    const notJson = await fakeAgent("not-json", (_s, res) => {
+      res.writeHead(200, { "content-length": 3 });
+      res.end("{{{");
+    });
+    expect(await call(["ls"], notJson.socket)).toBe("broken");
+    const shapeless = await fakeAgent("shapeless", (_s, res) => json(res, 200, { exitCode: 0 }));
+    expect(await call(["ls"], shapeless.socket)).toBe("broken");
+    expect([notJson.seen.length, shapeless.seen.length]).toEqual([1, 1]);
   });
 
   it('"broken": half an answer, then the connection closed', async () => {
