@@ -198,6 +198,51 @@ describe("maqet's quick path: CLI calls handed whole to a real agent", { timeout
     expect((await call(["ls"])).stdout).not.toContain("\x1b[");
   });
 
+  it("12 quick calls at once: each answered, each logged and recorded as its own caller", async () => {
+    const calls = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        i % 2 === 0 ? call(["status", "web", "--json"]) : call(["qmp", "web", "query-status"]),
+      ),
+    );
+    for (const [i, run] of calls.entries()) {
+      expect(run.code, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout)).toMatchObject(
+        i % 2 === 0 ? { name: "web", state: "running" } : { status: "running" },
+      );
+      expect(await requestsOf(run.pid)).toEqual([
+        expect.objectContaining({ path: "/v1/cli", command: i % 2 === 0 ? "cli status" : "cli qmp", source: "cli" }),
+      ]);
+    }
+    const byPid = new Set(
+      (await storedEvents(endpoint, "web")).filter((e) => e.type === "qmp.command-executed").map((e) => e.actor?.pid),
+    );
+    for (const run of calls.filter((_, i) => i % 2 === 1)) expect(byPid.has(run.pid), `pid ${run.pid}`).toBe(true);
+  });
+
+  it("an executable of another maqet version: the agent answers fallBack, the call takes the usual path", async () => {
+    const bin = await readFile(MAQET_BIN, "utf8");
+    const version = JSON.parse(await readFile(join(MAQET_BIN, "../../../../package.json"), "utf8")).version as string;
+    const baked = `"version":${JSON.stringify(version)}}`;
+    expect(bin.split(baked)).toHaveLength(2); // the table's version, once
+    const other = join(MAQET_BIN, "..", `maqet-other-version-${process.pid}.js`); // beside cli.cjs, which it loads
+    await writeFile(other, bin.replace(baked, '"version":"0.0.0-other"}'));
+    try {
+      const child = spawn(process.execPath, [other, "ls", "--json"], { env, cwd: home });
+      let stdout = "";
+      child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+      const code = await new Promise<number | null>((resolve) => child.once("close", (c) => resolve(c)));
+      expect(code).toBe(0);
+      expect((JSON.parse(stdout) as Array<{ name: string }>).map((v) => v.name).sort()).toEqual(["other", "web"]);
+      const logged = await requestsOf(child.pid!, 2);
+      expect(logged.map((r) => [r.method, r.path, r.command])).toEqual([
+        ["POST", "/v1/cli", "cli"],
+        ["GET", "/v1/vms", "ls"],
+      ]);
+    } finally {
+      await rm(other, { force: true });
+    }
+  });
+
   it("an error answer: VM_NOT_FOUND exits 3, the message on stderr; with --json the error on stdout", async () => {
     const text = await call(["status", "nope"]);
     expect(text.code).toBe(3);
