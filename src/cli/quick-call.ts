@@ -130,9 +130,10 @@ export async function quickCall(
       },
     );
     if (reply.status !== 200) return undefined; // an agent without the route: the usual path
-    // Buffer's own decoding: a TextDecoder's first use costs more than this whole answer.
-    const body = Buffer.from(reply.body.buffer, reply.body.byteOffset, reply.body.byteLength);
-    answer = JSON.parse(body.toString("utf8")) as OneShotAnswer;
+    const read = answerOf(reply.body);
+    // Answered, but not as an agent answers: it may have run the call. Never sent twice.
+    if (read === undefined) return "broken";
+    answer = read;
   } catch (error) {
     // Sent (or partly): the agent may have run it. Never sent twice; the caller says so.
     if (error instanceof PlainExchangeError && error.connected) return "broken";
@@ -143,6 +144,26 @@ export async function quickCall(
     if (!writeAll(fd, text)) return 0; // stdout's reader left (`| head -1`): quietly done, as the CLI
   }
   return answer.exitCode;
+}
+
+/** The answer in a 200's body, or undefined when it is not one (not JSON, or neither shape). */
+function answerOf(bytes: Uint8Array): OneShotAnswer | undefined {
+  let value: unknown;
+  try {
+    // Buffer's own decoding: a TextDecoder's first use costs more than this whole answer.
+    value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const answer = value as Record<string, unknown>;
+  if ("fallBack" in answer) return answer as OneShotAnswer;
+  const chunks = answer.output;
+  const ok =
+    typeof answer.exitCode === "number" &&
+    Array.isArray(chunks) &&
+    chunks.every((c) => Array.isArray(c) && (c[0] === 1 || c[0] === 2) && typeof c[1] === "string");
+  return ok ? (answer as OneShotAnswer) : undefined;
 }
 
 /**
