@@ -48,6 +48,9 @@ const STAYS_HERE = new Set([
   "version",
 ]);
 
+/** Statuses `/v1/cli` answers before it runs anything: 400 and 413 (the body), 404 and 405 (no such route). */
+const REFUSED_BEFORE_RUNNING = new Set([400, 404, 405, 413]);
+
 export interface QuickTarget {
   socket: string;
   /** `--agent` as typed on the command line. */
@@ -129,7 +132,10 @@ export async function quickCall(
         payload: JSON.stringify(request),
       },
     );
-    if (reply.status !== 200) return undefined; // an agent without the route: the usual path
+    // Refused before anything ran (an agent without the route, a body it would not take): the
+    // usual path. Any other failure may have come after the call ran: never sent twice.
+    if (REFUSED_BEFORE_RUNNING.has(reply.status)) return undefined;
+    if (reply.status !== 200) return "broken";
     const read = answerOf(reply.body);
     // Answered, but not as an agent answers: it may have run the call. Never sent twice.
     if (read === undefined) return "broken";
