@@ -208,8 +208,11 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
 
 const started = Date.now();
 mkdirSync(join(projectRoot, ".tmp"), { recursive: true });
-// Tests rebuild dist/ while they run; measure one fixed copy (its node_modules resolve upward).
+// Tests rebuild dist/ while they run; measure one fixed copy (its node_modules resolve upward),
+// with its package.json beside it as an install has (the agent reads its version there: without
+// it, "unknown", and every CLI call handed to the agent would be refused as another version's).
 cpSync(distSource, join(snapshot, "dist"), { recursive: true });
+cpSync(join(distSource, "..", "package.json"), join(snapshot, "package.json"));
 const info = machine();
 const results = [];
 console.log(`# maqet bench${quick ? " (--quick)" : ""}, ${new Date().toISOString()}`);
