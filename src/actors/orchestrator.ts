@@ -196,8 +196,11 @@ export class Orchestrator {
     const loaded = this.#actors.get(view.vmId);
     if (loaded) {
       const held = (await loaded).view;
-      // Placed again since this process loaded it (a newer owner epoch in the store): the stream says.
-      return (view.epoch ?? 0) > (held.epoch ?? 0) ? view : held;
+      // The directory's view is newer: placed again since this process loaded it (a newer owner
+      // epoch), or a fact the actor appended and has not applied yet (the store's notice of an
+      // append, which a cached directory folds in, comes before the append resolves): the stream says.
+      const [epoch, heldEpoch] = [view.epoch ?? 0, held.epoch ?? 0];
+      return epoch > heldEpoch || (epoch === heldEpoch && view.version > held.version) ? view : held;
     }
     // Mid-operation (starting, stopping) or a process gone: whoever can take the lease finds out.
     // A live driver keeps its lease and this read just reports what the stream says.

@@ -119,7 +119,12 @@ export class PostgresEventStore implements EventStore {
     this.#options = options;
     this.#notifier =
       options.singleSession === undefined ? new CommitNotifier((ids) => notifyStreams(db, ids)) : undefined;
-    this.#handover = options.singleSession === undefined ? undefined : new SessionHandover(options.singleSession);
+    this.#handover =
+      options.singleSession === undefined
+        ? undefined
+        : new SessionHandover(options.singleSession, (events) => {
+            for (const event of events) this.#appended.next(event);
+          });
     const grouping =
       options.groupCommit === false
         ? { maxGroup: 1, maxInFlight: Number.MAX_SAFE_INTEGER }
@@ -145,7 +150,8 @@ export class PostgresEventStore implements EventStore {
       appendUntilDecided({ streamId, events: prepared, expected }, this.#writers),
     );
     const { written, checkpoints: _, ...result } = outcome;
-    if (written) for (const event of result.events) this.#appended.next(event);
+    // On a single session the hand-over told appended$ at commit (SessionHandover's onWritten).
+    if (written && this.#handover === undefined) for (const event of result.events) this.#appended.next(event);
     return result;
   }
 

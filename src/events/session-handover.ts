@@ -45,8 +45,12 @@ export class SessionHandover {
   /** The streams an append group of this store is writing right now. */
   readonly #appendingTo = new Set<string>();
 
-  constructor(session: SingleSession) {
+  /** Told of each written group's events first, before any subscription (the store's `appended$`). */
+  readonly #onWritten: (events: readonly StoredEvent[]) => void;
+
+  constructor(session: SingleSession, onWritten: (events: readonly StoredEvent[]) => void = () => {}) {
     this.#session = session;
+    this.#onWritten = onWritten;
   }
 
   /**
@@ -71,6 +75,9 @@ export class SessionHandover {
           }))
         : [],
     );
+    // What this process keeps of the store (a cached VM list) learns of the events before a
+    // subscriber, which may act on them at once, can ask it.
+    if (written.length > 0) this.#onWritten(written.map((w) => w.event));
     if (written.length > 0 && this.#batches.observed) {
       // Committed unless someone left the session inside a transaction block (a raw BEGIN
       // outside the driver's transactions): then the events are not handed over but read once

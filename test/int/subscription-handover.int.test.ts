@@ -78,6 +78,33 @@ describe("events handed over at commit on PGlite (singleSession)", () => {
     sub.subscription.unsubscribe();
   });
 
+  it("tells appended$ of the store's own appends first, before any subscriber sees them, as a reader gets them", async () => {
+    // A cached VM list listens to appended$; a subscriber that acts on an event (asks that list)
+    // must find it there already (the supervising instance's "stopped in the list at once").
+    const sub = collect(store, { from: "end", filter: { category } });
+    await sub.waitCaughtUp();
+    const seenBySubscriberFirst: string[] = [];
+    const told: string[] = [];
+    const watch = store.appended$.subscribe((e) => {
+      told.push(e.id);
+      if (sub.ids().includes(e.id)) seenBySubscriberFirst.push(e.id);
+    });
+    const result = await store.append(`${category}-1`, [event("one", { b: 1, a: 2 })]);
+    const appended = result.events[0]!;
+    expect(told).toEqual([appended.id]); // once, not again when the append returns
+    expect(seenBySubscriberFirst).toEqual([]);
+    expect(sub.ids()).toEqual([appended.id]);
+    // Its data as jsonb gives it back (key order included), like what the subscriber got.
+    const [stored] = await store.readStream(`${category}-1`);
+    watch.unsubscribe();
+    const again: unknown[] = [];
+    const second = store.appended$.subscribe((e) => again.push(e.data));
+    await store.append(`${category}-1`, [event("two", { b: 1, a: 2 })]);
+    second.unsubscribe();
+    expect(Object.keys(again[0] as object)).toEqual(Object.keys(stored!.data as object));
+    sub.subscription.unsubscribe();
+  });
+
   for (const ending of ["commits", "rolls back"] as const) {
     it(`holds back a caller's open transaction with appendToStream inside until it ${ending}, in order`, async () => {
       const sub = collect(store, { from: "end", filter: { category } });
