@@ -45,8 +45,7 @@ export async function executeRecorded<T>(call: RecordedQmpCall): Promise<T> {
 
 async function executeAndRecord<T>(call: RecordedQmpCall, startedAt: number): Promise<T> {
   const { command, args, decision, clock } = call;
-  // Applied too: the VM's view (what `status` answers from memory) holds its stream's version.
-  const record = (events: NewEvent[]) => call.facts.recordApplied(events, call.facts.metadataNow());
+  const record = (events: NewEvent[]) => call.facts.record(events);
   const argumentNames = Object.keys(args ?? {});
   const policy = {
     tier: decision.tier,
