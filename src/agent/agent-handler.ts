@@ -1,8 +1,8 @@
 /**
  * The agent's request handler: authenticates (TCP only: bearer token, constant-time), routes
  * (`/v1/version`, `/v1/cli` (cli-route.ts), `/v1/events`, the library routes of library-routes.ts,
- * then one route per registry command), turns the request into the command's input, runs `spec.invoke` on the caller's view of the instance (`maqet.as(caller)`),
- * and answers JSON, a stream of progress, or a text stream (`console --follow`). Every failure is
+ * then one route per registry command), turns the request into the command's input, runs
+ * `spec.invoke` on the caller's view of the instance (`maqet.as(caller)`), and answers JSON, a stream of progress, or a text stream (`console --follow`). Every failure is
  * an error body with a fitting status; nothing a client sends can throw out of it. Operations in
  * flight are tracked for a graceful stop.
  *

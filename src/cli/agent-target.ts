@@ -27,7 +27,10 @@ export interface AgentTarget {
   local?: AgentEndpoint["local"];
 }
 
-export function agentTarget(global: GlobalOptions, env: Record<string, string | undefined>): AgentTarget | undefined {
+export function agentTarget(
+  global: Pick<GlobalOptions, "noAgent" | "agent" | "runtimeDir">,
+  env: Readonly<Record<string, string | undefined>>,
+): AgentTarget | undefined {
   if (global.noAgent === true || env.MAQET_NO_AGENT === "1") return undefined;
   const named = global.agent ?? (env.MAQET_AGENT || undefined);
   if (named !== undefined) {

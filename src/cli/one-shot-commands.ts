@@ -14,6 +14,9 @@
  */
 import type { CommandRoute } from "../api/command-routes.ts";
 
+/** The environment a rendering reads (colour): the only variables a client sends with a call. */
+export const ONE_SHOT_ENV = ["NO_COLOR", "FORCE_COLOR", "TERM"] as const;
+
 /** Commands whose long steps report progress (drawn on stderr unless --json). */
 export const WITH_PROGRESS: ReadonlySet<string> = new Set([
   "snapshot create",

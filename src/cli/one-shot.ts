@@ -21,12 +21,9 @@ import { MaqetError } from "../errors/maqet-error.ts";
 import { FALL_BACK, runThroughAgent } from "./agent-cli.ts";
 import type { AgentTarget } from "./agent-target.ts";
 import type { CliIo } from "./main.ts";
-import { isOneShot } from "./one-shot-commands.ts";
+import { isOneShot, ONE_SHOT_ENV } from "./one-shot-commands.ts";
 import { type ParsedArgs, parseArgs } from "./parse-args.ts";
 import { reportError } from "./report-error.ts";
-
-/** The environment a rendering reads (colour): the only variables a client sends. */
-export const ONE_SHOT_ENV = ["NO_COLOR", "FORCE_COLOR", "TERM"] as const;
 
 export interface OneShotRequest {
   argv: string[];

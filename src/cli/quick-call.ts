@@ -17,12 +17,12 @@
  * ```
  */
 import { writeSync } from "node:fs";
-import { join } from "node:path";
-import { defaultRuntimeRoot } from "../adapters/default-dirs.ts";
 import { PlainExchangeError, plainExchange } from "../adapters/plain-http.ts";
 import { callerHeaders } from "../client/caller-headers.ts";
+import { agentTarget } from "./agent-target.ts";
 import { isTerminal } from "./is-terminal.ts";
 import type { OneShotAnswer, OneShotRequest } from "./one-shot.ts";
+import { ONE_SHOT_ENV } from "./one-shot-commands.ts";
 
 /** What the build bakes in (from the registry and package.json). */
 export interface QuickTable {
@@ -66,7 +66,7 @@ export function quickTarget(
   env: Readonly<Record<string, string | undefined>>,
   table: QuickTable,
 ): QuickTarget | undefined {
-  if (env.MAQET_NO_AGENT === "1" || env.MAQET_DATABASE_URL) return undefined;
+  if (env.MAQET_DATABASE_URL) return undefined; // the store it names may not be the agent's: the usual path asks
   const words: string[] = [];
   let agent: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -90,10 +90,9 @@ export function quickTarget(
   }
   const two = words.length >= 2 ? table.commands[`${words[0]} ${words[1]}`] : undefined;
   if ((two ?? table.commands[words[0] ?? ""]) !== true) return undefined;
-  const named = agent ?? (env.MAQET_AGENT || undefined);
-  if (named !== undefined && /^https?:\/\//.test(named)) return undefined;
-  const socket = named ?? join(defaultRuntimeRoot(env), "agent.sock");
-  return { socket, ...(agent === undefined ? {} : { agent }) };
+  // Which agent, as the usual path finds it (a TCP agent's calls take that path).
+  const socket = agentTarget(agent === undefined ? {} : { agent }, env)?.socket;
+  return socket === undefined ? undefined : { socket, ...(agent === undefined ? {} : { agent }) };
 }
 
 export type QuickOutcome = number | "broken" | undefined;
@@ -109,11 +108,7 @@ export async function quickCall(
     argv: [...argv],
     version: table.version,
     ...(target.agent === undefined ? {} : { agent: target.agent }),
-    env: {
-      ...(env.NO_COLOR === undefined ? {} : { NO_COLOR: env.NO_COLOR }),
-      ...(env.FORCE_COLOR === undefined ? {} : { FORCE_COLOR: env.FORCE_COLOR }),
-      ...(env.TERM === undefined ? {} : { TERM: env.TERM }),
-    },
+    env: Object.fromEntries(ONE_SHOT_ENV.flatMap((name) => (env[name] === undefined ? [] : [[name, env[name]]]))),
     tty: { stdout: isTerminal(1), stderr: isTerminal(2) },
   };
   let answer: OneShotAnswer;

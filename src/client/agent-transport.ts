@@ -101,19 +101,7 @@ async function plainFetch({ endpoint, target, req, headers, payload }: Call): Pr
       ...(payload === undefined ? {} : { payload }),
       ...(req.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: req.connectTimeoutMs }),
     });
-    const text = async () => new TextDecoder().decode(answer.body);
-    let body: IncomingMessage | undefined;
-    return {
-      status: answer.status,
-      headers: answer.headers,
-      // Made when read: a JSON answer's caller reads `json()`, and a stream costs a CLI call.
-      get body() {
-        body ??= Readable.from([answer.body]) as unknown as IncomingMessage;
-        return body;
-      },
-      text,
-      json: async <T>() => JSON.parse(await text()) as T,
-    };
+    return wholeResponse(answer.status, answer.headers, answer.body);
   } catch (error) {
     if (error instanceof PlainExchangeError) {
       throw error.connected ? broken(endpoint, error.cause) : unavailable(endpoint, error.cause);
@@ -160,17 +148,23 @@ async function httpFetch({ endpoint, target, req, headers, payload }: Call): Pro
  * serialized to JSON and read back (dates become strings, undefined fields go).
  */
 export function localResponse(status: number, value: unknown): AgentResponse {
-  const text = JSON.stringify(value ?? null);
+  return wholeResponse(status, { "content-type": "application/json; charset=utf-8" }, JSON.stringify(value ?? null));
+}
+
+/** An answer already whole (read off the wire, or made here). */
+function wholeResponse(status: number, headers: AgentResponse["headers"], content: Uint8Array | string): AgentResponse {
+  const text = async () => (typeof content === "string" ? content : new TextDecoder().decode(content));
   let body: IncomingMessage | undefined;
   return {
     status,
-    headers: { "content-type": "application/json; charset=utf-8" },
+    headers,
+    // Made when read: a JSON answer's caller reads `json()`, and a stream costs a CLI call.
     get body() {
-      body ??= Readable.from([text]) as unknown as IncomingMessage;
+      body ??= Readable.from([content]) as unknown as IncomingMessage;
       return body;
     },
-    text: async () => text,
-    json: async <T>() => JSON.parse(text) as T,
+    text,
+    json: async <T>() => JSON.parse(await text()) as T,
   };
 }
 
